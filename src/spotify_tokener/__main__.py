@@ -1,0 +1,3 @@
+from spotify_tokener.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,165 @@
+"""The HTTP API: builds the service and browser for one app instance and maps routes onto them.
+
+``create_app`` makes a self-contained instance (its own service, browser and background work), so
+tests can run several side by side; ``App.lifespan`` starts and stops that background work.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from functools import partial
+
+import orjson
+from granian.rsgi import HTTPProtocol, Scope
+
+from spotify_tokener import __version__
+from spotify_tokener.browser import BrowserManager
+from spotify_tokener.errors import TokenError
+from spotify_tokener.harvester import Harvester, PlaywrightHarvester
+from spotify_tokener.openapi import SWAGGER_ASSETS, SWAGGER_FILES, SWAGGER_HTML, SWAGGER_INIT, build_openapi
+from spotify_tokener.params import InvalidParameter, parse_force
+from spotify_tokener.procinfo import memory_rss
+from spotify_tokener.schemas import FailureBody, HealthBody, StatusBody, TokenBody, ValidationErrorBody
+from spotify_tokener.service import TokenService
+from spotify_tokener.settings import Settings
+from spotify_tokener.slot import Served
+from spotify_tokener.web import NO_STORE, Request, Response, Router, json_response, now_ms
+
+
+class App:
+    """An RSGI application; Granian calls ``__rsgi__`` for every request."""
+
+    def __init__(self, service: TokenService, browser: BrowserManager | None) -> None:
+        self.service = service
+        self.browser = browser
+        self._started = time.monotonic()
+        self._openapi = orjson.dumps(build_openapi())
+        self._router = Router({
+            "/api/token": {"GET": self.get_token},
+            "/api/token/refresh": {"POST": self.refresh},
+            "/api/token/status": {"GET": self.status},
+            "/health": {"GET": self.health},
+            "/openapi.json": {"GET": self.openapi},
+            "/swagger": {"GET": self.swagger},
+            "/swagger/init.js": {"GET": self.swagger_init},
+            **{f"/swagger/{name}": {"GET": partial(self.swagger_asset, name)} for name in SWAGGER_FILES},
+        })
+
+    async def __rsgi__(self, scope: Scope, protocol: HTTPProtocol) -> None:
+        await self._router(scope, protocol)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self) -> AsyncIterator[App]:
+        await self.service.start()
+        try:
+            yield self
+        finally:
+            await self.service.stop()
+            if self.browser is not None:
+                await self.browser.close()
+
+    async def dispatch(self, request: Request) -> Response:
+        return await self._router.dispatch(request)
+
+    async def get_token(self, request: Request) -> Response:
+        try:
+            force = parse_force(request.query_string)
+        except InvalidParameter as error:
+            body: ValidationErrorBody = {
+                "error": "Validation error", "details": str(error), "timestamp": now_ms(),
+            }
+            return json_response(400, body)
+        return await self._serve_token(force=force)
+
+    async def refresh(self, request: Request) -> Response:
+        return await self._serve_token(force=True)
+
+    async def _serve_token(self, *, force: bool) -> Response:
+        try:
+            served = await self.service.get_token(force=force)
+        except TokenError as error:
+            return _failure(error)
+        return json_response(200, _token_body(served), NO_STORE)
+
+    async def status(self, request: Request) -> Response:
+        state = self.service.status()
+        body: StatusBody = {
+            "success": True,
+            "status": {
+                "hasToken": state.has_token,
+                "isValid": state.is_valid,
+                "shouldProactivelyRefresh": state.should_refresh,
+                "expiresAt": state.expires_at_ms,
+                "isRefreshing": state.refreshing,
+                "timeUntilExpiry": state.ms_until_expiry,
+                "timeUntilProactiveRefresh": state.ms_until_refresh,
+                "lastError": state.last_error,
+                "consecutiveFailures": state.consecutive_failures,
+                "lastRefreshAt": state.refreshed_at_ms,
+            },
+            "timestamp": now_ms(),
+        }
+        return json_response(200, body, NO_STORE)
+
+    async def health(self, request: Request) -> Response:
+        own, children = memory_rss()
+        browser = self.browser
+        body: HealthBody = {
+            "status": "healthy",
+            "version": __version__,
+            "uptime": round(time.monotonic() - self._started, 3),
+            "memory": {"rss": own, "browserRss": children, "totalRss": own + children},
+            "browser": {
+                "running": browser is not None and browser.running,
+                "launches": browser.launches if browser is not None else 0,
+                "executable": str(browser.executable) if browser and browser.executable else None,
+            },
+            "timestamp": now_ms(),
+        }
+        return json_response(200, body, NO_STORE)
+
+    async def openapi(self, request: Request) -> Response:
+        return Response(200, self._openapi, [("content-type", "application/json")])
+
+    async def swagger(self, request: Request) -> Response:
+        return Response(200, SWAGGER_HTML.encode(), [("content-type", "text/html; charset=utf-8")])
+
+    async def swagger_init(self, request: Request) -> Response:
+        return Response(200, SWAGGER_INIT.encode(), [("content-type", "text/javascript")])
+
+    async def swagger_asset(self, name: str, request: Request) -> Response:
+        return Response(200, headers=[("content-type", SWAGGER_FILES[name])], file=str(SWAGGER_ASSETS / name))
+
+
+def _token_body(served: Served) -> TokenBody:
+    token = served.token
+    return {
+        "success": True,
+        "accessToken": token.access_token,
+        "accessTokenExpirationTimestampMs": token.expires_at_ms,
+        "clientId": token.client_id,
+        "isAnonymous": token.is_anonymous,
+        "cached": served.cached,
+        "timestamp": now_ms(),
+    }
+
+
+def _failure(error: TokenError) -> Response:
+    body: FailureBody = {"success": False, "error": str(error), "timestamp": now_ms()}
+    extra: list[tuple[str, str]] = [NO_STORE]
+    if error.retry_after is not None:
+        extra.append(("retry-after", str(max(1, round(error.retry_after)))))
+    return json_response(error.status, body, *extra)
+
+
+def create_app(settings: Settings, harvester: Harvester | None = None) -> App:
+    """A new, isolated instance; pass ``harvester`` to run the API without a browser."""
+    browser: BrowserManager | None = None
+    if harvester is None:
+        browser = BrowserManager(settings)
+        harvester = PlaywrightHarvester(settings, browser)
+    return App(TokenService(harvester, settings), browser)
+
+

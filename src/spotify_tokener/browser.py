@@ -1,0 +1,197 @@
+"""One Chromium, launched on demand and closed when idle, shared by short-lived contexts.
+
+Launching costs about a second and an idle Chromium costs well over 100 MB, so the browser lives
+only while fetches happen: the first fetch starts the Playwright driver and Chromium, the last one
+arms an idle timer, and the timer closes both. A crashed browser or driver is noticed on the next
+fetch and replaced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shlex
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from playwright.async_api import Browser, BrowserContext, Playwright, async_playwright
+from playwright.async_api import Error as PlaywrightError
+
+from spotify_tokener.errors import BrowserError, BrowserMissing
+from spotify_tokener.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SYSTEM_BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+INSTALL_HINT = (
+    "no Chromium found: run `make setup`, or `apt-get install -y chromium`, "
+    "or `python -m playwright install chromium`, or set TOKENER_BROWSER_PATH"
+)
+BASE_ARGS = (
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+    "--disable-gpu",
+)
+
+
+def chromium_args(extra: str, *, as_root: bool) -> list[str]:
+    """Flags for every launch: quiet networking, Docker-safe /dev/shm, then the operator's extras."""
+    args = list(BASE_ARGS)
+    if as_root:
+        args.append("--no-sandbox")
+    args.extend(shlex.split(extra))
+    return args
+
+
+def desktop_user_agent(browser_version: str) -> str:
+    """A desktop Chrome user agent of the browser's own major version, so headers stay consistent.
+
+    Chromium's headless default says ``HeadlessChrome``, which Spotify answers differently.
+    """
+    major = browser_version.split(".", 1)[0] or "0"
+    return (
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+        f"Chrome/{major}.0.0.0 Safari/537.36"
+    )
+
+
+def find_executable(configured: Path | None, playwright_own: str) -> Path:
+    """The browser to launch: configured path, else Playwright's download, else one on PATH."""
+    if configured is not None:
+        if not configured.is_file():
+            raise BrowserMissing(f"TOKENER_BROWSER_PATH does not exist: {configured}")
+        return configured
+    if playwright_own and Path(playwright_own).is_file():
+        return Path(playwright_own)
+    for name in SYSTEM_BROWSERS:
+        found = shutil.which(name)
+        if found:
+            return Path(found)
+    raise BrowserMissing(INSTALL_HINT)
+
+
+class BrowserManager:
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._args = chromium_args(settings.browser_args, as_root=os.geteuid() == 0)
+        self._playwright: Playwright | None = None
+        self._browser: Browser | None = None
+        self._launch_lock = asyncio.Lock()
+        self._active = 0
+        self._idle_task: asyncio.Task[None] | None = None
+        self.launches = 0
+        self.executable: Path | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._browser is not None and self._browser.is_connected()
+
+    @contextlib.asynccontextmanager
+    async def context(self, **options: object) -> AsyncIterator[BrowserContext]:
+        """A fresh, isolated context on the shared browser, closed however the caller leaves."""
+        self._active += 1
+        self._cancel_idle_timer()
+        try:
+            browser = await self._ensure_browser()
+            user_agent = self._settings.user_agent or desktop_user_agent(browser.version)
+            try:
+                context = await browser.new_context(user_agent=user_agent, **options)  # type: ignore[arg-type]
+            except PlaywrightError as error:
+                await self._discard("could not open a browser context")
+                raise BrowserError("the browser failed to open a page") from error
+            try:
+                yield context
+            finally:
+                await self._close_quietly(context)
+        finally:
+            self._active -= 1
+            if self._active == 0:
+                self._arm_idle_timer()
+
+    async def close(self) -> None:
+        self._cancel_idle_timer()
+        async with self._launch_lock:
+            await self._teardown()
+
+    async def _ensure_browser(self) -> Browser:
+        async with self._launch_lock:
+            if self._browser is not None and self._browser.is_connected():
+                return self._browser
+            if self._browser is not None or self._playwright is not None:
+                log.warning("browser is gone (crashed or killed); relaunching")
+                await self._teardown()
+            return await self._launch()
+
+    async def _launch(self) -> Browser:
+        try:
+            self._playwright = await async_playwright().start()
+            self.executable = find_executable(
+                self._settings.browser_path, self._playwright.chromium.executable_path
+            )
+            browser = await self._playwright.chromium.launch(
+                executable_path=self.executable, args=self._args, headless=True,
+                timeout=self._settings.fetch_timeout * 1000,
+            )
+        except BrowserMissing:
+            await self._teardown()
+            raise
+        except (PlaywrightError, OSError) as error:
+            await self._teardown()
+            log.error("browser failed to start: %s", _first_line(error))
+            raise BrowserError("the browser failed to start") from error
+        self._browser = browser
+        self.launches += 1
+        log.info("browser started: Chromium %s (%s)", browser.version, self.executable)
+        return browser
+
+    async def _discard(self, why: str) -> None:
+        log.warning("dropping the browser: %s", why)
+        async with self._launch_lock:
+            await self._teardown()
+
+    async def _teardown(self) -> None:
+        """Close browser and driver, tolerating either being dead already."""
+        browser, playwright = self._browser, self._playwright
+        self._browser, self._playwright = None, None
+        timeout = self._settings.shutdown_timeout
+        if browser is not None:
+            with contextlib.suppress(PlaywrightError, TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await browser.close()
+        if playwright is not None:
+            with contextlib.suppress(PlaywrightError, TimeoutError, OSError):
+                async with asyncio.timeout(timeout):
+                    await playwright.stop()
+
+    async def _close_quietly(self, context: BrowserContext) -> None:
+        with contextlib.suppress(PlaywrightError, TimeoutError):
+            async with asyncio.timeout(self._settings.shutdown_timeout):
+                await context.close()
+
+    def _arm_idle_timer(self) -> None:
+        self._cancel_idle_timer()
+        self._idle_task = asyncio.get_running_loop().create_task(self._close_when_idle())
+
+    def _cancel_idle_timer(self) -> None:
+        if self._idle_task is not None and not self._idle_task.done():
+            self._idle_task.cancel()
+        self._idle_task = None
+
+    async def _close_when_idle(self) -> None:
+        await asyncio.sleep(self._settings.browser_idle)
+        self._idle_task = None  # past this point a new fetch must not cancel a half-done teardown
+        async with self._launch_lock:
+            if self._active == 0 and (self._browser is not None or self._playwright is not None):
+                await self._teardown()
+                log.info("browser closed after %.0f s idle", self._settings.browser_idle)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

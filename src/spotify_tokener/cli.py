@@ -1,0 +1,69 @@
+"""``spotify-tokener`` / ``python -m spotify_tokener``: parse flags, read settings, serve."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+
+from pydantic import ValidationError
+
+from spotify_tokener import __version__
+from spotify_tokener.logs import configure_logging
+from spotify_tokener.server import TokenerServer
+from spotify_tokener.settings import Settings
+
+EXIT_CONFIG = 2
+EXIT_RUNTIME = 1
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="spotify-tokener",
+        description="Serve Spotify web-player access tokens over HTTP. "
+        "Every setting is an environment variable; see the README.",
+    )
+    parser.add_argument("--host", help="address to listen on (env HOST, default 0.0.0.0)")
+    parser.add_argument("--port", type=int, help="port to listen on (env PORT, default 3000)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return parser.parse_args(argv)
+
+
+def load_settings(args: argparse.Namespace) -> Settings:
+    overrides = {name: getattr(args, name) for name in ("host", "port") if getattr(args, name) is not None}
+    return Settings(**overrides)
+
+
+def describe(error: ValidationError) -> str:
+    """One line per bad setting, naming its variable; the offending value is not echoed."""
+    lines = []
+    for item in error.errors():
+        field = str(item["loc"][0]).upper() if item["loc"] else "settings"
+        name = field if field in {"HOST", "PORT"} else f"TOKENER_{field}"
+        lines.append(f"invalid setting {name}: {item['msg']}")
+    return "\n".join(lines)
+
+
+async def _serve(settings: Settings) -> None:
+    server = TokenerServer(settings)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, server.stop)
+    await server.run()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        settings = load_settings(args)
+    except ValidationError as error:
+        print(describe(error), file=sys.stderr)
+        return EXIT_CONFIG
+    configure_logging(settings.log_level)
+    try:
+        asyncio.run(_serve(settings))
+    except OSError as error:
+        print(f"spotify-tokener: cannot serve on {settings.host}:{settings.port}: {error}", file=sys.stderr)
+        return EXIT_RUNTIME
+    return 0

@@ -1,0 +1,53 @@
+"""Failures a client may be told about.
+
+Every message here is written by us and is safe to return in an HTTP body: no upstream body,
+token or cookie is ever interpolated into one. ``status`` is the HTTP status the API answers with.
+"""
+
+from __future__ import annotations
+
+
+class TokenError(Exception):
+    """A token could not be obtained; ``str(self)`` is a short, client-safe cause."""
+
+    status: int = 502
+    retryable: bool = True
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class UpstreamError(TokenError):
+    """Spotify answered, but not with a usable token (bad status, bad body, short-lived token)."""
+
+
+class RateLimited(UpstreamError):
+    """Spotify answered 429; ``retry_after`` carries its ``Retry-After`` when it sent one."""
+
+    status = 503
+
+
+class FetchTimeout(TokenError):
+    """The page did not produce a token within the attempt's time budget."""
+
+    status = 504
+
+
+class BrowserError(TokenError):
+    """The browser crashed, disconnected or failed to start; a relaunch may fix it."""
+
+    status = 503
+
+
+class BrowserMissing(BrowserError):
+    """No Chromium is installed; retrying cannot help until an operator installs one."""
+
+    retryable = False
+
+
+class ShuttingDown(TokenError):
+    """The service is stopping and abandoned the fetch this request waited on."""
+
+    status = 503
+    retryable = False

@@ -1,0 +1,98 @@
+"""Getting a token the way a visitor's browser does: open the web player, catch its token call.
+
+The page computes Spotify's TOTP itself, so nothing here needs to know the secret or its version;
+when Spotify rotates them, the page keeps working and so do we.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Protocol
+
+from playwright.async_api import BrowserContext, Page, Response, Route
+from playwright.async_api import Error as PlaywrightError
+
+from spotify_tokener.browser import BrowserManager
+from spotify_tokener.errors import BrowserError, FetchTimeout, TokenError, UpstreamError
+from spotify_tokener.filters import TOKEN_HOST, is_token_request, should_block
+from spotify_tokener.settings import Settings
+from spotify_tokener.token import Token, parse_token_response
+
+log = logging.getLogger(__name__)
+
+HTTP_ERROR_FLOOR = 400
+SP_DC_DOMAIN = "." + TOKEN_HOST.split(".", 1)[1]
+
+
+class Harvester(Protocol):
+    """Obtains one fresh token per call; caching and retrying are the caller's business."""
+
+    async def fetch(self, sp_dc: str | None = None) -> Token: ...
+
+
+class PlaywrightHarvester:
+    def __init__(self, settings: Settings, browser: BrowserManager) -> None:
+        self._settings = settings
+        self._browser = browser
+
+    async def fetch(self, sp_dc: str | None = None) -> Token:
+        try:
+            async with asyncio.timeout(self._settings.fetch_timeout):
+                return await self._fetch(sp_dc)
+        except TimeoutError:
+            raise FetchTimeout(
+                f"no token from Spotify within {self._settings.fetch_timeout:g} s"
+            ) from None
+
+    async def _fetch(self, sp_dc: str | None) -> Token:
+        async with self._browser.context(service_workers="block") as context:
+            if sp_dc is not None:
+                await _add_sp_dc(context, sp_dc)
+            await context.route("**/*", _filter_route)
+            try:
+                page = await context.new_page()
+                response = await self._load_and_catch(page)
+                await response.finished()
+                body = await response.body()
+            except PlaywrightError as error:
+                raise _page_failure(error, self._browser.running) from error
+            return parse_token_response(
+                response.status,
+                response.headers,
+                body,
+                now_ms=time.time_ns() // 1_000_000,
+                min_life_ms=round(self._settings.expiry_buffer * 1000),
+            )
+
+    async def _load_and_catch(self, page: Page) -> Response:
+        async with page.expect_response(lambda r: is_token_request(r.url), timeout=0) as caught:
+            document = await page.goto(self._settings.spotify_url, wait_until="commit")
+            if document is not None and document.status >= HTTP_ERROR_FLOOR:
+                raise UpstreamError(f"the Spotify web player answered HTTP {document.status}")
+        return await caught.value
+
+
+async def _add_sp_dc(context: BrowserContext, sp_dc: str) -> None:
+    await context.add_cookies(
+        [{"name": "sp_dc", "value": sp_dc, "domain": SP_DC_DOMAIN, "path": "/",
+          "secure": True, "httpOnly": True, "sameSite": "Lax"}]
+    )
+
+
+async def _filter_route(route: Route) -> None:
+    request = route.request
+    with contextlib.suppress(PlaywrightError):
+        if should_block(request.resource_type, request.url):
+            await route.abort("blockedbyclient")
+        else:
+            await route.fallback()
+
+
+def _page_failure(error: PlaywrightError, browser_alive: bool) -> TokenError:
+    message = str(error).lower()
+    if not browser_alive or "crash" in message or "closed" in message:
+        return BrowserError("the browser crashed or closed during the fetch")
+    return UpstreamError("the Spotify web player could not be loaded")

@@ -1,0 +1,78 @@
+"""The JSON bodies the API returns: typed for the handlers, and the source of the OpenAPI schemas."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from typing_extensions import TypedDict  # pydantic reads TypedDict schemas from this one on 3.11
+
+
+class TokenBody(TypedDict):
+    success: Literal[True]
+    accessToken: str
+    accessTokenExpirationTimestampMs: int
+    clientId: str
+    isAnonymous: bool
+    cached: bool
+    timestamp: int
+
+
+class FailureBody(TypedDict):
+    """A token could not be produced; ``error`` is a short cause written by us."""
+
+    success: Literal[False]
+    error: str
+    timestamp: int
+
+
+class ValidationErrorBody(TypedDict):
+    error: Literal["Validation error"]
+    details: str
+    timestamp: int
+
+
+class ErrorBody(TypedDict):
+    """Unknown path, wrong method, or an unexpected fault of the service itself."""
+
+    error: str
+    timestamp: int
+
+
+class StatusFields(TypedDict):
+    hasToken: bool
+    isValid: bool
+    shouldProactivelyRefresh: bool
+    expiresAt: int | None
+    isRefreshing: bool
+    timeUntilExpiry: int | None
+    timeUntilProactiveRefresh: int | None
+    lastError: str | None
+    consecutiveFailures: int
+    lastRefreshAt: int | None
+
+
+class StatusBody(TypedDict):
+    success: Literal[True]
+    status: StatusFields
+    timestamp: int
+
+
+class MemoryFields(TypedDict):
+    rss: int
+    browserRss: int
+    totalRss: int
+
+
+class BrowserFields(TypedDict):
+    running: bool
+    launches: int
+    executable: str | None
+
+
+class HealthBody(TypedDict):
+    status: Literal["healthy"]
+    version: str
+    uptime: float
+    memory: MemoryFields
+    browser: BrowserFields
+    timestamp: int

@@ -1,0 +1,57 @@
+"""Runs an :class:`App` on Granian's embedded server inside our own event loop.
+
+One process, one event loop: the HTTP server, the token service and the Playwright connection
+share it, which keeps the idle footprint small (no supervisor, no worker processes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from granian.constants import Interfaces
+from granian.log import LogLevels
+from granian.server.embed import Server
+
+from spotify_tokener import __version__
+from spotify_tokener.app import App, create_app
+from spotify_tokener.logs import GRANIAN_LOGGING
+from spotify_tokener.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class TokenerServer:
+    def __init__(self, settings: Settings, app: App | None = None) -> None:
+        self.settings = settings
+        self.app = app if app is not None else create_app(settings)
+        self._stopping = asyncio.Event()
+        self._granian = Server(
+            self.app,
+            address=settings.host,
+            port=settings.port,
+            interface=Interfaces.RSGI,
+            log_level=LogLevels.error,
+            log_dictconfig=GRANIAN_LOGGING,
+        )
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to finish; safe to call from a signal handler, and more than once."""
+        self._stopping.set()
+
+    async def run(self) -> None:
+        """Serve until :meth:`stop`; on the way out, waiting clients get a 503 at once."""
+        async with self.app.lifespan():
+            serving = asyncio.create_task(self._granian.serve())
+            stopping = asyncio.create_task(self._stopping.wait())
+            log.info(
+                "spotify-tokener %s listening on http://%s:%d",
+                __version__, self.settings.host, self.settings.port,
+            )
+            await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            log.info("stopping")
+            await self.app.service.stop()
+            self._granian.stop()
+            await serving
+        log.info("stopped")

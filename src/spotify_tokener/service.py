@@ -1,0 +1,145 @@
+"""Keeps a good token on hand: the cache, the retries, and the refresher that renews it early.
+
+The service knows nothing about HTTP or browsers: it calls a :class:`Harvester` and answers the
+HTTP layer's questions. That keeps every rule here testable with an in-memory harvester.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
+
+from spotify_tokener.backoff import RetryAfterWait, backoff_delay
+from spotify_tokener.errors import TokenError
+from spotify_tokener.freshness import Freshness
+from spotify_tokener.harvester import Harvester
+from spotify_tokener.settings import Settings
+from spotify_tokener.slot import Clock, Served, TokenSlot
+from spotify_tokener.token import Token
+
+log = logging.getLogger(__name__)
+
+
+def wall_clock_ms() -> int:
+    """Token expiries are epoch milliseconds, so freshness is judged on the wall clock."""
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class TokenStatus:
+    has_token: bool
+    is_valid: bool
+    should_refresh: bool
+    expires_at_ms: int | None
+    refreshing: bool
+    ms_until_expiry: int | None
+    ms_until_refresh: int | None
+    last_error: str | None
+    consecutive_failures: int
+    refreshed_at_ms: int | None
+
+
+class TokenService:
+    def __init__(self, harvester: Harvester, settings: Settings, clock: Clock = wall_clock_ms) -> None:
+        self._harvester = harvester
+        self._settings = settings
+        self._clock = clock
+        self.freshness = Freshness.from_seconds(
+            settings.expiry_buffer, settings.refresh_window, settings.stale_margin
+        )
+        self._anonymous = TokenSlot(self._fetch_with_retries, self.freshness, clock)
+        self._refresher: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Begin renewing in the background; the first fetch starts at once."""
+        self._refresher = asyncio.get_running_loop().create_task(self._refresh_forever())
+
+    async def stop(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
+            await asyncio.gather(self._refresher, return_exceptions=True)
+            self._refresher = None
+        await self._anonymous.cancel()
+
+    async def get_token(self, *, force: bool = False) -> Served:
+        return await self._anonymous.get(force=force)
+
+    def status(self) -> TokenStatus:
+        slot, now = self._anonymous, self._clock()
+        token = slot.token
+        return TokenStatus(
+            has_token=token is not None,
+            is_valid=self.freshness.is_servable(token, now),
+            should_refresh=self.freshness.wants_refresh(token, now),
+            expires_at_ms=token.expires_at_ms if token else None,
+            refreshing=slot.refreshing,
+            ms_until_expiry=token.remaining_ms(now) if token else None,
+            ms_until_refresh=self.freshness.ms_until_refresh(token, now) if token else None,
+            last_error=str(slot.last_error) if slot.last_error else None,
+            consecutive_failures=slot.failures,
+            refreshed_at_ms=slot.refreshed_at_ms,
+        )
+
+    async def _refresh_forever(self) -> None:
+        slot = self._anonymous
+        while True:
+            if self.freshness.wants_refresh(slot.token, self._clock()):
+                with contextlib.suppress(TokenError):
+                    await asyncio.shield(slot.refresh_in_background())
+            await asyncio.sleep(self._seconds_until_next_check(slot))
+
+    def _seconds_until_next_check(self, slot: TokenSlot) -> float:
+        """Sleep exactly until the token enters the refresh window, or back off after failures."""
+        settings = self._settings
+        if slot.failures:
+            retry_after = slot.last_error.retry_after if slot.last_error else None
+            wait = backoff_delay(
+                settings.retries + slot.failures, settings.retry_base_delay,
+                retry_after, settings.retry_after_max,
+            )
+        else:
+            wait = self.freshness.ms_until_refresh(slot.token, self._clock()) / 1000
+        return min(wait, settings.refresh_interval)
+
+    async def _fetch_with_retries(self, sp_dc: str | None = None) -> Token:
+        settings = self._settings
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(settings.retries + 1),
+            wait=RetryAfterWait(settings.retry_base_delay, settings.retry_after_max),
+            retry=retry_if_exception(lambda error: isinstance(error, TokenError) and error.retryable),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await self._attempt(attempt.retry_state.attempt_number, sp_dc)
+        raise AssertionError("tenacity stops by raising")  # pragma: no cover
+
+    async def _attempt(self, number: int, sp_dc: str | None) -> Token:
+        """One harvest, logged as one line. Unexpected errors become client-safe ones."""
+        attempts, kind = self._settings.retries + 1, "account" if sp_dc else "anonymous"
+        started = time.perf_counter()
+        try:
+            token = await self._harvester.fetch(sp_dc)
+        except TokenError as error:
+            log.warning(
+                "token fetch failed: attempt %d/%d, %s, %.0f ms: %s",
+                number, attempts, kind, _ms_since(started), error,
+            )
+            raise
+        except Exception as error:
+            log.exception("token fetch crashed: attempt %d/%d, %s", number, attempts, kind)
+            raise TokenError("unexpected error while fetching a token") from error
+        log.info(
+            "token fetch ok: attempt %d/%d, %s, %.0f ms, expires in %d s",
+            number, attempts, kind, _ms_since(started), token.remaining_ms(self._clock()) // 1000,
+        )
+        return token
+
+
+def _ms_since(started: float) -> float:
+    return (time.perf_counter() - started) * 1000

@@ -1,0 +1,56 @@
+"""Every tunable of the service, read from the environment in one place.
+
+Each field is an environment variable named ``TOKENER_<FIELD>`` (``HOST`` and ``PORT`` also
+work bare, as in the original project). The README's configuration table mirrors this class.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Self
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Seconds = float
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TOKENER_", extra="ignore", frozen=True)
+
+    host: str = Field("0.0.0.0", validation_alias=AliasChoices("TOKENER_HOST", "HOST", "host"))
+    port: int = Field(3000, ge=0, le=65535, validation_alias=AliasChoices("TOKENER_PORT", "PORT", "port"))
+
+    spotify_url: str = "https://open.spotify.com/"
+    user_agent: str = Field(
+        "",
+        description="Empty means a desktop Chrome user agent matching the launched browser's version.",
+    )
+    browser_path: Path | None = None
+    browser_args: str = Field("", description="Extra Chromium flags, split like a shell line.")
+
+    fetch_timeout: Seconds = Field(20.0, gt=0)
+    browser_idle: Seconds = Field(60.0, gt=0)
+    shutdown_timeout: Seconds = Field(5.0, gt=0)
+
+    expiry_buffer: Seconds = Field(300.0, ge=0)
+    refresh_window: Seconds = Field(600.0, ge=0)
+    refresh_interval: Seconds = Field(300.0, gt=0)
+    stale_margin: Seconds = Field(30.0, ge=0)
+
+    retries: int = Field(3, ge=0, le=10)
+    retry_base_delay: Seconds = Field(1.0, gt=0)
+    retry_after_max: Seconds = Field(60.0, ge=0)
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @model_validator(mode="after")
+    def _windows_are_ordered(self) -> Self:
+        if self.refresh_window < self.expiry_buffer:
+            raise ValueError(
+                "TOKENER_REFRESH_WINDOW must be at least TOKENER_EXPIRY_BUFFER, "
+                "or tokens would stop being served before the refresher renews them"
+            )
+        if self.stale_margin > self.expiry_buffer:
+            raise ValueError("TOKENER_STALE_MARGIN must not exceed TOKENER_EXPIRY_BUFFER")
+        return self

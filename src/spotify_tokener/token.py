@@ -1,0 +1,97 @@
+"""The token itself and how an upstream answer becomes one.
+
+Pure: no I/O, no framework. The harvester hands over what the browser saw, and this module decides
+whether it is a token worth serving.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import orjson
+
+from spotify_tokener.errors import RateLimited, UpstreamError
+
+HTTP_OK = 200
+HTTP_TOO_MANY_REQUESTS = 429
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    access_token: str
+    expires_at_ms: int
+    client_id: str
+    is_anonymous: bool
+
+    def remaining_ms(self, now_ms: int) -> int:
+        return self.expires_at_ms - now_ms
+
+    def __repr__(self) -> str:
+        """Keep the secret out of logs and tracebacks that format the object."""
+        return (
+            f"Token(expires_at_ms={self.expires_at_ms}, client_id={self.client_id!r}, "
+            f"is_anonymous={self.is_anonymous})"
+        )
+
+
+def parse_retry_after(value: str | None, now_s: float) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return max(0.0, when.timestamp() - now_s)
+
+
+def parse_token_response(
+    status: int, headers: Mapping[str, str], body: bytes, *, now_ms: int, min_life_ms: int
+) -> Token:
+    """Turn the web player's token answer into a :class:`Token`, or raise a client-safe error.
+
+    ``min_life_ms`` rejects tokens that would be stale on arrival: LavaSrc caches a token until its
+    exact expiry, so a token with only seconds left is as bad as none.
+    """
+    if status == HTTP_TOO_MANY_REQUESTS:
+        retry_after = parse_retry_after(headers.get("retry-after"), now_ms / 1000)
+        raise RateLimited("Spotify rate-limited the token request (429)", retry_after=retry_after)
+    if status != HTTP_OK:
+        raise UpstreamError(f"Spotify answered the token request with HTTP {status}")
+    payload = _json_object(body)
+    if payload.get("error") is not None:
+        raise UpstreamError("Spotify answered the token request with an error")
+    token = _token_from(payload)
+    if token.remaining_ms(now_ms) <= min_life_ms:
+        raise UpstreamError("Spotify sent a token that is expired or about to expire")
+    return token
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise UpstreamError("Spotify sent a malformed token response") from None
+    if not isinstance(payload, dict):
+        raise UpstreamError("Spotify sent a malformed token response")
+    return payload
+
+
+def _token_from(payload: Mapping[str, Any]) -> Token:
+    access_token = payload.get("accessToken")
+    expires_at = payload.get("accessTokenExpirationTimestampMs")
+    client_id = payload.get("clientId", "")
+    is_anonymous = payload.get("isAnonymous", True)
+    if not isinstance(access_token, str) or not access_token:
+        raise UpstreamError("Spotify's token response has no access token")
+    if isinstance(expires_at, bool) or not isinstance(expires_at, int):
+        raise UpstreamError("Spotify's token response has no valid expiry")
+    if not isinstance(client_id, str) or not isinstance(is_anonymous, bool):
+        raise UpstreamError("Spotify sent a malformed token response")
+    return Token(access_token, expires_at, client_id, is_anonymous)

@@ -1,0 +1,93 @@
+"""A deliberately tiny RSGI routing layer: fixed paths, JSON bodies, nothing else.
+
+The API has a handful of fixed routes, and Granian's RSGI interface is the fastest way to serve
+them (see BENCHMARKS.md); a general framework would cost most of that speed for features we do not
+use. Everything a client can get wrong is answered here with a JSON error, never a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import orjson
+from granian.rsgi import HTTPProtocol, Scope
+
+log = logging.getLogger(__name__)
+
+JSON = "application/json"
+NO_STORE = ("cache-control", "no-store")
+
+
+class Headers(Protocol):
+    """What handlers need of Granian's header map (a plain dict also fits, for tests)."""
+
+    def get(self, key: str, default: Any = None, /) -> Any: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    method: str
+    path: str
+    query_string: str
+    headers: Headers
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    status: int
+    body: bytes = b""
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    file: str | None = None
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+Routes = Mapping[str, Mapping[str, Handler]]
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def json_response(status: int, body: Mapping[str, Any], *extra: tuple[str, str]) -> Response:
+    return Response(status, orjson.dumps(body), [("content-type", JSON), *extra])
+
+
+def error_response(status: int, message: str, *extra: tuple[str, str]) -> Response:
+    return json_response(status, {"error": message, "timestamp": now_ms()}, *extra)
+
+
+class Router:
+    """Maps (path, method) to a handler; HEAD is served by GET handlers with the body dropped."""
+
+    def __init__(self, routes: Routes) -> None:
+        self._routes = routes
+
+    async def __call__(self, scope: Scope, protocol: HTTPProtocol) -> None:
+        request = Request(scope.method.upper(), scope.path, scope.query_string, scope.headers)
+        response = await self.dispatch(request)
+        if request.method == "HEAD":
+            protocol.response_empty(response.status, response.headers)
+        elif response.file is not None:
+            protocol.response_file(response.status, response.headers, response.file)
+        else:
+            protocol.response_bytes(response.status, response.headers, response.body)
+
+    async def dispatch(self, request: Request) -> Response:
+        methods = self._routes.get(request.path)
+        if methods is None:
+            return error_response(404, "Endpoint not found")
+        allowed = ", ".join(sorted({*methods, "OPTIONS"} | ({"HEAD"} if "GET" in methods else set())))
+        if request.method == "OPTIONS":
+            return Response(204, headers=[("allow", allowed)])
+        handler = methods.get("GET" if request.method == "HEAD" else request.method)
+        if handler is None:
+            return error_response(405, "Method not allowed", ("allow", allowed))
+        try:
+            return await handler(request)
+        except Exception:
+            log.exception("unhandled error on %s %s", request.method, request.path)
+            return error_response(500, "Internal server error")

@@ -1,0 +1,78 @@
+"""The fake web player's page and bundle: same shape and same token dance as the real one."""
+
+from __future__ import annotations
+
+BUNDLE_HASH = "8f2c1d0e"
+BUNDLE_PATH = f"/cdn/build/web-player/web-player.{BUNDLE_HASH}.js"
+CSS_PATH = f"/cdn/build/web-player/web-player.{BUNDLE_HASH}.css"
+FONT_PATH = "/cdn/fonts/CircularSp-Book.woff2"
+IMAGE_PATHS = tuple(f"/cdn/images/cover-{i}.jpg" for i in range(4))
+BEACON_PATH = "/gabo-receiver-service/public/v3/events"
+CDN = "https://open.spotifycdn.com"
+SITE = "https://open.spotify.com"
+
+HEAVY_BYTES = 256 * 1024
+
+PAGE_TEMPLATE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Spotify - Web Player</title>
+<link rel="stylesheet" href="{cdn}{css}">
+<link rel="preload" as="font" type="font/woff2" crossorigin href="{cdn}{font}">
+<script>window.__fakeSkipToken = {skip};</script>
+<script src="{cdn}{bundle}" defer></script>
+</head><body><div id="main">{images}</div></body></html>
+"""
+
+BUNDLE_TEMPLATE = """(() => {{
+  const SECRETS = [{{secret: {secret!r}, version: {version}}}];
+  const {{secret, version}} = SECRETS[0];
+  const key = new TextEncoder().encode(
+    Array.from(secret).map((c, i) => c.charCodeAt(0) ^ ((i % 33) + 9)).join(""));
+
+  async function totp(seconds) {{
+    const counter = Math.floor(seconds / 30);
+    const message = new ArrayBuffer(8);
+    const view = new DataView(message);
+    view.setUint32(0, Math.floor(counter / 2 ** 32));
+    view.setUint32(4, counter >>> 0);
+    const hmacKey = await crypto.subtle.importKey(
+      "raw", key, {{name: "HMAC", hash: "SHA-1"}}, false, ["sign"]);
+    const mac = new Uint8Array(await crypto.subtle.sign("HMAC", hmacKey, message));
+    const offset = mac[mac.length - 1] & 15;
+    const code = ((mac[offset] & 127) << 24) | (mac[offset + 1] << 16)
+      | (mac[offset + 2] << 8) | mac[offset + 3];
+    return String(code % 1000000).padStart(6, "0");
+  }}
+
+  navigator.sendBeacon("{site}{beacon}", JSON.stringify({{event: "page_view"}}));
+  new Image().src = "{site}/pixel.gif?e=load";
+
+  async function getToken() {{
+    let serverTime = Date.now() / 1000;
+    try {{
+      serverTime = (await (await fetch("{site}/api/server-time")).json()).serverTime;
+    }} catch (e) {{}}
+    const params = new URLSearchParams({{
+      reason: "init", productType: "web-player",
+      totp: await totp(Date.now() / 1000), totpServer: await totp(serverTime),
+      totpVer: String(version),
+    }});
+    const response = await fetch("{site}/api/token?" + params, {{credentials: "include"}});
+    window.__token = await response.text();
+  }}
+  if (!window.__fakeSkipToken) getToken();
+}})();
+"""
+
+
+def render_page(*, skip_token: bool) -> bytes:
+    images = "".join(f'<img src="{CDN}{path}" alt="">' for path in IMAGE_PATHS)
+    return PAGE_TEMPLATE.format(
+        cdn=CDN, css=CSS_PATH, font=FONT_PATH, bundle=BUNDLE_PATH,
+        images=images, skip="true" if skip_token else "false",
+    ).encode()
+
+
+def render_bundle(secret: str, version: int) -> bytes:
+    return BUNDLE_TEMPLATE.format(
+        secret=secret, version=version, site=SITE, beacon=BEACON_PATH,
+    ).encode()

@@ -1,0 +1,280 @@
+"""A local HTTPS stand-in for open.spotify.com and open.spotifycdn.com, with switchable faults.
+
+Chromium reaches it through the real URLs (``--host-resolver-rules`` maps both hosts here), so the
+service under test runs exactly as in production. Tests steer it with :class:`Answer` values and
+read its counters; nothing here talks to the internet.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import ssl
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from http.cookies import SimpleCookie
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Literal
+from urllib.parse import parse_qs, urlsplit
+
+import trustme
+
+from tests.fake_spotify import assets
+from tests.fake_spotify.totp import accepts, derive_key
+
+SECRET = "=n:b#OuEfH\\fE])e*K"
+SECRET_VERSION = 61
+CLIENT_ID = "d8a5ed958d274c2e8ee717e6a4b0971d"
+UPSTREAM_SECRET_MARKER = "UPSTREAM-BODY-MUST-NOT-LEAK"
+HANG_LIMIT_S = 60.0
+
+AnswerKind = Literal[
+    "ok", "status", "rate_limited", "hang", "slow", "malformed", "truncated", "error_body",
+    "expired", "short", "invalid_totp",
+]
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What one token request gets. ``life_s`` is the issued token's lifetime."""
+
+    kind: AnswerKind = "ok"
+    status: int = 500
+    retry_after: str | None = None
+    delay_s: float = 0.0
+    life_s: float = 3600.0
+
+
+@dataclass
+class TokenCall:
+    at: float
+    cookies: dict[str, str]
+    user_agent: str
+    query: dict[str, list[str]]
+    answer: Answer
+
+
+@dataclass
+class Issued:
+    access_token: str
+    anonymous: bool
+    account: str | None
+
+
+@dataclass
+class State:
+    default: Answer = field(default_factory=Answer)
+    script: list[Answer] = field(default_factory=list)
+    page_status: int = 200
+    skip_token_call: bool = False
+    accounts: dict[str, str] = field(default_factory=dict)
+    hits: Counter[str] = field(default_factory=Counter)
+    calls: list[TokenCall] = field(default_factory=list)
+    issued: list[Issued] = field(default_factory=list)
+
+
+class FakeSpotify:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._release = threading.Event()
+        self.state = State()
+        self.key = derive_key(SECRET)
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._httpd.daemon_threads = True
+        self._httpd.socket = _tls_context().wrap_socket(self._httpd.socket, server_side=True)
+        self.port: int = self._httpd.server_address[1]
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    @property
+    def chromium_args(self) -> str:
+        """Extra Chromium flags that send the real hostnames here."""
+        rules = f"MAP open.spotify.com 127.0.0.1:{self.port}, MAP open.spotifycdn.com 127.0.0.1:{self.port}"
+        return f'"--host-resolver-rules={rules}" --ignore-certificate-errors'
+
+    def start(self) -> FakeSpotify:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._release.set()
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def reset(self) -> None:
+        """Back to healthy defaults; releases any request still hanging."""
+        self._release.set()
+        with self._lock:
+            self.state = State()
+        self._release = threading.Event()
+
+    def answer_with(self, *answers: Answer, then: Answer | None = None) -> None:
+        """Queue answers for the next token requests; ``then`` becomes the default after them."""
+        with self._lock:
+            self.state.script.extend(answers)
+            if then is not None:
+                self.state.default = then
+
+    def add_account(self, sp_dc: str, name: str) -> None:
+        with self._lock:
+            self.state.accounts[sp_dc] = name
+
+    @property
+    def token_requests(self) -> int:
+        return self.state.hits["token"]
+
+    def count(self, what: str) -> int:
+        return self.state.hits[what]
+
+    def issued_tokens(self) -> list[str]:
+        return [issued.access_token for issued in self.state.issued]
+
+    def _next_answer(self) -> Answer:
+        with self._lock:
+            return self.state.script.pop(0) if self.state.script else self.state.default
+
+    def _record(self, what: str) -> None:
+        with self._lock:
+            self.state.hits[what] += 1
+
+
+def _tls_context() -> ssl.SSLContext:
+    authority = trustme.CA()
+    cert = authority.issue_cert("open.spotify.com", "open.spotifycdn.com", "127.0.0.1")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    cert.configure_cert(context)
+    return context
+
+
+def _handler_for(fake: FakeSpotify) -> type[BaseHTTPRequestHandler]:
+    class Handler(_Handler):
+        owner = fake
+
+    return Handler
+
+
+class _Handler(BaseHTTPRequestHandler):
+    owner: FakeSpotify
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Silence the per-request stderr lines."""
+
+    def do_POST(self) -> None:
+        self._send(204, b"", "text/plain")
+
+    def do_GET(self) -> None:
+        path = urlsplit(self.path).path
+        static = self._static(path)
+        if static is not None:
+            what, body, content_type = static
+            self.owner._record(what)
+            self._send(200, body, content_type)
+        elif path == "/":
+            self._page()
+        elif path == "/api/server-time":
+            self.owner._record("server_time")
+            self._send_json(200, {"serverTime": int(time.time())})
+        elif path == "/api/token":
+            self._token()
+        elif path == "/get_access_token":
+            self.owner._record("legacy")
+            self._send(403, b"URL Blocked", "text/plain")
+        else:
+            self.owner._record("not_found")
+            self._send(404, b"not found", "text/plain")
+
+    def _static(self, path: str) -> tuple[str, bytes, str] | None:
+        heavy = b"\0" * assets.HEAVY_BYTES
+        if path == assets.BUNDLE_PATH:
+            return "bundle", assets.render_bundle(SECRET, SECRET_VERSION), "text/javascript"
+        if path == assets.CSS_PATH:
+            return "css", b"body{font-family:CircularSp}" + b" " * assets.HEAVY_BYTES, "text/css"
+        if path == assets.FONT_PATH:
+            return "font", heavy, "font/woff2"
+        if path in assets.IMAGE_PATHS or path == "/pixel.gif":
+            return "image", heavy, "image/jpeg"
+        if path == assets.BEACON_PATH:
+            return "beacon", b"", "text/plain"
+        return None
+
+    def _page(self) -> None:
+        state = self.owner.state
+        self.owner._record("page")
+        if state.page_status != 200:
+            self._send(state.page_status, b"<h1>Service unavailable</h1>", "text/html")
+            return
+        body = assets.render_page(skip_token=state.skip_token_call)
+        self._send(200, body, "text/html; charset=utf-8", cookies=[f"sp_t={secrets.token_hex(16)}"])
+
+    def _token(self) -> None:
+        owner = self.owner
+        owner._record("token")
+        answer = owner._next_answer()
+        query = parse_qs(urlsplit(self.path).query)
+        cookies = {name: morsel.value for name, morsel in SimpleCookie(self.headers.get("Cookie", "")).items()}
+        with owner._lock:
+            owner.state.calls.append(
+                TokenCall(time.time(), cookies, self.headers.get("User-Agent", ""), query, answer)
+            )
+        if answer.kind == "hang":
+            owner._release.wait(HANG_LIMIT_S)
+            return
+        if answer.delay_s or answer.kind == "slow":
+            time.sleep(answer.delay_s)
+        if not accepts(owner.key, query.get("totp", [""])[0], time.time()):
+            answer = Answer("invalid_totp")
+        self._answer_token(answer, cookies.get("sp_dc"))
+
+    def _answer_token(self, answer: Answer, sp_dc: str | None) -> None:
+        marker = UPSTREAM_SECRET_MARKER
+        if answer.kind == "status":
+            self._send(answer.status, f"<h1>{marker}</h1>".encode(), "text/html")
+        elif answer.kind == "rate_limited":
+            extra = [("Retry-After", answer.retry_after)] if answer.retry_after is not None else []
+            self._send(429, marker.encode(), "text/plain", headers=extra)
+        elif answer.kind == "malformed":
+            self._send(200, f"{{not json {marker}".encode(), "application/json")
+        elif answer.kind == "truncated":
+            self._send(200, b'{"accessToken": "BQ', "application/json")
+        elif answer.kind in {"error_body", "invalid_totp"}:
+            self._send_json(400, {"error": {"code": 400, "message": f"Invalid TOTP {marker}"}})
+        else:
+            life = {"expired": -60.0, "short": 60.0}.get(answer.kind, answer.life_s)
+            self._send_json(200, self._issue(life, sp_dc))
+
+    def _issue(self, life_s: float, sp_dc: str | None) -> dict[str, object]:
+        owner = self.owner
+        account = owner.state.accounts.get(sp_dc) if sp_dc else None
+        token = "BQ" + secrets.token_urlsafe(48)
+        with owner._lock:
+            owner.state.issued.append(Issued(token, account is None, account))
+        return {
+            "clientId": CLIENT_ID,
+            "accessToken": token,
+            "accessTokenExpirationTimestampMs": int((time.time() + life_s) * 1000),
+            "isAnonymous": account is None,
+            "_notes": "Usage of this endpoint is not permitted under the Spotify Developer Terms.",
+        }
+
+    def _send_json(self, status: int, payload: object) -> None:
+        self._send(status, json.dumps(payload).encode(), "application/json")
+
+    def _send(
+        self, status: int, body: bytes, content_type: str, *,
+        cookies: Iterable[str] = (), headers: Iterable[tuple[str, str]] = (),
+    ) -> None:
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            for cookie in cookies:
+                self.send_header("Set-Cookie", f"{cookie}; Domain=.spotify.com; Path=/; Secure")
+            for name, value in headers:
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
+            self.close_connection = True
