@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator
 from functools import partial
 
 import orjson
-from granian.rsgi import HTTPProtocol, Scope
 
 from spotify_tokener import __version__
 from spotify_tokener.browser import BrowserManager
@@ -25,7 +24,16 @@ from spotify_tokener.schemas import FailureBody, HealthBody, StatusBody, TokenBo
 from spotify_tokener.service import TokenService
 from spotify_tokener.settings import Settings
 from spotify_tokener.slot import Served
-from spotify_tokener.web import NO_STORE, Request, Response, Router, json_response, now_ms
+from spotify_tokener.web import (
+    NO_STORE,
+    HTTPProtocol,
+    Request,
+    Response,
+    Router,
+    Scope,
+    json_response,
+    now_ms,
+)
 
 
 class App:
@@ -36,16 +44,18 @@ class App:
         self.browser = browser
         self._started = time.monotonic()
         self._openapi = orjson.dumps(build_openapi())
-        self._router = Router({
-            "/api/token": {"GET": self.get_token},
-            "/api/token/refresh": {"POST": self.refresh},
-            "/api/token/status": {"GET": self.status},
-            "/health": {"GET": self.health},
-            "/openapi.json": {"GET": self.openapi},
-            "/swagger": {"GET": self.swagger},
-            "/swagger/init.js": {"GET": self.swagger_init},
-            **{f"/swagger/{name}": {"GET": partial(self.swagger_asset, name)} for name in SWAGGER_FILES},
-        })
+        self._router = Router(
+            {
+                "/api/token": {"GET": self.get_token},
+                "/api/token/refresh": {"POST": self.refresh},
+                "/api/token/status": {"GET": self.status},
+                "/health": {"GET": self.health},
+                "/openapi.json": {"GET": self.openapi},
+                "/swagger": {"GET": self.swagger},
+                "/swagger/init.js": {"GET": self.swagger_init},
+                **{f"/swagger/{name}": {"GET": partial(self.swagger_asset, name)} for name in SWAGGER_FILES},
+            }
+        )
 
     async def __rsgi__(self, scope: Scope, protocol: HTTPProtocol) -> None:
         await self._router(scope, protocol)
@@ -68,7 +78,9 @@ class App:
             force = parse_force(request.query_string)
         except InvalidParameter as error:
             body: ValidationErrorBody = {
-                "error": "Validation error", "details": str(error), "timestamp": now_ms(),
+                "error": "Validation error",
+                "details": str(error),
+                "timestamp": now_ms(),
             }
             return json_response(400, body)
         return await self._serve_token(force=force)
@@ -161,5 +173,3 @@ def create_app(settings: Settings, harvester: Harvester | None = None) -> App:
         browser = BrowserManager(settings)
         harvester = PlaywrightHarvester(settings, browser)
     return App(TokenService(harvester, settings), browser)
-
-

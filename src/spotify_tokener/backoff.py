@@ -17,7 +17,7 @@ def backoff_delay(failures: int, base: float, retry_after: float | None, retry_a
     A server-sent ``Retry-After`` lengthens the wait, never shortens it, and is capped so one
     hostile header cannot park the service for hours.
     """
-    delay = base * 2 ** (max(failures, 1) - 1)
+    delay = base * 2.0 ** (max(failures, 1) - 1)
     if retry_after is not None:
         delay = max(delay, min(retry_after, retry_after_max))
     return delay

@@ -85,6 +85,7 @@ class BrowserManager:
         self._launch_lock = asyncio.Lock()
         self._active = 0
         self._idle_task: asyncio.Task[None] | None = None
+        self._launching: asyncio.Task[Browser] | None = None
         self.launches = 0
         self.executable: Path | None = None
 
@@ -115,18 +116,38 @@ class BrowserManager:
                 self._arm_idle_timer()
 
     async def close(self) -> None:
+        """Stop browser and driver, waiting for a launch under way so its processes are not orphaned."""
         self._cancel_idle_timer()
+        launching = self._launching
+        if launching is not None:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(launching), self._settings.fetch_timeout)
         async with self._launch_lock:
             await self._teardown()
 
     async def _ensure_browser(self) -> Browser:
+        """The running browser, launching one if needed.
+
+        The launch runs as its own task: a waiter that is cancelled (a client leaving, a shutdown)
+        must not interrupt it halfway, or the driver process it spawned would never be closed.
+        """
         async with self._launch_lock:
             if self._browser is not None and self._browser.is_connected():
                 return self._browser
-            if self._browser is not None or self._playwright is not None:
-                log.warning("browser is gone (crashed or killed); relaunching")
-                await self._teardown()
+            if self._launching is None:
+                if self._browser is not None or self._playwright is not None:
+                    log.warning("browser is gone (crashed or killed); relaunching")
+                    await self._teardown()
+                self._launching = asyncio.get_running_loop().create_task(self._launch_once())
+                self._launching.add_done_callback(_retrieve)
+            launching = self._launching
+        return await asyncio.shield(launching)
+
+    async def _launch_once(self) -> Browser:
+        try:
             return await self._launch()
+        finally:
+            self._launching = None
 
     async def _launch(self) -> Browser:
         try:
@@ -135,7 +156,9 @@ class BrowserManager:
                 self._settings.browser_path, self._playwright.chromium.executable_path
             )
             browser = await self._playwright.chromium.launch(
-                executable_path=self.executable, args=self._args, headless=True,
+                executable_path=self.executable,
+                args=self._args,
+                headless=True,
                 timeout=self._settings.fetch_timeout * 1000,
             )
         except BrowserMissing:
@@ -190,6 +213,12 @@ class BrowserManager:
             if self._active == 0 and (self._browser is not None or self._playwright is not None):
                 await self._teardown()
                 log.info("browser closed after %.0f s idle", self._settings.browser_idle)
+
+
+def _retrieve(task: asyncio.Task[Browser]) -> None:
+    """A launch nobody waits for any more must not warn that its error went unseen."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _first_line(error: BaseException) -> str:

@@ -39,7 +39,7 @@ def describe(error: ValidationError) -> str:
     """One line per bad setting, naming its variable; the offending value is not echoed."""
     lines = []
     for item in error.errors():
-        field = str(item["loc"][0]).upper() if item["loc"] else "settings"
+        field = str(item["loc"][0]).upper().removeprefix("TOKENER_") if item["loc"] else "SETTINGS"
         name = field if field in {"HOST", "PORT"} else f"TOKENER_{field}"
         lines.append(f"invalid setting {name}: {item['msg']}")
     return "\n".join(lines)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-TOKEN_HOST = "open.spotify.com"
+TOKEN_HOST = "open.spotify.com"  # noqa: S105 - a hostname, not a secret
 TOKEN_PATHS = frozenset({"/api/token", "/get_access_token"})
 BLOCKED_RESOURCE_TYPES = frozenset({"image", "media", "font", "stylesheet", "ping", "manifest"})
 BEACON_PATH_SEGMENTS = frozenset({"gabo-receiver-service", "gtm.js", "collect", "beacon"})

@@ -43,9 +43,7 @@ class PlaywrightHarvester:
             async with asyncio.timeout(self._settings.fetch_timeout):
                 return await self._fetch(sp_dc)
         except TimeoutError:
-            raise FetchTimeout(
-                f"no token from Spotify within {self._settings.fetch_timeout:g} s"
-            ) from None
+            raise FetchTimeout(f"no token from Spotify within {self._settings.fetch_timeout:g} s") from None
 
     async def _fetch(self, sp_dc: str | None) -> Token:
         async with self._browser.context(service_workers="block") as context:
@@ -77,8 +75,17 @@ class PlaywrightHarvester:
 
 async def _add_sp_dc(context: BrowserContext, sp_dc: str) -> None:
     await context.add_cookies(
-        [{"name": "sp_dc", "value": sp_dc, "domain": SP_DC_DOMAIN, "path": "/",
-          "secure": True, "httpOnly": True, "sameSite": "Lax"}]
+        [
+            {
+                "name": "sp_dc",
+                "value": sp_dc,
+                "domain": SP_DC_DOMAIN,
+                "path": "/",
+                "secure": True,
+                "httpOnly": True,
+                "sameSite": "Lax",
+            }
+        ]
     )
 
 

@@ -56,8 +56,12 @@ _TOKEN_FAILURES = {
 
 def _components() -> dict[str, Any]:
     bodies = (
-        schemas.TokenBody, schemas.FailureBody, schemas.ValidationErrorBody,
-        schemas.ErrorBody, schemas.StatusBody, schemas.HealthBody,
+        schemas.TokenBody,
+        schemas.FailureBody,
+        schemas.ValidationErrorBody,
+        schemas.ErrorBody,
+        schemas.StatusBody,
+        schemas.HealthBody,
     )
     found: dict[str, Any] = {}
     for body in bodies:
@@ -82,18 +86,24 @@ def build_openapi() -> dict[str, Any]:
         "info": {"title": "spotify-tokener", "version": __version__},
         "paths": {
             "/api/token": {"get": token_get},
-            "/api/token/refresh": {"post": {
-                "summary": "Fetch a new token now (joins a fetch already under way)",
-                "responses": {"200": _answer("A new token", "TokenBody"), **_TOKEN_FAILURES},
-            }},
-            "/api/token/status": {"get": {
-                "summary": "The cache and refresher state (times in ms)",
-                "responses": {"200": _answer("Status", "StatusBody")},
-            }},
-            "/health": {"get": {
-                "summary": "Liveness, uptime and memory of the service and its browser",
-                "responses": {"200": _answer("Healthy", "HealthBody")},
-            }},
+            "/api/token/refresh": {
+                "post": {
+                    "summary": "Fetch a new token now (joins a fetch already under way)",
+                    "responses": {"200": _answer("A new token", "TokenBody"), **_TOKEN_FAILURES},
+                }
+            },
+            "/api/token/status": {
+                "get": {
+                    "summary": "The cache and refresher state (times in ms)",
+                    "responses": {"200": _answer("Status", "StatusBody")},
+                }
+            },
+            "/health": {
+                "get": {
+                    "summary": "Liveness, uptime and memory of the service and its browser",
+                    "responses": {"200": _answer("Healthy", "HealthBody")},
+                }
+            },
         },
         "components": {"schemas": _components()},
     }

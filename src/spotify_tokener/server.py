@@ -43,15 +43,28 @@ class TokenerServer:
         """Serve until :meth:`stop`; on the way out, waiting clients get a 503 at once."""
         async with self.app.lifespan():
             serving = asyncio.create_task(self._granian.serve())
-            stopping = asyncio.create_task(self._stopping.wait())
+            await asyncio.sleep(0)  # Granian binds its socket in the task's first step
+            if serving.done():
+                _raise_bind_error(serving)
             log.info(
                 "spotify-tokener %s listening on http://%s:%d",
-                __version__, self.settings.host, self.settings.port,
+                __version__,
+                self.settings.host,
+                self.settings.port,
             )
+            stopping = asyncio.create_task(self._stopping.wait())
             await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
             stopping.cancel()
             log.info("stopping")
             await self.app.service.stop()
-            self._granian.stop()
+            self._granian.stop()  # type: ignore[no-untyped-call]  # granian leaves it unannotated
             await serving
         log.info("stopped")
+
+
+def _raise_bind_error(serving: asyncio.Task[None]) -> None:
+    """Granian reports a failed bind as a RuntimeError with a Rust backtrace; keep one line."""
+    error = serving.exception()
+    if isinstance(error, RuntimeError):
+        raise OSError(str(error).splitlines()[0]) from None
+    serving.result()

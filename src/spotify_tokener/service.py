@@ -99,8 +99,10 @@ class TokenService:
         if slot.failures:
             retry_after = slot.last_error.retry_after if slot.last_error else None
             wait = backoff_delay(
-                settings.retries + slot.failures, settings.retry_base_delay,
-                retry_after, settings.retry_after_max,
+                settings.retries + slot.failures,
+                settings.retry_base_delay,
+                retry_after,
+                settings.retry_after_max,
             )
         else:
             wait = self.freshness.ms_until_refresh(slot.token, self._clock()) / 1000
@@ -128,7 +130,11 @@ class TokenService:
         except TokenError as error:
             log.warning(
                 "token fetch failed: attempt %d/%d, %s, %.0f ms: %s",
-                number, attempts, kind, _ms_since(started), error,
+                number,
+                attempts,
+                kind,
+                _ms_since(started),
+                error,
             )
             raise
         except Exception as error:
@@ -136,7 +142,11 @@ class TokenService:
             raise TokenError("unexpected error while fetching a token") from error
         log.info(
             "token fetch ok: attempt %d/%d, %s, %.0f ms, expires in %d s",
-            number, attempts, kind, _ms_since(started), token.remaining_ms(self._clock()) // 1000,
+            number,
+            attempts,
+            kind,
+            _ms_since(started),
+            token.remaining_ms(self._clock()) // 1000,
         )
         return token
 

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
-from granian.rsgi import HTTPProtocol, Scope
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +25,27 @@ class Headers(Protocol):
     """What handlers need of Granian's header map (a plain dict also fits, for tests)."""
 
     def get(self, key: str, default: Any = None, /) -> Any: ...
+
+
+class Scope(Protocol):
+    """The parts of Granian's RSGI scope this layer reads."""
+
+    @property
+    def method(self) -> str: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def query_string(self) -> str: ...
+    @property
+    def headers(self) -> Headers: ...
+
+
+class HTTPProtocol(Protocol):
+    """The parts of Granian's RSGI HTTP protocol this layer answers with."""
+
+    def response_empty(self, status: int, headers: list[tuple[str, str]], /) -> None: ...
+    def response_bytes(self, status: int, headers: list[tuple[str, str]], body: bytes, /) -> None: ...
+    def response_file(self, status: int, headers: list[tuple[str, str]], file: str, /) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)

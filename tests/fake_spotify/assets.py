@@ -67,12 +67,19 @@ BUNDLE_TEMPLATE = """(() => {{
 def render_page(*, skip_token: bool) -> bytes:
     images = "".join(f'<img src="{CDN}{path}" alt="">' for path in IMAGE_PATHS)
     return PAGE_TEMPLATE.format(
-        cdn=CDN, css=CSS_PATH, font=FONT_PATH, bundle=BUNDLE_PATH,
-        images=images, skip="true" if skip_token else "false",
+        cdn=CDN,
+        css=CSS_PATH,
+        font=FONT_PATH,
+        bundle=BUNDLE_PATH,
+        images=images,
+        skip="true" if skip_token else "false",
     ).encode()
 
 
 def render_bundle(secret: str, version: int) -> bytes:
     return BUNDLE_TEMPLATE.format(
-        secret=secret, version=version, site=SITE, beacon=BEACON_PATH,
+        secret=secret,
+        version=version,
+        site=SITE,
+        beacon=BEACON_PATH,
     ).encode()

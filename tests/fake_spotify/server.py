@@ -32,8 +32,17 @@ UPSTREAM_SECRET_MARKER = "UPSTREAM-BODY-MUST-NOT-LEAK"
 HANG_LIMIT_S = 60.0
 
 AnswerKind = Literal[
-    "ok", "status", "rate_limited", "hang", "slow", "malformed", "truncated", "error_body",
-    "expired", "short", "invalid_totp",
+    "ok",
+    "status",
+    "rate_limited",
+    "hang",
+    "slow",
+    "malformed",
+    "truncated",
+    "error_body",
+    "expired",
+    "short",
+    "invalid_totp",
 ]
 
 
@@ -214,7 +223,9 @@ class _Handler(BaseHTTPRequestHandler):
         owner._record("token")
         answer = owner._next_answer()
         query = parse_qs(urlsplit(self.path).query)
-        cookies = {name: morsel.value for name, morsel in SimpleCookie(self.headers.get("Cookie", "")).items()}
+        cookies = {
+            name: morsel.value for name, morsel in SimpleCookie(self.headers.get("Cookie", "")).items()
+        }
         with owner._lock:
             owner.state.calls.append(
                 TokenCall(time.time(), cookies, self.headers.get("User-Agent", ""), query, answer)
@@ -263,8 +274,13 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, json.dumps(payload).encode(), "application/json")
 
     def _send(
-        self, status: int, body: bytes, content_type: str, *,
-        cookies: Iterable[str] = (), headers: Iterable[tuple[str, str]] = (),
+        self,
+        status: int,
+        body: bytes,
+        content_type: str,
+        *,
+        cookies: Iterable[str] = (),
+        headers: Iterable[tuple[str, str]] = (),
     ) -> None:
         try:
             self.send_response(status)

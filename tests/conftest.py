@@ -1,0 +1,114 @@
+"""Fixtures shared by every test: a clean environment, the fake Spotify, and running servers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import psutil
+import pytest
+
+from spotify_tokener.app import App
+from spotify_tokener.server import TokenerServer
+from spotify_tokener.settings import Settings
+from tests.fake_spotify import FakeSpotify
+
+FAST: dict[str, Any] = {
+    "host": "127.0.0.1",
+    "retry_base_delay": 0.05,
+    "fetch_timeout": 10.0,
+    "shutdown_timeout": 3.0,
+}
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings read the environment; a developer's own TOKENER_* must not steer the tests."""
+    for name in list(os.environ):
+        if name.startswith("TOKENER_") or name in {"HOST", "PORT"}:
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="session")
+def fake_spotify_server() -> Iterator[FakeSpotify]:
+    fake = FakeSpotify().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def fake(fake_spotify_server: FakeSpotify) -> Iterator[FakeSpotify]:
+    fake_spotify_server.reset()
+    yield fake_spotify_server
+    fake_spotify_server.reset()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def make_settings(fake: FakeSpotify) -> Callable[..., Settings]:
+    """Settings that point the browser at the fake, with test-sized delays; override any field."""
+
+    def make(**overrides: Any) -> Settings:
+        values = {**FAST, "port": free_port(), "browser_args": fake.chromium_args, **overrides}
+        return Settings(**values)
+
+    return make
+
+
+@dataclass
+class Running:
+    server: TokenerServer
+    client: httpx.AsyncClient
+
+    @property
+    def app(self) -> App:
+        return self.server.app
+
+
+async def _wait_until_serving(client: httpx.AsyncClient) -> None:
+    async with asyncio.timeout(10):
+        while True:
+            with contextlib.suppress(httpx.TransportError):
+                await client.get("/health")
+                return
+            await asyncio.sleep(0.02)
+
+
+@contextlib.asynccontextmanager
+async def running_server(settings: Settings, app: App | None = None) -> AsyncIterator[Running]:
+    server = TokenerServer(settings, app)
+    task = asyncio.create_task(server.run())
+    base = f"http://{settings.host}:{settings.port}"
+    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+        try:
+            await _wait_until_serving(client)
+            yield Running(server, client)
+        finally:
+            server.stop()
+            await asyncio.wait_for(task, timeout=15)
+
+
+@pytest.fixture
+def descendants() -> Callable[[], set[int]]:
+    """PIDs of every live process this test process spawned (Playwright driver, Chromium...)."""
+
+    def live() -> set[int]:
+        found = set()
+        for child in psutil.Process().children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                if child.status() != psutil.STATUS_ZOMBIE:
+                    found.add(child.pid)
+        return found
+
+    return live

@@ -1,0 +1,162 @@
+"""Each way Spotify can fail, through the real browser: a short cause out, recovery after."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Callable
+
+import pytest
+
+from spotify_tokener.settings import Settings
+from tests.conftest import running_server
+from tests.fake_spotify import Answer, FakeSpotify
+from tests.fake_spotify.server import UPSTREAM_SECRET_MARKER
+
+SettingsMaker = Callable[..., Settings]
+
+FAULTS = [
+    pytest.param(Answer("status", status=500), 502, "HTTP 500", id="500"),
+    pytest.param(Answer("status", status=403), 502, "HTTP 403", id="403"),
+    pytest.param(Answer("rate_limited", retry_after="3"), 503, "rate-limited", id="429"),
+    pytest.param(Answer("rate_limited"), 503, "rate-limited", id="429-no-retry-after"),
+    pytest.param(Answer("malformed"), 502, "malformed", id="malformed-json"),
+    pytest.param(Answer("truncated"), 502, "malformed", id="truncated-json"),
+    pytest.param(Answer("error_body"), 502, "with HTTP 400", id="error-body"),
+    pytest.param(Answer("expired"), 502, "expired or about to expire", id="expired-token"),
+    pytest.param(Answer("short"), 502, "expired or about to expire", id="short-token"),
+    pytest.param(Answer("hang"), 504, "no token from Spotify within 2 s", id="hang"),
+]
+
+
+@pytest.mark.parametrize(("answer", "status", "cause"), FAULTS)
+async def test_each_fault_is_a_short_json_error_then_recovery(
+    make_settings: SettingsMaker, fake: FakeSpotify, answer: Answer, status: int, cause: str
+) -> None:
+    fake.answer_with(answer)
+    async with running_server(make_settings(retries=0, fetch_timeout=2)) as running:
+        started = time.monotonic()
+        failed = await running.client.get("/api/token")
+        elapsed = time.monotonic() - started
+        fake.reset()
+        recovered = await running.client.get("/api/token?force=1")
+    assert failed.status_code == status
+    body = failed.json()
+    assert body["success"] is False
+    assert cause in body["error"]
+    assert set(body) == {"success", "error", "timestamp"}
+    assert UPSTREAM_SECRET_MARKER not in failed.text
+    assert elapsed < 5
+    assert recovered.status_code == 200
+
+
+async def test_rate_limit_passes_retry_after_on(make_settings: SettingsMaker, fake: FakeSpotify) -> None:
+    fake.answer_with(Answer("rate_limited", retry_after="42"))
+    async with running_server(make_settings(retries=0)) as running:
+        response = await running.client.get("/api/token")
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "42"
+
+
+async def test_a_page_that_never_asks_for_a_token_times_out(
+    make_settings: SettingsMaker, fake: FakeSpotify
+) -> None:
+    fake.state.skip_token_call = True
+    async with running_server(make_settings(retries=0, fetch_timeout=1.5)) as running:
+        response = await running.client.get("/api/token")
+    assert response.status_code == 504
+    assert fake.count("page") >= 1
+    assert fake.token_requests == 0
+
+
+async def test_a_broken_page_is_reported(make_settings: SettingsMaker, fake: FakeSpotify) -> None:
+    fake.state.page_status = 503
+    async with running_server(make_settings(retries=0)) as running:
+        response = await running.client.get("/api/token")
+    assert response.status_code == 502
+    assert response.json()["error"] == "the Spotify web player answered HTTP 503"
+
+
+async def test_failures_are_retried_with_doubling_delays(
+    make_settings: SettingsMaker, fake: FakeSpotify
+) -> None:
+    fake.answer_with(Answer("status", status=500), Answer("status", status=502), Answer("malformed"))
+    async with running_server(make_settings(retries=3, retry_base_delay=0.3)) as running:
+        response = await running.client.get("/api/token")
+    assert response.status_code == 200
+    assert fake.token_requests == 4
+    times = [call.at for call in fake.state.calls]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+    assert gaps[0] >= 0.3 and gaps[1] >= 0.6 and gaps[2] >= 1.2
+    assert gaps[0] < gaps[1] < gaps[2]
+
+
+async def test_retries_end_after_three(make_settings: SettingsMaker, fake: FakeSpotify) -> None:
+    fake.answer_with(then=Answer("status", status=500))
+    async with running_server(make_settings(retries=3, retry_base_delay=0.05)) as running:
+        response = await running.client.get("/api/token")
+        status = (await running.client.get("/api/token/status")).json()["status"]
+    assert response.status_code == 502
+    assert fake.token_requests == 4
+    assert status["lastError"] == "Spotify answered the token request with HTTP 500"
+    assert status["consecutiveFailures"] == 1
+
+
+async def test_retry_after_is_honoured(make_settings: SettingsMaker, fake: FakeSpotify) -> None:
+    fake.answer_with(Answer("rate_limited", retry_after="1"))
+    async with running_server(make_settings(retries=1, retry_base_delay=0.05)) as running:
+        response = await running.client.get("/api/token")
+    assert response.status_code == 200
+    first, second = (call.at for call in fake.state.calls)
+    assert second - first >= 1.0
+
+
+async def test_the_old_token_is_served_while_renewal_fails(
+    make_settings: SettingsMaker, fake: FakeSpotify
+) -> None:
+    # Tokens live 4 s; above a 2.5 s buffer they are fresh, so after 1.6 s renewal is due.
+    fake.answer_with(then=Answer(life_s=4))
+    settings = make_settings(
+        expiry_buffer=2.5, refresh_window=2.5, stale_margin=0.5, refresh_interval=60, retries=0
+    )
+    async with running_server(settings) as running:
+        good = (await running.client.get("/api/token")).json()
+        fake.answer_with(then=Answer("status", status=500))
+        await asyncio.sleep(1.6)
+        stale = await running.client.get("/api/token")
+        forced = await running.client.get("/api/token?force=true")
+        await asyncio.sleep(2.0)
+        expired = await running.client.get("/api/token")
+    assert stale.status_code == 200
+    assert stale.json()["accessToken"] == good["accessToken"]
+    assert stale.json()["cached"] is True
+    assert forced.status_code == 502
+    assert expired.status_code == 502
+
+
+async def test_alternating_failures_and_successes(make_settings: SettingsMaker, fake: FakeSpotify) -> None:
+    async with running_server(make_settings(retries=0)) as running:
+        outcomes = []
+        for i in range(4):
+            if i % 2:
+                fake.answer_with(Answer("status", status=500))
+            outcomes.append((await running.client.get("/api/token?force=1")).status_code)
+        final = await running.client.get("/api/token")
+    assert outcomes == [200, 502, 200, 502]
+    assert final.status_code == 200
+    assert final.json()["cached"] is True
+
+
+async def test_the_refresher_renews_before_clients_notice(
+    make_settings: SettingsMaker, fake: FakeSpotify
+) -> None:
+    fake.answer_with(Answer(life_s=4), then=Answer(life_s=3600))
+    settings = make_settings(expiry_buffer=1, refresh_window=3, stale_margin=0.5, refresh_interval=60)
+    async with running_server(settings) as running:
+        first = (await running.client.get("/api/token")).json()
+        await asyncio.sleep(2.5)
+        later = (await running.client.get("/api/token")).json()
+    assert fake.token_requests == 2
+    assert later["accessToken"] != first["accessToken"]
+    assert later["cached"] is True

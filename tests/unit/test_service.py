@@ -1,0 +1,229 @@
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+
+from spotify_tokener.errors import BrowserMissing, RateLimited, ShuttingDown, TokenError, UpstreamError
+from spotify_tokener.service import TokenService
+from spotify_tokener.settings import Settings
+from tests.unit.conftest import ScriptedHarvester
+
+SettingsMaker = Callable[..., Settings]
+
+
+@pytest.fixture
+async def stopper() -> AsyncIterator[list[TokenService]]:
+    services: list[TokenService] = []
+    yield services
+    for service in services:
+        await service.stop()
+
+
+def service_with(
+    harvester: ScriptedHarvester, settings: Settings, stopper: list[TokenService]
+) -> TokenService:
+    service = TokenService(harvester, settings)
+    stopper.append(service)
+    return service
+
+
+async def test_first_fetch_then_cache(unit_settings: SettingsMaker, stopper: list[TokenService]) -> None:
+    harvester = ScriptedHarvester()
+    service = service_with(harvester, unit_settings(), stopper)
+    first = await service.get_token()
+    second = await service.get_token()
+    assert (first.cached, second.cached) == (False, True)
+    assert first.token == second.token
+    assert len(harvester.calls) == 1
+
+
+async def test_a_burst_shares_one_fetch(unit_settings: SettingsMaker, stopper: list[TokenService]) -> None:
+    harvester = ScriptedHarvester(delay=0.05)
+    service = service_with(harvester, unit_settings(), stopper)
+    served = await asyncio.gather(*(service.get_token() for _ in range(200)))
+    assert len(harvester.calls) == 1
+    assert {s.token.access_token for s in served} == {"BQ-1"}
+    assert not any(s.cached for s in served)
+
+
+async def test_force_during_a_fetch_joins_it(
+    unit_settings: SettingsMaker, stopper: list[TokenService]
+) -> None:
+    harvester = ScriptedHarvester(delay=0.05)
+    service = service_with(harvester, unit_settings(), stopper)
+    plain, forced = await asyncio.gather(service.get_token(), service.get_token(force=True))
+    assert plain.token == forced.token
+    assert len(harvester.calls) == 1
+
+
+async def test_force_fetches_even_when_fresh(
+    unit_settings: SettingsMaker, stopper: list[TokenService]
+) -> None:
+    harvester = ScriptedHarvester()
+    service = service_with(harvester, unit_settings(), stopper)
+    first = await service.get_token()
+    forced = await service.get_token(force=True)
+    assert forced.token != first.token
+    assert forced.cached is False
+
+
+async def test_a_waiter_that_leaves_does_not_cancel_the_fetch(
+    unit_settings: SettingsMaker, stopper: list[TokenService]
+) -> None:
+    harvester = ScriptedHarvester(delay=0.1)
+    service = service_with(harvester, unit_settings(), stopper)
+    impatient = asyncio.create_task(service.get_token())
+    await asyncio.sleep(0.02)
+    impatient.cancel()
+    patient = await service.get_token()
+    assert patient.token.access_token == "BQ-1"
+    assert len(harvester.calls) == 1
+
+
+async def test_retryable_failures_are_retried_three_times(
+    unit_settings: SettingsMaker, stopper: list[TokenService]
+) -> None:
+    harvester = ScriptedHarvester(UpstreamError("a"), UpstreamError("b"), UpstreamError("c"))
+    service = service_with(harvester, unit_settings(), stopper)
+    served = await service.get_token()
+    assert len(harvester.calls) == 4
+    assert served.token.access_token == "BQ-1"
+
+
+async def test_after_the_last_retry_the_error_reaches_the_caller(
+    unit_settings: SettingsMaker, stopper: list[TokenService]
+) -> None:
+    harvester = ScriptedHarvester(default=UpstreamError("Spotify answered HTTP 500"))
+    service = service_with(harvester, unit_settings(retries=2), stopper)
+    with pytest.raises(UpstreamError, match="HTTP 500"):
+        await service.get_token()
+    assert len(harvester.calls) == 3
+    assert service.status().consecutive_failures == 1
+    assert service.status().last_error == "Spotify answered HTTP 500"
+
+
+async def test_non_retryable_failures_are_not_retried(
+    unit_settings: SettingsMaker, stopper: list[TokenService]
+) -> None:
+    harvester = ScriptedHarvester(default=BrowserMissing("no Chromium found"))
+    service = service_with(harvester, unit_settings(), stopper)
+    with pytest.raises(BrowserMissing):
+        await service.get_token()
+    assert len(harvester.calls) == 1
+
+
+async def test_retry_after_is_honoured(unit_settings: SettingsMaker, stopper: list[TokenService]) -> None:
+    harvester = ScriptedHarvester(RateLimited("429", retry_after=0.3))
+    service = service_with(harvester, unit_settings(retry_base_delay=0.01), stopper)
+    started = asyncio.get_running_loop().time()
+    await service.get_token()
+    assert asyncio.get_running_loop().time() - started >= 0.3
+
+
+async def test_unexpected_errors_become_safe_token_errors(
+    unit_settings: SettingsMaker, stopper: list[TokenService]
+) -> None:
+    class Exploding(ScriptedHarvester):
+        async def fetch(self, sp_dc: str | None = None) -> object:  # type: ignore[override]
+            raise KeyError("BQ-secret-in-a-message")
+
+    service = service_with(Exploding(), unit_settings(retries=0), stopper)
+    with pytest.raises(TokenError) as caught:
+        await service.get_token()
+    assert "secret" not in str(caught.value)
+
+
+async def test_stale_token_is_served_while_renewal_fails(
+    unit_settings: SettingsMaker, stopper: list[TokenService]
+) -> None:
+    # Life 2 s with a 1.5 s buffer: fresh for half a second, then only usable as stale.
+    settings = unit_settings(expiry_buffer=1.5, refresh_window=1.5, stale_margin=0.2, retries=0)
+    harvester = ScriptedHarvester(2.0, default=UpstreamError("down"))
+    service = service_with(harvester, settings, stopper)
+    good = await service.get_token()
+    await asyncio.sleep(0.6)
+    stale = await service.get_token()
+    assert stale.token == good.token
+    assert stale.cached is True
+    with pytest.raises(UpstreamError):
+        await service.get_token(force=True)
+    calls = len(harvester.calls)
+    again = await service.get_token()  # failing already: served at once, renewal in background
+    assert again.token == good.token
+    await asyncio.sleep(0.05)
+    assert len(harvester.calls) == calls + 1
+
+
+async def test_stale_token_is_dropped_at_the_margin(
+    unit_settings: SettingsMaker, stopper: list[TokenService]
+) -> None:
+    settings = unit_settings(expiry_buffer=1.5, refresh_window=1.5, stale_margin=1.2, retries=0)
+    harvester = ScriptedHarvester(2.0, default=UpstreamError("down"))
+    service = service_with(harvester, settings, stopper)
+    await service.get_token()
+    await asyncio.sleep(0.9)
+    with pytest.raises(UpstreamError):
+        await service.get_token()
+
+
+async def test_the_refresher_fetches_at_start_and_renews_in_the_window(
+    unit_settings: SettingsMaker, stopper: list[TokenService]
+) -> None:
+    settings = unit_settings(expiry_buffer=0.5, refresh_window=1.0, stale_margin=0.1, refresh_interval=5)
+    harvester = ScriptedHarvester(1.3, default=3600.0)
+    service = service_with(harvester, settings, stopper)
+    await service.start()
+    await asyncio.sleep(0.1)
+    assert len(harvester.calls) == 1
+    assert service.status().has_token
+    await asyncio.sleep(0.5)
+    assert len(harvester.calls) == 2
+    assert (await service.get_token()).token.access_token == "BQ-2"
+
+
+async def test_the_refresher_backs_off_after_failures(
+    unit_settings: SettingsMaker, stopper: list[TokenService]
+) -> None:
+    settings = unit_settings(retries=0, retry_base_delay=0.2, refresh_interval=5)
+    harvester = ScriptedHarvester(default=UpstreamError("down"))
+    service = service_with(harvester, settings, stopper)
+    await service.start()
+    await asyncio.sleep(0.1)
+    assert len(harvester.calls) == 1
+    await asyncio.sleep(0.25)
+    assert len(harvester.calls) == 2
+    await asyncio.sleep(0.25)
+    assert len(harvester.calls) == 2  # second wait is 0.4 s
+
+
+async def test_stopping_answers_waiters_with_shutting_down(
+    unit_settings: SettingsMaker, stopper: list[TokenService]
+) -> None:
+    harvester = ScriptedHarvester(delay=5)
+    service = service_with(harvester, unit_settings(), stopper)
+    waiter = asyncio.create_task(service.get_token())
+    await asyncio.sleep(0.02)
+    await service.stop()
+    with pytest.raises(ShuttingDown):
+        await waiter
+
+
+async def test_status_reports_the_seed_fields(
+    unit_settings: SettingsMaker, stopper: list[TokenService]
+) -> None:
+    service = service_with(ScriptedHarvester(), unit_settings(), stopper)
+    empty = service.status()
+    assert (empty.has_token, empty.is_valid, empty.should_refresh, empty.expires_at_ms) == (
+        False,
+        False,
+        True,
+        None,
+    )
+    await service.get_token()
+    state = service.status()
+    assert state.has_token and state.is_valid and not state.should_refresh
+    assert state.ms_until_expiry is not None and 3_590_000 < state.ms_until_expiry <= 3_600_000
+    assert state.ms_until_refresh is not None
+    assert state.ms_until_refresh == pytest.approx(state.ms_until_expiry - 600_000, abs=5)

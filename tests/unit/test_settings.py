@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from spotify_tokener.cli import describe, load_settings, parse_args
+from spotify_tokener.settings import Settings
+
+
+def test_defaults_match_the_documentation() -> None:
+    settings = Settings()
+    assert (settings.host, settings.port) == ("0.0.0.0", 3000)
+    assert settings.spotify_url == "https://open.spotify.com/"
+    assert (settings.fetch_timeout, settings.browser_idle) == (20, 60)
+    assert (settings.expiry_buffer, settings.refresh_window, settings.refresh_interval) == (300, 600, 300)
+    assert (settings.retries, settings.retry_base_delay) == (3, 1)
+
+
+def test_every_setting_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PORT", "4000")
+    monkeypatch.setenv("HOST", "127.0.0.1")
+    monkeypatch.setenv("TOKENER_FETCH_TIMEOUT", "7.5")
+    monkeypatch.setenv("TOKENER_BROWSER_ARGS", "--foo '--bar baz'")
+    settings = Settings()
+    assert (settings.host, settings.port, settings.fetch_timeout) == ("127.0.0.1", 4000, 7.5)
+    assert settings.browser_args == "--foo '--bar baz'"
+
+
+def test_prefixed_names_win_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TOKENER_PORT", "4100")
+    assert Settings().port == 4100
+
+
+def test_flags_override_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PORT", "4000")
+    assert load_settings(parse_args(["--port", "4200", "--host", "::1"])).port == 4200
+
+
+def test_windows_must_be_ordered() -> None:
+    with pytest.raises(ValidationError, match="REFRESH_WINDOW"):
+        Settings(expiry_buffer=600, refresh_window=300)
+
+
+def test_bad_settings_are_described_by_variable_without_their_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TOKENER_FETCH_TIMEOUT", "-3")
+    monkeypatch.setenv("PORT", "99999")
+    with pytest.raises(ValidationError) as caught:
+        Settings()
+    text = describe(caught.value)
+    assert "TOKENER_FETCH_TIMEOUT" in text
+    assert "PORT" in text
+    assert "99999" not in text

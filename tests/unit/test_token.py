@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from spotify_tokener.errors import RateLimited, UpstreamError
+from spotify_tokener.token import Token, parse_retry_after, parse_token_response
+
+NOW_MS = 1_800_000_000_000
+HOUR_MS = 3_600_000
+
+
+def body(**overrides: object) -> bytes:
+    payload: dict[str, object] = {
+        "clientId": "client",
+        "accessToken": "BQsecret",
+        "accessTokenExpirationTimestampMs": NOW_MS + HOUR_MS,
+        "isAnonymous": True,
+        "_notes": "ignored",
+    }
+    payload.update(overrides)
+    return orjson.dumps(payload)
+
+
+def parse(status: int = 200, raw: bytes | None = None, headers: dict[str, str] | None = None) -> Token:
+    return parse_token_response(
+        status, headers or {}, body() if raw is None else raw, now_ms=NOW_MS, min_life_ms=300_000
+    )
+
+
+def test_a_good_answer_becomes_a_token() -> None:
+    assert parse() == Token("BQsecret", NOW_MS + HOUR_MS, "client", True)
+
+
+def test_an_account_token_keeps_its_flag() -> None:
+    assert parse(raw=body(isAnonymous=False)).is_anonymous is False
+
+
+def test_repr_never_shows_the_secret() -> None:
+    assert "BQsecret" not in repr(parse())
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"{not json", "malformed"),
+        (b'{"accessToken": "BQ', "malformed"),
+        (b"[1, 2]", "malformed"),
+        (body(error={"code": 400, "message": "Invalid TOTP"}), "with an error"),
+        (body(accessToken=""), "no access token"),
+        (body(accessToken=None), "no access token"),
+        (body(accessTokenExpirationTimestampMs="soon"), "no valid expiry"),
+        (body(accessTokenExpirationTimestampMs=True), "no valid expiry"),
+        (body(isAnonymous="yes"), "malformed"),
+        (body(accessTokenExpirationTimestampMs=NOW_MS - 1), "expired or about to expire"),
+        (body(accessTokenExpirationTimestampMs=NOW_MS + 300_000), "expired or about to expire"),
+    ],
+)
+def test_unusable_answers_are_rejected_with_a_safe_cause(raw: bytes, message: str) -> None:
+    with pytest.raises(UpstreamError, match=message) as caught:
+        parse(raw=raw)
+    assert "Invalid TOTP" not in str(caught.value)
+    assert "BQ" not in str(caught.value)
+
+
+@pytest.mark.parametrize("status", [400, 403, 404, 500, 502, 503])
+def test_http_failures_name_only_the_status(status: int) -> None:
+    with pytest.raises(UpstreamError, match=f"HTTP {status}$"):
+        parse(status=status, raw=b"<h1>upstream page</h1>")
+
+
+def test_rate_limit_carries_retry_after() -> None:
+    with pytest.raises(RateLimited) as caught:
+        parse(status=429, headers={"retry-after": "17"})
+    assert caught.value.retry_after == 17
+    assert caught.value.status == 503
+
+
+def test_rate_limit_without_retry_after() -> None:
+    with pytest.raises(RateLimited) as caught:
+        parse(status=429)
+    assert caught.value.retry_after is None
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, None),
+        ("", None),
+        ("0", 0.0),
+        (" 120 ", 120.0),
+        ("-5", None),
+        ("soon", None),
+        ("Wed, 21 Oct 2015 07:28:00 GMT", 60.0),
+        ("Wed, 21 Oct 2015 07:26:00 GMT", 0.0),
+    ],
+)
+def test_retry_after_forms(value: str | None, expected: float | None) -> None:
+    now_s = 1445412420.0  # 2015-10-21 07:27:00 UTC
+    assert parse_retry_after(value, now_s) == expected

@@ -1,0 +1,107 @@
+"""The HTTP layer's own rules, dispatched in-process against an in-memory harvester."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import orjson
+import pytest
+
+from spotify_tokener.app import App, create_app
+from spotify_tokener.errors import UpstreamError
+from spotify_tokener.settings import Settings
+from spotify_tokener.web import Request, Response
+from tests.unit.conftest import ScriptedHarvester
+
+
+def request(path: str, method: str = "GET", query: str = "") -> Request:
+    return Request(method, path, query, {})
+
+
+def app_with(harvester: ScriptedHarvester, settings: Settings) -> App:
+    return create_app(settings, harvester)
+
+
+def body(response: Response) -> dict[str, object]:
+    parsed = orjson.loads(response.body)
+    assert isinstance(parsed, dict)
+    return parsed
+
+
+@pytest.fixture
+def app(unit_settings: Callable[..., Settings]) -> App:
+    return app_with(ScriptedHarvester(), unit_settings())
+
+
+async def test_token_shape_and_headers(app: App) -> None:
+    response = await app.dispatch(request("/api/token"))
+    assert response.status == 200
+    assert ("cache-control", "no-store") in response.headers
+    payload = body(response)
+    assert set(payload) == {
+        "success",
+        "accessToken",
+        "accessTokenExpirationTimestampMs",
+        "clientId",
+        "isAnonymous",
+        "cached",
+        "timestamp",
+    }
+    assert payload["success"] is True and payload["cached"] is False
+
+
+async def test_bad_force_is_a_validation_error(app: App) -> None:
+    response = await app.dispatch(request("/api/token", query="force=perhaps"))
+    assert response.status == 400
+    payload = body(response)
+    assert payload["error"] == "Validation error"
+    assert "force" in str(payload["details"])
+
+
+async def test_unknown_path(app: App) -> None:
+    response = await app.dispatch(request("/api/nope"))
+    assert (response.status, body(response)["error"]) == (404, "Endpoint not found")
+
+
+async def test_wrong_method_lists_the_allowed_ones(app: App) -> None:
+    response = await app.dispatch(request("/api/token", method="DELETE"))
+    assert response.status == 405
+    assert ("allow", "GET, HEAD, OPTIONS") in response.headers
+
+
+async def test_options_and_head(app: App) -> None:
+    options = await app.dispatch(request("/api/token/refresh", method="OPTIONS"))
+    assert options.status == 204
+    assert ("allow", "OPTIONS, POST") in options.headers
+    head = await app.dispatch(request("/health", method="HEAD"))
+    assert head.status == 200
+
+
+async def test_upstream_failure_is_a_short_json_cause(unit_settings: Callable[..., Settings]) -> None:
+    harvester = ScriptedHarvester(default=UpstreamError("Spotify answered the token request with HTTP 500"))
+    app = app_with(harvester, unit_settings(retries=0))
+    response = await app.dispatch(request("/api/token"))
+    assert response.status == 502
+    assert body(response)["error"] == "Spotify answered the token request with HTTP 500"
+    assert body(response)["success"] is False
+
+
+async def test_a_bug_is_a_500_without_a_traceback(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken() -> object:
+        raise RuntimeError("internal detail BQ-secret")
+
+    monkeypatch.setattr(app.service, "status", broken)
+    response = await app.dispatch(request("/api/token/status"))
+    assert response.status == 500
+    assert body(response)["error"] == "Internal server error"
+    assert b"secret" not in response.body
+
+
+async def test_openapi_describes_every_route(app: App) -> None:
+    document = body(await app.dispatch(request("/openapi.json")))
+    paths = document["paths"]
+    assert isinstance(paths, dict)
+    assert set(paths) == {"/api/token", "/api/token/refresh", "/api/token/status", "/health"}
+    schemas = document["components"]
+    assert isinstance(schemas, dict)
+    assert {"TokenBody", "FailureBody", "StatusBody", "HealthBody"} <= set(schemas["schemas"])
