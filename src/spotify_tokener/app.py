@@ -18,7 +18,7 @@ from spotify_tokener.browser import BrowserManager
 from spotify_tokener.errors import TokenError
 from spotify_tokener.harvester import Harvester, PlaywrightHarvester
 from spotify_tokener.openapi import SWAGGER_ASSETS, SWAGGER_FILES, SWAGGER_HTML, SWAGGER_INIT, build_openapi
-from spotify_tokener.params import InvalidParameter, parse_force
+from spotify_tokener.params import InvalidParameter, parse_force, parse_sp_dc
 from spotify_tokener.procinfo import memory_rss
 from spotify_tokener.schemas import FailureBody, HealthBody, StatusBody, TokenBody, ValidationErrorBody
 from spotify_tokener.service import TokenService
@@ -76,21 +76,21 @@ class App:
     async def get_token(self, request: Request) -> Response:
         try:
             force = parse_force(request.query_string)
+            sp_dc = parse_sp_dc(request.cookie_headers())
         except InvalidParameter as error:
-            body: ValidationErrorBody = {
-                "error": "Validation error",
-                "details": str(error),
-                "timestamp": now_ms(),
-            }
-            return json_response(400, body)
-        return await self._serve_token(force=force)
+            return _invalid(error)
+        return await self._serve_token(force=force, sp_dc=sp_dc)
 
     async def refresh(self, request: Request) -> Response:
-        return await self._serve_token(force=True)
-
-    async def _serve_token(self, *, force: bool) -> Response:
         try:
-            served = await self.service.get_token(force=force)
+            sp_dc = parse_sp_dc(request.cookie_headers())
+        except InvalidParameter as error:
+            return _invalid(error)
+        return await self._serve_token(force=True, sp_dc=sp_dc)
+
+    async def _serve_token(self, *, force: bool, sp_dc: str | None) -> Response:
+        try:
+            served = await self.service.get_token(force=force, sp_dc=sp_dc)
         except TokenError as error:
             return _failure(error)
         return json_response(200, _token_body(served), NO_STORE)
@@ -110,6 +110,7 @@ class App:
                 "lastError": state.last_error,
                 "consecutiveFailures": state.consecutive_failures,
                 "lastRefreshAt": state.refreshed_at_ms,
+                "accountsCached": state.accounts_cached,
             },
             "timestamp": now_ms(),
         }
@@ -156,6 +157,11 @@ def _token_body(served: Served) -> TokenBody:
         "cached": served.cached,
         "timestamp": now_ms(),
     }
+
+
+def _invalid(error: InvalidParameter) -> Response:
+    body: ValidationErrorBody = {"error": "Validation error", "details": str(error), "timestamp": now_ms()}
+    return json_response(400, body)
 
 
 def _failure(error: TokenError) -> Response:

@@ -51,3 +51,17 @@ class ShuttingDown(TokenError):
 
     status = 503
     retryable = False
+
+
+class CookieRejected(TokenError):
+    """Spotify answered a ``sp_dc`` request with an anonymous token: the cookie is dead or wrong."""
+
+    status = 401
+    retryable = False
+
+
+class AccountsDisabled(TokenError):
+    """The operator turned account tokens off (``TOKENER_ALLOW_ACCOUNTS=false``)."""
+
+    status = 403
+    retryable = False

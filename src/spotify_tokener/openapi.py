@@ -38,6 +38,16 @@ _FORCE_PARAMETER = {
 }
 
 
+_SP_DC_PARAMETER = {
+    "name": "sp_dc",
+    "in": "cookie",
+    "required": False,
+    "description": "A logged-in Spotify session (what LavaSrc sends when `spDc` is set): the answer is "
+    "that account's token. Other cookies are ignored.",
+    "schema": {"type": "string"},
+}
+
+
 def _ref(name: str) -> dict[str, Any]:
     return {"content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}}}
 
@@ -47,6 +57,9 @@ def _answer(description: str, schema: str) -> dict[str, Any]:
 
 
 _TOKEN_FAILURES = {
+    "400": _answer("A bad parameter or a malformed sp_dc cookie", "ValidationErrorBody"),
+    "401": _answer("Spotify did not accept the sp_dc cookie", "FailureBody"),
+    "403": _answer("Account tokens are disabled on this service", "FailureBody"),
     "500": _answer("Unexpected failure while fetching a token", "FailureBody"),
     "502": _answer("Spotify answered, but not with a usable token", "FailureBody"),
     "503": _answer("Browser unavailable, or Spotify rate-limited the service", "FailureBody"),
@@ -74,12 +87,8 @@ def _components() -> dict[str, Any]:
 def build_openapi() -> dict[str, Any]:
     token_get = {
         "summary": "The current token, fetched if the cache has none fresh enough",
-        "parameters": [_FORCE_PARAMETER],
-        "responses": {
-            "200": _answer("A token with minutes of life left", "TokenBody"),
-            "400": _answer("A bad parameter", "ValidationErrorBody"),
-            **_TOKEN_FAILURES,
-        },
+        "parameters": [_FORCE_PARAMETER, _SP_DC_PARAMETER],
+        "responses": {"200": _answer("A token with minutes of life left", "TokenBody"), **_TOKEN_FAILURES},
     }
     return {
         "openapi": "3.1.0",
@@ -89,6 +98,7 @@ def build_openapi() -> dict[str, Any]:
             "/api/token/refresh": {
                 "post": {
                     "summary": "Fetch a new token now (joins a fetch already under way)",
+                    "parameters": [_SP_DC_PARAMETER],
                     "responses": {"200": _answer("A new token", "TokenBody"), **_TOKEN_FAILURES},
                 }
             },

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from urllib.parse import parse_qsl
 
 TRUE_WORDS = frozenset({"1", "true", "yes"})
 FALSE_WORDS = frozenset({"", "0", "false", "no"})
 MAX_QUERY_LENGTH = 2048
+MAX_COOKIE_LENGTH = 4096
+COOKIE_OCTETS = re.compile(r"[\x21\x23-\x2B\x2D-\x3A\x3C-\x5B\x5D-\x7E]+")  # RFC 6265 cookie-octet
 
 
 class InvalidParameter(ValueError):
@@ -32,3 +36,38 @@ def parse_force(query_string: str) -> bool:
     if word in FALSE_WORDS:
         return False
     raise InvalidParameter("'force' must be one of 1, true, yes, 0, false, no (any case) or empty")
+
+
+def parse_sp_dc(cookie_headers: Iterable[str]) -> str | None:
+    """The ``sp_dc`` cookie from the request's Cookie header(s), or None; other cookies are ignored.
+
+    Messages describe what is wrong with the cookie without ever quoting it.
+    """
+    values = [value for header in cookie_headers for value in _sp_dc_values(header)]
+    if not values:
+        return None
+    if len(set(values)) > 1:
+        raise InvalidParameter("the sp_dc cookie is given more than once, with different values")
+    value = values[0]
+    if not value:
+        raise InvalidParameter("the sp_dc cookie is empty")
+    if len(value) > MAX_COOKIE_LENGTH:
+        raise InvalidParameter(f"the sp_dc cookie is longer than {MAX_COOKIE_LENGTH} characters")
+    if not COOKIE_OCTETS.fullmatch(value):
+        raise InvalidParameter("the sp_dc cookie contains characters a cookie value may not")
+    return value
+
+
+def _sp_dc_values(header: str) -> list[str]:
+    found = []
+    for pair in header.split(";"):
+        name, equals, value = pair.strip().partition("=")
+        if name.strip() != "sp_dc":
+            continue
+        if not equals:
+            raise InvalidParameter("the sp_dc cookie has no '=' and no value")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] == '"':
+            value = value[1:-1]
+        found.append(value)
+    return found

@@ -49,6 +49,7 @@ class StatusFields(TypedDict):
     lastError: str | None
     consecutiveFailures: int
     lastRefreshAt: int | None
+    accountsCached: int
 
 
 class StatusBody(TypedDict):

@@ -11,11 +11,13 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass
+from functools import partial
 
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
+from spotify_tokener.accounts import AccountSlots
 from spotify_tokener.backoff import RetryAfterWait, backoff_delay
-from spotify_tokener.errors import TokenError
+from spotify_tokener.errors import AccountsDisabled, CookieRejected, TokenError, UpstreamError
 from spotify_tokener.freshness import Freshness
 from spotify_tokener.harvester import Harvester
 from spotify_tokener.settings import Settings
@@ -42,6 +44,7 @@ class TokenStatus:
     last_error: str | None
     consecutive_failures: int
     refreshed_at_ms: int | None
+    accounts_cached: int
 
 
 class TokenService:
@@ -52,7 +55,8 @@ class TokenService:
         self.freshness = Freshness.from_seconds(
             settings.expiry_buffer, settings.refresh_window, settings.stale_margin
         )
-        self._anonymous = TokenSlot(self._fetch_with_retries, self.freshness, clock)
+        self._anonymous = TokenSlot(self.freshness, clock)
+        self._accounts = AccountSlots(settings.max_accounts, self.freshness, clock)
         self._refresher: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -65,9 +69,16 @@ class TokenService:
             await asyncio.gather(self._refresher, return_exceptions=True)
             self._refresher = None
         await self._anonymous.cancel()
+        await self._accounts.cancel()
 
-    async def get_token(self, *, force: bool = False) -> Served:
-        return await self._anonymous.get(force=force)
+    async def get_token(self, *, force: bool = False, sp_dc: str | None = None) -> Served:
+        """The anonymous token, or with ``sp_dc`` that account's: never one for the other."""
+        if sp_dc is None:
+            return await self._anonymous.get(self._fetch_with_retries, force=force)
+        if not self._settings.allow_accounts:
+            raise AccountsDisabled("account tokens (sp_dc cookie) are disabled on this service")
+        slot = self._accounts.slot_for(sp_dc)
+        return await slot.get(partial(self._fetch_with_retries, sp_dc), force=force)
 
     def status(self) -> TokenStatus:
         slot, now = self._anonymous, self._clock()
@@ -83,14 +94,17 @@ class TokenService:
             last_error=str(slot.last_error) if slot.last_error else None,
             consecutive_failures=slot.failures,
             refreshed_at_ms=slot.refreshed_at_ms,
+            accounts_cached=self._accounts.count(),
         )
 
     async def _refresh_forever(self) -> None:
+        """Renew the anonymous token; accounts are only renewed when their owners ask again."""
         slot = self._anonymous
         while True:
             if self.freshness.wants_refresh(slot.token, self._clock()):
                 with contextlib.suppress(TokenError):
-                    await asyncio.shield(slot.refresh_in_background())
+                    await asyncio.shield(slot.refresh_in_background(self._fetch_with_retries))
+            self._accounts.drop_expired()
             await asyncio.sleep(self._seconds_until_next_check(slot))
 
     def _seconds_until_next_check(self, slot: TokenSlot) -> float:
@@ -123,32 +137,30 @@ class TokenService:
 
     async def _attempt(self, number: int, sp_dc: str | None) -> Token:
         """One harvest, logged as one line. Unexpected errors become client-safe ones."""
-        attempts, kind = self._settings.retries + 1, "account" if sp_dc else "anonymous"
+        kind = "account" if sp_dc else "anonymous"
+        where = f"attempt {number}/{self._settings.retries + 1}, {kind}"
         started = time.perf_counter()
         try:
-            token = await self._harvester.fetch(sp_dc)
+            token = _checked_identity(await self._harvester.fetch(sp_dc), wants_account=sp_dc is not None)
         except TokenError as error:
-            log.warning(
-                "token fetch failed: attempt %d/%d, %s, %.0f ms: %s",
-                number,
-                attempts,
-                kind,
-                _ms_since(started),
-                error,
-            )
+            log.warning("token fetch failed: %s, %.0f ms: %s", where, _ms_since(started), error)
             raise
         except Exception as error:
-            log.exception("token fetch crashed: attempt %d/%d, %s", number, attempts, kind)
-            raise TokenError("unexpected error while fetching a token") from error
-        log.info(
-            "token fetch ok: attempt %d/%d, %s, %.0f ms, expires in %d s",
-            number,
-            attempts,
-            kind,
-            _ms_since(started),
-            token.remaining_ms(self._clock()) // 1000,
-        )
+            # Only the type: a library's message could quote the cookie it was handed.
+            log.error("token fetch crashed: %s: %s", where, type(error).__name__)
+            raise TokenError("unexpected error while fetching a token") from None
+        remaining_s = token.remaining_ms(self._clock()) // 1000
+        log.info("token fetch ok: %s, %.0f ms, expires in %d s", where, _ms_since(started), remaining_s)
         return token
+
+
+def _checked_identity(token: Token, *, wants_account: bool) -> Token:
+    """Never hand an anonymous caller an account token, nor an account caller an anonymous one."""
+    if wants_account and token.is_anonymous:
+        raise CookieRejected("sp_dc cookie was not accepted")
+    if not wants_account and not token.is_anonymous:
+        raise UpstreamError("Spotify returned an account token to an anonymous request")
+    return token
 
 
 def _ms_since(started: float) -> float:

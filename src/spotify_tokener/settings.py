@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     retry_base_delay: Seconds = Field(1.0, gt=0)
     retry_after_max: Seconds = Field(60.0, ge=0)
 
+    allow_accounts: bool = True
+    max_accounts: int = Field(50, ge=1)
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @model_validator(mode="after")

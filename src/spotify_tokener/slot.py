@@ -2,7 +2,8 @@
 
 Every caller that needs a fetch while one is running joins it (``asyncio.shield`` keeps a
 caller's disconnect from cancelling the fetch the others wait on), so any burst costs Spotify
-exactly one token request.
+exactly one token request. The fetch is handed in by each caller rather than kept, so a slot for an
+account never holds that account's cookie.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from spotify_tokener.token import Token
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], int]
+Fetch = Callable[[], Awaitable[Token]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,8 +30,7 @@ class Served:
 
 
 class TokenSlot:
-    def __init__(self, fetch: Callable[[], Awaitable[Token]], freshness: Freshness, clock: Clock) -> None:
-        self._fetch = fetch
+    def __init__(self, freshness: Freshness, clock: Clock) -> None:
         self._freshness = freshness
         self._clock = clock
         self._flight: asyncio.Task[Token] | None = None
@@ -42,7 +43,7 @@ class TokenSlot:
     def refreshing(self) -> bool:
         return self._flight is not None
 
-    async def get(self, *, force: bool = False) -> Served:
+    async def get(self, fetch: Fetch, *, force: bool = False) -> Served:
         """The token to hand out: cached if fresh, else from a (shared) fetch.
 
         While renewal keeps failing, a token that has not yet reached the stale margin is still
@@ -53,18 +54,18 @@ class TokenSlot:
             if self._freshness.is_servable(token, now):
                 return Served(token, cached=True)
             if self.failures and self._freshness.is_usable_stale(token, now):
-                self.refresh_in_background()
+                self.refresh_in_background(fetch)
                 return Served(token, cached=True)
         try:
-            return Served(await self._join(), cached=False)
+            return Served(await self._join(fetch), cached=False)
         except TokenError:
             stale = self.token
             if not force and stale is not None and self._freshness.is_usable_stale(stale, self._clock()):
                 return Served(stale, cached=True)
             raise
 
-    async def _join(self) -> Token:
-        flight = self.refresh_in_background()
+    async def _join(self, fetch: Fetch) -> Token:
+        flight = self.refresh_in_background(fetch)
         try:
             return await asyncio.shield(flight)
         except asyncio.CancelledError:
@@ -73,10 +74,10 @@ class TokenSlot:
                 raise ShuttingDown("the service is shutting down") from None
             raise
 
-    def refresh_in_background(self) -> asyncio.Task[Token]:
+    def refresh_in_background(self, fetch: Fetch) -> asyncio.Task[Token]:
         """Start a fetch unless one is already running; either way return the running one."""
         if self._flight is None:
-            self._flight = asyncio.get_running_loop().create_task(self._run())
+            self._flight = asyncio.get_running_loop().create_task(self._run(fetch))
             self._flight.add_done_callback(_retrieve)
         return self._flight
 
@@ -86,9 +87,13 @@ class TokenSlot:
             flight.cancel()
             await asyncio.gather(flight, return_exceptions=True)
 
-    async def _run(self) -> Token:
+    def is_expired(self, now_ms: int) -> bool:
+        """Nothing worth keeping: no token, or a dead one, and no fetch under way."""
+        return self._flight is None and (self.token is None or self.token.remaining_ms(now_ms) <= 0)
+
+    async def _run(self, fetch: Fetch) -> Token:
         try:
-            token = await self._fetch()
+            token = await fetch()
         except TokenError as error:
             self.last_error = error
             self.failures += 1

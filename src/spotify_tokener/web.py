@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -25,6 +25,7 @@ class Headers(Protocol):
     """What handlers need of Granian's header map (a plain dict also fits, for tests)."""
 
     def get(self, key: str, default: Any = None, /) -> Any: ...
+    def items(self) -> Iterable[tuple[str, str]]: ...
 
 
 class Scope(Protocol):
@@ -54,6 +55,12 @@ class Request:
     path: str
     query_string: str
     headers: Headers
+
+    def cookie_headers(self) -> list[str]:
+        """Every Cookie header (HTTP/2 may split cookies over several); the usual case costs one lookup."""
+        if self.headers.get("cookie") is None:
+            return []
+        return [value for name, value in self.headers.items() if name.lower() == "cookie"]
 
 
 @dataclass(frozen=True, slots=True)

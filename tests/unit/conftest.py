@@ -20,7 +20,16 @@ Outcome = TokenError | float  # an error to raise, or the lifetime in seconds of
 class ScriptedHarvester:
     """Answers fetches from a script, then with ``default``; records every call."""
 
-    def __init__(self, *script: Outcome, default: Outcome = 3600.0, delay: float = 0.0) -> None:
+    def __init__(
+        self,
+        *script: Outcome,
+        default: Outcome = 3600.0,
+        delay: float = 0.0,
+        dead_cookies: frozenset[str] = frozenset(),
+        leaks_accounts: bool = False,
+    ) -> None:
+        self.dead_cookies = dead_cookies
+        self.leaks_accounts = leaks_accounts
         self.script = list(script)
         self.default = default
         self.delay = delay
@@ -35,7 +44,9 @@ class ScriptedHarvester:
         if isinstance(outcome, TokenError):
             raise outcome
         expires = time.time_ns() // 1_000_000 + int(outcome * 1000)
-        return Token(f"BQ-{next(self._serial)}", expires, "client", sp_dc is None)
+        anonymous = (sp_dc is None or sp_dc in self.dead_cookies) and not self.leaks_accounts
+        owner = "anon" if sp_dc is None else sp_dc
+        return Token(f"BQ-{owner}-{next(self._serial)}", expires, "client", anonymous)
 
 
 @pytest.fixture

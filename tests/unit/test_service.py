@@ -44,7 +44,7 @@ async def test_a_burst_shares_one_fetch(unit_settings: SettingsMaker, stopper: l
     service = service_with(harvester, unit_settings(), stopper)
     served = await asyncio.gather(*(service.get_token() for _ in range(200)))
     assert len(harvester.calls) == 1
-    assert {s.token.access_token for s in served} == {"BQ-1"}
+    assert {s.token.access_token for s in served} == {"BQ-anon-1"}
     assert not any(s.cached for s in served)
 
 
@@ -78,7 +78,7 @@ async def test_a_waiter_that_leaves_does_not_cancel_the_fetch(
     await asyncio.sleep(0.02)
     impatient.cancel()
     patient = await service.get_token()
-    assert patient.token.access_token == "BQ-1"
+    assert patient.token.access_token == "BQ-anon-1"
     assert len(harvester.calls) == 1
 
 
@@ -89,7 +89,7 @@ async def test_retryable_failures_are_retried_three_times(
     service = service_with(harvester, unit_settings(), stopper)
     served = await service.get_token()
     assert len(harvester.calls) == 4
-    assert served.token.access_token == "BQ-1"
+    assert served.token.access_token == "BQ-anon-1"
 
 
 async def test_after_the_last_retry_the_error_reaches_the_caller(
@@ -180,7 +180,7 @@ async def test_the_refresher_fetches_at_start_and_renews_in_the_window(
     assert service.status().has_token
     await asyncio.sleep(0.5)
     assert len(harvester.calls) == 2
-    assert (await service.get_token()).token.access_token == "BQ-2"
+    assert (await service.get_token()).token.access_token == "BQ-anon-2"
 
 
 async def test_the_refresher_backs_off_after_failures(

@@ -1,0 +1,50 @@
+"""Per-account token slots: a small LRU keyed by a hash of the ``sp_dc`` cookie.
+
+The cookie itself is never stored: callers bring it with each request, and the key is its SHA-256,
+so neither a memory dump of the cache nor the status endpoint can give a session away.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+
+from spotify_tokener.freshness import Freshness
+from spotify_tokener.slot import Clock, TokenSlot
+
+
+def account_key(sp_dc: str) -> str:
+    return hashlib.sha256(sp_dc.encode()).hexdigest()
+
+
+class AccountSlots:
+    def __init__(self, capacity: int, freshness: Freshness, clock: Clock) -> None:
+        self._capacity = capacity
+        self._freshness = freshness
+        self._clock = clock
+        self._slots: OrderedDict[str, TokenSlot] = OrderedDict()
+
+    def slot_for(self, sp_dc: str) -> TokenSlot:
+        """This account's slot, made most recently used; the least recently used one goes if full."""
+        self.drop_expired()
+        key = account_key(sp_dc)
+        slot = self._slots.get(key)
+        if slot is None:
+            slot = self._slots[key] = TokenSlot(self._freshness, self._clock)
+        self._slots.move_to_end(key)
+        while len(self._slots) > self._capacity:
+            self._slots.popitem(last=False)
+        return slot
+
+    def drop_expired(self) -> None:
+        now = self._clock()
+        for key in [key for key, slot in self._slots.items() if slot.is_expired(now)]:
+            del self._slots[key]
+
+    def count(self) -> int:
+        self.drop_expired()
+        return len(self._slots)
+
+    async def cancel(self) -> None:
+        for slot in list(self._slots.values()):
+            await slot.cancel()

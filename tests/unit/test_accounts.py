@@ -1,0 +1,143 @@
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+
+from spotify_tokener.accounts import AccountSlots, account_key
+from spotify_tokener.errors import AccountsDisabled, CookieRejected, UpstreamError
+from spotify_tokener.freshness import Freshness
+from spotify_tokener.service import TokenService
+from spotify_tokener.settings import Settings
+from spotify_tokener.token import Token
+from tests.unit.conftest import ScriptedHarvester
+
+SettingsMaker = Callable[..., Settings]
+RULES = Freshness.from_seconds(300, 600, 30)
+
+
+class ManualClock:
+    def __init__(self) -> None:
+        self.now = 1_000_000
+
+    def __call__(self) -> int:
+        return self.now
+
+
+def test_the_key_is_a_hash_not_the_cookie() -> None:
+    key = account_key("AQ-secret-cookie")
+    assert "secret" not in key
+    assert len(key) == 64
+    assert key == account_key("AQ-secret-cookie") != account_key("AQ-other")
+
+
+def test_least_recently_used_accounts_are_dropped() -> None:
+    slots = AccountSlots(capacity=2, freshness=RULES, clock=ManualClock())
+    first = slots.slot_for("a")
+    first.token = Token("BQ", 10**12, "c", False)
+    second = slots.slot_for("b")
+    second.token = Token("BQ", 10**12, "c", False)
+    assert slots.slot_for("a") is first  # "a" is now the most recent
+    slots.slot_for("c").token = Token("BQ", 10**12, "c", False)
+    assert slots.count() == 2
+    assert slots.slot_for("a") is first
+    assert slots.slot_for("b") is not second
+
+
+def test_entries_go_when_their_token_expires() -> None:
+    clock = ManualClock()
+    slots = AccountSlots(capacity=10, freshness=RULES, clock=clock)
+    slots.slot_for("a").token = Token("BQ", clock.now + 5_000, "c", False)
+    assert slots.count() == 1
+    clock.now += 5_000
+    assert slots.count() == 0
+
+
+@pytest.fixture
+async def services() -> AsyncIterator[list[TokenService]]:
+    made: list[TokenService] = []
+    yield made
+    for service in made:
+        await service.stop()
+
+
+def make(harvester: ScriptedHarvester, settings: Settings, services: list[TokenService]) -> TokenService:
+    service = TokenService(harvester, settings)
+    services.append(service)
+    return service
+
+
+async def test_each_account_and_the_anonymous_token_are_apart(
+    unit_settings: SettingsMaker, services: list[TokenService]
+) -> None:
+    harvester = ScriptedHarvester(delay=0.02)
+    service = make(harvester, unit_settings(), services)
+    calls = [service.get_token() for _ in range(10)]
+    calls += [service.get_token(sp_dc="cookie-a") for _ in range(10)]
+    calls += [service.get_token(sp_dc="cookie-b") for _ in range(10)]
+    served = await asyncio.gather(*calls)
+    tokens = [s.token.access_token for s in served]
+    assert len(set(tokens[:10])) == len(set(tokens[10:20])) == len(set(tokens[20:])) == 1
+    assert tokens[0].startswith("BQ-anon-")
+    assert tokens[10].startswith("BQ-cookie-a-")
+    assert tokens[20].startswith("BQ-cookie-b-")
+    assert all(s.token.is_anonymous for s in served[:10])
+    assert not any(s.token.is_anonymous for s in served[10:])
+    assert sorted(map(str, harvester.calls)) == ["None", "cookie-a", "cookie-b"]
+    assert service.status().accounts_cached == 2
+
+
+async def test_a_cached_account_token_is_reused(
+    unit_settings: SettingsMaker, services: list[TokenService]
+) -> None:
+    harvester = ScriptedHarvester()
+    service = make(harvester, unit_settings(), services)
+    first = await service.get_token(sp_dc="cookie-a")
+    again = await service.get_token(sp_dc="cookie-a")
+    forced = await service.get_token(sp_dc="cookie-a", force=True)
+    assert (first.cached, again.cached, forced.cached) == (False, True, False)
+    assert forced.token != first.token
+    assert (await service.get_token()).token.is_anonymous
+
+
+async def test_a_dead_cookie_is_refused_not_swapped(
+    unit_settings: SettingsMaker, services: list[TokenService]
+) -> None:
+    harvester = ScriptedHarvester(dead_cookies=frozenset({"dead"}))
+    service = make(harvester, unit_settings(), services)
+    with pytest.raises(CookieRejected, match="sp_dc cookie was not accepted"):
+        await service.get_token(sp_dc="dead")
+    assert harvester.calls == ["dead"]  # not retried
+    assert service.status().has_token is False  # the anonymous answer went nowhere
+
+
+async def test_an_account_token_never_reaches_an_anonymous_caller(
+    unit_settings: SettingsMaker, services: list[TokenService]
+) -> None:
+    service = make(ScriptedHarvester(leaks_accounts=True), unit_settings(retries=0), services)
+    with pytest.raises(UpstreamError, match="account token to an anonymous request"):
+        await service.get_token()
+
+
+async def test_accounts_can_be_switched_off(
+    unit_settings: SettingsMaker, services: list[TokenService]
+) -> None:
+    harvester = ScriptedHarvester()
+    service = make(harvester, unit_settings(allow_accounts=False), services)
+    with pytest.raises(AccountsDisabled):
+        await service.get_token(sp_dc="cookie-a")
+    assert harvester.calls == []
+
+
+async def test_the_refresher_leaves_accounts_alone(
+    unit_settings: SettingsMaker, services: list[TokenService]
+) -> None:
+    settings = unit_settings(expiry_buffer=0.5, refresh_window=1.0, stale_margin=0.1, refresh_interval=0.2)
+    harvester = ScriptedHarvester(default=1.3)
+    service = make(harvester, settings, services)
+    await service.get_token(sp_dc="cookie-a")
+    await service.start()
+    await asyncio.sleep(1.5)
+    assert harvester.calls.count("cookie-a") == 1
+    assert service.status().accounts_cached == 0  # dropped once its token expired
