@@ -9,8 +9,9 @@ from __future__ import annotations
 import hashlib
 from collections import OrderedDict
 
+from spotify_tokener.clock import Clock
 from spotify_tokener.freshness import Freshness
-from spotify_tokener.slot import Clock, TokenSlot
+from spotify_tokener.slot import Cooldown, TokenSlot
 
 
 def account_key(sp_dc: str) -> str:
@@ -18,10 +19,13 @@ def account_key(sp_dc: str) -> str:
 
 
 class AccountSlots:
-    def __init__(self, capacity: int, freshness: Freshness, clock: Clock) -> None:
+    """Bounded: a service shared by many bots must not grow without limit with their accounts."""
+
+    def __init__(self, capacity: int, freshness: Freshness, clock: Clock, cooldown_s: Cooldown) -> None:
         self._capacity = capacity
         self._freshness = freshness
         self._clock = clock
+        self._cooldown_s = cooldown_s
         self._slots: OrderedDict[str, TokenSlot] = OrderedDict()
 
     def slot_for(self, sp_dc: str) -> TokenSlot:
@@ -30,7 +34,7 @@ class AccountSlots:
         key = account_key(sp_dc)
         slot = self._slots.get(key)
         if slot is None:
-            slot = self._slots[key] = TokenSlot(self._freshness, self._clock)
+            slot = self._slots[key] = TokenSlot(self._freshness, self._clock, self._cooldown_s)
         self._slots.move_to_end(key)
         while len(self._slots) > self._capacity:
             self._slots.popitem(last=False)

@@ -15,6 +15,7 @@ import orjson
 
 from spotify_tokener import __version__
 from spotify_tokener.browser import BrowserManager
+from spotify_tokener.clock import wall_clock_ms
 from spotify_tokener.errors import TokenError
 from spotify_tokener.harvester import Harvester, PlaywrightHarvester
 from spotify_tokener.openapi import SWAGGER_ASSETS, SWAGGER_FILES, SWAGGER_HTML, SWAGGER_INIT, build_openapi
@@ -32,15 +33,15 @@ from spotify_tokener.web import (
     Router,
     Scope,
     json_response,
-    now_ms,
 )
 
 
 class App:
     """An RSGI application; Granian calls ``__rsgi__`` for every request."""
 
-    def __init__(self, service: TokenService, browser: BrowserManager | None) -> None:
+    def __init__(self, service: TokenService, browser: BrowserManager | None, settings: Settings) -> None:
         self.service = service
+        self._retry_after_max = settings.retry_after_max
         self.browser = browser
         self._started = time.monotonic()
         self._openapi = orjson.dumps(build_openapi())
@@ -92,7 +93,7 @@ class App:
         try:
             served = await self.service.get_token(force=force, sp_dc=sp_dc)
         except TokenError as error:
-            return _failure(error)
+            return _failure(error, self._retry_after_max)
         return json_response(200, _token_body(served), NO_STORE)
 
     async def status(self, request: Request) -> Response:
@@ -112,7 +113,7 @@ class App:
                 "lastRefreshAt": state.refreshed_at_ms,
                 "accountsCached": state.accounts_cached,
             },
-            "timestamp": now_ms(),
+            "timestamp": wall_clock_ms(),
         }
         return json_response(200, body, NO_STORE)
 
@@ -129,7 +130,7 @@ class App:
                 "launches": browser.launches if browser is not None else 0,
                 "executable": str(browser.executable) if browser and browser.executable else None,
             },
-            "timestamp": now_ms(),
+            "timestamp": wall_clock_ms(),
         }
         return json_response(200, body, NO_STORE)
 
@@ -155,20 +156,24 @@ def _token_body(served: Served) -> TokenBody:
         "clientId": token.client_id,
         "isAnonymous": token.is_anonymous,
         "cached": served.cached,
-        "timestamp": now_ms(),
+        "timestamp": wall_clock_ms(),
     }
 
 
 def _invalid(error: InvalidParameter) -> Response:
-    body: ValidationErrorBody = {"error": "Validation error", "details": str(error), "timestamp": now_ms()}
+    body: ValidationErrorBody = {
+        "error": "Validation error",
+        "details": str(error),
+        "timestamp": wall_clock_ms(),
+    }
     return json_response(400, body)
 
 
-def _failure(error: TokenError) -> Response:
-    body: FailureBody = {"success": False, "error": str(error), "timestamp": now_ms()}
+def _failure(error: TokenError, retry_after_max: float) -> Response:
+    body: FailureBody = {"success": False, "error": str(error), "timestamp": wall_clock_ms()}
     extra: list[tuple[str, str]] = [NO_STORE]
     if error.retry_after is not None:
-        extra.append(("retry-after", str(max(1, round(error.retry_after)))))
+        extra.append(("retry-after", str(max(1, round(min(error.retry_after, retry_after_max))))))
     return json_response(error.status, body, *extra)
 
 
@@ -178,4 +183,4 @@ def create_app(settings: Settings, harvester: Harvester | None = None) -> App:
     if harvester is None:
         browser = BrowserManager(settings)
         harvester = PlaywrightHarvester(settings, browser)
-    return App(TokenService(harvester, settings), browser)
+    return App(TokenService(harvester, settings), browser, settings)

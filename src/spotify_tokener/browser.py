@@ -14,8 +14,9 @@ import logging
 import os
 import shlex
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
+from typing import Any
 
 from playwright.async_api import Browser, BrowserContext, Playwright, async_playwright
 from playwright.async_api import Error as PlaywrightError
@@ -77,6 +78,8 @@ def find_executable(configured: Path | None, playwright_own: str) -> Path:
 
 
 class BrowserManager:
+    """Owns the Playwright driver and Chromium; everything else borrows short-lived contexts."""
+
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._args = chromium_args(settings.browser_args, as_root=os.geteuid() == 0)
@@ -86,6 +89,8 @@ class BrowserManager:
         self._active = 0
         self._idle_task: asyncio.Task[None] | None = None
         self._launching: asyncio.Task[Browser] | None = None
+        self._background: set[asyncio.Task[None]] = set()
+        self._closed = False
         self.launches = 0
         self.executable: Path | None = None
 
@@ -94,22 +99,26 @@ class BrowserManager:
         return self._browser is not None and self._browser.is_connected()
 
     @contextlib.asynccontextmanager
-    async def context(self, **options: object) -> AsyncIterator[BrowserContext]:
-        """A fresh, isolated context on the shared browser, closed however the caller leaves."""
+    async def context(self) -> AsyncIterator[BrowserContext]:
+        """A fresh, isolated context on the shared browser.
+
+        Closing it happens in the background: a fetch that timed out must not also wait for the
+        cleanup, and a fetch that succeeded has its token already.
+        """
         self._active += 1
         self._cancel_idle_timer()
         try:
             browser = await self._ensure_browser()
             user_agent = self._settings.user_agent or desktop_user_agent(browser.version)
             try:
-                context = await browser.new_context(user_agent=user_agent, **options)  # type: ignore[arg-type]
+                context = await browser.new_context(user_agent=user_agent, service_workers="block")
             except PlaywrightError as error:
                 await self._discard("could not open a browser context")
                 raise BrowserError("the browser failed to open a page") from error
             try:
                 yield context
             finally:
-                await self._close_quietly(context)
+                self._in_background(self._close_quietly(context))
         finally:
             self._active -= 1
             if self._active == 0:
@@ -117,11 +126,14 @@ class BrowserManager:
 
     async def close(self) -> None:
         """Stop browser and driver, waiting for a launch under way so its processes are not orphaned."""
+        self._closed = True
         self._cancel_idle_timer()
         launching = self._launching
         if launching is not None:
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await asyncio.wait_for(asyncio.shield(launching), self._settings.fetch_timeout)
+        if self._background:
+            await asyncio.wait(self._background, timeout=self._settings.shutdown_timeout)
         async with self._launch_lock:
             await self._teardown()
 
@@ -145,13 +157,18 @@ class BrowserManager:
 
     async def _launch_once(self) -> Browser:
         try:
-            return await self._launch()
+            browser = await self._launch()
         finally:
             self._launching = None
+        if self._closed:  # close() gave up waiting for this launch; do not leave it running
+            await self._teardown()
+            raise BrowserError("the browser was closed while starting")
+        return browser
 
     async def _launch(self) -> Browser:
         try:
-            self._playwright = await async_playwright().start()
+            async with asyncio.timeout(self._settings.fetch_timeout):
+                self._playwright = await async_playwright().start()
             self.executable = find_executable(
                 self._settings.browser_path, self._playwright.chromium.executable_path
             )
@@ -164,7 +181,7 @@ class BrowserManager:
         except BrowserMissing:
             await self._teardown()
             raise
-        except (PlaywrightError, OSError) as error:
+        except (PlaywrightError, OSError, TimeoutError) as error:
             await self._teardown()
             log.error("browser failed to start: %s", _first_line(error))
             raise BrowserError("the browser failed to start") from error
@@ -179,9 +196,16 @@ class BrowserManager:
             await self._teardown()
 
     async def _teardown(self) -> None:
-        """Close browser and driver, tolerating either being dead already."""
+        """Close browser and driver, tolerating either being dead already.
+
+        Shielded: once the handles are taken, a cancelled caller must not leave the processes open.
+        """
         browser, playwright = self._browser, self._playwright
         self._browser, self._playwright = None, None
+        if browser is not None or playwright is not None:
+            await asyncio.shield(self._close_handles(browser, playwright))
+
+    async def _close_handles(self, browser: Browser | None, playwright: Playwright | None) -> None:
         timeout = self._settings.shutdown_timeout
         if browser is not None:
             with contextlib.suppress(PlaywrightError, TimeoutError):
@@ -191,6 +215,11 @@ class BrowserManager:
             with contextlib.suppress(PlaywrightError, TimeoutError, OSError):
                 async with asyncio.timeout(timeout):
                     await playwright.stop()
+
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _close_quietly(self, context: BrowserContext) -> None:
         with contextlib.suppress(PlaywrightError, TimeoutError):

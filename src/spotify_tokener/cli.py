@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from spotify_tokener import __version__
 from spotify_tokener.logs import configure_logging
+from spotify_tokener.reaper import become_subreaper, reap_orphans
 from spotify_tokener.server import TokenerServer
 from spotify_tokener.settings import Settings
 
@@ -50,6 +51,8 @@ async def _serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, server.stop)
+    if become_subreaper():
+        loop.add_signal_handler(signal.SIGCHLD, reap_orphans)
     await server.run()
 
 

@@ -22,6 +22,13 @@ class UpstreamError(TokenError):
     """Spotify answered, but not with a usable token (bad status, bad body, short-lived token)."""
 
 
+class InternalError(TokenError):
+    """A bug of ours surfaced during a fetch; retrying the same code will not help."""
+
+    status = 500
+    retryable = False
+
+
 class RateLimited(UpstreamError):
     """Spotify answered 429; ``retry_after`` carries its ``Retry-After`` when it sent one."""
 

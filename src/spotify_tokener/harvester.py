@@ -9,13 +9,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from typing import Protocol
 
 from playwright.async_api import BrowserContext, Page, Response, Route
 from playwright.async_api import Error as PlaywrightError
 
 from spotify_tokener.browser import BrowserManager
+from spotify_tokener.clock import Clock, wall_clock_ms
 from spotify_tokener.errors import BrowserError, FetchTimeout, TokenError, UpstreamError
 from spotify_tokener.filters import TOKEN_HOST, is_token_request, should_block
 from spotify_tokener.settings import Settings
@@ -34,9 +34,12 @@ class Harvester(Protocol):
 
 
 class PlaywrightHarvester:
-    def __init__(self, settings: Settings, browser: BrowserManager) -> None:
+    """Harvests through a :class:`BrowserManager`, one fresh context per fetch."""
+
+    def __init__(self, settings: Settings, browser: BrowserManager, clock: Clock = wall_clock_ms) -> None:
         self._settings = settings
         self._browser = browser
+        self._clock = clock
 
     async def fetch(self, sp_dc: str | None = None) -> Token:
         try:
@@ -46,22 +49,22 @@ class PlaywrightHarvester:
             raise FetchTimeout(f"no token from Spotify within {self._settings.fetch_timeout:g} s") from None
 
     async def _fetch(self, sp_dc: str | None) -> Token:
-        async with self._browser.context(service_workers="block") as context:
+        async with self._browser.context() as context:
             if sp_dc is not None:
                 await _add_sp_dc(context, sp_dc)
-            await context.route("**/*", _filter_route)
             try:
+                await context.route("**/*", _filter_route)
                 page = await context.new_page()
                 response = await self._load_and_catch(page)
                 await response.finished()
                 body = await response.body()
             except PlaywrightError as error:
-                raise _page_failure(error, self._browser.running) from error
+                raise _page_failure(error, self._browser.running) from None
             return parse_token_response(
                 response.status,
                 response.headers,
                 body,
-                now_ms=time.time_ns() // 1_000_000,
+                now_ms=self._clock(),
                 min_life_ms=round(self._settings.expiry_buffer * 1000),
             )
 
@@ -99,7 +102,10 @@ async def _filter_route(route: Route) -> None:
 
 
 def _page_failure(error: PlaywrightError, browser_alive: bool) -> TokenError:
-    message = str(error).lower()
-    if not browser_alive or "crash" in message or "closed" in message:
+    """Tell Spotify's fault (a network error loading the page) from the browser's (crash, close)."""
+    message = str(error)
+    if "net::ERR_" in message:
+        return UpstreamError("the Spotify web player could not be loaded")
+    if not browser_alive or "crash" in message.lower() or "has been closed" in message:
         return BrowserError("the browser crashed or closed during the fetch")
     return UpstreamError("the Spotify web player could not be loaded")

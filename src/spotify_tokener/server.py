@@ -31,6 +31,10 @@ class TokenerServer:
             address=settings.host,
             port=settings.port,
             interface=Interfaces.RSGI,
+            # The embedded server defaults to 128, and caps concurrent connections at the same number:
+            # the 129th keep-alive client would wait for another to hang up.
+            backlog=settings.backlog,
+            backpressure=settings.backlog,
             log_level=LogLevels.error,
             log_dictconfig=GRANIAN_LOGGING,
         )

@@ -7,7 +7,6 @@ HTTP layer's questions. That keeps every rule here testable with an in-memory ha
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -17,19 +16,15 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
 from spotify_tokener.accounts import AccountSlots
 from spotify_tokener.backoff import RetryAfterWait, backoff_delay
-from spotify_tokener.errors import AccountsDisabled, CookieRejected, TokenError, UpstreamError
+from spotify_tokener.clock import Clock, wall_clock_ms
+from spotify_tokener.errors import AccountsDisabled, CookieRejected, InternalError, TokenError, UpstreamError
 from spotify_tokener.freshness import Freshness
 from spotify_tokener.harvester import Harvester
 from spotify_tokener.settings import Settings
-from spotify_tokener.slot import Clock, Served, TokenSlot
+from spotify_tokener.slot import Served, TokenSlot
 from spotify_tokener.token import Token
 
 log = logging.getLogger(__name__)
-
-
-def wall_clock_ms() -> int:
-    """Token expiries are epoch milliseconds, so freshness is judged on the wall clock."""
-    return time.time_ns() // 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +43,8 @@ class TokenStatus:
 
 
 class TokenService:
+    """The anonymous token kept fresh in the background, and account tokens kept on demand."""
+
     def __init__(self, harvester: Harvester, settings: Settings, clock: Clock = wall_clock_ms) -> None:
         self._harvester = harvester
         self._settings = settings
@@ -55,8 +52,8 @@ class TokenService:
         self.freshness = Freshness.from_seconds(
             settings.expiry_buffer, settings.refresh_window, settings.stale_margin
         )
-        self._anonymous = TokenSlot(self.freshness, clock)
-        self._accounts = AccountSlots(settings.max_accounts, self.freshness, clock)
+        self._anonymous = TokenSlot(self.freshness, clock, self._cooldown_s)
+        self._accounts = AccountSlots(settings.max_accounts, self.freshness, clock, self._cooldown_s)
         self._refresher: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -64,6 +61,7 @@ class TokenService:
         self._refresher = asyncio.get_running_loop().create_task(self._refresh_forever())
 
     async def stop(self) -> None:
+        """Stop renewing and abandon fetches under way; their waiters are told the service is stopping."""
         if self._refresher is not None:
             self._refresher.cancel()
             await asyncio.gather(self._refresher, return_exceptions=True)
@@ -86,11 +84,13 @@ class TokenService:
         return TokenStatus(
             has_token=token is not None,
             is_valid=self.freshness.is_servable(token, now),
-            should_refresh=self.freshness.wants_refresh(token, now),
+            should_refresh=self.freshness.wants_refresh(token, slot.refreshed_at_ms, now),
             expires_at_ms=token.expires_at_ms if token else None,
             refreshing=slot.refreshing,
             ms_until_expiry=token.remaining_ms(now) if token else None,
-            ms_until_refresh=self.freshness.ms_until_refresh(token, now) if token else None,
+            ms_until_refresh=self.freshness.ms_until_refresh(token, slot.refreshed_at_ms, now)
+            if token
+            else None,
             last_error=str(slot.last_error) if slot.last_error else None,
             consecutive_failures=slot.failures,
             refreshed_at_ms=slot.refreshed_at_ms,
@@ -101,26 +101,37 @@ class TokenService:
         """Renew the anonymous token; accounts are only renewed when their owners ask again."""
         slot = self._anonymous
         while True:
-            if self.freshness.wants_refresh(slot.token, self._clock()):
-                with contextlib.suppress(TokenError):
+            now = self._clock()
+            due = self.freshness.wants_refresh(slot.token, slot.refreshed_at_ms, now)
+            if due and not slot.cooling_down(now):
+                try:
                     await asyncio.shield(slot.refresh_in_background(self._fetch_with_retries))
+                except TokenError:
+                    pass  # recorded by the slot, which now cools down
+                except Exception:
+                    log.exception("the refresher hit an unexpected error; it keeps running")
             self._accounts.drop_expired()
             await asyncio.sleep(self._seconds_until_next_check(slot))
 
     def _seconds_until_next_check(self, slot: TokenSlot) -> float:
-        """Sleep exactly until the token enters the refresh window, or back off after failures."""
-        settings = self._settings
-        if slot.failures:
-            retry_after = slot.last_error.retry_after if slot.last_error else None
-            wait = backoff_delay(
-                settings.retries + slot.failures,
-                settings.retry_base_delay,
-                retry_after,
-                settings.retry_after_max,
-            )
+        """Exactly until renewal is due, or until the cool-down after a failure ends."""
+        now = self._clock()
+        if slot.cooling_down(now):
+            wait_ms = slot.retry_at_ms - now
         else:
-            wait = self.freshness.ms_until_refresh(slot.token, self._clock()) / 1000
-        return min(wait, settings.refresh_interval)
+            wait_ms = self.freshness.ms_until_refresh(slot.token, slot.refreshed_at_ms, now)
+        return min(max(wait_ms, 0) / 1000, self._settings.refresh_interval)
+
+    def _cooldown_s(self, failures: int, error: TokenError) -> float:
+        """After a failed fetch (itself retried), keep doubling the wait, within the refresh interval."""
+        settings = self._settings
+        delay = backoff_delay(
+            settings.retries + failures,
+            settings.retry_base_delay,
+            error.retry_after,
+            settings.retry_after_max,
+        )
+        return min(delay, settings.refresh_interval)
 
     async def _fetch_with_retries(self, sp_dc: str | None = None) -> Token:
         settings = self._settings
@@ -148,7 +159,7 @@ class TokenService:
         except Exception as error:
             # Only the type: a library's message could quote the cookie it was handed.
             log.error("token fetch crashed: %s: %s", where, type(error).__name__)
-            raise TokenError("unexpected error while fetching a token") from None
+            raise InternalError("unexpected error while fetching a token") from None
         remaining_s = token.remaining_ms(self._clock()) // 1000
         log.info("token fetch ok: %s, %.0f ms, expires in %d s", where, _ms_since(started), remaining_s)
         return token

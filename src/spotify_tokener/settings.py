@@ -21,6 +21,8 @@ class Settings(BaseSettings):
     host: str = Field("0.0.0.0", validation_alias=AliasChoices("TOKENER_HOST", "HOST", "host"))
     port: int = Field(3000, ge=0, le=65535, validation_alias=AliasChoices("TOKENER_PORT", "PORT", "port"))
 
+    backlog: int = Field(1024, ge=128, description="Pending and concurrent connections Granian accepts.")
+
     spotify_url: str = "https://open.spotify.com/"
     user_agent: str = Field(
         "",

@@ -2,8 +2,10 @@
 
 Every caller that needs a fetch while one is running joins it (``asyncio.shield`` keeps a
 caller's disconnect from cancelling the fetch the others wait on), so any burst costs Spotify
-exactly one token request. The fetch is handed in by each caller rather than kept, so a slot for an
-account never holds that account's cookie.
+exactly one token request. After a failed fetch the slot cools down (backoff, ``Retry-After``):
+until then callers get the old token or the last error at once, and nothing new is sent upstream.
+The fetch is handed in by each caller rather than kept, so a slot for an account never holds that
+account's cookie.
 """
 
 from __future__ import annotations
@@ -13,56 +15,100 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from spotify_tokener.clock import Clock
 from spotify_tokener.errors import ShuttingDown, TokenError
 from spotify_tokener.freshness import Freshness
 from spotify_tokener.token import Token
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], int]
 Fetch = Callable[[], Awaitable[Token]]
+Cooldown = Callable[[int, TokenError], float]
 
 
 @dataclass(frozen=True, slots=True)
 class Served:
+    """A token and whether it came from the cache rather than a fetch made for this caller."""
+
     token: Token
     cached: bool
 
 
 class TokenSlot:
-    def __init__(self, freshness: Freshness, clock: Clock) -> None:
+    """One identity's token: what is cached, what is being fetched, and how the last fetch went."""
+
+    def __init__(self, freshness: Freshness, clock: Clock, cooldown_s: Cooldown) -> None:
         self._freshness = freshness
         self._clock = clock
+        self._cooldown_s = cooldown_s
         self._flight: asyncio.Task[Token] | None = None
         self.token: Token | None = None
         self.last_error: TokenError | None = None
         self.failures = 0
+        self.retry_at_ms = 0
         self.refreshed_at_ms: int | None = None
 
     @property
     def refreshing(self) -> bool:
         return self._flight is not None
 
+    def cooling_down(self, now_ms: int) -> bool:
+        return self.failures > 0 and self._flight is None and now_ms < self.retry_at_ms
+
     async def get(self, fetch: Fetch, *, force: bool = False) -> Served:
         """The token to hand out: cached if fresh, else from a (shared) fetch.
 
-        While renewal keeps failing, a token that has not yet reached the stale margin is still
-        served to callers that did not force, without making them wait for the browser.
+        While renewal keeps failing, a token still above the stale margin is served without making
+        the caller wait for the browser; a forced call always tries, and gets the error if it fails.
         """
         token, now = self.token, self._clock()
-        if not force and token is not None:
-            if self._freshness.is_servable(token, now):
+        if not force:
+            if token is not None and self._freshness.is_servable(token, now):
                 return Served(token, cached=True)
-            if self.failures and self._freshness.is_usable_stale(token, now):
-                self.refresh_in_background(fetch)
-                return Served(token, cached=True)
+            if self.failures:
+                stale = self._usable_stale(now)
+                if self.cooling_down(now):
+                    if stale is not None:
+                        return Served(stale, cached=True)
+                    raise self._last_error()
+                if stale is not None:
+                    self.refresh_in_background(fetch)
+                    return Served(stale, cached=True)
         try:
             return Served(await self._join(fetch), cached=False)
         except TokenError:
-            stale = self.token
-            if not force and stale is not None and self._freshness.is_usable_stale(stale, self._clock()):
-                return Served(stale, cached=True)
-            raise
+            stale = None if force else self._usable_stale(self._clock())
+            if stale is None:
+                raise
+            return Served(stale, cached=True)
+
+    def refresh_in_background(self, fetch: Fetch) -> asyncio.Task[Token]:
+        """Start a fetch unless one is already running; either way return the running one."""
+        if self._flight is None:
+            self._flight = asyncio.get_running_loop().create_task(self._run(fetch))
+            self._flight.add_done_callback(_retrieve)
+        return self._flight
+
+    def is_expired(self, now_ms: int) -> bool:
+        """Nothing worth keeping: no live token, no fetch under way, no cool-down to remember."""
+        if self._flight is not None or self.cooling_down(now_ms):
+            return False
+        return self.token is None or self.token.remaining_ms(now_ms) <= 0
+
+    async def cancel(self) -> None:
+        flight, self._flight = self._flight, None
+        if flight is not None:
+            flight.cancel()
+            await asyncio.gather(flight, return_exceptions=True)
+
+    def _usable_stale(self, now_ms: int) -> Token | None:
+        token = self.token
+        return token if self._freshness.is_usable_stale(token, now_ms) else None
+
+    def _last_error(self) -> TokenError:
+        error = self.last_error
+        assert error is not None, "cooling down implies a recorded failure"
+        return error.with_traceback(None)
 
     async def _join(self, fetch: Fetch) -> Token:
         flight = self.refresh_in_background(fetch)
@@ -74,35 +120,20 @@ class TokenSlot:
                 raise ShuttingDown("the service is shutting down") from None
             raise
 
-    def refresh_in_background(self, fetch: Fetch) -> asyncio.Task[Token]:
-        """Start a fetch unless one is already running; either way return the running one."""
-        if self._flight is None:
-            self._flight = asyncio.get_running_loop().create_task(self._run(fetch))
-            self._flight.add_done_callback(_retrieve)
-        return self._flight
-
-    async def cancel(self) -> None:
-        flight = self._flight
-        if flight is not None:
-            flight.cancel()
-            await asyncio.gather(flight, return_exceptions=True)
-
-    def is_expired(self, now_ms: int) -> bool:
-        """Nothing worth keeping: no token, or a dead one, and no fetch under way."""
-        return self._flight is None and (self.token is None or self.token.remaining_ms(now_ms) <= 0)
-
     async def _run(self, fetch: Fetch) -> Token:
         try:
             token = await fetch()
         except TokenError as error:
             self.last_error = error
             self.failures += 1
+            self.retry_at_ms = self._clock() + round(self._cooldown_s(self.failures, error) * 1000)
             raise
         finally:
             self._flight = None
         self.token = token
         self.last_error = None
         self.failures = 0
+        self.retry_at_ms = 0
         self.refreshed_at_ms = self._clock()
         return token
 

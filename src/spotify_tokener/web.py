@@ -1,19 +1,22 @@
 """A deliberately tiny RSGI routing layer: fixed paths, JSON bodies, nothing else.
 
 The API has a handful of fixed routes, and Granian's RSGI interface is the fastest way to serve
-them (see BENCHMARKS.md); a general framework would cost most of that speed for features we do not
-use. Everything a client can get wrong is answered here with a JSON error, never a traceback.
+them (measured figures in ARCHITECTURE.md); a general framework would cost much of that speed for
+features we do not use. Everything a client can get wrong is answered here with a JSON error, never
+a traceback.
 """
 
 from __future__ import annotations
 
 import logging
-import time
+import traceback
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
+
+from spotify_tokener.clock import wall_clock_ms
 
 log = logging.getLogger(__name__)
 
@@ -75,16 +78,12 @@ Handler = Callable[[Request], Awaitable[Response]]
 Routes = Mapping[str, Mapping[str, Handler]]
 
 
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 def json_response(status: int, body: Mapping[str, Any], *extra: tuple[str, str]) -> Response:
     return Response(status, orjson.dumps(body), [("content-type", JSON), *extra])
 
 
 def error_response(status: int, message: str, *extra: tuple[str, str]) -> Response:
-    return json_response(status, {"error": message, "timestamp": now_ms()}, *extra)
+    return json_response(status, {"error": message, "timestamp": wall_clock_ms()}, *extra)
 
 
 class Router:
@@ -115,6 +114,8 @@ class Router:
             return error_response(405, "Method not allowed", ("allow", allowed))
         try:
             return await handler(request)
-        except Exception:
-            log.exception("unhandled error on %s %s", request.method, request.path)
+        except Exception as error:
+            # The stack, not the message: a message may quote a token or a cookie.
+            stack = "".join(traceback.format_tb(error.__traceback__))
+            log.error("unhandled %s on %s %s\n%s", type(error).__name__, request.method, request.path, stack)
             return error_response(500, "Internal server error")

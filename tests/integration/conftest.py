@@ -3,26 +3,45 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import time
+import uuid
 from collections.abc import Iterator
 
 import psutil
 import pytest
 
+from spotify_tokener.reaper import become_subreaper, reap_orphans
+
 SETTLE_S = 3.0
+SESSION_VARIABLE = "SPOTIFY_TOKENER_TEST_SESSION"
+SESSION = os.environ.setdefault(SESSION_VARIABLE, uuid.uuid4().hex)  # inherited by driver and Chromium
 
 
 def browser_processes() -> set[int]:
-    """Live Chromium and Playwright-driver processes anywhere on the machine (zombies excluded)."""
+    """Chromium and Playwright-driver processes started by this test session, zombies included.
+
+    An orphan is re-parented away from the test process, so processes are attributed by the session
+    variable they inherit; a zombie has no environment left and counts wherever it is.
+    """
     found = set()
     for process in psutil.process_iter(["name", "cmdline", "status"]):
         with contextlib.suppress(psutil.Error):
-            if process.info["status"] == psutil.STATUS_ZOMBIE:
-                continue
             command = " ".join(process.info["cmdline"] or [])
-            if "chrom" in (process.info["name"] or "").lower() or "playwright" in command:
+            if "chrom" not in (process.info["name"] or "").lower() and "playwright" not in command:
+                continue
+            if (
+                process.info["status"] == psutil.STATUS_ZOMBIE
+                or process.environ().get(SESSION_VARIABLE) == SESSION
+            ):
                 found.add(process.pid)
     return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _adopt_orphans() -> None:
+    """Like the service, adopt Chromium's orphans, so their zombies are reaped here at once."""
+    become_subreaper()
 
 
 @pytest.fixture(autouse=True)
@@ -31,7 +50,8 @@ def _no_leftover_processes() -> Iterator[None]:
     yield
     deadline = time.monotonic() + SETTLE_S
     while (leftover := browser_processes() - before) and time.monotonic() < deadline:
-        time.sleep(0.1)
+        reap_orphans()
+        time.sleep(0.05)
     described = []
     for pid in leftover:
         with contextlib.suppress(psutil.Error):

@@ -201,6 +201,21 @@ async def test_a_signal_mid_fetch_stops_everything_within_seconds(
     assert alive(spawned) == set()
 
 
+async def test_the_service_adopts_and_reaps_chromiums_orphans(
+    fake: FakeSpotify, service_process: Callable[..., tuple[subprocess.Popen[str], str]]
+) -> None:
+    process, url = service_process(TOKENER_BROWSER_IDLE="1")
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        assert (await client.get("/api/token")).status_code == 200
+        service = psutil.Process(process.pid)
+        driver_pids = {child.pid for child in service.children() if "chrom" not in child.name()}
+        adopted = [c for c in service.children() if "chrom" in c.name() and c.pid not in driver_pids]
+        assert adopted, "Chromium's double-forked helpers should be re-parented to the service"
+        await asyncio.sleep(2.5)  # the idle close
+        leftovers = [(c.pid, c.name(), c.status()) for c in service.children(recursive=True)]
+    assert leftovers == []
+
+
 def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("TOKENER_")}
     return subprocess.run(

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from spotify_tokener.accounts import AccountSlots, account_key
-from spotify_tokener.errors import AccountsDisabled, CookieRejected, UpstreamError
+from spotify_tokener.errors import AccountsDisabled, CookieRejected, TokenError, UpstreamError
 from spotify_tokener.freshness import Freshness
 from spotify_tokener.service import TokenService
 from spotify_tokener.settings import Settings
@@ -15,6 +15,10 @@ from tests.unit.conftest import ScriptedHarvester
 
 SettingsMaker = Callable[..., Settings]
 RULES = Freshness.from_seconds(300, 600, 30)
+
+
+def no_cooldown(failures: int, error: TokenError) -> float:
+    return 0.0
 
 
 class ManualClock:
@@ -33,7 +37,7 @@ def test_the_key_is_a_hash_not_the_cookie() -> None:
 
 
 def test_least_recently_used_accounts_are_dropped() -> None:
-    slots = AccountSlots(capacity=2, freshness=RULES, clock=ManualClock())
+    slots = AccountSlots(capacity=2, freshness=RULES, clock=ManualClock(), cooldown_s=no_cooldown)
     first = slots.slot_for("a")
     first.token = Token("BQ", 10**12, "c", False)
     second = slots.slot_for("b")
@@ -47,7 +51,7 @@ def test_least_recently_used_accounts_are_dropped() -> None:
 
 def test_entries_go_when_their_token_expires() -> None:
     clock = ManualClock()
-    slots = AccountSlots(capacity=10, freshness=RULES, clock=clock)
+    slots = AccountSlots(capacity=10, freshness=RULES, clock=clock, cooldown_s=no_cooldown)
     slots.slot_for("a").token = Token("BQ", clock.now + 5_000, "c", False)
     assert slots.count() == 1
     clock.now += 5_000

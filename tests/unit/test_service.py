@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable
 
 import pytest
@@ -123,16 +124,22 @@ async def test_retry_after_is_honoured(unit_settings: SettingsMaker, stopper: li
 
 
 async def test_unexpected_errors_become_safe_token_errors(
-    unit_settings: SettingsMaker, stopper: list[TokenService]
+    unit_settings: SettingsMaker, stopper: list[TokenService], caplog: pytest.LogCaptureFixture
 ) -> None:
     class Exploding(ScriptedHarvester):
         async def fetch(self, sp_dc: str | None = None) -> object:  # type: ignore[override]
+            self.calls.append(sp_dc)
             raise KeyError("BQ-secret-in-a-message")
 
-    service = service_with(Exploding(), unit_settings(retries=0), stopper)
-    with pytest.raises(TokenError) as caught:
+    harvester = Exploding()
+    service = service_with(harvester, unit_settings(), stopper)
+    with caplog.at_level(logging.DEBUG), pytest.raises(TokenError) as caught:
         await service.get_token()
+    assert caught.value.status == 500
+    assert len(harvester.calls) == 1  # a bug is not retried
     assert "secret" not in str(caught.value)
+    assert "KeyError" in caplog.text
+    assert "secret" not in caplog.text
 
 
 async def test_stale_token_is_served_while_renewal_fails(
@@ -149,11 +156,47 @@ async def test_stale_token_is_served_while_renewal_fails(
     assert stale.cached is True
     with pytest.raises(UpstreamError):
         await service.get_token(force=True)
+
+
+async def test_failing_renewal_does_not_hammer_spotify(
+    unit_settings: SettingsMaker, stopper: list[TokenService]
+) -> None:
+    settings = unit_settings(
+        expiry_buffer=1.5, refresh_window=1.5, stale_margin=0.2, retries=0, retry_base_delay=0.3
+    )
+    harvester = ScriptedHarvester(2.0, default=UpstreamError("down"))
+    service = service_with(harvester, settings, stopper)
+    good = await service.get_token()
+    await asyncio.sleep(0.6)
+    await service.get_token()  # renewal fails: the first cool-down (0.3 s) starts
     calls = len(harvester.calls)
-    again = await service.get_token()  # failing already: served at once, renewal in background
-    assert again.token == good.token
-    await asyncio.sleep(0.05)
-    assert len(harvester.calls) == calls + 1
+    for _ in range(50):
+        served = await service.get_token()
+        assert served.token == good.token
+        await asyncio.sleep(0.004)
+    assert len(harvester.calls) == calls  # nothing sent upstream while cooling down
+    await asyncio.sleep(0.2)
+    assert (await service.get_token()).token == good.token
+    await asyncio.sleep(0.02)
+    assert len(harvester.calls) == calls + 1  # after it, one background try
+
+
+async def test_without_a_token_the_last_error_comes_back_at_once(
+    unit_settings: SettingsMaker, stopper: list[TokenService]
+) -> None:
+    harvester = ScriptedHarvester(
+        default=RateLimited("Spotify rate-limited the token request", retry_after=30)
+    )
+    service = service_with(harvester, unit_settings(retries=0), stopper)
+    with pytest.raises(RateLimited):
+        await service.get_token()
+    for _ in range(20):
+        with pytest.raises(RateLimited):
+            await service.get_token()
+    assert len(harvester.calls) == 1  # Retry-After: 30 is honoured
+    with pytest.raises(RateLimited):
+        await service.get_token(force=True)
+    assert len(harvester.calls) == 2  # forcing always tries
 
 
 async def test_stale_token_is_dropped_at_the_margin(
@@ -181,6 +224,19 @@ async def test_the_refresher_fetches_at_start_and_renews_in_the_window(
     await asyncio.sleep(0.5)
     assert len(harvester.calls) == 2
     assert (await service.get_token()).token.access_token == "BQ-anon-2"
+
+
+async def test_short_lived_tokens_do_not_make_the_refresher_spin(
+    unit_settings: SettingsMaker, stopper: list[TokenService]
+) -> None:
+    # Every token has 1 s of life against a 2 s window: due at once by the window alone.
+    settings = unit_settings(expiry_buffer=0.5, refresh_window=2.0, stale_margin=0.1, refresh_interval=5)
+    harvester = ScriptedHarvester(default=1.0)
+    service = service_with(harvester, settings, stopper)
+    await service.start()
+    await asyncio.sleep(1.0)
+    assert 2 <= len(harvester.calls) <= 6  # renewed every ~0.25 s, not thousands of times
+    assert (await service.get_token()).cached is True
 
 
 async def test_the_refresher_backs_off_after_failures(

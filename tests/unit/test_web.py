@@ -86,15 +86,22 @@ async def test_upstream_failure_is_a_short_json_cause(unit_settings: Callable[..
     assert body(response)["success"] is False
 
 
-async def test_a_bug_is_a_500_without_a_traceback(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_bug_is_a_500_without_a_traceback(
+    app: App, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret = "".join(["BQ-", "sec", "ret"])  # a runtime value, as real secrets are, not source text
+
     def broken() -> object:
-        raise RuntimeError("internal detail BQ-secret")
+        raise RuntimeError(f"internal detail {secret}")
 
     monkeypatch.setattr(app.service, "status", broken)
     response = await app.dispatch(request("/api/token/status"))
     assert response.status == 500
     assert body(response)["error"] == "Internal server error"
     assert b"secret" not in response.body
+    assert "RuntimeError" in caplog.text
+    assert "broken" in caplog.text  # the stack is logged for whoever debugs it...
+    assert "BQ-secret" not in caplog.text  # ...but not the message
 
 
 async def test_openapi_describes_every_route(app: App) -> None:
