@@ -36,5 +36,9 @@ format: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+bench: setup
+	@command -v wrk >/dev/null || scripts/ensure-apt.sh wrk
+	$(BIN)/python bench/run.py
+
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

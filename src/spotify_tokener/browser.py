@@ -14,6 +14,7 @@ import logging
 import os
 import shlex
 import shutil
+import tempfile
 from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
 from typing import Any
@@ -26,12 +27,16 @@ from spotify_tokener.settings import Settings
 
 log = logging.getLogger(__name__)
 
+NODE_CACHE_DIR = "spotify-tokener-node-compile-cache"
 SYSTEM_BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 INSTALL_HINT = (
     "no Chromium found: run `make setup`, or `apt-get install -y chromium`, "
     "or `python -m playwright install chromium`, or set TOKENER_BROWSER_PATH"
 )
 BASE_ARGS = (
+    # GPU and network service inside the browser process: two processes and ~160 MB fewer, same speed.
+    "--in-process-gpu",
+    "--enable-features=NetworkServiceInProcess2",
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
@@ -39,6 +44,14 @@ BASE_ARGS = (
     "--disable-dev-shm-usage",
     "--disable-gpu",
 )
+
+
+def enable_node_compile_cache() -> None:
+    """Let the Playwright driver (Node) reuse its compiled code between launches: ~70 ms per launch.
+
+    The driver inherits this process's environment; an operator's own setting is left alone.
+    """
+    os.environ.setdefault("NODE_COMPILE_CACHE", str(Path(tempfile.gettempdir()) / NODE_CACHE_DIR))
 
 
 def chromium_args(extra: str, *, as_root: bool) -> list[str]:
@@ -166,6 +179,7 @@ class BrowserManager:
         return browser
 
     async def _launch(self) -> Browser:
+        enable_node_compile_cache()
         try:
             async with asyncio.timeout(self._settings.fetch_timeout):
                 self._playwright = await async_playwright().start()

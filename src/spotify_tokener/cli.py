@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import signal
 import sys
 
+import uvloop
 from pydantic import ValidationError
 
 from spotify_tokener import __version__
 from spotify_tokener.logs import configure_logging
-from spotify_tokener.reaper import become_subreaper, reap_orphans
+from spotify_tokener.reaper import become_subreaper, reap_forever, reap_orphans
 from spotify_tokener.server import TokenerServer
 from spotify_tokener.settings import Settings
 
@@ -51,9 +53,14 @@ async def _serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, server.stop)
-    if become_subreaper():
-        loop.add_signal_handler(signal.SIGCHLD, reap_orphans)
-    await server.run()
+    reaping = loop.create_task(reap_forever()) if become_subreaper() else None
+    gc.freeze()  # start-up objects live forever: keep the collector from rescanning them under load
+    try:
+        await server.run()
+    finally:
+        if reaping is not None:
+            reaping.cancel()
+        reap_orphans()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CONFIG
     configure_logging(settings.log_level)
     try:
-        asyncio.run(_serve(settings))
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(_serve(settings))
     except OSError as error:
         print(f"spotify-tokener: cannot serve on {settings.host}:{settings.port}: {error}", file=sys.stderr)
         return EXIT_RUNTIME

@@ -29,7 +29,7 @@ class Freshness:
         return cls(round(buffer * 1000), round(window * 1000), round(stale_margin * 1000))
 
     def is_servable(self, token: Token | None, now_ms: int) -> bool:
-        return token is not None and token.remaining_ms(now_ms) > self.buffer_ms
+        return token is not None and token.expires_at_ms - now_ms > self.buffer_ms
 
     def is_usable_stale(self, token: Token | None, now_ms: int) -> bool:
         return token is not None and token.remaining_ms(now_ms) > self.stale_margin_ms

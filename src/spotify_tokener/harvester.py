@@ -53,8 +53,10 @@ class PlaywrightHarvester:
             if sp_dc is not None:
                 await _add_sp_dc(context, sp_dc)
             try:
-                await context.route("**/*", _filter_route)
+                # Independent round trips to the driver; the route is in place before navigation.
+                routing = asyncio.create_task(context.route("**/*", _filter_route))
                 page = await context.new_page()
+                await routing
                 response = await self._load_and_catch(page)
                 await response.finished()
                 body = await response.body()

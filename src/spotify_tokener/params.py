@@ -19,6 +19,8 @@ class InvalidParameter(ValueError):
 
 def parse_force(query_string: str) -> bool:
     """Read ``force`` from a raw query string: yes/true/1 force, no/false/0/empty do not."""
+    if not query_string:  # LavaSrc's call: the hot path, so skip the parser
+        return False
     if len(query_string) > MAX_QUERY_LENGTH:
         raise InvalidParameter(f"query string is longer than {MAX_QUERY_LENGTH} characters")
     try:

@@ -8,6 +8,7 @@ So the service makes itself their adoptive parent (a Linux "child subreaper") an
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import logging
@@ -19,6 +20,7 @@ import psutil
 log = logging.getLogger(__name__)
 
 PR_SET_CHILD_SUBREAPER = 36
+REAP_INTERVAL_S = 2.0  # a zombie holds only a PID; the event loop owns SIGCHLD, so we poll
 
 
 def become_subreaper() -> bool:
@@ -38,3 +40,9 @@ def reap_orphans() -> int:
                 os.waitpid(child.pid, os.WNOHANG)
                 reaped += 1
     return reaped
+
+
+async def reap_forever(interval_s: float = REAP_INTERVAL_S) -> None:
+    while True:
+        await asyncio.sleep(interval_s)
+        reap_orphans()

@@ -69,6 +69,11 @@ class TokenService:
         await self._anonymous.cancel()
         await self._accounts.cancel()
 
+    def fresh_anonymous(self, now_ms: int) -> Token | None:
+        """The cached anonymous token if it can be served as is: the HTTP layer's fast path."""
+        slot = self._anonymous
+        return slot.token if now_ms < slot.servable_until_ms else None
+
     async def get_token(self, *, force: bool = False, sp_dc: str | None = None) -> Served:
         """The anonymous token, or with ``sp_dc`` that account's: never one for the other."""
         if sp_dc is None:

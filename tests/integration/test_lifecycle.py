@@ -18,6 +18,7 @@ import httpx
 import psutil
 import pytest
 
+from spotify_tokener.reaper import REAP_INTERVAL_S
 from spotify_tokener.settings import Settings
 from tests.conftest import free_port, running_server
 from tests.fake_spotify import Answer, FakeSpotify
@@ -211,7 +212,7 @@ async def test_the_service_adopts_and_reaps_chromiums_orphans(
         driver_pids = {child.pid for child in service.children() if "chrom" not in child.name()}
         adopted = [c for c in service.children() if "chrom" in c.name() and c.pid not in driver_pids]
         assert adopted, "Chromium's double-forked helpers should be re-parented to the service"
-        await asyncio.sleep(2.5)  # the idle close
+        await asyncio.sleep(1 + REAP_INTERVAL_S + 1)  # the idle close, then one reaping round
         leftovers = [(c.pid, c.name(), c.status()) for c in service.children(recursive=True)]
     assert leftovers == []
 

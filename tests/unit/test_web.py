@@ -112,3 +112,72 @@ async def test_openapi_describes_every_route(app: App) -> None:
     schemas = document["components"]
     assert isinstance(schemas, dict)
     assert {"TokenBody", "FailureBody", "StatusBody", "HealthBody"} <= set(schemas["schemas"])
+
+
+class FakeScope:
+    def __init__(
+        self, path: str, method: str = "GET", query: str = "", headers: dict[str, str] | None = None
+    ):
+        self.path, self.method, self.query_string = path, method, query
+        self.headers = headers or {}
+
+
+class RecordingProtocol:
+    def __init__(self) -> None:
+        self.sent: list[tuple[int, list[tuple[str, str]], bytes]] = []
+
+    def response_empty(self, status: int, headers: list[tuple[str, str]], /) -> None:
+        self.sent.append((status, headers, b""))
+
+    def response_bytes(self, status: int, headers: list[tuple[str, str]], body: bytes, /) -> None:
+        self.sent.append((status, headers, body))
+
+    def response_file(self, status: int, headers: list[tuple[str, str]], file: str, /) -> None:
+        self.sent.append((status, headers, file.encode()))
+
+
+async def served(app: App, scope: FakeScope) -> tuple[int, list[tuple[str, str]], bytes]:
+    protocol = RecordingProtocol()
+    await app.__rsgi__(scope, protocol)
+    return protocol.sent[0]
+
+
+def without_timestamp(raw: bytes) -> dict[str, object]:
+    parsed = orjson.loads(raw)
+    assert isinstance(parsed, dict)
+    parsed.pop("timestamp")
+    return parsed
+
+
+async def test_the_fast_path_answers_exactly_like_the_router(app: App) -> None:
+    await app.dispatch(request("/api/token"))  # a token in the cache
+    fast_status, fast_headers, fast_body = await served(app, FakeScope("/api/token"))
+    routed = await app.dispatch(request("/api/token", query="force=0"))
+    assert fast_status == routed.status == 200
+    assert fast_headers == routed.headers
+    assert without_timestamp(fast_body) == without_timestamp(routed.body)
+    assert without_timestamp(fast_body)["cached"] is True
+
+
+async def test_the_fast_path_never_serves_a_cookie_a_query_or_another_method(
+    unit_settings: Callable[..., Settings],
+) -> None:
+    harvester = ScriptedHarvester()
+    app = app_with(harvester, unit_settings())
+    await app.dispatch(request("/api/token"))
+    with_cookie = await served(app, FakeScope("/api/token", headers={"cookie": "sp_dc=AQ-account"}))
+    assert orjson.loads(with_cookie[2])["isAnonymous"] is False
+    assert (await served(app, FakeScope("/api/token", query="force=1")))[2] != b""
+    assert len(harvester.calls) == 3  # the anonymous fetch, the account, the forced one
+    assert (await served(app, FakeScope("/api/token", method="POST")))[0] == 405
+
+
+async def test_without_a_fresh_token_the_fast_path_steps_aside(
+    unit_settings: Callable[..., Settings],
+) -> None:
+    harvester = ScriptedHarvester()
+    app = app_with(harvester, unit_settings())
+    status, _, body = await served(app, FakeScope("/api/token"))
+    assert status == 200
+    assert orjson.loads(body)["cached"] is False
+    assert len(harvester.calls) == 1

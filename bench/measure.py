@@ -1,0 +1,83 @@
+"""Small measuring tools: process-tree memory, waiting for a port, wrk's figures."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import statistics
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpx
+import psutil
+
+MB = 1024 * 1024
+UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def tree_sum(pid: int, read: Callable[[psutil.Process], float]) -> float:
+    """``read`` summed over a process and all its descendants (driver, every Chromium process)."""
+    root = psutil.Process(pid)
+    total = 0.0
+    for process in [root, *root.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            total += read(process)
+    return total
+
+
+def tree_rss_mb(pid: int) -> float:
+    return tree_sum(pid, lambda process: process.memory_info().rss) / MB
+
+
+def tree_pss_mb(pid: int) -> float:
+    """Shared pages split among their users, so nothing counts twice (unlike summed RSS)."""
+    return tree_sum(pid, lambda process: process.memory_full_info().pss) / MB
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of the tree so far."""
+    return tree_sum(pid, lambda process: process.cpu_times().user + process.cpu_times().system)
+
+
+def wait_for(url: str, timeout_s: float, interval_s: float = 0.002) -> float:
+    """Poll until ``url`` answers; returns the monotonic time it first did."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.TransportError):
+            httpx.get(url, timeout=1)
+            return time.monotonic()
+        time.sleep(interval_s)
+    raise TimeoutError(f"{url} did not answer within {timeout_s} s")
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    rps: float
+    p99_ms: float
+    cpu_us_per_request: float
+
+
+def wrk(url: str, seconds: int, server_pid: int, threads: int = 2, connections: int = 64) -> LoadResult:
+    """wrk's rate and p99, plus the server's CPU time per request (steadier than the rate here)."""
+    cpu_before = cpu_seconds(server_pid)
+    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    cpu = cpu_seconds(server_pid) - cpu_before
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    p99 = re.search(r"^\s*99%\s+([\d.]+)(us|ms|s)\s*$", output, re.MULTILINE)
+    total = re.search(r"(\d+) requests in", output)
+    if rps is None or p99 is None or total is None:
+        raise RuntimeError(f"unexpected wrk output:\n{output}")
+    cpu_us = cpu / int(total.group(1)) * 1e6
+    return LoadResult(float(rps.group(1)), float(p99.group(1)) * UNITS_MS[p99.group(2)], cpu_us)
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]

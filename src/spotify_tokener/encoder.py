@@ -1,0 +1,48 @@
+"""Token answers as bytes, encoded once per token.
+
+The body of a cached answer changes only in its ``timestamp``, so everything before it is encoded
+when the token (or its ``cached`` flag) changes and reused until then, and the whole body is reused
+within the same millisecond: under load most answers cost no encoding at all.
+"""
+
+from __future__ import annotations
+
+import orjson
+
+from spotify_tokener.schemas import TokenBody
+from spotify_tokener.token import Token
+
+TIMESTAMP_FIELD = b',"timestamp":'
+
+
+def token_body(token: Token, *, cached: bool, now_ms: int) -> TokenBody:
+    return {
+        "success": True,
+        "accessToken": token.access_token,
+        "accessTokenExpirationTimestampMs": token.expires_at_ms,
+        "clientId": token.client_id,
+        "isAnonymous": token.is_anonymous,
+        "cached": cached,
+        "timestamp": now_ms,
+    }
+
+
+class TokenEncoder:
+    """Remembers the encoded prefix of the last token answer it made."""
+
+    def __init__(self) -> None:
+        self._key: tuple[Token, bool] | None = None
+        self._prefix = b""
+        self._now_ms = -1
+        self._body = b""
+
+    def encode(self, token: Token, *, cached: bool, now_ms: int) -> bytes:
+        if self._key is None or self._key[0] is not token or self._key[1] is not cached:
+            full = orjson.dumps(token_body(token, cached=cached, now_ms=0))
+            self._prefix = full[: full.rindex(TIMESTAMP_FIELD) + len(TIMESTAMP_FIELD)]
+            self._key = (token, cached)
+            self._now_ms = -1
+        if now_ms != self._now_ms:
+            self._body = self._prefix + str(now_ms).encode() + b"}"
+            self._now_ms = now_ms
+        return self._body
