@@ -42,7 +42,10 @@ def describe(error: ValidationError) -> str:
     """One line per bad setting, naming its variable; the offending value is not echoed."""
     lines = []
     for item in error.errors():
-        field = str(item["loc"][0]).upper().removeprefix("TOKENER_") if item["loc"] else "SETTINGS"
+        if not item["loc"]:  # a rule across settings: its message names them
+            lines.append(f"invalid settings: {item['msg'].removeprefix('Value error, ')}")
+            continue
+        field = str(item["loc"][0]).upper().removeprefix("TOKENER_")
         name = field if field in {"HOST", "PORT"} else f"TOKENER_{field}"
         lines.append(f"invalid setting {name}: {item['msg']}")
     return "\n".join(lines)

@@ -1,7 +1,7 @@
 """A deliberately tiny RSGI routing layer: fixed paths, JSON bodies, nothing else.
 
 The API has a handful of fixed routes, and Granian's RSGI interface is the fastest way to serve
-them (measured figures in ARCHITECTURE.md); a general framework would cost much of that speed for
+them (measured figures in BENCHMARKS.md); a general framework would cost much of that speed for
 features we do not use. Everything a client can get wrong is answered here with a JSON error, never
 a traceback.
 """

@@ -50,3 +50,19 @@ def test_bad_settings_are_described_by_variable_without_their_value(monkeypatch:
     assert "TOKENER_FETCH_TIMEOUT" in text
     assert "PORT" in text
     assert "99999" not in text
+
+
+def test_an_empty_browser_path_means_find_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TOKENER_BROWSER_PATH", "")
+    assert Settings().browser_path is None
+
+
+def test_a_rule_across_settings_is_described_without_a_made_up_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TOKENER_EXPIRY_BUFFER", "900")
+    with pytest.raises(ValidationError) as caught:
+        Settings()
+    text = describe(caught.value)
+    assert text.startswith("invalid settings: TOKENER_REFRESH_WINDOW must be at least TOKENER_EXPIRY_BUFFER")
+    assert "TOKENER_SETTINGS" not in text
