@@ -24,6 +24,7 @@ FAST: dict[str, Any] = {
     "retry_base_delay": 0.05,
     "fetch_timeout": 10.0,
     "shutdown_timeout": 3.0,
+    "force_min_interval": 0.0,  # tests force back to back; the limit has tests of its own
 }
 
 

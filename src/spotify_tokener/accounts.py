@@ -21,7 +21,15 @@ def account_key(sp_dc: str) -> str:
 class AccountSlots:
     """Bounded: a service shared by many bots must not grow without limit with their accounts."""
 
-    def __init__(self, capacity: int, freshness: Freshness, clock: Clock, cooldown_s: Cooldown) -> None:
+    def __init__(
+        self,
+        capacity: int,
+        freshness: Freshness,
+        clock: Clock,
+        cooldown_s: Cooldown,
+        force_min_interval_ms: int = 0,
+    ) -> None:
+        self._force_min_interval_ms = force_min_interval_ms
         self._capacity = capacity
         self._freshness = freshness
         self._clock = clock
@@ -34,7 +42,9 @@ class AccountSlots:
         key = account_key(sp_dc)
         slot = self._slots.get(key)
         if slot is None:
-            slot = self._slots[key] = TokenSlot(self._freshness, self._clock, self._cooldown_s)
+            slot = self._slots[key] = TokenSlot(
+                self._freshness, self._clock, self._cooldown_s, self._force_min_interval_ms
+            )
         self._slots.move_to_end(key)
         while len(self._slots) > self._capacity:
             self._slots.popitem(last=False)

@@ -14,6 +14,7 @@ from functools import partial
 import orjson
 
 from spotify_tokener import __version__
+from spotify_tokener.auth import ApiKeys, presented_key
 from spotify_tokener.browser import BrowserManager
 from spotify_tokener.clock import wall_clock_ms
 from spotify_tokener.encoder import TokenEncoder
@@ -33,10 +34,12 @@ from spotify_tokener.web import (
     Response,
     Router,
     Scope,
+    error_response,
     json_response,
 )
 
 TOKEN_PATH = "/api/token"  # noqa: S105 - a path, not a secret
+OPEN_PATHS = frozenset({"/health", "/openapi.json"})  # with an API key, these (and /swagger) stay open
 
 
 class App:
@@ -49,6 +52,7 @@ class App:
         self._started = time.monotonic()
         self._openapi = orjson.dumps(build_openapi())
         self._encoder = TokenEncoder()
+        self._keys = ApiKeys(settings.api_keys)
         self._router = Router(
             {
                 TOKEN_PATH: {"GET": self.get_token},
@@ -59,7 +63,8 @@ class App:
                 "/swagger": {"GET": self.swagger},
                 "/swagger/init.js": {"GET": self.swagger_init},
                 **{f"/swagger/{name}": {"GET": partial(self.swagger_asset, name)} for name in SWAGGER_FILES},
-            }
+            },
+            guard=self._authorize if self._keys.enabled else None,
         )
 
     async def __rsgi__(self, scope: Scope, protocol: HTTPProtocol) -> None:
@@ -69,7 +74,12 @@ class App:
         all the traffic; it is answered here without the router's objects, which measurably mattered
         (BENCHMARKS.md). Anything else, including that call when a fetch is needed, takes the router.
         """
-        if scope.path == TOKEN_PATH and scope.method == "GET" and not scope.query_string:
+        if (
+            scope.path == TOKEN_PATH
+            and scope.method == "GET"
+            and not scope.query_string
+            and not self._keys.enabled
+        ):
             now = time.time_ns() // 1_000_000  # wall_clock_ms, inlined on the hottest line
             token = self.service.fresh_anonymous(now)
             if token is not None and scope.headers.get("cookie") is None:
@@ -88,6 +98,15 @@ class App:
             await self.service.stop()
             if self.browser is not None:
                 await self.browser.close()
+
+    def _authorize(self, request: Request) -> Response | None:
+        """Refuse requests without a valid API key; health checks and the API's docs stay open."""
+        if request.path in OPEN_PATHS or request.path.startswith("/swagger"):
+            return None
+        presented = presented_key(request.headers.get("authorization"), request.query_string)
+        if self._keys.accepts(presented):
+            return None
+        return error_response(401, "missing or wrong API key", ("www-authenticate", "Bearer"))
 
     async def dispatch(self, request: Request) -> Response:
         return await self._router.dispatch(request)
@@ -131,6 +150,8 @@ class App:
                 "consecutiveFailures": state.consecutive_failures,
                 "lastRefreshAt": state.refreshed_at_ms,
                 "accountsCached": state.accounts_cached,
+                "coolingDown": state.cooling_down,
+                "retryAt": state.retry_at_ms,
             },
             "timestamp": wall_clock_ms(),
         }

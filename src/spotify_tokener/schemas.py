@@ -50,6 +50,8 @@ class StatusFields(TypedDict):
     consecutiveFailures: int
     lastRefreshAt: int | None
     accountsCached: int
+    coolingDown: bool
+    retryAt: int | None
 
 
 class StatusBody(TypedDict):

@@ -40,6 +40,8 @@ class TokenStatus:
     consecutive_failures: int
     refreshed_at_ms: int | None
     accounts_cached: int
+    cooling_down: bool
+    retry_at_ms: int | None
 
 
 class TokenService:
@@ -52,8 +54,11 @@ class TokenService:
         self.freshness = Freshness.from_seconds(
             settings.expiry_buffer, settings.refresh_window, settings.stale_margin
         )
-        self._anonymous = TokenSlot(self.freshness, clock, self._cooldown_s)
-        self._accounts = AccountSlots(settings.max_accounts, self.freshness, clock, self._cooldown_s)
+        force_gap_ms = round(settings.force_min_interval * 1000)
+        self._anonymous = TokenSlot(self.freshness, clock, self._cooldown_s, force_gap_ms)
+        self._accounts = AccountSlots(
+            settings.max_accounts, self.freshness, clock, self._cooldown_s, force_gap_ms
+        )
         self._refresher: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -100,6 +105,8 @@ class TokenService:
             consecutive_failures=slot.failures,
             refreshed_at_ms=slot.refreshed_at_ms,
             accounts_cached=self._accounts.count(),
+            cooling_down=slot.cooling_down(now),
+            retry_at_ms=slot.retry_at_ms if slot.cooling_down(now) else None,
         )
 
     async def _refresh_forever(self) -> None:
@@ -128,7 +135,7 @@ class TokenService:
         return min(max(wait_ms, 0) / 1000, self._settings.refresh_interval)
 
     def _cooldown_s(self, failures: int, error: TokenError) -> float:
-        """After a failed fetch (itself retried), keep doubling the wait, within the refresh interval."""
+        """After a failed fetch (itself retried), keep doubling the wait, up to ``TOKENER_COOLDOWN_MAX``."""
         settings = self._settings
         delay = backoff_delay(
             settings.retries + failures,
@@ -136,7 +143,7 @@ class TokenService:
             error.retry_after,
             settings.retry_after_max,
         )
-        return min(delay, settings.refresh_interval)
+        return min(delay, settings.cooldown_max)
 
     async def _fetch_with_retries(self, sp_dc: str | None = None) -> Token:
         settings = self._settings

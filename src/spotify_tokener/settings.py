@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Seconds = float
@@ -40,14 +40,23 @@ class Settings(BaseSettings):
     refresh_interval: Seconds = Field(300.0, gt=0)
     stale_margin: Seconds = Field(30.0, ge=0)
 
+    cooldown_max: Seconds = Field(300.0, gt=0, description="Longest pause after repeated failures.")
+    force_min_interval: Seconds = Field(10.0, ge=0, description="Forced fetches closer than this share one.")
+
     retries: int = Field(3, ge=0, le=10)
     retry_base_delay: Seconds = Field(1.0, gt=0)
     retry_after_max: Seconds = Field(60.0, ge=0)
+
+    api_key: SecretStr = Field(SecretStr(""), description="One key, or several comma-separated.")
 
     allow_accounts: bool = True
     max_accounts: int = Field(50, ge=1)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @property
+    def api_keys(self) -> tuple[str, ...]:
+        return tuple(key.strip() for key in self.api_key.get_secret_value().split(",") if key.strip())
 
     @field_validator("browser_path", mode="before")
     @classmethod

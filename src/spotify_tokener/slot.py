@@ -37,7 +37,10 @@ class Served:
 class TokenSlot:
     """One identity's token: what is cached, what is being fetched, and how the last fetch went."""
 
-    def __init__(self, freshness: Freshness, clock: Clock, cooldown_s: Cooldown) -> None:
+    def __init__(
+        self, freshness: Freshness, clock: Clock, cooldown_s: Cooldown, force_min_interval_ms: int = 0
+    ) -> None:
+        self._force_min_interval_ms = force_min_interval_ms
         self._freshness = freshness
         self._clock = clock
         self._cooldown_s = cooldown_s
@@ -63,6 +66,8 @@ class TokenSlot:
         the caller wait for the browser; a forced call always tries, and gets the error if it fails.
         """
         token, now = self.token, self._clock()
+        if force and self._just_refreshed(now) and token is not None:
+            return Served(token, cached=True)  # one client must not make us hammer Spotify
         if not force:
             if token is not None and self._freshness.is_servable(token, now):
                 return Served(token, cached=True)
@@ -102,14 +107,20 @@ class TokenSlot:
             flight.cancel()
             await asyncio.gather(flight, return_exceptions=True)
 
+    def _just_refreshed(self, now_ms: int) -> bool:
+        refreshed = self.refreshed_at_ms
+        return refreshed is not None and now_ms - refreshed < self._force_min_interval_ms
+
     def _usable_stale(self, now_ms: int) -> Token | None:
         token = self.token
         return token if self._freshness.is_usable_stale(token, now_ms) else None
 
     def _last_error(self) -> TokenError:
+        """The failure that started the cool-down, telling the client when the next try is due."""
         error = self.last_error
         assert error is not None, "cooling down implies a recorded failure"
-        return error.with_traceback(None)
+        remaining_s = max(self.retry_at_ms - self._clock(), 0) / 1000
+        return type(error)(str(error), retry_after=remaining_s)
 
     async def _join(self, fetch: Fetch) -> Token:
         flight = self.refresh_in_background(fetch)

@@ -76,6 +76,7 @@ class Response:
 
 
 Handler = Callable[[Request], Awaitable[Response]]
+Guard = Callable[[Request], "Response | None"]
 Routes = Mapping[str, Mapping[str, Handler]]
 
 
@@ -90,8 +91,10 @@ def error_response(status: int, message: str, *extra: tuple[str, str]) -> Respon
 class Router:
     """Maps (path, method) to a handler; HEAD is served by GET handlers with the body dropped."""
 
-    def __init__(self, routes: Routes) -> None:
+    def __init__(self, routes: Routes, guard: Guard | None = None) -> None:
+        """``guard`` may refuse a request (its answer) before any routing: the API key check."""
         self._routes = routes
+        self._guard = guard
         self._allowed = {path: _allow_header(methods) for path, methods in routes.items()}
 
     async def __call__(self, scope: Scope, protocol: HTTPProtocol) -> None:
@@ -106,6 +109,8 @@ class Router:
 
     def dispatch(self, request: Request) -> Awaitable[Response]:
         """The handler's answer (a plain function returning the awaitable: one coroutine fewer)."""
+        if self._guard is not None and (refused := self._guard(request)) is not None:
+            return _ready(refused)
         methods = self._routes.get(request.path)
         if methods is None:
             return _ready(error_response(404, "Endpoint not found"))

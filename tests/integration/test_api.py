@@ -10,6 +10,7 @@ import pytest
 from spotify_tokener.settings import Settings
 from tests.conftest import running_server
 from tests.fake_spotify import FakeSpotify
+from tests.lavasrc import fetch_token
 
 SettingsMaker = Callable[..., Settings]
 
@@ -148,3 +149,32 @@ async def test_no_token_ever_reaches_the_log(
     assert "token fetch ok" in caplog.text
     for token in fake.issued_tokens():
         assert token not in caplog.text
+
+
+async def test_forced_fetches_within_the_interval_share_one(
+    make_settings: SettingsMaker, fake: FakeSpotify
+) -> None:
+    async with running_server(make_settings(force_min_interval=30)) as running:
+        first = (await running.client.get("/api/token?force=1")).json()
+        again = await running.client.get("/api/token?force=1")
+        refreshed = await running.client.post("/api/token/refresh")
+    assert again.json()["accessToken"] == first["accessToken"]
+    assert again.json()["cached"] is True
+    assert refreshed.json()["accessToken"] == first["accessToken"]
+    assert fake.token_requests == 1  # the start-up fetch already was the first; forcing adds none
+
+
+async def test_an_api_key_locks_the_token_but_not_health(
+    make_settings: SettingsMaker, fake: FakeSpotify
+) -> None:
+    async with running_server(make_settings(api_key="k1,k2")) as running:
+        locked = await running.client.get("/api/token")
+        health = await running.client.get("/health")
+        endpoint = f"{running.client.base_url}/api/token?key=k2"
+        lavasrc = await fetch_token(endpoint)
+        bearer = await running.client.get("/api/token", headers={"Authorization": "Bearer k1"})
+    assert locked.status_code == 401
+    assert health.status_code == 200
+    assert lavasrc is not None
+    assert lavasrc.access_token in fake.issued_tokens()
+    assert bearer.status_code == 200

@@ -144,6 +144,7 @@ def service_process(fake: FakeSpotify) -> Iterator[Callable[..., tuple[subproces
             "PORT": str(port),
             "TOKENER_BROWSER_ARGS": fake.chromium_args,
             "TOKENER_RETRIES": "0",
+            "TOKENER_FORCE_MIN_INTERVAL": "0",  # these tests force back to back
             **env,
         }
         process = subprocess.Popen(
@@ -183,8 +184,9 @@ async def test_a_signal_mid_fetch_stops_everything_within_seconds(
         assert (await client.get("/api/token")).status_code == 200
         fake.answer_with(Answer("hang"))
         waiting = asyncio.create_task(client.get("/api/token?force=1"))
-        while len(fake.state.calls) < 2:  # noqa: ASYNC110 - the fake runs in another thread
-            await asyncio.sleep(0.05)
+        async with asyncio.timeout(10):
+            while len(fake.state.calls) < 2:  # noqa: ASYNC110 - the fake runs in another thread
+                await asyncio.sleep(0.05)
         spawned = tree(process.pid)
         assert len(chromium_pids(spawned)) > 1
         started = time.monotonic()

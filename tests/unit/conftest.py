@@ -52,7 +52,12 @@ class ScriptedHarvester:
 @pytest.fixture
 def unit_settings() -> Callable[..., Settings]:
     def make(**overrides: Any) -> Settings:
-        values: dict[str, Any] = {"retry_base_delay": 0.01, "retries": 3, **overrides}
+        values: dict[str, Any] = {
+            "retry_base_delay": 0.01,
+            "retries": 3,
+            "force_min_interval": 0,
+            **overrides,
+        }
         return Settings(**values)
 
     return make

@@ -283,3 +283,30 @@ async def test_status_reports_the_seed_fields(
     assert state.ms_until_expiry is not None and 3_590_000 < state.ms_until_expiry <= 3_600_000
     assert state.ms_until_refresh is not None
     assert state.ms_until_refresh == pytest.approx(state.ms_until_expiry - 600_000, abs=5)
+
+
+async def test_forced_fetches_are_rate_limited(
+    unit_settings: SettingsMaker, stopper: list[TokenService]
+) -> None:
+    harvester = ScriptedHarvester()
+    service = service_with(harvester, unit_settings(force_min_interval=0.3), stopper)
+    first = await service.get_token(force=True)
+    again = await service.get_token(force=True)
+    assert again.token == first.token
+    assert again.cached is True
+    assert len(harvester.calls) == 1
+    await asyncio.sleep(0.35)
+    assert (await service.get_token(force=True)).token != first.token
+    assert len(harvester.calls) == 2
+
+
+async def test_cool_down_is_capped(unit_settings: SettingsMaker, stopper: list[TokenService]) -> None:
+    harvester = ScriptedHarvester(default=RateLimited("429", retry_after=50))
+    service = service_with(harvester, unit_settings(retries=0, cooldown_max=0.2, retry_after_max=60), stopper)
+    with pytest.raises(RateLimited):
+        await service.get_token()
+    state = service.status()
+    assert state.cooling_down
+    assert state.retry_at_ms is not None
+    await asyncio.sleep(0.25)
+    assert not service.status().cooling_down

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
@@ -66,3 +68,18 @@ def test_a_rule_across_settings_is_described_without_a_made_up_variable(
     text = describe(caught.value)
     assert text.startswith("invalid settings: TOKENER_REFRESH_WINDOW must be at least TOKENER_EXPIRY_BUFFER")
     assert "TOKENER_SETTINGS" not in text
+
+
+def test_every_setting_is_in_the_readme_table() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    table_rows = [line for line in readme.splitlines() if line.startswith("| `")]
+    for name in Settings.model_fields:
+        variable = {"host": "HOST", "port": "PORT"}.get(name, f"TOKENER_{name.upper()}")
+        assert any(row.startswith(f"| `{variable}`") for row in table_rows), variable
+
+
+def test_api_keys_are_split_and_kept_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TOKENER_API_KEY", " key-one , key-two,, ")
+    settings = Settings()
+    assert settings.api_keys == ("key-one", "key-two")
+    assert "key-one" not in repr(settings)

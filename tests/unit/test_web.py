@@ -181,3 +181,53 @@ async def test_without_a_fresh_token_the_fast_path_steps_aside(
     assert status == 200
     assert orjson.loads(body)["cached"] is False
     assert len(harvester.calls) == 1
+
+
+@pytest.fixture
+def keyed(unit_settings: Callable[..., Settings]) -> App:
+    return app_with(ScriptedHarvester(), unit_settings(api_key="alpha, beta"))
+
+
+def with_headers(path: str, headers: dict[str, str], query: str = "", method: str = "GET") -> Request:
+    return Request(method, path, query, headers)
+
+
+async def test_with_a_key_set_every_endpoint_but_health_and_docs_needs_it(keyed: App) -> None:
+    refused = await keyed.dispatch(request("/api/token"))
+    assert refused.status == 401
+    assert body(refused)["error"] == "missing or wrong API key"
+    assert ("www-authenticate", "Bearer") in refused.headers
+    for path, method in [("/api/token/status", "GET"), ("/api/token/refresh", "POST"), ("/nope", "GET")]:
+        assert (await keyed.dispatch(request(path, method=method))).status == 401
+    for path in ("/health", "/openapi.json", "/swagger"):
+        assert (await keyed.dispatch(request(path))).status == 200
+
+
+async def test_the_key_as_bearer_or_query_parameter(keyed: App) -> None:
+    bearer = await keyed.dispatch(with_headers("/api/token", {"authorization": "Bearer beta"}))
+    in_query = await keyed.dispatch(request("/api/token", query="key=alpha"))
+    wrong = await keyed.dispatch(request("/api/token", query="key=gamma"))
+    assert (bearer.status, in_query.status, wrong.status) == (200, 200, 401)
+    assert b"gamma" not in wrong.body
+
+
+async def test_with_a_key_set_the_fast_path_steps_aside(keyed: App) -> None:
+    await keyed.dispatch(request("/api/token", query="key=alpha"))  # a token in the cache
+    status, _, raw = await served(keyed, FakeScope("/api/token"))
+    assert status == 401
+    assert b"accessToken" not in raw
+
+
+async def test_status_says_when_it_is_cooling_down(unit_settings: Callable[..., Settings]) -> None:
+    harvester = ScriptedHarvester(default=UpstreamError("Spotify answered the token request with HTTP 500"))
+    app = app_with(harvester, unit_settings(retries=0, retry_base_delay=5))
+    first = await app.dispatch(request("/api/token"))
+    fast = await app.dispatch(request("/api/token"))
+    state = body(await app.dispatch(request("/api/token/status")))["status"]
+    assert isinstance(state, dict)
+    assert (first.status, fast.status) == (502, 502)
+    assert len(harvester.calls) == 1  # the second answer came from the cool-down, at once
+    retry_after = dict(fast.headers)["retry-after"]
+    assert 1 <= int(retry_after) <= 5
+    assert state["coolingDown"] is True
+    assert isinstance(state["retryAt"], int)
