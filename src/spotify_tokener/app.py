@@ -82,7 +82,7 @@ class App:
         ):
             now = time.time_ns() // 1_000_000  # wall_clock_ms, inlined on the hottest line
             token = self.service.fresh_anonymous(now)
-            if token is not None and scope.headers.get("cookie") is None:
+            if token is not None and "cookie" not in scope.headers:
                 protocol.response_bytes(
                     200, JSON_NO_STORE, self._encoder.encode(token, cached=True, now_ms=now)
                 )

@@ -10,6 +10,7 @@ import asyncio
 import logging
 
 from granian.constants import Interfaces
+from granian.http import HTTP1Settings
 from granian.log import LogLevels
 from granian.server.embed import Server
 
@@ -35,6 +36,7 @@ class TokenerServer:
             # the 129th keep-alive client would wait for another to hang up.
             backlog=settings.backlog,
             backpressure=settings.backlog,
+            http1_settings=HTTP1Settings(header_read_timeout=round(settings.header_timeout * 1000)),
             log_level=LogLevels.error,
             log_dictconfig=GRANIAN_LOGGING,
         )

@@ -22,6 +22,9 @@ class Settings(BaseSettings):
     port: int = Field(3000, ge=0, le=65535, validation_alias=AliasChoices("TOKENER_PORT", "PORT", "port"))
 
     backlog: int = Field(1024, ge=128, description="Pending and concurrent connections Granian accepts.")
+    header_timeout: Seconds = Field(
+        10.0, gt=0, le=60, description="A client must send its headers within this."
+    )
 
     spotify_url: str = "https://open.spotify.com/"
     user_agent: str = Field(

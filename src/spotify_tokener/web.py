@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import orjson
 
 from spotify_tokener.clock import wall_clock_ms
+from spotify_tokener.params import InvalidParameter
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,7 @@ class Headers(Protocol):
 
     def get(self, key: str, default: Any = None, /) -> Any: ...
     def items(self) -> Iterable[tuple[str, str]]: ...
+    def __contains__(self, key: str, /) -> bool: ...
 
 
 class Scope(Protocol):
@@ -61,10 +63,17 @@ class Request:
     headers: Headers
 
     def cookie_headers(self) -> list[str]:
-        """Every Cookie header (HTTP/2 may split cookies over several); the usual case costs one lookup."""
-        if self.headers.get("cookie") is None:
+        """Every Cookie header (HTTP/2 may split cookies over several); the usual case costs one lookup.
+
+        Granian hides header values that are not valid UTF-8 from ``get`` and ``items`` but not from
+        ``in``: such a Cookie must be refused, not mistaken for no cookie at all.
+        """
+        if "cookie" not in self.headers:
             return []
-        return [value for name, value in self.headers.items() if name.lower() == "cookie"]
+        values = [value for name, value in self.headers.items() if name.lower() == "cookie"]
+        if not values:
+            raise InvalidParameter("the Cookie header is not valid UTF-8")
+        return values
 
 
 @dataclass(slots=True)  # not frozen: frozen dataclasses cost ~0.5 us more to build, on every request

@@ -162,20 +162,20 @@ async def test_failing_renewal_does_not_hammer_spotify(
     unit_settings: SettingsMaker, stopper: list[TokenService]
 ) -> None:
     settings = unit_settings(
-        expiry_buffer=1.5, refresh_window=1.5, stale_margin=0.2, retries=0, retry_base_delay=0.3
+        expiry_buffer=1.5, refresh_window=1.5, stale_margin=0.2, retries=0, retry_base_delay=0.6
     )
     harvester = ScriptedHarvester(2.0, default=UpstreamError("down"))
     service = service_with(harvester, settings, stopper)
     good = await service.get_token()
     await asyncio.sleep(0.6)
-    await service.get_token()  # renewal fails: the first cool-down (0.3 s) starts
+    await service.get_token()  # renewal fails: the first cool-down (0.6 s) starts
     calls = len(harvester.calls)
     for _ in range(50):
         served = await service.get_token()
         assert served.token == good.token
         await asyncio.sleep(0.004)
     assert len(harvester.calls) == calls  # nothing sent upstream while cooling down
-    await asyncio.sleep(0.2)
+    await asyncio.sleep(0.5)
     assert (await service.get_token()).token == good.token
     await asyncio.sleep(0.02)
     assert len(harvester.calls) == calls + 1  # after it, one background try
@@ -242,16 +242,17 @@ async def test_short_lived_tokens_do_not_make_the_refresher_spin(
 async def test_the_refresher_backs_off_after_failures(
     unit_settings: SettingsMaker, stopper: list[TokenService]
 ) -> None:
+    # Attempts at t = 0, then after cool-downs of 0.2 s and 0.4 s: at about 0.2 s and 0.6 s.
     settings = unit_settings(retries=0, retry_base_delay=0.2, refresh_interval=5)
     harvester = ScriptedHarvester(default=UpstreamError("down"))
     service = service_with(harvester, settings, stopper)
     await service.start()
     await asyncio.sleep(0.1)
     assert len(harvester.calls) == 1
-    await asyncio.sleep(0.25)
+    await asyncio.sleep(0.3)  # t = 0.4: the second attempt is behind us, the third 0.2 s ahead
     assert len(harvester.calls) == 2
-    await asyncio.sleep(0.25)
-    assert len(harvester.calls) == 2  # second wait is 0.4 s
+    await asyncio.sleep(0.4)  # t = 0.8
+    assert len(harvester.calls) == 3
 
 
 async def test_stopping_answers_waiters_with_shutting_down(

@@ -9,6 +9,7 @@ import pytest
 
 from spotify_tokener.app import App, create_app
 from spotify_tokener.errors import UpstreamError
+from spotify_tokener.params import InvalidParameter
 from spotify_tokener.settings import Settings
 from spotify_tokener.web import Request, Response
 from tests.unit.conftest import ScriptedHarvester
@@ -231,3 +232,16 @@ async def test_status_says_when_it_is_cooling_down(unit_settings: Callable[..., 
     assert 1 <= int(retry_after) <= 5
     assert state["coolingDown"] is True
     assert isinstance(state["retryAt"], int)
+
+
+class HiddenValueHeaders(dict[str, str]):
+    """Like Granian's header map for a value that is not UTF-8: present, but with no value to read."""
+
+    def __contains__(self, key: object) -> bool:
+        return key == "cookie" or super().__contains__(key)
+
+
+def test_an_unreadable_cookie_is_refused_not_ignored() -> None:
+    with pytest.raises(InvalidParameter, match="not valid UTF-8"):
+        Request("GET", "/api/token", "", HiddenValueHeaders()).cookie_headers()
+    assert Request("GET", "/api/token", "", {}).cookie_headers() == []
