@@ -80,6 +80,7 @@ def service(fake: FakeSpotify) -> Iterator[Service]:
         "TOKENER_BROWSER_ARGS": fake.chromium_args,
         "TOKENER_BROWSER_IDLE": str(IDLE_S),
         "TOKENER_LOG_LEVEL": "WARNING",
+        "TOKENER_FORCE_MIN_INTERVAL": "0",  # the refreshes are forced back to back on purpose
     }
     started = time.monotonic()
     process = subprocess.Popen([sys.executable, "-m", "spotify_tokener"], env=env)

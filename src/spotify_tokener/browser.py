@@ -34,9 +34,9 @@ INSTALL_HINT = (
     "or `python -m playwright install chromium`, or set TOKENER_BROWSER_PATH"
 )
 BASE_ARGS = (
-    # GPU and network service inside the browser process: two processes and ~160 MB fewer, same speed.
+    # The GPU process inside the browser process: one process and ~60 MB fewer, same speed. (No
+    # --enable-features here: Chromium keeps only the last one, which would cancel Playwright's own.)
     "--in-process-gpu",
-    "--enable-features=NetworkServiceInProcess2",
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",

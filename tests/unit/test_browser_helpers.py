@@ -56,3 +56,7 @@ def test_nothing_found_says_how_to_fix_it(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(BrowserMissing, match="make setup"):
         find_executable(None, os.devnull + "-missing")
+
+
+def test_playwrights_own_feature_list_is_not_overridden() -> None:
+    assert not any(arg.startswith(("--enable-features", "--disable-features")) for arg in BASE_ARGS)
