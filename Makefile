@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.setup-stamp
 
-.PHONY: setup run test unit integration lint format bench clean
+.PHONY: setup test-deps run test unit integration lint format bench clean
 
 setup: $(STAMP)
 	@scripts/ensure-chromium.sh $(BIN)/python
@@ -21,13 +21,17 @@ $(STAMP): pyproject.toml
 run: setup
 	$(BIN)/spotify-tokener
 
-test: setup
+# The Redis tests start their own redis-server (Debian package) on a free port.
+test-deps: setup
+	@command -v redis-server >/dev/null || scripts/ensure-apt.sh redis-server
+
+test: test-deps
 	$(BIN)/python -m pytest
 
 unit: setup
 	$(BIN)/python -m pytest tests/unit
 
-integration: setup
+integration: test-deps
 	$(BIN)/python -m pytest tests/integration
 
 lint: setup

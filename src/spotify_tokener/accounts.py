@@ -10,6 +10,7 @@ import hashlib
 from collections import OrderedDict
 
 from spotify_tokener.clock import Clock
+from spotify_tokener.coordination import account_slot_key
 from spotify_tokener.freshness import Freshness
 from spotify_tokener.slot import Cooldown, TokenSlot
 
@@ -43,7 +44,11 @@ class AccountSlots:
         slot = self._slots.get(key)
         if slot is None:
             slot = self._slots[key] = TokenSlot(
-                self._freshness, self._clock, self._cooldown_s, self._force_min_interval_ms
+                account_slot_key(key),
+                self._freshness,
+                self._clock,
+                self._cooldown_s,
+                self._force_min_interval_ms,
             )
         self._slots.move_to_end(key)
         while len(self._slots) > self._capacity:

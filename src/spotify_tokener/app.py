@@ -17,13 +17,14 @@ from spotify_tokener import __version__
 from spotify_tokener.auth import ApiKeys, presented_key
 from spotify_tokener.browser import BrowserManager
 from spotify_tokener.clock import wall_clock_ms
+from spotify_tokener.coordination import Coordinator, LocalCoordinator
 from spotify_tokener.encoder import TokenEncoder
 from spotify_tokener.errors import TokenError
 from spotify_tokener.harvester import Harvester, PlaywrightHarvester
 from spotify_tokener.openapi import SWAGGER_ASSETS, SWAGGER_FILES, SWAGGER_HTML, SWAGGER_INIT, build_openapi
 from spotify_tokener.params import InvalidParameter, parse_force, parse_sp_dc
 from spotify_tokener.procinfo import memory_rss
-from spotify_tokener.schemas import FailureBody, HealthBody, StatusBody, ValidationErrorBody
+from spotify_tokener.schemas import FailureBody, HealthBody, RedisFields, StatusBody, ValidationErrorBody
 from spotify_tokener.service import TokenService
 from spotify_tokener.settings import Settings
 from spotify_tokener.web import (
@@ -45,8 +46,15 @@ OPEN_PATHS = frozenset({"/health", "/openapi.json"})  # with an API key, these (
 class App:
     """An RSGI application; Granian calls ``__rsgi__`` for every request."""
 
-    def __init__(self, service: TokenService, browser: BrowserManager | None, settings: Settings) -> None:
+    def __init__(
+        self,
+        service: TokenService,
+        browser: BrowserManager | None,
+        settings: Settings,
+        coordinator: Coordinator | None = None,
+    ) -> None:
         self.service = service
+        self._coordinator = coordinator or LocalCoordinator()
         self._retry_after_max = settings.retry_after_max
         self.browser = browser
         self._started = time.monotonic()
@@ -96,6 +104,7 @@ class App:
             yield self
         finally:
             await self.service.stop()
+            await self._coordinator.close()
             if self.browser is not None:
                 await self.browser.close()
 
@@ -170,6 +179,7 @@ class App:
                 "launches": browser.launches if browser is not None else 0,
                 "executable": str(browser.executable) if browser and browser.executable else None,
             },
+            "redis": _redis_health(self._coordinator),
             "timestamp": wall_clock_ms(),
         }
         return json_response(200, body, NO_STORE)
@@ -185,6 +195,12 @@ class App:
 
     async def swagger_asset(self, name: str, request: Request) -> Response:
         return Response(200, headers=[("content-type", SWAGGER_FILES[name])], file=str(SWAGGER_ASSETS / name))
+
+
+def _redis_health(coordinator: Coordinator) -> RedisFields | None:
+    if isinstance(coordinator, LocalCoordinator):
+        return None
+    return {"available": coordinator.available}
 
 
 def _invalid(error: InvalidParameter) -> Response:
@@ -210,4 +226,14 @@ def create_app(settings: Settings, harvester: Harvester | None = None) -> App:
     if harvester is None:
         browser = BrowserManager(settings)
         harvester = PlaywrightHarvester(settings, browser)
-    return App(TokenService(harvester, settings), browser, settings)
+    coordinator = _coordinator(settings)
+    return App(TokenService(harvester, settings, coordinator=coordinator), browser, settings, coordinator)
+
+
+def _coordinator(settings: Settings) -> Coordinator:
+    """Redis when configured (imported only then), else this process alone."""
+    if not settings.redis_url.get_secret_value():
+        return LocalCoordinator()
+    from spotify_tokener.redis_coordinator import RedisCoordinator  # noqa: PLC0415
+
+    return RedisCoordinator(settings)

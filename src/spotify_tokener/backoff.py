@@ -33,3 +33,9 @@ class RetryAfterWait(wait_base):
         error = outcome.exception() if outcome is not None else None
         retry_after = error.retry_after if isinstance(error, TokenError) else None
         return backoff_delay(retry_state.attempt_number, self._base, retry_after, self._retry_after_max)
+
+
+def worst_fetch_s(retries: int, fetch_timeout: float, base: float, retry_after_max: float) -> float:
+    """The longest a fetch and its retries can take: every attempt timing out, every wait at its longest."""
+    waits = sum(backoff_delay(n, base, retry_after_max, retry_after_max) for n in range(1, retries + 1))
+    return (retries + 1) * fetch_timeout + waits

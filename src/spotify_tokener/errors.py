@@ -72,3 +72,15 @@ class AccountsDisabled(TokenError):
 
     status = 403
     retryable = False
+
+
+def error_named(name: str, message: str, retry_after: float | None = None) -> TokenError:
+    """Rebuild a failure another replica recorded by its class name (unknown names: upstream errors)."""
+    return _BY_NAME.get(name, UpstreamError)(message, retry_after=retry_after)
+
+
+def _subclasses(kind: type[TokenError]) -> list[type[TokenError]]:
+    return [kind, *(sub for child in kind.__subclasses__() for sub in _subclasses(child))]
+
+
+_BY_NAME = {kind.__name__: kind for kind in _subclasses(TokenError)}

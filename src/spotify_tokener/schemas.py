@@ -72,10 +72,17 @@ class BrowserFields(TypedDict):
     executable: str | None
 
 
+class RedisFields(TypedDict):
+    """Present when TOKENER_REDIS_URL is set; ``available`` is null until Redis is first used."""
+
+    available: bool | None
+
+
 class HealthBody(TypedDict):
     status: Literal["healthy"]
     version: str
     uptime: float
     memory: MemoryFields
     browser: BrowserFields
+    redis: RedisFields | None
     timestamp: int

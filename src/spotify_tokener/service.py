@@ -17,11 +17,12 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 from spotify_tokener.accounts import AccountSlots
 from spotify_tokener.backoff import RetryAfterWait, backoff_delay
 from spotify_tokener.clock import Clock, wall_clock_ms
+from spotify_tokener.coordination import ANONYMOUS_KEY, Coordinator, Harvest, LocalCoordinator
 from spotify_tokener.errors import AccountsDisabled, CookieRejected, InternalError, TokenError, UpstreamError
 from spotify_tokener.freshness import Freshness
 from spotify_tokener.harvester import Harvester
 from spotify_tokener.settings import Settings
-from spotify_tokener.slot import Served, TokenSlot
+from spotify_tokener.slot import Fetch, Served, TokenSlot
 from spotify_tokener.token import Token
 
 log = logging.getLogger(__name__)
@@ -47,15 +48,23 @@ class TokenStatus:
 class TokenService:
     """The anonymous token kept fresh in the background, and account tokens kept on demand."""
 
-    def __init__(self, harvester: Harvester, settings: Settings, clock: Clock = wall_clock_ms) -> None:
+    def __init__(
+        self,
+        harvester: Harvester,
+        settings: Settings,
+        clock: Clock = wall_clock_ms,
+        coordinator: Coordinator | None = None,
+    ) -> None:
         self._harvester = harvester
+        self._coordinator: Coordinator = coordinator or LocalCoordinator()
         self._settings = settings
         self._clock = clock
         self.freshness = Freshness.from_seconds(
             settings.expiry_buffer, settings.refresh_window, settings.stale_margin
         )
         force_gap_ms = round(settings.force_min_interval * 1000)
-        self._anonymous = TokenSlot(self.freshness, clock, self._cooldown_s, force_gap_ms)
+        self._anonymous = TokenSlot(ANONYMOUS_KEY, self.freshness, clock, self._cooldown_s, force_gap_ms)
+        self._fetch_anonymous = self._coordinated(self._anonymous, self._fetch_with_retries)
         self._accounts = AccountSlots(
             settings.max_accounts, self.freshness, clock, self._cooldown_s, force_gap_ms
         )
@@ -82,11 +91,20 @@ class TokenService:
     async def get_token(self, *, force: bool = False, sp_dc: str | None = None) -> Served:
         """The anonymous token, or with ``sp_dc`` that account's: never one for the other."""
         if sp_dc is None:
-            return await self._anonymous.get(self._fetch_with_retries, force=force)
+            return await self._anonymous.get(self._fetch_anonymous, force=force)
         if not self._settings.allow_accounts:
             raise AccountsDisabled("account tokens (sp_dc cookie) are disabled on this service")
         slot = self._accounts.slot_for(sp_dc)
-        return await slot.get(partial(self._fetch_with_retries, sp_dc), force=force)
+        fetch = self._coordinated(slot, partial(self._fetch_with_retries, sp_dc))
+        return await slot.get(fetch, force=force)
+
+    def _coordinated(self, slot: TokenSlot, harvest: Harvest) -> Fetch:
+        """The slot's fetch, shared with other replicas through the coordinator when there are any."""
+
+        async def fetch() -> Token:
+            return await self._coordinator.fetch(slot.key, harvest, slot.token)
+
+        return fetch
 
     def status(self) -> TokenStatus:
         slot, now = self._anonymous, self._clock()
@@ -117,7 +135,7 @@ class TokenService:
             due = self.freshness.wants_refresh(slot.token, slot.refreshed_at_ms, now)
             if due and not slot.cooling_down(now):
                 try:
-                    await asyncio.shield(slot.refresh_in_background(self._fetch_with_retries))
+                    await asyncio.shield(slot.refresh_in_background(self._fetch_anonymous))
                 except TokenError:
                     pass  # recorded by the slot, which now cools down
                 except Exception:

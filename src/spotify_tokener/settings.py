@@ -55,6 +55,15 @@ class Settings(BaseSettings):
     allow_accounts: bool = True
     max_accounts: int = Field(50, ge=1)
 
+    redis_url: SecretStr = Field(
+        SecretStr(""), description="Empty: tokens in this process only. Set: shared by every replica."
+    )
+    redis_prefix: str = Field("spotify-tokener:", description="Key prefix, to share one Redis safely.")
+    redis_lock_ttl: Seconds = Field(
+        10.0, gt=0, description="A dead fetcher's lock is taken over after this; live ones extend it."
+    )
+    redis_timeout: Seconds = Field(1.0, gt=0, description="The most one Redis command may take.")
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @property

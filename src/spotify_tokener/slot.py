@@ -38,8 +38,14 @@ class TokenSlot:
     """One identity's token: what is cached, what is being fetched, and how the last fetch went."""
 
     def __init__(
-        self, freshness: Freshness, clock: Clock, cooldown_s: Cooldown, force_min_interval_ms: int = 0
+        self,
+        key: str,
+        freshness: Freshness,
+        clock: Clock,
+        cooldown_s: Cooldown,
+        force_min_interval_ms: int = 0,
     ) -> None:
+        self.key = key  # the identity as other replicas know it: never a cookie
         self._force_min_interval_ms = force_min_interval_ms
         self._freshness = freshness
         self._clock = clock

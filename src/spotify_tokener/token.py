@@ -73,7 +73,24 @@ def parse_token_response(
     return token
 
 
-def _json_object(body: bytes) -> dict[str, Any]:
+def dump_token(token: Token) -> bytes:
+    """The token in Spotify's own shape, so replicas can share it (and :func:`load_token` read it)."""
+    return orjson.dumps(
+        {
+            "accessToken": token.access_token,
+            "accessTokenExpirationTimestampMs": token.expires_at_ms,
+            "clientId": token.client_id,
+            "isAnonymous": token.is_anonymous,
+        }
+    )
+
+
+def load_token(raw: bytes | str) -> Token:
+    """A token written by :func:`dump_token`; anything else raises :class:`UpstreamError`."""
+    return _token_from(_json_object(raw))
+
+
+def _json_object(body: bytes | str) -> dict[str, Any]:
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError:

@@ -12,6 +12,8 @@ import psutil
 import pytest
 
 from spotify_tokener.reaper import become_subreaper, reap_orphans
+from tests.conftest import free_port
+from tests.redis_server import RedisServer
 
 SETTLE_S = 3.0
 SESSION_VARIABLE = "SPOTIFY_TOKENER_TEST_SESSION"
@@ -58,3 +60,24 @@ def _no_leftover_processes() -> Iterator[None]:
             process = psutil.Process(pid)
             described.append(f"{pid} {process.name()} parent={process.ppid()}")
     assert not leftover, f"processes left behind: {described}"
+
+
+@pytest.fixture(scope="session")
+def shared_redis() -> Iterator[RedisServer]:
+    """One Redis for the session; tests keep apart by key prefix (see ``redis_settings``)."""
+    server = RedisServer(free_port()).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    """A Redis of this test's own, for tests that stop it."""
+    server = RedisServer(free_port()).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_prefix() -> str:
+    return f"test-{uuid.uuid4().hex[:12]}:"

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from tenacity import AsyncRetrying, RetryError, stop_after_attempt
 
-from spotify_tokener.backoff import RetryAfterWait, backoff_delay
+from spotify_tokener.backoff import RetryAfterWait, backoff_delay, worst_fetch_s
 from spotify_tokener.errors import RateLimited, UpstreamError
 
 
@@ -37,3 +37,9 @@ async def test_tenacity_sees_the_same_schedule() -> None:
     with pytest.raises(RetryError):
         await retrying(failing, [0])
     assert waits == [1.0, 7.0, 4.0]
+
+
+def test_the_worst_fetch_is_every_attempt_timing_out_after_the_longest_waits() -> None:
+    assert worst_fetch_s(3, 20, 1, 60) == 4 * 20 + 3 * 60
+    assert worst_fetch_s(3, 20, 1, 0) == 4 * 20 + 1 + 2 + 4
+    assert worst_fetch_s(0, 20, 1, 60) == 20

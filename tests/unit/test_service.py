@@ -6,9 +6,13 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
+from spotify_tokener.accounts import account_key
+from spotify_tokener.clock import wall_clock_ms
+from spotify_tokener.coordination import ANONYMOUS_KEY, Harvest
 from spotify_tokener.errors import BrowserMissing, RateLimited, ShuttingDown, TokenError, UpstreamError
 from spotify_tokener.service import TokenService
 from spotify_tokener.settings import Settings
+from spotify_tokener.token import Token
 from tests.unit.conftest import ScriptedHarvester
 
 SettingsMaker = Callable[..., Settings]
@@ -311,3 +315,38 @@ async def test_cool_down_is_capped(unit_settings: SettingsMaker, stopper: list[T
     assert state.retry_at_ms is not None
     await asyncio.sleep(0.25)
     assert not service.status().cooling_down
+
+
+class SharingCoordinator:
+    """Another replica's token is in the shared store: hand it out instead of harvesting."""
+
+    available: bool | None = True
+
+    def __init__(self, shared: Token) -> None:
+        self.shared = shared
+        self.asked: list[tuple[str, Token | None]] = []
+
+    async def fetch(self, key: str, harvest: Harvest, known: Token | None) -> Token:
+        self.asked.append((key, known))
+        return self.shared if key == ANONYMOUS_KEY else await harvest()
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_fetches_go_through_the_coordinator_by_identity_never_by_cookie(
+    unit_settings: SettingsMaker, stopper: list[TokenService]
+) -> None:
+    shared = Token("BQ-from-another-replica", wall_clock_ms() + 3_600_000, "client", True)
+    coordinator, harvester = SharingCoordinator(shared), ScriptedHarvester()
+    service = TokenService(harvester, unit_settings(), coordinator=coordinator)
+    stopper.append(service)
+    anonymous = await service.get_token()
+    again = await service.get_token(force=True)
+    account = await service.get_token(sp_dc="cookie-value")
+    assert anonymous.token == again.token == shared
+    assert harvester.calls == ["cookie-value"]
+    keys = [key for key, _ in coordinator.asked]
+    assert keys == [ANONYMOUS_KEY, ANONYMOUS_KEY, f"account:{account_key('cookie-value')}"]
+    assert [known for _, known in coordinator.asked] == [None, shared, None]
+    assert account.token.is_anonymous is False
