@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.setup-stamp
 
-.PHONY: setup test-deps run test unit integration lint format bench clean
+.PHONY: setup test-deps run test unit integration lint format bench bench-replicas clean
 
 setup: $(STAMP)
 	@scripts/ensure-chromium.sh $(BIN)/python
@@ -46,6 +46,9 @@ format: setup
 bench: setup
 	@command -v wrk >/dev/null || scripts/ensure-apt.sh wrk
 	$(BIN)/python bench/run.py
+
+bench-replicas: test-deps
+	$(BIN)/python bench/replicas.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
