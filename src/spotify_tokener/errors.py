@@ -12,6 +12,7 @@ class TokenError(Exception):
 
     status: int = 502
     retryable: bool = True
+    about_spotify: bool = True  # every replica would see it too; False: this replica's own trouble
 
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
@@ -26,6 +27,7 @@ class InternalError(TokenError):
     """A bug of ours surfaced during a fetch; retrying the same code will not help."""
 
     status = 500
+    about_spotify = False
     retryable = False
 
 
@@ -45,6 +47,7 @@ class BrowserError(TokenError):
     """The browser crashed, disconnected or failed to start; a relaunch may fix it."""
 
     status = 503
+    about_spotify = False
 
 
 class BrowserMissing(BrowserError):
@@ -57,6 +60,7 @@ class ShuttingDown(TokenError):
     """The service is stopping and abandoned the fetch this request waited on."""
 
     status = 503
+    about_spotify = False
     retryable = False
 
 

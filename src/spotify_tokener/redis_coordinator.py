@@ -123,8 +123,9 @@ class RedisCoordinator:
         try:
             token = await harvest()
         except TokenError as error:
-            failure = self._redis.set(self._key("failure", key), dump_failure(error), px=self._ttl_ms())
-            await self._quietly(failure)
+            if error.about_spotify:  # a replica's own trouble (its browser) is not the others' fate
+                failure = self._redis.set(self._key("failure", key), dump_failure(error), px=self._ttl_ms())
+                await self._quietly(failure)
             raise
         else:
             stored = self._redis.set(self._key("token", key), dump_token(token), pxat=token.expires_at_ms)

@@ -12,7 +12,7 @@ import pytest
 from redis.asyncio import Redis
 
 from spotify_tokener.clock import wall_clock_ms
-from spotify_tokener.errors import RateLimited
+from spotify_tokener.errors import BrowserError, RateLimited
 from spotify_tokener.redis_coordinator import RedisCoordinator, redacted
 from spotify_tokener.settings import Settings
 from spotify_tokener.token import Token
@@ -116,6 +116,20 @@ async def test_waiters_get_the_holders_failure_instead_of_trying_again(
     assert str(raised.value) == "Spotify rate-limited the token request (429)"
     assert raised.value.retry_after == 7
     assert (failing.calls, spare.calls) == (1, 0)
+
+
+async def test_a_holders_own_browser_trouble_is_not_passed_on(
+    coordinators: Callable[..., RedisCoordinator],
+) -> None:
+    holder, waiter = coordinators(), coordinators()
+    broken, healthy = Harvests(delay=0.3, error=BrowserError("the browser failed to start")), Harvests()
+    holding = asyncio.create_task(holder.fetch(KEY, broken, None))
+    await asyncio.sleep(0.1)
+    token = await waiter.fetch(KEY, healthy, None)
+    with pytest.raises(BrowserError):
+        await holding
+    assert token.access_token.startswith("BQ-1-")
+    assert (broken.calls, healthy.calls) == (1, 1)
 
 
 async def test_a_dead_holders_lock_is_taken_over_when_it_expires(
