@@ -21,13 +21,15 @@ LABEL org.opencontainers.image.title="spotify-tokener" \
 # Debian's Chromium (bookworm-security follows Chrome stable) rather than Playwright's download: one
 # browser instead of Playwright's full set, from the distribution's security updates. Versions are
 # not pinned because bookworm-security replaces the old Chromium package as soon as a fix ships.
+# libatomic1: the Node binary inside Playwright's driver needs it, and the slim image lacks it.
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends chromium tini \
+    && apt-get install -y --no-install-recommends chromium libatomic1 tini \
     && rm -rf /var/lib/apt/lists/*
 
 # Never root: a compromised page gets an unprivileged user with no capabilities, not root.
-RUN useradd --system --no-log-init --uid 10001 --user-group \
+RUN groupadd --gid 10001 tokener \
+    && useradd --no-log-init --uid 10001 --gid 10001 \
         --create-home --home-dir /home/tokener --shell /usr/sbin/nologin tokener
 
 COPY --from=build /opt/venv /opt/venv
