@@ -4,7 +4,8 @@
 # See the README's "Docker" section for compose, /dev/shm and the Chromium sandbox.
 
 # Build stage: the project and its pinned dependencies into a virtualenv, so neither the source tree
-# nor pip's cache reaches the final image. Every dependency ships a wheel: no compiler needed.
+# nor pip's cache reaches the final image. Every dependency ships wheels for amd64 and arm64 (checked):
+# no compiler needed.
 FROM python:3.11-slim-bookworm AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
