@@ -1,7 +1,8 @@
 """Failures a client may be told about.
 
 Every message here is written by us and is safe to return in an HTTP body: no upstream body,
-token or cookie is ever interpolated into one. ``status`` is the HTTP status the API answers with.
+token or cookie is ever interpolated into one. ``status`` is the HTTP status the API answers with;
+``outcome`` is the word a fetch attempt that failed this way is counted under in the metrics.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ class TokenError(Exception):
 
     status: int = 502
     retryable: bool = True
+    outcome: str = "error"
 
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
@@ -21,36 +23,43 @@ class TokenError(Exception):
 class UpstreamError(TokenError):
     """Spotify answered, but not with a usable token (bad status, bad body, short-lived token)."""
 
+    outcome = "upstream"
+
 
 class InternalError(TokenError):
     """A bug of ours surfaced during a fetch; retrying the same code will not help."""
 
     status = 500
     retryable = False
+    outcome = "internal"
 
 
 class RateLimited(UpstreamError):
     """Spotify answered 429; ``retry_after`` carries its ``Retry-After`` when it sent one."""
 
     status = 503
+    outcome = "rate_limited"
 
 
 class FetchTimeout(TokenError):
     """The page did not produce a token within the attempt's time budget."""
 
     status = 504
+    outcome = "timeout"
 
 
 class BrowserError(TokenError):
     """The browser crashed, disconnected or failed to start; a relaunch may fix it."""
 
     status = 503
+    outcome = "browser"
 
 
 class BrowserMissing(BrowserError):
     """No Chromium is installed; retrying cannot help until an operator installs one."""
 
     retryable = False
+    outcome = "browser_missing"
 
 
 class ShuttingDown(TokenError):
@@ -58,6 +67,7 @@ class ShuttingDown(TokenError):
 
     status = 503
     retryable = False
+    outcome = "shutting_down"
 
 
 class CookieRejected(TokenError):
@@ -65,6 +75,7 @@ class CookieRejected(TokenError):
 
     status = 401
     retryable = False
+    outcome = "cookie_rejected"
 
 
 class AccountsDisabled(TokenError):
@@ -72,3 +83,4 @@ class AccountsDisabled(TokenError):
 
     status = 403
     retryable = False
+    outcome = "accounts_disabled"

@@ -20,6 +20,7 @@ from spotify_tokener.clock import Clock, wall_clock_ms
 from spotify_tokener.errors import AccountsDisabled, CookieRejected, InternalError, TokenError, UpstreamError
 from spotify_tokener.freshness import Freshness
 from spotify_tokener.harvester import Harvester
+from spotify_tokener.observer import NO_OBSERVER, OUTCOME_OK, FetchObserver, Kind
 from spotify_tokener.settings import Settings
 from spotify_tokener.slot import Served, TokenSlot
 from spotify_tokener.token import Token
@@ -47,8 +48,15 @@ class TokenStatus:
 class TokenService:
     """The anonymous token kept fresh in the background, and account tokens kept on demand."""
 
-    def __init__(self, harvester: Harvester, settings: Settings, clock: Clock = wall_clock_ms) -> None:
+    def __init__(
+        self,
+        harvester: Harvester,
+        settings: Settings,
+        clock: Clock = wall_clock_ms,
+        observer: FetchObserver = NO_OBSERVER,
+    ) -> None:
         self._harvester = harvester
+        self._observer = observer
         self._settings = settings
         self._clock = clock
         self.freshness = Freshness.from_seconds(
@@ -160,18 +168,21 @@ class TokenService:
 
     async def _attempt(self, number: int, sp_dc: str | None) -> Token:
         """One harvest, logged as one line. Unexpected errors become client-safe ones."""
-        kind = "account" if sp_dc else "anonymous"
+        kind: Kind = "account" if sp_dc else "anonymous"
         where = f"attempt {number}/{self._settings.retries + 1}, {kind}"
         started = time.perf_counter()
         try:
             token = _checked_identity(await self._harvester.fetch(sp_dc), wants_account=sp_dc is not None)
         except TokenError as error:
+            self._observer.fetch_attempt(kind, error.outcome, time.perf_counter() - started, number)
             log.warning("token fetch failed: %s, %.0f ms: %s", where, _ms_since(started), error)
             raise
         except Exception as error:
             # Only the type: a library's message could quote the cookie it was handed.
+            self._observer.fetch_attempt(kind, InternalError.outcome, time.perf_counter() - started, number)
             log.error("token fetch crashed: %s: %s", where, type(error).__name__)
             raise InternalError("unexpected error while fetching a token") from None
+        self._observer.fetch_attempt(kind, OUTCOME_OK, time.perf_counter() - started, number)
         remaining_s = token.remaining_ms(self._clock()) // 1000
         log.info("token fetch ok: %s, %.0f ms, expires in %d s", where, _ms_since(started), remaining_s)
         return token
