@@ -20,6 +20,9 @@ from spotify_tokener.clock import wall_clock_ms
 from spotify_tokener.encoder import TokenEncoder
 from spotify_tokener.errors import TokenError
 from spotify_tokener.harvester import Harvester, PlaywrightHarvester
+from spotify_tokener.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from spotify_tokener.metrics import ERROR, HIT, MISS, Metrics
+from spotify_tokener.observer import Kind
 from spotify_tokener.openapi import SWAGGER_ASSETS, SWAGGER_FILES, SWAGGER_HTML, SWAGGER_INIT, build_openapi
 from spotify_tokener.params import InvalidParameter, parse_force, parse_sp_dc
 from spotify_tokener.procinfo import memory_rss
@@ -45,8 +48,11 @@ OPEN_PATHS = frozenset({"/health", "/openapi.json"})  # with an API key, these (
 class App:
     """An RSGI application; Granian calls ``__rsgi__`` for every request."""
 
-    def __init__(self, service: TokenService, browser: BrowserManager | None, settings: Settings) -> None:
+    def __init__(
+        self, service: TokenService, browser: BrowserManager | None, settings: Settings, metrics: Metrics
+    ) -> None:
         self.service = service
+        self.metrics = metrics
         self._retry_after_max = settings.retry_after_max
         self.browser = browser
         self._started = time.monotonic()
@@ -59,6 +65,7 @@ class App:
                 "/api/token/refresh": {"POST": self.refresh},
                 "/api/token/status": {"GET": self.status},
                 "/health": {"GET": self.health},
+                "/metrics": {"GET": self.metrics_text},
                 "/openapi.json": {"GET": self.openapi},
                 "/swagger": {"GET": self.swagger},
                 "/swagger/init.js": {"GET": self.swagger_init},
@@ -66,6 +73,7 @@ class App:
             },
             guard=self._authorize if self._keys.enabled else None,
         )
+        self._counts = metrics.attach(service, browser, self._router.paths, TOKEN_PATH)
 
     async def __rsgi__(self, scope: Scope, protocol: HTTPProtocol) -> None:
         """Granian's entry point.
@@ -73,21 +81,19 @@ class App:
         LavaSrc's call, a bare ``GET /api/token`` while a fresh anonymous token is cached, is nearly
         all the traffic; it is answered here without the router's objects, which measurably mattered
         (BENCHMARKS.md). Anything else, including that call when a fetch is needed, takes the router.
+        Counting costs the fast path one integer increment; the rest is counted after the router.
         """
-        if (
-            scope.path == TOKEN_PATH
-            and scope.method == "GET"
-            and not scope.query_string
-            and not self._keys.enabled
-        ):
+        path = scope.path
+        if path == TOKEN_PATH and scope.method == "GET" and not scope.query_string and not self._keys.enabled:
             now = time.time_ns() // 1_000_000  # wall_clock_ms, inlined on the hottest line
             token = self.service.fresh_anonymous(now)
             if token is not None and "cookie" not in scope.headers:
                 protocol.response_bytes(
                     200, JSON_NO_STORE, self._encoder.encode(token, cached=True, now_ms=now)
                 )
+                self._counts.fast_hits += 1
                 return
-        await self._router(scope, protocol)
+        self._counts.responded(path, await self._router(scope, protocol))
 
     @contextlib.asynccontextmanager
     async def lifespan(self) -> AsyncIterator[App]:
@@ -127,10 +133,13 @@ class App:
         return await self._serve_token(force=True, sp_dc=sp_dc)
 
     async def _serve_token(self, *, force: bool, sp_dc: str | None) -> Response:
+        kind: Kind = "anonymous" if sp_dc is None else "account"
         try:
             served = await self.service.get_token(force=force, sp_dc=sp_dc)
         except TokenError as error:
+            self._counts.token_answer(kind, ERROR)
             return _failure(error, self._retry_after_max)
+        self._counts.token_answer(kind, HIT if served.cached else MISS)
         body = self._encoder.encode(served.token, cached=served.cached, now_ms=wall_clock_ms())
         return Response(200, body, JSON_NO_STORE)
 
@@ -174,6 +183,9 @@ class App:
         }
         return json_response(200, body, NO_STORE)
 
+    async def metrics_text(self, request: Request) -> Response:
+        return Response(200, self.metrics.render(), [("content-type", METRICS_CONTENT_TYPE), NO_STORE])
+
     async def openapi(self, request: Request) -> Response:
         return Response(200, self._openapi, [("content-type", "application/json")])
 
@@ -210,4 +222,5 @@ def create_app(settings: Settings, harvester: Harvester | None = None) -> App:
     if harvester is None:
         browser = BrowserManager(settings)
         harvester = PlaywrightHarvester(settings, browser)
-    return App(TokenService(harvester, settings), browser, settings)
+    metrics = Metrics()
+    return App(TokenService(harvester, settings, observer=metrics.fetches), browser, settings, metrics)
