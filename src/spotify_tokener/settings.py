@@ -56,6 +56,7 @@ class Settings(BaseSettings):
     max_accounts: int = Field(50, ge=1)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = Field("text", description="json: one JSON object per line.")
 
     @property
     def api_keys(self) -> tuple[str, ...]:
