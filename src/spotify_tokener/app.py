@@ -21,6 +21,9 @@ from spotify_tokener.coordination import Coordinator, LocalCoordinator
 from spotify_tokener.encoder import TokenEncoder
 from spotify_tokener.errors import TokenError
 from spotify_tokener.harvester import Harvester, PlaywrightHarvester
+from spotify_tokener.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from spotify_tokener.metrics import ERROR, HIT, MISS, Metrics
+from spotify_tokener.observer import Kind
 from spotify_tokener.openapi import SWAGGER_ASSETS, SWAGGER_FILES, SWAGGER_HTML, SWAGGER_INIT, build_openapi
 from spotify_tokener.params import InvalidParameter, parse_force, parse_sp_dc
 from spotify_tokener.procinfo import memory_rss
@@ -51,10 +54,10 @@ class App:
         service: TokenService,
         browser: BrowserManager | None,
         settings: Settings,
-        coordinator: Coordinator | None = None,
+        metrics: Metrics,
     ) -> None:
         self.service = service
-        self._coordinator = coordinator or LocalCoordinator()
+        self.metrics = metrics
         self._retry_after_max = settings.retry_after_max
         self.browser = browser
         self._started = time.monotonic()
@@ -67,6 +70,7 @@ class App:
                 "/api/token/refresh": {"POST": self.refresh},
                 "/api/token/status": {"GET": self.status},
                 "/health": {"GET": self.health},
+                "/metrics": {"GET": self.metrics_text},
                 "/openapi.json": {"GET": self.openapi},
                 "/swagger": {"GET": self.swagger},
                 "/swagger/init.js": {"GET": self.swagger_init},
@@ -74,6 +78,7 @@ class App:
             },
             guard=self._authorize if self._keys.enabled else None,
         )
+        self._counts = metrics.attach(service, browser, self._router.paths, TOKEN_PATH)
 
     async def __rsgi__(self, scope: Scope, protocol: HTTPProtocol) -> None:
         """Granian's entry point.
@@ -81,21 +86,19 @@ class App:
         LavaSrc's call, a bare ``GET /api/token`` while a fresh anonymous token is cached, is nearly
         all the traffic; it is answered here without the router's objects, which measurably mattered
         (BENCHMARKS.md). Anything else, including that call when a fetch is needed, takes the router.
+        Counting costs the fast path one integer increment; the rest is counted after the router.
         """
-        if (
-            scope.path == TOKEN_PATH
-            and scope.method == "GET"
-            and not scope.query_string
-            and not self._keys.enabled
-        ):
+        path = scope.path
+        if path == TOKEN_PATH and scope.method == "GET" and not scope.query_string and not self._keys.enabled:
             now = time.time_ns() // 1_000_000  # wall_clock_ms, inlined on the hottest line
             token = self.service.fresh_anonymous(now)
             if token is not None and "cookie" not in scope.headers:
                 protocol.response_bytes(
                     200, JSON_NO_STORE, self._encoder.encode(token, cached=True, now_ms=now)
                 )
+                self._counts.fast_hits += 1
                 return
-        await self._router(scope, protocol)
+        self._counts.responded(path, await self._router(scope, protocol))
 
     @contextlib.asynccontextmanager
     async def lifespan(self) -> AsyncIterator[App]:
@@ -104,7 +107,6 @@ class App:
             yield self
         finally:
             await self.service.stop()
-            await self._coordinator.close()
             if self.browser is not None:
                 await self.browser.close()
 
@@ -136,10 +138,13 @@ class App:
         return await self._serve_token(force=True, sp_dc=sp_dc)
 
     async def _serve_token(self, *, force: bool, sp_dc: str | None) -> Response:
+        kind: Kind = "anonymous" if sp_dc is None else "account"
         try:
             served = await self.service.get_token(force=force, sp_dc=sp_dc)
         except TokenError as error:
+            self._counts.token_answer(kind, ERROR)
             return _failure(error, self._retry_after_max)
+        self._counts.token_answer(kind, HIT if served.cached else MISS)
         body = self._encoder.encode(served.token, cached=served.cached, now_ms=wall_clock_ms())
         return Response(200, body, JSON_NO_STORE)
 
@@ -179,10 +184,13 @@ class App:
                 "launches": browser.launches if browser is not None else 0,
                 "executable": str(browser.executable) if browser and browser.executable else None,
             },
-            "redis": _redis_health(self._coordinator),
+            "redis": _redis_health(self.service.status().shared_store_available),
             "timestamp": wall_clock_ms(),
         }
         return json_response(200, body, NO_STORE)
+
+    async def metrics_text(self, request: Request) -> Response:
+        return Response(200, self.metrics.render(), [("content-type", METRICS_CONTENT_TYPE), NO_STORE])
 
     async def openapi(self, request: Request) -> Response:
         return Response(200, self._openapi, [("content-type", "application/json")])
@@ -197,10 +205,8 @@ class App:
         return Response(200, headers=[("content-type", SWAGGER_FILES[name])], file=str(SWAGGER_ASSETS / name))
 
 
-def _redis_health(coordinator: Coordinator) -> RedisFields | None:
-    if isinstance(coordinator, LocalCoordinator):
-        return None
-    return {"available": coordinator.available}
+def _redis_health(available: bool | None) -> RedisFields | None:
+    return None if available is None else {"available": available}
 
 
 def _invalid(error: InvalidParameter) -> Response:
@@ -227,7 +233,9 @@ def create_app(settings: Settings, harvester: Harvester | None = None) -> App:
         browser = BrowserManager(settings)
         harvester = PlaywrightHarvester(settings, browser)
     coordinator = _coordinator(settings)
-    return App(TokenService(harvester, settings, coordinator=coordinator), browser, settings, coordinator)
+    metrics = Metrics()
+    service = TokenService(harvester, settings, coordinator=coordinator, observer=metrics.fetches)
+    return App(service, browser, settings, metrics)
 
 
 def _coordinator(settings: Settings) -> Coordinator:

@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as error:
         print(describe(error), file=sys.stderr)
         return EXIT_CONFIG
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     try:
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             runner.run(_serve(settings))

@@ -24,7 +24,7 @@ def account_slot_key(account_hash: str) -> str:
 class Coordinator(Protocol):
     @property
     def available(self) -> bool | None:
-        """Whether the shared store answers (None: there is none)."""
+        """Whether the shared store answered last time (None: there is none)."""
 
     async def fetch(self, key: str, harvest: Harvest, known: Token | None) -> Token:
         """A token for identity ``key`` newer than ``known``: shared by another replica, or harvested."""

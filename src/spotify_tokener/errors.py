@@ -1,7 +1,8 @@
 """Failures a client may be told about.
 
 Every message here is written by us and is safe to return in an HTTP body: no upstream body,
-token or cookie is ever interpolated into one. ``status`` is the HTTP status the API answers with.
+token or cookie is ever interpolated into one. ``status`` is the HTTP status the API answers with;
+``outcome`` is the word a fetch attempt that failed this way is counted under in the metrics.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ class TokenError(Exception):
     status: int = 502
     retryable: bool = True
     about_spotify: bool = True  # every replica would see it too; False: this replica's own trouble
+    outcome: str = "error"
 
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
@@ -22,6 +24,8 @@ class TokenError(Exception):
 class UpstreamError(TokenError):
     """Spotify answered, but not with a usable token (bad status, bad body, short-lived token)."""
 
+    outcome = "upstream"
+
 
 class InternalError(TokenError):
     """A bug of ours surfaced during a fetch; retrying the same code will not help."""
@@ -29,18 +33,21 @@ class InternalError(TokenError):
     status = 500
     about_spotify = False
     retryable = False
+    outcome = "internal"
 
 
 class RateLimited(UpstreamError):
     """Spotify answered 429; ``retry_after`` carries its ``Retry-After`` when it sent one."""
 
     status = 503
+    outcome = "rate_limited"
 
 
 class FetchTimeout(TokenError):
     """The page did not produce a token within the attempt's time budget."""
 
     status = 504
+    outcome = "timeout"
 
 
 class BrowserError(TokenError):
@@ -48,12 +55,14 @@ class BrowserError(TokenError):
 
     status = 503
     about_spotify = False
+    outcome = "browser"
 
 
 class BrowserMissing(BrowserError):
     """No Chromium is installed; retrying cannot help until an operator installs one."""
 
     retryable = False
+    outcome = "browser_missing"
 
 
 class ShuttingDown(TokenError):
@@ -62,6 +71,7 @@ class ShuttingDown(TokenError):
     status = 503
     about_spotify = False
     retryable = False
+    outcome = "shutting_down"
 
 
 class CookieRejected(TokenError):
@@ -69,6 +79,7 @@ class CookieRejected(TokenError):
 
     status = 401
     retryable = False
+    outcome = "cookie_rejected"
 
 
 class AccountsDisabled(TokenError):
@@ -76,6 +87,7 @@ class AccountsDisabled(TokenError):
 
     status = 403
     retryable = False
+    outcome = "accounts_disabled"
 
 
 def error_named(name: str, message: str, retry_after: float | None = None) -> TokenError:

@@ -114,6 +114,17 @@ def build_openapi() -> dict[str, Any]:
                     "responses": {"200": _answer("Healthy", "HealthBody")},
                 }
             },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics (text format 0.0.4); needs the API key when one is set",
+                    "responses": {
+                        "200": {
+                            "description": "Metrics",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        }
+                    },
+                }
+            },
         },
         "components": {"schemas": _components()},
     }

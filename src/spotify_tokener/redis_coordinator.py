@@ -57,7 +57,8 @@ class RedisCoordinator:
             settings.retries, settings.fetch_timeout, settings.retry_base_delay, settings.retry_after_max
         )
         self._clock = clock
-        self.available: bool | None = None
+        self.available = False  # until Redis first answers
+        self._said_down = False
 
     async def fetch(self, key: str, harvest: Harvest, known: Token | None) -> Token:
         try:
@@ -164,18 +165,18 @@ class RedisCoordinator:
         return round(self._lock_ttl * 1000)
 
     def _went_down(self, error: BaseException) -> None:
-        if self.available is not False:
+        if not self._said_down:
             log.warning(
                 "Redis at %s is unavailable (%s); this replica fetches on its own until it is back",
                 self.address,
                 type(error).__name__,
             )
-        self.available = False
+        self.available, self._said_down = False, True
 
     def _came_back(self) -> None:
-        if self.available is False:
+        if self._said_down:
             log.info("Redis at %s is back; sharing tokens again", self.address)
-        self.available = True
+        self.available, self._said_down = True, False
 
 
 def dump_failure(error: TokenError) -> bytes:

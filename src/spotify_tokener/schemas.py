@@ -73,9 +73,9 @@ class BrowserFields(TypedDict):
 
 
 class RedisFields(TypedDict):
-    """Present when TOKENER_REDIS_URL is set; ``available`` is null until Redis is first used."""
+    """Present when TOKENER_REDIS_URL is set: whether Redis answered the last time it was asked."""
 
-    available: bool | None
+    available: bool
 
 
 class HealthBody(TypedDict):

@@ -21,6 +21,7 @@ from spotify_tokener.coordination import ANONYMOUS_KEY, Coordinator, Harvest, Lo
 from spotify_tokener.errors import AccountsDisabled, CookieRejected, InternalError, TokenError, UpstreamError
 from spotify_tokener.freshness import Freshness
 from spotify_tokener.harvester import Harvester
+from spotify_tokener.observer import NO_OBSERVER, OUTCOME_OK, FetchObserver, Kind
 from spotify_tokener.settings import Settings
 from spotify_tokener.slot import Fetch, Served, TokenSlot
 from spotify_tokener.token import Token
@@ -43,6 +44,7 @@ class TokenStatus:
     accounts_cached: int
     cooling_down: bool
     retry_at_ms: int | None
+    shared_store_available: bool | None
 
 
 class TokenService:
@@ -54,9 +56,11 @@ class TokenService:
         settings: Settings,
         clock: Clock = wall_clock_ms,
         coordinator: Coordinator | None = None,
+        observer: FetchObserver = NO_OBSERVER,
     ) -> None:
         self._harvester = harvester
         self._coordinator: Coordinator = coordinator or LocalCoordinator()
+        self._observer = observer
         self._settings = settings
         self._clock = clock
         self.freshness = Freshness.from_seconds(
@@ -82,6 +86,7 @@ class TokenService:
             self._refresher = None
         await self._anonymous.cancel()
         await self._accounts.cancel()
+        await self._coordinator.close()
 
     def fresh_anonymous(self, now_ms: int) -> Token | None:
         """The cached anonymous token if it can be served as is: the HTTP layer's fast path."""
@@ -125,6 +130,7 @@ class TokenService:
             accounts_cached=self._accounts.count(),
             cooling_down=slot.cooling_down(now),
             retry_at_ms=slot.retry_at_ms if slot.cooling_down(now) else None,
+            shared_store_available=self._coordinator.available,
         )
 
     async def _refresh_forever(self) -> None:
@@ -178,18 +184,21 @@ class TokenService:
 
     async def _attempt(self, number: int, sp_dc: str | None) -> Token:
         """One harvest, logged as one line. Unexpected errors become client-safe ones."""
-        kind = "account" if sp_dc else "anonymous"
+        kind: Kind = "account" if sp_dc else "anonymous"
         where = f"attempt {number}/{self._settings.retries + 1}, {kind}"
         started = time.perf_counter()
         try:
             token = _checked_identity(await self._harvester.fetch(sp_dc), wants_account=sp_dc is not None)
         except TokenError as error:
+            self._observer.fetch_attempt(kind, error.outcome, time.perf_counter() - started, number)
             log.warning("token fetch failed: %s, %.0f ms: %s", where, _ms_since(started), error)
             raise
         except Exception as error:
             # Only the type: a library's message could quote the cookie it was handed.
+            self._observer.fetch_attempt(kind, InternalError.outcome, time.perf_counter() - started, number)
             log.error("token fetch crashed: %s: %s", where, type(error).__name__)
             raise InternalError("unexpected error while fetching a token") from None
+        self._observer.fetch_attempt(kind, OUTCOME_OK, time.perf_counter() - started, number)
         remaining_s = token.remaining_ms(self._clock()) // 1000
         log.info("token fetch ok: %s, %.0f ms, expires in %d s", where, _ms_since(started), remaining_s)
         return token

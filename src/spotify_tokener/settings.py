@@ -65,6 +65,7 @@ class Settings(BaseSettings):
     redis_timeout: Seconds = Field(1.0, gt=0, description="The most one Redis command may take.")
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = Field("text", description="json: one JSON object per line.")
 
     @property
     def api_keys(self) -> tuple[str, ...]:

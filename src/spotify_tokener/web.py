@@ -106,7 +106,12 @@ class Router:
         self._guard = guard
         self._allowed = {path: _allow_header(methods) for path, methods in routes.items()}
 
-    async def __call__(self, scope: Scope, protocol: HTTPProtocol) -> None:
+    @property
+    def paths(self) -> frozenset[str]:
+        return frozenset(self._routes)
+
+    async def __call__(self, scope: Scope, protocol: HTTPProtocol) -> int:
+        """Answer the request; returns the status sent, for the metrics."""
         request = Request(scope.method, scope.path, scope.query_string, scope.headers)
         response = await self.dispatch(request)
         if request.method == "HEAD":
@@ -115,6 +120,7 @@ class Router:
             protocol.response_file(response.status, response.headers, response.file)
         else:
             protocol.response_bytes(response.status, response.headers, response.body)
+        return response.status
 
     def dispatch(self, request: Request) -> Awaitable[Response]:
         """The handler's answer (a plain function returning the awaitable: one coroutine fewer)."""

@@ -1,18 +1,25 @@
-"""Every integration test must leave no browser or driver process behind, whichever way it ends."""
+"""Every integration test must leave no browser or driver process behind, whichever way it ends.
+
+Also here: the service started as its own process, as a user runs it.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
+import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
+import httpx
 import psutil
 import pytest
 
 from spotify_tokener.reaper import become_subreaper, reap_orphans
 from tests.conftest import free_port
+from tests.fake_spotify import FakeSpotify
 from tests.redis_server import RedisServer
 
 SETTLE_S = 3.0
@@ -81,3 +88,42 @@ def own_redis() -> Iterator[RedisServer]:
 @pytest.fixture
 def redis_prefix() -> str:
     return f"test-{uuid.uuid4().hex[:12]}:"
+
+
+@pytest.fixture
+def service_process(fake: FakeSpotify) -> Iterator[Callable[..., tuple[subprocess.Popen[str], str]]]:
+    started: list[subprocess.Popen[str]] = []
+
+    def start(**env: str) -> tuple[subprocess.Popen[str], str]:
+        port = free_port()
+        environment = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("TOKENER_")},
+            "HOST": "127.0.0.1",
+            "PORT": str(port),
+            "TOKENER_BROWSER_ARGS": fake.chromium_args,
+            "TOKENER_RETRIES": "0",
+            "TOKENER_FORCE_MIN_INTERVAL": "0",  # these tests force back to back
+            **env,
+        }
+        process = subprocess.Popen(
+            [sys.executable, "-m", "spotify_tokener"],
+            env=environment,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        started.append(process)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.TransportError):
+                httpx.get(f"{url}/health")
+                return process, url
+            time.sleep(0.05)
+        raise AssertionError("service did not start")
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

@@ -122,6 +122,7 @@ async def test_health_reports_the_browser(make_settings: SettingsMaker, fake: Fa
     assert health["browser"]["executable"]
     assert health["memory"]["rss"] > 0
     assert health["memory"]["browserRss"] > 0
+    assert health["redis"] is None  # not configured
 
 
 async def test_unknown_paths_and_docs(make_settings: SettingsMaker, fake: FakeSpotify) -> None:

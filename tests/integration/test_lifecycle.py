@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -20,7 +20,7 @@ import pytest
 
 from spotify_tokener.reaper import REAP_INTERVAL_S
 from spotify_tokener.settings import Settings
-from tests.conftest import free_port, running_server
+from tests.conftest import running_server
 from tests.fake_spotify import Answer, FakeSpotify
 
 SettingsMaker = Callable[..., Settings]
@@ -130,45 +130,6 @@ async def test_a_missing_browser_is_named_with_its_fix(
     assert "TOKENER_BROWSER_PATH does not exist" in response.json()["error"]
     failures = [r for r in caplog.records if "TOKENER_BROWSER_PATH does not exist" in r.getMessage()]
     assert 1 <= len(failures) <= 2  # the start-up fetch, then this request's; never retried
-
-
-@pytest.fixture
-def service_process(fake: FakeSpotify) -> Iterator[Callable[..., tuple[subprocess.Popen[str], str]]]:
-    started: list[subprocess.Popen[str]] = []
-
-    def start(**env: str) -> tuple[subprocess.Popen[str], str]:
-        port = free_port()
-        environment = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("TOKENER_")},
-            "HOST": "127.0.0.1",
-            "PORT": str(port),
-            "TOKENER_BROWSER_ARGS": fake.chromium_args,
-            "TOKENER_RETRIES": "0",
-            "TOKENER_FORCE_MIN_INTERVAL": "0",  # these tests force back to back
-            **env,
-        }
-        process = subprocess.Popen(
-            [sys.executable, "-m", "spotify_tokener"],
-            env=environment,
-            text=True,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
-        started.append(process)
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            with contextlib.suppress(httpx.TransportError):
-                httpx.get(f"{url}/health")
-                return process, url
-            time.sleep(0.05)
-        raise AssertionError("service did not start")
-
-    yield start
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
 
 
 def tree(pid: int) -> set[int]:

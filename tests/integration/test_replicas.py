@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 from spotify_tokener.settings import Settings
 from tests.conftest import FAST, Running, free_port, running_server
 from tests.fake_spotify import Answer, FakeSpotify
+from tests.prometheus import Scrape
 from tests.redis_server import RedisServer
 
 SettingsMaker = Callable[..., Settings]
@@ -120,8 +121,11 @@ async def test_redis_going_away_loses_no_request(
         own_redis.stop()
         while_down = [await each.client.get("/api/token?force=1") for each in group for _ in range(2)]
         health = (await group[0].client.get("/health")).json()
+        down = Scrape((await group[0].client.get("/metrics")).text)
         own_redis.start()
         back = (await group[0].client.get("/api/token?force=1")).json()
+        up = Scrape((await group[0].client.get("/metrics")).text)
+        health_back = (await group[0].client.get("/health")).json()
         reading.cancel()
     client = Redis.from_url(own_redis.url)
     stored = await client.get(f"{redis_prefix}token:anonymous")
@@ -129,6 +133,8 @@ async def test_redis_going_away_loses_no_request(
     assert [response.status_code for response in while_down] == [200] * 4
     assert failures == []
     assert health["redis"] == {"available": False}
+    assert health_back["redis"] == {"available": True}
+    assert (down.value("tokener_redis_available"), up.value("tokener_redis_available")) == (0, 1)
     messages = [record.getMessage() for record in caplog.records]
     assert sum("unavailable" in message for message in messages) == 2  # once per replica
     assert sum("sharing tokens again" in message for message in messages) == 1

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from spotify_tokener.app import App
 from spotify_tokener.errors import TokenError
 from spotify_tokener.settings import Settings
 from spotify_tokener.token import Token
@@ -61,3 +62,31 @@ def unit_settings() -> Callable[..., Settings]:
         return Settings(**values)
 
     return make
+
+
+class FakeScope:
+    def __init__(
+        self, path: str, method: str = "GET", query: str = "", headers: dict[str, str] | None = None
+    ):
+        self.path, self.method, self.query_string = path, method, query
+        self.headers = headers or {}
+
+
+class RecordingProtocol:
+    def __init__(self) -> None:
+        self.sent: list[tuple[int, list[tuple[str, str]], bytes]] = []
+
+    def response_empty(self, status: int, headers: list[tuple[str, str]], /) -> None:
+        self.sent.append((status, headers, b""))
+
+    def response_bytes(self, status: int, headers: list[tuple[str, str]], body: bytes, /) -> None:
+        self.sent.append((status, headers, body))
+
+    def response_file(self, status: int, headers: list[tuple[str, str]], file: str, /) -> None:
+        self.sent.append((status, headers, file.encode()))
+
+
+async def served(app: App, scope: FakeScope) -> tuple[int, list[tuple[str, str]], bytes]:
+    protocol = RecordingProtocol()
+    await app.__rsgi__(scope, protocol)
+    return protocol.sent[0]

@@ -12,7 +12,7 @@ from spotify_tokener.errors import UpstreamError
 from spotify_tokener.params import InvalidParameter
 from spotify_tokener.settings import Settings
 from spotify_tokener.web import Request, Response
-from tests.unit.conftest import ScriptedHarvester
+from tests.unit.conftest import FakeScope, ScriptedHarvester, served
 
 
 def request(path: str, method: str = "GET", query: str = "") -> Request:
@@ -109,38 +109,11 @@ async def test_openapi_describes_every_route(app: App) -> None:
     document = body(await app.dispatch(request("/openapi.json")))
     paths = document["paths"]
     assert isinstance(paths, dict)
-    assert set(paths) == {"/api/token", "/api/token/refresh", "/api/token/status", "/health"}
+    assert set(paths) == {"/api/token", "/api/token/refresh", "/api/token/status", "/health", "/metrics"}
+    assert "text/plain" in paths["/metrics"]["get"]["responses"]["200"]["content"]
     schemas = document["components"]
     assert isinstance(schemas, dict)
     assert {"TokenBody", "FailureBody", "StatusBody", "HealthBody"} <= set(schemas["schemas"])
-
-
-class FakeScope:
-    def __init__(
-        self, path: str, method: str = "GET", query: str = "", headers: dict[str, str] | None = None
-    ):
-        self.path, self.method, self.query_string = path, method, query
-        self.headers = headers or {}
-
-
-class RecordingProtocol:
-    def __init__(self) -> None:
-        self.sent: list[tuple[int, list[tuple[str, str]], bytes]] = []
-
-    def response_empty(self, status: int, headers: list[tuple[str, str]], /) -> None:
-        self.sent.append((status, headers, b""))
-
-    def response_bytes(self, status: int, headers: list[tuple[str, str]], body: bytes, /) -> None:
-        self.sent.append((status, headers, body))
-
-    def response_file(self, status: int, headers: list[tuple[str, str]], file: str, /) -> None:
-        self.sent.append((status, headers, file.encode()))
-
-
-async def served(app: App, scope: FakeScope) -> tuple[int, list[tuple[str, str]], bytes]:
-    protocol = RecordingProtocol()
-    await app.__rsgi__(scope, protocol)
-    return protocol.sent[0]
 
 
 def without_timestamp(raw: bytes) -> dict[str, object]:

@@ -1,0 +1,202 @@
+"""Prometheus metrics for one app instance, on a registry of its own.
+
+Counting is split by cost. What happens on every request (HTTP answers, cache hits) is counted in
+plain ints on :class:`RequestCounts`, a few nanoseconds each, and only turned into metric families
+when Prometheus scrapes: ``prometheus_client``'s own counters take a lock per increment, which the
+fast path cannot afford (BENCHMARKS.md). Fetch attempts are rare (a few an hour), so they use the
+library's Counter and Histogram. State (the token's expiry, the browser, the accounts) is read at
+scrape time. Every label value is a fixed word or one of the API's own paths: never a token, a
+cookie, or a path a client made up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
+
+from spotify_tokener import __version__
+from spotify_tokener.browser import BrowserManager
+from spotify_tokener.observer import OUTCOME_OK, Kind
+from spotify_tokener.service import TokenService
+
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4  # the classic text format every Prometheus reads
+OTHER_ROUTE = "other"  # every path the API does not serve: a scanner cannot add series
+KINDS: tuple[Kind, ...] = ("anonymous", "account")
+HIT, MISS, ERROR = "hit", "miss", "error"
+# Outcomes a fetch attempt can end with (errors.py), listed so their series exist from the start.
+ATTEMPT_OUTCOMES = (
+    OUTCOME_OK,
+    "upstream",
+    "rate_limited",
+    "timeout",
+    "browser",
+    "browser_missing",
+    "cookie_rejected",
+    "internal",
+)
+# A warm fetch takes ~0.4 s, a cold one ~0.9 s, and an attempt is cut off at TOKENER_FETCH_TIMEOUT (20 s).
+FETCH_BUCKETS = (0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0)
+
+
+class RequestCounts:
+    """Per-request counts as plain ints, read at scrape time; only the event loop's thread writes them.
+
+    ``fast_hits`` is the fast path's one increment: each is a 200 on ``fast_route`` and an anonymous
+    cache hit, added to both families when they are collected.
+    """
+
+    __slots__ = ("_routes", "fast_hits", "fast_route", "responses", "tokens")
+
+    def __init__(self, routes: Iterable[str], fast_route: str) -> None:
+        self._routes = frozenset(routes)
+        self.fast_route = fast_route
+        self.fast_hits = 0
+        self.responses: dict[tuple[str, int], int] = {}
+        self.tokens: dict[tuple[Kind, str], int] = {}
+
+    def responded(self, path: str, status: int) -> None:
+        key = (path if path in self._routes else OTHER_ROUTE, status)
+        self.responses[key] = self.responses.get(key, 0) + 1
+
+    def token_answer(self, kind: Kind, result: str) -> None:
+        """``result``: HIT (from the cache), MISS (waited for a fetch) or ERROR (no token given)."""
+        key = (kind, result)
+        self.tokens[key] = self.tokens.get(key, 0) + 1
+
+
+class FetchMetrics:
+    """The service's :class:`~spotify_tokener.observer.FetchObserver`: one report per fetch attempt."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._attempts = Counter(
+            "tokener_fetch_attempts",
+            "Token fetch attempts (each retry is one), by kind of token and outcome.",
+            ["kind", "outcome"],
+            registry=registry,
+        )
+        self._seconds = Histogram(
+            "tokener_fetch_duration_seconds",
+            "How long one token fetch attempt took, by kind of token and outcome.",
+            ["kind", "outcome"],
+            buckets=FETCH_BUCKETS,
+            registry=registry,
+        )
+        self._retries = Counter(
+            "tokener_fetch_retries",
+            "Fetch attempts that were retries of a failed one, by kind of token.",
+            ["kind"],
+            registry=registry,
+        )
+        for kind in KINDS:
+            self._retries.labels(kind)
+            for outcome in ATTEMPT_OUTCOMES:
+                self._attempts.labels(kind, outcome)
+
+    def fetch_attempt(self, kind: Kind, outcome: str, seconds: float, attempt: int) -> None:
+        self._attempts.labels(kind, outcome).inc()
+        self._seconds.labels(kind, outcome).observe(seconds)
+        if attempt > 1:
+            self._retries.labels(kind).inc()
+
+
+class StateCollector:
+    """Builds the per-request and state families when Prometheus scrapes."""
+
+    def __init__(self, counts: RequestCounts, service: TokenService, browser: BrowserManager | None) -> None:
+        self._counts = counts
+        self._service = service
+        self._browser = browser
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._requests()
+        yield from self._token_state()
+        yield from self._browser_state()
+        build = InfoMetricFamily("tokener_build", "The running version.")
+        build.add_metric([], {"version": __version__})
+        yield build
+
+    def _requests(self) -> Iterator[Metric]:
+        counts = self._counts
+        responses = dict(counts.responses)
+        fast = (counts.fast_route, 200)
+        responses[fast] = responses.get(fast, 0) + counts.fast_hits
+        http = CounterMetricFamily(
+            "tokener_http_requests",
+            f"HTTP requests answered, by route ({OTHER_ROUTE!r}: any path not served) and status.",
+            labels=["route", "status"],
+        )
+        for (route, status), value in sorted(responses.items()):
+            if value:
+                http.add_metric([route, str(status)], value)
+        yield http
+        tokens = {(kind, result): 0 for kind in KINDS for result in (HIT, MISS, ERROR)}
+        tokens.update(counts.tokens)
+        tokens["anonymous", HIT] += counts.fast_hits
+        answers = CounterMetricFamily(
+            "tokener_token_requests",
+            "Token requests (GET /api/token, POST /api/token/refresh) by kind of token and result: "
+            "hit (answered from the cache), miss (waited for a fetch), error (no token given).",
+            labels=["kind", "result"],
+        )
+        for (kind, result), value in tokens.items():
+            answers.add_metric([kind, result], value)
+        yield answers
+
+    def _token_state(self) -> Iterator[Metric]:
+        state = self._service.status()
+        left_ms = max(state.ms_until_expiry or 0, 0)
+        yield GaugeMetricFamily(
+            "tokener_token_expires_in_seconds",
+            "Seconds until the cached anonymous token expires; 0 when there is none.",
+            value=left_ms / 1000,
+        )
+        yield GaugeMetricFamily(
+            "tokener_token_valid",
+            "1 while the anonymous token is served from the cache (more than TOKENER_EXPIRY_BUFFER left).",
+            value=int(state.is_valid),
+        )
+        yield GaugeMetricFamily(
+            "tokener_accounts_cached", "Accounts with a cached token.", value=state.accounts_cached
+        )
+        if state.shared_store_available is not None:
+            yield GaugeMetricFamily(
+                "tokener_redis_available",
+                "1 while Redis (TOKENER_REDIS_URL) answers; 0 while this replica fetches on its own.",
+                value=int(state.shared_store_available),
+            )
+
+    def _browser_state(self) -> Iterator[Metric]:
+        browser = self._browser
+        yield GaugeMetricFamily(
+            "tokener_browser_running",
+            "1 while Chromium is running (it is closed after TOKENER_BROWSER_IDLE).",
+            value=int(browser is not None and browser.running),
+        )
+        yield CounterMetricFamily(
+            "tokener_browser_launches",
+            "Times Chromium was started (on demand, after idleness or a crash).",
+            value=browser.launches if browser is not None else 0,
+        )
+
+
+class Metrics:
+    """One app instance's registry: fetch metrics from the start, request counts once attached."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.fetches = FetchMetrics(self.registry)
+        ProcessCollector(registry=self.registry)
+
+    def attach(
+        self, service: TokenService, browser: BrowserManager | None, routes: Iterable[str], fast_route: str
+    ) -> RequestCounts:
+        """Start reporting on this service and browser; the counts returned are the app's to bump."""
+        counts = RequestCounts(routes, fast_route)
+        self.registry.register(StateCollector(counts, service, browser))
+        return counts
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,39 @@
+"""The service's own process with TOKENER_LOG_FORMAT=json: every line it writes is one JSON object."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+from collections.abc import Callable
+
+import httpx
+import orjson
+
+from tests.fake_spotify import Answer, FakeSpotify
+
+COOKIE = "AQLogs-session-cookie_0123456789abcdef"
+StartService = Callable[..., tuple[subprocess.Popen[str], str]]
+
+
+async def test_json_lines_parse_and_carry_no_secret(fake: FakeSpotify, service_process: StartService) -> None:
+    fake.add_account(COOKIE, "logs")
+    process, url = service_process(TOKENER_LOG_FORMAT="json", TOKENER_LOG_LEVEL="DEBUG")
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        assert (await client.get("/api/token")).status_code == 200
+        assert (await client.get("/api/token", headers={"Cookie": f"sp_dc={COOKIE}"})).status_code == 200
+        fake.answer_with(Answer("status", status=500))
+        assert (await client.post("/api/token/refresh")).status_code == 502
+        assert (await client.get("/nope")).status_code == 404
+    process.send_signal(signal.SIGTERM)
+    assert await asyncio.to_thread(process.wait, 15) == 0
+    output = process.stdout.read() if process.stdout else ""
+    entries = [orjson.loads(line) for line in output.splitlines()]
+    assert all({"time", "level", "logger", "message"} <= set(entry) for entry in entries), output
+    messages = " | ".join(entry["message"] for entry in entries)
+    for expected in ("listening on", "browser started", "token fetch ok", "token fetch failed", "stopped"):
+        assert expected in messages
+    assert not any("/nope" in entry["message"] for entry in entries)  # no access log
+    for token in fake.issued_tokens():
+        assert token not in output
+    assert COOKIE not in output

@@ -1,0 +1,54 @@
+"""The service reports every fetch attempt to its observer: kind, outcome, time taken, attempt number."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from spotify_tokener.errors import CookieRejected, TokenError, UpstreamError
+from spotify_tokener.observer import Kind
+from spotify_tokener.service import TokenService
+from spotify_tokener.settings import Settings
+from tests.unit.conftest import ScriptedHarvester
+
+SettingsMaker = Callable[..., Settings]
+DELAY_S = 0.02
+
+
+class RecordingObserver:
+    def __init__(self) -> None:
+        self.attempts: list[tuple[Kind, str, float, int]] = []
+
+    def fetch_attempt(self, kind: Kind, outcome: str, seconds: float, attempt: int) -> None:
+        self.attempts.append((kind, outcome, seconds, attempt))
+
+
+async def test_each_attempt_is_reported_once_with_its_number(unit_settings: SettingsMaker) -> None:
+    failure = UpstreamError("Spotify answered the token request with HTTP 500")
+    observer = RecordingObserver()
+    harvester = ScriptedHarvester(failure, failure, delay=DELAY_S)
+    service = TokenService(harvester, unit_settings(retries=3), observer=observer)
+    await service.get_token()
+    outcomes = [(kind, outcome, attempt) for kind, outcome, _, attempt in observer.attempts]
+    assert outcomes == [("anonymous", "upstream", 1), ("anonymous", "upstream", 2), ("anonymous", "ok", 3)]
+    assert all(seconds >= DELAY_S for _, _, seconds, _ in observer.attempts)
+
+
+async def test_an_account_whose_cookie_is_refused(unit_settings: SettingsMaker) -> None:
+    observer = RecordingObserver()
+    harvester = ScriptedHarvester(dead_cookies=frozenset({"AQ-dead"}))
+    service = TokenService(harvester, unit_settings(), observer=observer)
+    with pytest.raises(CookieRejected):
+        await service.get_token(sp_dc="AQ-dead")
+    assert [(kind, outcome) for kind, outcome, _, _ in observer.attempts] == [("account", "cookie_rejected")]
+
+
+def test_every_error_a_client_may_see_has_its_own_outcome() -> None:
+    """The outcome is a metric label: each kind of failure must be told apart, and be a plain word."""
+    classes: list[type[TokenError]] = [TokenError]
+    for cls in classes:
+        classes.extend(cls.__subclasses__())
+    outcomes = [cls.outcome for cls in classes]
+    assert len(set(outcomes)) == len(classes)
+    assert all(outcome.replace("_", "").isalpha() and outcome.islower() for outcome in outcomes)
