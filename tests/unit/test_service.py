@@ -9,7 +9,7 @@ import pytest
 from spotify_tokener.errors import BrowserMissing, RateLimited, ShuttingDown, TokenError, UpstreamError
 from spotify_tokener.service import TokenService
 from spotify_tokener.settings import Settings
-from tests.unit.conftest import ScriptedHarvester
+from tests.scripted import ScriptedHarvester
 
 SettingsMaker = Callable[..., Settings]
 

@@ -12,7 +12,7 @@ from spotify_tokener.errors import UpstreamError
 from spotify_tokener.params import InvalidParameter
 from spotify_tokener.settings import Settings
 from spotify_tokener.web import Request, Response
-from tests.unit.conftest import ScriptedHarvester
+from tests.scripted import ScriptedHarvester
 
 
 def request(path: str, method: str = "GET", query: str = "") -> Request:
