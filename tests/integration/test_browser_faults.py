@@ -82,6 +82,26 @@ async def test_chromium_killed_mid_fetch_is_retried_in_a_new_one(
     assert health["browser"]["launches"] == 2
 
 
+async def test_the_fetch_right_after_chromium_died_gets_a_new_one(
+    make_settings: SettingsMaker, fake: FakeSpotify
+) -> None:
+    """No retries to hide it: the fetch after the one Chromium died in must not fail too, although
+    Playwright is told of the death only a moment later."""
+    async with running_server(make_settings(retries=0, browser_idle=30)) as running:
+        assert (await running.client.get("/api/token")).status_code == 200
+        fake.answer_with(Answer("slow", delay_s=5))
+        forced = asyncio.create_task(running.client.get("/api/token?force=1"))
+        await wait_for_token_call(fake, 2)
+        kill(our_processes(is_browser))
+        broken = await forced
+        right_after = await running.client.get("/api/token?force=1")
+        health = (await running.client.get("/health")).json()
+    assert broken.status_code == 503
+    assert broken.json()["error"] == "the browser crashed or closed during the fetch"
+    assert right_after.status_code == 200
+    assert health["browser"]["launches"] == 2
+
+
 async def test_a_crashed_page_is_retried_in_the_same_browser(
     make_settings: SettingsMaker, fake: FakeSpotify
 ) -> None:
