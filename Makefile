@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.setup-stamp
 
-.PHONY: setup run test unit integration lint format bench clean
+.PHONY: setup run test unit integration lint format bench soak clean
 
 setup: $(STAMP)
 	@scripts/ensure-chromium.sh $(BIN)/python
@@ -42,6 +42,10 @@ format: setup
 bench: setup
 	@command -v wrk >/dev/null || scripts/ensure-apt.sh wrk
 	$(BIN)/python bench/run.py
+
+# Not part of `make test`: several hundred forced refreshes with random faults, about ten minutes.
+soak: setup
+	$(BIN)/python bench/soak.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
