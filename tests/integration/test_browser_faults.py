@@ -140,7 +140,10 @@ async def test_a_chromium_that_will_not_start_is_a_503_until_it_is_fixed(
 ) -> None:
     chromium = tmp_path / "chromium"
     write_script(chromium, "exit 1")
-    settings = make_settings(browser_path=chromium, retries=0, cooldown_max=0.5, fetch_timeout=10)
+    # A 1 s cool-down after the first failure, 2 s after the next: the second request surely falls in it.
+    settings = make_settings(
+        browser_path=chromium, retries=0, retry_base_delay=1, cooldown_max=2, fetch_timeout=10
+    )
     async with running_server(settings) as running:
         started = time.monotonic()
         broken = await running.client.get("/api/token")
@@ -233,7 +236,8 @@ async def test_repeated_faults_grow_no_processes_or_open_files(
     make_settings: SettingsMaker, fake: FakeSpotify
 ) -> None:
     me = psutil.Process()
-    settings = make_settings(retries=0, fetch_timeout=3, browser_idle=1, cooldown_max=0.1)
+    # A relaunch and a page load fit in the timeout even on a loaded machine; only the hang exceeds it.
+    settings = make_settings(retries=0, fetch_timeout=5, browser_idle=1, cooldown_max=0.1)
     async with running_server(settings) as running:
         for _ in range(3):  # everything opened lazily (pools, caches, the driver's pipes) is open now
             assert (await running.client.get("/api/token?force=1")).status_code == 200

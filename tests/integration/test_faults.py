@@ -196,7 +196,7 @@ STALE_SETTINGS: dict[str, Any] = {
     "expiry_buffer": 90,
     "refresh_window": 90,
     "stale_margin": 30,
-    "retries": 0,
+    "retries": 1,  # a cold start slower than the 2 s timeout on a loaded machine still gets its token
     "fetch_timeout": 2,
     "cooldown_max": 1.5,
 }
