@@ -43,7 +43,7 @@ bench: setup
 	@command -v wrk >/dev/null || scripts/ensure-apt.sh wrk
 	$(BIN)/python bench/run.py
 
-# Not part of `make test`: several hundred forced refreshes with random faults, about ten minutes.
+# Not part of `make test`: 300 forced refreshes with random faults; about seven minutes (RELIABILITY.md).
 soak: setup
 	$(BIN)/python bench/soak.py
 
