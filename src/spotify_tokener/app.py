@@ -61,9 +61,9 @@ class App:
         self._retry_after_max = settings.retry_after_max
         self.browser = browser
         self._started = time.monotonic()
-        self._openapi = orjson.dumps(build_openapi())
-        self._encoder = TokenEncoder()
         self._keys = ApiKeys(settings.api_keys)
+        self._openapi = orjson.dumps(build_openapi(api_keys=self._keys.enabled))
+        self._encoder = TokenEncoder()
         self._router = Router(
             {
                 TOKEN_PATH: {"GET": self.get_token},

@@ -121,13 +121,7 @@ class BrowserManager:
         self._active += 1
         self._cancel_idle_timer()
         try:
-            browser = await self._ensure_browser()
-            user_agent = self._settings.user_agent or desktop_user_agent(browser.version)
-            try:
-                context = await browser.new_context(user_agent=user_agent, service_workers="block")
-            except PlaywrightError as error:
-                await self._discard("could not open a browser context")
-                raise BrowserError("the browser failed to open a page") from error
+            context = await self._open_context()
             try:
                 yield context
             finally:
@@ -149,6 +143,28 @@ class BrowserManager:
             await asyncio.wait(self._background, timeout=self._settings.shutdown_timeout)
         async with self._launch_lock:
             await self._teardown()
+
+    async def _open_context(self) -> BrowserContext:
+        """A context on the running browser, relaunching it once if it turns out to be dead.
+
+        Playwright learns of a killed Chromium a moment after the fetch it broke has failed, so the
+        next fetch can find it still "connected"; that fetch gets a new browser, not a second error.
+        """
+        browser = await self._ensure_browser()
+        try:
+            return await self._new_context(browser)
+        except PlaywrightError:
+            await self._discard(browser, "could not open a browser context; relaunching")
+        browser = await self._ensure_browser()
+        try:
+            return await self._new_context(browser)
+        except PlaywrightError as error:
+            await self._discard(browser, "could not open a browser context")
+            raise BrowserError("the browser failed to open a page") from error
+
+    async def _new_context(self, browser: Browser) -> BrowserContext:
+        user_agent = self._settings.user_agent or desktop_user_agent(browser.version)
+        return await browser.new_context(user_agent=user_agent, service_workers="block")
 
     async def _ensure_browser(self) -> Browser:
         """The running browser, launching one if needed.
@@ -204,10 +220,12 @@ class BrowserManager:
         log.info("browser started: Chromium %s (%s)", browser.version, self.executable)
         return browser
 
-    async def _discard(self, why: str) -> None:
-        log.warning("dropping the browser: %s", why)
+    async def _discard(self, browser: Browser, why: str) -> None:
+        """Tear ``browser`` down, unless another fetch has already replaced it."""
         async with self._launch_lock:
-            await self._teardown()
+            if self._browser is browser:
+                log.warning("dropping the browser: %s", why)
+                await self._teardown()
 
     async def _teardown(self) -> None:
         """Close browser and driver, tolerating either being dead already.

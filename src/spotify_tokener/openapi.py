@@ -9,6 +9,7 @@ from pydantic import TypeAdapter
 from swagger_ui_bundle import swagger_ui_path
 
 from spotify_tokener import __version__, schemas
+from spotify_tokener.params import COOKIE_OCTETS, FALSE_WORDS, MAX_COOKIE_LENGTH, TRUE_WORDS
 
 SWAGGER_ASSETS = Path(str(swagger_ui_path))
 SWAGGER_FILES = {
@@ -28,46 +29,94 @@ SWAGGER_HTML = """<!doctype html>
 """
 SWAGGER_INIT = 'window.ui = SwaggerUIBundle({url: "/openapi.json", dom_id: "#swagger-ui"});\n'
 
+
+def _any_case(word: str) -> str:
+    """A regular expression for ``word`` in any case (JSON Schema patterns have no flags)."""
+    return "".join(f"[{c.upper()}{c}]" if c.isalpha() else c for c in word)
+
+
+_FORCE_WORDS = sorted(TRUE_WORDS) + sorted(FALSE_WORDS)
 _FORCE_PARAMETER = {
     "name": "force",
     "in": "query",
     "required": False,
     "description": "Fetch a new token even if the cached one is fresh: 1, true or yes (any case). "
     "0, false, no and empty mean no; anything else is a 400.",
-    "schema": {"type": "string", "enum": ["1", "true", "yes", "0", "false", "no", ""]},
+    "schema": {"type": "string", "pattern": f"^(?:{'|'.join(_any_case(w) for w in _FORCE_WORDS)})$"},
+    "examples": {word or "empty": {"value": word} for word in ("1", "true", "0", "")},
 }
 
 
+_SP_DC_OCTETS = f"{COOKIE_OCTETS.pattern.removesuffix('+')}{{1,{MAX_COOKIE_LENGTH}}}"
 _SP_DC_PARAMETER = {
     "name": "sp_dc",
     "in": "cookie",
     "required": False,
     "description": "A logged-in Spotify session (what LavaSrc sends when `spDc` is set): the answer is "
-    "that account's token. Other cookies are ignored.",
-    "schema": {"type": "string"},
+    "that account's token. Other cookies are ignored. A value that is empty, too long or not made of "
+    "cookie characters (RFC 6265, optionally in double quotes) is a 400.",
+    # The same rule params.parse_sp_dc applies, so generated clients and fuzzers know what is accepted.
+    "schema": {"type": "string", "pattern": f'^(?:{_SP_DC_OCTETS}|"{_SP_DC_OCTETS}")$'},
 }
 
 
-def _ref(name: str) -> dict[str, Any]:
-    return {"content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}}}
+def _content(*names: str) -> dict[str, Any]:
+    refs = [{"$ref": f"#/components/schemas/{name}"} for name in names]
+    schema = refs[0] if len(refs) == 1 else {"anyOf": refs}
+    return {"content": {"application/json": {"schema": schema}}}
 
 
-def _answer(description: str, schema: str) -> dict[str, Any]:
-    return {"description": description, **_ref(schema)}
+def _answer(description: str, *bodies: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"description": description, **_content(*bodies), **({"headers": headers} if headers else {})}
 
 
-_TOKEN_FAILURES = {
-    "400": _answer("A bad parameter or a malformed sp_dc cookie", "ValidationErrorBody"),
-    "401": _answer("Spotify did not accept the sp_dc cookie", "FailureBody"),
-    "403": _answer("Account tokens are disabled on this service", "FailureBody"),
-    "500": _answer("Unexpected failure while fetching a token", "FailureBody"),
-    "502": _answer("Spotify answered, but not with a usable token", "FailureBody"),
-    "503": _answer("Browser unavailable, or Spotify rate-limited the service", "FailureBody"),
-    "504": _answer("No token within TOKENER_FETCH_TIMEOUT", "FailureBody"),
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds until the service will ask Spotify again: Spotify's own Retry-After on "
+        "a 429, or the rest of the cool-down after repeated failures.",
+        "schema": {"type": "integer", "minimum": 1},
+    }
+}
+_KEY_REFUSED = "The API key is missing or wrong (TOKENER_API_KEY is set)"
+_WWW_AUTHENTICATE = {"WWW-Authenticate": {"description": "Always `Bearer`", "schema": {"type": "string"}}}
+_SECURITY_SCHEMES = {
+    "bearer": {"type": "http", "scheme": "bearer", "description": "One of the keys in TOKENER_API_KEY"},
+    "key": {"type": "apiKey", "in": "query", "name": "key", "description": "The same, for LavaSrc's URL"},
 }
 
 
-def _components() -> dict[str, Any]:
+def _token_failures(api_keys: bool) -> dict[str, Any]:
+    refused = "Spotify did not accept the sp_dc cookie"
+    if api_keys:
+        unauthorized = _answer(
+            f"{refused}; or: {_KEY_REFUSED}",
+            "FailureBody",
+            "ErrorBody",
+            headers={**_RETRY_AFTER, **_WWW_AUTHENTICATE},
+        )
+    else:
+        unauthorized = _answer(refused, "FailureBody", headers=_RETRY_AFTER)
+    return {
+        "400": _answer("A bad parameter or a malformed sp_dc cookie", "ValidationErrorBody"),
+        "401": unauthorized,
+        "403": _answer("Account tokens are disabled on this service", "FailureBody"),
+        "500": _answer(
+            "A bug of the service: during a fetch (FailureBody) or elsewhere (ErrorBody)",
+            "FailureBody",
+            "ErrorBody",
+            headers=_RETRY_AFTER,
+        ),
+        "502": _answer("Spotify answered, but not with a usable token", "FailureBody", headers=_RETRY_AFTER),
+        "503": _answer(
+            "Browser unavailable, Spotify rate-limited the service, or it is shutting down",
+            "FailureBody",
+            headers=_RETRY_AFTER,
+        ),
+        "504": _answer("No token within TOKENER_FETCH_TIMEOUT", "FailureBody", headers=_RETRY_AFTER),
+    }
+
+
+def _components(api_keys: bool) -> dict[str, Any]:
     bodies = (
         schemas.TokenBody,
         schemas.FailureBody,
@@ -81,16 +130,24 @@ def _components() -> dict[str, Any]:
         schema = TypeAdapter(body).json_schema(ref_template="#/components/schemas/{model}")
         found.update(schema.pop("$defs", {}))
         found[body.__name__] = schema
-    return found
+    components: dict[str, Any] = {"schemas": found}
+    if api_keys:
+        components["securitySchemes"] = _SECURITY_SCHEMES
+    return components
 
 
-def build_openapi() -> dict[str, Any]:
+def build_openapi(*, api_keys: bool = False) -> dict[str, Any]:
+    """The document; with ``api_keys`` (TOKENER_API_KEY set) it also describes the key and its 401."""
+    failures = _token_failures(api_keys)
     token_get = {
         "summary": "The current token, fetched if the cache has none fresh enough",
         "parameters": [_FORCE_PARAMETER, _SP_DC_PARAMETER],
-        "responses": {"200": _answer("A token with minutes of life left", "TokenBody"), **_TOKEN_FAILURES},
+        "responses": {"200": _answer("A token with minutes of life left", "TokenBody"), **failures},
     }
-    return {
+    status_responses = {"200": _answer("Status", "StatusBody")}
+    if api_keys:
+        status_responses["401"] = _answer(_KEY_REFUSED, "ErrorBody", headers=_WWW_AUTHENTICATE)
+    document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {"title": "spotify-tokener", "version": __version__},
         "paths": {
@@ -99,19 +156,20 @@ def build_openapi() -> dict[str, Any]:
                 "post": {
                     "summary": "Fetch a new token now (joins a fetch already under way)",
                     "parameters": [_SP_DC_PARAMETER],
-                    "responses": {"200": _answer("A new token", "TokenBody"), **_TOKEN_FAILURES},
+                    "responses": {"200": _answer("A new token", "TokenBody"), **failures},
                 }
             },
             "/api/token/status": {
                 "get": {
                     "summary": "The cache and refresher state (times in ms)",
-                    "responses": {"200": _answer("Status", "StatusBody")},
+                    "responses": status_responses,
                 }
             },
             "/health": {
                 "get": {
                     "summary": "Liveness, uptime and memory of the service and its browser",
                     "responses": {"200": _answer("Healthy", "HealthBody")},
+                    **({"security": []} if api_keys else {}),
                 }
             },
             "/metrics": {
@@ -126,5 +184,8 @@ def build_openapi() -> dict[str, Any]:
                 }
             },
         },
-        "components": {"schemas": _components()},
+        "components": _components(api_keys),
     }
+    if api_keys:
+        document["security"] = [{"bearer": []}, {"key": []}]
+    return document

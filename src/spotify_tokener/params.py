@@ -10,6 +10,7 @@ TRUE_WORDS = frozenset({"1", "true", "yes"})
 FALSE_WORDS = frozenset({"", "0", "false", "no"})
 MAX_QUERY_LENGTH = 2048
 MAX_COOKIE_LENGTH = 4096
+HTTP_WHITESPACE = " \t"
 COOKIE_OCTETS = re.compile(r"[\x21\x23-\x2B\x2D-\x3A\x3C-\x5B\x5D-\x7E]+")  # RFC 6265 cookie-octet
 
 
@@ -32,7 +33,7 @@ def parse_force(query_string: str) -> bool:
         return False
     if len(values) > 1:
         raise InvalidParameter("'force' must be given at most once")
-    word = values[0].strip().lower()
+    word = values[0].lower()  # no stripping: ' 1' or '1\n' is not one of the words
     if word in TRUE_WORDS:
         return True
     if word in FALSE_WORDS:
@@ -63,12 +64,12 @@ def parse_sp_dc(cookie_headers: Iterable[str]) -> str | None:
 def _sp_dc_values(header: str) -> list[str]:
     found = []
     for pair in header.split(";"):
-        name, equals, value = pair.strip().partition("=")
-        if name.strip() != "sp_dc":
+        name, equals, value = pair.strip(HTTP_WHITESPACE).partition("=")
+        if name.strip(HTTP_WHITESPACE) != "sp_dc":
             continue
         if not equals:
             raise InvalidParameter("the sp_dc cookie has no '=' and no value")
-        value = value.strip()
+        value = value.strip(HTTP_WHITESPACE)  # only what may surround a cookie value
         if len(value) >= 2 and value[0] == value[-1] == '"':
             value = value[1:-1]
         found.append(value)

@@ -1,5 +1,5 @@
-"""The browser failing under the service: driver killed, Chromium killed mid-fetch, a page crashing.
-Each time the next attempt recovers, and no process is left behind (see conftest)."""
+"""The browser failing under the service: driver killed, Chromium killed mid-fetch, a page crashing,
+Chromium failing to start. Each time the service recovers, and no process or file is left behind."""
 
 from __future__ import annotations
 
@@ -7,12 +7,17 @@ import asyncio
 import contextlib
 import os
 import signal
+import time
 from collections.abc import Callable
+from pathlib import Path
 
 import psutil
+from playwright.async_api import async_playwright
 
+from spotify_tokener.browser import find_executable
+from spotify_tokener.reaper import reap_orphans
 from spotify_tokener.settings import Settings
-from tests.conftest import running_server
+from tests.conftest import Running, running_server
 from tests.fake_spotify import Answer, FakeSpotify
 
 SettingsMaker = Callable[..., Settings]
@@ -82,6 +87,26 @@ async def test_chromium_killed_mid_fetch_is_retried_in_a_new_one(
     assert health["browser"]["launches"] == 2
 
 
+async def test_the_fetch_right_after_chromium_died_gets_a_new_one(
+    make_settings: SettingsMaker, fake: FakeSpotify
+) -> None:
+    """No retries to hide it: the fetch after the one Chromium died in must not fail too, although
+    Playwright is told of the death only a moment later."""
+    async with running_server(make_settings(retries=0, browser_idle=30)) as running:
+        assert (await running.client.get("/api/token")).status_code == 200
+        fake.answer_with(Answer("slow", delay_s=5))
+        forced = asyncio.create_task(running.client.get("/api/token?force=1"))
+        await wait_for_token_call(fake, 2)
+        kill(our_processes(is_browser))
+        broken = await forced
+        right_after = await running.client.get("/api/token?force=1")
+        health = (await running.client.get("/health")).json()
+    assert broken.status_code == 503
+    assert broken.json()["error"] == "the browser crashed or closed during the fetch"
+    assert right_after.status_code == 200
+    assert health["browser"]["launches"] == 2
+
+
 async def test_a_crashed_page_is_retried_in_the_same_browser(
     make_settings: SettingsMaker, fake: FakeSpotify
 ) -> None:
@@ -95,3 +120,135 @@ async def test_a_crashed_page_is_retried_in_the_same_browser(
         health = (await running.client.get("/health")).json()
     assert response.status_code == 200
     assert health["browser"]["launches"] == 1
+
+
+async def real_chromium() -> Path:
+    """The Chromium the service finds when nothing is configured."""
+    async with async_playwright() as playwright:
+        return find_executable(None, playwright.chromium.executable_path)
+
+
+def write_script(path: Path, body: str) -> None:
+    staged = path.with_suffix(".new")
+    staged.write_text(f"#!/bin/sh\n{body}\n")
+    staged.chmod(0o755)
+    staged.replace(path)  # atomically, as an operator's package manager would
+
+
+async def test_a_chromium_that_will_not_start_is_a_503_until_it_is_fixed(
+    make_settings: SettingsMaker, fake: FakeSpotify, tmp_path: Path
+) -> None:
+    chromium = tmp_path / "chromium"
+    write_script(chromium, "exit 1")
+    # A 1 s cool-down after the first failure, 2 s after the next: the second request surely falls in it.
+    settings = make_settings(
+        browser_path=chromium, retries=0, retry_base_delay=1, cooldown_max=2, fetch_timeout=10
+    )
+    async with running_server(settings) as running:
+        started = time.monotonic()
+        broken = await running.client.get("/api/token")
+        answered_in = time.monotonic() - started
+        cooling = await running.client.get("/api/token")
+        write_script(chromium, f'exec "{await real_chromium()}" "$@"')
+        async with asyncio.timeout(15):  # the refresher retries after the cool-down, unprompted
+            while not (await running.client.get("/api/token/status")).json()["status"]["isValid"]:  # noqa: ASYNC110
+                await asyncio.sleep(0.1)
+        fixed = await running.client.get("/api/token")
+    assert broken.status_code == 503
+    assert broken.json() == {**broken.json(), "success": False, "error": "the browser failed to start"}
+    assert answered_in < settings.fetch_timeout
+    assert cooling.status_code == 503
+    assert "retry-after" in cooling.headers
+    assert fixed.status_code == 200
+    assert fixed.json()["accessToken"] in fake.issued_tokens()
+
+
+def footprint(me: psutil.Process) -> tuple[int, int]:
+    """Open files of this process and the number of its descendants, zombies included, once
+    Chromium's orphans are reaped (in the service, its reaping loop does that every few seconds)."""
+    reap_orphans()
+    return me.num_fds(), len(me.children(recursive=True))
+
+
+async def idle_footprint(running: Running, me: psutil.Process, baseline: tuple[int, int]) -> tuple[int, int]:
+    """The footprint once the browser is closed for idleness and every socket it used is closed."""
+    async with asyncio.timeout(20):
+        while (await running.client.get("/health")).json()["browser"]["running"]:  # noqa: ASYNC110
+            await asyncio.sleep(0.1)
+    deadline = time.monotonic() + 5  # the fake's handler threads close their sockets as they notice
+    measured = footprint(me)
+    while (
+        any(now > then for now, then in zip(measured, baseline, strict=True)) and time.monotonic() < deadline
+    ):
+        await asyncio.sleep(0.1)
+        measured = footprint(me)
+    return measured
+
+
+FAULT_ANSWERS = {
+    "500": Answer("status", status=500),
+    "malformed": Answer("malformed"),
+    "429": Answer("rate_limited"),
+    "hang": Answer("hang"),
+}
+KILLED_MID_FETCH = {"chromium-killed": is_browser, "renderer-killed": is_renderer}
+EXPECTED = {
+    "500": 502,
+    "malformed": 502,
+    "429": 503,
+    "hang": 504,
+    "chromium-killed": 503,
+    "renderer-killed": 503,
+    "driver-killed": 200,  # noticed before the fetch, so it is simply relaunched
+    "page-503": 502,
+}
+
+
+async def forced_with_fault(running: Running, fake: FakeSpotify, fault: str) -> int:
+    """Inject ``fault`` into one forced fetch; the status the client got."""
+    if fault in FAULT_ANSWERS:
+        fake.answer_with(FAULT_ANSWERS[fault])
+    elif fault in KILLED_MID_FETCH:
+        fake.answer_with(Answer("slow", delay_s=5))
+    elif fault == "driver-killed":
+        kill(our_processes(is_driver))
+    elif fault == "page-503":
+        fake.state.page_status = 503
+    sent = fake.token_requests
+    forced = asyncio.create_task(running.client.get("/api/token?force=1"))
+    if fault in KILLED_MID_FETCH:
+        await wait_for_token_call(fake, sent + 1)
+        kill(our_processes(KILLED_MID_FETCH[fault]))
+    response = await forced
+    fake.reset()  # back to healthy; releases a hanging answer
+    return response.status_code
+
+
+# Half of the rounds; each half starts with the browser closed, so a driver to kill is always there.
+HALF_OF_THE_ROUNDS = [
+    *("500", "chromium-killed", "malformed", "429", "renderer-killed", "page-503", "driver-killed"),
+    *("500", "hang", "malformed", "429", "page-503", "chromium-killed", "renderer-killed"),
+    *("driver-killed", "500", "page-503", "429"),
+]
+
+
+async def test_repeated_faults_grow_no_processes_or_open_files(
+    make_settings: SettingsMaker, fake: FakeSpotify
+) -> None:
+    me = psutil.Process()
+    # A relaunch and a page load fit in the timeout even on a loaded machine; only the hang exceeds it.
+    settings = make_settings(retries=0, fetch_timeout=5, browser_idle=1, cooldown_max=0.1)
+    async with running_server(settings) as running:
+        for _ in range(3):  # everything opened lazily (pools, caches, the driver's pipes) is open now
+            assert (await running.client.get("/api/token?force=1")).status_code == 200
+        before = await idle_footprint(running, me, baseline=(0, 0))
+        statuses = [await forced_with_fault(running, fake, fault) for fault in HALF_OF_THE_ROUNDS]
+        halfway = await idle_footprint(running, me, baseline=before)
+        statuses += [await forced_with_fault(running, fake, fault) for fault in HALF_OF_THE_ROUNDS]
+        after = await idle_footprint(running, me, baseline=before)
+        healthy = await running.client.get("/api/token?force=1")
+    assert statuses == [EXPECTED[fault] for fault in HALF_OF_THE_ROUNDS * 2]
+    assert statuses.count(200) < len(statuses) - 30  # more than 30 failed fetches
+    assert halfway == before
+    assert after == before
+    assert healthy.status_code == 200

@@ -6,11 +6,12 @@ import asyncio
 import itertools
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from spotify_tokener.settings import Settings
-from tests.conftest import running_server
+from tests.conftest import Running, running_server
 from tests.fake_spotify import Answer, FakeSpotify
 from tests.fake_spotify.server import UPSTREAM_SECRET_MARKER
 
@@ -160,3 +161,107 @@ async def test_the_refresher_renews_before_clients_notice(
     assert fake.token_requests == 2
     assert later["accessToken"] != first["accessToken"]
     assert later["cached"] is True
+
+
+async def test_a_slow_answer_within_the_timeout_is_a_token(
+    make_settings: SettingsMaker, fake: FakeSpotify
+) -> None:
+    fake.answer_with(Answer("slow", delay_s=2.5))
+    async with running_server(make_settings(retries=0, fetch_timeout=8)) as running:
+        started = time.monotonic()
+        response = await running.client.get("/api/token")
+        waited = time.monotonic() - started
+        status = (await running.client.get("/api/token/status")).json()["status"]
+    assert response.status_code == 200
+    assert response.json()["accessToken"] in fake.issued_tokens()
+    assert waited >= 2.5  # the token really came from the slow answer...
+    assert fake.token_requests == 1  # ...in one attempt, not a retry after a timeout
+    assert status["lastError"] is None
+
+
+async def status_of(running: Running) -> dict[str, Any]:
+    state: dict[str, Any] = (await running.client.get("/api/token/status")).json()["status"]
+    return state
+
+
+async def wait_for_status(running: Running, check: Callable[[dict[str, Any]], bool], within_s: float) -> None:
+    async with asyncio.timeout(within_s):
+        while not check(await status_of(running)):  # noqa: ASYNC110 - polls the service over HTTP
+            await asyncio.sleep(0.05)
+
+
+# Tokens of 91 s against a 90 s buffer: fresh for about a second, then due for renewal and still
+# usable for a minute. A buffer above 60 s also makes the fake's "short" (60 s) token too short.
+STALE_SETTINGS: dict[str, Any] = {
+    "expiry_buffer": 90,
+    "refresh_window": 90,
+    "stale_margin": 30,
+    "retries": 1,  # a cold start slower than the 2 s timeout on a loaded machine still gets its token
+    "fetch_timeout": 2,
+    "cooldown_max": 1.5,
+}
+
+
+@pytest.mark.parametrize(("answer", "status", "cause"), FAULTS)
+async def test_each_fault_keeps_the_old_token_for_callers_and_heals_by_itself(
+    make_settings: SettingsMaker, fake: FakeSpotify, answer: Answer, status: int, cause: str
+) -> None:
+    fake.answer_with(Answer(life_s=91), then=answer)
+    async with running_server(make_settings(**STALE_SETTINGS)) as running:
+        good = (await running.client.get("/api/token")).json()
+        await wait_for_status(running, lambda state: not state["isValid"], within_s=5)
+        served = await running.client.get("/api/token")
+        forced = await running.client.get("/api/token?force=1")
+        failing = await status_of(running)
+        fake.reset()  # the fault is gone; nobody forces from here on
+        await wait_for_status(running, lambda state: state["isValid"], within_s=20)
+        healed = await running.client.get("/api/token")
+    assert served.status_code == 200
+    assert served.json()["accessToken"] == good["accessToken"]
+    assert served.json()["cached"] is True
+    assert forced.status_code == status
+    assert set(forced.json()) == {"success", "error", "timestamp"}
+    assert cause in forced.json()["error"]
+    assert UPSTREAM_SECRET_MARKER not in forced.text
+    assert cause in failing["lastError"]
+    assert healed.status_code == 200
+    assert healed.json()["accessToken"] != good["accessToken"]
+    assert healed.json()["accessToken"] in fake.issued_tokens()
+
+
+async def test_repeated_failures_open_the_circuit_then_it_closes_by_itself(
+    make_settings: SettingsMaker, fake: FakeSpotify
+) -> None:
+    fake.answer_with(then=Answer("status", status=500))
+    settings = make_settings(retries=1, retry_base_delay=1, cooldown_max=5, fetch_timeout=10)
+    async with running_server(settings) as running:
+        # The start-up fetch fails (two attempts), the refresher tries again after 2 s and fails too:
+        # the next cool-down is 4 s, and nothing may reach Spotify during it.
+        await wait_for_status(running, lambda state: state["consecutiveFailures"] == 2, within_s=20)
+        cooling = await status_of(running)
+        sent = fake.token_requests
+        answers = []
+        while time.time() * 1000 < cooling["retryAt"] - 500:
+            started = time.monotonic()
+            response = await running.client.get("/api/token")
+            answers.append((response, time.monotonic() - started))
+            await asyncio.sleep(0.1)
+        sent_during_cool_down = fake.token_requests - sent
+        fake.reset()
+        await wait_for_status(running, lambda state: state["isValid"], within_s=15)
+        recovered = await running.client.get("/api/token")
+        closed = await status_of(running)
+    assert cooling["coolingDown"] is True
+    assert cooling["lastError"] == "Spotify answered the token request with HTTP 500"
+    assert sent == 4
+    assert len(answers) >= 10
+    assert sent_during_cool_down == 0
+    for response, waited in answers:
+        assert response.status_code == 502
+        assert response.json()["error"] == cooling["lastError"]
+        assert 1 <= int(response.headers["retry-after"]) <= 4
+        assert waited < settings.fetch_timeout / 4  # answered from the breaker, not by a fetch
+    assert recovered.status_code == 200
+    assert closed["coolingDown"] is False
+    assert closed["retryAt"] is None
+    assert closed["consecutiveFailures"] == 0

@@ -1,53 +1,14 @@
-"""An in-memory harvester, so the service's rules are tested without a browser."""
+"""Settings sized for unit tests; the in-memory harvester they drive lives in tests/scripted.py."""
 
 from __future__ import annotations
 
-import asyncio
-import itertools
-import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from spotify_tokener.app import App
-from spotify_tokener.errors import TokenError
 from spotify_tokener.settings import Settings
-from spotify_tokener.token import Token
-
-Outcome = TokenError | float  # an error to raise, or the lifetime in seconds of the token to return
-
-
-class ScriptedHarvester:
-    """Answers fetches from a script, then with ``default``; records every call."""
-
-    def __init__(
-        self,
-        *script: Outcome,
-        default: Outcome = 3600.0,
-        delay: float = 0.0,
-        dead_cookies: frozenset[str] = frozenset(),
-        leaks_accounts: bool = False,
-    ) -> None:
-        self.dead_cookies = dead_cookies
-        self.leaks_accounts = leaks_accounts
-        self.script = list(script)
-        self.default = default
-        self.delay = delay
-        self.calls: list[str | None] = []
-        self._serial = itertools.count(1)
-
-    async def fetch(self, sp_dc: str | None = None) -> Token:
-        self.calls.append(sp_dc)
-        outcome = self.script.pop(0) if self.script else self.default
-        if self.delay:
-            await asyncio.sleep(self.delay)
-        if isinstance(outcome, TokenError):
-            raise outcome
-        expires = time.time_ns() // 1_000_000 + int(outcome * 1000)
-        anonymous = (sp_dc is None or sp_dc in self.dead_cookies) and not self.leaks_accounts
-        owner = "anon" if sp_dc is None else sp_dc
-        return Token(f"BQ-{owner}-{next(self._serial)}", expires, "client", anonymous)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from spotify_tokener.freshness import Freshness
 from spotify_tokener.service import TokenService
 from spotify_tokener.settings import Settings
 from spotify_tokener.token import Token
-from tests.unit.conftest import ScriptedHarvester
+from tests.scripted import ScriptedHarvester
 
 SettingsMaker = Callable[..., Settings]
 RULES = Freshness.from_seconds(300, 600, 30)

@@ -20,7 +20,8 @@ from spotify_tokener.errors import (
 from spotify_tokener.settings import Settings
 from spotify_tokener.token import Token
 from tests.prometheus import Scrape
-from tests.unit.conftest import FakeScope, ScriptedHarvester, served
+from tests.scripted import ScriptedHarvester
+from tests.unit.conftest import FakeScope, served
 
 SettingsMaker = Callable[..., Settings]
 COOKIE = "AQ-metrics-cookie-value"

@@ -10,7 +10,7 @@ from spotify_tokener.errors import CookieRejected, TokenError, UpstreamError
 from spotify_tokener.observer import Kind
 from spotify_tokener.service import TokenService
 from spotify_tokener.settings import Settings
-from tests.unit.conftest import ScriptedHarvester
+from tests.scripted import ScriptedHarvester
 
 SettingsMaker = Callable[..., Settings]
 DELAY_S = 0.02

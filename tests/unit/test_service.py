@@ -13,7 +13,7 @@ from spotify_tokener.errors import BrowserMissing, RateLimited, ShuttingDown, To
 from spotify_tokener.service import TokenService
 from spotify_tokener.settings import Settings
 from spotify_tokener.token import Token
-from tests.unit.conftest import ScriptedHarvester
+from tests.scripted import ScriptedHarvester
 
 SettingsMaker = Callable[..., Settings]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import orjson
 import pytest
@@ -12,7 +13,8 @@ from spotify_tokener.errors import UpstreamError
 from spotify_tokener.params import InvalidParameter
 from spotify_tokener.settings import Settings
 from spotify_tokener.web import Request, Response
-from tests.unit.conftest import FakeScope, ScriptedHarvester, served
+from tests.scripted import ScriptedHarvester
+from tests.unit.conftest import FakeScope, served
 
 
 def request(path: str, method: str = "GET", query: str = "") -> Request:
@@ -175,6 +177,17 @@ async def test_with_a_key_set_every_endpoint_but_health_and_docs_needs_it(keyed:
         assert (await keyed.dispatch(request(path, method=method))).status == 401
     for path in ("/health", "/openapi.json", "/swagger"):
         assert (await keyed.dispatch(request(path))).status == 200
+
+
+async def test_with_a_key_set_the_document_describes_it(app: App, keyed: App) -> None:
+    open_document = body(await app.dispatch(request("/openapi.json")))
+    document: Any = body(await keyed.dispatch(request("/openapi.json")))
+    assert "security" not in open_document
+    assert document["security"] == [{"bearer": []}, {"key": []}]
+    key = document["components"]["securitySchemes"]["key"]
+    assert (key["in"], key["name"]) == ("query", "key")
+    assert "401" in document["paths"]["/api/token/status"]["get"]["responses"]
+    assert document["paths"]["/health"]["get"]["security"] == []
 
 
 async def test_the_key_as_bearer_or_query_parameter(keyed: App) -> None:
