@@ -144,9 +144,7 @@ def build_openapi(*, api_keys: bool = False) -> dict[str, Any]:
         "parameters": [_FORCE_PARAMETER, _SP_DC_PARAMETER],
         "responses": {"200": _answer("A token with minutes of life left", "TokenBody"), **failures},
     }
-    status_responses = {"200": _answer("Status", "StatusBody")}
-    if api_keys:
-        status_responses["401"] = _answer(_KEY_REFUSED, "ErrorBody", headers=_WWW_AUTHENTICATE)
+    refused = {"401": _answer(_KEY_REFUSED, "ErrorBody", headers=_WWW_AUTHENTICATE)} if api_keys else {}
     document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {"title": "spotify-tokener", "version": __version__},
@@ -162,7 +160,7 @@ def build_openapi(*, api_keys: bool = False) -> dict[str, Any]:
             "/api/token/status": {
                 "get": {
                     "summary": "The cache and refresher state (times in ms)",
-                    "responses": status_responses,
+                    "responses": {"200": _answer("Status", "StatusBody"), **refused},
                 }
             },
             "/health": {
@@ -179,7 +177,8 @@ def build_openapi(*, api_keys: bool = False) -> dict[str, Any]:
                         "200": {
                             "description": "Metrics",
                             "content": {"text/plain": {"schema": {"type": "string"}}},
-                        }
+                        },
+                        **refused,
                     },
                 }
             },
