@@ -12,9 +12,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import shlex
-import shutil
-import tempfile
 from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
 from typing import Any
@@ -22,72 +19,18 @@ from typing import Any
 from playwright.async_api import Browser, BrowserContext, Playwright, async_playwright
 from playwright.async_api import Error as PlaywrightError
 
+from spotify_tokener.chromium import (
+    chromium_args,
+    desktop_user_agent,
+    enable_node_compile_cache,
+    find_executable,
+    sandbox_refused,
+    wants_sandbox,
+)
 from spotify_tokener.errors import BrowserError, BrowserMissing
 from spotify_tokener.settings import Settings
 
 log = logging.getLogger(__name__)
-
-NODE_CACHE_DIR = "spotify-tokener-node-compile-cache"
-SYSTEM_BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-INSTALL_HINT = (
-    "no Chromium found: run `make setup`, or `apt-get install -y chromium`, "
-    "or `python -m playwright install chromium`, or set TOKENER_BROWSER_PATH"
-)
-BASE_ARGS = (
-    # The GPU process inside the browser process: one process and ~60 MB fewer, same speed. (No
-    # --enable-features here: Chromium keeps only the last one, which would cancel Playwright's own.)
-    "--in-process-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-dev-shm-usage",
-    "--disable-gpu",
-)
-
-
-def enable_node_compile_cache() -> None:
-    """Let the Playwright driver (Node) reuse its compiled code between launches: ~70 ms per launch.
-
-    The driver inherits this process's environment; an operator's own setting is left alone.
-    """
-    os.environ.setdefault("NODE_COMPILE_CACHE", str(Path(tempfile.gettempdir()) / NODE_CACHE_DIR))
-
-
-def chromium_args(extra: str, *, as_root: bool) -> list[str]:
-    """Flags for every launch: quiet networking, Docker-safe /dev/shm, then the operator's extras."""
-    args = list(BASE_ARGS)
-    if as_root:
-        args.append("--no-sandbox")
-    args.extend(shlex.split(extra))
-    return args
-
-
-def desktop_user_agent(browser_version: str) -> str:
-    """A desktop Chrome user agent of the browser's own major version, so headers stay consistent.
-
-    Chromium's headless default says ``HeadlessChrome``, which Spotify answers differently.
-    """
-    major = browser_version.split(".", 1)[0] or "0"
-    return (
-        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
-        f"Chrome/{major}.0.0.0 Safari/537.36"
-    )
-
-
-def find_executable(configured: Path | None, playwright_own: str) -> Path:
-    """The browser to launch: configured path, else Playwright's download, else one on PATH."""
-    if configured is not None:
-        if not configured.is_file():
-            raise BrowserMissing(f"TOKENER_BROWSER_PATH does not exist: {configured}")
-        return configured
-    if playwright_own and Path(playwright_own).is_file():
-        return Path(playwright_own)
-    for name in SYSTEM_BROWSERS:
-        found = shutil.which(name)
-        if found:
-            return Path(found)
-    raise BrowserMissing(INSTALL_HINT)
 
 
 class BrowserManager:
@@ -95,7 +38,8 @@ class BrowserManager:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._args = chromium_args(settings.browser_args, as_root=os.geteuid() == 0)
+        self._args = chromium_args(settings.browser_args)
+        self._sandbox = wants_sandbox(settings.browser_sandbox, os.geteuid())
         self._playwright: Playwright | None = None
         self._browser: Browser | None = None
         self._launch_lock = asyncio.Lock()
@@ -202,16 +146,11 @@ class BrowserManager:
             self.executable = find_executable(
                 self._settings.browser_path, self._playwright.chromium.executable_path
             )
-            browser = await self._playwright.chromium.launch(
-                executable_path=self.executable,
-                args=self._args,
-                headless=True,
-                timeout=self._settings.fetch_timeout * 1000,
-            )
+            browser = await self._start_chromium(self._playwright, self.executable)
         except BrowserMissing:
             await self._teardown()
             raise
-        except (PlaywrightError, OSError, TimeoutError) as error:
+        except Exception as error:  # the driver can fail with anything: a missing library, a bad binary
             await self._teardown()
             log.error("browser failed to start: %s", _first_line(error))
             raise BrowserError("the browser failed to start") from error
@@ -219,6 +158,31 @@ class BrowserManager:
         self.launches += 1
         log.info("browser started: Chromium %s (%s)", browser.version, self.executable)
         return browser
+
+    async def _start_chromium(self, playwright: Playwright, executable: Path) -> Browser:
+        """Sandboxed when wanted; in ``auto`` mode, without it (said once) where it cannot start."""
+        try:
+            return await self._launch_chromium(playwright, executable)
+        except PlaywrightError as error:
+            auto = self._settings.browser_sandbox == "auto"
+            if not (self._sandbox and auto and sandbox_refused(str(error))):
+                raise
+        log.warning(
+            "Chromium cannot start its sandbox here; running it without. To keep it, allow user "
+            "namespaces (in Docker: a seccomp profile that permits them); "
+            "TOKENER_BROWSER_SANDBOX=off skips the attempt"
+        )
+        self._sandbox = False
+        return await self._launch_chromium(playwright, executable)
+
+    async def _launch_chromium(self, playwright: Playwright, executable: Path) -> Browser:
+        return await playwright.chromium.launch(
+            executable_path=executable,
+            args=self._args,
+            headless=True,
+            chromium_sandbox=self._sandbox,
+            timeout=self._settings.fetch_timeout * 1000,
+        )
 
     async def _discard(self, browser: Browser, why: str) -> None:
         """Tear ``browser`` down, unless another fetch has already replaced it."""

@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     )
     browser_path: Path | None = None
     browser_args: str = Field("", description="Extra Chromium flags, split like a shell line.")
+    browser_sandbox: Literal["auto", "on", "off"] = Field(
+        "auto", description="auto: sandboxed unless root, without it (one warning) where it cannot start."
+    )
 
     fetch_timeout: Seconds = Field(20.0, gt=0)
     browser_idle: Seconds = Field(60.0, gt=0)

@@ -12,9 +12,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import psutil
+import pytest
 from playwright.async_api import async_playwright
 
-from spotify_tokener.browser import find_executable
+from spotify_tokener.chromium import find_executable
 from spotify_tokener.reaper import reap_orphans
 from spotify_tokener.settings import Settings
 from tests.conftest import Running, running_server
@@ -252,3 +253,16 @@ async def test_repeated_faults_grow_no_processes_or_open_files(
     assert halfway == before
     assert after == before
     assert healthy.status_code == 200
+
+
+async def test_a_driver_that_cannot_start_is_a_503_not_a_bug(
+    make_settings: SettingsMaker, fake: FakeSpotify, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PLAYWRIGHT_NODEJS_PATH", "/bin/false")  # as a driver missing a library would
+    async with running_server(make_settings(retries=0)) as running:
+        broken = await running.client.get("/api/token")
+        monkeypatch.delenv("PLAYWRIGHT_NODEJS_PATH")
+        healed = await running.client.get("/api/token?force=1")
+    assert broken.status_code == 503
+    assert broken.json()["error"] == "the browser failed to start"
+    assert healed.status_code == 200

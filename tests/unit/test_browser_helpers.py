@@ -5,20 +5,45 @@ from pathlib import Path
 
 import pytest
 
-from spotify_tokener.browser import BASE_ARGS, chromium_args, desktop_user_agent, find_executable
+from spotify_tokener.chromium import (
+    BASE_ARGS,
+    chromium_args,
+    desktop_user_agent,
+    find_executable,
+    sandbox_refused,
+    wants_sandbox,
+)
 from spotify_tokener.errors import BrowserMissing
 
 
 def test_args_quiet_the_network_and_split_extras_like_a_shell() -> None:
-    args = chromium_args("--a '--rules=MAP x y, MAP z w'", as_root=False)
+    args = chromium_args("--a '--rules=MAP x y, MAP z w'")
     assert args[: len(BASE_ARGS)] == list(BASE_ARGS)
     assert "--disable-background-networking" in args
     assert args[-2:] == ["--a", "--rules=MAP x y, MAP z w"]
     assert "--no-sandbox" not in args
 
 
-def test_root_needs_no_sandbox() -> None:
-    assert "--no-sandbox" in chromium_args("", as_root=True)
+@pytest.mark.parametrize(
+    ("mode", "euid", "sandboxed"),
+    [("auto", 1000, True), ("auto", 0, False), ("on", 0, True), ("off", 1000, False)],
+)
+def test_the_sandbox_is_wanted_unless_root_or_turned_off(mode: str, euid: int, sandboxed: bool) -> None:
+    assert wants_sandbox(mode, euid) is sandboxed
+
+
+@pytest.mark.parametrize(
+    ("log", "refused"),
+    [
+        ("[FATAL:zygote_host_impl_linux.cc(128)] No usable sandbox! If you are running on Ubuntu", True),
+        ("Failed to move to new namespace: ... errno = Operation not permitted", True),
+        ("Running as root without --no-sandbox is not supported. See https://crbug.com/638180.", True),
+        ("error while loading shared libraries: libnss3.so", False),
+        ("Target page, context or browser has been closed", False),
+    ],
+)
+def test_a_sandbox_refusal_is_told_from_other_launch_failures(log: str, refused: bool) -> None:
+    assert sandbox_refused(f"BrowserType.launch: {log}") is refused
 
 
 def test_user_agent_follows_the_browser_and_never_says_headless() -> None:

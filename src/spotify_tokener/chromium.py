@@ -1,0 +1,92 @@
+"""How Chromium is found and launched: executable, flags, user agent, sandbox.
+
+Decisions only, no browser driven here: :mod:`spotify_tokener.browser` applies them at each launch.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import tempfile
+from pathlib import Path
+
+from spotify_tokener.errors import BrowserMissing
+
+NODE_CACHE_DIR = "spotify-tokener-node-compile-cache"
+SYSTEM_BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+INSTALL_HINT = (
+    "no Chromium found: run `make setup`, or `apt-get install -y chromium`, "
+    "or `python -m playwright install chromium`, or set TOKENER_BROWSER_PATH"
+)
+SANDBOX_REFUSALS = (
+    "no usable sandbox",
+    "failed to move to new namespace",
+    "without --no-sandbox is not supported",
+)
+BASE_ARGS = (
+    # The GPU process inside the browser process: one process and ~60 MB fewer, same speed. (No
+    # --enable-features here: Chromium keeps only the last one, which would cancel Playwright's own.)
+    "--in-process-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+    "--disable-gpu",
+)
+
+
+def enable_node_compile_cache() -> None:
+    """Let the Playwright driver (Node) reuse its compiled code between launches: ~70 ms per launch.
+
+    The driver inherits this process's environment; an operator's own setting is left alone.
+    """
+    os.environ.setdefault("NODE_COMPILE_CACHE", str(Path(tempfile.gettempdir()) / NODE_CACHE_DIR))
+
+
+def chromium_args(extra: str) -> list[str]:
+    """Flags for every launch: quiet networking, Docker-safe /dev/shm, then the operator's extras.
+
+    No ``--no-sandbox`` here: Playwright adds it whenever a launch asks for no sandbox.
+    """
+    return [*BASE_ARGS, *shlex.split(extra)]
+
+
+def wants_sandbox(mode: str, euid: int) -> bool:
+    """The sandbox is the first defence against a hostile page, but Chromium refuses it to root."""
+    return mode == "on" or (mode == "auto" and euid != 0)
+
+
+def sandbox_refused(message: str) -> bool:
+    """Whether a failed launch was Chromium unable to set up its sandbox (a container's seccomp
+    profile refusing user namespaces, a kernel without them, or running as root)."""
+    text = message.lower()
+    return any(marker in text for marker in SANDBOX_REFUSALS)
+
+
+def desktop_user_agent(browser_version: str) -> str:
+    """A desktop Chrome user agent of the browser's own major version, so headers stay consistent.
+
+    Chromium's headless default says ``HeadlessChrome``, which Spotify answers differently.
+    """
+    major = browser_version.split(".", 1)[0] or "0"
+    return (
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+        f"Chrome/{major}.0.0.0 Safari/537.36"
+    )
+
+
+def find_executable(configured: Path | None, playwright_own: str) -> Path:
+    """The browser to launch: configured path, else Playwright's download, else one on PATH."""
+    if configured is not None:
+        if not configured.is_file():
+            raise BrowserMissing(f"TOKENER_BROWSER_PATH does not exist: {configured}")
+        return configured
+    if playwright_own and Path(playwright_own).is_file():
+        return Path(playwright_own)
+    for name in SYSTEM_BROWSERS:
+        found = shutil.which(name)
+        if found:
+            return Path(found)
+    raise BrowserMissing(INSTALL_HINT)
