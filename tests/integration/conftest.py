@@ -30,21 +30,22 @@ SESSION = os.environ.setdefault(SESSION_VARIABLE, uuid.uuid4().hex)  # inherited
 def browser_processes() -> set[int]:
     """Chromium and Playwright-driver processes started by this test session, zombies included.
 
-    An orphan is re-parented away from the test process, so processes are attributed by the session
-    variable they inherit; a zombie has no environment left and counts wherever it is.
+    An orphan is re-parented away from the test process, so live processes are attributed by the
+    session variable they inherit. A zombie has no environment left: it is ours if its parent is this
+    process (which adopts orphans) or one of ours, so other sessions' zombies on the machine are not.
     """
-    found = set()
-    for process in psutil.process_iter(["name", "cmdline", "status"]):
+    live, zombies = set(), {}
+    for process in psutil.process_iter(["name", "cmdline", "status", "ppid"]):
         with contextlib.suppress(psutil.Error):
             command = " ".join(process.info["cmdline"] or [])
             if "chrom" not in (process.info["name"] or "").lower() and "playwright" not in command:
                 continue
-            if (
-                process.info["status"] == psutil.STATUS_ZOMBIE
-                or process.environ().get(SESSION_VARIABLE) == SESSION
-            ):
-                found.add(process.pid)
-    return found
+            if process.info["status"] == psutil.STATUS_ZOMBIE:
+                zombies[process.pid] = process.info["ppid"]
+            elif process.environ().get(SESSION_VARIABLE) == SESSION:
+                live.add(process.pid)
+    parents = {os.getpid(), *live}
+    return live | {pid for pid, parent in zombies.items() if parent in parents}
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -69,17 +70,10 @@ def _no_leftover_processes() -> Iterator[None]:
     assert not leftover, f"processes left behind: {described}"
 
 
-@pytest.fixture(scope="session")
-def shared_redis() -> Iterator[RedisServer]:
-    """One Redis for the session; tests keep apart by key prefix (see ``redis_settings``)."""
-    server = RedisServer(free_port()).start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
-def own_redis() -> Iterator[RedisServer]:
-    """A Redis of this test's own, for tests that stop it."""
+def shared_redis() -> Iterator[RedisServer]:
+    """A Redis for the replicas of one test. Per test, not per session: as a child of this process it
+    would count among the in-process service's descendants in /health and the lifecycle tests."""
     server = RedisServer(free_port()).start()
     yield server
     server.stop()
@@ -111,6 +105,7 @@ def service_process(fake: FakeSpotify) -> Iterator[Callable[..., tuple[subproces
             text=True,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # so a test can kill the service with its driver: os.killpg(pid)
         )
         started.append(process)
         url = f"http://127.0.0.1:{port}"

@@ -9,17 +9,15 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Sequence
 
 import httpx
 import pytest
 from redis.asyncio import Redis
 
 from spotify_tokener.settings import Settings
-from tests.conftest import FAST, Running, free_port, running_server
+from tests.conftest import FAST, Running, running_server
 from tests.fake_spotify import Answer, FakeSpotify
 from tests.prometheus import Scrape
 from tests.redis_server import RedisServer
@@ -99,11 +97,11 @@ async def test_account_tokens_are_shared_under_a_hash_and_expire_with_the_token(
 async def test_redis_going_away_loses_no_request(
     make_settings: SettingsMaker,
     fake: FakeSpotify,
-    own_redis: RedisServer,
+    shared_redis: RedisServer,
     redis_prefix: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    settings = [shared(make_settings, own_redis, redis_prefix, redis_timeout=0.5) for _ in range(2)]
+    settings = [shared(make_settings, shared_redis, redis_prefix, redis_timeout=0.5) for _ in range(2)]
     failures: list[int] = []
 
     async def read_constantly(group: list[Running]) -> None:
@@ -118,16 +116,16 @@ async def test_redis_going_away_loses_no_request(
     async with replicas(settings) as group:
         assert (await group[0].client.get("/api/token")).status_code == 200
         reading = asyncio.create_task(read_constantly(group))
-        own_redis.stop()
+        shared_redis.stop()
         while_down = [await each.client.get("/api/token?force=1") for each in group for _ in range(2)]
         health = (await group[0].client.get("/health")).json()
         down = Scrape((await group[0].client.get("/metrics")).text)
-        own_redis.start()
+        shared_redis.start()
         back = (await group[0].client.get("/api/token?force=1")).json()
         up = Scrape((await group[0].client.get("/metrics")).text)
         health_back = (await group[0].client.get("/health")).json()
         reading.cancel()
-    client = Redis.from_url(own_redis.url)
+    client = Redis.from_url(shared_redis.url)
     stored = await client.get(f"{redis_prefix}token:anonymous")
     await client.aclose()
     assert [response.status_code for response in while_down] == [200] * 4
@@ -141,71 +139,28 @@ async def test_redis_going_away_loses_no_request(
     assert stored is not None and back["accessToken"].encode() in stored
 
 
-@dataclass
-class Replica:
-    url: str
-    process: subprocess.Popen[bytes]
-
-    def kill(self) -> None:
-        """SIGKILL the replica and its Playwright driver, as an OOM kill or a power cut would."""
-        os.killpg(self.process.pid, signal.SIGKILL)
-
-
-@pytest.fixture
-def spawn(fake: FakeSpotify, shared_redis: RedisServer, redis_prefix: str) -> Iterator[Callable[[], Replica]]:
-    """Start replicas as real processes, each in its own process group, so one can be killed."""
-    started: list[Replica] = []
-
-    def start() -> Replica:
-        port = free_port()
-        env = {
-            **os.environ,
-            "HOST": "127.0.0.1",
-            "PORT": str(port),
-            "TOKENER_BROWSER_ARGS": fake.chromium_args,
-            "TOKENER_REDIS_URL": shared_redis.url,
-            "TOKENER_REDIS_PREFIX": redis_prefix,
-            "TOKENER_REDIS_LOCK_TTL": "1.5",
-            "TOKENER_RETRIES": "0",
-            "TOKENER_FETCH_TIMEOUT": str(FAST["fetch_timeout"]),
-        }
-        command = [sys.executable, "-m", "spotify_tokener"]
-        process = subprocess.Popen(command, env=env, start_new_session=True)
-        started.append(Replica(f"http://127.0.0.1:{port}", process))
-        return started[-1]
-
-    yield start
-    for replica in started:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(replica.process.pid, signal.SIGTERM)
-        replica.process.wait(timeout=15)
-
-
-async def wait_for_health(client: httpx.AsyncClient) -> None:
-    async with asyncio.timeout(15):
-        while True:
-            with contextlib.suppress(httpx.TransportError):
-                await client.get("/health")
-                return
-            await asyncio.sleep(0.05)
+StartService = Callable[..., tuple[subprocess.Popen[str], str]]
 
 
 async def test_killing_the_replica_that_holds_the_lock_lets_another_finish(
-    fake: FakeSpotify, spawn: Callable[[], Replica]
+    fake: FakeSpotify, service_process: StartService, shared_redis: RedisServer, redis_prefix: str
 ) -> None:
+    shared = {
+        "TOKENER_REDIS_URL": shared_redis.url,
+        "TOKENER_REDIS_PREFIX": redis_prefix,
+        "TOKENER_REDIS_LOCK_TTL": "1.5",
+        "TOKENER_FETCH_TIMEOUT": str(FAST["fetch_timeout"]),
+    }
     fake.answer_with(Answer("hang"))  # the first replica's fetch does not end: it holds the lock
-    holder = spawn()
-    async with httpx.AsyncClient(base_url=holder.url, timeout=30) as client:
-        await wait_for_health(client)
+    holder, _ = service_process(**shared)
     async with asyncio.timeout(15):
         while fake.token_requests == 0:  # noqa: ASYNC110 - the fake runs in another thread
             await asyncio.sleep(0.05)
-    other = spawn()
-    async with httpx.AsyncClient(base_url=other.url, timeout=30) as client:
-        await wait_for_health(client)
+    _, other_url = service_process(**shared)
+    async with httpx.AsyncClient(base_url=other_url, timeout=30) as client:
         await asyncio.sleep(0.5)
         while_held = fake.token_requests  # the second replica waits on the lock instead of fetching
-        holder.kill()
+        os.killpg(holder.pid, signal.SIGKILL)  # the replica and its driver, as an OOM kill would
         started = time.monotonic()
         response = await client.get("/api/token")
         elapsed = time.monotonic() - started
