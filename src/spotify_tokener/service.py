@@ -88,10 +88,11 @@ class TokenService:
         await self._accounts.cancel()
         await self._coordinator.close()
 
-    def fresh_anonymous(self, now_ms: int) -> Token | None:
-        """The cached anonymous token if it can be served as is: the HTTP layer's fast path."""
-        slot = self._anonymous
-        return slot.token if now_ms < slot.servable_until_ms else None
+    @property
+    def anonymous(self) -> TokenSlot:
+        """The anonymous slot, for the HTTP fast path: ``now < slot.servable_until_ms`` means
+        ``slot.token`` may be served as is. Anything else goes through :meth:`get_token`."""
+        return self._anonymous
 
     async def get_token(self, *, force: bool = False, sp_dc: str | None = None) -> Served:
         """The anonymous token, or with ``sp_dc`` that account's: never one for the other."""
