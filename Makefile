@@ -6,7 +6,7 @@ STAMP := $(VENV)/.setup-stamp
 TOOLS := .venv-tools
 TOOLS_STAMP := $(TOOLS)/.setup-stamp
 
-.PHONY: setup test-deps run test unit integration lint format bench bench-replicas soak docker-lint clean
+.PHONY: setup test-deps run test unit integration lint format bench bench-instructions bench-replicas soak docker-lint clean
 
 setup: $(STAMP)
 	@scripts/ensure-chromium.sh $(BIN)/python
@@ -48,6 +48,11 @@ format: setup
 bench: setup
 	@command -v wrk >/dev/null || scripts/ensure-apt.sh wrk
 	$(BIN)/python bench/run.py
+
+bench-instructions: setup
+	@command -v wrk >/dev/null || scripts/ensure-apt.sh wrk
+	@command -v valgrind >/dev/null || scripts/ensure-apt.sh valgrind
+	bench/instructions.sh
 
 bench-replicas: test-deps
 	$(BIN)/python bench/replicas.py

@@ -16,7 +16,10 @@ import time
 import timeit
 from typing import Any
 
+import uvloop
+
 from spotify_tokener.app import App, create_app
+from spotify_tokener.server import TokenerServer
 from spotify_tokener.settings import Settings
 from spotify_tokener.token import Token
 
@@ -62,11 +65,22 @@ def per_call_ns(app: App, number: int) -> float:
     return timeit.timeit(once, number=number) / number * 1e9
 
 
+async def serve(port: int) -> None:
+    """The real app on the real server set-up, its cache warm and no browser: for bench/instructions.sh."""
+    settings = Settings(host="127.0.0.1", port=port, log_level="WARNING")
+    await TokenerServer(settings, create_app(settings, CachedHarvester())).run()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--number", type=int, default=200_000, help="calls per round")
     parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--serve", type=int, metavar="PORT", help="serve the app on PORT instead")
     args = parser.parse_args()
+    if args.serve:
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(serve(args.serve))
+        return
     app = warm_app()
     rounds = sorted(per_call_ns(app, args.number) for _ in range(args.rounds))
     print(f"fast path: min {rounds[0]:.0f} ns, median {rounds[len(rounds) // 2]:.0f} ns per call")
