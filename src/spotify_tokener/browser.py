@@ -141,18 +141,18 @@ class BrowserManager:
     async def _launch(self) -> Browser:
         enable_node_compile_cache()
         try:
-            async with asyncio.timeout(self._settings.fetch_timeout):
+            async with asyncio.timeout(self._settings.fetch_timeout):  # driver and Chromium together
                 self._playwright = await async_playwright().start()
-            self.executable = find_executable(
-                self._settings.browser_path, self._playwright.chromium.executable_path
-            )
-            browser = await self._start_chromium(self._playwright, self.executable)
-        except BrowserMissing:
+                self.executable = find_executable(
+                    self._settings.browser_path, self._playwright.chromium.executable_path
+                )
+                browser = await self._start_chromium(self._playwright, self.executable)
+        except (BrowserMissing, asyncio.CancelledError):  # cancelled: the loop ends; leave no driver
             await self._teardown()
             raise
         except Exception as error:  # the driver can fail with anything: a missing library, a bad binary
             await self._teardown()
-            log.error("browser failed to start: %s", _first_line(error))
+            log.error("browser failed to start: %s: %s", type(error).__name__, _first_line(error))
             raise BrowserError("the browser failed to start") from error
         self._browser = browser
         self.launches += 1

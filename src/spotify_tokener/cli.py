@@ -42,12 +42,13 @@ def describe(error: ValidationError) -> str:
     """One line per bad setting, naming its variable; the offending value is not echoed."""
     lines = []
     for item in error.errors():
+        message = item["msg"].removeprefix("Value error, ")
         if not item["loc"]:  # a rule across settings: its message names them
-            lines.append(f"invalid settings: {item['msg'].removeprefix('Value error, ')}")
+            lines.append(f"invalid settings: {message}")
             continue
         field = str(item["loc"][0]).upper().removeprefix("TOKENER_")
-        name = field if field in {"HOST", "PORT"} else f"TOKENER_{field}"
-        lines.append(f"invalid setting {name}: {item['msg']}")
+        name = f"{field} (or TOKENER_{field})" if field in {"HOST", "PORT"} else f"TOKENER_{field}"
+        lines.append(f"invalid setting {name}: {message}")
     return "\n".join(lines)
 
 

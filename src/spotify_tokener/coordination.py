@@ -26,8 +26,13 @@ class Coordinator(Protocol):
     def available(self) -> bool | None:
         """Whether the shared store answered last time (None: there is none)."""
 
-    async def fetch(self, key: str, harvest: Harvest, known: Token | None) -> Token:
-        """A token for identity ``key`` newer than ``known``: shared by another replica, or harvested."""
+    async def fetch(self, key: str, harvest: Harvest, known: Token | None, *, force: bool = False) -> Token:
+        """A token for identity ``key`` newer than ``known``: shared by another replica, or harvested.
+
+        ``force``: the caller wants a token no older than its request, not merely newer than ``known``.
+        """
+
+    async def start(self) -> None: ...
 
     async def close(self) -> None: ...
 
@@ -37,8 +42,11 @@ class LocalCoordinator:
 
     available: bool | None = None
 
-    async def fetch(self, key: str, harvest: Harvest, known: Token | None) -> Token:
+    async def fetch(self, key: str, harvest: Harvest, known: Token | None, *, force: bool = False) -> Token:
         return await harvest()
+
+    async def start(self) -> None:
+        return None
 
     async def close(self) -> None:
         return None

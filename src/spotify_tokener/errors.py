@@ -27,6 +27,13 @@ class UpstreamError(TokenError):
     outcome = "upstream"
 
 
+class PageUnreachable(UpstreamError):
+    """The web player did not load (a network error): Spotify's trouble, or this replica's network."""
+
+    about_spotify = False
+    outcome = "unreachable"
+
+
 class InternalError(TokenError):
     """A bug of ours surfaced during a fetch; retrying the same code will not help."""
 
@@ -44,9 +51,13 @@ class RateLimited(UpstreamError):
 
 
 class FetchTimeout(TokenError):
-    """The page did not produce a token within the attempt's time budget."""
+    """The page did not produce a token within the attempt's time budget.
+
+    Not shared with other replicas: the budget also covers this replica's browser starting.
+    """
 
     status = 504
+    about_spotify = False
     outcome = "timeout"
 
 

@@ -16,7 +16,7 @@ from playwright.async_api import Error as PlaywrightError
 
 from spotify_tokener.browser import BrowserManager
 from spotify_tokener.clock import Clock, wall_clock_ms
-from spotify_tokener.errors import BrowserError, FetchTimeout, TokenError, UpstreamError
+from spotify_tokener.errors import BrowserError, FetchTimeout, PageUnreachable, TokenError, UpstreamError
 from spotify_tokener.filters import TOKEN_HOST, is_token_request, should_block
 from spotify_tokener.settings import Settings
 from spotify_tokener.token import Token, parse_token_response
@@ -107,7 +107,7 @@ def _page_failure(error: PlaywrightError, browser_alive: bool) -> TokenError:
     """Tell Spotify's fault (a network error loading the page) from the browser's (crash, close)."""
     message = str(error)
     if "net::ERR_" in message:
-        return UpstreamError("the Spotify web player could not be loaded")
+        return PageUnreachable("the Spotify web player could not be loaded")
     if not browser_alive or "crash" in message.lower() or "has been closed" in message:
         return BrowserError("the browser crashed or closed during the fetch")
-    return UpstreamError("the Spotify web player could not be loaded")
+    return PageUnreachable("the Spotify web player could not be loaded")

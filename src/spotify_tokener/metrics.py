@@ -30,6 +30,7 @@ HIT, MISS, ERROR = "hit", "miss", "error"
 ATTEMPT_OUTCOMES = (
     OUTCOME_OK,
     "upstream",
+    "unreachable",
     "rate_limited",
     "timeout",
     "browser",

@@ -15,12 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 from collections.abc import Awaitable
-from typing import Any
-from urllib.parse import urlsplit
 
-import orjson
 from redis.asyncio import Redis
 from redis.asyncio.lock import Lock
 from redis.asyncio.retry import Retry
@@ -29,15 +25,25 @@ from redis.exceptions import LockError, RedisError
 
 from spotify_tokener.backoff import worst_fetch_s
 from spotify_tokener.clock import Clock, wall_clock_ms
-from spotify_tokener.coordination import Harvest
-from spotify_tokener.errors import TokenError, UpstreamError, error_named
+from spotify_tokener.coordination import ANONYMOUS_KEY, Harvest
+from spotify_tokener.errors import FetchTimeout, TokenError
 from spotify_tokener.settings import Settings
-from spotify_tokener.token import Token, dump_token, load_token
+from spotify_tokener.shared_records import (
+    SharedToken,
+    dump_failure,
+    dump_shared_token,
+    load_failure,
+    load_shared_token,
+    redacted,
+)
+from spotify_tokener.token import Token
 
 log = logging.getLogger(__name__)
 
 REDIS_ERRORS = (RedisError, OSError)
 WAIT_POLL_S = 0.1  # how often a waiting replica looks for the result: unnoticeable next to a fetch
+Raw = bytes | str | None
+Snapshot = tuple[Raw, Raw]  # what Redis holds for one identity: (token record, failure record)
 
 
 class RedisCoordinator:
@@ -53,16 +59,30 @@ class RedisCoordinator:
         self._prefix = settings.redis_prefix
         self._lock_ttl = settings.redis_lock_ttl
         self._min_life_ms = round(settings.expiry_buffer * 1000)
-        self._wait_s = settings.redis_lock_ttl + worst_fetch_s(
+        self._force_gap_ms = round(settings.force_min_interval * 1000)
+        # A holder's fetch can take no longer than this, however long it had run before we came.
+        self._wait_s = worst_fetch_s(
             settings.retries, settings.fetch_timeout, settings.retry_base_delay, settings.retry_after_max
         )
         self._clock = clock
+        self._watching: asyncio.Task[None] | None = None
         self.available = False  # until Redis first answers
         self._said_down = False
 
-    async def fetch(self, key: str, harvest: Harvest, known: Token | None) -> Token:
+    async def start(self) -> None:
+        self._watching = asyncio.get_running_loop().create_task(self._watch())
+
+    async def close(self) -> None:
+        if self._watching is not None:
+            self._watching.cancel()
+            await asyncio.gather(self._watching, return_exceptions=True)
+            self._watching = None
+        with contextlib.suppress(*REDIS_ERRORS):
+            await self._redis.aclose()
+
+    async def fetch(self, key: str, harvest: Harvest, known: Token | None, *, force: bool = False) -> Token:
         try:
-            claim = await self._claim(key, known)
+            claim = await self._claim(key, known, force)
         except REDIS_ERRORS as error:
             self._went_down(error)
             return await harvest()
@@ -71,25 +91,37 @@ class RedisCoordinator:
             return claim
         return await self._harvest_and_share(key, harvest, claim)
 
-    async def close(self) -> None:
-        with contextlib.suppress(*REDIS_ERRORS):
-            await self._redis.aclose()
+    async def _watch(self) -> None:
+        """Keep ``available`` true to the minute for /health and the metrics, fetches or not."""
+        while True:
+            try:
+                await self._redis.ping()
+            except REDIS_ERRORS as error:
+                self._went_down(error)
+            else:
+                self._came_back()
+            await asyncio.sleep(self._lock_ttl)
 
-    async def _claim(self, key: str, known: Token | None) -> Token | Lock | None:
-        """A newer token to adopt, or the fetch lock, or None when waiting for it took too long.
+    async def _claim(self, key: str, known: Token | None, force: bool) -> Token | Lock:
+        """A token to adopt, or the fetch lock.
 
         A failure the lock holder records while we wait is raised here, so N replicas waiting on one
-        failed fetch do not each try again at once.
+        failed fetch do not each try again at once. Waiting ends when the holder's fetch must have.
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._wait_s
         lock = self._redis.lock(
             self._key("lock", key), timeout=self._lock_ttl, blocking=False, thread_local=False
         )
-        failure_before = await self._redis.get(self._key("failure", key))
+        before = await self._snapshot(key)
         while True:
             acquired = await lock.acquire()
-            found = await self._result(key, known, failure_before)
+            try:
+                found = self._outcome(key, known, force, before, await self._snapshot(key))
+            except BaseException:
+                if acquired:
+                    await asyncio.shield(self._quietly(lock.release()))
+                raise
             if found is not None:
                 if acquired:
                     await self._quietly(lock.release())
@@ -99,44 +131,62 @@ class RedisCoordinator:
             if acquired:
                 return lock
             if loop.time() >= deadline:
-                log.warning("another replica's fetch is taking too long; fetching here instead")
-                return None
+                raise FetchTimeout(f"no token from the replica fetching it within {self._wait_s:g} s")
             await asyncio.sleep(WAIT_POLL_S)
 
-    async def _result(
-        self, key: str, known: Token | None, failure_before: bytes | str | None
-    ) -> Token | TokenError | None:
+    async def _snapshot(self, key: str) -> Snapshot:
         raw_token, raw_failure = await self._redis.mget(self._key("token", key), self._key("failure", key))
-        token = _loaded(raw_token)
-        if token is not None and self._is_newer(token, known):
-            return token
-        if raw_failure is not None and raw_failure != failure_before:
-            return load_failure(raw_failure)
+        return raw_token, raw_failure
+
+    def _outcome(
+        self, key: str, known: Token | None, force: bool, before: Snapshot, now: Snapshot
+    ) -> Token | TokenError | None:
+        """What a replica that wants a token newer than ``known`` should take from Redis, if anything.
+
+        A forced fetch wants a token no older than its request: one stored while it waited (it
+        joined that fetch), or one just fetched (forced fetches closer than TOKENER_FORCE_MIN_INTERVAL
+        share one, as they do within a replica).
+        """
+        shared = load_shared_token(now[0])
+        joined = now[0] != before[0]  # stored while this replica waited: it joined that fetch
+        if (
+            shared is not None
+            and self._adoptable(key, shared.token, known)
+            and (not force or joined or self._just_fetched(shared))
+        ):
+            return shared.token
+        if now[1] is not None and now[1] != before[1]:
+            return load_failure(now[1])
         return None
 
-    def _is_newer(self, token: Token, known: Token | None) -> bool:
+    def _adoptable(self, key: str, token: Token, known: Token | None) -> bool:
+        right_kind = token.is_anonymous == (key == ANONYMOUS_KEY)
         servable = token.remaining_ms(self._clock()) > self._min_life_ms
-        return servable and (known is None or token.expires_at_ms > known.expires_at_ms)
+        newer = known is None or token.expires_at_ms > known.expires_at_ms
+        return right_kind and servable and newer
 
-    async def _harvest_and_share(self, key: str, harvest: Harvest, lock: Lock | None) -> Token:
+    def _just_fetched(self, shared: SharedToken) -> bool:
+        return self._clock() - shared.fetched_at_ms < self._force_gap_ms
+
+    async def _harvest_and_share(self, key: str, harvest: Harvest, lock: Lock) -> Token:
         """Fetch, then publish the outcome before letting go of the lock, so waiters find it."""
-        keeping = asyncio.create_task(self._keep(lock)) if lock is not None else None
+        keeping = asyncio.create_task(self._keep(lock))
         try:
             token = await harvest()
         except TokenError as error:
             if error.about_spotify:  # a replica's own trouble (its browser) is not the others' fate
-                failure = self._redis.set(self._key("failure", key), dump_failure(error), px=self._ttl_ms())
-                await self._quietly(failure)
+                record = dump_failure(error)
+                await self._quietly(self._redis.set(self._key("failure", key), record, px=self._ttl_ms()))
             raise
         else:
-            stored = self._redis.set(self._key("token", key), dump_token(token), pxat=token.expires_at_ms)
-            await self._quietly(stored)
+            now = self._clock()
+            record = dump_shared_token(token, now)
+            life_ms = max(1, token.expires_at_ms - now)  # PX, not PXAT: Redis before 6.2 has no PXAT
+            await self._quietly(self._redis.set(self._key("token", key), record, px=life_ms))
             return token
         finally:
-            if keeping is not None:
-                keeping.cancel()
-            if lock is not None:
-                await self._quietly(lock.release())
+            keeping.cancel()
+            await asyncio.shield(self._quietly(lock.release()))
 
     async def _keep(self, lock: Lock) -> None:
         """Extend the lock while the fetch runs; if it expired anyway, it may be someone else's now."""
@@ -167,7 +217,8 @@ class RedisCoordinator:
     def _went_down(self, error: BaseException) -> None:
         if not self._said_down:
             log.warning(
-                "Redis at %s is unavailable (%s); this replica fetches on its own until it is back",
+                "Redis at %s failed (%s: down, or refusing commands); "
+                "this replica fetches on its own until it answers again",
                 self.address,
                 type(error).__name__,
             )
@@ -177,42 +228,3 @@ class RedisCoordinator:
         if self._said_down:
             log.info("Redis at %s is back; sharing tokens again", self.address)
         self.available, self._said_down = True, False
-
-
-def dump_failure(error: TokenError) -> bytes:
-    """A failure as waiting replicas rebuild it; the nonce tells two identical failures apart."""
-    record: dict[str, Any] = {
-        "kind": type(error).__name__,
-        "message": str(error),
-        "retryAfter": error.retry_after,
-        "nonce": secrets.token_hex(8),
-    }
-    return orjson.dumps(record)
-
-
-def load_failure(raw: bytes | str) -> TokenError:
-    try:
-        record = orjson.loads(raw)
-        retry_after = record.get("retryAfter")
-        return error_named(
-            str(record["kind"]),
-            str(record["message"]),
-            float(retry_after) if retry_after is not None else None,
-        )
-    except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError):
-        return UpstreamError("another replica's fetch failed")
-
-
-def redacted(url: str) -> str:
-    """Where Redis is, for logs: host, port and database, never the password."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname or 'localhost'}:{parts.port or 6379}{parts.path}"
-
-
-def _loaded(raw: bytes | str | None) -> Token | None:
-    if raw is None:
-        return None
-    try:
-        return load_token(raw)
-    except UpstreamError:
-        return None  # not ours (or from an incompatible version): fetch a proper one

@@ -69,6 +69,7 @@ class TokenService:
         force_gap_ms = round(settings.force_min_interval * 1000)
         self._anonymous = TokenSlot(ANONYMOUS_KEY, self.freshness, clock, self._cooldown_s, force_gap_ms)
         self._fetch_anonymous = self._coordinated(self._anonymous, self._fetch_with_retries)
+        self._force_anonymous = self._coordinated(self._anonymous, self._fetch_with_retries, force=True)
         self._accounts = AccountSlots(
             settings.max_accounts, self.freshness, clock, self._cooldown_s, force_gap_ms
         )
@@ -76,6 +77,7 @@ class TokenService:
 
     async def start(self) -> None:
         """Begin renewing in the background; the first fetch starts at once."""
+        await self._coordinator.start()
         self._refresher = asyncio.get_running_loop().create_task(self._refresh_forever())
 
     async def stop(self) -> None:
@@ -97,18 +99,19 @@ class TokenService:
     async def get_token(self, *, force: bool = False, sp_dc: str | None = None) -> Served:
         """The anonymous token, or with ``sp_dc`` that account's: never one for the other."""
         if sp_dc is None:
-            return await self._anonymous.get(self._fetch_anonymous, force=force)
+            fetch = self._force_anonymous if force else self._fetch_anonymous
+            return await self._anonymous.get(fetch, force=force)
         if not self._settings.allow_accounts:
             raise AccountsDisabled("account tokens (sp_dc cookie) are disabled on this service")
         slot = self._accounts.slot_for(sp_dc)
-        fetch = self._coordinated(slot, partial(self._fetch_with_retries, sp_dc))
+        fetch = self._coordinated(slot, partial(self._fetch_with_retries, sp_dc), force=force)
         return await slot.get(fetch, force=force)
 
-    def _coordinated(self, slot: TokenSlot, harvest: Harvest) -> Fetch:
+    def _coordinated(self, slot: TokenSlot, harvest: Harvest, *, force: bool = False) -> Fetch:
         """The slot's fetch, shared with other replicas through the coordinator when there are any."""
 
         async def fetch() -> Token:
-            return await self._coordinator.fetch(slot.key, harvest, slot.token)
+            return await self._coordinator.fetch(slot.key, harvest, slot.token, force=force)
 
         return fetch
 

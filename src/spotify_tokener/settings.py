@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal, Self
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Seconds = float
+REDIS_SCHEMES = frozenset({"redis", "rediss", "unix"})
 
 
 class Settings(BaseSettings):
@@ -79,6 +81,22 @@ class Settings(BaseSettings):
     def _empty_path_is_unset(cls, value: object) -> object:
         """``TOKENER_BROWSER_PATH=`` (empty) means "find one", not the current directory."""
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url_is_usable(cls, value: SecretStr) -> SecretStr:
+        """Caught at start with a one-line message, not as a traceback at the first fetch."""
+        url = value.get_secret_value()
+        if not url:
+            return value
+        parts = urlsplit(url)
+        if parts.scheme not in REDIS_SCHEMES:
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        try:
+            parts.port  # noqa: B018 - parsing it is the check
+        except ValueError:
+            raise ValueError("has a port that is not a number") from None
+        return value
 
     @model_validator(mode="after")
     def _windows_are_ordered(self) -> Self:

@@ -67,30 +67,23 @@ def parse_token_response(
     payload = _json_object(body)
     if payload.get("error") is not None:
         raise UpstreamError("Spotify answered the token request with an error")
-    token = _token_from(payload)
+    token = token_from_payload(payload)
     if token.remaining_ms(now_ms) <= min_life_ms:
         raise UpstreamError("Spotify sent a token that is expired or about to expire")
     return token
 
 
-def dump_token(token: Token) -> bytes:
-    """The token in Spotify's own shape, so replicas can share it (and :func:`load_token` read it)."""
-    return orjson.dumps(
-        {
-            "accessToken": token.access_token,
-            "accessTokenExpirationTimestampMs": token.expires_at_ms,
-            "clientId": token.client_id,
-            "isAnonymous": token.is_anonymous,
-        }
-    )
+def token_payload(token: Token) -> dict[str, Any]:
+    """The token in Spotify's own shape, so replicas can share it (and :func:`token_from_payload` read it)."""
+    return {
+        "accessToken": token.access_token,
+        "accessTokenExpirationTimestampMs": token.expires_at_ms,
+        "clientId": token.client_id,
+        "isAnonymous": token.is_anonymous,
+    }
 
 
-def load_token(raw: bytes | str) -> Token:
-    """A token written by :func:`dump_token`; anything else raises :class:`UpstreamError`."""
-    return _token_from(_json_object(raw))
-
-
-def _json_object(body: bytes | str) -> dict[str, Any]:
+def _json_object(body: bytes) -> dict[str, Any]:
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -100,7 +93,8 @@ def _json_object(body: bytes | str) -> dict[str, Any]:
     return payload
 
 
-def _token_from(payload: Mapping[str, Any]) -> Token:
+def token_from_payload(payload: Mapping[str, Any]) -> Token:
+    """A :class:`Token` from Spotify's fields; :class:`UpstreamError` when they are missing or wrong."""
     access_token = payload.get("accessToken")
     expires_at = payload.get("accessTokenExpirationTimestampMs")
     client_id = payload.get("clientId", "")

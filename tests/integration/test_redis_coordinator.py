@@ -10,11 +10,13 @@ from typing import Any
 
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from spotify_tokener.clock import wall_clock_ms
-from spotify_tokener.errors import BrowserError, RateLimited
-from spotify_tokener.redis_coordinator import RedisCoordinator, redacted
+from spotify_tokener.errors import BrowserError, FetchTimeout, RateLimited
+from spotify_tokener.redis_coordinator import RedisCoordinator, Snapshot
 from spotify_tokener.settings import Settings
+from spotify_tokener.shared_records import dump_shared_token
 from spotify_tokener.token import Token
 from tests.conftest import free_port
 from tests.redis_server import RedisServer
@@ -183,11 +185,114 @@ async def test_without_redis_every_fetch_is_harvested_and_said_once(caplog: pyte
     await coordinator.close()
     assert harvest.calls == 3
     assert coordinator.available is False
-    warnings = [record.getMessage() for record in caplog.records if "unavailable" in record.getMessage()]
+    warnings = [
+        record.getMessage() for record in caplog.records if "fetches on its own" in record.getMessage()
+    ]
     assert len(warnings) == 1
     assert "hunter2" not in caplog.text
 
 
-def test_the_address_in_logs_has_no_password() -> None:
-    assert redacted("redis://user:pw@cache.internal:6380/2") == "redis://cache.internal:6380/2"
-    assert redacted("redis://localhost") == "redis://localhost:6379"
+async def test_a_forced_fetch_does_not_take_a_token_older_than_itself(
+    coordinators: Callable[..., RedisCoordinator],
+) -> None:
+    first, second = coordinators(force_min_interval=0), coordinators(force_min_interval=0)
+    harvest = Harvests()
+    stored = await first.fetch(KEY, harvest, None)
+    forced = await second.fetch(KEY, harvest, None, force=True)
+    assert forced != stored
+    assert harvest.calls == 2
+
+
+async def test_forced_fetches_close_together_share_one_across_replicas(
+    coordinators: Callable[..., RedisCoordinator],
+) -> None:
+    first, second = coordinators(force_min_interval=10), coordinators(force_min_interval=10)
+    harvest = Harvests()
+    stored = await first.fetch(KEY, harvest, None, force=True)
+    assert await second.fetch(KEY, harvest, None, force=True) == stored
+    assert harvest.calls == 1
+
+
+async def test_a_forced_fetch_joins_one_under_way_on_another_replica(
+    coordinators: Callable[..., RedisCoordinator],
+) -> None:
+    holder, joiner = coordinators(force_min_interval=0), coordinators(force_min_interval=0)
+    harvest = Harvests(delay=0.3)
+    holding = asyncio.create_task(holder.fetch(KEY, harvest, None, force=True))
+    await asyncio.sleep(0.1)
+    assert await joiner.fetch(KEY, harvest, None, force=True) == await holding
+    assert harvest.calls == 1
+
+
+async def test_an_account_token_under_the_anonymous_key_is_never_adopted(
+    coordinators: Callable[..., RedisCoordinator], raw: Redis, redis_prefix: str
+) -> None:
+    account = Token("BQ-someones-account", wall_clock_ms() + 3_600_000, "client", False)
+    await raw.set(f"{redis_prefix}token:{KEY}", dump_shared_token(account, wall_clock_ms()))
+    harvest = Harvests()
+    assert (await coordinators().fetch(KEY, harvest, None)).is_anonymous
+    assert harvest.calls == 1
+
+
+async def test_waiting_on_a_holder_is_bounded_by_the_longest_fetch(
+    coordinators: Callable[..., RedisCoordinator], raw: Redis, redis_prefix: str
+) -> None:
+    await raw.set(f"{redis_prefix}lock:{KEY}", "a replica that is stuck", px=60_000)
+    coordinator, harvest = coordinators(retries=0, fetch_timeout=0.5), Harvests()
+    started = time.monotonic()
+    with pytest.raises(FetchTimeout, match=r"replica fetching it within 0\.5 s"):
+        await coordinator.fetch(KEY, harvest, None)
+    assert time.monotonic() - started < 2
+    assert harvest.calls == 0
+
+
+async def test_a_timeout_is_this_replicas_own_and_is_not_passed_on(
+    coordinators: Callable[..., RedisCoordinator],
+) -> None:
+    holder, waiter = coordinators(), coordinators()
+    slow, healthy = Harvests(delay=0.3, error=FetchTimeout("no token from Spotify within 20 s")), Harvests()
+    holding = asyncio.create_task(holder.fetch(KEY, slow, None))
+    await asyncio.sleep(0.1)
+    await waiter.fetch(KEY, healthy, None)
+    with pytest.raises(FetchTimeout):
+        await holding
+    assert healthy.calls == 1
+
+
+async def test_redis_failing_right_after_the_lock_was_taken_leaves_no_lock_behind(
+    coordinators: Callable[..., RedisCoordinator], raw: Redis, redis_prefix: str
+) -> None:
+    coordinator, harvest = coordinators(), Harvests()
+    reads = 0
+    snapshot = coordinator._snapshot
+
+    async def failing_second_read(key: str) -> Snapshot:
+        nonlocal reads
+        reads += 1
+        if reads == 2:
+            raise RedisConnectionError("connection lost")
+        return await snapshot(key)
+
+    coordinator._snapshot = failing_second_read  # type: ignore[method-assign]
+    await coordinator.fetch(KEY, harvest, None)
+    assert harvest.calls == 1  # carried on alone
+    assert await raw.exists(f"{redis_prefix}lock:{KEY}") == 0
+
+
+async def test_availability_follows_redis_without_any_fetch(redis_prefix: str) -> None:
+    server = RedisServer(free_port()).start()
+    coordinator = RedisCoordinator(Settings(redis_url=server.url, redis_lock_ttl=0.2, redis_timeout=0.5))
+    try:
+        await coordinator.start()
+        await asyncio.sleep(0.3)
+        up = coordinator.available
+        server.stop()
+        await asyncio.sleep(0.8)
+        down = coordinator.available
+        server.start()
+        await asyncio.sleep(0.8)
+        back = coordinator.available
+    finally:
+        await coordinator.close()
+        server.stop()
+    assert (up, down, back) == (True, False, True)

@@ -326,9 +326,12 @@ class SharingCoordinator:
         self.shared = shared
         self.asked: list[tuple[str, Token | None]] = []
 
-    async def fetch(self, key: str, harvest: Harvest, known: Token | None) -> Token:
+    async def fetch(self, key: str, harvest: Harvest, known: Token | None, *, force: bool = False) -> Token:
         self.asked.append((key, known))
         return self.shared if key == ANONYMOUS_KEY else await harvest()
+
+    async def start(self) -> None:
+        return None
 
     async def close(self) -> None:
         return None

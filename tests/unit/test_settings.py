@@ -83,3 +83,26 @@ def test_api_keys_are_split_and_kept_secret(monkeypatch: pytest.MonkeyPatch) -> 
     settings = Settings()
     assert settings.api_keys == ("key-one", "key-two")
     assert "key-one" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("localhost:6379", "must start with redis://"),
+        ("redis://:s3cret@cache:notaport/0", "port that is not a number"),
+    ],
+)
+def test_a_bad_redis_url_is_one_line_without_the_password(url: str, message: str) -> None:
+    with pytest.raises(ValidationError) as raised:
+        Settings(redis_url=url)
+    described = describe(raised.value)
+    assert described.startswith("invalid setting TOKENER_REDIS_URL:")
+    assert message in described
+    assert "s3cret" not in described
+
+
+@pytest.mark.parametrize(
+    "url", ["", "redis://localhost:6379/0", "rediss://:pw@cache:6380", "unix:///run/redis.sock"]
+)
+def test_good_redis_urls_pass(url: str) -> None:
+    assert Settings(redis_url=url).redis_url.get_secret_value() == url

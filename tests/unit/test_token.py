@@ -4,7 +4,7 @@ import orjson
 import pytest
 
 from spotify_tokener.errors import RateLimited, UpstreamError
-from spotify_tokener.token import Token, dump_token, load_token, parse_retry_after, parse_token_response
+from spotify_tokener.token import Token, parse_retry_after, parse_token_response
 
 NOW_MS = 1_800_000_000_000
 HOUR_MS = 3_600_000
@@ -98,15 +98,3 @@ def test_rate_limit_without_retry_after() -> None:
 def test_retry_after_forms(value: str | None, expected: float | None) -> None:
     now_s = 1445412420.0  # 2015-10-21 07:27:00 UTC
     assert parse_retry_after(value, now_s) == expected
-
-
-@pytest.mark.parametrize("anonymous", [True, False])
-def test_a_shared_token_reads_back_unchanged(anonymous: bool) -> None:
-    token = Token("BQshared", NOW_MS + HOUR_MS, "client", anonymous)
-    assert load_token(dump_token(token)) == token
-
-
-@pytest.mark.parametrize("raw", [b"", b"[]", b'{"accessToken": ""}', b"\xff"])
-def test_something_else_in_the_shared_store_is_not_a_token(raw: bytes) -> None:
-    with pytest.raises(UpstreamError):
-        load_token(raw)

@@ -1,0 +1,75 @@
+"""What replicas write to Redis for each other, and how it is read back.
+
+Pure: the Redis coordinator does the I/O. What is read back comes from another process, maybe of
+another version, maybe tampered with: anything unexpected reads as absent (a token) or as a generic
+upstream failure, and a failure can only name a class that describes Spotify's behaviour.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+
+from spotify_tokener.errors import TokenError, UpstreamError, error_named
+from spotify_tokener.token import Token, token_from_payload, token_payload
+
+MAX_MESSAGE = 200  # a shared failure's message goes into HTTP bodies: keep it a short cause
+UNKNOWN_FAILURE = "another replica's fetch failed"
+
+
+@dataclass(frozen=True, slots=True)
+class SharedToken:
+    token: Token
+    fetched_at_ms: int
+
+
+def dump_shared_token(token: Token, fetched_at_ms: int) -> bytes:
+    return orjson.dumps({**token_payload(token), "fetchedAtMs": fetched_at_ms})
+
+
+def load_shared_token(raw: bytes | str | None) -> SharedToken | None:
+    if raw is None:
+        return None
+    try:
+        payload = orjson.loads(raw)
+        fetched_at = payload["fetchedAtMs"]
+        if isinstance(fetched_at, bool) or not isinstance(fetched_at, int):
+            return None
+        return SharedToken(token_from_payload(payload), fetched_at)
+    except (orjson.JSONDecodeError, TypeError, KeyError, UpstreamError):
+        return None
+
+
+def dump_failure(error: TokenError) -> bytes:
+    """A failure as waiting replicas rebuild it; the nonce tells two identical failures apart."""
+    record: dict[str, Any] = {
+        "kind": type(error).__name__,
+        "message": str(error),
+        "retryAfter": error.retry_after,
+        "nonce": secrets.token_hex(8),
+    }
+    return orjson.dumps(record)
+
+
+def load_failure(raw: bytes | str) -> TokenError:
+    try:
+        record = orjson.loads(raw)
+        retry_after = record.get("retryAfter")
+        error = error_named(
+            str(record["kind"]),
+            str(record["message"])[:MAX_MESSAGE],
+            float(retry_after) if retry_after is not None else None,
+        )
+    except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError):
+        return UpstreamError(UNKNOWN_FAILURE)
+    return error if error.about_spotify else UpstreamError(UNKNOWN_FAILURE)
+
+
+def redacted(url: str) -> str:
+    """Where Redis is, for logs: host, port and database, never the password or the query."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or 'localhost'}:{parts.port or 6379}{parts.path}"
