@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Any
 
 from pydantic import TypeAdapter
-from swagger_ui_bundle import swagger_ui_path
 
 from spotify_tokener import __version__, schemas
 from spotify_tokener.params import COOKIE_OCTETS, FALSE_WORDS, MAX_COOKIE_LENGTH, TRUE_WORDS
 
-SWAGGER_ASSETS = Path(str(swagger_ui_path))
+
+def _swagger_assets() -> Path:
+    """Swagger UI 5 (it reads OpenAPI 3.1) from the swagger-ui-py distribution, found without
+    importing it: its import pulls Jinja2 and PyYAML, and serving its files needs neither."""
+    spec = importlib.util.find_spec("swagger_ui")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("swagger-ui-py is not installed")
+    return Path(next(iter(spec.submodule_search_locations))) / "static"
+
+
+SWAGGER_ASSETS = _swagger_assets()
 SWAGGER_FILES = {
     "swagger-ui.css": "text/css",
     "swagger-ui-bundle.js": "text/javascript",

@@ -6,7 +6,9 @@ import logging
 from collections.abc import Callable
 
 import pytest
+from playwright.async_api import async_playwright
 
+from spotify_tokener.chromium import chromium_args, find_executable
 from spotify_tokener.settings import Settings
 from tests.conftest import running_server
 from tests.fake_spotify import FakeSpotify
@@ -179,3 +181,29 @@ async def test_an_api_key_locks_the_token_but_not_health(
     assert lavasrc is not None
     assert lavasrc.access_token in fake.issued_tokens()
     assert bearer.status_code == 200
+
+
+async def test_swagger_ui_renders_every_endpoint_offline(
+    make_settings: SettingsMaker, fake: FakeSpotify
+) -> None:
+    """In a real browser that may reach nothing but the service: the UI must read our OpenAPI 3.1."""
+    settings = make_settings()
+    base = f"http://{settings.host}:{settings.port}"
+    outside: list[str] = []
+    async with running_server(settings), async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=find_executable(None, playwright.chromium.executable_path),
+            args=chromium_args(""),
+        )
+        page = await browser.new_page()
+        page.on(
+            "request", lambda request: None if request.url.startswith(base) else outside.append(request.url)
+        )
+        await page.goto(f"{base}/swagger")
+        await page.wait_for_selector(".opblock", timeout=15_000)
+        shown = await page.locator(".opblock-summary-path").all_inner_texts()
+        errors = await page.locator(".errors-wrapper").count()
+        await browser.close()
+    assert {"/api/token", "/api/token/refresh", "/api/token/status", "/health", "/metrics"} <= set(shown)
+    assert errors == 0
+    assert outside == []
