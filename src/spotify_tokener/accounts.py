@@ -61,8 +61,10 @@ class AccountSlots:
             del self._slots[key]
 
     def count(self) -> int:
+        """Accounts holding a live token (a slot may exist only to remember a failed fetch)."""
         self.drop_expired()
-        return len(self._slots)
+        now = self._clock()
+        return sum(1 for slot in self._slots.values() if slot.token and slot.token.remaining_ms(now) > 0)
 
     async def cancel(self) -> None:
         for slot in list(self._slots.values()):

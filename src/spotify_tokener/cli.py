@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import logging
 import signal
 import sys
+from asyncio import AbstractEventLoop
+from functools import partial
+from typing import Any
 
 import uvloop
 from pydantic import ValidationError
@@ -17,6 +21,9 @@ from spotify_tokener.reaper import become_subreaper, reap_forever, reap_orphans
 from spotify_tokener.server import TokenerServer
 from spotify_tokener.settings import Settings
 
+log = logging.getLogger(__name__)
+
+DRIVER_GONE = "Connection closed while reading from the driver"
 EXIT_CONFIG = 2
 EXIT_RUNTIME = 1
 
@@ -57,6 +64,7 @@ async def _serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, server.stop)
+    loop.set_exception_handler(partial(_quiet_driver_death, server))
     reaping = loop.create_task(reap_forever()) if become_subreaper() else None
     gc.freeze()  # start-up objects live forever: keep the collector from rescanning them under load
     try:
@@ -65,6 +73,15 @@ async def _serve(settings: Settings) -> None:
         if reaping is not None:
             reaping.cancel()
         reap_orphans()
+
+
+def _quiet_driver_death(server: TokenerServer, loop: AbstractEventLoop, context: dict[str, Any]) -> None:
+    """Ctrl-C in a terminal reaches the whole process group, Playwright's driver included; its death
+    then surfaces as an unretrieved future. While stopping that is expected, not an error."""
+    if server.stopping and DRIVER_GONE in str(context.get("exception")):
+        log.debug("the Playwright driver ended with the service")
+        return
+    loop.default_exception_handler(context)
 
 
 def main(argv: list[str] | None = None) -> int:

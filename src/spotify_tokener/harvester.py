@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from typing import Protocol
 
 from playwright.async_api import BrowserContext, Page, Response, Route
@@ -24,6 +25,7 @@ from spotify_tokener.token import Token, parse_token_response
 log = logging.getLogger(__name__)
 
 HTTP_ERROR_FLOOR = 400
+NET_ERROR = re.compile(r"net::ERR_[A-Z_]+")
 SP_DC_DOMAIN = "." + TOKEN_HOST.split(".", 1)[1]
 
 
@@ -106,8 +108,8 @@ async def _filter_route(route: Route) -> None:
 def _page_failure(error: PlaywrightError, browser_alive: bool) -> TokenError:
     """Tell Spotify's fault (a network error loading the page) from the browser's (crash, close)."""
     message = str(error)
-    if "net::ERR_" in message:
-        return PageUnreachable("the Spotify web player could not be loaded")
+    if network := NET_ERROR.search(message):  # Chromium's own code, such as net::ERR_NAME_NOT_RESOLVED
+        return PageUnreachable(f"the Spotify web player could not be loaded ({network.group(0)})")
     if not browser_alive or "crash" in message.lower() or "has been closed" in message:
         return BrowserError("the browser crashed or closed during the fetch")
     return PageUnreachable("the Spotify web player could not be loaded")

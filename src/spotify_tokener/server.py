@@ -41,6 +41,10 @@ class TokenerServer:
             log_dictconfig=GRANIAN_LOGGING,
         )
 
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
     def stop(self) -> None:
         """Ask :meth:`run` to finish; safe to call from a signal handler, and more than once."""
         self._stopping.set()

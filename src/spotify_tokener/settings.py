@@ -6,6 +6,8 @@ work bare, as in the original project). The README's configuration table mirrors
 
 from __future__ import annotations
 
+import ipaddress
+import shlex
 from pathlib import Path
 from typing import Literal, Self
 from urllib.parse import urlsplit
@@ -81,6 +83,42 @@ class Settings(BaseSettings):
     def _empty_path_is_unset(cls, value: object) -> object:
         """``TOKENER_BROWSER_PATH=`` (empty) means "find one", not the current directory."""
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("host")
+    @classmethod
+    def _host_is_an_address(cls, value: str) -> str:
+        """Granian binds IP addresses only; a name would fail later with a traceback."""
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            raise ValueError("must be an IP address, such as 0.0.0.0, 127.0.0.1 or ::") from None
+        return value
+
+    @field_validator("spotify_url")
+    @classmethod
+    def _spotify_url_is_a_web_address(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise ValueError("must be an http(s) URL, such as https://open.spotify.com/")
+        return value
+
+    @field_validator("browser_args")
+    @classmethod
+    def _browser_args_split(cls, value: str) -> str:
+        try:
+            shlex.split(value)
+        except ValueError as error:
+            raise ValueError(f"cannot be split like a shell line ({error})") from None
+        return value
+
+    @field_validator("api_key")
+    @classmethod
+    def _api_key_is_not_blank(cls, value: SecretStr) -> SecretStr:
+        """A value made only of commas and spaces would silently leave every endpoint open."""
+        raw = value.get_secret_value()
+        if raw and not any(key.strip() for key in raw.split(",")):
+            raise ValueError("is set but holds no key (only commas or spaces)")
+        return value
 
     @field_validator("redis_url")
     @classmethod

@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 
 from spotify_tokener.settings import Settings
-from tests.conftest import Running, running_server
+from tests.conftest import Running, free_port, running_server
 from tests.fake_spotify import Answer, FakeSpotify
 from tests.fake_spotify.server import UPSTREAM_SECRET_MARKER
+from tests.prometheus import Scrape
 
 SettingsMaker = Callable[..., Settings]
 
@@ -265,3 +266,17 @@ async def test_repeated_failures_open_the_circuit_then_it_closes_by_itself(
     assert closed["coolingDown"] is False
     assert closed["retryAt"] is None
     assert closed["consecutiveFailures"] == 0
+
+
+async def test_an_unreachable_web_player_names_the_network_error(make_settings: SettingsMaker) -> None:
+    closed = free_port()  # nothing listens there: as if open.spotify.com could not be reached
+    rules = f"MAP open.spotify.com 127.0.0.1:{closed}, MAP open.spotifycdn.com 127.0.0.1:{closed}"
+    settings = make_settings(retries=0, browser_args=f'"--host-resolver-rules={rules}"')
+    async with running_server(settings) as running:
+        response = await running.client.get("/api/token")
+        metrics = Scrape((await running.client.get("/metrics")).text)
+    assert response.status_code == 502
+    assert (
+        response.json()["error"] == "the Spotify web player could not be loaded (net::ERR_CONNECTION_REFUSED)"
+    )
+    assert metrics.value("tokener_fetch_attempts_total", kind="anonymous", outcome="unreachable") == 1

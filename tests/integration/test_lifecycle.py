@@ -136,9 +136,19 @@ def tree(pid: int) -> set[int]:
     return {child.pid for child in psutil.Process(pid).children(recursive=True)} | {pid}
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize(
+    ("signum", "whole_group"),
+    [
+        pytest.param(signal.SIGTERM, False, id="SIGTERM"),
+        pytest.param(signal.SIGINT, False, id="SIGINT"),
+        pytest.param(signal.SIGINT, True, id="Ctrl-C"),  # a terminal signals the driver too
+    ],
+)
 async def test_a_signal_mid_fetch_stops_everything_within_seconds(
-    fake: FakeSpotify, service_process: Callable[..., tuple[subprocess.Popen[str], str]], signum: int
+    fake: FakeSpotify,
+    service_process: Callable[..., tuple[subprocess.Popen[str], str]],
+    signum: int,
+    whole_group: bool,
 ) -> None:
     process, url = service_process(TOKENER_FETCH_TIMEOUT="30")
     async with httpx.AsyncClient(base_url=url, timeout=30) as client:
@@ -151,7 +161,10 @@ async def test_a_signal_mid_fetch_stops_everything_within_seconds(
         spawned = tree(process.pid)
         assert len(chromium_pids(spawned)) > 1
         started = time.monotonic()
-        process.send_signal(signum)
+        if whole_group:
+            os.killpg(process.pid, signum)
+        else:
+            process.send_signal(signum)
         answer = await waiting
         code = await asyncio.to_thread(process.wait, 10)
         stopped_in = time.monotonic() - started
@@ -161,6 +174,7 @@ async def test_a_signal_mid_fetch_stops_everything_within_seconds(
     assert answer.status_code == 503
     assert answer.json()["error"] == "the service is shutting down"
     assert "stopped" in output
+    assert "ERROR" not in output, output
     await asyncio.sleep(0.3)
     assert alive(spawned) == set()
 

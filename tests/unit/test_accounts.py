@@ -49,6 +49,18 @@ def test_least_recently_used_accounts_are_dropped() -> None:
     assert slots.slot_for("b") is not second
 
 
+async def test_an_account_whose_fetch_failed_is_not_counted_as_cached() -> None:
+    clock = ManualClock()
+    slots = AccountSlots(capacity=10, freshness=RULES, clock=clock, cooldown_s=lambda n, e: 60.0)
+
+    async def failing() -> Token:
+        raise UpstreamError("Spotify answered the token request with HTTP 500")
+
+    with pytest.raises(UpstreamError):
+        await slots.slot_for("a").get(failing)
+    assert slots.count() == 0
+
+
 def test_entries_go_when_their_token_expires() -> None:
     clock = ManualClock()
     slots = AccountSlots(capacity=10, freshness=RULES, clock=clock, cooldown_s=no_cooldown)

@@ -106,3 +106,19 @@ def test_a_bad_redis_url_is_one_line_without_the_password(url: str, message: str
 )
 def test_good_redis_urls_pass(url: str) -> None:
     assert Settings(redis_url=url).redis_url.get_secret_value() == url
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("host", "999.1.1.1", "must be an IP address"),
+        ("host", "localhost", "must be an IP address"),
+        ("spotify_url", "notaurl", "must be an http(s) URL"),
+        ("browser_args", '"--unclosed', "cannot be split like a shell line"),
+        ("api_key", " , ,", "holds no key"),
+    ],
+)
+def test_values_that_would_fail_later_are_refused_at_start(field: str, value: str, message: str) -> None:
+    with pytest.raises(ValidationError) as raised:
+        Settings.model_validate({field: value})
+    assert message in describe(raised.value)
