@@ -10,7 +10,8 @@ cd "$(dirname "$0")/.."
 PYTHON=.venv/bin/python
 BODY=$(mktemp)
 OUT=$(mktemp -d)
-trap 'rm -rf "$BODY" "$OUT"' EXIT
+SERVER=""
+trap '[[ -n "$SERVER" ]] && kill "$SERVER" 2>/dev/null; rm -rf "$BODY" "$OUT"' EXIT
 printf '%s' '{"success":true,"accessToken":"BQ-bench","accessTokenExpirationTimestampMs":1795619526318,"clientId":"client","isAnonymous":true,"cached":true,"timestamp":1795615926320}' >"$BODY"
 
 count() {  # count NAME PORT COMMAND...
@@ -19,6 +20,7 @@ count() {  # count NAME PORT COMMAND...
     valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$OUT/$name.%p" "$@" \
         >/dev/null 2>"$OUT/$name.log" &
     local pid=$!
+    SERVER=$pid
     for _ in $(seq 1 120); do
         curl -s -o /dev/null "http://127.0.0.1:$port/api/token" && break
         sleep 1
@@ -30,6 +32,7 @@ count() {  # count NAME PORT COMMAND...
     callgrind_control -d "$pid" >/dev/null 2>&1
     kill "$pid"
     wait "$pid" 2>/dev/null || true
+    SERVER=""
     local total
     callgrind_annotate "$OUT/$name".*.1 >"$OUT/$name.txt"
     total=$(grep 'PROGRAM TOTALS' "$OUT/$name.txt" | grep -oE '^[0-9,]+' | tr -d ,)

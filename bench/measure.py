@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import statistics
 import subprocess
@@ -15,6 +16,23 @@ import psutil
 
 MB = 1024 * 1024
 UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def service_env(fake_chromium_args: str, port: int, **settings: str) -> dict[str, str]:
+    """Environment for a service under measurement, pointed at the fake: this one's, minus any
+    ``TOKENER_*``, ``HOST`` or ``PORT`` of the developer's, which would skew the figures."""
+    own = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith("TOKENER_") and name not in {"HOST", "PORT"}
+    }
+    return {
+        **own,
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "TOKENER_BROWSER_ARGS": fake_chromium_args,
+        **settings,
+    }
 
 
 def tree_sum(pid: int, read: Callable[[psutil.Process], float]) -> float:

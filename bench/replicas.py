@@ -10,7 +10,6 @@ may fail. Prints one table; the README's "Scaling out" quotes it.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -28,7 +27,7 @@ from tests.conftest import free_port  # noqa: E402
 from tests.fake_spotify import FakeSpotify  # noqa: E402
 from tests.redis_server import RedisServer  # noqa: E402
 
-from bench.measure import percentile, tree_rss_mb, wait_for  # noqa: E402
+from bench.measure import percentile, service_env, tree_rss_mb, wait_for  # noqa: E402
 from bench.run import machine  # noqa: E402
 
 REPLICAS = 3
@@ -39,26 +38,28 @@ BURST = 150
 def replicas(fake: FakeSpotify, redis_url: str | None) -> Iterator[list[tuple[str, int]]]:
     """(base URL, pid) of each replica, all started at once."""
     processes = []
-    for _ in range(REPLICAS):
-        port = free_port()
-        env = {
-            **os.environ,
-            "HOST": "127.0.0.1",
-            "PORT": str(port),
-            "TOKENER_BROWSER_ARGS": fake.chromium_args,
-            "TOKENER_LOG_LEVEL": "ERROR",
-            "TOKENER_FORCE_MIN_INTERVAL": "0",
-            "TOKENER_REDIS_URL": redis_url or "",
-        }
-        process = subprocess.Popen([sys.executable, "-m", "spotify_tokener"], env=env)
-        processes.append((f"http://127.0.0.1:{port}", process))
     try:
+        for _ in range(REPLICAS):
+            port = free_port()
+            env = service_env(
+                fake.chromium_args,
+                port,
+                TOKENER_LOG_LEVEL="ERROR",
+                TOKENER_FORCE_MIN_INTERVAL="0",
+                TOKENER_REDIS_URL=redis_url or "",
+            )
+            process = subprocess.Popen([sys.executable, "-m", "spotify_tokener"], env=env)
+            processes.append((f"http://127.0.0.1:{port}", process))
         yield [(url, process.pid) for url, process in processes]
     finally:
         for _, process in processes:
             process.send_signal(signal.SIGTERM)
         for _, process in processes:
-            process.wait(timeout=15)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 async def spread(urls: list[str], count: int, path: str) -> tuple[list[float], int]:

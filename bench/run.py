@@ -30,7 +30,16 @@ sys.path.insert(0, str(ROOT))
 from tests.conftest import free_port  # noqa: E402
 from tests.fake_spotify import FakeSpotify  # noqa: E402
 
-from bench.measure import LoadResult, median, percentile, tree_pss_mb, tree_rss_mb, wait_for, wrk  # noqa: E402
+from bench.measure import (  # noqa: E402
+    LoadResult,
+    median,
+    percentile,
+    service_env,
+    tree_pss_mb,
+    tree_rss_mb,
+    wait_for,
+    wrk,
+)
 
 IDLE_S = 3
 REFRESHES = 7
@@ -73,15 +82,13 @@ class Results:
 @contextmanager
 def service(fake: FakeSpotify) -> Iterator[Service]:
     port = free_port()
-    env = {
-        **os.environ,
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-        "TOKENER_BROWSER_ARGS": fake.chromium_args,
-        "TOKENER_BROWSER_IDLE": str(IDLE_S),
-        "TOKENER_LOG_LEVEL": "WARNING",
-        "TOKENER_FORCE_MIN_INTERVAL": "0",  # the refreshes are forced back to back on purpose
-    }
+    env = service_env(
+        fake.chromium_args,
+        port,
+        TOKENER_BROWSER_IDLE=str(IDLE_S),
+        TOKENER_LOG_LEVEL="WARNING",
+        TOKENER_FORCE_MIN_INTERVAL="0",  # the refreshes are forced back to back on purpose
+    )
     started = time.monotonic()
     process = subprocess.Popen([sys.executable, "-m", "spotify_tokener"], env=env)
     try:

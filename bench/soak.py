@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 from tests.conftest import free_port  # noqa: E402
 from tests.fake_spotify import Answer, FakeSpotify  # noqa: E402
 
-from bench.measure import MB, percentile, tree_sum, wait_for  # noqa: E402
+from bench.measure import MB, percentile, service_env, tree_sum, wait_for  # noqa: E402
 from bench.run import machine  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -309,13 +309,7 @@ def table(rows: list[Row]) -> str:
 @contextlib.contextmanager
 def service(fake: FakeSpotify, log_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("TOKENER_")},
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-        "TOKENER_BROWSER_ARGS": fake.chromium_args,
-        **SERVICE_ENV,
-    }
+    env = service_env(fake.chromium_args, port, **SERVICE_ENV)
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "spotify_tokener"], env=env, stdout=log, stderr=subprocess.STDOUT

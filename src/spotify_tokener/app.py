@@ -20,7 +20,7 @@ from spotify_tokener.clock import wall_clock_ms
 from spotify_tokener.coordination import Coordinator, LocalCoordinator
 from spotify_tokener.encoder import TokenEncoder
 from spotify_tokener.errors import TokenError
-from spotify_tokener.harvester import Harvester, PlaywrightHarvester
+from spotify_tokener.harvester import PlaywrightHarvester
 from spotify_tokener.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from spotify_tokener.metrics import ERROR, HIT, MISS, Metrics
 from spotify_tokener.observer import Kind
@@ -28,7 +28,7 @@ from spotify_tokener.openapi import SWAGGER_ASSETS, SWAGGER_FILES, SWAGGER_HTML,
 from spotify_tokener.params import InvalidParameter, parse_force, parse_sp_dc
 from spotify_tokener.procinfo import memory_rss
 from spotify_tokener.schemas import FailureBody, HealthBody, RedisFields, StatusBody, ValidationErrorBody
-from spotify_tokener.service import TokenService
+from spotify_tokener.service import Harvester, TokenService
 from spotify_tokener.settings import Settings
 from spotify_tokener.web import (
     JSON_NO_STORE,

@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import logging
 import re
-from typing import Protocol
 
 from playwright.async_api import BrowserContext, Page, Response, Route
 from playwright.async_api import Error as PlaywrightError
@@ -29,14 +28,8 @@ NET_ERROR = re.compile(r"net::ERR_[A-Z_]+")
 SP_DC_DOMAIN = "." + TOKEN_HOST.split(".", 1)[1]
 
 
-class Harvester(Protocol):
-    """Obtains one fresh token per call; caching and retrying are the caller's business."""
-
-    async def fetch(self, sp_dc: str | None = None) -> Token: ...
-
-
 class PlaywrightHarvester:
-    """Harvests through a :class:`BrowserManager`, one fresh context per fetch."""
+    """The service's :class:`~spotify_tokener.service.Harvester`: one fresh browser context per fetch."""
 
     def __init__(self, settings: Settings, browser: BrowserManager, clock: Clock = wall_clock_ms) -> None:
         self._settings = settings

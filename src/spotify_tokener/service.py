@@ -11,6 +11,7 @@ import logging
 import time
 from dataclasses import dataclass
 from functools import partial
+from typing import Protocol
 
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
@@ -20,13 +21,21 @@ from spotify_tokener.clock import Clock, wall_clock_ms
 from spotify_tokener.coordination import ANONYMOUS_KEY, Coordinator, Harvest, LocalCoordinator
 from spotify_tokener.errors import AccountsDisabled, CookieRejected, InternalError, TokenError, UpstreamError
 from spotify_tokener.freshness import Freshness
-from spotify_tokener.harvester import Harvester
 from spotify_tokener.observer import NO_OBSERVER, OUTCOME_OK, FetchObserver, Kind
 from spotify_tokener.settings import Settings
 from spotify_tokener.slot import Fetch, Served, TokenSlot
 from spotify_tokener.token import Token
 
 log = logging.getLogger(__name__)
+
+
+class Harvester(Protocol):
+    """Obtains one fresh token per call; caching and retrying are the service's business.
+
+    Defined here, where it is needed: the browser implementation lives at the edge (``harvester``).
+    """
+
+    async def fetch(self, sp_dc: str | None = None) -> Token: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import psutil
 import pytest
 from playwright.async_api import async_playwright
@@ -77,11 +78,7 @@ async def test_chromium_killed_mid_fetch_is_retried_in_a_new_one(
 ) -> None:
     async with running_server(make_settings(browser_idle=30)) as running:
         assert (await running.client.get("/api/token")).status_code == 200
-        fake.answer_with(Answer("slow", delay_s=3))
-        forced = asyncio.create_task(running.client.get("/api/token?force=1"))
-        await wait_for_token_call(fake, 2)
-        kill(our_processes(is_browser))
-        response = await forced
+        response = await forced_with_fault(running, fake, "chromium-killed")
         health = (await running.client.get("/health")).json()
     assert response.status_code == 200
     assert response.json()["cached"] is False
@@ -95,11 +92,7 @@ async def test_the_fetch_right_after_chromium_died_gets_a_new_one(
     Playwright is told of the death only a moment later."""
     async with running_server(make_settings(retries=0, browser_idle=30)) as running:
         assert (await running.client.get("/api/token")).status_code == 200
-        fake.answer_with(Answer("slow", delay_s=5))
-        forced = asyncio.create_task(running.client.get("/api/token?force=1"))
-        await wait_for_token_call(fake, 2)
-        kill(our_processes(is_browser))
-        broken = await forced
+        broken = await forced_with_fault(running, fake, "chromium-killed")
         right_after = await running.client.get("/api/token?force=1")
         health = (await running.client.get("/health")).json()
     assert broken.status_code == 503
@@ -205,8 +198,8 @@ EXPECTED = {
 }
 
 
-async def forced_with_fault(running: Running, fake: FakeSpotify, fault: str) -> int:
-    """Inject ``fault`` into one forced fetch; the status the client got."""
+async def forced_with_fault(running: Running, fake: FakeSpotify, fault: str) -> httpx.Response:
+    """Inject ``fault`` into one forced fetch; the answer the client got."""
     if fault in FAULT_ANSWERS:
         fake.answer_with(FAULT_ANSWERS[fault])
     elif fault in KILLED_MID_FETCH:
@@ -222,7 +215,7 @@ async def forced_with_fault(running: Running, fake: FakeSpotify, fault: str) -> 
         kill(our_processes(KILLED_MID_FETCH[fault]))
     response = await forced
     fake.reset()  # back to healthy; releases a hanging answer
-    return response.status_code
+    return response
 
 
 # Each half starts with the browser closed, so a driver to kill is always there.
@@ -246,9 +239,9 @@ async def test_repeated_faults_grow_no_processes_or_open_files(
         for _ in range(3):  # everything opened lazily (pools, caches, the driver's pipes) is open now
             assert (await running.client.get("/api/token?force=1")).status_code == 200
         before = await idle_footprint(running, me, baseline=(0, 0))
-        statuses = [await forced_with_fault(running, fake, fault) for fault in FIRST_HALF]
+        statuses = [(await forced_with_fault(running, fake, fault)).status_code for fault in FIRST_HALF]
         halfway = await idle_footprint(running, me, baseline=before)
-        statuses += [await forced_with_fault(running, fake, fault) for fault in SECOND_HALF]
+        statuses += [(await forced_with_fault(running, fake, fault)).status_code for fault in SECOND_HALF]
         after = await idle_footprint(running, me, baseline=before)
         healthy = await running.client.get("/api/token?force=1")
     assert statuses == [EXPECTED[fault] for fault in FIRST_HALF + SECOND_HALF]

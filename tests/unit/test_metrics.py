@@ -166,7 +166,8 @@ async def test_with_a_key_set_metrics_need_it(unit_settings: SettingsMaker) -> N
     assert "scrape-key" not in found.text
 
 
-def test_the_service_does_not_import_prometheus() -> None:
-    """Metrics live at the edge: the service reports to an observer and knows nothing more."""
-    check = "import sys, spotify_tokener.service; sys.exit('prometheus_client' in sys.modules)"
+@pytest.mark.parametrize("edge", ["prometheus_client", "redis", "granian", "playwright"])
+def test_the_service_imports_no_edge_library(edge: str) -> None:
+    """Metrics, Redis, HTTP and the browser live at the edges: the service talks to protocols."""
+    check = f"import sys, spotify_tokener.service; sys.exit({edge!r} in sys.modules)"
     assert subprocess.run([sys.executable, "-c", check], check=False).returncode == 0
