@@ -184,7 +184,7 @@ class App:
                 "launches": browser.launches if browser is not None else 0,
                 "executable": str(browser.executable) if browser and browser.executable else None,
             },
-            "redis": _redis_health(self.service.status().shared_store_available),
+            "redis": _redis_health(self.service.shared_store_available),
             "timestamp": wall_clock_ms(),
         }
         return json_response(200, body, NO_STORE)

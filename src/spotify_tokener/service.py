@@ -100,6 +100,11 @@ class TokenService:
         await self._coordinator.close()
 
     @property
+    def shared_store_available(self) -> bool | None:
+        """Whether Redis answered last time it was asked; None when there is none."""
+        return self._coordinator.available
+
+    @property
     def anonymous(self) -> TokenSlot:
         """The anonymous slot, for the HTTP fast path: ``now < slot.servable_until_ms`` means
         ``slot.token`` may be served as is. Anything else goes through :meth:`get_token`."""
@@ -143,7 +148,7 @@ class TokenService:
             accounts_cached=self._accounts.count(),
             cooling_down=slot.cooling_down(now),
             retry_at_ms=slot.retry_at_ms if slot.cooling_down(now) else None,
-            shared_store_available=self._coordinator.available,
+            shared_store_available=self.shared_store_available,
         )
 
     async def _refresh_forever(self) -> None:
