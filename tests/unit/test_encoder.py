@@ -26,15 +26,3 @@ def test_a_new_token_or_flag_is_never_served_from_the_memo() -> None:
 def test_the_same_millisecond_reuses_the_bytes() -> None:
     encoder = TokenEncoder()
     assert encoder.encode(TOKEN, cached=True, now_ms=7) is encoder.encode(TOKEN, cached=True, now_ms=7)
-
-
-def test_the_hot_paths_body_is_a_cached_answer_and_never_a_stale_one() -> None:
-    encoder = TokenEncoder()
-    first = encoder.cached_body(TOKEN, 7)
-    assert orjson.loads(first) == token_body(TOKEN, cached=True, now_ms=7)
-    assert encoder.cached_body(TOKEN, 7) is first
-    encoder.encode(TOKEN, cached=False, now_ms=7)  # a fetch answered in the same millisecond
-    assert orjson.loads(encoder.cached_body(TOKEN, 7))["cached"] is True
-    other = Token("BQ-other", 1_900_000_000_000, "client", True)
-    assert orjson.loads(encoder.cached_body(other, 7))["accessToken"] == "BQ-other"
-    assert orjson.loads(encoder.cached_body(other, 8))["timestamp"] == 8

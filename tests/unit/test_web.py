@@ -159,6 +159,35 @@ async def test_without_a_fresh_token_the_fast_path_steps_aside(
     assert len(harvester.calls) == 1
 
 
+def freeze_fast_path_clock(monkeypatch: pytest.MonkeyPatch, now_ms: int) -> None:
+    monkeypatch.setattr("spotify_tokener.app.time_ns", lambda: now_ms * 1_000_000)
+
+
+async def test_within_a_millisecond_the_fast_path_reuses_its_answer_but_never_an_old_token(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await app.dispatch(request("/api/token"))
+    freeze_fast_path_clock(monkeypatch, app.service.anonymous.servable_until_ms - 60_000)
+    first = (await served(app, FakeScope("/api/token")))[2]
+    assert (await served(app, FakeScope("/api/token")))[2] is first
+    forced = body(await app.dispatch(request("/api/token", query="force=1")))
+    after = orjson.loads((await served(app, FakeScope("/api/token")))[2])
+    assert forced["accessToken"] != orjson.loads(first)["accessToken"]
+    assert (after["accessToken"], after["cached"]) == (forced["accessToken"], True)
+
+
+async def test_the_fast_path_serves_up_to_the_end_of_the_serving_window_and_not_after(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await app.dispatch(request("/api/token"))
+    last_ms = app.service.anonymous.servable_until_ms - 1
+    freeze_fast_path_clock(monkeypatch, last_ms)
+    assert orjson.loads((await served(app, FakeScope("/api/token")))[2])["timestamp"] == last_ms
+    freeze_fast_path_clock(monkeypatch, last_ms + 1)
+    routed = orjson.loads((await served(app, FakeScope("/api/token")))[2])
+    assert routed["timestamp"] < last_ms  # the router's answer, stamped by the real clock
+
+
 @pytest.fixture
 def keyed(unit_settings: Callable[..., Settings]) -> App:
     return app_with(ScriptedHarvester(), unit_settings(api_key="alpha, beta"))
