@@ -101,6 +101,20 @@ class AccountsDisabled(TokenError):
     outcome = "accounts_disabled"
 
 
+# What one fetch attempt can end with, so its metric series exist before the first failure. The
+# others are decided before any fetch (AccountsDisabled) or end a wait, not an attempt (ShuttingDown).
+ATTEMPT_FAILURES: tuple[type[TokenError], ...] = (
+    UpstreamError,
+    PageUnreachable,
+    RateLimited,
+    FetchTimeout,
+    BrowserError,
+    BrowserMissing,
+    CookieRejected,
+    InternalError,
+)
+
+
 def error_named(name: str, message: str, retry_after: float | None = None) -> TokenError:
     """Rebuild a failure another replica recorded by its class name (unknown names: upstream errors)."""
     return _BY_NAME.get(name, UpstreamError)(message, retry_after=retry_after)

@@ -19,6 +19,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 
 from spotify_tokener import __version__
 from spotify_tokener.browser import BrowserManager
+from spotify_tokener.errors import ATTEMPT_FAILURES
 from spotify_tokener.observer import OUTCOME_OK, Kind
 from spotify_tokener.service import TokenService
 
@@ -26,18 +27,7 @@ CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4  # the classic text format every Prometh
 OTHER_ROUTE = "other"  # every path the API does not serve: a scanner cannot add series
 KINDS: tuple[Kind, ...] = ("anonymous", "account")
 HIT, MISS, ERROR = "hit", "miss", "error"
-# Outcomes a fetch attempt can end with (errors.py), listed so their series exist from the start.
-ATTEMPT_OUTCOMES = (
-    OUTCOME_OK,
-    "upstream",
-    "unreachable",
-    "rate_limited",
-    "timeout",
-    "browser",
-    "browser_missing",
-    "cookie_rejected",
-    "internal",
-)
+ATTEMPT_OUTCOMES = (OUTCOME_OK, *(failure.outcome for failure in ATTEMPT_FAILURES))
 # A warm fetch takes ~0.4 s, a cold one ~0.9 s, and an attempt is cut off at TOKENER_FETCH_TIMEOUT (20 s).
 FETCH_BUCKETS = (0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0)
 

@@ -6,7 +6,14 @@ from collections.abc import Callable
 
 import pytest
 
-from spotify_tokener.errors import CookieRejected, TokenError, UpstreamError
+from spotify_tokener.errors import (
+    ATTEMPT_FAILURES,
+    AccountsDisabled,
+    CookieRejected,
+    ShuttingDown,
+    TokenError,
+    UpstreamError,
+)
 from spotify_tokener.observer import Kind
 from spotify_tokener.service import TokenService
 from spotify_tokener.settings import Settings
@@ -52,3 +59,12 @@ def test_every_error_a_client_may_see_has_its_own_outcome() -> None:
     outcomes = [cls.outcome for cls in classes]
     assert len(set(outcomes)) == len(classes)
     assert all(outcome.replace("_", "").isalpha() and outcome.islower() for outcome in outcomes)
+
+
+def test_every_failure_is_listed_as_an_attempts_outcome_or_said_not_to_be_one() -> None:
+    """A new error class must be placed: its series exist from the start only if it is listed."""
+    classes: list[type[TokenError]] = [TokenError]
+    for cls in classes:
+        classes.extend(cls.__subclasses__())
+    never_an_attempts_end = {TokenError, ShuttingDown, AccountsDisabled}
+    assert set(classes) - never_an_attempts_end == set(ATTEMPT_FAILURES)
