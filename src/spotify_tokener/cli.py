@@ -16,10 +16,10 @@ import uvloop
 from pydantic import ValidationError
 
 from spotify_tokener import __version__
-from spotify_tokener.logs import configure_logging
+from spotify_tokener.logs import LogFormat, configure_logging
 from spotify_tokener.reaper import become_subreaper, reap_forever, reap_orphans
 from spotify_tokener.server import TokenerServer
-from spotify_tokener.settings import Settings
+from spotify_tokener.settings import Settings, requested_log_format
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,16 @@ def describe(error: ValidationError) -> str:
     return "\n".join(lines)
 
 
+def report(message: str, log_format: LogFormat) -> None:
+    """A failure that ends the process. In text its bare lines, for a person at a terminal; in JSON one
+    ERROR record per line through the configured logging, for the pipeline that reads every other line."""
+    if log_format == "text":
+        print(message, file=sys.stderr)
+        return
+    for line in message.splitlines():
+        log.error("%s", line)
+
+
 async def _serve(settings: Settings) -> None:
     server = TokenerServer(settings)
     loop = asyncio.get_running_loop()
@@ -89,13 +99,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings(args)
     except ValidationError as error:
-        print(describe(error), file=sys.stderr)
+        log_format = requested_log_format()
+        configure_logging("ERROR", log_format)
+        report(describe(error), log_format)
         return EXIT_CONFIG
     configure_logging(settings.log_level, settings.log_format)
     try:
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             runner.run(_serve(settings))
     except OSError as error:
-        print(f"spotify-tokener: cannot serve on {settings.host}:{settings.port}: {error}", file=sys.stderr)
+        report(
+            f"spotify-tokener: cannot serve on {settings.host}:{settings.port}: {error}", settings.log_format
+        )
         return EXIT_RUNTIME
     return 0

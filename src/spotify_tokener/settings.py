@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from spotify_tokener.logs import LogFormat
 
 Seconds = float
 REDIS_SCHEMES = frozenset({"redis", "rediss", "unix"})
@@ -72,7 +74,7 @@ class Settings(BaseSettings):
     redis_timeout: Seconds = Field(1.0, gt=0, description="The most one Redis command may take.")
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    log_format: Literal["text", "json"] = Field("text", description="json: one JSON object per line.")
+    log_format: LogFormat = Field("text", description="json: one JSON object per line.")
 
     @property
     def api_keys(self) -> tuple[str, ...]:
@@ -146,3 +148,20 @@ class Settings(BaseSettings):
         if self.stale_margin > self.expiry_buffer:
             raise ValueError("TOKENER_STALE_MARGIN must not exceed TOKENER_EXPIRY_BUFFER")
         return self
+
+
+class _LogFormatAlone(BaseSettings):
+    """TOKENER_LOG_FORMAT read from the same sources, with the same name rules, as ``Settings`` reads it."""
+
+    model_config = Settings.model_config
+
+    log_format: LogFormat = "text"
+
+
+def requested_log_format() -> LogFormat:
+    """The format to report invalid settings in, when there is no ``Settings`` to ask: the one requested,
+    or text when it is itself one of the invalid settings."""
+    try:
+        return _LogFormatAlone().log_format
+    except ValidationError:
+        return "text"

@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from spotify_tokener.cli import describe, load_settings, parse_args
-from spotify_tokener.settings import Settings
+from spotify_tokener.settings import Settings, requested_log_format
 
 
 def test_defaults_match_the_documentation() -> None:
@@ -52,6 +52,26 @@ def test_bad_settings_are_described_by_variable_without_their_value(monkeypatch:
     assert "TOKENER_FETCH_TIMEOUT" in text
     assert "PORT" in text
     assert "99999" not in text
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        (None, None, "text"),
+        ("TOKENER_LOG_FORMAT", "json", "json"),
+        ("tokener_log_format", "json", "json"),  # names are read regardless of case, as Settings reads them
+        ("TOKENER_LOG_FORMAT", "JSON", "text"),  # values are not: Settings refuses this one
+        ("TOKENER_LOG_FORMAT", "yaml", "text"),
+    ],
+)
+def test_the_log_format_is_read_alone_as_settings_read_it(
+    monkeypatch: pytest.MonkeyPatch, variable: str | None, value: str | None, expected: str
+) -> None:
+    """Invalid settings are reported in this format, before there is a Settings to ask."""
+    monkeypatch.setenv("TOKENER_FETCH_TIMEOUT", "soon")
+    if variable and value:
+        monkeypatch.setenv(variable, value)
+    assert requested_log_format() == expected
 
 
 def test_an_empty_browser_path_means_find_one(monkeypatch: pytest.MonkeyPatch) -> None:
