@@ -113,7 +113,7 @@ class FakeSpotify:
         self._httpd.server_close()
 
     def reset(self) -> None:
-        """Back to healthy defaults; releases any request still hanging."""
+        """Back to healthy defaults; releases any request still hanging or slowly answering."""
         self._release.set()
         with self._lock:
             self.state = State()
@@ -234,7 +234,7 @@ class _Handler(BaseHTTPRequestHandler):
             owner._release.wait(HANG_LIMIT_S)
             return
         if answer.delay_s or answer.kind == "slow":
-            time.sleep(answer.delay_s)
+            owner._release.wait(answer.delay_s)  # cut short by reset(), so the thread and socket go
         if not accepts(owner.key, query.get("totp", [""])[0], time.time()):
             answer = Answer("invalid_totp")
         self._answer_token(answer, cookies.get("sp_dc"))
