@@ -82,6 +82,7 @@ class State:
     accounts: dict[str, str] = field(default_factory=dict)
     hits: Counter[str] = field(default_factory=Counter)
     calls: list[TokenCall] = field(default_factory=list)
+    page_loads_at: list[float] = field(default_factory=list)  # time.time() of each web-player page request
     issued: list[Issued] = field(default_factory=list)
 
 
@@ -212,6 +213,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _page(self) -> None:
         state = self.owner.state
         self.owner._record("page")
+        with self.owner._lock:
+            state.page_loads_at.append(time.time())
         if state.page_status != 200:
             self._send(state.page_status, b"<h1>Service unavailable</h1>", "text/html")
             return
