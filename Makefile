@@ -27,19 +27,14 @@ run: setup
 test-deps: setup
 	@command -v redis-server >/dev/null || scripts/ensure-apt.sh redis-server
 
-# The integration tests wait on browsers and timers, so two workers share them (pytest-xdist); the unit
-# tests, some timed in fractions of a second, run first on their own, away from the browsers' load.
-XDIST := -n 2 --dist worksteal
-
 test: test-deps
-	$(BIN)/python -m pytest tests/unit
-	$(BIN)/python -m pytest $(XDIST) tests/integration
+	$(BIN)/python -m pytest
 
 unit: setup
 	$(BIN)/python -m pytest tests/unit
 
 integration: test-deps
-	$(BIN)/python -m pytest $(XDIST) tests/integration
+	$(BIN)/python -m pytest tests/integration
 
 lint: setup
 	$(BIN)/ruff check .
