@@ -82,6 +82,7 @@ class State:
     accounts: dict[str, str] = field(default_factory=dict)
     hits: Counter[str] = field(default_factory=Counter)
     calls: list[TokenCall] = field(default_factory=list)
+    page_loads_at: list[float] = field(default_factory=list)  # time.time() of each web-player page request
     issued: list[Issued] = field(default_factory=list)
 
 
@@ -113,7 +114,7 @@ class FakeSpotify:
         self._httpd.server_close()
 
     def reset(self) -> None:
-        """Back to healthy defaults; releases any request still hanging."""
+        """Back to healthy defaults; releases any request still hanging or slowly answering."""
         self._release.set()
         with self._lock:
             self.state = State()
@@ -212,6 +213,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _page(self) -> None:
         state = self.owner.state
         self.owner._record("page")
+        with self.owner._lock:
+            state.page_loads_at.append(time.time())
         if state.page_status != 200:
             self._send(state.page_status, b"<h1>Service unavailable</h1>", "text/html")
             return
@@ -234,7 +237,7 @@ class _Handler(BaseHTTPRequestHandler):
             owner._release.wait(HANG_LIMIT_S)
             return
         if answer.delay_s or answer.kind == "slow":
-            time.sleep(answer.delay_s)
+            owner._release.wait(answer.delay_s)  # cut short by reset(), so the thread and socket go
         if not accepts(owner.key, query.get("totp", [""])[0], time.time()):
             answer = Answer("invalid_totp")
         self._answer_token(answer, cookies.get("sp_dc"))

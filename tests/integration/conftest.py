@@ -24,7 +24,9 @@ from tests.redis_server import RedisServer
 
 SETTLE_S = 3.0
 SESSION_VARIABLE = "SPOTIFY_TOKENER_TEST_SESSION"
-SESSION = os.environ.setdefault(SESSION_VARIABLE, uuid.uuid4().hex)  # inherited by driver and Chromium
+# Inherited by driver and Chromium. Set, not defaulted: each pytest-xdist worker must have its own, or
+# one worker would count another's browsers as its leftovers.
+SESSION = os.environ[SESSION_VARIABLE] = uuid.uuid4().hex
 
 
 def browser_processes() -> set[int]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import time
 from collections.abc import Callable
 from typing import Any
@@ -21,7 +20,8 @@ SettingsMaker = Callable[..., Settings]
 FAULTS = [
     pytest.param(Answer("status", status=500), 502, "HTTP 500", id="500"),
     pytest.param(Answer("status", status=403), 502, "HTTP 403", id="403"),
-    pytest.param(Answer("rate_limited", retry_after="3"), 503, "rate-limited", id="429"),
+    # Retry-After 1 s: still longer than the test's retry delay, so it governs the wait before a retry.
+    pytest.param(Answer("rate_limited", retry_after="1"), 503, "rate-limited", id="429"),
     pytest.param(Answer("rate_limited"), 503, "rate-limited", id="429-no-retry-after"),
     pytest.param(Answer("malformed"), 502, "malformed", id="malformed-json"),
     pytest.param(Answer("truncated"), 502, "malformed", id="truncated-json"),
@@ -88,10 +88,13 @@ async def test_failures_are_retried_with_doubling_delays(
         response = await running.client.get("/api/token")
     assert response.status_code == 200
     assert fake.token_requests == 4
-    times = [call.at for call in fake.state.calls]
-    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
-    assert gaps[0] >= 0.3 and gaps[1] >= 0.6 and gaps[2] >= 1.2
-    assert gaps[0] < gaps[1] < gaps[2]
+    assert fake.count("page") == 4  # one page load per attempt
+    # From each failed answer to the next attempt's page load: the wait alone, without the page loads,
+    # whose durations vary with the machine's load by more than the 0.3 s the waits differ by.
+    answered = [call.at for call in fake.state.calls[:-1]]
+    waits = [page - failure for failure, page in zip(answered, fake.state.page_loads_at[1:], strict=True)]
+    assert waits[0] >= 0.3 and waits[1] >= 0.6 and waits[2] >= 1.2
+    assert waits[0] < waits[1] < waits[2]
 
 
 async def test_retries_end_after_three(make_settings: SettingsMaker, fake: FakeSpotify) -> None:
@@ -117,18 +120,19 @@ async def test_retry_after_is_honoured(make_settings: SettingsMaker, fake: FakeS
 async def test_the_old_token_is_served_while_renewal_fails(
     make_settings: SettingsMaker, fake: FakeSpotify
 ) -> None:
-    # Tokens live 4 s; above a 2.5 s buffer they are fresh, so after 1.6 s renewal is due.
-    fake.answer_with(then=Answer(life_s=4))
+    # Tokens live 3 s; above a 2 s buffer they are fresh, so after 1.1 s renewal is due; after 2.6 s
+    # less than the 0.5 s stale margin is left.
+    fake.answer_with(then=Answer(life_s=3))
     settings = make_settings(
-        expiry_buffer=2.5, refresh_window=2.5, stale_margin=0.5, refresh_interval=60, retries=0
+        expiry_buffer=2, refresh_window=2, stale_margin=0.5, refresh_interval=60, retries=0
     )
     async with running_server(settings) as running:
         good = (await running.client.get("/api/token")).json()
         fake.answer_with(then=Answer("status", status=500))
-        await asyncio.sleep(1.6)
+        await asyncio.sleep(1.1)
         stale = await running.client.get("/api/token")
         forced = await running.client.get("/api/token?force=true")
-        await asyncio.sleep(2.0)
+        await asyncio.sleep(1.5)
         expired = await running.client.get("/api/token")
     assert stale.status_code == 200
     assert stale.json()["accessToken"] == good["accessToken"]
@@ -234,10 +238,10 @@ async def test_repeated_failures_open_the_circuit_then_it_closes_by_itself(
     make_settings: SettingsMaker, fake: FakeSpotify
 ) -> None:
     fake.answer_with(then=Answer("status", status=500))
-    settings = make_settings(retries=1, retry_base_delay=1, cooldown_max=5, fetch_timeout=10)
+    settings = make_settings(retries=1, retry_base_delay=0.5, cooldown_max=5, fetch_timeout=10)
     async with running_server(settings) as running:
-        # The start-up fetch fails (two attempts), the refresher tries again after 2 s and fails too:
-        # the next cool-down is 4 s, and nothing may reach Spotify during it.
+        # The start-up fetch fails (two attempts), the refresher tries again after 1 s and fails too:
+        # the next cool-down is 2 s, and nothing may reach Spotify during it.
         await wait_for_status(running, lambda state: state["consecutiveFailures"] == 2, within_s=20)
         cooling = await status_of(running)
         sent = fake.token_requests
@@ -246,7 +250,7 @@ async def test_repeated_failures_open_the_circuit_then_it_closes_by_itself(
             started = time.monotonic()
             response = await running.client.get("/api/token")
             answers.append((response, time.monotonic() - started))
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.05)
         sent_during_cool_down = fake.token_requests - sent
         fake.reset()
         await wait_for_status(running, lambda state: state["isValid"], within_s=15)
@@ -260,7 +264,7 @@ async def test_repeated_failures_open_the_circuit_then_it_closes_by_itself(
     for response, waited in answers:
         assert response.status_code == 502
         assert response.json()["error"] == cooling["lastError"]
-        assert 1 <= int(response.headers["retry-after"]) <= 4
+        assert 1 <= int(response.headers["retry-after"]) <= 2  # what is left of the 2 s cool-down
         assert waited < settings.fetch_timeout / 4  # answered from the breaker, not by a fetch
     assert recovered.status_code == 200
     assert closed["coolingDown"] is False

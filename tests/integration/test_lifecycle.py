@@ -101,8 +101,11 @@ async def test_an_idle_browser_is_closed_with_its_driver(
         assert (await running.client.get("/api/token")).status_code == 200
         spawned = descendants()
         assert chromium_pids(spawned)
-        await asyncio.sleep(2)
+        deadline = time.monotonic() + 2  # the 1 s idle time, then closing
         health = (await running.client.get("/health")).json()
+        while (health["browser"]["running"] or alive(spawned)) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            health = (await running.client.get("/health")).json()
         assert health["browser"]["running"] is False
         assert health["memory"]["browserRss"] == 0
         assert alive(spawned) == set()
@@ -190,8 +193,10 @@ async def test_the_service_adopts_and_reaps_chromiums_orphans(
         driver_pids = {child.pid for child in service.children() if "chrom" not in child.name()}
         adopted = [c for c in service.children() if "chrom" in c.name() and c.pid not in driver_pids]
         assert adopted, "Chromium's double-forked helpers should be re-parented to the service"
-        await asyncio.sleep(1 + REAP_INTERVAL_S + 1)  # the idle close, then one reaping round
-        leftovers = [(c.pid, c.name(), c.status()) for c in service.children(recursive=True)]
+        deadline = time.monotonic() + 1 + REAP_INTERVAL_S + 1  # the idle close, then one reaping round
+        while (children := service.children(recursive=True)) and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.1)
+        leftovers = [(c.pid, c.name(), c.status()) for c in children]
     assert leftovers == []
 
 
