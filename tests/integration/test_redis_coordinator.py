@@ -120,15 +120,20 @@ async def test_waiters_get_the_holders_failure_instead_of_trying_again(
     assert (failing.calls, spare.calls) == (1, 0)
 
 
-async def test_a_holders_own_browser_trouble_is_not_passed_on(
-    coordinators: Callable[..., RedisCoordinator],
+@pytest.mark.parametrize(
+    "own_trouble",
+    [BrowserError("the browser failed to start"), FetchTimeout("no token from Spotify within 20 s")],
+    ids=["browser", "timeout"],
+)
+async def test_a_holders_own_trouble_is_not_passed_on(
+    coordinators: Callable[..., RedisCoordinator], own_trouble: Exception
 ) -> None:
     holder, waiter = coordinators(), coordinators()
-    broken, healthy = Harvests(delay=0.3, error=BrowserError("the browser failed to start")), Harvests()
+    broken, healthy = Harvests(delay=0.3, error=own_trouble), Harvests()
     holding = asyncio.create_task(holder.fetch(KEY, broken, None))
     await asyncio.sleep(0.1)
     token = await waiter.fetch(KEY, healthy, None)
-    with pytest.raises(BrowserError):
+    with pytest.raises(type(own_trouble)):
         await holding
     assert token.access_token.startswith("BQ-1-")
     assert (broken.calls, healthy.calls) == (1, 1)
@@ -244,19 +249,6 @@ async def test_waiting_on_a_holder_is_bounded_by_the_longest_fetch(
         await coordinator.fetch(KEY, harvest, None)
     assert time.monotonic() - started < 2
     assert harvest.calls == 0
-
-
-async def test_a_timeout_is_this_replicas_own_and_is_not_passed_on(
-    coordinators: Callable[..., RedisCoordinator],
-) -> None:
-    holder, waiter = coordinators(), coordinators()
-    slow, healthy = Harvests(delay=0.3, error=FetchTimeout("no token from Spotify within 20 s")), Harvests()
-    holding = asyncio.create_task(holder.fetch(KEY, slow, None))
-    await asyncio.sleep(0.1)
-    await waiter.fetch(KEY, healthy, None)
-    with pytest.raises(FetchTimeout):
-        await holding
-    assert healthy.calls == 1
 
 
 async def test_redis_failing_right_after_the_lock_was_taken_leaves_no_lock_behind(
