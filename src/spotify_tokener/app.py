@@ -68,6 +68,7 @@ class App:
         self._fast_path = not self._keys.enabled  # every request must show its key otherwise
         self._anonymous = service.anonymous  # read on every request: one attribute, no call
         self._hot_body = b""  # the fast path's answer; see _reheat
+        self._hot_encoder = TokenEncoder()  # its own, so the router's answers never evict its prefix
         self._hot_token: Token | None = None
         self._hot_until_ns = 0
         self._openapi = orjson.dumps(build_openapi(api_keys=self._keys.enabled))
@@ -118,7 +119,7 @@ class App:
         token, now_ms = slot.token, now_ns // NS_PER_MS
         if not self._fast_path or token is None or now_ms >= slot.servable_until_ms:
             return False
-        self._hot_body = self._encoder.encode(token, cached=True, now_ms=now_ms)
+        self._hot_body = self._hot_encoder.encode(token, cached=True, now_ms=now_ms)
         self._hot_token = token
         self._hot_until_ns = (now_ms + 1) * NS_PER_MS
         return True
