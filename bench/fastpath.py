@@ -18,18 +18,19 @@ from typing import Any
 
 import uvloop
 
-from spotify_tokener.app import App, create_app
-from spotify_tokener.server import TokenerServer
+from spotify_tokener.domain.token import Token
+from spotify_tokener.http.app import App
+from spotify_tokener.http.server import TokenerServer
 from spotify_tokener.settings import Settings
-from spotify_tokener.token import Token
+from spotify_tokener.wiring import create_app
 
 HOUR_MS = 3_600_000
 
 
-class CachedHarvester:
+class CachedSource:
     """Hands out one long-lived anonymous token, so the cache stays fresh for the whole run."""
 
-    async def fetch(self, sp_dc: str | None = None) -> Token:
+    async def attempt(self, sp_dc: str | None = None) -> Token:
         return Token("BQ-bench", time.time_ns() // 1_000_000 + HOUR_MS, "client", True)
 
 
@@ -46,7 +47,7 @@ class Protocol:
 
 
 def warm_app() -> App:
-    app = create_app(Settings(), CachedHarvester())
+    app = create_app(Settings(), CachedSource())
     asyncio.run(app.service.get_token())  # a fresh anonymous token in the cache
     return app
 
@@ -68,7 +69,7 @@ def per_call_ns(app: App, number: int) -> float:
 async def serve(port: int) -> None:
     """The real app on the real server set-up, its cache warm and no browser: for bench/instructions.sh."""
     settings = Settings(host="127.0.0.1", port=port, log_level="WARNING")
-    await TokenerServer(settings, create_app(settings, CachedHarvester())).run()
+    await TokenerServer(settings, create_app(settings, CachedSource())).run()
 
 
 def main() -> None:

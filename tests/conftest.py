@@ -14,9 +14,10 @@ import httpx
 import psutil
 import pytest
 
-from spotify_tokener.app import App
-from spotify_tokener.server import TokenerServer
+from spotify_tokener.http.app import App
+from spotify_tokener.http.server import TokenerServer
 from spotify_tokener.settings import Settings
+from spotify_tokener.wiring import create_app
 from tests.fake_spotify import FakeSpotify
 
 FAST: dict[str, Any] = {
@@ -88,7 +89,7 @@ async def _wait_until_serving(client: httpx.AsyncClient) -> None:
 
 @contextlib.asynccontextmanager
 async def running_server(settings: Settings, app: App | None = None) -> AsyncIterator[Running]:
-    server = TokenerServer(settings, app)
+    server = TokenerServer(settings, app if app is not None else create_app(settings))
     task = asyncio.create_task(server.run())
     base = f"http://{settings.host}:{settings.port}"
     async with httpx.AsyncClient(base_url=base, timeout=30) as client:

@@ -1,22 +1,21 @@
-"""An in-memory harvester: the service and the HTTP layer tested without a browser.
+"""An in-memory token source: the service and the HTTP layer tested without a browser.
 
 Shared by the unit tests and the integration tests that target only the HTTP layer (the fuzzer).
 """
 
 from __future__ import annotations
 
-import asyncio
 import itertools
-import time
 
-from spotify_tokener.errors import TokenError
-from spotify_tokener.token import Token
+from spotify_tokener.domain.clock import Clock, Sleep, real_sleep, wall_clock_ms
+from spotify_tokener.domain.errors import TokenError
+from spotify_tokener.domain.token import Token
 
 Outcome = TokenError | float  # an error to raise, or the lifetime in seconds of the token to return
 
 
-class ScriptedHarvester:
-    """Answers fetches from a script, then with ``default``; records every call."""
+class ScriptedSource:
+    """Answers attempts from a script, then with ``default``; records every call."""
 
     def __init__(
         self,
@@ -25,7 +24,11 @@ class ScriptedHarvester:
         delay: float = 0.0,
         dead_cookies: frozenset[str] = frozenset(),
         leaks_accounts: bool = False,
+        clock: Clock = wall_clock_ms,
+        sleep: Sleep = real_sleep,
     ) -> None:
+        self._clock = clock
+        self._sleep = sleep
         self.dead_cookies = dead_cookies
         self.leaks_accounts = leaks_accounts
         self.script = list(script)
@@ -34,14 +37,14 @@ class ScriptedHarvester:
         self.calls: list[str | None] = []
         self._serial = itertools.count(1)
 
-    async def fetch(self, sp_dc: str | None = None) -> Token:
+    async def attempt(self, sp_dc: str | None = None) -> Token:
         self.calls.append(sp_dc)
         outcome = self.script.pop(0) if self.script else self.default
         if self.delay:
-            await asyncio.sleep(self.delay)
+            await self._sleep(self.delay)
         if isinstance(outcome, TokenError):
             raise outcome
-        expires = time.time_ns() // 1_000_000 + int(outcome * 1000)
+        expires = self._clock() + int(outcome * 1000)
         anonymous = (sp_dc is None or sp_dc in self.dead_cookies) and not self.leaks_accounts
         owner = "anon" if sp_dc is None else sp_dc
         return Token(f"BQ-{owner}-{next(self._serial)}", expires, "client", anonymous)

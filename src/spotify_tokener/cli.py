@@ -16,10 +16,11 @@ import uvloop
 from pydantic import ValidationError
 
 from spotify_tokener import __version__
+from spotify_tokener.http.server import TokenerServer
 from spotify_tokener.logs import LogFormat, configure_logging
-from spotify_tokener.reaper import become_subreaper, reap_forever, reap_orphans
-from spotify_tokener.server import TokenerServer
 from spotify_tokener.settings import Settings, requested_log_format
+from spotify_tokener.sources.browser.reaper import become_subreaper, reap_forever, reap_orphans
+from spotify_tokener.wiring import create_app
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="spotify-tokener",
         description="Serve Spotify web-player access tokens over HTTP. "
-        "Every setting is an environment variable; see the README.",
+        "Every setting is an environment variable; see docs/configuration.md.",
     )
     parser.add_argument("--host", help="address to listen on (env HOST, default 0.0.0.0)")
     parser.add_argument("--port", type=int, help="port to listen on (env PORT, default 3000)")
@@ -70,7 +71,7 @@ def report(message: str, log_format: LogFormat) -> None:
 
 
 async def _serve(settings: Settings) -> None:
-    server = TokenerServer(settings)
+    server = TokenerServer(settings, create_app(settings))
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, server.stop)

@@ -1,9 +1,9 @@
 """Prometheus metrics for one app instance, on a registry of its own.
 
-Counting is split by cost. What happens on every request (HTTP answers, cache hits) is counted in
-plain ints on :class:`RequestCounts`, a few nanoseconds each, and only turned into metric families
-when Prometheus scrapes: ``prometheus_client``'s own counters take a lock per increment, which the
-fast path cannot afford (BENCHMARKS.md). Fetch attempts are rare (a few an hour), so they use the
+Counting is split by cost. What happens on every request (HTTP answers, cache hits) is counted by
+the HTTP layer in plain ints (``http.counts``) and only turned into metric families when Prometheus
+scrapes: ``prometheus_client``'s own counters take a lock per increment, which the hot answer cannot
+afford (BENCHMARKS.md). Fetch attempts are rare (a few an hour), so they use the
 library's Counter and Histogram. State (the token's expiry, the browser, the accounts) is read at
 scrape time. Every label value is a fixed word or one of the API's own paths: never a token, a
 cookie, or a path a client made up.
@@ -11,55 +11,28 @@ cookie, or a path a client made up.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
 
 from spotify_tokener import __version__
-from spotify_tokener.browser import BrowserManager
-from spotify_tokener.errors import ATTEMPT_FAILURES
-from spotify_tokener.observer import OUTCOME_OK, Kind
-from spotify_tokener.service import TokenService
+from spotify_tokener.core.ports import OUTCOME_OK
+from spotify_tokener.core.service import TokenService
+from spotify_tokener.domain.errors import ATTEMPT_FAILURES
+from spotify_tokener.domain.token import KINDS, Kind
+from spotify_tokener.http.counts import OTHER_ROUTE, RequestCounts
+from spotify_tokener.http.health import BrowserInfo
 
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4  # the classic text format every Prometheus reads
-OTHER_ROUTE = "other"  # every path the API does not serve: a scanner cannot add series
-KINDS: tuple[Kind, ...] = ("anonymous", "account")
-HIT, MISS, ERROR = "hit", "miss", "error"
 ATTEMPT_OUTCOMES = (OUTCOME_OK, *(failure.outcome for failure in ATTEMPT_FAILURES))
-# A warm fetch takes ~0.4 s, a cold one ~0.9 s, and an attempt is cut off at TOKENER_FETCH_TIMEOUT (20 s).
+# Bucket bounds around the attempt durations BENCHMARKS.md reports, up to past TOKENER_FETCH_TIMEOUT.
 FETCH_BUCKETS = (0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0)
 
 
-class RequestCounts:
-    """Per-request counts as plain ints, read at scrape time; only the event loop's thread writes them.
-
-    ``fast_hits`` is the fast path's one increment: each is a 200 on ``fast_route`` and an anonymous
-    cache hit, added to both families when they are collected.
-    """
-
-    __slots__ = ("_routes", "fast_hits", "fast_route", "responses", "tokens")
-
-    def __init__(self, routes: Iterable[str], fast_route: str) -> None:
-        self._routes = frozenset(routes)
-        self.fast_route = fast_route
-        self.fast_hits = 0
-        self.responses: dict[tuple[str, int], int] = {}
-        self.tokens: dict[tuple[Kind, str], int] = {}
-
-    def responded(self, path: str, status: int) -> None:
-        key = (path if path in self._routes else OTHER_ROUTE, status)
-        self.responses[key] = self.responses.get(key, 0) + 1
-
-    def token_answer(self, kind: Kind, result: str) -> None:
-        """``result``: HIT (from the cache), MISS (waited for a fetch) or ERROR (no token given)."""
-        key = (kind, result)
-        self.tokens[key] = self.tokens.get(key, 0) + 1
-
-
 class FetchMetrics:
-    """The service's :class:`~spotify_tokener.observer.FetchObserver`: one report per fetch attempt."""
+    """The core's :class:`~spotify_tokener.core.ports.FetchObserver`: one report per attempt."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self._attempts = Counter(
@@ -86,7 +59,7 @@ class FetchMetrics:
             for outcome in ATTEMPT_OUTCOMES:
                 self._attempts.labels(kind, outcome)
 
-    def fetch_attempt(self, kind: Kind, outcome: str, seconds: float, attempt: int) -> None:
+    def attempt_ended(self, kind: Kind, outcome: str, seconds: float, attempt: int) -> None:
         self._attempts.labels(kind, outcome).inc()
         self._seconds.labels(kind, outcome).observe(seconds)
         if attempt > 1:
@@ -96,7 +69,7 @@ class FetchMetrics:
 class StateCollector:
     """Builds the per-request and state families when Prometheus scrapes."""
 
-    def __init__(self, counts: RequestCounts, service: TokenService, browser: BrowserManager | None) -> None:
+    def __init__(self, counts: RequestCounts, service: TokenService, browser: BrowserInfo | None) -> None:
         self._counts = counts
         self._service = service
         self._browser = browser
@@ -110,29 +83,21 @@ class StateCollector:
         yield build
 
     def _requests(self) -> Iterator[Metric]:
-        counts = self._counts
-        responses = dict(counts.responses)
-        fast = (counts.fast_route, 200)
-        responses[fast] = responses.get(fast, 0) + counts.fast_hits
         http = CounterMetricFamily(
             "tokener_http_requests",
             f"HTTP requests answered, by route ({OTHER_ROUTE!r}: any path not served) and status.",
             labels=["route", "status"],
         )
-        for (route, status), value in sorted(responses.items()):
-            if value:
-                http.add_metric([route, str(status)], value)
+        for (route, status), value in sorted(self._counts.responses().items()):
+            http.add_metric([route, str(status)], value)
         yield http
-        tokens = {(kind, result): 0 for kind in KINDS for result in (HIT, MISS, ERROR)}
-        tokens.update(counts.tokens)
-        tokens["anonymous", HIT] += counts.fast_hits
         answers = CounterMetricFamily(
             "tokener_token_requests",
             "Token requests (GET /api/token, POST /api/token/refresh) by kind of token and result: "
             "hit (answered from the cache), miss (waited for a fetch), error (no token given).",
             labels=["kind", "result"],
         )
-        for (kind, result), value in tokens.items():
+        for (kind, result), value in self._counts.token_answers().items():
             answers.add_metric([kind, result], value)
         yield answers
 
@@ -174,20 +139,18 @@ class StateCollector:
 
 
 class Metrics:
-    """One app instance's registry: fetch metrics from the start, request counts once attached."""
+    """One app instance's registry: fetch metrics from the start, the rest once it watches an app."""
+
+    content_type = CONTENT_TYPE
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.fetches = FetchMetrics(self.registry)
         ProcessCollector(registry=self.registry)
 
-    def attach(
-        self, service: TokenService, browser: BrowserManager | None, routes: Iterable[str], fast_route: str
-    ) -> RequestCounts:
-        """Start reporting on this service and browser; the counts returned are the app's to bump."""
-        counts = RequestCounts(routes, fast_route)
+    def watch(self, counts: RequestCounts, service: TokenService, browser: BrowserInfo | None) -> None:
+        """Report these request counts, this service's state and this browser's at every scrape."""
         self.registry.register(StateCollector(counts, service, browser))
-        return counts
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

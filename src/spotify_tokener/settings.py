@@ -1,7 +1,8 @@
 """Every tunable of the service, read from the environment in one place.
 
 Each field is an environment variable named ``TOKENER_<FIELD>`` (``HOST`` and ``PORT`` also
-work bare, as in the original project). The README's configuration table mirrors this class.
+work bare, as in the original project). docs/configuration.md mirrors this class (a test checks it).
+The rules built from several settings (freshness, backoff) are built here, once.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from urllib.parse import urlsplit
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from spotify_tokener.domain.backoff import Backoff
+from spotify_tokener.domain.freshness import Freshness
 from spotify_tokener.logs import LogFormat
 
 Seconds = float
@@ -75,6 +78,16 @@ class Settings(BaseSettings):
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: LogFormat = Field("text", description="json: one JSON object per line.")
+
+    @property
+    def freshness(self) -> Freshness:
+        return Freshness.from_seconds(
+            self.expiry_buffer, self.refresh_window, self.stale_margin, self.force_min_interval
+        )
+
+    @property
+    def backoff(self) -> Backoff:
+        return Backoff(self.retry_base_delay, self.retries, self.retry_after_max, self.cooldown_max)
 
     @property
     def api_keys(self) -> tuple[str, ...]:

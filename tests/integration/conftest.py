@@ -17,7 +17,7 @@ import httpx
 import psutil
 import pytest
 
-from spotify_tokener.reaper import become_subreaper, reap_orphans
+from spotify_tokener.sources.browser.reaper import become_subreaper, reap_orphans
 from tests.conftest import free_port
 from tests.fake_spotify import FakeSpotify
 from tests.redis_server import RedisServer

@@ -8,8 +8,8 @@ from collections.abc import Callable
 import pytest
 from playwright.async_api import async_playwright
 
-from spotify_tokener.chromium import chromium_args, find_executable
 from spotify_tokener.settings import Settings
+from spotify_tokener.sources.browser.chromium import chromium_args, find_executable
 from tests.conftest import running_server
 from tests.fake_spotify import FakeSpotify
 from tests.lavasrc import fetch_token

@@ -16,9 +16,9 @@ import psutil
 import pytest
 from playwright.async_api import async_playwright
 
-from spotify_tokener.chromium import find_executable
-from spotify_tokener.reaper import reap_orphans
 from spotify_tokener.settings import Settings
+from spotify_tokener.sources.browser.chromium import find_executable
+from spotify_tokener.sources.browser.reaper import reap_orphans
 from tests.conftest import Running, running_server
 from tests.fake_spotify import Answer, FakeSpotify
 

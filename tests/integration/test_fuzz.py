@@ -1,7 +1,7 @@
 """Schemathesis fuzzes the HTTP API from its own OpenAPI document, against the real server.
 
 The fuzz targets the HTTP layer (parameters, cookies, keys, statuses, bodies, headers), so the
-in-memory harvester stands in for the browser: thousands of requests, each forced one a "fetch",
+in-memory source stands in for the browser: thousands of requests, each forced one a "fetch",
 in seconds. Three servers: a healthy one, one whose fetches keep failing in every upstream way,
 and one locked with API keys and refusing account tokens.
 
@@ -27,8 +27,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import unsupported_method
 
-from spotify_tokener.app import create_app
-from spotify_tokener.errors import (
+from spotify_tokener.domain.errors import (
     BrowserError,
     BrowserMissing,
     FetchTimeout,
@@ -36,11 +35,11 @@ from spotify_tokener.errors import (
     TokenError,
     UpstreamError,
 )
-from spotify_tokener.openapi import build_openapi
-from spotify_tokener.server import TokenerServer
+from spotify_tokener.http.server import TokenerServer
 from spotify_tokener.settings import Settings
+from spotify_tokener.wiring import create_app
 from tests.conftest import free_port
-from tests.scripted import Outcome, ScriptedHarvester
+from tests.scripted import Outcome, ScriptedSource
 
 Case: TypeAlias = schemathesis.Case[Any]
 EXAMPLES = 150
@@ -58,9 +57,9 @@ SERVER_ERROR = 500
 
 
 @contextlib.contextmanager
-def served_in_thread(settings_: Settings, harvester: ScriptedHarvester) -> Iterator[str]:
+def served_in_thread(settings_: Settings, source: ScriptedSource) -> Iterator[str]:
     """The real server on its own event loop, so the synchronous fuzzer can call it."""
-    server = TokenerServer(settings_, create_app(settings_, harvester))
+    server = TokenerServer(settings_, create_app(settings_, source))
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_until_complete, args=(server.run(),), daemon=True)
     thread.start()
@@ -75,8 +74,7 @@ def served_in_thread(settings_: Settings, harvester: ScriptedHarvester) -> Itera
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.02)
-        document = build_openapi(api_keys=bool(settings_.api_keys))
-        assert httpx.get(base + "/openapi.json").json() == document
+        assert httpx.get(base + "/openapi.json").json() == server.app.document
         yield base
     finally:
         loop.call_soon_threadsafe(server.stop)
@@ -98,7 +96,7 @@ def fuzz_settings(**overrides: Any) -> Settings:
 
 @pytest.fixture(scope="module")
 def healthy() -> Iterator[str]:
-    with served_in_thread(fuzz_settings(), ScriptedHarvester()) as base:
+    with served_in_thread(fuzz_settings(), ScriptedSource()) as base:
         yield base
 
 
@@ -108,14 +106,14 @@ def failing() -> Iterator[str]:
     outcomes: list[Outcome] = []
     for error in itertools.islice(itertools.cycle(UPSTREAM_FAILURES), 20_000):
         outcomes += [error, 3600.0]
-    with served_in_thread(fuzz_settings(), ScriptedHarvester(*outcomes)) as base:
+    with served_in_thread(fuzz_settings(), ScriptedSource(*outcomes)) as base:
         yield base
 
 
 @pytest.fixture(scope="module")
 def locked() -> Iterator[str]:
     settings_ = fuzz_settings(api_key=f"other-key,{API_KEY}", allow_accounts=False)
-    with served_in_thread(settings_, ScriptedHarvester()) as base:
+    with served_in_thread(settings_, ScriptedSource()) as base:
         yield base
 
 
@@ -126,9 +124,11 @@ def filter_cookies(context: schemathesis.HookContext, cookies: dict[str, Any] | 
     return not isinstance(value, str) or (";" not in value and value == value.strip(" \t"))
 
 
-schema = schemathesis.openapi.from_dict(build_openapi())
+schema = schemathesis.openapi.from_dict(create_app(fuzz_settings(), ScriptedSource()).document)
 schema.hook(filter_cookies)
-locked_schema = schemathesis.openapi.from_dict(build_openapi(api_keys=True))
+locked_schema = schemathesis.openapi.from_dict(
+    create_app(fuzz_settings(api_key=API_KEY), ScriptedSource()).document
+)
 locked_schema.hook(filter_cookies)
 fuzz = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 

@@ -19,8 +19,8 @@ import httpx
 import psutil
 import pytest
 
-from spotify_tokener.reaper import REAP_INTERVAL_S
 from spotify_tokener.settings import Settings
+from spotify_tokener.sources.browser.reaper import REAP_INTERVAL_S
 from tests.conftest import running_server
 from tests.fake_spotify import Answer, FakeSpotify
 

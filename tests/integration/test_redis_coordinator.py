@@ -6,26 +6,42 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from functools import partial
 from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from spotify_tokener.clock import wall_clock_ms
-from spotify_tokener.errors import BrowserError, FetchTimeout, RateLimited
-from spotify_tokener.redis_coordinator import RedisCoordinator, Snapshot
+from spotify_tokener.core.ports import Wanted
+from spotify_tokener.core.slot import TokenSlot
+from spotify_tokener.domain.clock import wall_clock_ms
+from spotify_tokener.domain.errors import BrowserError, FetchTimeout, RateLimited
+from spotify_tokener.domain.token import Token
+from spotify_tokener.replicas.records import dump_shared_token
+from spotify_tokener.replicas.redis_coordinator import Records, RedisCoordinator
 from spotify_tokener.settings import Settings
-from spotify_tokener.shared_records import dump_shared_token
-from spotify_tokener.token import Token
 from tests.conftest import free_port
 from tests.redis_server import RedisServer
 
 KEY = "anonymous"
 
 
-class Harvests:
-    """A stand-in harvest that counts its calls and hands out distinct tokens."""
+async def wanted(*, known: Token | None = None, force: bool = False, force_gap_s: float = 0.0) -> Wanted:
+    """What the core's anonymous slot, holding ``known``, accepts from another replica."""
+    settings = Settings(force_min_interval=force_gap_s)
+    slot = TokenSlot(KEY, "anonymous", settings.freshness, settings.backoff, wall_clock_ms)
+    if known is not None:
+
+        async def fetch() -> Token:
+            return known
+
+        await slot.get(fetch)
+    return partial(slot.accepts, requested_at_ms=wall_clock_ms(), force=force)
+
+
+class Fetches:
+    """A stand-in fetch that counts its calls and hands out distinct tokens."""
 
     def __init__(self, delay: float = 0.0, error: Exception | None = None) -> None:
         self.calls = 0
@@ -69,50 +85,51 @@ async def raw(shared_redis: RedisServer) -> AsyncIterator[Redis]:
     await client.aclose()
 
 
-async def test_a_stored_token_is_adopted_without_harvesting(
+async def test_a_stored_token_is_adopted_without_fetching(
     coordinators: Callable[..., RedisCoordinator],
 ) -> None:
     first, second = coordinators(), coordinators()
-    harvest = Harvests()
-    token = await first.fetch(KEY, harvest, None)
-    adopted = await second.fetch(KEY, harvest, None)
+    fetch_here = Fetches()
+    token = await first.fetch(KEY, fetch_here, await wanted())
+    adopted = await second.fetch(KEY, fetch_here, await wanted())
     assert adopted == token
-    assert harvest.calls == 1
+    assert fetch_here.calls == 1
     assert first.available is True
 
 
 async def test_a_token_no_newer_than_the_known_one_is_fetched_again(
     coordinators: Callable[..., RedisCoordinator],
 ) -> None:
-    coordinator, harvest = coordinators(), Harvests()
-    token = await coordinator.fetch(KEY, harvest, None)
-    renewed = await coordinator.fetch(KEY, harvest, token)
+    coordinator, fetch_here = coordinators(), Fetches()
+    token = await coordinator.fetch(KEY, fetch_here, await wanted())
+    renewed = await coordinator.fetch(KEY, fetch_here, await wanted(known=token))
     assert renewed != token
-    assert harvest.calls == 2
+    assert fetch_here.calls == 2
 
 
-async def test_concurrent_fetches_on_many_replicas_make_one_harvest(
+async def test_concurrent_fetches_on_many_replicas_make_one_fetch(
     coordinators: Callable[..., RedisCoordinator],
 ) -> None:
     replicas = [coordinators() for _ in range(5)]
-    harvest = Harvests(delay=0.3)
-    tokens = await asyncio.gather(*(replica.fetch(KEY, harvest, None) for replica in replicas))
+    fetch_here = Fetches(delay=0.3)
+    fetches = [replica.fetch(KEY, fetch_here, await wanted()) for replica in replicas]
+    tokens = await asyncio.gather(*fetches)
     assert len(set(tokens)) == 1
-    assert harvest.calls == 1
+    assert fetch_here.calls == 1
 
 
 async def test_waiters_get_the_holders_failure_instead_of_trying_again(
     coordinators: Callable[..., RedisCoordinator],
 ) -> None:
     holder, waiter = coordinators(), coordinators()
-    failing = Harvests(
+    failing = Fetches(
         delay=0.3, error=RateLimited("Spotify rate-limited the token request (429)", retry_after=7)
     )
-    spare = Harvests()
-    holding = asyncio.create_task(holder.fetch(KEY, failing, None))
+    spare = Fetches()
+    holding = asyncio.create_task(holder.fetch(KEY, failing, await wanted()))
     await asyncio.sleep(0.1)
     with pytest.raises(RateLimited) as raised:
-        await waiter.fetch(KEY, spare, None)
+        await waiter.fetch(KEY, spare, await wanted())
     with pytest.raises(RateLimited):
         await holding
     assert str(raised.value) == "Spotify rate-limited the token request (429)"
@@ -129,10 +146,10 @@ async def test_a_holders_own_trouble_is_not_passed_on(
     coordinators: Callable[..., RedisCoordinator], own_trouble: Exception
 ) -> None:
     holder, waiter = coordinators(), coordinators()
-    broken, healthy = Harvests(delay=0.3, error=own_trouble), Harvests()
-    holding = asyncio.create_task(holder.fetch(KEY, broken, None))
+    broken, healthy = Fetches(delay=0.3, error=own_trouble), Fetches()
+    holding = asyncio.create_task(holder.fetch(KEY, broken, await wanted()))
     await asyncio.sleep(0.1)
-    token = await waiter.fetch(KEY, healthy, None)
+    token = await waiter.fetch(KEY, healthy, await wanted())
     with pytest.raises(type(own_trouble)):
         await holding
     assert token.access_token.startswith("BQ-1-")
@@ -143,10 +160,10 @@ async def test_a_dead_holders_lock_is_taken_over_when_it_expires(
     coordinators: Callable[..., RedisCoordinator], raw: Redis, redis_prefix: str
 ) -> None:
     await raw.set(f"{redis_prefix}lock:{KEY}", "a replica that died", px=800)
-    harvest = Harvests()
+    fetch_here = Fetches()
     started = time.monotonic()
-    await coordinators().fetch(KEY, harvest, None)
-    assert harvest.calls == 1
+    await coordinators().fetch(KEY, fetch_here, await wanted())
+    assert fetch_here.calls == 1
     assert time.monotonic() - started >= 0.7
 
 
@@ -154,10 +171,10 @@ async def test_a_live_holder_keeps_its_lock_past_the_ttl(
     coordinators: Callable[..., RedisCoordinator],
 ) -> None:
     holder, waiter = coordinators(redis_lock_ttl=0.5), coordinators(redis_lock_ttl=0.5)
-    slow, spare = Harvests(delay=1.5), Harvests()
-    holding = asyncio.create_task(holder.fetch(KEY, slow, None))
+    slow, spare = Fetches(delay=1.5), Fetches()
+    holding = asyncio.create_task(holder.fetch(KEY, slow, await wanted()))
     await asyncio.sleep(0.1)
-    adopted = await waiter.fetch(KEY, spare, None)
+    adopted = await waiter.fetch(KEY, spare, await wanted())
     assert adopted == await holding
     assert spare.calls == 0
 
@@ -165,7 +182,7 @@ async def test_a_live_holder_keeps_its_lock_past_the_ttl(
 async def test_the_token_expires_from_redis_with_itself(
     coordinators: Callable[..., RedisCoordinator], raw: Redis, redis_prefix: str
 ) -> None:
-    token = await coordinators().fetch(KEY, Harvests(), None)
+    token = await coordinators().fetch(KEY, Fetches(), await wanted())
     ttl_ms = await raw.pttl(f"{redis_prefix}token:{KEY}")
     assert abs(token.expires_at_ms - wall_clock_ms() - ttl_ms) < 2_000
 
@@ -175,20 +192,20 @@ async def test_garbage_in_redis_is_ignored(
 ) -> None:
     await raw.set(f"{redis_prefix}token:{KEY}", b"\xff not a token")
     await raw.set(f"{redis_prefix}failure:{KEY}", b"not json either")
-    harvest = Harvests()
-    await coordinators().fetch(KEY, harvest, None)
-    assert harvest.calls == 1
+    fetch_here = Fetches()
+    await coordinators().fetch(KEY, fetch_here, await wanted())
+    assert fetch_here.calls == 1
 
 
-async def test_without_redis_every_fetch_is_harvested_and_said_once(caplog: pytest.LogCaptureFixture) -> None:
+async def test_without_redis_every_fetch_is_made_here_and_said_once(caplog: pytest.LogCaptureFixture) -> None:
     url = f"redis://:hunter2-secret@127.0.0.1:{free_port()}/0"
     coordinator = RedisCoordinator(Settings(redis_url=url, redis_timeout=0.5))
-    harvest = Harvests()
+    fetch_here = Fetches()
     with caplog.at_level(logging.INFO):
         for _ in range(3):
-            await coordinator.fetch(KEY, harvest, None)
+            await coordinator.fetch(KEY, fetch_here, await wanted())
     await coordinator.close()
-    assert harvest.calls == 3
+    assert fetch_here.calls == 3
     assert coordinator.available is False
     warnings = [
         record.getMessage() for record in caplog.records if "fetches on its own" in record.getMessage()
@@ -200,74 +217,74 @@ async def test_without_redis_every_fetch_is_harvested_and_said_once(caplog: pyte
 async def test_a_forced_fetch_does_not_take_a_token_older_than_itself(
     coordinators: Callable[..., RedisCoordinator],
 ) -> None:
-    first, second = coordinators(force_min_interval=0), coordinators(force_min_interval=0)
-    harvest = Harvests()
-    stored = await first.fetch(KEY, harvest, None)
-    forced = await second.fetch(KEY, harvest, None, force=True)
+    first, second = coordinators(), coordinators()
+    fetch_here = Fetches()
+    stored = await first.fetch(KEY, fetch_here, await wanted())
+    forced = await second.fetch(KEY, fetch_here, await wanted(force=True))
     assert forced != stored
-    assert harvest.calls == 2
+    assert fetch_here.calls == 2
 
 
 async def test_forced_fetches_close_together_share_one_across_replicas(
     coordinators: Callable[..., RedisCoordinator],
 ) -> None:
-    first, second = coordinators(force_min_interval=10), coordinators(force_min_interval=10)
-    harvest = Harvests()
-    stored = await first.fetch(KEY, harvest, None, force=True)
-    assert await second.fetch(KEY, harvest, None, force=True) == stored
-    assert harvest.calls == 1
+    first, second = coordinators(), coordinators()
+    fetch_here = Fetches()
+    stored = await first.fetch(KEY, fetch_here, await wanted(force=True, force_gap_s=10))
+    assert await second.fetch(KEY, fetch_here, await wanted(force=True, force_gap_s=10)) == stored
+    assert fetch_here.calls == 1
 
 
 async def test_a_forced_fetch_joins_one_under_way_on_another_replica(
     coordinators: Callable[..., RedisCoordinator],
 ) -> None:
-    holder, joiner = coordinators(force_min_interval=0), coordinators(force_min_interval=0)
-    harvest = Harvests(delay=0.3)
-    holding = asyncio.create_task(holder.fetch(KEY, harvest, None, force=True))
+    holder, joiner = coordinators(), coordinators()
+    fetch_here = Fetches(delay=0.3)
+    holding = asyncio.create_task(holder.fetch(KEY, fetch_here, await wanted(force=True)))
     await asyncio.sleep(0.1)
-    assert await joiner.fetch(KEY, harvest, None, force=True) == await holding
-    assert harvest.calls == 1
+    assert await joiner.fetch(KEY, fetch_here, await wanted(force=True)) == await holding
+    assert fetch_here.calls == 1
 
 
-async def test_an_account_token_under_the_anonymous_key_is_never_adopted(
+async def test_an_account_token_under_the_anonymous_identity_is_never_adopted(
     coordinators: Callable[..., RedisCoordinator], raw: Redis, redis_prefix: str
 ) -> None:
     account = Token("BQ-someones-account", wall_clock_ms() + 3_600_000, "client", False)
     await raw.set(f"{redis_prefix}token:{KEY}", dump_shared_token(account, wall_clock_ms()))
-    harvest = Harvests()
-    assert (await coordinators().fetch(KEY, harvest, None)).is_anonymous
-    assert harvest.calls == 1
+    fetch_here = Fetches()
+    assert (await coordinators().fetch(KEY, fetch_here, await wanted())).is_anonymous
+    assert fetch_here.calls == 1
 
 
 async def test_waiting_on_a_holder_is_bounded_by_the_longest_fetch(
     coordinators: Callable[..., RedisCoordinator], raw: Redis, redis_prefix: str
 ) -> None:
     await raw.set(f"{redis_prefix}lock:{KEY}", "a replica that is stuck", px=60_000)
-    coordinator, harvest = coordinators(retries=0, fetch_timeout=0.5), Harvests()
+    coordinator, fetch_here = coordinators(retries=0, fetch_timeout=0.5), Fetches()
     started = time.monotonic()
     with pytest.raises(FetchTimeout, match=r"replica fetching it within 0\.5 s"):
-        await coordinator.fetch(KEY, harvest, None)
+        await coordinator.fetch(KEY, fetch_here, await wanted())
     assert time.monotonic() - started < 2
-    assert harvest.calls == 0
+    assert fetch_here.calls == 0
 
 
 async def test_redis_failing_right_after_the_lock_was_taken_leaves_no_lock_behind(
     coordinators: Callable[..., RedisCoordinator], raw: Redis, redis_prefix: str
 ) -> None:
-    coordinator, harvest = coordinators(), Harvests()
+    coordinator, fetch_here = coordinators(), Fetches()
     reads = 0
-    snapshot = coordinator._snapshot
+    records = coordinator._records
 
-    async def failing_second_read(key: str) -> Snapshot:
+    async def failing_second_read(identity: str) -> Records:
         nonlocal reads
         reads += 1
         if reads == 2:
             raise RedisConnectionError("connection lost")
-        return await snapshot(key)
+        return await records(identity)
 
-    coordinator._snapshot = failing_second_read  # type: ignore[method-assign]
-    await coordinator.fetch(KEY, harvest, None)
-    assert harvest.calls == 1  # carried on alone
+    coordinator._records = failing_second_read  # type: ignore[method-assign]
+    await coordinator.fetch(KEY, fetch_here, await wanted())
+    assert fetch_here.calls == 1  # carried on alone
     assert await raw.exists(f"{redis_prefix}lock:{KEY}") == 0
 
 

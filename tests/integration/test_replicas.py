@@ -112,7 +112,7 @@ async def test_redis_going_away_loses_no_request(
                     failures.append(response.status_code)
             await asyncio.sleep(0.01)
 
-    caplog.set_level(logging.INFO, logger="spotify_tokener.redis_coordinator")
+    caplog.set_level(logging.INFO, logger="spotify_tokener.replicas.redis_coordinator")
     async with replicas(settings) as group:
         assert (await group[0].client.get("/api/token")).status_code == 200
         reading = asyncio.create_task(read_constantly(group))

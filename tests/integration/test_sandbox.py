@@ -55,7 +55,7 @@ async def test_auto_runs_without_the_sandbox_after_one_warning_where_it_is_refus
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     wrapper, launches = no_userns_chromium
-    caplog.set_level(logging.WARNING, logger="spotify_tokener.browser")
+    caplog.set_level(logging.WARNING, logger="spotify_tokener.sources.browser.manager")
     async with running_server(make_settings(browser_path=wrapper, browser_idle=0.3)) as running:
         first = await running.client.get("/api/token")
         async with asyncio.timeout(10):

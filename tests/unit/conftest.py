@@ -1,4 +1,4 @@
-"""Settings sized for unit tests; the in-memory harvester they drive lives in tests/scripted.py."""
+"""Settings sized for unit tests; the in-memory source they drive lives in tests/scripted.py."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from spotify_tokener.app import App
+from spotify_tokener.http.app import App
 from spotify_tokener.settings import Settings
 
 

@@ -5,20 +5,28 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from spotify_tokener.accounts import AccountSlots, account_key
-from spotify_tokener.errors import AccountsDisabled, CookieRejected, TokenError, UpstreamError
-from spotify_tokener.freshness import Freshness
-from spotify_tokener.service import TokenService
+from spotify_tokener.core.accounts import AccountSlots, account_identity
+from spotify_tokener.core.service import TokenService
+from spotify_tokener.core.slot import TokenSlot
+from spotify_tokener.domain.backoff import Backoff
+from spotify_tokener.domain.errors import AccountsDisabled, CookieRejected, UpstreamError
+from spotify_tokener.domain.freshness import Freshness
+from spotify_tokener.domain.token import Token
 from spotify_tokener.settings import Settings
-from spotify_tokener.token import Token
-from tests.scripted import ScriptedHarvester
+from tests.scripted import ScriptedSource
+from tests.virtual_time import VirtualTime
 
 SettingsMaker = Callable[..., Settings]
 RULES = Freshness.from_seconds(300, 600, 30)
+NO_COOLDOWN = Backoff(base_s=0, retries=0, retry_after_max_s=0, cooldown_max_s=0)
+MINUTE_COOLDOWN = Backoff(base_s=60, retries=0, retry_after_max_s=60, cooldown_max_s=60)
 
 
-def no_cooldown(failures: int, error: TokenError) -> float:
-    return 0.0
+async def hold(slot: TokenSlot, token: Token) -> None:
+    async def fetch() -> Token:
+        return token
+
+    await slot.get(fetch, force=True)
 
 
 class ManualClock:
@@ -29,21 +37,22 @@ class ManualClock:
         return self.now
 
 
-def test_the_key_is_a_hash_not_the_cookie() -> None:
-    key = account_key("AQ-secret-cookie")
-    assert "secret" not in key
-    assert len(key) == 64
-    assert key == account_key("AQ-secret-cookie") != account_key("AQ-other")
+def test_the_identity_is_a_hash_not_the_cookie() -> None:
+    identity = account_identity("AQ-secret-cookie")
+    assert "secret" not in identity
+    assert identity.startswith("account:")
+    assert len(identity.removeprefix("account:")) == 64
+    assert identity == account_identity("AQ-secret-cookie") != account_identity("AQ-other")
 
 
-def test_least_recently_used_accounts_are_dropped() -> None:
-    slots = AccountSlots(capacity=2, freshness=RULES, clock=ManualClock(), cooldown_s=no_cooldown)
+async def test_least_recently_used_accounts_are_dropped() -> None:
+    slots = AccountSlots(capacity=2, freshness=RULES, backoff=NO_COOLDOWN, clock=ManualClock())
     first = slots.slot_for("a")
-    first.token = Token("BQ", 10**12, "c", False)
+    await hold(first, Token("BQ", 10**12, "c", False))
     second = slots.slot_for("b")
-    second.token = Token("BQ", 10**12, "c", False)
+    await hold(second, Token("BQ", 10**12, "c", False))
     assert slots.slot_for("a") is first  # "a" is now the most recent
-    slots.slot_for("c").token = Token("BQ", 10**12, "c", False)
+    await hold(slots.slot_for("c"), Token("BQ", 10**12, "c", False))
     assert slots.count() == 2
     assert slots.slot_for("a") is first
     assert slots.slot_for("b") is not second
@@ -51,7 +60,7 @@ def test_least_recently_used_accounts_are_dropped() -> None:
 
 async def test_an_account_whose_fetch_failed_is_not_counted_as_cached() -> None:
     clock = ManualClock()
-    slots = AccountSlots(capacity=10, freshness=RULES, clock=clock, cooldown_s=lambda n, e: 60.0)
+    slots = AccountSlots(capacity=10, freshness=RULES, backoff=MINUTE_COOLDOWN, clock=clock)
 
     async def failing() -> Token:
         raise UpstreamError("Spotify answered the token request with HTTP 500")
@@ -61,10 +70,10 @@ async def test_an_account_whose_fetch_failed_is_not_counted_as_cached() -> None:
     assert slots.count() == 0
 
 
-def test_entries_go_when_their_token_expires() -> None:
+async def test_entries_go_when_their_token_expires() -> None:
     clock = ManualClock()
-    slots = AccountSlots(capacity=10, freshness=RULES, clock=clock, cooldown_s=no_cooldown)
-    slots.slot_for("a").token = Token("BQ", clock.now + 5_000, "c", False)
+    slots = AccountSlots(capacity=10, freshness=RULES, backoff=NO_COOLDOWN, clock=clock)
+    await hold(slots.slot_for("a"), Token("BQ", clock.now + 5_000, "c", False))
     assert slots.count() == 1
     clock.now += 5_000
     assert slots.count() == 0
@@ -78,8 +87,8 @@ async def services() -> AsyncIterator[list[TokenService]]:
         await service.stop()
 
 
-def make(harvester: ScriptedHarvester, settings: Settings, services: list[TokenService]) -> TokenService:
-    service = TokenService(harvester, settings)
+def make(source: ScriptedSource, settings: Settings, services: list[TokenService]) -> TokenService:
+    service = TokenService(source, settings)
     services.append(service)
     return service
 
@@ -87,8 +96,8 @@ def make(harvester: ScriptedHarvester, settings: Settings, services: list[TokenS
 async def test_each_account_and_the_anonymous_token_are_apart(
     unit_settings: SettingsMaker, services: list[TokenService]
 ) -> None:
-    harvester = ScriptedHarvester(delay=0.02)
-    service = make(harvester, unit_settings(), services)
+    source = ScriptedSource(delay=0.02)
+    service = make(source, unit_settings(), services)
     calls = [service.get_token() for _ in range(10)]
     calls += [service.get_token(sp_dc="cookie-a") for _ in range(10)]
     calls += [service.get_token(sp_dc="cookie-b") for _ in range(10)]
@@ -100,15 +109,15 @@ async def test_each_account_and_the_anonymous_token_are_apart(
     assert tokens[20].startswith("BQ-cookie-b-")
     assert all(s.token.is_anonymous for s in served[:10])
     assert not any(s.token.is_anonymous for s in served[10:])
-    assert sorted(map(str, harvester.calls)) == ["None", "cookie-a", "cookie-b"]
+    assert sorted(map(str, source.calls)) == ["None", "cookie-a", "cookie-b"]
     assert service.status().accounts_cached == 2
 
 
 async def test_a_cached_account_token_is_reused(
     unit_settings: SettingsMaker, services: list[TokenService]
 ) -> None:
-    harvester = ScriptedHarvester()
-    service = make(harvester, unit_settings(), services)
+    source = ScriptedSource()
+    service = make(source, unit_settings(), services)
     first = await service.get_token(sp_dc="cookie-a")
     again = await service.get_token(sp_dc="cookie-a")
     forced = await service.get_token(sp_dc="cookie-a", force=True)
@@ -120,18 +129,18 @@ async def test_a_cached_account_token_is_reused(
 async def test_a_dead_cookie_is_refused_not_swapped(
     unit_settings: SettingsMaker, services: list[TokenService]
 ) -> None:
-    harvester = ScriptedHarvester(dead_cookies=frozenset({"dead"}))
-    service = make(harvester, unit_settings(), services)
+    source = ScriptedSource(dead_cookies=frozenset({"dead"}))
+    service = make(source, unit_settings(), services)
     with pytest.raises(CookieRejected, match="sp_dc cookie was not accepted"):
         await service.get_token(sp_dc="dead")
-    assert harvester.calls == ["dead"]  # not retried
+    assert source.calls == ["dead"]  # not retried
     assert service.status().has_token is False  # the anonymous answer went nowhere
 
 
 async def test_an_account_token_never_reaches_an_anonymous_caller(
     unit_settings: SettingsMaker, services: list[TokenService]
 ) -> None:
-    service = make(ScriptedHarvester(leaks_accounts=True), unit_settings(retries=0), services)
+    service = make(ScriptedSource(leaks_accounts=True), unit_settings(retries=0), services)
     with pytest.raises(UpstreamError, match="account token to an anonymous request"):
         await service.get_token()
 
@@ -139,21 +148,23 @@ async def test_an_account_token_never_reaches_an_anonymous_caller(
 async def test_accounts_can_be_switched_off(
     unit_settings: SettingsMaker, services: list[TokenService]
 ) -> None:
-    harvester = ScriptedHarvester()
-    service = make(harvester, unit_settings(allow_accounts=False), services)
+    source = ScriptedSource()
+    service = make(source, unit_settings(allow_accounts=False), services)
     with pytest.raises(AccountsDisabled):
         await service.get_token(sp_dc="cookie-a")
-    assert harvester.calls == []
+    assert source.calls == []
 
 
 async def test_the_refresher_leaves_accounts_alone(
     unit_settings: SettingsMaker, services: list[TokenService]
 ) -> None:
-    settings = unit_settings(expiry_buffer=0.5, refresh_window=1.0, stale_margin=0.1, refresh_interval=0.2)
-    harvester = ScriptedHarvester(default=1.3)
-    service = make(harvester, settings, services)
+    time = VirtualTime()
+    source = ScriptedSource(clock=time.clock, sleep=time.sleep)
+    service = TokenService(source, unit_settings(), clock=time.clock, sleep=time.sleep)
+    services.append(service)
     await service.get_token(sp_dc="cookie-a")
     await service.start()
-    await asyncio.sleep(1.5)
-    assert harvester.calls.count("cookie-a") == 1
+    await time.advance(2 * 3600)
+    assert source.calls.count("cookie-a") == 1
+    assert source.calls.count(None) > 1  # the anonymous token was renewed meanwhile
     assert service.status().accounts_cached == 0  # dropped once its token expired

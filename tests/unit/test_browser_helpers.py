@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from spotify_tokener.chromium import (
+from spotify_tokener.domain.errors import BrowserMissing
+from spotify_tokener.sources.browser.chromium import (
     BASE_ARGS,
     chromium_args,
     desktop_user_agent,
@@ -13,7 +14,6 @@ from spotify_tokener.chromium import (
     sandbox_refused,
     wants_sandbox,
 )
-from spotify_tokener.errors import BrowserMissing
 
 
 def test_args_quiet_the_network_and_split_extras_like_a_shell() -> None:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from spotify_tokener.filters import is_token_request, should_block
+from spotify_tokener.sources.browser.filters import is_token_request, should_block
 
 
 @pytest.mark.parametrize(

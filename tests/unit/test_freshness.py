@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from spotify_tokener.freshness import Freshness
-from spotify_tokener.token import Token
+from spotify_tokener.domain.freshness import Freshness
+from spotify_tokener.domain.token import Token
 
 RULES = Freshness.from_seconds(buffer=300, window=600, stale_margin=30)
 MINUTE_MS = 60_000

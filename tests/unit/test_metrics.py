@@ -1,15 +1,12 @@
-"""What /metrics reports, driven through ``App.__rsgi__`` against an in-memory harvester."""
+"""What /metrics reports, driven through ``App.__rsgi__`` against an in-memory source."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Callable
 
 import pytest
 
-from spotify_tokener.app import App, create_app
-from spotify_tokener.errors import (
+from spotify_tokener.domain.errors import (
     BrowserError,
     BrowserMissing,
     FetchTimeout,
@@ -17,10 +14,12 @@ from spotify_tokener.errors import (
     TokenError,
     UpstreamError,
 )
+from spotify_tokener.domain.token import Token
+from spotify_tokener.http.app import App
 from spotify_tokener.settings import Settings
-from spotify_tokener.token import Token
+from spotify_tokener.wiring import create_app
 from tests.prometheus import Scrape
-from tests.scripted import ScriptedHarvester
+from tests.scripted import ScriptedSource
 from tests.unit.conftest import FakeScope, served
 
 SettingsMaker = Callable[..., Settings]
@@ -35,7 +34,7 @@ async def scrape(app: App, headers: dict[str, str] | None = None) -> Scrape:
 
 
 async def test_hits_on_the_fast_path_and_the_router_and_misses(unit_settings: SettingsMaker) -> None:
-    app = create_app(unit_settings(), ScriptedHarvester())
+    app = create_app(unit_settings(), ScriptedSource())
     assert (await served(app, FakeScope("/api/token")))[0] == 200  # nothing cached: a fetch
     for _ in range(3):
         await served(app, FakeScope("/api/token"))  # the fast path
@@ -62,7 +61,7 @@ async def test_hits_on_the_fast_path_and_the_router_and_misses(unit_settings: Se
 async def test_a_failed_attempt_is_counted_under_its_errors_outcome(
     unit_settings: SettingsMaker, error: TokenError, outcome: str
 ) -> None:
-    app = create_app(unit_settings(retries=0), ScriptedHarvester(error))
+    app = create_app(unit_settings(retries=0), ScriptedSource(error))
     status, _, _ = await served(app, FakeScope("/api/token"))
     found = await scrape(app)
     assert status == error.status
@@ -73,13 +72,13 @@ async def test_a_failed_attempt_is_counted_under_its_errors_outcome(
     assert found.value("tokener_http_requests_total", route="/api/token", status=str(status)) == 1
 
 
-class CrashingHarvester:
-    async def fetch(self, sp_dc: str | None = None) -> Token:
+class CrashingSource:
+    async def attempt(self, sp_dc: str | None = None) -> Token:
         raise RuntimeError(f"a library bug quoting {sp_dc}")
 
 
 async def test_a_crash_is_counted_as_internal_without_its_message(unit_settings: SettingsMaker) -> None:
-    app = create_app(unit_settings(retries=0), CrashingHarvester())
+    app = create_app(unit_settings(retries=0), CrashingSource())
     status, _, _ = await served(app, FakeScope("/api/token", headers={"cookie": f"sp_dc={COOKIE}"}))
     found = await scrape(app)
     assert status == 500
@@ -91,7 +90,7 @@ async def test_a_crash_is_counted_as_internal_without_its_message(unit_settings:
 
 async def test_retries_are_counted_and_every_attempt_is_timed(unit_settings: SettingsMaker) -> None:
     failure = UpstreamError("Spotify answered the token request with HTTP 500")
-    app = create_app(unit_settings(retries=3), ScriptedHarvester(failure, failure))
+    app = create_app(unit_settings(retries=3), ScriptedSource(failure, failure))
     assert (await served(app, FakeScope("/api/token")))[0] == 200
     found = await scrape(app)
     assert found.value("tokener_fetch_attempts_total", kind="anonymous", outcome="upstream") == 2
@@ -104,7 +103,7 @@ async def test_retries_are_counted_and_every_attempt_is_timed(unit_settings: Set
 
 
 async def test_unknown_paths_collapse_into_one_route(unit_settings: SettingsMaker) -> None:
-    app = create_app(unit_settings(), ScriptedHarvester())
+    app = create_app(unit_settings(), ScriptedSource())
     probes = [f"/wp-admin/{n}.php" for n in range(50)] + ["/.env", "/api/tokens"]
     for path in probes:
         assert (await served(app, FakeScope(path)))[0] == 404
@@ -118,8 +117,8 @@ async def test_unknown_paths_collapse_into_one_route(unit_settings: SettingsMake
 
 
 async def test_accounts_are_a_count_and_nothing_secret_shows(unit_settings: SettingsMaker) -> None:
-    harvester = ScriptedHarvester()
-    app = create_app(unit_settings(), harvester)
+    source = ScriptedSource()
+    app = create_app(unit_settings(), source)
     cookie = {"cookie": f"sp_dc={COOKIE}"}
     for _ in range(2):
         assert (await served(app, FakeScope("/api/token", headers=cookie)))[0] == 200
@@ -130,12 +129,12 @@ async def test_accounts_are_a_count_and_nothing_secret_shows(unit_settings: Sett
     assert found.value("tokener_token_requests_total", kind="account", result="miss") == 1
     assert found.value("tokener_token_requests_total", kind="account", result="hit") == 1
     assert COOKIE not in found.text
-    assert "BQ-" not in found.text  # no token either (the harvester's all start so)
-    assert len(harvester.calls) == 2
+    assert "BQ-" not in found.text  # no token either (the source's all start so)
+    assert len(source.calls) == 2
 
 
 async def test_token_expiry_and_the_browser(unit_settings: SettingsMaker) -> None:
-    app = create_app(unit_settings(), ScriptedHarvester(default=1800.0))
+    app = create_app(unit_settings(), ScriptedSource(default=1800.0))
     before = await scrape(app)
     await served(app, FakeScope("/api/token"))
     after = await scrape(app)
@@ -143,31 +142,24 @@ async def test_token_expiry_and_the_browser(unit_settings: SettingsMaker) -> Non
     assert before.value("tokener_token_valid") == 0
     assert 1790 < after.value("tokener_token_expires_in_seconds") <= 1800
     assert after.value("tokener_token_valid") == 1
-    assert after.value("tokener_browser_running") == 0  # no browser behind this harvester
+    assert after.value("tokener_browser_running") == 0  # no browser behind this source
     assert after.value("tokener_browser_launches_total") == 0
     assert after.value("tokener_build_info", version="0.1.0") == 1
 
 
 async def test_each_app_counts_on_its_own_registry(unit_settings: SettingsMaker) -> None:
-    busy = create_app(unit_settings(), ScriptedHarvester())
-    quiet = create_app(unit_settings(), ScriptedHarvester())
+    busy = create_app(unit_settings(), ScriptedSource())
+    quiet = create_app(unit_settings(), ScriptedSource())
     await served(busy, FakeScope("/api/token"))
     assert (await scrape(busy)).value("tokener_fetch_attempts_total", outcome="ok", kind="anonymous") == 1
     assert (await scrape(quiet)).total("tokener_fetch_attempts_total") == 0
-    assert busy.metrics.registry is not quiet.metrics.registry
+    assert busy.metrics is not quiet.metrics
 
 
 async def test_with_a_key_set_metrics_need_it(unit_settings: SettingsMaker) -> None:
-    app = create_app(unit_settings(api_key="scrape-key"), ScriptedHarvester())
+    app = create_app(unit_settings(api_key="scrape-key"), ScriptedSource())
     refused = await served(app, FakeScope("/metrics"))
     assert refused[0] == 401
     found = await scrape(app, headers={"authorization": "Bearer scrape-key"})
     assert found.value("tokener_http_requests_total", route="/metrics", status="401") == 1
     assert "scrape-key" not in found.text
-
-
-@pytest.mark.parametrize("edge", ["prometheus_client", "redis", "granian", "playwright"])
-def test_the_service_imports_no_edge_library(edge: str) -> None:
-    """Metrics, Redis, HTTP and the browser live at the edges: the service talks to protocols."""
-    check = f"import sys, spotify_tokener.service; sys.exit({edge!r} in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", check], check=False).returncode == 0

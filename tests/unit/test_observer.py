@@ -6,7 +6,8 @@ from collections.abc import Callable
 
 import pytest
 
-from spotify_tokener.errors import (
+from spotify_tokener.core.service import TokenService
+from spotify_tokener.domain.errors import (
     ATTEMPT_FAILURES,
     AccountsDisabled,
     CookieRejected,
@@ -14,10 +15,9 @@ from spotify_tokener.errors import (
     TokenError,
     UpstreamError,
 )
-from spotify_tokener.observer import Kind
-from spotify_tokener.service import TokenService
+from spotify_tokener.domain.token import Kind
 from spotify_tokener.settings import Settings
-from tests.scripted import ScriptedHarvester
+from tests.scripted import ScriptedSource
 
 SettingsMaker = Callable[..., Settings]
 DELAY_S = 0.02
@@ -27,15 +27,15 @@ class RecordingObserver:
     def __init__(self) -> None:
         self.attempts: list[tuple[Kind, str, float, int]] = []
 
-    def fetch_attempt(self, kind: Kind, outcome: str, seconds: float, attempt: int) -> None:
+    def attempt_ended(self, kind: Kind, outcome: str, seconds: float, attempt: int) -> None:
         self.attempts.append((kind, outcome, seconds, attempt))
 
 
 async def test_each_attempt_is_reported_once_with_its_number(unit_settings: SettingsMaker) -> None:
     failure = UpstreamError("Spotify answered the token request with HTTP 500")
     observer = RecordingObserver()
-    harvester = ScriptedHarvester(failure, failure, delay=DELAY_S)
-    service = TokenService(harvester, unit_settings(retries=3), observer=observer)
+    source = ScriptedSource(failure, failure, delay=DELAY_S)
+    service = TokenService(source, unit_settings(retries=3), observer=observer)
     await service.get_token()
     outcomes = [(kind, outcome, attempt) for kind, outcome, _, attempt in observer.attempts]
     assert outcomes == [("anonymous", "upstream", 1), ("anonymous", "upstream", 2), ("anonymous", "ok", 3)]
@@ -44,8 +44,8 @@ async def test_each_attempt_is_reported_once_with_its_number(unit_settings: Sett
 
 async def test_an_account_whose_cookie_is_refused(unit_settings: SettingsMaker) -> None:
     observer = RecordingObserver()
-    harvester = ScriptedHarvester(dead_cookies=frozenset({"AQ-dead"}))
-    service = TokenService(harvester, unit_settings(), observer=observer)
+    source = ScriptedSource(dead_cookies=frozenset({"AQ-dead"}))
+    service = TokenService(source, unit_settings(), observer=observer)
     with pytest.raises(CookieRejected):
         await service.get_token(sp_dc="AQ-dead")
     assert [(kind, outcome) for kind, outcome, _, _ in observer.attempts] == [("account", "cookie_rejected")]

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from spotify_tokener.params import (
+from spotify_tokener.http.params import (
     MAX_COOKIE_LENGTH,
     MAX_QUERY_LENGTH,
     InvalidParameter,

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from spotify_tokener.errors import (
+from spotify_tokener.domain.errors import (
     BrowserMissing,
     FetchTimeout,
     RateLimited,
@@ -10,14 +10,14 @@ from spotify_tokener.errors import (
     UpstreamError,
     error_named,
 )
-from spotify_tokener.shared_records import (
+from spotify_tokener.domain.token import Token
+from spotify_tokener.replicas.records import (
     dump_failure,
     dump_shared_token,
     load_failure,
     load_shared_token,
     redacted,
 )
-from spotify_tokener.token import Token
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""The HTTP layer's own rules, dispatched in-process against an in-memory harvester."""
+"""The HTTP layer's own rules, dispatched in-process against an in-memory source."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ from typing import Any
 import orjson
 import pytest
 
-from spotify_tokener.app import App, create_app
-from spotify_tokener.errors import UpstreamError
-from spotify_tokener.params import InvalidParameter
+from spotify_tokener.domain.errors import UpstreamError
+from spotify_tokener.http.app import App
+from spotify_tokener.http.params import InvalidParameter
+from spotify_tokener.http.router import Request, Response
 from spotify_tokener.settings import Settings
-from spotify_tokener.web import Request, Response
-from tests.scripted import ScriptedHarvester
+from spotify_tokener.wiring import create_app
+from tests.scripted import ScriptedSource
 from tests.unit.conftest import FakeScope, served
 
 
@@ -21,8 +22,8 @@ def request(path: str, method: str = "GET", query: str = "") -> Request:
     return Request(method, path, query, {})
 
 
-def app_with(harvester: ScriptedHarvester, settings: Settings) -> App:
-    return create_app(settings, harvester)
+def app_with(source: ScriptedSource, settings: Settings) -> App:
+    return create_app(settings, source)
 
 
 def body(response: Response) -> dict[str, object]:
@@ -33,7 +34,7 @@ def body(response: Response) -> dict[str, object]:
 
 @pytest.fixture
 def app(unit_settings: Callable[..., Settings]) -> App:
-    return app_with(ScriptedHarvester(), unit_settings())
+    return app_with(ScriptedSource(), unit_settings())
 
 
 async def test_token_shape_and_headers(app: App) -> None:
@@ -81,8 +82,8 @@ async def test_options_and_head(app: App) -> None:
 
 
 async def test_upstream_failure_is_a_short_json_cause(unit_settings: Callable[..., Settings]) -> None:
-    harvester = ScriptedHarvester(default=UpstreamError("Spotify answered the token request with HTTP 500"))
-    app = app_with(harvester, unit_settings(retries=0))
+    source = ScriptedSource(default=UpstreamError("Spotify answered the token request with HTTP 500"))
+    app = app_with(source, unit_settings(retries=0))
     response = await app.dispatch(request("/api/token"))
     assert response.status == 502
     assert body(response)["error"] == "Spotify answered the token request with HTTP 500"
@@ -107,11 +108,15 @@ async def test_a_bug_is_a_500_without_a_traceback(
     assert "BQ-secret" not in caplog.text  # ...but not the message
 
 
-async def test_openapi_describes_every_route(app: App) -> None:
+async def test_each_route_is_served_and_documented_from_its_one_declaration(app: App) -> None:
     document = body(await app.dispatch(request("/openapi.json")))
     paths = document["paths"]
     assert isinstance(paths, dict)
-    assert set(paths) == {"/api/token", "/api/token/refresh", "/api/token/status", "/health", "/metrics"}
+    described = {(path, method.upper()) for path, operations in paths.items() for method in operations}
+    assert described == {(route.path, route.method) for route in app.routes if route.document}
+    assert {"/api/token", "/api/token/refresh", "/health", "/metrics"} <= set(paths)
+    for route in app.routes:
+        assert (await app.dispatch(request(route.path, method=route.method))).status == 200, route.path
     assert "text/plain" in paths["/metrics"]["get"]["responses"]["200"]["content"]
     schemas = document["components"]
     assert isinstance(schemas, dict)
@@ -138,36 +143,42 @@ async def test_the_fast_path_answers_exactly_like_the_router(app: App) -> None:
 async def test_the_fast_path_never_serves_a_cookie_a_query_or_another_method(
     unit_settings: Callable[..., Settings],
 ) -> None:
-    harvester = ScriptedHarvester()
-    app = app_with(harvester, unit_settings())
+    source = ScriptedSource()
+    app = app_with(source, unit_settings())
     await app.dispatch(request("/api/token"))
     with_cookie = await served(app, FakeScope("/api/token", headers={"cookie": "sp_dc=AQ-account"}))
     assert orjson.loads(with_cookie[2])["isAnonymous"] is False
     assert (await served(app, FakeScope("/api/token", query="force=1")))[2] != b""
-    assert len(harvester.calls) == 3  # the anonymous fetch, the account, the forced one
+    assert len(source.calls) == 3  # the anonymous fetch, the account, the forced one
     assert (await served(app, FakeScope("/api/token", method="POST")))[0] == 405
 
 
 async def test_without_a_fresh_token_the_fast_path_steps_aside(
     unit_settings: Callable[..., Settings],
 ) -> None:
-    harvester = ScriptedHarvester()
-    app = app_with(harvester, unit_settings())
+    source = ScriptedSource()
+    app = app_with(source, unit_settings())
     status, _, body = await served(app, FakeScope("/api/token"))
     assert status == 200
     assert orjson.loads(body)["cached"] is False
-    assert len(harvester.calls) == 1
+    assert len(source.calls) == 1
+
+
+def serve_until_ms(app: App) -> int:
+    cached = app.service.anonymous_token
+    assert cached is not None
+    return cached.serve_until_ms
 
 
 def freeze_fast_path_clock(monkeypatch: pytest.MonkeyPatch, now_ms: int) -> None:
-    monkeypatch.setattr("spotify_tokener.app.time_ns", lambda: now_ms * 1_000_000)
+    monkeypatch.setattr("spotify_tokener.http.app.time_ns", lambda: now_ms * 1_000_000)
 
 
 async def test_within_a_millisecond_the_fast_path_reuses_its_answer_but_never_an_old_token(
     app: App, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await app.dispatch(request("/api/token"))
-    freeze_fast_path_clock(monkeypatch, app.service.anonymous.servable_until_ms - 60_000)
+    freeze_fast_path_clock(monkeypatch, serve_until_ms(app) - 60_000)
     first = (await served(app, FakeScope("/api/token")))[2]
     assert (await served(app, FakeScope("/api/token")))[2] is first
     forced = body(await app.dispatch(request("/api/token", query="force=1")))
@@ -180,7 +191,7 @@ async def test_the_fast_path_serves_up_to_the_end_of_the_serving_window_and_not_
     app: App, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await app.dispatch(request("/api/token"))
-    last_ms = app.service.anonymous.servable_until_ms - 1
+    last_ms = serve_until_ms(app) - 1
     freeze_fast_path_clock(monkeypatch, last_ms)
     assert orjson.loads((await served(app, FakeScope("/api/token")))[2])["timestamp"] == last_ms
     freeze_fast_path_clock(monkeypatch, last_ms + 1)
@@ -190,7 +201,7 @@ async def test_the_fast_path_serves_up_to_the_end_of_the_serving_window_and_not_
 
 @pytest.fixture
 def keyed(unit_settings: Callable[..., Settings]) -> App:
-    return app_with(ScriptedHarvester(), unit_settings(api_key="alpha, beta"))
+    return app_with(ScriptedSource(), unit_settings(api_key="alpha, beta"))
 
 
 def with_headers(path: str, headers: dict[str, str], query: str = "", method: str = "GET") -> Request:
@@ -235,14 +246,14 @@ async def test_with_a_key_set_the_fast_path_steps_aside(keyed: App) -> None:
 
 
 async def test_status_says_when_it_is_cooling_down(unit_settings: Callable[..., Settings]) -> None:
-    harvester = ScriptedHarvester(default=UpstreamError("Spotify answered the token request with HTTP 500"))
-    app = app_with(harvester, unit_settings(retries=0, retry_base_delay=5))
+    source = ScriptedSource(default=UpstreamError("Spotify answered the token request with HTTP 500"))
+    app = app_with(source, unit_settings(retries=0, retry_base_delay=5))
     first = await app.dispatch(request("/api/token"))
     fast = await app.dispatch(request("/api/token"))
     state = body(await app.dispatch(request("/api/token/status")))["status"]
     assert isinstance(state, dict)
     assert (first.status, fast.status) == (502, 502)
-    assert len(harvester.calls) == 1  # the second answer came from the cool-down, at once
+    assert len(source.calls) == 1  # the second answer came from the cool-down, at once
     retry_after = dict(fast.headers)["retry-after"]
     assert 1 <= int(retry_after) <= 5
     assert state["coolingDown"] is True

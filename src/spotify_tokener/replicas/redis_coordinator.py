@@ -23,27 +23,25 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import LockError, RedisError
 
-from spotify_tokener.backoff import worst_fetch_s
-from spotify_tokener.clock import Clock, wall_clock_ms
-from spotify_tokener.coordination import ANONYMOUS_KEY, Harvest
-from spotify_tokener.errors import FetchTimeout, TokenError
-from spotify_tokener.settings import Settings
-from spotify_tokener.shared_records import (
-    SharedToken,
+from spotify_tokener.core.ports import Fetch, Wanted
+from spotify_tokener.domain.clock import Clock, wall_clock_ms
+from spotify_tokener.domain.errors import FetchTimeout, TokenError
+from spotify_tokener.domain.token import Token
+from spotify_tokener.replicas.records import (
     dump_failure,
     dump_shared_token,
     load_failure,
     load_shared_token,
     redacted,
 )
-from spotify_tokener.token import Token
+from spotify_tokener.settings import Settings
 
 log = logging.getLogger(__name__)
 
 REDIS_ERRORS = (RedisError, OSError)
 WAIT_POLL_S = 0.1  # how often a waiting replica looks for the result: unnoticeable next to a fetch
 Raw = bytes | str | None
-Snapshot = tuple[Raw, Raw]  # what Redis holds for one identity: (token record, failure record)
+Records = tuple[Raw, Raw]  # what Redis holds for one identity: (token record, failure record)
 
 
 class RedisCoordinator:
@@ -58,12 +56,8 @@ class RedisCoordinator:
         self.address = redacted(url)
         self._prefix = settings.redis_prefix
         self._lock_ttl = settings.redis_lock_ttl
-        self._min_life_ms = round(settings.expiry_buffer * 1000)
-        self._force_gap_ms = round(settings.force_min_interval * 1000)
         # A holder's fetch can take no longer than this, however long it had run before we came.
-        self._wait_s = worst_fetch_s(
-            settings.retries, settings.fetch_timeout, settings.retry_base_delay, settings.retry_after_max
-        )
+        self._wait_s = settings.backoff.worst_fetch_s(settings.fetch_timeout)
         self._clock = clock
         self._watching: asyncio.Task[None] | None = None
         self.available = False  # until Redis first answers
@@ -80,16 +74,16 @@ class RedisCoordinator:
         with contextlib.suppress(*REDIS_ERRORS):
             await self._redis.aclose()
 
-    async def fetch(self, key: str, harvest: Harvest, known: Token | None, *, force: bool = False) -> Token:
+    async def fetch(self, identity: str, fetch_here: Fetch, wanted: Wanted) -> Token:
         try:
-            claim = await self._claim(key, known, force)
+            claim = await self._claim(identity, wanted)
         except REDIS_ERRORS as error:
             self._went_down(error)
-            return await harvest()
+            return await fetch_here()
         self._came_back()
         if isinstance(claim, Token):
             return claim
-        return await self._harvest_and_share(key, harvest, claim)
+        return await self._fetch_and_share(identity, fetch_here, claim)
 
     async def _watch(self) -> None:
         """Keep ``available`` true to the minute for /health and the metrics, fetches or not."""
@@ -102,7 +96,7 @@ class RedisCoordinator:
                 self._came_back()
             await asyncio.sleep(self._lock_ttl)
 
-    async def _claim(self, key: str, known: Token | None, force: bool) -> Token | Lock:
+    async def _claim(self, identity: str, wanted: Wanted) -> Token | Lock:
         """A token to adopt, or the fetch lock.
 
         A failure the lock holder records while we wait is raised here, so N replicas waiting on one
@@ -111,13 +105,13 @@ class RedisCoordinator:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._wait_s
         lock = self._redis.lock(
-            self._key("lock", key), timeout=self._lock_ttl, blocking=False, thread_local=False
+            self._key("lock", identity), timeout=self._lock_ttl, blocking=False, thread_local=False
         )
-        before = await self._snapshot(key)
+        before = await self._records(identity)
         while True:
             acquired = await lock.acquire()
             try:
-                found = self._outcome(key, known, force, before, await self._snapshot(key))
+                found = _outcome(wanted, before, await self._records(identity))
             except BaseException:
                 if acquired:
                     await asyncio.shield(self._quietly(lock.release()))
@@ -134,55 +128,27 @@ class RedisCoordinator:
                 raise FetchTimeout(f"no token from the replica fetching it within {self._wait_s:g} s")
             await asyncio.sleep(WAIT_POLL_S)
 
-    async def _snapshot(self, key: str) -> Snapshot:
-        raw_token, raw_failure = await self._redis.mget(self._key("token", key), self._key("failure", key))
-        return raw_token, raw_failure
+    async def _records(self, identity: str) -> Records:
+        token, failure = await self._redis.mget(self._key("token", identity), self._key("failure", identity))
+        return token, failure
 
-    def _outcome(
-        self, key: str, known: Token | None, force: bool, before: Snapshot, now: Snapshot
-    ) -> Token | TokenError | None:
-        """What a replica that wants a token newer than ``known`` should take from Redis, if anything.
-
-        A forced fetch wants a token no older than its request: one stored while it waited (it
-        joined that fetch), or one just fetched (forced fetches closer than TOKENER_FORCE_MIN_INTERVAL
-        share one, as they do within a replica).
-        """
-        shared = load_shared_token(now[0])
-        joined = now[0] != before[0]  # stored while this replica waited: it joined that fetch
-        if (
-            shared is not None
-            and self._adoptable(key, shared.token, known)
-            and (not force or joined or self._just_fetched(shared))
-        ):
-            return shared.token
-        if now[1] is not None and now[1] != before[1]:
-            return load_failure(now[1])
-        return None
-
-    def _adoptable(self, key: str, token: Token, known: Token | None) -> bool:
-        right_kind = token.is_anonymous == (key == ANONYMOUS_KEY)
-        servable = token.remaining_ms(self._clock()) > self._min_life_ms
-        newer = known is None or token.expires_at_ms > known.expires_at_ms
-        return right_kind and servable and newer
-
-    def _just_fetched(self, shared: SharedToken) -> bool:
-        return self._clock() - shared.fetched_at_ms < self._force_gap_ms
-
-    async def _harvest_and_share(self, key: str, harvest: Harvest, lock: Lock) -> Token:
+    async def _fetch_and_share(self, identity: str, fetch_here: Fetch, lock: Lock) -> Token:
         """Fetch, then publish the outcome before letting go of the lock, so waiters find it."""
         keeping = asyncio.create_task(self._keep(lock))
         try:
-            token = await harvest()
+            token = await fetch_here()
         except TokenError as error:
             if error.about_spotify:  # a replica's own trouble (its browser) is not the others' fate
                 record = dump_failure(error)
-                await self._quietly(self._redis.set(self._key("failure", key), record, px=self._ttl_ms()))
+                await self._quietly(
+                    self._redis.set(self._key("failure", identity), record, px=self._ttl_ms())
+                )
             raise
         else:
             now = self._clock()
             record = dump_shared_token(token, now)
             life_ms = max(1, token.expires_at_ms - now)  # PX, not PXAT: Redis before 6.2 has no PXAT
-            await self._quietly(self._redis.set(self._key("token", key), record, px=life_ms))
+            await self._quietly(self._redis.set(self._key("token", identity), record, px=life_ms))
             return token
         finally:
             keeping.cancel()
@@ -208,8 +174,8 @@ class RedisCoordinator:
         except REDIS_ERRORS as error:
             self._went_down(error)
 
-    def _key(self, kind: str, key: str) -> str:
-        return f"{self._prefix}{kind}:{key}"
+    def _key(self, record: str, identity: str) -> str:
+        return f"{self._prefix}{record}:{identity}"
 
     def _ttl_ms(self) -> int:
         return round(self._lock_ttl * 1000)
@@ -228,3 +194,14 @@ class RedisCoordinator:
         if self._said_down:
             log.info("Redis at %s is back; sharing tokens again", self.address)
         self.available, self._said_down = True, False
+
+
+def _outcome(wanted: Wanted, before: Records, now: Records) -> Token | TokenError | None:
+    """What to take from Redis, if anything: a token the core wants, or a failure recorded since we
+    began waiting (so waiters share the holder's failure instead of each trying again)."""
+    shared = load_shared_token(now[0])
+    if shared is not None and wanted(shared.token, shared.fetched_at_ms):
+        return shared.token
+    if now[1] is not None and now[1] != before[1]:
+        return load_failure(now[1])
+    return None

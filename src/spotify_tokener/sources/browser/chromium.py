@@ -1,6 +1,6 @@
 """How Chromium is found and launched: executable, flags, user agent, sandbox.
 
-Decisions only, no browser driven here: :mod:`spotify_tokener.browser` applies them at each launch.
+Decisions only, no browser driven here: the manager applies them at each launch.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from spotify_tokener.errors import BrowserMissing
+from spotify_tokener.domain.errors import BrowserMissing
 
 NODE_CACHE_DIR = "spotify-tokener-node-compile-cache"
 SYSTEM_BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")

@@ -9,14 +9,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
-from spotify_tokener.errors import RateLimited, UpstreamError
+from spotify_tokener.domain.errors import RateLimited, UpstreamError
 
 HTTP_OK = 200
 HTTP_TOO_MANY_REQUESTS = 429
+
+Kind = Literal["anonymous", "account"]
+"""A token's kind: anonymous (no cookie), or an account's (a ``sp_dc`` cookie)."""
+KINDS: tuple[Kind, ...] = ("anonymous", "account")
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +29,10 @@ class Token:
     expires_at_ms: int
     client_id: str
     is_anonymous: bool
+
+    @property
+    def kind(self) -> Kind:
+        return "anonymous" if self.is_anonymous else "account"
 
     def remaining_ms(self, now_ms: int) -> int:
         return self.expires_at_ms - now_ms
@@ -51,13 +59,10 @@ def parse_retry_after(value: str | None, now_s: float) -> float | None:
     return max(0.0, when.timestamp() - now_s)
 
 
-def parse_token_response(
-    status: int, headers: Mapping[str, str], body: bytes, *, now_ms: int, min_life_ms: int
-) -> Token:
+def parse_token_response(status: int, headers: Mapping[str, str], body: bytes, *, now_ms: int) -> Token:
     """Turn the web player's token answer into a :class:`Token`, or raise a client-safe error.
 
-    ``min_life_ms`` rejects tokens that would be stale on arrival: LavaSrc caches a token until its
-    exact expiry, so a token with only seconds left is as bad as none.
+    Whether the token has enough life left to be worth serving is the core's question (freshness).
     """
     if status == HTTP_TOO_MANY_REQUESTS:
         retry_after = parse_retry_after(headers.get("retry-after"), now_ms / 1000)
@@ -67,10 +72,7 @@ def parse_token_response(
     payload = _json_object(body)
     if payload.get("error") is not None:
         raise UpstreamError("Spotify answered the token request with an error")
-    token = token_from_payload(payload)
-    if token.remaining_ms(now_ms) <= min_life_ms:
-        raise UpstreamError("Spotify sent a token that is expired or about to expire")
-    return token
+    return token_from_payload(payload)
 
 
 def token_payload(token: Token) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from granian.log import LogLevels
 from granian.server.embed import Server
 
 from spotify_tokener import __version__
-from spotify_tokener.app import App, create_app
+from spotify_tokener.http.app import App
 from spotify_tokener.logs import GRANIAN_LOGGING
 from spotify_tokener.settings import Settings
 
@@ -23,9 +23,9 @@ log = logging.getLogger(__name__)
 
 
 class TokenerServer:
-    def __init__(self, settings: Settings, app: App | None = None) -> None:
+    def __init__(self, settings: Settings, app: App) -> None:
         self.settings = settings
-        self.app = app if app is not None else create_app(settings)
+        self.app = app
         self._stopping = asyncio.Event()
         self._granian = Server(
             self.app,

@@ -9,56 +9,46 @@ from __future__ import annotations
 import hashlib
 from collections import OrderedDict
 
-from spotify_tokener.clock import Clock
-from spotify_tokener.coordination import account_slot_key
-from spotify_tokener.freshness import Freshness
-from spotify_tokener.slot import Cooldown, TokenSlot
+from spotify_tokener.core.slot import TokenSlot
+from spotify_tokener.domain.backoff import Backoff
+from spotify_tokener.domain.clock import Clock
+from spotify_tokener.domain.freshness import Freshness
+
+ANONYMOUS = "anonymous"  # the anonymous token's identity, as replicas share it
 
 
-def account_key(sp_dc: str) -> str:
-    return hashlib.sha256(sp_dc.encode()).hexdigest()
+def account_identity(sp_dc: str) -> str:
+    """An account's identity, as replicas share it: a hash of its cookie, never the cookie."""
+    return f"account:{hashlib.sha256(sp_dc.encode()).hexdigest()}"
 
 
 class AccountSlots:
     """Bounded: a service shared by many bots must not grow without limit with their accounts."""
 
-    def __init__(
-        self,
-        capacity: int,
-        freshness: Freshness,
-        clock: Clock,
-        cooldown_s: Cooldown,
-        force_min_interval_ms: int = 0,
-    ) -> None:
-        self._force_min_interval_ms = force_min_interval_ms
+    def __init__(self, capacity: int, freshness: Freshness, backoff: Backoff, clock: Clock) -> None:
         self._capacity = capacity
         self._freshness = freshness
+        self._backoff = backoff
         self._clock = clock
-        self._cooldown_s = cooldown_s
         self._slots: OrderedDict[str, TokenSlot] = OrderedDict()
 
     def slot_for(self, sp_dc: str) -> TokenSlot:
         """This account's slot, made most recently used; the least recently used one goes if full."""
         self.drop_expired()
-        key = account_key(sp_dc)
-        slot = self._slots.get(key)
+        identity = account_identity(sp_dc)
+        slot = self._slots.get(identity)
         if slot is None:
-            slot = self._slots[key] = TokenSlot(
-                account_slot_key(key),
-                self._freshness,
-                self._clock,
-                self._cooldown_s,
-                self._force_min_interval_ms,
-            )
-        self._slots.move_to_end(key)
+            slot = TokenSlot(identity, "account", self._freshness, self._backoff, self._clock)
+            self._slots[identity] = slot
+        self._slots.move_to_end(identity)
         while len(self._slots) > self._capacity:
             self._slots.popitem(last=False)
         return slot
 
     def drop_expired(self) -> None:
         now = self._clock()
-        for key in [key for key, slot in self._slots.items() if slot.is_expired(now)]:
-            del self._slots[key]
+        for identity in [identity for identity, slot in self._slots.items() if slot.is_expired(now)]:
+            del self._slots[identity]
 
     def count(self) -> int:
         """Accounts holding a live token (a slot may exist only to remember a failed fetch)."""

@@ -7,6 +7,12 @@ Three thresholds, all measured as life left before the token's own expiry:
   normally happens before clients would notice);
 * ``stale_margin``: when renewal fails, a token keeps being served until only this much is left.
 
+And one about forcing: a token fetched less than ``force_gap`` before a forced request (or after it)
+satisfies that request, so no client can make the service hammer Spotify.
+
+The serving cutoff (:meth:`Freshness.serve_until_ms`) is computed here and nowhere else: the cache,
+the HTTP fast path, a token just fetched and a token another replica shared are all judged by it.
+
 Renewal is due when the window opens, but never before half of the token's servable life has passed:
 a token that arrives with less life than the window would otherwise be due at once, again and again.
 """
@@ -15,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from spotify_tokener.token import Token
+from spotify_tokener.domain.token import Token
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,13 +29,20 @@ class Freshness:
     buffer_ms: int
     window_ms: int
     stale_margin_ms: int
+    force_gap_ms: int = 0
 
     @classmethod
-    def from_seconds(cls, buffer: float, window: float, stale_margin: float) -> Freshness:
-        return cls(round(buffer * 1000), round(window * 1000), round(stale_margin * 1000))
+    def from_seconds(
+        cls, buffer: float, window: float, stale_margin: float, force_gap: float = 0.0
+    ) -> Freshness:
+        return cls(*(round(seconds * 1000) for seconds in (buffer, window, stale_margin, force_gap)))
+
+    def serve_until_ms(self, token: Token) -> int:
+        """The first epoch millisecond at which ``token`` is no longer served from the cache."""
+        return token.expires_at_ms - self.buffer_ms
 
     def is_servable(self, token: Token | None, now_ms: int) -> bool:
-        return token is not None and token.expires_at_ms - now_ms > self.buffer_ms
+        return token is not None and now_ms < self.serve_until_ms(token)
 
     def is_usable_stale(self, token: Token | None, now_ms: int) -> bool:
         return token is not None and token.remaining_ms(now_ms) > self.stale_margin_ms
@@ -41,8 +54,12 @@ class Freshness:
         window_opens = token.expires_at_ms - self.window_ms
         if fetched_at_ms is None:
             return window_opens
-        servable_until = token.expires_at_ms - self.buffer_ms
-        return max(window_opens, fetched_at_ms + (servable_until - fetched_at_ms) // 2)
+        serve_until = self.serve_until_ms(token)
+        return max(window_opens, fetched_at_ms + (serve_until - fetched_at_ms) // 2)
+
+    def satisfies_force(self, fetched_at_ms: int, requested_at_ms: int) -> bool:
+        """Whether a token fetched at ``fetched_at_ms`` answers a request forced at ``requested_at_ms``."""
+        return fetched_at_ms > requested_at_ms - self.force_gap_ms
 
     def wants_refresh(self, token: Token | None, fetched_at_ms: int | None, now_ms: int) -> bool:
         return now_ms >= self.refresh_due_ms(token, fetched_at_ms)

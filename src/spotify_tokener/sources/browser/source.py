@@ -1,4 +1,5 @@
-"""Getting a token the way a visitor's browser does: open the web player, catch its token call.
+"""The browser source: get a token the way a visitor's browser does, by opening the web player and
+catching its token call.
 
 The page computes Spotify's TOTP itself, so nothing here needs to know the secret or its version;
 when Spotify rotates them, the page keeps working and so do we.
@@ -14,12 +15,18 @@ import re
 from playwright.async_api import BrowserContext, Page, Response, Route
 from playwright.async_api import Error as PlaywrightError
 
-from spotify_tokener.browser import BrowserManager
-from spotify_tokener.clock import Clock, wall_clock_ms
-from spotify_tokener.errors import BrowserError, FetchTimeout, PageUnreachable, TokenError, UpstreamError
-from spotify_tokener.filters import TOKEN_HOST, is_token_request, should_block
+from spotify_tokener.domain.clock import Clock, wall_clock_ms
+from spotify_tokener.domain.errors import (
+    BrowserError,
+    FetchTimeout,
+    PageUnreachable,
+    TokenError,
+    UpstreamError,
+)
+from spotify_tokener.domain.token import Token, parse_token_response
 from spotify_tokener.settings import Settings
-from spotify_tokener.token import Token, parse_token_response
+from spotify_tokener.sources.browser.filters import TOKEN_HOST, is_token_request, should_block
+from spotify_tokener.sources.browser.manager import BrowserManager
 
 log = logging.getLogger(__name__)
 
@@ -28,23 +35,23 @@ NET_ERROR = re.compile(r"net::ERR_[A-Z_]+")
 SP_DC_DOMAIN = "." + TOKEN_HOST.split(".", 1)[1]
 
 
-class PlaywrightHarvester:
-    """The service's :class:`~spotify_tokener.service.Harvester`: one fresh browser context per fetch."""
+class BrowserSource:
+    """A :class:`~spotify_tokener.core.ports.TokenSource`: one fresh browser context per attempt."""
 
     def __init__(self, settings: Settings, browser: BrowserManager, clock: Clock = wall_clock_ms) -> None:
         self._settings = settings
         self._browser = browser
         self._clock = clock
 
-    async def fetch(self, sp_dc: str | None = None) -> Token:
+    async def attempt(self, sp_dc: str | None = None) -> Token:
         try:
             async with asyncio.timeout(self._settings.fetch_timeout):
-                return await self._fetch(sp_dc)
+                return await self._attempt(sp_dc)
         except TimeoutError:
             raise FetchTimeout(f"no token from Spotify within {self._settings.fetch_timeout:g} s") from None
 
-    async def _fetch(self, sp_dc: str | None) -> Token:
-        async with self._browser.context() as context:
+    async def _attempt(self, sp_dc: str | None) -> Token:
+        async with self._browser.context(self._settings.user_agent) as context:
             if sp_dc is not None:
                 await _add_sp_dc(context, sp_dc)
             try:
@@ -57,13 +64,7 @@ class PlaywrightHarvester:
                 body = await response.body()
             except PlaywrightError as error:
                 raise _page_failure(error, self._browser.running) from None
-            return parse_token_response(
-                response.status,
-                response.headers,
-                body,
-                now_ms=self._clock(),
-                min_life_ms=round(self._settings.expiry_buffer * 1000),
-            )
+            return parse_token_response(response.status, response.headers, body, now_ms=self._clock())
 
     async def _load_and_catch(self, page: Page) -> Response:
         async with page.expect_response(lambda r: is_token_request(r.url), timeout=0) as caught:

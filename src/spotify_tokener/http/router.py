@@ -1,6 +1,8 @@
 """A deliberately tiny RSGI routing layer: fixed paths, JSON bodies, nothing else.
 
-The API has a handful of fixed routes, and Granian's RSGI interface is the fastest way to serve
+Each route is declared once, as a :class:`Route`: the router serves it, the OpenAPI document describes
+it, the metrics count it, and the API key check knows whether it is open. The API has a handful of
+fixed routes, and Granian's RSGI interface is the fastest way to serve
 them (measured figures in BENCHMARKS.md); a general framework would cost much of that speed for
 features we do not use. Everything a client can get wrong is answered here with a JSON error, never
 a traceback.
@@ -16,8 +18,8 @@ from typing import Any, Protocol
 
 import orjson
 
-from spotify_tokener.clock import wall_clock_ms
-from spotify_tokener.params import InvalidParameter
+from spotify_tokener.domain.clock import wall_clock_ms
+from spotify_tokener.http.params import InvalidParameter
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +88,17 @@ class Response:
 
 Handler = Callable[[Request], Awaitable[Response]]
 Guard = Callable[[Request], "Response | None"]
-Routes = Mapping[str, Mapping[str, Handler]]
+Document = Callable[[bool], dict[str, Any]]
+"""A route's OpenAPI operation, given whether API keys are required (TOKENER_API_KEY is set)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    path: str
+    method: str
+    handler: Handler
+    document: Document | None = None  # None: served, but not part of the API (the Swagger UI's files)
+    open: bool = False  # answered without an API key: health checks and the API's own documentation
 
 
 def json_response(status: int, body: Mapping[str, Any], *extra: tuple[str, str]) -> Response:
@@ -100,11 +112,15 @@ def error_response(status: int, message: str, *extra: tuple[str, str]) -> Respon
 class Router:
     """Maps (path, method) to a handler; HEAD is served by GET handlers with the body dropped."""
 
-    def __init__(self, routes: Routes, guard: Guard | None = None) -> None:
-        """``guard`` may refuse a request (its answer) before any routing: the API key check."""
-        self._routes = routes
+    def __init__(self, routes: Iterable[Route], guard: Guard | None = None) -> None:
+        """``guard`` may refuse a request (its answer) before any routing, unless its route is open."""
+        routes = tuple(routes)
+        self._routes: dict[str, dict[str, Handler]] = {}
+        for route in routes:
+            self._routes.setdefault(route.path, {})[route.method] = route.handler
+        self._open = frozenset(route.path for route in routes if route.open)
         self._guard = guard
-        self._allowed = {path: _allow_header(methods) for path, methods in routes.items()}
+        self._allowed = {path: _allow_header(methods) for path, methods in self._routes.items()}
 
     @property
     def paths(self) -> frozenset[str]:
@@ -124,7 +140,8 @@ class Router:
 
     def dispatch(self, request: Request) -> Awaitable[Response]:
         """The handler's answer (a plain function returning the awaitable: one coroutine fewer)."""
-        if self._guard is not None and (refused := self._guard(request)) is not None:
+        guard = self._guard
+        if guard is not None and request.path not in self._open and (refused := guard(request)) is not None:
             return _ready(refused)
         methods = self._routes.get(request.path)
         if methods is None:

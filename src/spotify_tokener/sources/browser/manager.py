@@ -19,7 +19,9 @@ from typing import Any
 from playwright.async_api import Browser, BrowserContext, Playwright, async_playwright
 from playwright.async_api import Error as PlaywrightError
 
-from spotify_tokener.chromium import (
+from spotify_tokener.domain.errors import BrowserError, BrowserMissing
+from spotify_tokener.settings import Settings
+from spotify_tokener.sources.browser.chromium import (
     chromium_args,
     desktop_user_agent,
     enable_node_compile_cache,
@@ -27,8 +29,6 @@ from spotify_tokener.chromium import (
     sandbox_refused,
     wants_sandbox,
 )
-from spotify_tokener.errors import BrowserError, BrowserMissing
-from spotify_tokener.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +56,9 @@ class BrowserManager:
         return self._browser is not None and self._browser.is_connected()
 
     @contextlib.asynccontextmanager
-    async def context(self) -> AsyncIterator[BrowserContext]:
-        """A fresh, isolated context on the shared browser.
+    async def context(self, user_agent: str = "") -> AsyncIterator[BrowserContext]:
+        """A fresh, isolated context on the shared browser; an empty ``user_agent`` means a desktop
+        Chrome one of the browser's own version.
 
         Closing it happens in the background: a fetch that timed out must not also wait for the
         cleanup, and a fetch that succeeded has its token already.
@@ -65,7 +66,7 @@ class BrowserManager:
         self._active += 1
         self._cancel_idle_timer()
         try:
-            context = await self._open_context()
+            context = await self._open_context(user_agent)
             try:
                 yield context
             finally:
@@ -88,7 +89,7 @@ class BrowserManager:
         async with self._launch_lock:
             await self._teardown()
 
-    async def _open_context(self) -> BrowserContext:
+    async def _open_context(self, user_agent: str) -> BrowserContext:
         """A context on the running browser, relaunching it once if it turns out to be dead.
 
         Playwright learns of a killed Chromium a moment after the fetch it broke has failed, so the
@@ -96,19 +97,15 @@ class BrowserManager:
         """
         browser = await self._ensure_browser()
         try:
-            return await self._new_context(browser)
+            return await _new_context(browser, user_agent)
         except PlaywrightError:
             await self._discard(browser, "could not open a browser context; relaunching")
         browser = await self._ensure_browser()
         try:
-            return await self._new_context(browser)
+            return await _new_context(browser, user_agent)
         except PlaywrightError as error:
             await self._discard(browser, "could not open a browser context")
             raise BrowserError("the browser failed to open a page") from error
-
-    async def _new_context(self, browser: Browser) -> BrowserContext:
-        user_agent = self._settings.user_agent or desktop_user_agent(browser.version)
-        return await browser.new_context(user_agent=user_agent, service_workers="block")
 
     async def _ensure_browser(self) -> Browser:
         """The running browser, launching one if needed.
@@ -238,6 +235,11 @@ class BrowserManager:
             if self._active == 0 and (self._browser is not None or self._playwright is not None):
                 await self._teardown()
                 log.info("browser closed after %.0f s idle", self._settings.browser_idle)
+
+
+async def _new_context(browser: Browser, user_agent: str) -> BrowserContext:
+    agent = user_agent or desktop_user_agent(browser.version)
+    return await browser.new_context(user_agent=agent, service_workers="block")
 
 
 def _retrieve(task: asyncio.Task[Browser]) -> None:

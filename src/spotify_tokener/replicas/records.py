@@ -14,8 +14,8 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from spotify_tokener.errors import TokenError, UpstreamError, error_named
-from spotify_tokener.token import Token, token_from_payload, token_payload
+from spotify_tokener.domain.errors import TokenError, UpstreamError, error_named
+from spotify_tokener.domain.token import Token, token_from_payload, token_payload
 
 MAX_MESSAGE = 200  # a shared failure's message goes into HTTP bodies: keep it a short cause
 UNKNOWN_FAILURE = "another replica's fetch failed"
@@ -47,7 +47,7 @@ def load_shared_token(raw: bytes | str | None) -> SharedToken | None:
 def dump_failure(error: TokenError) -> bytes:
     """A failure as waiting replicas rebuild it; the nonce tells two identical failures apart."""
     record: dict[str, Any] = {
-        "kind": type(error).__name__,
+        "error": type(error).__name__,
         "message": str(error),
         "retryAfter": error.retry_after,
         "nonce": secrets.token_hex(8),
@@ -60,7 +60,7 @@ def load_failure(raw: bytes | str) -> TokenError:
         record = orjson.loads(raw)
         retry_after = record.get("retryAfter")
         error = error_named(
-            str(record["kind"]),
+            str(record["error"] if "error" in record else record["kind"]),  # "kind": written by 0.1.0
             str(record["message"])[:MAX_MESSAGE],
             float(retry_after) if retry_after is not None else None,
         )

@@ -1,15 +1,18 @@
-"""The OpenAPI document and an offline Swagger UI, both built from the response types."""
+"""The OpenAPI document, built from the routes and the response types, and an offline Swagger UI."""
 
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from pydantic import TypeAdapter
 
-from spotify_tokener import __version__, schemas
-from spotify_tokener.params import COOKIE_OCTETS, FALSE_WORDS, MAX_COOKIE_LENGTH, TRUE_WORDS
+from spotify_tokener import __version__
+from spotify_tokener.http import schemas
+from spotify_tokener.http.params import COOKIE_OCTETS, FALSE_WORDS, MAX_COOKIE_LENGTH, TRUE_WORDS
+from spotify_tokener.http.router import Route
 
 
 def _swagger_assets() -> Path:
@@ -146,53 +149,66 @@ def _components(api_keys: bool) -> dict[str, Any]:
     return components
 
 
-def build_openapi(*, api_keys: bool = False) -> dict[str, Any]:
-    """The document; with ``api_keys`` (TOKENER_API_KEY set) it also describes the key and its 401."""
-    failures = _token_failures(api_keys)
-    token_get = {
+def token_get(api_keys: bool) -> dict[str, Any]:
+    return {
         "summary": "The current token, fetched if the cache has none fresh enough",
         "parameters": [_FORCE_PARAMETER, _SP_DC_PARAMETER],
-        "responses": {"200": _answer("A token with minutes of life left", "TokenBody"), **failures},
+        "responses": {
+            "200": _answer("A token with minutes of life left", "TokenBody"),
+            **_token_failures(api_keys),
+        },
     }
-    refused = {"401": _answer(_KEY_REFUSED, "ErrorBody", headers=_WWW_AUTHENTICATE)} if api_keys else {}
+
+
+def token_refresh(api_keys: bool) -> dict[str, Any]:
+    return {
+        "summary": "Fetch a new token now (joins a fetch already under way)",
+        "parameters": [_SP_DC_PARAMETER],
+        "responses": {"200": _answer("A new token", "TokenBody"), **_token_failures(api_keys)},
+    }
+
+
+def token_status(api_keys: bool) -> dict[str, Any]:
+    return {
+        "summary": "The cache and refresher state (times in ms)",
+        "responses": {"200": _answer("Status", "StatusBody"), **_key_refused(api_keys)},
+    }
+
+
+def health(api_keys: bool) -> dict[str, Any]:
+    return {
+        "summary": "Liveness, uptime and memory of the service and its browser",
+        "responses": {"200": _answer("Healthy", "HealthBody")},
+    }
+
+
+def metrics(api_keys: bool) -> dict[str, Any]:
+    plain_text = {"text/plain": {"schema": {"type": "string"}}}
+    return {
+        "summary": "Prometheus metrics (text format 0.0.4); needs the API key when one is set",
+        "responses": {"200": {"description": "Metrics", "content": plain_text}, **_key_refused(api_keys)},
+    }
+
+
+def _key_refused(api_keys: bool) -> dict[str, Any]:
+    return {"401": _answer(_KEY_REFUSED, "ErrorBody", headers=_WWW_AUTHENTICATE)} if api_keys else {}
+
+
+def build_openapi(routes: Iterable[Route], *, api_keys: bool = False) -> dict[str, Any]:
+    """The document of every route that has one; with ``api_keys`` (TOKENER_API_KEY set) it also
+    describes the key, its 401, and which routes stay open."""
+    paths: dict[str, dict[str, Any]] = {}
+    for route in routes:
+        if route.document is None:
+            continue
+        operation = route.document(api_keys)
+        if api_keys and route.open:
+            operation["security"] = []
+        paths.setdefault(route.path, {})[route.method.lower()] = operation
     document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {"title": "spotify-tokener", "version": __version__},
-        "paths": {
-            "/api/token": {"get": token_get},
-            "/api/token/refresh": {
-                "post": {
-                    "summary": "Fetch a new token now (joins a fetch already under way)",
-                    "parameters": [_SP_DC_PARAMETER],
-                    "responses": {"200": _answer("A new token", "TokenBody"), **failures},
-                }
-            },
-            "/api/token/status": {
-                "get": {
-                    "summary": "The cache and refresher state (times in ms)",
-                    "responses": {"200": _answer("Status", "StatusBody"), **refused},
-                }
-            },
-            "/health": {
-                "get": {
-                    "summary": "Liveness, uptime and memory of the service and its browser",
-                    "responses": {"200": _answer("Healthy", "HealthBody")},
-                    **({"security": []} if api_keys else {}),
-                }
-            },
-            "/metrics": {
-                "get": {
-                    "summary": "Prometheus metrics (text format 0.0.4); needs the API key when one is set",
-                    "responses": {
-                        "200": {
-                            "description": "Metrics",
-                            "content": {"text/plain": {"schema": {"type": "string"}}},
-                        },
-                        **refused,
-                    },
-                }
-            },
-        },
+        "paths": paths,
         "components": _components(api_keys),
     }
     if api_keys:

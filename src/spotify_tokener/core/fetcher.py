@@ -1,0 +1,107 @@
+"""A fetch: attempts at the token source, retried with backoff, each one logged and reported.
+
+An *attempt* is one call to the source; a *fetch* is the attempts it takes, up to 1 + retries. Every
+attempt's token is checked here before anyone sees it: the identity it was asked for, and enough life
+left to be served.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+from tenacity.wait import wait_base
+
+from spotify_tokener.core.ports import OUTCOME_OK, FetchObserver, TokenSource
+from spotify_tokener.domain.backoff import Backoff
+from spotify_tokener.domain.clock import Clock, Sleep
+from spotify_tokener.domain.errors import CookieRejected, InternalError, TokenError, UpstreamError
+from spotify_tokener.domain.freshness import Freshness
+from spotify_tokener.domain.token import Kind, Token
+
+log = logging.getLogger(__name__)
+
+
+class RetryAfterWait(wait_base):
+    """The backoff's delays, as tenacity asks for them."""
+
+    def __init__(self, backoff: Backoff) -> None:
+        self._backoff = backoff
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        outcome = retry_state.outcome
+        error = outcome.exception() if outcome is not None else None
+        retry_after = error.retry_after if isinstance(error, TokenError) else None
+        return self._backoff.delay_s(retry_state.attempt_number, retry_after)
+
+
+class Fetcher:
+    """Fetches for every slot of a service: retries, logging and checks in one place."""
+
+    def __init__(
+        self,
+        source: TokenSource,
+        *,
+        backoff: Backoff,
+        freshness: Freshness,
+        clock: Clock,
+        sleep: Sleep,
+        observer: FetchObserver,
+    ) -> None:
+        self._source = source
+        self._backoff = backoff
+        self._freshness = freshness
+        self._clock = clock
+        self._sleep = sleep
+        self._observer = observer
+
+    async def fetch(self, sp_dc: str | None = None) -> Token:
+        """A token for the anonymous caller, or with ``sp_dc`` for that account, after retries if needed."""
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self._backoff.retries + 1),
+            wait=RetryAfterWait(self._backoff),
+            retry=retry_if_exception(lambda error: isinstance(error, TokenError) and error.retryable),
+            sleep=self._sleep,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await self._attempt(attempt.retry_state.attempt_number, sp_dc)
+        raise AssertionError("tenacity stops by raising")  # pragma: no cover
+
+    async def _attempt(self, number: int, sp_dc: str | None) -> Token:
+        """One attempt, logged as one line. Unexpected errors become client-safe ones."""
+        kind: Kind = "account" if sp_dc else "anonymous"
+        where = f"attempt {number}/{self._backoff.retries + 1}, {kind}"
+        started = time.perf_counter()
+        try:
+            token = self._checked(await self._source.attempt(sp_dc), kind)
+        except TokenError as error:
+            self._observer.attempt_ended(kind, error.outcome, time.perf_counter() - started, number)
+            log.warning("token fetch failed: %s, %.0f ms: %s", where, _ms_since(started), error)
+            raise
+        except Exception as error:
+            # Only the type: a library's message could quote the cookie it was handed.
+            self._observer.attempt_ended(kind, InternalError.outcome, time.perf_counter() - started, number)
+            log.error("token fetch crashed: %s: %s", where, type(error).__name__)
+            raise InternalError("unexpected error while fetching a token") from None
+        self._observer.attempt_ended(kind, OUTCOME_OK, time.perf_counter() - started, number)
+        remaining_s = token.remaining_ms(self._clock()) // 1000
+        log.info("token fetch ok: %s, %.0f ms, expires in %d s", where, _ms_since(started), remaining_s)
+        return token
+
+    def _checked(self, token: Token, wanted: Kind) -> Token:
+        """Never an account token for an anonymous caller nor the reverse; never one stale on arrival
+        (LavaSrc caches a token until its exact expiry, so seconds of life are as bad as none)."""
+        if token.kind != wanted:
+            if wanted == "account":
+                raise CookieRejected("sp_dc cookie was not accepted")
+            raise UpstreamError("Spotify returned an account token to an anonymous request")
+        if not self._freshness.is_servable(token, self._clock()):
+            raise UpstreamError("Spotify sent a token that is expired or about to expire")
+        return token
+
+
+def _ms_since(started: float) -> float:
+    return (time.perf_counter() - started) * 1000

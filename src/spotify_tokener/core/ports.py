@@ -1,0 +1,74 @@
+"""The protocols the core depends on, each implemented at an edge, and their trivial defaults.
+
+The core makes each attempt through a token source, asks a coordinator before fetching (another
+replica may have the token already), and reports each attempt to an observer. None of them knows the
+core; the core imports none of their libraries (a contract in pyproject.toml checks it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from spotify_tokener.domain.token import Kind, Token
+
+Fetch = Callable[[], Awaitable[Token]]
+"""A whole fetch for one identity: attempts at the source, with retries."""
+
+Wanted = Callable[[Token, int], bool]
+"""The core's judgement of a token someone else fetched, given when it was fetched (epoch ms)."""
+
+OUTCOME_OK = "ok"  # a failed attempt reports its error's ``outcome`` (domain/errors.py) instead
+
+
+class TokenSource(Protocol):
+    """Obtains one fresh token per call (one attempt); caching and retrying are the core's business."""
+
+    async def attempt(self, sp_dc: str | None = None) -> Token: ...
+
+
+class Coordinator(Protocol):
+    """How one replica's fetches relate to other replicas': the seam between the core and Redis."""
+
+    @property
+    def available(self) -> bool | None:
+        """Whether the shared store answered last time (None: there is none)."""
+
+    async def fetch(self, identity: str, fetch_here: Fetch, wanted: Wanted) -> Token:
+        """A token for ``identity``: one shared by another replica that ``wanted`` accepts, else a new one."""
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class LocalCoordinator:
+    """A single replica: nothing to share, every fetch is made here (the slot's single flight suffices)."""
+
+    available: bool | None = None
+
+    async def fetch(self, identity: str, fetch_here: Fetch, wanted: Wanted) -> Token:
+        return await fetch_here()
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
+class FetchObserver(Protocol):
+    """Told about every attempt; the metrics implement it, so the core needs no metrics library."""
+
+    def attempt_ended(self, kind: Kind, outcome: str, seconds: float, attempt: int) -> None:
+        """One attempt ended: ``attempt`` counts from 1, so anything above 1 was a retry."""
+
+
+class NoObserver:
+    """The default: nothing is recorded."""
+
+    def attempt_ended(self, kind: Kind, outcome: str, seconds: float, attempt: int) -> None:
+        return None
+
+
+NO_OBSERVER = NoObserver()

@@ -1,0 +1,179 @@
+"""Keeps a good token on hand: the slots, and the refresher that renews the anonymous token early.
+
+The service knows nothing about HTTP, browsers or Redis: it calls a :class:`TokenSource` through its
+fetcher, shares fetches through a :class:`Coordinator`, and answers the HTTP layer's questions. That
+keeps every rule here testable with an in-memory source and injected time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from functools import partial
+
+from spotify_tokener.core.accounts import ANONYMOUS, AccountSlots
+from spotify_tokener.core.fetcher import Fetcher
+from spotify_tokener.core.ports import (
+    NO_OBSERVER,
+    Coordinator,
+    Fetch,
+    FetchObserver,
+    LocalCoordinator,
+    TokenSource,
+)
+from spotify_tokener.core.slot import CachedToken, Served, TokenSlot, Watcher
+from spotify_tokener.domain.clock import Clock, Sleep, real_sleep, wall_clock_ms
+from spotify_tokener.domain.errors import AccountsDisabled, TokenError
+from spotify_tokener.domain.token import Token
+from spotify_tokener.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenStatus:
+    has_token: bool
+    is_valid: bool
+    should_refresh: bool
+    expires_at_ms: int | None
+    refreshing: bool
+    ms_until_expiry: int | None
+    ms_until_refresh: int | None
+    last_error: str | None
+    consecutive_failures: int
+    refreshed_at_ms: int | None
+    accounts_cached: int
+    cooling_down: bool
+    retry_at_ms: int | None
+    shared_store_available: bool | None
+
+
+class TokenService:
+    """The anonymous token kept fresh in the background, and account tokens kept on demand."""
+
+    def __init__(
+        self,
+        source: TokenSource,
+        settings: Settings,
+        *,
+        clock: Clock = wall_clock_ms,
+        sleep: Sleep = real_sleep,
+        coordinator: Coordinator | None = None,
+        observer: FetchObserver = NO_OBSERVER,
+    ) -> None:
+        self._settings = settings
+        self._clock = clock
+        self._sleep = sleep
+        self._coordinator: Coordinator = coordinator or LocalCoordinator()
+        self.freshness = freshness = settings.freshness
+        backoff = settings.backoff
+        self._fetcher = Fetcher(
+            source, backoff=backoff, freshness=freshness, clock=clock, sleep=sleep, observer=observer
+        )
+        self._anonymous = TokenSlot(ANONYMOUS, "anonymous", freshness, backoff, clock)
+        self._fetch_anonymous = self._coordinated(self._anonymous, self._fetcher.fetch)
+        self._force_anonymous = self._coordinated(self._anonymous, self._fetcher.fetch, force=True)
+        self._accounts = AccountSlots(settings.max_accounts, freshness, backoff, clock)
+        self._refresher: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Begin renewing in the background; the first fetch starts at once."""
+        await self._coordinator.start()
+        self._refresher = asyncio.get_running_loop().create_task(self._refresh_forever())
+
+    async def stop(self) -> None:
+        """Stop renewing and abandon fetches under way; their waiters are told the service is stopping."""
+        if self._refresher is not None:
+            self._refresher.cancel()
+            await asyncio.gather(self._refresher, return_exceptions=True)
+            self._refresher = None
+        await self._anonymous.cancel()
+        await self._accounts.cancel()
+        await self._coordinator.close()
+
+    @property
+    def shared_store_available(self) -> bool | None:
+        """Whether Redis answered last time it was asked; None when there is none."""
+        return self._coordinator.available
+
+    @property
+    def anonymous_token(self) -> CachedToken | None:
+        return self._anonymous.cached
+
+    def watch_anonymous(self, watcher: Watcher) -> None:
+        """Call ``watcher`` with each new anonymous token as soon as it is held (the HTTP hot answer)."""
+        self._anonymous.watch(watcher)
+
+    async def get_token(self, *, force: bool = False, sp_dc: str | None = None) -> Served:
+        """The anonymous token, or with ``sp_dc`` that account's: never one for the other."""
+        if sp_dc is None:
+            fetch = self._force_anonymous if force else self._fetch_anonymous
+            return await self._anonymous.get(fetch, force=force)
+        if not self._settings.allow_accounts:
+            raise AccountsDisabled("account tokens (sp_dc cookie) are disabled on this service")
+        slot = self._accounts.slot_for(sp_dc)
+        fetch = self._coordinated(slot, partial(self._fetcher.fetch, sp_dc), force=force)
+        return await slot.get(fetch, force=force)
+
+    def _coordinated(self, slot: TokenSlot, fetch_here: Fetch, *, force: bool = False) -> Fetch:
+        """The slot's fetch, shared with other replicas through the coordinator when there are any."""
+
+        async def fetch() -> Token:
+            wanted = partial(slot.accepts, requested_at_ms=self._clock(), force=force)
+            return await self._coordinator.fetch(slot.identity, fetch_here, wanted)
+
+        return fetch
+
+    def status(self) -> TokenStatus:
+        slot, now = self._anonymous, self._clock()
+        cached = slot.cached
+        token = cached.token if cached else None
+        fetched_at = cached.fetched_at_ms if cached else None
+        return TokenStatus(
+            has_token=token is not None,
+            is_valid=self.freshness.is_servable(token, now),
+            should_refresh=self.freshness.wants_refresh(token, fetched_at, now),
+            expires_at_ms=token.expires_at_ms if token else None,
+            refreshing=slot.refreshing,
+            ms_until_expiry=token.remaining_ms(now) if token else None,
+            ms_until_refresh=self.freshness.ms_until_refresh(token, fetched_at, now) if token else None,
+            last_error=str(slot.last_error) if slot.last_error else None,
+            consecutive_failures=slot.failures,
+            refreshed_at_ms=fetched_at,
+            accounts_cached=self._accounts.count(),
+            cooling_down=slot.cooling_down(now),
+            retry_at_ms=slot.retry_at_ms(now),
+            shared_store_available=self.shared_store_available,
+        )
+
+    async def _refresh_forever(self) -> None:
+        """Renew the anonymous token; accounts are only renewed when their owners ask again."""
+        slot = self._anonymous
+        while True:
+            now = self._clock()
+            due = self.freshness.wants_refresh(slot.token, _fetched_at(slot), now)
+            if due and not slot.cooling_down(now):
+                try:
+                    await asyncio.shield(slot.refresh_in_background(self._fetch_anonymous))
+                except TokenError:
+                    pass  # recorded by the slot, which now cools down
+                except Exception:
+                    log.exception("the refresher hit an unexpected error; it keeps running")
+            self._accounts.drop_expired()
+            await self._sleep(self._seconds_until_next_check(slot))
+
+    def _seconds_until_next_check(self, slot: TokenSlot) -> float:
+        """Exactly until renewal is due, or until the cool-down after a failure ends."""
+        now = self._clock()
+        retry_at = slot.retry_at_ms(now)
+        if retry_at is not None:
+            wait_ms = retry_at - now
+        else:
+            wait_ms = self.freshness.ms_until_refresh(slot.token, _fetched_at(slot), now)
+        return min(max(wait_ms, 0) / 1000, self._settings.refresh_interval)
+
+
+def _fetched_at(slot: TokenSlot) -> int | None:
+    cached = slot.cached
+    return cached.fetched_at_ms if cached else None

@@ -1,0 +1,208 @@
+"""The cached token and the single in-flight fetch for one identity.
+
+Every caller that needs a fetch while one is running joins it (``asyncio.shield`` keeps a
+caller's disconnect from cancelling the fetch the others wait on), so any burst costs Spotify
+exactly one token request. After a failed fetch the slot cools down (backoff, ``Retry-After``):
+until then callers get the old token or the last error at once, and nothing new is sent upstream.
+The fetch is handed in by each caller rather than kept, so a slot for an account never holds that
+account's cookie.
+
+What the slot holds is published as one immutable :class:`CachedToken`, replaced whole when a new
+token arrives; watchers (the HTTP hot answer) are told at that moment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from spotify_tokener.core.ports import Fetch
+from spotify_tokener.domain.backoff import Backoff
+from spotify_tokener.domain.clock import Clock
+from spotify_tokener.domain.errors import ShuttingDown, TokenError
+from spotify_tokener.domain.freshness import Freshness
+from spotify_tokener.domain.token import Kind, Token
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class CachedToken:
+    """A token as the cache holds it: served from the cache while the clock is before ``serve_until_ms``."""
+
+    token: Token
+    serve_until_ms: int  # Freshness.serve_until_ms of the token, the one serving cutoff
+    fetched_at_ms: int
+
+
+@dataclass(slots=True)  # built on every request; frozen would cost ~0.3 us each time
+class Served:
+    """A token and whether it came from the cache rather than a fetch made for this caller."""
+
+    token: Token
+    cached: bool
+
+
+Watcher = Callable[[CachedToken], None]
+
+
+class TokenSlot:
+    """One identity's token: what is cached, what is being fetched, and how the last fetch went."""
+
+    def __init__(
+        self, identity: str, kind: Kind, freshness: Freshness, backoff: Backoff, clock: Clock
+    ) -> None:
+        self.identity = identity  # as other replicas know it: never a cookie
+        self.kind = kind
+        self._freshness = freshness
+        self._backoff = backoff
+        self._clock = clock
+        self._cached: CachedToken | None = None
+        self._flight: asyncio.Task[Token] | None = None
+        self._last_error: TokenError | None = None
+        self._failures = 0
+        self._retry_at_ms = 0
+        self._watchers: list[Watcher] = []
+
+    @property
+    def cached(self) -> CachedToken | None:
+        return self._cached
+
+    @property
+    def token(self) -> Token | None:
+        return self._cached.token if self._cached is not None else None
+
+    @property
+    def last_error(self) -> TokenError | None:
+        """Why the last fetch failed; None once one succeeds."""
+        return self._last_error
+
+    @property
+    def failures(self) -> int:
+        """Failed fetches in a row."""
+        return self._failures
+
+    @property
+    def refreshing(self) -> bool:
+        return self._flight is not None
+
+    def cooling_down(self, now_ms: int) -> bool:
+        return self._failures > 0 and self._flight is None and now_ms < self._retry_at_ms
+
+    def retry_at_ms(self, now_ms: int) -> int | None:
+        """When the cool-down ends, while there is one."""
+        return self._retry_at_ms if self.cooling_down(now_ms) else None
+
+    def watch(self, watcher: Watcher) -> None:
+        """Call ``watcher`` with every new token, as soon as the slot holds it."""
+        self._watchers.append(watcher)
+
+    def accepts(self, token: Token, fetched_at_ms: int, *, requested_at_ms: int, force: bool) -> bool:
+        """Whether a token someone else fetched (another replica) will do for a request made at
+        ``requested_at_ms``: the right kind, servable, newer than ours, and if forced, recent enough."""
+        now = self._clock()
+        known = self.token
+        return (
+            token.kind == self.kind
+            and self._freshness.is_servable(token, now)
+            and (known is None or token.expires_at_ms > known.expires_at_ms)
+            and (not force or self._freshness.satisfies_force(fetched_at_ms, requested_at_ms))
+        )
+
+    async def get(self, fetch: Fetch, *, force: bool = False) -> Served:
+        """The token to hand out: cached if fresh, else from a (shared) fetch.
+
+        While renewal keeps failing, a token still above the stale margin is served without making
+        the caller wait for the browser; a forced call always tries, and gets the error if it fails.
+        """
+        cached, now = self._cached, self._clock()
+        if cached is not None:
+            if force and self._freshness.satisfies_force(cached.fetched_at_ms, now):
+                return Served(cached.token, cached=True)  # one client must not make us hammer Spotify
+            if not force and now < cached.serve_until_ms:
+                return Served(cached.token, cached=True)
+        if not force and self._failures:
+            stale = self._usable_stale(now)
+            if self.cooling_down(now):
+                if stale is not None:
+                    return Served(stale, cached=True)
+                raise self._error_until_retry(now)
+            if stale is not None:
+                self.refresh_in_background(fetch)
+                return Served(stale, cached=True)
+        try:
+            return Served(await self._join(fetch), cached=False)
+        except TokenError:
+            stale = None if force else self._usable_stale(self._clock())
+            if stale is None:
+                raise
+            return Served(stale, cached=True)
+
+    def refresh_in_background(self, fetch: Fetch) -> asyncio.Task[Token]:
+        """Start a fetch unless one is already running; either way return the running one."""
+        if self._flight is None:
+            self._flight = asyncio.get_running_loop().create_task(self._run(fetch))
+            self._flight.add_done_callback(_retrieve)
+        return self._flight
+
+    def is_expired(self, now_ms: int) -> bool:
+        """Nothing worth keeping: no live token, no fetch under way, no cool-down to remember."""
+        if self._flight is not None or self.cooling_down(now_ms):
+            return False
+        token = self.token
+        return token is None or token.remaining_ms(now_ms) <= 0
+
+    async def cancel(self) -> None:
+        flight, self._flight = self._flight, None
+        if flight is not None:
+            flight.cancel()
+            await asyncio.gather(flight, return_exceptions=True)
+
+    def _usable_stale(self, now_ms: int) -> Token | None:
+        token = self.token
+        return token if self._freshness.is_usable_stale(token, now_ms) else None
+
+    def _error_until_retry(self, now_ms: int) -> TokenError:
+        """The failure that started the cool-down, telling the client when the next try is due."""
+        error = self._last_error
+        assert error is not None, "cooling down implies a recorded failure"
+        return type(error)(str(error), retry_after=max(self._retry_at_ms - now_ms, 0) / 1000)
+
+    async def _join(self, fetch: Fetch) -> Token:
+        flight = self.refresh_in_background(fetch)
+        try:
+            return await asyncio.shield(flight)
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if flight.cancelled() and current is not None and not current.cancelling():
+                raise ShuttingDown("the service is shutting down") from None
+            raise
+
+    async def _run(self, fetch: Fetch) -> Token:
+        try:
+            token = await fetch()
+        except TokenError as error:
+            self._last_error = error
+            self._failures += 1
+            cooldown_s = self._backoff.cooldown_s(self._failures, error.retry_after)
+            self._retry_at_ms = self._clock() + round(cooldown_s * 1000)
+            raise
+        finally:
+            self._flight = None
+        self._hold(token)
+        return token
+
+    def _hold(self, token: Token) -> None:
+        cached = CachedToken(token, self._freshness.serve_until_ms(token), self._clock())
+        self._cached = cached
+        self._last_error, self._failures, self._retry_at_ms = None, 0, 0
+        for watcher in self._watchers:
+            watcher(cached)
+
+
+def _retrieve(task: asyncio.Task[Token]) -> None:
+    """Mark a background fetch's failure as seen: the slot recorded it, and waiters got it."""
+    if not task.cancelled():
+        task.exception()

@@ -1,0 +1,34 @@
+"""How long to wait: between attempts, after a failed fetch, and at worst for a whole fetch.
+
+Doubling from a base, stretched (never shortened) by a server's ``Retry-After``, which is capped so one
+hostile header cannot park the service for hours. Every wait the service makes comes from here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    base_s: float
+    retries: int  # attempts after the first, within one fetch
+    retry_after_max_s: float
+    cooldown_max_s: float
+
+    def delay_s(self, failures: int, retry_after: float | None) -> float:
+        """Seconds to wait after the ``failures``-th consecutive failed attempt (1-based): base, 2x, 4x..."""
+        delay = self.base_s * 2.0 ** (max(failures, 1) - 1)
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, self.retry_after_max_s))
+        return delay
+
+    def cooldown_s(self, failed_fetches: int, retry_after: float | None) -> float:
+        """The pause after a failed fetch (itself retried): the doubling goes on where the retries stopped."""
+        return min(self.delay_s(self.retries + failed_fetches, retry_after), self.cooldown_max_s)
+
+    def worst_fetch_s(self, attempt_timeout_s: float) -> float:
+        """The longest a fetch can take: every attempt timing out, every wait at its longest."""
+        longest = self.retry_after_max_s
+        waits = sum(self.delay_s(n, longest) for n in range(1, self.retries + 1))
+        return (self.retries + 1) * attempt_timeout_s + waits

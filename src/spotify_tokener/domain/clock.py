@@ -1,0 +1,21 @@
+"""Time, injected: the wall clock (token expiries are epoch ms) and the sleep the service waits with.
+
+Tests pass their own pair, so rules about minutes and hours are checked without waiting for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+Clock = Callable[[], int]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+async def real_sleep(seconds: float) -> None:
+    await asyncio.sleep(seconds)

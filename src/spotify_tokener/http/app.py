@@ -1,0 +1,223 @@
+"""The HTTP API: the RSGI entry point, its hot answer, and the handlers of every route.
+
+An :class:`App` is self-contained (its service, its counts, its background work), so tests can run
+several side by side; ``App.lifespan`` starts and stops that background work. It is assembled by
+``spotify_tokener.wiring.create_app``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
+from time import time_ns
+from typing import Protocol
+
+import orjson
+
+from spotify_tokener.core.service import TokenService
+from spotify_tokener.domain.clock import wall_clock_ms
+from spotify_tokener.domain.errors import TokenError
+from spotify_tokener.domain.token import Kind
+from spotify_tokener.http import openapi
+from spotify_tokener.http.auth import ApiKeys, presented_key
+from spotify_tokener.http.counts import ERROR, HIT, MISS, RequestCounts
+from spotify_tokener.http.encoder import HotAnswer, encode_token
+from spotify_tokener.http.health import BrowserInfo, health_body
+from spotify_tokener.http.params import InvalidParameter, parse_force, parse_sp_dc
+from spotify_tokener.http.router import (
+    JSON_NO_STORE,
+    NO_STORE,
+    HTTPProtocol,
+    Request,
+    Response,
+    Route,
+    Router,
+    Scope,
+    error_response,
+    json_response,
+)
+from spotify_tokener.http.schemas import FailureBody, StatusBody, ValidationErrorBody
+from spotify_tokener.settings import Settings
+
+TOKEN_PATH = "/api/token"  # noqa: S105 - a path, not a secret
+
+
+class Exposition(Protocol):
+    """The metrics as ``GET /metrics`` serves them; the metrics module implements it."""
+
+    content_type: str
+
+    def render(self) -> bytes: ...
+
+
+class App:
+    """An RSGI application; Granian calls ``__rsgi__`` for every request."""
+
+    def __init__(
+        self,
+        service: TokenService,
+        settings: Settings,
+        metrics: Exposition,
+        browser: BrowserInfo | None = None,
+        closing: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """``closing`` is what the lifespan closes after the service (the browser it owns)."""
+        self.service = service
+        self.metrics = metrics
+        self.browser = browser
+        self._closing = closing
+        self._retry_after_max = settings.retry_after_max
+        self._started = time.monotonic()
+        self._keys = ApiKeys(settings.api_keys)
+        self._hot = HotAnswer(lambda: service.anonymous_token, enabled=not self._keys.enabled)
+        service.watch_anonymous(self._hot.drop)
+        self.routes = self._declare_routes()
+        self.document = openapi.build_openapi(self.routes, api_keys=self._keys.enabled)
+        self._openapi = orjson.dumps(self.document)
+        self._router = Router(self.routes, guard=self._authorize if self._keys.enabled else None)
+        self.counts = RequestCounts(self._router.paths, TOKEN_PATH)
+
+    def _declare_routes(self) -> tuple[Route, ...]:
+        """Every route, once: the router serves them, the OpenAPI document describes those with a
+        document, and the metrics count them by path."""
+        swagger_files = (
+            Route(f"/swagger/{name}", "GET", partial(self.swagger_asset, name), open=True)
+            for name in openapi.SWAGGER_FILES
+        )
+        return (
+            Route(TOKEN_PATH, "GET", self.get_token, openapi.token_get),
+            Route("/api/token/refresh", "POST", self.refresh, openapi.token_refresh),
+            Route("/api/token/status", "GET", self.status, openapi.token_status),
+            Route("/health", "GET", self.health, openapi.health, open=True),
+            Route("/metrics", "GET", self.metrics_text, openapi.metrics),
+            Route("/openapi.json", "GET", self.openapi, open=True),
+            Route("/swagger", "GET", self.swagger, open=True),
+            Route("/swagger/init.js", "GET", self.swagger_init, open=True),
+            *swagger_files,
+        )
+
+    async def __rsgi__(self, scope: Scope, protocol: HTTPProtocol) -> None:
+        """Granian's entry point.
+
+        LavaSrc's call, a bare ``GET /api/token`` while a fresh anonymous token is cached, is nearly
+        all the traffic. It is answered here from the hot answer, without the router's objects and
+        without a call, which measurably mattered (BENCHMARKS.md). Anything else, including that call
+        when a fetch is needed, takes the router and is counted after it.
+        """
+        path = scope.path
+        if path == TOKEN_PATH and scope.method == "GET" and not scope.query_string:
+            hot, now = self._hot, time_ns()
+            if (now < hot.until_ns or hot.reheat(now)) and "cookie" not in scope.headers:
+                protocol.response_bytes(200, JSON_NO_STORE, hot.body)
+                self.counts.hot_hits += 1
+                return
+        self.counts.responded(path, await self._router(scope, protocol))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self) -> AsyncIterator[App]:
+        await self.service.start()
+        try:
+            yield self
+        finally:
+            await self.service.stop()
+            if self._closing is not None:
+                await self._closing()
+
+    def _authorize(self, request: Request) -> Response | None:
+        """Refuse a request without a valid API key (open routes never get here)."""
+        presented = presented_key(request.headers.get("authorization"), request.query_string)
+        if self._keys.accepts(presented):
+            return None
+        return error_response(401, "missing or wrong API key", ("www-authenticate", "Bearer"))
+
+    async def dispatch(self, request: Request) -> Response:
+        return await self._router.dispatch(request)
+
+    async def get_token(self, request: Request) -> Response:
+        try:
+            force = parse_force(request.query_string)
+            sp_dc = parse_sp_dc(request.cookie_headers())
+        except InvalidParameter as error:
+            return _invalid(error)
+        return await self._serve_token(force=force, sp_dc=sp_dc)
+
+    async def refresh(self, request: Request) -> Response:
+        try:
+            sp_dc = parse_sp_dc(request.cookie_headers())
+        except InvalidParameter as error:
+            return _invalid(error)
+        return await self._serve_token(force=True, sp_dc=sp_dc)
+
+    async def _serve_token(self, *, force: bool, sp_dc: str | None) -> Response:
+        kind: Kind = "anonymous" if sp_dc is None else "account"
+        try:
+            served = await self.service.get_token(force=force, sp_dc=sp_dc)
+        except TokenError as error:
+            self.counts.token_answer(kind, ERROR)
+            return _failure(error, self._retry_after_max)
+        self.counts.token_answer(kind, HIT if served.cached else MISS)
+        body = encode_token(served.token, cached=served.cached, now_ms=wall_clock_ms())
+        return Response(200, body, JSON_NO_STORE)
+
+    async def status(self, request: Request) -> Response:
+        state = self.service.status()
+        body: StatusBody = {
+            "success": True,
+            "status": {
+                "hasToken": state.has_token,
+                "isValid": state.is_valid,
+                "shouldProactivelyRefresh": state.should_refresh,
+                "expiresAt": state.expires_at_ms,
+                "isRefreshing": state.refreshing,
+                "timeUntilExpiry": state.ms_until_expiry,
+                "timeUntilProactiveRefresh": state.ms_until_refresh,
+                "lastError": state.last_error,
+                "consecutiveFailures": state.consecutive_failures,
+                "lastRefreshAt": state.refreshed_at_ms,
+                "accountsCached": state.accounts_cached,
+                "coolingDown": state.cooling_down,
+                "retryAt": state.retry_at_ms,
+            },
+            "timestamp": wall_clock_ms(),
+        }
+        return json_response(200, body, NO_STORE)
+
+    async def health(self, request: Request) -> Response:
+        uptime_s = time.monotonic() - self._started
+        body = health_body(uptime_s, self.browser, self.service.shared_store_available)
+        return json_response(200, body, NO_STORE)
+
+    async def metrics_text(self, request: Request) -> Response:
+        return Response(200, self.metrics.render(), [("content-type", self.metrics.content_type), NO_STORE])
+
+    async def openapi(self, request: Request) -> Response:
+        return Response(200, self._openapi, [("content-type", "application/json")])
+
+    async def swagger(self, request: Request) -> Response:
+        return Response(200, openapi.SWAGGER_HTML.encode(), [("content-type", "text/html; charset=utf-8")])
+
+    async def swagger_init(self, request: Request) -> Response:
+        return Response(200, openapi.SWAGGER_INIT.encode(), [("content-type", "text/javascript")])
+
+    async def swagger_asset(self, name: str, request: Request) -> Response:
+        headers = [("content-type", openapi.SWAGGER_FILES[name])]
+        return Response(200, headers=headers, file=str(openapi.SWAGGER_ASSETS / name))
+
+
+def _invalid(error: InvalidParameter) -> Response:
+    body: ValidationErrorBody = {
+        "error": "Validation error",
+        "details": str(error),
+        "timestamp": wall_clock_ms(),
+    }
+    return json_response(400, body)
+
+
+def _failure(error: TokenError, retry_after_max: float) -> Response:
+    body: FailureBody = {"success": False, "error": str(error), "timestamp": wall_clock_ms()}
+    extra: list[tuple[str, str]] = [NO_STORE]
+    if error.retry_after is not None:
+        extra.append(("retry-after", str(max(1, round(min(error.retry_after, retry_after_max))))))
+    return json_response(error.status, body, *extra)

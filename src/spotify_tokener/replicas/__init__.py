@@ -1,0 +1,1 @@
+"""Several replicas sharing one token: the Redis coordinator and the records it shares."""

@@ -1,0 +1,1 @@
+"""Where tokens come from: each source implements ``core.ports.TokenSource``."""
