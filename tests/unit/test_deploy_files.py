@@ -69,10 +69,10 @@ def test_redis_urls_name_a_service_of_the_same_file(path: Path) -> None:
             assert urlsplit(url).hostname in set(found), f"{path.name}: {name} points at {url}"
 
 
-def test_the_readme_redis_command_names_the_profiles_service() -> None:
-    readme = (ROOT / "README.md").read_text()
+def test_the_docker_page_redis_command_names_the_profiles_service() -> None:
+    readme = (ROOT / "docs" / "docker.md").read_text()
     used = set(re.findall(r"TOKENER_REDIS_URL=redis://([\w.-]+):6379", readme))
-    assert used, "the README shows no compose command with TOKENER_REDIS_URL"
+    assert used, "docs/docker.md shows no compose command with TOKENER_REDIS_URL"
     assert used <= set(services(ROOT / "docker-compose.yml"))
 
 

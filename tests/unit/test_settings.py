@@ -90,8 +90,8 @@ def test_a_rule_across_settings_is_described_without_a_made_up_variable(
     assert "TOKENER_SETTINGS" not in text
 
 
-def test_every_setting_is_in_the_readme_table() -> None:
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+def test_every_setting_is_in_the_configuration_table() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
     table_rows = [line for line in readme.splitlines() if line.startswith("| `")]
     for name in Settings.model_fields:
         variable = {"host": "HOST", "port": "PORT"}.get(name, f"TOKENER_{name.upper()}")
