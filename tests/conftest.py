@@ -7,16 +7,19 @@ import contextlib
 import os
 import socket
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import psutil
 import pytest
+import pytest_asyncio
 
 from spotify_tokener.http.app import App
 from spotify_tokener.http.server import TokenerServer
 from spotify_tokener.settings import Settings
+from spotify_tokener.sources.browser.manager import BrowserManager
 from spotify_tokener.wiring import create_app
 from tests.fake_spotify import FakeSpotify
 
@@ -114,3 +117,32 @@ def descendants() -> Callable[[], set[int]]:
         return found
 
     return live
+
+
+Serve = Callable[[Settings], AbstractAsyncContextManager[Running]]
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def warm_browser(fake_spotify_server: FakeSpotify) -> AsyncIterator[BrowserManager]:
+    """One Chromium for a module's tests that are not about the browser's own lifecycle.
+
+    A launch costs about a second of both cores; most tests only need a page. It is launched before
+    the module's first test counts processes, and closed after its last. A module that uses it runs
+    its tests on one event loop: ``pytestmark = pytest.mark.asyncio(loop_scope="module")``.
+    """
+    settings = Settings(browser_args=fake_spotify_server.chromium_args, browser_idle=3600, **FAST)
+    manager = BrowserManager(settings)
+    async with manager.context():
+        pass
+    yield manager
+    await manager.close()
+
+
+@pytest.fixture
+def serve(warm_browser: BrowserManager) -> Serve:
+    """Like :func:`running_server`, with the module's warm browser lent to the service."""
+
+    def start(settings: Settings) -> AbstractAsyncContextManager[Running]:
+        return running_server(settings, create_app(settings, browser=warm_browser))
+
+    return start

@@ -11,9 +11,12 @@ import httpx
 import pytest
 
 from spotify_tokener.settings import Settings
-from tests.conftest import running_server
+from tests.conftest import Serve
 from tests.fake_spotify import FakeSpotify
 from tests.lavasrc import LavaSrcError, fetch_token
+
+# Not about the browser's own lifecycle: one warm browser for the module (tests/conftest.py).
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 SettingsMaker = Callable[..., Settings]
 
@@ -42,8 +45,10 @@ def as_cookie(value: str, *others: str) -> dict[str, str]:
     return {"Cookie": "; ".join([*others, f"sp_dc={value}"]), **LAVASRC_HEADERS}
 
 
-async def test_a_cookie_gets_its_account_token(make_settings: SettingsMaker, accounts: FakeSpotify) -> None:
-    async with running_server(make_settings()) as running:
+async def test_a_cookie_gets_its_account_token(
+    make_settings: SettingsMaker, accounts: FakeSpotify, serve: Serve
+) -> None:
+    async with serve(make_settings()) as running:
         first = await running.client.get("/api/token", headers=as_cookie(ALICE, "theme=dark", "sp_t=mine"))
         again = await running.client.get("/api/token", headers=as_cookie(ALICE))
         anonymous = await running.client.get("/api/token")
@@ -65,18 +70,18 @@ async def test_a_cookie_gets_its_account_token(make_settings: SettingsMaker, acc
 
 
 async def test_cookies_split_over_several_headers_are_read(
-    make_settings: SettingsMaker, accounts: FakeSpotify
+    make_settings: SettingsMaker, accounts: FakeSpotify, serve: Serve
 ) -> None:
-    async with running_server(make_settings()) as running:
+    async with serve(make_settings()) as running:
         headers = [("Cookie", "theme=dark"), ("Cookie", f"sp_dc={BOB}"), ("App-Platform", "WebPlayer")]
         response = await running.client.get("/api/token", headers=headers)
     assert response.json()["accessToken"] in account_tokens(accounts, "bob")
 
 
 async def test_force_and_refresh_renew_the_account_token(
-    make_settings: SettingsMaker, accounts: FakeSpotify
+    make_settings: SettingsMaker, accounts: FakeSpotify, serve: Serve
 ) -> None:
-    async with running_server(make_settings()) as running:
+    async with serve(make_settings()) as running:
         first = (await running.client.get("/api/token", headers=as_cookie(ALICE))).json()
         forced = (await running.client.get("/api/token?force=1", headers=as_cookie(ALICE))).json()
         refreshed = (await running.client.post("/api/token/refresh", headers=as_cookie(ALICE))).json()
@@ -88,9 +93,9 @@ async def test_force_and_refresh_renew_the_account_token(
 
 
 async def test_a_concurrent_mix_never_crosses_over(
-    make_settings: SettingsMaker, accounts: FakeSpotify
+    make_settings: SettingsMaker, accounts: FakeSpotify, serve: Serve
 ) -> None:
-    async with running_server(make_settings()) as running:
+    async with serve(make_settings()) as running:
         callers = {"anon": {}, "alice": as_cookie(ALICE), "bob": as_cookie(BOB)}
         order = [name for _ in range(15) for name in callers]
         responses = await asyncio.gather(
@@ -110,9 +115,9 @@ async def test_a_concurrent_mix_never_crosses_over(
 
 
 async def test_a_dead_cookie_is_refused_not_swapped(
-    make_settings: SettingsMaker, accounts: FakeSpotify
+    make_settings: SettingsMaker, accounts: FakeSpotify, serve: Serve
 ) -> None:
-    async with running_server(make_settings()) as running:
+    async with serve(make_settings()) as running:
         response = await running.client.get("/api/token", headers=as_cookie(DEAD))
     assert response.status_code == 401
     body = response.json()
@@ -125,9 +130,9 @@ async def test_a_dead_cookie_is_refused_not_swapped(
 
 @pytest.mark.parametrize("cookie", ["sp_dc=", "sp_dc", "sp_dc=bad value", "sp_dc=a; sp_dc=b"])
 async def test_a_malformed_cookie_is_a_400_that_reaches_no_browser(
-    make_settings: SettingsMaker, accounts: FakeSpotify, cookie: str
+    make_settings: SettingsMaker, accounts: FakeSpotify, cookie: str, serve: Serve
 ) -> None:
-    async with running_server(make_settings()) as running:
+    async with serve(make_settings()) as running:
         await running.client.get("/api/token")
         response = await running.client.get("/api/token", headers={"Cookie": cookie})
     assert response.status_code == 400
@@ -136,8 +141,10 @@ async def test_a_malformed_cookie_is_a_400_that_reaches_no_browser(
     assert accounts.token_requests == 1
 
 
-async def test_accounts_can_be_refused(make_settings: SettingsMaker, accounts: FakeSpotify) -> None:
-    async with running_server(make_settings(allow_accounts=False)) as running:
+async def test_accounts_can_be_refused(
+    make_settings: SettingsMaker, accounts: FakeSpotify, serve: Serve
+) -> None:
+    async with serve(make_settings(allow_accounts=False)) as running:
         refused = await running.client.get("/api/token", headers=as_cookie(ALICE))
         anonymous = await running.client.get("/api/token")
     assert refused.status_code == 403
@@ -147,10 +154,10 @@ async def test_accounts_can_be_refused(make_settings: SettingsMaker, accounts: F
 
 
 async def test_the_cookie_never_reaches_a_log_line(
-    make_settings: SettingsMaker, accounts: FakeSpotify, caplog: pytest.LogCaptureFixture
+    make_settings: SettingsMaker, accounts: FakeSpotify, caplog: pytest.LogCaptureFixture, serve: Serve
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    async with running_server(make_settings(retries=0)) as running:
+    async with serve(make_settings(retries=0)) as running:
         await running.client.get("/api/token", headers=as_cookie(ALICE))
         await running.client.get("/api/token", headers=as_cookie(DEAD))
         await running.client.get("/api/token", headers={"Cookie": f"sp_dc={BOB} x"})
@@ -159,8 +166,10 @@ async def test_the_cookie_never_reaches_a_log_line(
         assert secret not in caplog.text
 
 
-async def test_lavasrc_gets_both_tokens(make_settings: SettingsMaker, accounts: FakeSpotify) -> None:
-    async with running_server(make_settings()) as running:
+async def test_lavasrc_gets_both_tokens(
+    make_settings: SettingsMaker, accounts: FakeSpotify, serve: Serve
+) -> None:
+    async with serve(make_settings()) as running:
         endpoint = f"{running.client.base_url}/api/token"
         anonymous = await fetch_token(endpoint)
         account = await fetch_token(endpoint, sp_dc=ALICE)
@@ -174,9 +183,11 @@ async def test_lavasrc_gets_both_tokens(make_settings: SettingsMaker, accounts: 
     assert minutes_left > 5  # LavaSrc caches to the exact expiry: it must get minutes, not seconds
 
 
-async def test_lavasrc_sees_a_failure_as_a_failure(make_settings: SettingsMaker, fake: FakeSpotify) -> None:
+async def test_lavasrc_sees_a_failure_as_a_failure(
+    make_settings: SettingsMaker, fake: FakeSpotify, serve: Serve
+) -> None:
     fake.state.page_status = 503
-    async with running_server(make_settings(retries=0)) as running:
+    async with serve(make_settings(retries=0)) as running:
         endpoint = f"{running.client.base_url}/api/token"
         with pytest.raises(LavaSrcError, match="502"):
             await fetch_token(endpoint)

@@ -10,15 +10,20 @@ from playwright.async_api import async_playwright
 
 from spotify_tokener.settings import Settings
 from spotify_tokener.sources.browser.chromium import chromium_args, find_executable
-from tests.conftest import running_server
+from tests.conftest import Serve
 from tests.fake_spotify import FakeSpotify
 from tests.lavasrc import fetch_token
+
+# Not about the browser's own lifecycle: one warm browser for the module (tests/conftest.py).
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 SettingsMaker = Callable[..., Settings]
 
 
-async def test_token_is_fetched_then_cached(make_settings: SettingsMaker, fake: FakeSpotify) -> None:
-    async with running_server(make_settings()) as running:
+async def test_token_is_fetched_then_cached(
+    make_settings: SettingsMaker, fake: FakeSpotify, serve: Serve
+) -> None:
+    async with serve(make_settings()) as running:
         first = await running.client.get("/api/token")
         second = await running.client.get("/api/token")
     assert first.status_code == 200
@@ -33,8 +38,10 @@ async def test_token_is_fetched_then_cached(make_settings: SettingsMaker, fake: 
     assert fake.token_requests == 1
 
 
-async def test_the_page_is_driven_like_a_real_visit(make_settings: SettingsMaker, fake: FakeSpotify) -> None:
-    async with running_server(make_settings()) as running:
+async def test_the_page_is_driven_like_a_real_visit(
+    make_settings: SettingsMaker, fake: FakeSpotify, serve: Serve
+) -> None:
+    async with serve(make_settings()) as running:
         assert (await running.client.get("/api/token")).status_code == 200
     call = fake.state.calls[0]
     assert call.query["reason"] == ["init"]
@@ -47,18 +54,20 @@ async def test_the_page_is_driven_like_a_real_visit(make_settings: SettingsMaker
 
 
 async def test_heavy_and_analytics_requests_never_leave_the_browser(
-    make_settings: SettingsMaker, fake: FakeSpotify
+    make_settings: SettingsMaker, fake: FakeSpotify, serve: Serve
 ) -> None:
-    async with running_server(make_settings()) as running:
+    async with serve(make_settings()) as running:
         assert (await running.client.get("/api/token")).status_code == 200
     assert fake.count("bundle") == 1
     for blocked in ("image", "font", "css", "beacon"):
         assert fake.count(blocked) == 0, blocked
 
 
-async def test_a_configured_user_agent_is_used(make_settings: SettingsMaker, fake: FakeSpotify) -> None:
+async def test_a_configured_user_agent_is_used(
+    make_settings: SettingsMaker, fake: FakeSpotify, serve: Serve
+) -> None:
     agent = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) TestAgent/1.0"
-    async with running_server(make_settings(user_agent=agent)) as running:
+    async with serve(make_settings(user_agent=agent)) as running:
         assert (await running.client.get("/api/token")).status_code == 200
     assert fake.state.calls[0].user_agent == agent
 
@@ -67,8 +76,10 @@ async def test_a_configured_user_agent_is_used(make_settings: SettingsMaker, fak
     ("word", "forces"),
     [("1", True), ("TRUE", True), ("Yes", True), ("0", False), ("false", False), ("NO", False), ("", False)],
 )
-async def test_force_words(make_settings: SettingsMaker, fake: FakeSpotify, word: str, forces: bool) -> None:
-    async with running_server(make_settings()) as running:
+async def test_force_words(
+    make_settings: SettingsMaker, fake: FakeSpotify, word: str, forces: bool, serve: Serve
+) -> None:
+    async with serve(make_settings()) as running:
         first = (await running.client.get("/api/token")).json()
         again = (await running.client.get("/api/token", params={"force": word})).json()
     assert again["cached"] is (not forces)
@@ -77,9 +88,9 @@ async def test_force_words(make_settings: SettingsMaker, fake: FakeSpotify, word
 
 
 async def test_a_bad_force_word_never_reaches_the_browser(
-    make_settings: SettingsMaker, fake: FakeSpotify
+    make_settings: SettingsMaker, fake: FakeSpotify, serve: Serve
 ) -> None:
-    async with running_server(make_settings()) as running:
+    async with serve(make_settings()) as running:
         await running.client.get("/api/token")
         response = await running.client.get("/api/token?force=please")
     assert response.status_code == 400
@@ -87,8 +98,8 @@ async def test_a_bad_force_word_never_reaches_the_browser(
     assert fake.token_requests == 1
 
 
-async def test_refresh_endpoint(make_settings: SettingsMaker, fake: FakeSpotify) -> None:
-    async with running_server(make_settings()) as running:
+async def test_refresh_endpoint(make_settings: SettingsMaker, fake: FakeSpotify, serve: Serve) -> None:
+    async with serve(make_settings()) as running:
         first = (await running.client.get("/api/token")).json()
         refreshed = await running.client.post("/api/token/refresh")
         wrong_method = await running.client.get("/api/token/refresh")
@@ -99,8 +110,10 @@ async def test_refresh_endpoint(make_settings: SettingsMaker, fake: FakeSpotify)
     assert wrong_method.json()["error"] == "Method not allowed"
 
 
-async def test_status_follows_the_token(make_settings: SettingsMaker, fake: FakeSpotify) -> None:
-    async with running_server(make_settings()) as running:
+async def test_status_follows_the_token(
+    make_settings: SettingsMaker, fake: FakeSpotify, serve: Serve
+) -> None:
+    async with serve(make_settings()) as running:
         token = (await running.client.get("/api/token")).json()
         status = (await running.client.get("/api/token/status")).json()
     assert status["success"] is True
@@ -113,8 +126,10 @@ async def test_status_follows_the_token(make_settings: SettingsMaker, fake: Fake
     assert state["lastError"] is None
 
 
-async def test_health_reports_the_browser(make_settings: SettingsMaker, fake: FakeSpotify) -> None:
-    async with running_server(make_settings()) as running:
+async def test_health_reports_the_browser(
+    make_settings: SettingsMaker, fake: FakeSpotify, serve: Serve
+) -> None:
+    async with serve(make_settings()) as running:
         await running.client.get("/api/token")
         health = (await running.client.get("/health")).json()
     assert health["status"] == "healthy"
@@ -127,8 +142,8 @@ async def test_health_reports_the_browser(make_settings: SettingsMaker, fake: Fa
     assert health["redis"] is None  # not configured
 
 
-async def test_unknown_paths_and_docs(make_settings: SettingsMaker, fake: FakeSpotify) -> None:
-    async with running_server(make_settings()) as running:
+async def test_unknown_paths_and_docs(make_settings: SettingsMaker, fake: FakeSpotify, serve: Serve) -> None:
+    async with serve(make_settings()) as running:
         missing = await running.client.get("/api/tokens")
         page = await running.client.get("/swagger")
         bundle = await running.client.get("/swagger/swagger-ui-bundle.js")
@@ -143,10 +158,10 @@ async def test_unknown_paths_and_docs(make_settings: SettingsMaker, fake: FakeSp
 
 
 async def test_no_token_ever_reaches_the_log(
-    make_settings: SettingsMaker, fake: FakeSpotify, caplog: pytest.LogCaptureFixture
+    make_settings: SettingsMaker, fake: FakeSpotify, caplog: pytest.LogCaptureFixture, serve: Serve
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    async with running_server(make_settings()) as running:
+    async with serve(make_settings()) as running:
         await running.client.get("/api/token")
         await running.client.get("/api/token?force=1")
     assert "token fetch ok" in caplog.text
@@ -155,9 +170,9 @@ async def test_no_token_ever_reaches_the_log(
 
 
 async def test_forced_fetches_within_the_interval_share_one(
-    make_settings: SettingsMaker, fake: FakeSpotify
+    make_settings: SettingsMaker, fake: FakeSpotify, serve: Serve
 ) -> None:
-    async with running_server(make_settings(force_min_interval=30)) as running:
+    async with serve(make_settings(force_min_interval=30)) as running:
         first = (await running.client.get("/api/token?force=1")).json()
         again = await running.client.get("/api/token?force=1")
         refreshed = await running.client.post("/api/token/refresh")
@@ -168,9 +183,9 @@ async def test_forced_fetches_within_the_interval_share_one(
 
 
 async def test_an_api_key_locks_the_token_but_not_health(
-    make_settings: SettingsMaker, fake: FakeSpotify
+    make_settings: SettingsMaker, fake: FakeSpotify, serve: Serve
 ) -> None:
-    async with running_server(make_settings(api_key="k1,k2")) as running:
+    async with serve(make_settings(api_key="k1,k2")) as running:
         locked = await running.client.get("/api/token")
         health = await running.client.get("/health")
         endpoint = f"{running.client.base_url}/api/token?key=k2"
@@ -184,13 +199,13 @@ async def test_an_api_key_locks_the_token_but_not_health(
 
 
 async def test_swagger_ui_renders_every_endpoint_offline(
-    make_settings: SettingsMaker, fake: FakeSpotify
+    make_settings: SettingsMaker, fake: FakeSpotify, serve: Serve
 ) -> None:
     """In a real browser that may reach nothing but the service: the UI must read our OpenAPI 3.1."""
     settings = make_settings()
     base = f"http://{settings.host}:{settings.port}"
     outside: list[str] = []
-    async with running_server(settings), async_playwright() as playwright:
+    async with serve(settings), async_playwright() as playwright:
         browser = await playwright.chromium.launch(
             executable_path=find_executable(None, playwright.chromium.executable_path),
             args=chromium_args(""),

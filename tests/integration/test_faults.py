@@ -10,10 +10,13 @@ from typing import Any
 import pytest
 
 from spotify_tokener.settings import Settings
-from tests.conftest import Running, free_port, running_server
+from tests.conftest import Running, Serve, free_port, running_server
 from tests.fake_spotify import Answer, FakeSpotify
 from tests.fake_spotify.server import UPSTREAM_SECRET_MARKER
 from tests.prometheus import Scrape
+
+# Not about the browser's own lifecycle: one warm browser for the module (tests/conftest.py).
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 SettingsMaker = Callable[..., Settings]
 
@@ -34,10 +37,10 @@ FAULTS = [
 
 @pytest.mark.parametrize(("answer", "status", "cause"), FAULTS)
 async def test_each_fault_is_a_short_json_error_then_recovery(
-    make_settings: SettingsMaker, fake: FakeSpotify, answer: Answer, status: int, cause: str
+    make_settings: SettingsMaker, fake: FakeSpotify, serve: Serve, *, answer: Answer, status: int, cause: str
 ) -> None:
     fake.answer_with(answer)
-    async with running_server(make_settings(retries=0, fetch_timeout=2)) as running:
+    async with serve(make_settings(retries=0, fetch_timeout=2)) as running:
         started = time.monotonic()
         failed = await running.client.get("/api/token")
         elapsed = time.monotonic() - started
@@ -53,38 +56,42 @@ async def test_each_fault_is_a_short_json_error_then_recovery(
     assert recovered.status_code == 200
 
 
-async def test_rate_limit_passes_retry_after_on(make_settings: SettingsMaker, fake: FakeSpotify) -> None:
+async def test_rate_limit_passes_retry_after_on(
+    make_settings: SettingsMaker, fake: FakeSpotify, serve: Serve
+) -> None:
     fake.answer_with(Answer("rate_limited", retry_after="42"))
-    async with running_server(make_settings(retries=0)) as running:
+    async with serve(make_settings(retries=0)) as running:
         response = await running.client.get("/api/token")
     assert response.status_code == 503
     assert response.headers["retry-after"] == "42"
 
 
 async def test_a_page_that_never_asks_for_a_token_times_out(
-    make_settings: SettingsMaker, fake: FakeSpotify
+    make_settings: SettingsMaker, fake: FakeSpotify, serve: Serve
 ) -> None:
     fake.state.skip_token_call = True
-    async with running_server(make_settings(retries=0, fetch_timeout=1.5)) as running:
+    async with serve(make_settings(retries=0, fetch_timeout=1.5)) as running:
         response = await running.client.get("/api/token")
     assert response.status_code == 504
     assert fake.count("page") >= 1
     assert fake.token_requests == 0
 
 
-async def test_a_broken_page_is_reported(make_settings: SettingsMaker, fake: FakeSpotify) -> None:
+async def test_a_broken_page_is_reported(
+    make_settings: SettingsMaker, fake: FakeSpotify, serve: Serve
+) -> None:
     fake.state.page_status = 503
-    async with running_server(make_settings(retries=0)) as running:
+    async with serve(make_settings(retries=0)) as running:
         response = await running.client.get("/api/token")
     assert response.status_code == 502
     assert response.json()["error"] == "the Spotify web player answered HTTP 503"
 
 
 async def test_failures_are_retried_with_doubling_delays(
-    make_settings: SettingsMaker, fake: FakeSpotify
+    make_settings: SettingsMaker, fake: FakeSpotify, serve: Serve
 ) -> None:
     fake.answer_with(Answer("status", status=500), Answer("status", status=502), Answer("malformed"))
-    async with running_server(make_settings(retries=3, retry_base_delay=0.3)) as running:
+    async with serve(make_settings(retries=3, retry_base_delay=0.3)) as running:
         response = await running.client.get("/api/token")
     assert response.status_code == 200
     assert fake.token_requests == 4
@@ -97,9 +104,9 @@ async def test_failures_are_retried_with_doubling_delays(
     assert waits[0] < waits[1] < waits[2]
 
 
-async def test_retries_end_after_three(make_settings: SettingsMaker, fake: FakeSpotify) -> None:
+async def test_retries_end_after_three(make_settings: SettingsMaker, fake: FakeSpotify, serve: Serve) -> None:
     fake.answer_with(then=Answer("status", status=500))
-    async with running_server(make_settings(retries=3, retry_base_delay=0.05)) as running:
+    async with serve(make_settings(retries=3, retry_base_delay=0.05)) as running:
         response = await running.client.get("/api/token")
         status = (await running.client.get("/api/token/status")).json()["status"]
     assert response.status_code == 502
@@ -108,9 +115,9 @@ async def test_retries_end_after_three(make_settings: SettingsMaker, fake: FakeS
     assert status["consecutiveFailures"] == 1
 
 
-async def test_retry_after_is_honoured(make_settings: SettingsMaker, fake: FakeSpotify) -> None:
+async def test_retry_after_is_honoured(make_settings: SettingsMaker, fake: FakeSpotify, serve: Serve) -> None:
     fake.answer_with(Answer("rate_limited", retry_after="1"))
-    async with running_server(make_settings(retries=1, retry_base_delay=0.05)) as running:
+    async with serve(make_settings(retries=1, retry_base_delay=0.05)) as running:
         response = await running.client.get("/api/token")
     assert response.status_code == 200
     first, second = (call.at for call in fake.state.calls)
@@ -118,7 +125,7 @@ async def test_retry_after_is_honoured(make_settings: SettingsMaker, fake: FakeS
 
 
 async def test_the_old_token_is_served_while_renewal_fails(
-    make_settings: SettingsMaker, fake: FakeSpotify
+    make_settings: SettingsMaker, fake: FakeSpotify, serve: Serve
 ) -> None:
     # Tokens live 3 s; above a 2 s buffer they are fresh, so after 1.1 s renewal is due; after 2.6 s
     # less than the 0.5 s stale margin is left.
@@ -126,7 +133,7 @@ async def test_the_old_token_is_served_while_renewal_fails(
     settings = make_settings(
         expiry_buffer=2, refresh_window=2, stale_margin=0.5, refresh_interval=60, retries=0
     )
-    async with running_server(settings) as running:
+    async with serve(settings) as running:
         good = (await running.client.get("/api/token")).json()
         fake.answer_with(then=Answer("status", status=500))
         await asyncio.sleep(1.1)
@@ -141,8 +148,10 @@ async def test_the_old_token_is_served_while_renewal_fails(
     assert expired.status_code == 502
 
 
-async def test_alternating_failures_and_successes(make_settings: SettingsMaker, fake: FakeSpotify) -> None:
-    async with running_server(make_settings(retries=0)) as running:
+async def test_alternating_failures_and_successes(
+    make_settings: SettingsMaker, fake: FakeSpotify, serve: Serve
+) -> None:
+    async with serve(make_settings(retries=0)) as running:
         outcomes = []
         for i in range(4):
             if i % 2:
@@ -155,11 +164,11 @@ async def test_alternating_failures_and_successes(make_settings: SettingsMaker, 
 
 
 async def test_the_refresher_renews_before_clients_notice(
-    make_settings: SettingsMaker, fake: FakeSpotify
+    make_settings: SettingsMaker, fake: FakeSpotify, serve: Serve
 ) -> None:
     fake.answer_with(Answer(life_s=4), then=Answer(life_s=3600))
     settings = make_settings(expiry_buffer=1, refresh_window=3, stale_margin=0.5, refresh_interval=60)
-    async with running_server(settings) as running:
+    async with serve(settings) as running:
         first = (await running.client.get("/api/token")).json()
         await asyncio.sleep(2.5)
         later = (await running.client.get("/api/token")).json()
@@ -169,10 +178,10 @@ async def test_the_refresher_renews_before_clients_notice(
 
 
 async def test_a_slow_answer_within_the_timeout_is_a_token(
-    make_settings: SettingsMaker, fake: FakeSpotify
+    make_settings: SettingsMaker, fake: FakeSpotify, serve: Serve
 ) -> None:
     fake.answer_with(Answer("slow", delay_s=2.5))
-    async with running_server(make_settings(retries=0, fetch_timeout=8)) as running:
+    async with serve(make_settings(retries=0, fetch_timeout=8)) as running:
         started = time.monotonic()
         response = await running.client.get("/api/token")
         waited = time.monotonic() - started
@@ -209,10 +218,10 @@ STALE_SETTINGS: dict[str, Any] = {
 
 @pytest.mark.parametrize(("answer", "status", "cause"), FAULTS)
 async def test_each_fault_keeps_the_old_token_for_callers_and_heals_by_itself(
-    make_settings: SettingsMaker, fake: FakeSpotify, answer: Answer, status: int, cause: str
+    make_settings: SettingsMaker, fake: FakeSpotify, serve: Serve, *, answer: Answer, status: int, cause: str
 ) -> None:
     fake.answer_with(Answer(life_s=91), then=answer)
-    async with running_server(make_settings(**STALE_SETTINGS)) as running:
+    async with serve(make_settings(**STALE_SETTINGS)) as running:
         good = (await running.client.get("/api/token")).json()
         await wait_for_status(running, lambda state: not state["isValid"], within_s=5)
         served = await running.client.get("/api/token")
@@ -235,11 +244,11 @@ async def test_each_fault_keeps_the_old_token_for_callers_and_heals_by_itself(
 
 
 async def test_repeated_failures_open_the_circuit_then_it_closes_by_itself(
-    make_settings: SettingsMaker, fake: FakeSpotify
+    make_settings: SettingsMaker, fake: FakeSpotify, serve: Serve
 ) -> None:
     fake.answer_with(then=Answer("status", status=500))
     settings = make_settings(retries=1, retry_base_delay=0.5, cooldown_max=5, fetch_timeout=10)
-    async with running_server(settings) as running:
+    async with serve(settings) as running:
         # The start-up fetch fails (two attempts), the refresher tries again after 1 s and fails too:
         # the next cool-down is 2 s, and nothing may reach Spotify during it.
         await wait_for_status(running, lambda state: state["consecutiveFailures"] == 2, within_s=20)

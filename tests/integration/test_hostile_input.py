@@ -11,8 +11,11 @@ import orjson
 import pytest
 
 from spotify_tokener.settings import Settings
-from tests.conftest import Running, running_server
+from tests.conftest import Running, Serve
 from tests.fake_spotify import FakeSpotify
+
+# Not about the browser's own lifecycle: one warm browser for the module (tests/conftest.py).
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 SettingsMaker = Callable[..., Settings]
 
@@ -71,9 +74,9 @@ CASES = [
 
 @pytest.mark.parametrize(("raw", "statuses"), CASES)
 async def test_odd_requests_get_a_clean_answer_and_reach_no_browser(
-    make_settings: SettingsMaker, fake: FakeSpotify, raw: bytes, statuses: set[int]
+    make_settings: SettingsMaker, fake: FakeSpotify, raw: bytes, statuses: set[int], serve: Serve
 ) -> None:
-    async with running_server(make_settings()) as running:
+    async with serve(make_settings()) as running:
         assert (await running.client.get("/api/token")).status_code == 200
         before = fake.token_requests
         status, body = await exchange(running, raw)
@@ -88,9 +91,9 @@ async def test_odd_requests_get_a_clean_answer_and_reach_no_browser(
 
 
 async def test_a_slow_client_is_cut_off_and_others_are_served(
-    make_settings: SettingsMaker, fake: FakeSpotify
+    make_settings: SettingsMaker, fake: FakeSpotify, serve: Serve
 ) -> None:
-    async with running_server(make_settings(header_timeout=1)) as running:
+    async with serve(make_settings(header_timeout=1)) as running:
         port = running.server.settings.port
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(b"GET /api/token HTTP/1.1\r\nHost: tokener\r\n")  # and never the blank line

@@ -5,11 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import httpx
+import pytest
 
 from spotify_tokener.settings import Settings
-from tests.conftest import running_server
+from tests.conftest import Serve
 from tests.fake_spotify import Answer, FakeSpotify
 from tests.prometheus import Scrape
+
+# Not about the browser's own lifecycle: one warm browser for the module (tests/conftest.py).
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 SettingsMaker = Callable[..., Settings]
 COOKIE = "AQMetrics-session-cookie_0123456789abcdef"
@@ -28,8 +32,10 @@ def assert_no_secret(found: Scrape, fake: FakeSpotify) -> None:
     assert COOKIE not in found.text
 
 
-async def test_a_fetch_then_a_cache_hit(make_settings: SettingsMaker, fake: FakeSpotify) -> None:
-    async with running_server(make_settings()) as running:
+async def test_a_fetch_then_a_cache_hit(
+    make_settings: SettingsMaker, fake: FakeSpotify, serve: Serve
+) -> None:
+    async with serve(make_settings()) as running:
         for _ in range(2):
             assert (await running.client.get("/api/token")).status_code == 200
         found = await scrape(running.client)
@@ -52,9 +58,11 @@ async def test_a_fetch_then_a_cache_hit(make_settings: SettingsMaker, fake: Fake
     assert_no_secret(found, fake)
 
 
-async def test_a_failed_attempt_then_its_retry(make_settings: SettingsMaker, fake: FakeSpotify) -> None:
+async def test_a_failed_attempt_then_its_retry(
+    make_settings: SettingsMaker, fake: FakeSpotify, serve: Serve
+) -> None:
     fake.answer_with(Answer("status", status=500))
-    async with running_server(make_settings(retries=1)) as running:
+    async with serve(make_settings(retries=1)) as running:
         assert (await running.client.get("/api/token")).status_code == 200
         found = await scrape(running.client)
     assert fake.token_requests == 2
@@ -63,10 +71,12 @@ async def test_a_failed_attempt_then_its_retry(make_settings: SettingsMaker, fak
     assert found.value("tokener_fetch_retries_total", kind="anonymous") == 1
 
 
-async def test_a_failure_the_client_sees(make_settings: SettingsMaker, fake: FakeSpotify) -> None:
+async def test_a_failure_the_client_sees(
+    make_settings: SettingsMaker, fake: FakeSpotify, serve: Serve
+) -> None:
     fake.answer_with(then=Answer("status", status=500))
     # No retry, and a cool-down long enough that nothing else is fetched during the test.
-    async with running_server(make_settings(retries=0, retry_base_delay=5)) as running:
+    async with serve(make_settings(retries=0, retry_base_delay=5)) as running:
         answer = await running.client.get("/api/token")
         found = await scrape(running.client)
     assert answer.status_code == 502
@@ -79,8 +89,10 @@ async def test_a_failure_the_client_sees(make_settings: SettingsMaker, fake: Fak
     assert found.value("tokener_token_valid") == 0
 
 
-async def test_unknown_paths_are_one_route(make_settings: SettingsMaker, fake: FakeSpotify) -> None:
-    async with running_server(make_settings()) as running:
+async def test_unknown_paths_are_one_route(
+    make_settings: SettingsMaker, fake: FakeSpotify, serve: Serve
+) -> None:
+    async with serve(make_settings()) as running:
         for path in ("/nope", "/admin/.git/config", "/api/token/../../etc/passwd"):
             assert (await running.client.get(path)).status_code == 404
         found = await scrape(running.client)
@@ -90,10 +102,12 @@ async def test_unknown_paths_are_one_route(make_settings: SettingsMaker, fake: F
         assert fragment not in found.text
 
 
-async def test_an_account_is_counted_never_shown(make_settings: SettingsMaker, fake: FakeSpotify) -> None:
+async def test_an_account_is_counted_never_shown(
+    make_settings: SettingsMaker, fake: FakeSpotify, serve: Serve
+) -> None:
     fake.add_account(COOKIE, "metrics")
     cookie = {"Cookie": f"theme=dark; sp_dc={COOKIE}", "App-Platform": "WebPlayer"}
-    async with running_server(make_settings()) as running:
+    async with serve(make_settings()) as running:
         account = await running.client.get("/api/token", headers=cookie)
         found = await scrape(running.client)
     assert account.status_code == 200
@@ -104,8 +118,10 @@ async def test_an_account_is_counted_never_shown(make_settings: SettingsMaker, f
     assert_no_secret(found, fake)
 
 
-async def test_with_an_api_key_metrics_need_it(make_settings: SettingsMaker, fake: FakeSpotify) -> None:
-    async with running_server(make_settings(api_key="scrape-key")) as running:
+async def test_with_an_api_key_metrics_need_it(
+    make_settings: SettingsMaker, fake: FakeSpotify, serve: Serve
+) -> None:
+    async with serve(make_settings(api_key="scrape-key")) as running:
         refused = await running.client.get("/metrics")
         found = await scrape(running.client, Authorization="Bearer scrape-key")
     assert refused.status_code == 401
