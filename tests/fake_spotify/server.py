@@ -173,6 +173,11 @@ class _Handler(BaseHTTPRequestHandler):
         """Silence the per-request stderr lines."""
 
     def do_POST(self) -> None:
+        """Beacons. The body is read, or its bytes would be taken for the next request on the
+        connection (which then fails as an unsupported method, 501)."""
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        path = urlsplit(self.path).path
+        self.owner._record("beacon" if path == assets.BEACON_PATH else "post")
         self._send(204, b"", "text/plain")
 
     def do_GET(self) -> None:
