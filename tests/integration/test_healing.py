@@ -14,7 +14,7 @@ from spotify_tokener.settings import Settings
 from tests.conftest import Running, Serve
 from tests.fake_spotify import Answer, FakeSpotify
 from tests.fake_spotify.server import UPSTREAM_SECRET_MARKER
-from tests.integration.fault_cases import FAULTS
+from tests.integration.fault_cases import FAULTS, HANG_TIMEOUT_S
 
 # Not about the browser's own lifecycle: one warm browser for the module (tests/conftest.py).
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -25,19 +25,17 @@ SettingsMaker = Callable[..., Settings]
 async def test_the_old_token_is_served_while_renewal_fails(
     make_settings: SettingsMaker, fake: FakeSpotify, serve: Serve
 ) -> None:
-    # Tokens live 3 s; above a 2 s buffer they are fresh, so after 1.1 s renewal is due; after 2.6 s
-    # less than the 0.5 s stale margin is left.
-    fake.answer_with(then=Answer(life_s=3))
+    # Tokens live 8 s: fresh above the 5 s buffer, then served as stale until the 1 s margin.
+    fake.answer_with(Answer(life_s=8), then=Answer("status", status=500))
     settings = make_settings(
-        expiry_buffer=2, refresh_window=2, stale_margin=0.5, refresh_interval=60, retries=0
+        expiry_buffer=5, refresh_window=5, stale_margin=1, refresh_interval=60, retries=0, cooldown_max=60
     )
     async with serve(settings) as running:
         good = (await running.client.get("/api/token")).json()
-        fake.answer_with(then=Answer("status", status=500))
-        await asyncio.sleep(1.1)
+        await wait_for_status(running, lambda state: not state["isValid"], within_s=10)
         stale = await running.client.get("/api/token")
         forced = await running.client.get("/api/token?force=true")
-        await asyncio.sleep(1.5)
+        await wait_for_status(running, lambda state: state["timeUntilExpiry"] <= 1000, within_s=10)
         expired = await running.client.get("/api/token")
     assert stale.status_code == 200
     assert stale.json()["accessToken"] == good["accessToken"]
@@ -49,15 +47,20 @@ async def test_the_old_token_is_served_while_renewal_fails(
 async def test_the_refresher_renews_before_clients_notice(
     make_settings: SettingsMaker, fake: FakeSpotify, serve: Serve
 ) -> None:
-    fake.answer_with(Answer(life_s=4), then=Answer(life_s=3600))
-    settings = make_settings(expiry_buffer=1, refresh_window=3, stale_margin=0.5, refresh_interval=60)
+    # 8 s tokens, served above a 1 s buffer, renewed once past half their servable life (3.5 s): a
+    # renewal has 3.5 s to finish before a client would have to wait for one.
+    fake.answer_with(Answer(life_s=8), then=Answer(life_s=3600))
+    settings = make_settings(expiry_buffer=1, refresh_window=7, stale_margin=0.5, refresh_interval=60)
     async with serve(settings) as running:
         first = (await running.client.get("/api/token")).json()
-        await asyncio.sleep(2.5)
-        later = (await running.client.get("/api/token")).json()
+        serve_until_s = first["accessTokenExpirationTimestampMs"] / 1000 - settings.expiry_buffer
+        renewed = [first]
+        while renewed[-1]["accessToken"] == first["accessToken"]:
+            assert time.time() < serve_until_s, "not renewed before clients would have noticed"
+            renewed.append((await running.client.get("/api/token")).json())
+            await asyncio.sleep(0.1)
     assert fake.token_requests == 2
-    assert later["accessToken"] != first["accessToken"]
-    assert later["cached"] is True
+    assert all(answer["cached"] for answer in renewed[1:])  # no client ever waited for the renewal
 
 
 async def status_of(running: Running) -> dict[str, Any]:
@@ -77,9 +80,9 @@ STALE_SETTINGS: dict[str, Any] = {
     "expiry_buffer": 90,
     "refresh_window": 90,
     "stale_margin": 30,
-    "retries": 1,  # a cold start slower than the 2 s timeout on a loaded machine still gets its token
-    "fetch_timeout": 2,
-    "cooldown_max": 1.5,
+    "retries": 0,
+    "fetch_timeout": HANG_TIMEOUT_S,
+    "cooldown_max": 1,
 }
 
 
