@@ -27,10 +27,12 @@ run: setup
 test-deps: setup
 	@command -v redis-server >/dev/null || scripts/ensure-apt.sh redis-server
 
+# Three workers, one file each at a time: the integration tests mostly wait (for timeouts, cool-downs,
+# page loads), so three keep two cores busy. A module's warm browser stays on one worker.
 test: test-deps
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 3 --dist loadfile
 
-unit: setup
+unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit
 
 integration: test-deps

@@ -32,6 +32,12 @@ FAST: dict[str, Any] = {
 }
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files marked ``long_running`` first: ``make test`` hands whole files to its workers in this
+    order, and a long file handed out last would keep one worker busy after the others are done."""
+    items.sort(key=lambda item: item.get_closest_marker("long_running") is None)
+
+
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Settings read the environment; a developer's own TOKENER_* must not steer the tests."""

@@ -22,6 +22,8 @@ from spotify_tokener.sources.browser.reaper import reap_orphans
 from tests.conftest import Running, running_server
 from tests.fake_spotify import Answer, FakeSpotify
 
+pytestmark = pytest.mark.long_running  # run early: see pytest_collection_modifyitems
+
 SettingsMaker = Callable[..., Settings]
 
 

@@ -15,7 +15,7 @@ from tests.integration.fault_cases import FAULTS, HANG_TIMEOUT_S
 from tests.prometheus import Scrape
 
 # Not about the browser's own lifecycle: one warm browser for the module (tests/conftest.py).
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.long_running]
 
 SettingsMaker = Callable[..., Settings]
 

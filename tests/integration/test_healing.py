@@ -17,7 +17,7 @@ from tests.fake_spotify.server import UPSTREAM_SECRET_MARKER
 from tests.integration.fault_cases import FAULTS, HANG_TIMEOUT_S
 
 # Not about the browser's own lifecycle: one warm browser for the module (tests/conftest.py).
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.long_running]
 
 SettingsMaker = Callable[..., Settings]
 

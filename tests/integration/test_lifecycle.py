@@ -24,6 +24,8 @@ from spotify_tokener.sources.browser.reaper import REAP_INTERVAL_S
 from tests.conftest import running_server
 from tests.fake_spotify import Answer, FakeSpotify
 
+pytestmark = pytest.mark.long_running  # run early: see pytest_collection_modifyitems
+
 SettingsMaker = Callable[..., Settings]
 Descendants = Callable[[], set[int]]
 
