@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import logging
+import re
 import time
 from collections.abc import Callable
 
@@ -18,6 +21,7 @@ from tests.prometheus import Scrape
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.long_running]
 
 SettingsMaker = Callable[..., Settings]
+ATTEMPT_MS = re.compile(r"attempt \d+/\d+, anonymous, (\d+) ms")
 
 
 @pytest.mark.parametrize(("answer", "status", "cause"), FAULTS)
@@ -72,21 +76,29 @@ async def test_a_broken_page_is_reported(
     assert response.json()["error"] == "the Spotify web player answered HTTP 503"
 
 
+def attempt_waits(records: list[logging.LogRecord]) -> list[float]:
+    """Seconds between one attempt's end and the next one's start, from the attempts' log lines."""
+    attempts = [(record.created, ATTEMPT_MS.search(record.getMessage())) for record in records]
+    spans = [(end - int(found[1]) / 1000, end) for end, found in attempts if found is not None]
+    return [start - end for (_, end), (start, _) in itertools.pairwise(spans)]
+
+
 async def test_failures_are_retried_with_doubling_delays(
-    make_settings: SettingsMaker, fake: FakeSpotify, serve: Serve
+    make_settings: SettingsMaker, fake: FakeSpotify, serve: Serve, caplog: pytest.LogCaptureFixture
 ) -> None:
     fake.answer_with(Answer("status", status=500), Answer("status", status=502), Answer("malformed"))
-    async with serve(make_settings(retries=3, retry_base_delay=0.5)) as running:
-        response = await running.client.get("/api/token")
+    with caplog.at_level(logging.INFO, logger="spotify_tokener.core.fetcher"):
+        async with serve(make_settings(retries=3, retry_base_delay=0.3)) as running:
+            response = await running.client.get("/api/token")
     assert response.status_code == 200
     assert fake.token_requests == 4
     assert fake.count("page") == 4  # one page load per attempt
-    # From each failed answer to the next attempt's page load: the wait alone, without the page loads,
-    # whose durations vary with the machine's load by more than the waits differ by.
-    answered = [call.at for call in fake.state.calls[:-1]]
-    waits = [page - failure for failure, page in zip(answered, fake.state.page_loads_at[1:], strict=True)]
-    assert waits[0] >= 0.5 and waits[1] >= 1.0 and waits[2] >= 2.0
-    assert waits[0] < waits[1] < waits[2]
+    # Each wait as the service saw it: from an attempt's end (its log line) to the next one's start (the
+    # next line, less the duration it states). Page loads, whose times vary with the machine's load by
+    # more than the waits differ by, are not in it. Durations are logged in whole milliseconds.
+    waits = attempt_waits(caplog.records)
+    for wait, delay in zip(waits, (0.3, 0.6, 1.2), strict=True):
+        assert delay - 0.002 <= wait < delay + 0.25, waits
 
 
 async def test_retries_end_after_three(make_settings: SettingsMaker, fake: FakeSpotify, serve: Serve) -> None:

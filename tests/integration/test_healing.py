@@ -74,7 +74,7 @@ async def wait_for_status(running: Running, check: Callable[[dict[str, Any]], bo
             await asyncio.sleep(0.05)
 
 
-# Tokens of 91 s against a 90 s buffer: fresh for about a second, then due for renewal and still
+# Tokens of 90.5 s against a 90 s buffer: fresh for half a second, then due for renewal and still
 # usable for a minute. A buffer above 60 s also makes the fake's "short" (60 s) token too short.
 STALE_SETTINGS: dict[str, Any] = {
     "expiry_buffer": 90,
@@ -90,7 +90,7 @@ STALE_SETTINGS: dict[str, Any] = {
 async def test_each_fault_keeps_the_old_token_for_callers_and_heals_by_itself(
     make_settings: SettingsMaker, fake: FakeSpotify, serve: Serve, *, answer: Answer, status: int, cause: str
 ) -> None:
-    fake.answer_with(Answer(life_s=91), then=answer)
+    fake.answer_with(Answer(life_s=90.5), then=answer)
     async with serve(make_settings(**STALE_SETTINGS)) as running:
         good = (await running.client.get("/api/token")).json()
         await wait_for_status(running, lambda state: not state["isValid"], within_s=5)
