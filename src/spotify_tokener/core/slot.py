@@ -37,7 +37,7 @@ class CachedToken:
     fetched_at_ms: int
 
 
-@dataclass(slots=True)  # built on every request; frozen would cost ~0.3 us each time
+@dataclass(slots=True)  # not frozen: built on every request (BENCHMARKS.md, "What changed the figures")
 class Served:
     """A token and whether it came from the cache rather than a fetch made for this caller."""
 

@@ -78,7 +78,7 @@ class Request:
         return values
 
 
-@dataclass(slots=True)  # not frozen: frozen dataclasses cost ~0.5 us more to build, on every request
+@dataclass(slots=True)  # not frozen: built on every request (BENCHMARKS.md, "What changed the figures")
 class Response:
     status: int
     body: bytes = b""

@@ -25,7 +25,7 @@ SANDBOX_REFUSALS = (
     "without --no-sandbox is not supported",
 )
 BASE_ARGS = (
-    # The GPU process inside the browser process: one process and ~60 MB fewer, same speed. (No
+    # The GPU process inside the browser process: one process fewer (BENCHMARKS.md). (No
     # --enable-features here: Chromium keeps only the last one, which would cancel Playwright's own.)
     "--in-process-gpu",
     "--disable-background-networking",
@@ -38,7 +38,7 @@ BASE_ARGS = (
 
 
 def enable_node_compile_cache() -> None:
-    """Let the Playwright driver (Node) reuse its compiled code between launches: ~70 ms per launch.
+    """Let the Playwright driver (Node) reuse its compiled code between launches (BENCHMARKS.md).
 
     The driver inherits this process's environment; an operator's own setting is left alone.
     """
