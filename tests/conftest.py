@@ -144,6 +144,18 @@ async def warm_browser(fake_spotify_server: FakeSpotify) -> AsyncIterator[Browse
     await manager.close()
 
 
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def shared_service(
+    fake_spotify_server: FakeSpotify, warm_browser: BrowserManager
+) -> AsyncIterator[Running]:
+    """One running service for a module whose tests each make a request or two and need no settings
+    of their own: a service start is a token fetch, and most such tests only watch what follows it."""
+    settings = Settings(**FAST, port=free_port(), browser_args=fake_spotify_server.chromium_args)
+    async with running_server(settings, create_app(settings, browser=warm_browser)) as running:
+        assert (await running.client.get("/api/token")).status_code == 200  # its start-up fetch is over
+        yield running
+
+
 @pytest.fixture
 def serve(warm_browser: BrowserManager) -> Serve:
     """Like :func:`running_server`, with the module's warm browser lent to the service."""

@@ -74,14 +74,14 @@ CASES = [
 
 @pytest.mark.parametrize(("raw", "statuses"), CASES)
 async def test_odd_requests_get_a_clean_answer_and_reach_no_browser(
-    make_settings: SettingsMaker, fake: FakeSpotify, raw: bytes, statuses: set[int], serve: Serve
+    shared_service: Running, fake: FakeSpotify, raw: bytes, statuses: set[int]
 ) -> None:
-    async with serve(make_settings()) as running:
-        assert (await running.client.get("/api/token")).status_code == 200
-        before = fake.token_requests
-        status, body = await exchange(running, raw)
-        after = fake.token_requests
-        still_serving = await running.client.get("/api/token")
+    running = shared_service
+    assert (await running.client.get("/api/token")).status_code == 200
+    before = fake.token_requests
+    status, body = await exchange(running, raw)
+    after = fake.token_requests
+    still_serving = await running.client.get("/api/token")
     assert status in statuses
     if status == 400 and body:
         assert orjson.loads(body)["error"] == "Validation error"
