@@ -23,3 +23,12 @@ FAULTS = [
     pytest.param(Answer("short"), 502, "expired or about to expire", id="short-token"),
     pytest.param(Answer("hang"), 504, f"no token from Spotify within {HANG_TIMEOUT_S} s", id="hang"),
 ]
+
+# One fault of each kind the service handles differently once a token is cached (a 5xx or an unusable
+# answer, a 429 with and without Retry-After, a token refused on arrival, a hang). The others differ
+# only in the cause's words, which FAULTS tests without a cached token.
+HEALING_FAULTS = [
+    case
+    for case in FAULTS
+    if case.id in {"500", "429", "429-no-retry-after", "malformed-json", "short-token", "hang"}
+]

@@ -14,7 +14,7 @@ from spotify_tokener.settings import Settings
 from tests.conftest import Running, Serve
 from tests.fake_spotify import Answer, FakeSpotify
 from tests.fake_spotify.server import UPSTREAM_SECRET_MARKER
-from tests.integration.fault_cases import FAULTS, HANG_TIMEOUT_S
+from tests.integration.fault_cases import HANG_TIMEOUT_S, HEALING_FAULTS
 
 # Not about the browser's own lifecycle: one warm browser for the module (tests/conftest.py).
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.long_running]
@@ -86,7 +86,7 @@ STALE_SETTINGS: dict[str, Any] = {
 }
 
 
-@pytest.mark.parametrize(("answer", "status", "cause"), FAULTS)
+@pytest.mark.parametrize(("answer", "status", "cause"), HEALING_FAULTS)
 async def test_each_fault_keeps_the_old_token_for_callers_and_heals_by_itself(
     make_settings: SettingsMaker, fake: FakeSpotify, serve: Serve, *, answer: Answer, status: int, cause: str
 ) -> None:
