@@ -16,6 +16,7 @@ import psutil
 import pytest
 import pytest_asyncio
 
+from spotify_tokener.domain.errors import BrowserError
 from spotify_tokener.http.app import App
 from spotify_tokener.http.server import TokenerServer
 from spotify_tokener.settings import Settings
@@ -138,10 +139,23 @@ async def warm_browser(fake_spotify_server: FakeSpotify) -> AsyncIterator[Browse
     """
     settings = Settings(browser_args=fake_spotify_server.chromium_args, browser_idle=3600, **FAST)
     manager = BrowserManager(settings)
-    async with manager.context():
+    try:
+        await _launched(manager)
+        yield manager
+    finally:
+        await manager.close()
+
+
+async def _launched(manager: BrowserManager) -> None:
+    """Open and close a context, so the browser runs. Chromium now and then dies of a SIGSEGV while
+    starting; the service answers that by launching again on its next attempt, and so does this."""
+    try:
+        async with manager.context():
+            return
+    except BrowserError:
         pass
-    yield manager
-    await manager.close()
+    async with manager.context():
+        return
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
