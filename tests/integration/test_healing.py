@@ -25,10 +25,10 @@ SettingsMaker = Callable[..., Settings]
 async def test_the_old_token_is_served_while_renewal_fails(
     make_settings: SettingsMaker, fake: FakeSpotify, serve: Serve
 ) -> None:
-    # Tokens live 8 s: fresh above the 5 s buffer, then served as stale until the 1 s margin.
-    fake.answer_with(Answer(life_s=8), then=Answer("status", status=500))
+    # Tokens live 6 s: fresh above the 4 s buffer, then served as stale until the 1 s margin.
+    fake.answer_with(Answer(life_s=6), then=Answer("status", status=500))
     settings = make_settings(
-        expiry_buffer=5, refresh_window=5, stale_margin=1, refresh_interval=60, retries=0, cooldown_max=60
+        expiry_buffer=4, refresh_window=4, stale_margin=1, refresh_interval=60, retries=0, cooldown_max=60
     )
     async with serve(settings) as running:
         good = (await running.client.get("/api/token")).json()
@@ -47,10 +47,10 @@ async def test_the_old_token_is_served_while_renewal_fails(
 async def test_the_refresher_renews_before_clients_notice(
     make_settings: SettingsMaker, fake: FakeSpotify, serve: Serve
 ) -> None:
-    # 8 s tokens, served above a 1 s buffer, renewed once past half their servable life (3.5 s): a
-    # renewal has 3.5 s to finish before a client would have to wait for one.
-    fake.answer_with(Answer(life_s=8), then=Answer(life_s=3600))
-    settings = make_settings(expiry_buffer=1, refresh_window=7, stale_margin=0.5, refresh_interval=60)
+    # 6 s tokens, served above a 1 s buffer, renewed once past half their servable life (2.5 s): a
+    # renewal has 2.5 s to finish before a client would have to wait for one.
+    fake.answer_with(Answer(life_s=6), then=Answer(life_s=3600))
+    settings = make_settings(expiry_buffer=1, refresh_window=5, stale_margin=0.5, refresh_interval=60)
     async with serve(settings) as running:
         first = (await running.client.get("/api/token")).json()
         serve_until_s = first["accessTokenExpirationTimestampMs"] / 1000 - settings.expiry_buffer
