@@ -97,6 +97,17 @@ async def _wait_until_serving(client: httpx.AsyncClient) -> None:
             await asyncio.sleep(0.02)
 
 
+async def status_of(running: Running) -> dict[str, Any]:
+    state: dict[str, Any] = (await running.client.get("/api/token/status")).json()["status"]
+    return state
+
+
+async def wait_for_status(running: Running, check: Callable[[dict[str, Any]], bool], within_s: float) -> None:
+    async with asyncio.timeout(within_s):
+        while not check(await status_of(running)):  # noqa: ASYNC110 - polls the service over HTTP
+            await asyncio.sleep(0.05)
+
+
 @contextlib.asynccontextmanager
 async def running_server(settings: Settings, app: App | None = None) -> AsyncIterator[Running]:
     server = TokenerServer(settings, app if app is not None else create_app(settings))

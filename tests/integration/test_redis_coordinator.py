@@ -170,8 +170,10 @@ async def test_a_dead_holders_lock_is_taken_over_when_it_expires(
 async def test_a_live_holder_keeps_its_lock_past_the_ttl(
     coordinators: Callable[..., RedisCoordinator],
 ) -> None:
-    holder, waiter = coordinators(redis_lock_ttl=0.5), coordinators(redis_lock_ttl=0.5)
-    slow, spare = Fetches(delay=1.5), Fetches()
+    # Extended every 0.5 s: the holder's extension may come a second late (a loaded machine) and still
+    # keep the lock, through a fetch that lasts more than twice its time to live.
+    holder, waiter = coordinators(redis_lock_ttl=1.5), coordinators(redis_lock_ttl=1.5)
+    slow, spare = Fetches(delay=3.5), Fetches()
     holding = asyncio.create_task(holder.fetch(KEY, slow, await wanted()))
     await asyncio.sleep(0.1)
     adopted = await waiter.fetch(KEY, spare, await wanted())
