@@ -103,7 +103,7 @@ async def test_an_idle_browser_is_closed_with_its_driver(
         assert (await running.client.get("/api/token")).status_code == 200
         spawned = descendants()
         assert chromium_pids(spawned)
-        deadline = time.monotonic() + 2  # the 1 s idle time, then closing
+        deadline = time.monotonic() + 10  # the 1 s idle time, then closing: seconds on a loaded machine
         health = (await running.client.get("/health")).json()
         while (health["browser"]["running"] or alive(spawned)) and time.monotonic() < deadline:
             await asyncio.sleep(0.05)

@@ -293,17 +293,19 @@ async def test_redis_failing_right_after_the_lock_was_taken_leaves_no_lock_behin
 async def test_availability_follows_redis_without_any_fetch(redis_prefix: str) -> None:
     server = RedisServer(free_port()).start()
     coordinator = RedisCoordinator(Settings(redis_url=server.url, redis_lock_ttl=0.2, redis_timeout=0.5))
+
+    async def until(available: bool) -> None:
+        async with asyncio.timeout(10):
+            while coordinator.available is not available:  # noqa: ASYNC110 - the watcher's own pace
+                await asyncio.sleep(0.05)
+
     try:
         await coordinator.start()
-        await asyncio.sleep(0.3)
-        up = coordinator.available
+        await until(True)
         server.stop()
-        await asyncio.sleep(0.8)
-        down = coordinator.available
+        await until(False)
         server.start()
-        await asyncio.sleep(0.8)
-        back = coordinator.available
+        await until(True)
     finally:
         await coordinator.close()
         server.stop()
-    assert (up, down, back) == (True, False, True)
