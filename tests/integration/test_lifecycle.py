@@ -105,7 +105,9 @@ async def test_an_idle_browser_is_closed_with_its_driver(
         assert chromium_pids(spawned)
         deadline = time.monotonic() + 10  # the 1 s idle time, then closing: seconds on a loaded machine
         health = (await running.client.get("/health")).json()
-        while (health["browser"]["running"] or alive(spawned)) and time.monotonic() < deadline:
+        while (health["browser"]["running"] or health["memory"]["browserRss"] or alive(spawned)) and (
+            time.monotonic() < deadline
+        ):
             await asyncio.sleep(0.05)
             health = (await running.client.get("/health")).json()
         assert health["browser"]["running"] is False
