@@ -34,9 +34,15 @@ FAST: dict[str, Any] = {
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Files marked ``long_running`` first: ``make test`` hands whole files to its workers in this
-    order, and a long file handed out last would keep one worker busy after the others are done."""
-    items.sort(key=lambda item: item.get_closest_marker("long_running") is None)
+    """The longest files first, by their ``duration`` mark (seconds, roughly, on a busy machine):
+    ``make test`` hands whole files to its workers in this order, and a long file handed out last would
+    keep one worker busy after the others are done. Unmarked files are short and come last."""
+
+    def seconds(item: pytest.Item) -> float:
+        mark = item.get_closest_marker("duration")
+        return float(mark.args[0]) if mark is not None else 0.0
+
+    items.sort(key=seconds, reverse=True)
 
 
 @pytest.fixture(autouse=True)
