@@ -80,6 +80,14 @@ async def coordinators(
         await coordinator.close()
 
 
+async def holding_the_lock(raw: Redis, prefix: str) -> None:
+    """Until a replica holds the fetch lock: the next one to ask is then a waiter, however loaded the
+    machine (a fixed head start is not enough when the first replica's claim is slow)."""
+    async with asyncio.timeout(10):
+        while not await raw.exists(f"{prefix}lock:{KEY}"):  # noqa: ASYNC110 - polls Redis
+            await asyncio.sleep(0.01)
+
+
 @pytest.fixture
 async def raw(shared_redis: RedisServer) -> AsyncIterator[Redis]:
     client = Redis.from_url(shared_redis.url)
@@ -122,6 +130,8 @@ async def test_concurrent_fetches_on_many_replicas_make_one_fetch(
 
 async def test_waiters_get_the_holders_failure_instead_of_trying_again(
     coordinators: Callable[..., RedisCoordinator],
+    raw: Redis,
+    redis_prefix: str,
 ) -> None:
     holder, waiter = coordinators(), coordinators()
     failing = Fetches(
@@ -129,7 +139,7 @@ async def test_waiters_get_the_holders_failure_instead_of_trying_again(
     )
     spare = Fetches()
     holding = asyncio.create_task(holder.fetch(KEY, failing, await wanted()))
-    await asyncio.sleep(0.1)
+    await holding_the_lock(raw, redis_prefix)
     with pytest.raises(RateLimited) as raised:
         await waiter.fetch(KEY, spare, await wanted())
     with pytest.raises(RateLimited):
@@ -145,12 +155,12 @@ async def test_waiters_get_the_holders_failure_instead_of_trying_again(
     ids=["browser", "timeout"],
 )
 async def test_a_holders_own_trouble_is_not_passed_on(
-    coordinators: Callable[..., RedisCoordinator], own_trouble: Exception
+    coordinators: Callable[..., RedisCoordinator], own_trouble: Exception, raw: Redis, redis_prefix: str
 ) -> None:
     holder, waiter = coordinators(), coordinators()
     broken, healthy = Fetches(delay=0.3, error=own_trouble), Fetches()
     holding = asyncio.create_task(holder.fetch(KEY, broken, await wanted()))
-    await asyncio.sleep(0.1)
+    await holding_the_lock(raw, redis_prefix)
     token = await waiter.fetch(KEY, healthy, await wanted())
     with pytest.raises(type(own_trouble)):
         await holding
@@ -171,13 +181,15 @@ async def test_a_dead_holders_lock_is_taken_over_when_it_expires(
 
 async def test_a_live_holder_keeps_its_lock_past_the_ttl(
     coordinators: Callable[..., RedisCoordinator],
+    raw: Redis,
+    redis_prefix: str,
 ) -> None:
     # Extended every 0.5 s: the holder's extension may come a second late (a loaded machine) and still
     # keep the lock, through a fetch that lasts more than twice its time to live.
     holder, waiter = coordinators(redis_lock_ttl=1.5), coordinators(redis_lock_ttl=1.5)
     slow, spare = Fetches(delay=3.5), Fetches()
     holding = asyncio.create_task(holder.fetch(KEY, slow, await wanted()))
-    await asyncio.sleep(0.1)
+    await holding_the_lock(raw, redis_prefix)
     adopted = await waiter.fetch(KEY, spare, await wanted())
     assert adopted == await holding
     assert spare.calls == 0
@@ -241,11 +253,13 @@ async def test_forced_fetches_close_together_share_one_across_replicas(
 
 async def test_a_forced_fetch_joins_one_under_way_on_another_replica(
     coordinators: Callable[..., RedisCoordinator],
+    raw: Redis,
+    redis_prefix: str,
 ) -> None:
     holder, joiner = coordinators(), coordinators()
     fetch_here = Fetches(delay=0.3)
     holding = asyncio.create_task(holder.fetch(KEY, fetch_here, await wanted(force=True)))
-    await asyncio.sleep(0.1)
+    await holding_the_lock(raw, redis_prefix)
     assert await joiner.fetch(KEY, fetch_here, await wanted(force=True)) == await holding
     assert fetch_here.calls == 1
 
