@@ -177,7 +177,12 @@ async def test_a_signal_mid_fetch_stops_everything_within_seconds(
     assert code == 0, output
     assert stopped_in < 5
     assert answer.status_code == 503
-    assert answer.json()["error"] == "the service is shutting down"
+    # Ctrl-C reaches the driver and Chromium in the same instant as the service: which the service
+    # notices first decides the words (the waiter is told the browser closed, or that it is stopping).
+    expected = {"the service is shutting down"}
+    if whole_group:
+        expected.add("the browser crashed or closed during the fetch")
+    assert answer.json()["error"] in expected
     assert "stopped" in output
     assert "ERROR" not in output, output
     await asyncio.sleep(0.3)
