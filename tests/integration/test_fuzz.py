@@ -42,6 +42,8 @@ from tests.conftest import free_port
 from tests.scripted import Outcome, ScriptedSource
 
 Case: TypeAlias = schemathesis.Case[Any]
+pytestmark = pytest.mark.duration(11)  # the longest files go first: tests/conftest.py
+
 EXAMPLES = 150
 API_KEY = "fuzz-key"
 UPSTREAM_FAILURES: list[TokenError] = [

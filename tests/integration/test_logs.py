@@ -9,8 +9,11 @@ from collections.abc import Callable
 
 import httpx
 import orjson
+import pytest
 
 from tests.fake_spotify import Answer, FakeSpotify
+
+pytestmark = pytest.mark.duration(6)  # the longest files go first: tests/conftest.py
 
 COOKIE = "AQLogs-session-cookie_0123456789abcdef"
 StartService = Callable[..., tuple[subprocess.Popen[str], str]]
