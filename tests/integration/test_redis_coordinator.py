@@ -45,14 +45,19 @@ async def wanted(*, known: Token | None = None, force: bool = False, force_gap_s
 class Fetches:
     """A stand-in fetch that counts its calls and hands out distinct tokens."""
 
-    def __init__(self, delay: float = 0.0, error: Exception | None = None) -> None:
+    def __init__(
+        self, delay: float = 0.0, error: Exception | None = None, gate: asyncio.Event | None = None
+    ) -> None:
         self.calls = 0
         self.delay = delay
         self.error = error
+        self.gate = gate  # when given, each call ends only once the test opens it
 
     async def __call__(self) -> Token:
         self.calls += 1
         await asyncio.sleep(self.delay)
+        if self.gate is not None:
+            await self.gate.wait()
         if self.error is not None:
             raise self.error
         return Token(f"BQ-{self.calls}-{time.monotonic_ns()}", wall_clock_ms() + 3_600_000, "client", True)
@@ -85,6 +90,13 @@ async def holding_the_lock(raw: Redis, prefix: str) -> None:
     machine (a fixed head start is not enough when the first replica's claim is slow)."""
     async with asyncio.timeout(10):
         while not await raw.exists(f"{prefix}lock:{KEY}"):  # noqa: ASYNC110 - polls Redis
+            await asyncio.sleep(0.01)
+
+
+async def asking_for_the_lock(raw: Redis, times: int) -> None:
+    """Until ``times`` claims of a lock were made (SET NX, taken or refused), as Redis counts them."""
+    async with asyncio.timeout(10):
+        while (await raw.info("commandstats")).get("cmdstat_set", {}).get("calls", 0) < times:  # noqa: ASYNC110
             await asyncio.sleep(0.01)
 
 
@@ -134,14 +146,18 @@ async def test_waiters_get_the_holders_failure_instead_of_trying_again(
     redis_prefix: str,
 ) -> None:
     holder, waiter = coordinators(), coordinators()
+    fail_now = asyncio.Event()
     failing = Fetches(
-        delay=0.3, error=RateLimited("Spotify rate-limited the token request (429)", retry_after=7)
+        error=RateLimited("Spotify rate-limited the token request (429)", retry_after=7), gate=fail_now
     )
     spare = Fetches()
     holding = asyncio.create_task(holder.fetch(KEY, failing, await wanted()))
     await holding_the_lock(raw, redis_prefix)
+    waiting = asyncio.create_task(waiter.fetch(KEY, spare, await wanted()))
+    await asking_for_the_lock(raw, times=2)  # the holder's claim, then the waiter's: it waits now
+    fail_now.set()
     with pytest.raises(RateLimited) as raised:
-        await waiter.fetch(KEY, spare, await wanted())
+        await waiting
     with pytest.raises(RateLimited):
         await holding
     assert str(raised.value) == "Spotify rate-limited the token request (429)"
