@@ -1,6 +1,6 @@
 """The token itself and how an upstream answer becomes one.
 
-Pure: no I/O, no framework. The harvester hands over what the browser saw, and this module decides
+Pure: no I/O, no framework. A token source hands over what it received, and this module decides
 whether it is a token worth serving.
 """
 
