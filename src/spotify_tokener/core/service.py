@@ -127,9 +127,7 @@ class TokenService:
 
     def status(self) -> TokenStatus:
         slot, now = self._anonymous, self._clock()
-        cached = slot.cached
-        token = cached.token if cached else None
-        fetched_at = cached.fetched_at_ms if cached else None
+        token, fetched_at = slot.token, _fetched_at(slot)
         return TokenStatus(
             has_token=token is not None,
             is_valid=self.freshness.is_servable(token, now),

@@ -14,7 +14,6 @@ token arrives; watchers (the HTTP hot answer) are told at that moment.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -24,8 +23,6 @@ from spotify_tokener.domain.clock import Clock
 from spotify_tokener.domain.errors import ShuttingDown, TokenError
 from spotify_tokener.domain.freshness import Freshness
 from spotify_tokener.domain.token import Kind, Token
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)

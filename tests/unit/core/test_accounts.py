@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import pytest
 
@@ -14,6 +14,7 @@ from spotify_tokener.domain.freshness import Freshness
 from spotify_tokener.domain.token import Token
 from spotify_tokener.settings import Settings
 from tests.scripted import ScriptedSource
+from tests.unit.core.conftest import scripted, service_with
 from tests.virtual_time import VirtualTime
 
 SettingsMaker = Callable[..., Settings]
@@ -79,25 +80,11 @@ async def test_entries_go_when_their_token_expires() -> None:
     assert slots.count() == 0
 
 
-@pytest.fixture
-async def services() -> AsyncIterator[list[TokenService]]:
-    made: list[TokenService] = []
-    yield made
-    for service in made:
-        await service.stop()
-
-
-def make(source: ScriptedSource, settings: Settings, services: list[TokenService]) -> TokenService:
-    service = TokenService(source, settings)
-    services.append(service)
-    return service
-
-
 async def test_each_account_and_the_anonymous_token_are_apart(
-    unit_settings: SettingsMaker, services: list[TokenService]
+    unit_settings: SettingsMaker, stopper: list[TokenService]
 ) -> None:
     source = ScriptedSource(delay=0.02)
-    service = make(source, unit_settings(), services)
+    service = service_with(source, unit_settings(), stopper)
     calls = [service.get_token() for _ in range(10)]
     calls += [service.get_token(sp_dc="cookie-a") for _ in range(10)]
     calls += [service.get_token(sp_dc="cookie-b") for _ in range(10)]
@@ -114,10 +101,10 @@ async def test_each_account_and_the_anonymous_token_are_apart(
 
 
 async def test_a_cached_account_token_is_reused(
-    unit_settings: SettingsMaker, services: list[TokenService]
+    unit_settings: SettingsMaker, stopper: list[TokenService]
 ) -> None:
     source = ScriptedSource()
-    service = make(source, unit_settings(), services)
+    service = service_with(source, unit_settings(), stopper)
     first = await service.get_token(sp_dc="cookie-a")
     again = await service.get_token(sp_dc="cookie-a")
     forced = await service.get_token(sp_dc="cookie-a", force=True)
@@ -127,10 +114,10 @@ async def test_a_cached_account_token_is_reused(
 
 
 async def test_a_dead_cookie_is_refused_not_swapped(
-    unit_settings: SettingsMaker, services: list[TokenService]
+    unit_settings: SettingsMaker, stopper: list[TokenService]
 ) -> None:
     source = ScriptedSource(dead_cookies=frozenset({"dead"}))
-    service = make(source, unit_settings(), services)
+    service = service_with(source, unit_settings(), stopper)
     with pytest.raises(CookieRejected, match="sp_dc cookie was not accepted"):
         await service.get_token(sp_dc="dead")
     assert source.calls == ["dead"]  # not retried
@@ -138,30 +125,28 @@ async def test_a_dead_cookie_is_refused_not_swapped(
 
 
 async def test_an_account_token_never_reaches_an_anonymous_caller(
-    unit_settings: SettingsMaker, services: list[TokenService]
+    unit_settings: SettingsMaker, stopper: list[TokenService]
 ) -> None:
-    service = make(ScriptedSource(leaks_accounts=True), unit_settings(retries=0), services)
+    service = service_with(ScriptedSource(leaks_accounts=True), unit_settings(retries=0), stopper)
     with pytest.raises(UpstreamError, match="account token to an anonymous request"):
         await service.get_token()
 
 
 async def test_accounts_can_be_switched_off(
-    unit_settings: SettingsMaker, services: list[TokenService]
+    unit_settings: SettingsMaker, stopper: list[TokenService]
 ) -> None:
     source = ScriptedSource()
-    service = make(source, unit_settings(allow_accounts=False), services)
+    service = service_with(source, unit_settings(allow_accounts=False), stopper)
     with pytest.raises(AccountsDisabled):
         await service.get_token(sp_dc="cookie-a")
     assert source.calls == []
 
 
 async def test_the_refresher_leaves_accounts_alone(
-    unit_settings: SettingsMaker, services: list[TokenService]
+    unit_settings: SettingsMaker, stopper: list[TokenService], time: VirtualTime
 ) -> None:
-    time = VirtualTime()
-    source = ScriptedSource(clock=time.clock, sleep=time.sleep)
-    service = TokenService(source, unit_settings(), clock=time.clock, sleep=time.sleep)
-    services.append(service)
+    source = scripted(time)
+    service = service_with(source, unit_settings(), stopper, time)
     await service.get_token(sp_dc="cookie-a")
     await service.start()
     await time.advance(2 * 3600)

@@ -2,8 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import Callable
 
 import pytest
 
@@ -15,40 +14,11 @@ from spotify_tokener.domain.clock import wall_clock_ms
 from spotify_tokener.domain.errors import BrowserMissing, RateLimited, ShuttingDown, TokenError, UpstreamError
 from spotify_tokener.domain.token import Token
 from spotify_tokener.settings import Settings
-from tests.scripted import Outcome, ScriptedSource
+from tests.scripted import ScriptedSource
+from tests.unit.core.conftest import scripted, service_with
 from tests.virtual_time import VirtualTime
 
 SettingsMaker = Callable[..., Settings]
-
-
-@pytest.fixture
-async def stopper() -> AsyncIterator[list[TokenService]]:
-    services: list[TokenService] = []
-    yield services
-    for service in services:
-        await service.stop()
-
-
-def service_with(
-    source: ScriptedSource, settings: Settings, stopper: list[TokenService], time: VirtualTime | None = None
-) -> TokenService:
-    """A service on real time, or on ``time``'s (then ``source`` must share it)."""
-    service = (
-        TokenService(source, settings, clock=time.clock, sleep=time.sleep)
-        if time is not None
-        else TokenService(source, settings)
-    )
-    stopper.append(service)
-    return service
-
-
-@pytest.fixture
-def time() -> VirtualTime:
-    return VirtualTime()
-
-
-def scripted(time: VirtualTime, *script: Outcome, **options: Any) -> ScriptedSource:
-    return ScriptedSource(*script, clock=time.clock, sleep=time.sleep, **options)
 
 
 async def test_first_fetch_then_cache(unit_settings: SettingsMaker, stopper: list[TokenService]) -> None:

@@ -11,13 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
-import logging
 import os
 import sys
 
 import psutil
-
-log = logging.getLogger(__name__)
 
 PR_SET_CHILD_SUBREAPER = 36
 REAP_INTERVAL_S = 2.0  # a zombie holds only a PID; the event loop owns SIGCHLD, so we poll

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import re
 
 from playwright.async_api import BrowserContext, Page, Response, Route
@@ -27,8 +26,6 @@ from spotify_tokener.domain.token import Token, parse_token_response
 from spotify_tokener.settings import Settings
 from spotify_tokener.sources.browser.filters import TOKEN_HOST, is_token_request, should_block
 from spotify_tokener.sources.browser.manager import BrowserManager
-
-log = logging.getLogger(__name__)
 
 HTTP_ERROR_FLOOR = 400
 NET_ERROR = re.compile(r"net::ERR_[A-Z_]+")
