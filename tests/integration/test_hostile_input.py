@@ -106,3 +106,21 @@ async def test_a_slow_client_is_cut_off_and_others_are_served(
     assert meanwhile.status_code == 200
     assert cut_after < 4
     assert b"200 OK" not in leftover
+
+
+async def test_a_silent_crowd_does_not_lock_a_new_client_out(
+    make_settings: SettingsMaker, fake: FakeSpotify, serve: Serve
+) -> None:
+    """More connections that never send a byte than the server takes at once (its backlog, 1,024)."""
+    async with serve(make_settings(header_timeout=1)) as running:
+        port = running.server.settings.port
+        crowd = await asyncio.gather(*(asyncio.open_connection("127.0.0.1", port) for _ in range(1100)))
+        try:
+            started = time.monotonic()
+            status, _ = await exchange(running, get(b"/health"), timeout_s=5)  # a new connection
+            waited = time.monotonic() - started
+        finally:
+            for _, writer in crowd:
+                writer.close()
+    assert status == 200
+    assert waited < 1 + 1.5  # the header timeout, and time to close the crowd

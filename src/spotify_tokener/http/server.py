@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from granian.constants import Interfaces
+from granian.constants import HTTPModes, Interfaces
 from granian.http import HTTP1Settings
 from granian.log import LogLevels
 from granian.server.embed import Server
@@ -32,6 +32,10 @@ class TokenerServer:
             address=settings.host,
             port=settings.port,
             interface=Interfaces.RSGI,
+            # HTTP/1 only: in auto mode Granian waits for a first byte to pick the protocol, and the
+            # header timeout starts after it, so a connection that never sends one is held forever.
+            http=HTTPModes.http1,
+            websockets=False,
             # The embedded server defaults to 128, and caps concurrent connections at the same number:
             # the 129th keep-alive client would wait for another to hang up.
             backlog=settings.backlog,
