@@ -35,7 +35,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="Serve Spotify web-player access tokens over HTTP. "
         "Every setting is an environment variable; see docs/configuration.md.",
     )
-    parser.add_argument("--host", help="address to listen on (env HOST, default 0.0.0.0)")
+    parser.add_argument("--host", help="address to listen on (env HOST, default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port to listen on (env PORT, default 3000)")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser.parse_args(argv)

@@ -27,7 +27,7 @@ REDIS_SCHEMES = frozenset({"redis", "rediss", "unix"})
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TOKENER_", extra="ignore", frozen=True)
 
-    host: str = Field("0.0.0.0", validation_alias=AliasChoices("TOKENER_HOST", "HOST", "host"))
+    host: str = Field("127.0.0.1", validation_alias=AliasChoices("TOKENER_HOST", "HOST", "host"))
     port: int = Field(3000, ge=0, le=65535, validation_alias=AliasChoices("TOKENER_PORT", "PORT", "port"))
 
     backlog: int = Field(1024, ge=128, description="Pending and concurrent connections Granian accepts.")
@@ -92,6 +92,16 @@ class Settings(BaseSettings):
     @property
     def api_keys(self) -> tuple[str, ...]:
         return tuple(key.strip() for key in self.api_key.get_secret_value().split(",") if key.strip())
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _log_level_in_any_case(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @property
+    def beyond_loopback(self) -> bool:
+        """Whether clients on other machines can reach the port (the host is validated as an address)."""
+        return not ipaddress.ip_address(self.host).is_loopback
 
     @field_validator("browser_path", mode="before")
     @classmethod

@@ -73,9 +73,17 @@ def test_an_invalid_log_format_reports_in_text() -> None:
     assert all(line.startswith("invalid setting TOKENER_") for line in lines)
 
 
-@pytest.mark.parametrize("log_format", ["text", "json"])
-def test_a_busy_port_is_a_clear_error(log_format: str) -> None:
+@pytest.mark.parametrize(
+    ("log_format", "shared"),
+    [
+        pytest.param("text", False, id="text"),
+        pytest.param("json", False, id="json"),
+        pytest.param("text", True, id="another-instance"),  # Granian listens with SO_REUSEPORT
+    ],
+)
+def test_a_busy_port_is_a_clear_error(log_format: str, shared: bool) -> None:
     with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, int(shared))
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]

@@ -17,6 +17,7 @@ import psutil
 import pytest
 
 from spotify_tokener.settings import Settings
+from spotify_tokener.sources.browser.chromium import find_executable
 from spotify_tokener.sources.browser.reaper import REAP_INTERVAL_S
 from tests.conftest import running_server
 from tests.fake_spotify import Answer, FakeSpotify
@@ -204,3 +205,28 @@ async def test_the_service_adopts_and_reaps_chromiums_orphans(
             await asyncio.sleep(0.1)
         leftovers = [(c.pid, c.name(), c.status()) for c in children]
     assert leftovers == []
+
+
+async def test_a_signal_during_start_up_stops_it_in_order(
+    fake: FakeSpotify,
+    service_process: Callable[..., tuple[subprocess.Popen[str], str]],
+    tmp_path: Path,
+) -> None:
+    """The browser launch still under way when the signal comes is undone without being announced."""
+    slow_chromium = tmp_path / "slow-chromium"
+    slow_chromium.write_text(f'#!/bin/sh\nsleep 2\nexec {find_executable(None, "")} "$@"\n')
+    slow_chromium.chmod(0o755)
+    process, _ = service_process(TOKENER_BROWSER_PATH=str(slow_chromium))
+    async with asyncio.timeout(10):  # the launch is under way once the wrapper sleeps
+        while not any(psutil.Process(pid).name() == "sleep" for pid in alive(tree(process.pid))):  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+    spawned = tree(process.pid) - {process.pid}
+    process.send_signal(signal.SIGTERM)
+    code = await asyncio.to_thread(process.wait, 15)
+    output = process.stdout.read() if process.stdout else ""
+    assert code == 0, output
+    assert "stopping" in output and "stopped" in output, output
+    assert "browser started" not in output, output  # it never served: announcing it would mislead
+    assert "ERROR" not in output, output
+    await asyncio.sleep(0.3)
+    assert alive(spawned) == set()

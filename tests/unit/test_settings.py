@@ -11,7 +11,7 @@ from spotify_tokener.settings import Settings, requested_log_format
 
 def test_defaults_match_the_documentation() -> None:
     settings = Settings()
-    assert (settings.host, settings.port) == ("0.0.0.0", 3000)
+    assert (settings.host, settings.port) == ("127.0.0.1", 3000)
     assert settings.spotify_url == "https://open.spotify.com/"
     assert (settings.fetch_timeout, settings.browser_idle) == (20, 60)
     assert (settings.expiry_buffer, settings.refresh_window, settings.refresh_interval) == (300, 600, 300)
@@ -142,3 +142,16 @@ def test_values_that_would_fail_later_are_refused_at_start(field: str, value: st
     with pytest.raises(ValidationError) as raised:
         Settings.model_validate({field: value})
     assert message in describe(raised.value)
+
+
+@pytest.mark.parametrize("written", ["debug", "Debug", "DEBUG"])
+def test_the_log_level_is_read_in_any_case(written: str) -> None:
+    assert Settings(log_level=written).log_level == "DEBUG"
+
+
+@pytest.mark.parametrize(
+    ("host", "beyond"),
+    [("127.0.0.1", False), ("::1", False), ("0.0.0.0", True), ("::", True), ("10.0.0.5", True)],
+)
+def test_beyond_loopback(host: str, beyond: bool) -> None:
+    assert Settings(host=host).beyond_loopback is beyond

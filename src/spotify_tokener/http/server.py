@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 
 from granian.constants import HTTPModes, Interfaces
 from granian.http import HTTP1Settings
@@ -54,7 +55,12 @@ class TokenerServer:
         self._stopping.set()
 
     async def run(self) -> None:
-        """Serve until :meth:`stop`; on the way out, waiting clients get a 503 at once."""
+        """Serve until :meth:`stop`; on the way out, waiting clients get a 503 at once.
+
+        A taken port is refused before anything starts: Granian binds with ``SO_REUSEPORT``, so a
+        second instance would otherwise share the port (and split clients over two caches) silently.
+        """
+        refuse_a_taken_port(self.settings.host, self.settings.port)
         async with self.app.lifespan():
             serving = asyncio.create_task(self._granian.serve())
             await asyncio.sleep(0)  # Granian binds its socket in the task's first step
@@ -66,6 +72,8 @@ class TokenerServer:
                 self.settings.host,
                 self.settings.port,
             )
+            if warning := exposure_warning(self.settings):
+                log.warning("%s", warning)
             stopping = asyncio.create_task(self._stopping.wait())
             await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
             stopping.cancel()
@@ -74,6 +82,28 @@ class TokenerServer:
             self._granian.stop()  # type: ignore[no-untyped-call]  # granian leaves it unannotated
             await serving
         log.info("stopped")
+
+
+def refuse_a_taken_port(host: str, port: int) -> None:
+    """Bind once without ``SO_REUSEPORT``: that fails if anything listens there, sharing or not."""
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(
+            socket.SOL_SOCKET, socket.SO_REUSEADDR, 1
+        )  # a closed predecessor's TIME_WAIT is fine
+        probe.bind((host, port))
+
+
+def exposure_warning(settings: Settings) -> str | None:
+    """The one line an operator needs when anyone who can reach the port can take tokens."""
+    if not settings.beyond_loopback or settings.api_keys:
+        return None
+    return (
+        f"listening on {settings.host}, beyond this machine, without TOKENER_API_KEY: anyone who can "
+        "reach the port gets tokens (and, with a cookie, account tokens); set a key or HOST=127.0.0.1"
+    )
 
 
 def _raise_bind_error(serving: asyncio.Task[None]) -> None:

@@ -130,9 +130,10 @@ class BrowserManager:
             browser = await self._launch()
         finally:
             self._launching = None
-        if self._closed:  # close() gave up waiting for this launch; do not leave it running
+        if self._closed:  # the service stopped during the launch; do not leave it running
             await self._teardown()
             raise BrowserError("the browser was closed while starting")
+        log.info("browser started: Chromium %s (%s)", browser.version, self.executable)
         return browser
 
     async def _launch(self) -> Browser:
@@ -153,7 +154,6 @@ class BrowserManager:
             raise BrowserError("the browser failed to start") from error
         self._browser = browser
         self.launches += 1
-        log.info("browser started: Chromium %s (%s)", browser.version, self.executable)
         return browser
 
     async def _start_chromium(self, playwright: Playwright, executable: Path) -> Browser:
