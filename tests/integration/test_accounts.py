@@ -141,6 +141,22 @@ async def test_a_malformed_cookie_is_a_400_that_reaches_no_browser(
     assert accounts.token_requests == 1
 
 
+async def test_the_cookie_limit_is_the_browsers(
+    make_settings: SettingsMaker, accounts: FakeSpotify, serve: Serve
+) -> None:
+    """Chromium refuses a cookie whose name and value pass 4,096 characters: a 400, not a crashed fetch."""
+    longest = "L" * (4096 - len("sp_dc"))
+    accounts.add_account(longest, "longest")
+    async with serve(make_settings()) as running:
+        taken = await running.client.get("/api/token", headers=as_cookie(longest))
+        refused = await running.client.get("/api/token", headers=as_cookie(longest + "L"))
+    assert taken.status_code == 200
+    assert taken.json()["accessToken"] in account_tokens(accounts, "longest")
+    assert refused.status_code == 400
+    assert "at most 4096" in refused.json()["details"]
+    assert sum(1 for call in accounts.state.calls if "sp_dc" in call.cookies) == 1
+
+
 async def test_accounts_can_be_refused(
     make_settings: SettingsMaker, accounts: FakeSpotify, serve: Serve
 ) -> None:

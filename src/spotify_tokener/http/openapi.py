@@ -11,7 +11,7 @@ from pydantic import TypeAdapter
 
 from spotify_tokener import __version__
 from spotify_tokener.http import schemas
-from spotify_tokener.http.params import COOKIE_OCTETS, FALSE_WORDS, MAX_COOKIE_LENGTH, TRUE_WORDS
+from spotify_tokener.http.params import COOKIE_OCTETS, FALSE_WORDS, MAX_COOKIE_SIZE, SP_DC, TRUE_WORDS
 from spotify_tokener.http.router import Route
 
 
@@ -60,7 +60,7 @@ _FORCE_PARAMETER = {
 }
 
 
-_SP_DC_OCTETS = f"{COOKIE_OCTETS.pattern.removesuffix('+')}{{1,{MAX_COOKIE_LENGTH}}}"
+_SP_DC_OCTETS = f"{COOKIE_OCTETS.pattern.removesuffix('+')}{{1,{MAX_COOKIE_SIZE - len(SP_DC)}}}"
 _SP_DC_PARAMETER = {
     "name": "sp_dc",
     "in": "cookie",

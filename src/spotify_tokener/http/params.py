@@ -9,7 +9,8 @@ from urllib.parse import parse_qsl
 TRUE_WORDS = frozenset({"1", "true", "yes"})
 FALSE_WORDS = frozenset({"", "0", "false", "no"})
 MAX_QUERY_LENGTH = 2048
-MAX_COOKIE_LENGTH = 4096
+MAX_COOKIE_SIZE = 4096  # name and value together: Chromium refuses a longer cookie (RFC 6265bis)
+SP_DC = "sp_dc"
 HTTP_WHITESPACE = " \t"
 COOKIE_OCTETS = re.compile(r"[\x21\x23-\x2B\x2D-\x3A\x3C-\x5B\x5D-\x7E]+")  # RFC 6265 cookie-octet
 
@@ -54,8 +55,11 @@ def parse_sp_dc(cookie_headers: Iterable[str]) -> str | None:
     value = values[0]
     if not value:
         raise InvalidParameter("the sp_dc cookie is empty")
-    if len(value) > MAX_COOKIE_LENGTH:
-        raise InvalidParameter(f"the sp_dc cookie is longer than {MAX_COOKIE_LENGTH} characters")
+    if len(SP_DC) + len(value) > MAX_COOKIE_SIZE:
+        raise InvalidParameter(
+            f"the sp_dc cookie is too long: its name and value together may be at most {MAX_COOKIE_SIZE} "
+            "characters, the most a browser accepts"
+        )
     if not COOKIE_OCTETS.fullmatch(value):
         raise InvalidParameter("the sp_dc cookie contains characters a cookie value may not")
     return value
@@ -65,7 +69,7 @@ def _sp_dc_values(header: str) -> list[str]:
     found = []
     for pair in header.split(";"):
         name, equals, value = pair.strip(HTTP_WHITESPACE).partition("=")
-        if name.strip(HTTP_WHITESPACE) != "sp_dc":
+        if name.strip(HTTP_WHITESPACE) != SP_DC:
             continue
         if not equals:
             raise InvalidParameter("the sp_dc cookie has no '=' and no value")

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from spotify_tokener.http.params import (
-    MAX_COOKIE_LENGTH,
+    MAX_COOKIE_SIZE,
     MAX_QUERY_LENGTH,
     InvalidParameter,
     parse_force,
@@ -75,7 +75,7 @@ def test_no_sp_dc_means_anonymous(headers: list[str]) -> None:
         (["sp_dc=caf\u00e9"], "characters a cookie value may not"),
         (["sp_dc=a\\b"], "characters a cookie value may not"),
         (["sp_dc=one", "sp_dc=two"], "more than once"),
-        (["sp_dc=" + "a" * (MAX_COOKIE_LENGTH + 1)], "longer than"),
+        (["sp_dc=" + "a" * (MAX_COOKIE_SIZE - len("sp_dc") + 1)], "name and value together"),
     ],
 )
 def test_malformed_cookies_are_described_without_their_value(headers: list[str], detail: str) -> None:
@@ -83,3 +83,8 @@ def test_malformed_cookies_are_described_without_their_value(headers: list[str],
         parse_sp_dc(headers)
     assert "café" not in str(caught.value)
     assert "one" not in str(caught.value)
+
+
+def test_a_cookie_at_the_browsers_limit_is_taken() -> None:
+    value = "a" * (MAX_COOKIE_SIZE - len("sp_dc"))
+    assert parse_sp_dc([f"sp_dc={value}"]) == value
