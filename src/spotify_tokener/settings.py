@@ -66,6 +66,25 @@ class Settings(BaseSettings):
 
     allow_accounts: bool = True
     max_accounts: int = Field(50, ge=1)
+    new_accounts_per_minute: int = Field(
+        30,
+        ge=1,
+        description="Accounts not seen before, admitted this many at once, then spread over each minute.",
+    )
+    rejected_cookie_memory: Seconds = Field(
+        600.0, ge=0, description="A cookie Spotify refused is refused again without a fetch for this long."
+    )
+
+    max_contexts: int = Field(
+        4, ge=2, le=64, description="Browser contexts at once; one is kept for the anonymous token."
+    )
+    queue_size: int = Field(8, ge=0, description="Account fetches waiting for a context; more are refused.")
+    queue_timeout: Seconds = Field(
+        10.0, gt=0, description="The longest an account fetch waits for a context."
+    )
+    retry_jitter: float = Field(
+        0.5, ge=0, le=1, description="Each wait between attempts is stretched by up to this fraction."
+    )
 
     redis_url: SecretStr = Field(
         SecretStr(""), description="Empty: tokens in this process only. Set: shared by every replica."
@@ -87,7 +106,9 @@ class Settings(BaseSettings):
 
     @property
     def backoff(self) -> Backoff:
-        return Backoff(self.retry_base_delay, self.retries, self.retry_after_max, self.cooldown_max)
+        return Backoff(
+            self.retry_base_delay, self.retries, self.retry_after_max, self.cooldown_max, self.retry_jitter
+        )
 
     @property
     def api_keys(self) -> tuple[str, ...]:

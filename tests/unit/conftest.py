@@ -18,6 +18,7 @@ def unit_settings() -> Callable[..., Settings]:
             "retry_base_delay": 0.01,
             "retries": 3,
             "force_min_interval": 0,
+            "retry_jitter": 0,  # exact schedules; the jitter has tests of its own
             **overrides,
         }
         return Settings(**values)

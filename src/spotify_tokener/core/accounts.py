@@ -1,7 +1,12 @@
-"""Per-account token slots: a small LRU keyed by a hash of the ``sp_dc`` cookie.
+"""Per-account token slots: a small LRU keyed by a hash of the ``sp_dc`` cookie, admitted at a rate.
 
 The cookie itself is never stored: callers bring it with each request, and the key is its SHA-256,
 so neither a memory dump of the cache nor the status endpoint can give a session away.
+
+A stranger with a list of cookies must not be able to take the service from the bots it serves, so
+accounts are admitted, not just cached: new ones at a bounded rate, a cookie Spotify refused is
+refused again from memory for a while (without a fetch), and a slot whose fetch is running is never
+evicted (its next request would start a second fetch).
 """
 
 from __future__ import annotations
@@ -12,7 +17,9 @@ from collections import OrderedDict
 from spotify_tokener.core.slot import TokenSlot
 from spotify_tokener.domain.backoff import Backoff
 from spotify_tokener.domain.clock import Clock
+from spotify_tokener.domain.errors import COOKIE_REJECTED, CookieRejected, Overloaded
 from spotify_tokener.domain.freshness import Freshness
+from spotify_tokener.domain.rate import RateLimit
 
 ANONYMOUS = "anonymous"  # the anonymous token's identity, as replicas share it
 
@@ -25,30 +32,59 @@ def account_identity(sp_dc: str) -> str:
 class AccountSlots:
     """Bounded: a service shared by many bots must not grow without limit with their accounts."""
 
-    def __init__(self, capacity: int, freshness: Freshness, backoff: Backoff, clock: Clock) -> None:
+    def __init__(
+        self,
+        capacity: int,
+        freshness: Freshness,
+        backoff: Backoff,
+        clock: Clock,
+        *,
+        new_per_minute: float,
+        rejected_for_ms: int,
+    ) -> None:
         self._capacity = capacity
         self._freshness = freshness
         self._backoff = backoff
         self._clock = clock
         self._slots: OrderedDict[str, TokenSlot] = OrderedDict()
+        self._admitted = RateLimit(new_per_minute, burst=round(new_per_minute), now_ms=clock())
+        self._rejected_for_ms = rejected_for_ms
+        # identity -> until when; in the order remembered, so the oldest expire first. Bounded by the
+        # rate: every entry took a fetch, and every fetch of a new account an admission.
+        self._rejected: dict[str, int] = {}
 
     def slot_for(self, sp_dc: str) -> TokenSlot:
-        """This account's slot, made most recently used; the least recently used one goes if full."""
+        """This account's slot, made most recently used; the least recently used idle one goes if full.
+
+        Raises :class:`CookieRejected` for a cookie refused a moment ago, and :class:`Overloaded` for a
+        new account beyond the admission rate.
+        """
         self.drop_expired()
         identity = account_identity(sp_dc)
+        if identity in self._rejected:
+            raise CookieRejected(COOKIE_REJECTED)
         slot = self._slots.get(identity)
         if slot is None:
-            slot = TokenSlot(identity, "account", self._freshness, self._backoff, self._clock)
-            self._slots[identity] = slot
+            slot = self._admit(identity)
         self._slots.move_to_end(identity)
-        while len(self._slots) > self._capacity:
-            self._slots.popitem(last=False)
+        self._evict(keep=identity)
         return slot
+
+    def reject(self, slot: TokenSlot) -> None:
+        """Remember that Spotify refused this slot's cookie; its slot has nothing left to keep."""
+        if not self._rejected_for_ms:
+            return
+        self._rejected.pop(slot.identity, None)
+        self._rejected[slot.identity] = self._clock() + self._rejected_for_ms
+        if not slot.refreshing:
+            self._slots.pop(slot.identity, None)
 
     def drop_expired(self) -> None:
         now = self._clock()
         for identity in [identity for identity, slot in self._slots.items() if slot.is_expired(now)]:
             del self._slots[identity]
+        while self._rejected and next(iter(self._rejected.values())) <= now:
+            del self._rejected[next(iter(self._rejected))]
 
     def count(self) -> int:
         """Accounts holding a live token (a slot may exist only to remember a failed fetch)."""
@@ -59,3 +95,20 @@ class AccountSlots:
     async def cancel(self) -> None:
         for slot in list(self._slots.values()):
             await slot.cancel()
+
+    def _admit(self, identity: str) -> TokenSlot:
+        wait_s = self._admitted.take(self._clock())
+        if wait_s is not None:
+            raise Overloaded("too many new accounts at once; try again shortly", retry_after=wait_s)
+        slot = TokenSlot(identity, "account", self._freshness, self._backoff, self._clock)
+        self._slots[identity] = slot
+        return slot
+
+    def _evict(self, keep: str) -> None:
+        """Least recently used first, never a slot whose fetch is running; over capacity until one ends."""
+        excess = len(self._slots) - self._capacity
+        if excess <= 0:
+            return
+        idle = [id_ for id_, slot in self._slots.items() if id_ != keep and not slot.refreshing]
+        for identity in idle[:excess]:
+            del self._slots[identity]

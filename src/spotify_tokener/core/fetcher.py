@@ -1,39 +1,69 @@
 """A fetch: attempts at the token source, retried with backoff, each one logged and reported.
 
-An *attempt* is one call to the source; a *fetch* is the attempts it takes, up to 1 + retries. Every
-attempt's token is checked here before anyone sees it: the identity it was asked for, and enough life
-left to be served.
+An *attempt* is one call to the source; a *fetch* is the attempts it takes, up to 1 + retries, and
+fewer once nobody waits for it any more. Every attempt first takes a place (:class:`Admission`), and
+its token is checked here before anyone sees it: the identity it was asked for, and enough life left
+to be served.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import time
+from collections.abc import Callable
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
+from spotify_tokener.core.admission import Admission
 from spotify_tokener.core.ports import OUTCOME_OK, FetchObserver, TokenSource
 from spotify_tokener.domain.backoff import Backoff
 from spotify_tokener.domain.clock import Clock, Sleep
-from spotify_tokener.domain.errors import CookieRejected, InternalError, TokenError, UpstreamError
+from spotify_tokener.domain.errors import (
+    COOKIE_REJECTED,
+    CookieRejected,
+    InternalError,
+    TokenError,
+    UpstreamError,
+)
 from spotify_tokener.domain.freshness import Freshness
 from spotify_tokener.domain.token import Kind, Token
 
 log = logging.getLogger(__name__)
 
 
-class RetryAfterWait(wait_base):
-    """The backoff's delays, as tenacity asks for them."""
+Awaited = Callable[[], bool]
+"""Whether anyone still waits for a fetch's token."""
 
-    def __init__(self, backoff: Backoff) -> None:
+
+def always() -> bool:
+    return True
+
+
+class RetryAfterWait(wait_base):
+    """The backoff's delays, as tenacity asks for them, with the jitter drawn here."""
+
+    def __init__(self, backoff: Backoff, draw: Callable[[], float] = random.random) -> None:
         self._backoff = backoff
+        self._draw = draw
 
     def __call__(self, retry_state: RetryCallState) -> float:
         outcome = retry_state.outcome
         error = outcome.exception() if outcome is not None else None
         retry_after = error.retry_after if isinstance(error, TokenError) else None
-        return self._backoff.delay_s(retry_state.attempt_number, retry_after)
+        return self._backoff.delay_s(retry_state.attempt_number, retry_after, self._draw())
+
+
+class StopWhenUnawaited(stop_base):
+    """Retries are for someone: once every waiter has left, the fetch ends with its last failure."""
+
+    def __init__(self, awaited: Awaited) -> None:
+        self._awaited = awaited
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return not self._awaited()
 
 
 class Fetcher:
@@ -43,6 +73,7 @@ class Fetcher:
         self,
         source: TokenSource,
         *,
+        admission: Admission,
         backoff: Backoff,
         freshness: Freshness,
         clock: Clock,
@@ -50,16 +81,18 @@ class Fetcher:
         observer: FetchObserver,
     ) -> None:
         self._source = source
+        self._admission = admission
         self._backoff = backoff
         self._freshness = freshness
         self._clock = clock
         self._sleep = sleep
         self._observer = observer
 
-    async def fetch(self, sp_dc: str | None = None) -> Token:
-        """A token for the anonymous caller, or with ``sp_dc`` for that account, after retries if needed."""
+    async def fetch(self, sp_dc: str | None = None, awaited: Awaited = always) -> Token:
+        """A token for the anonymous caller, or with ``sp_dc`` for that account, after retries if needed
+        and while ``awaited`` says someone still waits for it."""
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(self._backoff.retries + 1),
+            stop=stop_after_attempt(self._backoff.retries + 1) | StopWhenUnawaited(awaited),
             wait=RetryAfterWait(self._backoff),
             retry=retry_if_exception(lambda error: isinstance(error, TokenError) and error.retryable),
             sleep=self._sleep,
@@ -71,8 +104,12 @@ class Fetcher:
         raise AssertionError("tenacity stops by raising")  # pragma: no cover
 
     async def _attempt(self, number: int, sp_dc: str | None) -> Token:
-        """One attempt, logged as one line. Unexpected errors become client-safe ones."""
         kind: Kind = "account" if sp_dc else "anonymous"
+        async with self._admission.place(kind):
+            return await self._logged_attempt(number, sp_dc, kind)
+
+    async def _logged_attempt(self, number: int, sp_dc: str | None, kind: Kind) -> Token:
+        """One attempt, logged as one line. Unexpected errors become client-safe ones."""
         where = f"attempt {number}/{self._backoff.retries + 1}, {kind}"
         started = time.perf_counter()
         try:
@@ -96,7 +133,7 @@ class Fetcher:
         (LavaSrc caches a token until its exact expiry, so seconds of life are as bad as none)."""
         if token.kind != wanted:
             if wanted == "account":
-                raise CookieRejected("sp_dc cookie was not accepted")
+                raise CookieRejected(COOKIE_REJECTED)
             raise UpstreamError("Spotify returned an account token to an anonymous request")
         if not self._freshness.is_servable(token, self._clock()):
             raise UpstreamError("Spotify sent a token that is expired or about to expire")

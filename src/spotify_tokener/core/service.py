@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from spotify_tokener.core.accounts import ANONYMOUS, AccountSlots
+from spotify_tokener.core.admission import Admission
 from spotify_tokener.core.fetcher import Fetcher
 from spotify_tokener.core.ports import (
     NO_OBSERVER,
@@ -24,7 +25,7 @@ from spotify_tokener.core.ports import (
 )
 from spotify_tokener.core.slot import CachedToken, Served, TokenSlot, Watcher
 from spotify_tokener.domain.clock import Clock, Sleep, real_sleep, wall_clock_ms
-from spotify_tokener.domain.errors import AccountsDisabled, TokenError
+from spotify_tokener.domain.errors import AccountsDisabled, CookieRejected, TokenError
 from spotify_tokener.domain.token import Token
 from spotify_tokener.settings import Settings
 
@@ -68,13 +69,27 @@ class TokenService:
         self._coordinator: Coordinator = coordinator or LocalCoordinator()
         self.freshness = freshness = settings.freshness
         backoff = settings.backoff
+        self.admission = Admission(settings.max_contexts, settings.queue_size, settings.queue_timeout, sleep)
         self._fetcher = Fetcher(
-            source, backoff=backoff, freshness=freshness, clock=clock, sleep=sleep, observer=observer
+            source,
+            admission=self.admission,
+            backoff=backoff,
+            freshness=freshness,
+            clock=clock,
+            sleep=sleep,
+            observer=observer,
         )
         self._anonymous = TokenSlot(ANONYMOUS, "anonymous", freshness, backoff, clock)
         self._fetch_anonymous = self._coordinated(self._anonymous, self._fetcher.fetch)
         self._force_anonymous = self._coordinated(self._anonymous, self._fetcher.fetch, force=True)
-        self._accounts = AccountSlots(settings.max_accounts, freshness, backoff, clock)
+        self._accounts = AccountSlots(
+            settings.max_accounts,
+            freshness,
+            backoff,
+            clock,
+            new_per_minute=settings.new_accounts_per_minute,
+            rejected_for_ms=round(settings.rejected_cookie_memory * 1000),
+        )
         self._refresher: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -113,8 +128,12 @@ class TokenService:
         if not self._settings.allow_accounts:
             raise AccountsDisabled("account tokens (sp_dc cookie) are disabled on this service")
         slot = self._accounts.slot_for(sp_dc)
-        fetch = self._coordinated(slot, partial(self._fetcher.fetch, sp_dc), force=force)
-        return await slot.get(fetch, force=force)
+        fetch = self._coordinated(slot, partial(self._fetcher.fetch, sp_dc, slot.awaited), force=force)
+        try:
+            return await slot.get(fetch, force=force)
+        except CookieRejected:
+            self._accounts.reject(slot)
+            raise
 
     def _coordinated(self, slot: TokenSlot, fetch_here: Fetch, *, force: bool = False) -> Fetch:
         """The slot's fetch, shared with other replicas through the coordinator when there are any."""

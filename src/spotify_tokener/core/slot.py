@@ -58,6 +58,7 @@ class TokenSlot:
         self._clock = clock
         self._cached: CachedToken | None = None
         self._flight: asyncio.Task[Token] | None = None
+        self._waiters = 0
         self._last_error: TokenError | None = None
         self._failures = 0
         self._retry_at_ms = 0
@@ -84,6 +85,10 @@ class TokenSlot:
     @property
     def refreshing(self) -> bool:
         return self._flight is not None
+
+    def awaited(self) -> bool:
+        """Whether a caller waits for the fetch under way (a fetch nobody waits for stops retrying)."""
+        return self._waiters > 0
 
     def cooling_down(self, now_ms: int) -> bool:
         return self._failures > 0 and self._flight is None and now_ms < self._retry_at_ms
@@ -169,6 +174,7 @@ class TokenSlot:
 
     async def _join(self, fetch: Fetch) -> Token:
         flight = self.refresh_in_background(fetch)
+        self._waiters += 1
         try:
             return await asyncio.shield(flight)
         except asyncio.CancelledError:
@@ -176,6 +182,8 @@ class TokenSlot:
             if flight.cancelled() and current is not None and not current.cancelling():
                 raise ShuttingDown("the service is shutting down") from None
             raise
+        finally:
+            self._waiters -= 1
 
     async def _run(self, fetch: Fetch) -> Token:
         try:

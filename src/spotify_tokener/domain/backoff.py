@@ -1,7 +1,9 @@
 """How long to wait: between attempts, after a failed fetch, and at worst for a whole fetch.
 
 Doubling from a base, stretched (never shortened) by a server's ``Retry-After``, which is capped so one
-hostile header cannot park the service for hours. Every wait the service makes comes from here.
+hostile header cannot park the service for hours, then stretched by up to ``jitter`` of itself so that
+fetches that failed together do not retry together. Every wait the service makes comes from here; the
+random draw is the caller's, so the rules stay pure.
 """
 
 from __future__ import annotations
@@ -15,13 +17,17 @@ class Backoff:
     retries: int  # attempts after the first, within one fetch
     retry_after_max_s: float
     cooldown_max_s: float
+    jitter: float = 0.0  # the most a wait is stretched, as a fraction of itself
 
-    def delay_s(self, failures: int, retry_after: float | None) -> float:
-        """Seconds to wait after the ``failures``-th consecutive failed attempt (1-based): base, 2x, 4x..."""
+    def delay_s(self, failures: int, retry_after: float | None, draw: float = 0.0) -> float:
+        """Seconds to wait after the ``failures``-th consecutive failed attempt (1-based): base, 2x, 4x...
+
+        ``draw``, in [0, 1], picks how much of the jitter to add: 0 none, 1 all of it.
+        """
         delay = self.base_s * 2.0 ** (max(failures, 1) - 1)
         if retry_after is not None:
             delay = max(delay, min(retry_after, self.retry_after_max_s))
-        return delay
+        return delay * (1 + self.jitter * draw)
 
     def cooldown_s(self, failed_fetches: int, retry_after: float | None) -> float:
         """The pause after a failed fetch (itself retried): the doubling goes on where the retries stopped."""
@@ -30,5 +36,5 @@ class Backoff:
     def worst_fetch_s(self, attempt_timeout_s: float) -> float:
         """The longest a fetch can take: every attempt timing out, every wait at its longest."""
         longest = self.retry_after_max_s
-        waits = sum(self.delay_s(n, longest) for n in range(1, self.retries + 1))
+        waits = sum(self.delay_s(n, longest, draw=1.0) for n in range(1, self.retries + 1))
         return (self.retries + 1) * attempt_timeout_s + waits

@@ -85,6 +85,19 @@ class ShuttingDown(TokenError):
     outcome = "shutting_down"
 
 
+class Overloaded(TokenError):
+    """Refused before any attempt: the browser's places and their queue are taken, or too many new
+    accounts came at once. ``retry_after`` says when asking again is worth it."""
+
+    status = 503
+    about_spotify = False
+    retryable = False  # a retry would queue again: the client is told when to come back instead
+    outcome = "overloaded"
+
+
+COOKIE_REJECTED = "sp_dc cookie was not accepted"
+
+
 class CookieRejected(TokenError):
     """Spotify answered a ``sp_dc`` request with an anonymous token: the cookie is dead or wrong."""
 
@@ -102,7 +115,8 @@ class AccountsDisabled(TokenError):
 
 
 # What one fetch attempt can end with, so its metric series exist before the first failure. The
-# others are decided before any fetch (AccountsDisabled) or end a wait, not an attempt (ShuttingDown).
+# others are decided before any attempt (AccountsDisabled, Overloaded) or end a wait, not an attempt
+# (ShuttingDown).
 ATTEMPT_FAILURES: tuple[type[TokenError], ...] = (
     UpstreamError,
     PageUnreachable,

@@ -9,7 +9,7 @@ from spotify_tokener.core.accounts import AccountSlots, account_identity
 from spotify_tokener.core.service import TokenService
 from spotify_tokener.core.slot import TokenSlot
 from spotify_tokener.domain.backoff import Backoff
-from spotify_tokener.domain.errors import AccountsDisabled, CookieRejected, UpstreamError
+from spotify_tokener.domain.errors import AccountsDisabled, CookieRejected, Overloaded, UpstreamError
 from spotify_tokener.domain.freshness import Freshness
 from spotify_tokener.domain.token import Token
 from spotify_tokener.settings import Settings
@@ -21,6 +21,14 @@ SettingsMaker = Callable[..., Settings]
 RULES = Freshness.from_seconds(300, 600, 30)
 NO_COOLDOWN = Backoff(base_s=0, retries=0, retry_after_max_s=0, cooldown_max_s=0)
 MINUTE_COOLDOWN = Backoff(base_s=60, retries=0, retry_after_max_s=60, cooldown_max_s=60)
+
+
+def slots_of(
+    capacity: int, backoff: Backoff, clock: ManualClock, *, per_minute: int = 1000, rejected_for_ms: int = 0
+) -> AccountSlots:
+    return AccountSlots(
+        capacity, RULES, backoff, clock, new_per_minute=per_minute, rejected_for_ms=rejected_for_ms
+    )
 
 
 async def hold(slot: TokenSlot, token: Token) -> None:
@@ -47,7 +55,7 @@ def test_the_identity_is_a_hash_not_the_cookie() -> None:
 
 
 async def test_least_recently_used_accounts_are_dropped() -> None:
-    slots = AccountSlots(capacity=2, freshness=RULES, backoff=NO_COOLDOWN, clock=ManualClock())
+    slots = slots_of(2, NO_COOLDOWN, ManualClock())
     first = slots.slot_for("a")
     await hold(first, Token("BQ", 10**12, "c", False))
     second = slots.slot_for("b")
@@ -61,7 +69,7 @@ async def test_least_recently_used_accounts_are_dropped() -> None:
 
 async def test_an_account_whose_fetch_failed_is_not_counted_as_cached() -> None:
     clock = ManualClock()
-    slots = AccountSlots(capacity=10, freshness=RULES, backoff=MINUTE_COOLDOWN, clock=clock)
+    slots = slots_of(10, MINUTE_COOLDOWN, clock)
 
     async def failing() -> Token:
         raise UpstreamError("Spotify answered the token request with HTTP 500")
@@ -73,7 +81,7 @@ async def test_an_account_whose_fetch_failed_is_not_counted_as_cached() -> None:
 
 async def test_entries_go_when_their_token_expires() -> None:
     clock = ManualClock()
-    slots = AccountSlots(capacity=10, freshness=RULES, backoff=NO_COOLDOWN, clock=clock)
+    slots = slots_of(10, NO_COOLDOWN, clock)
     await hold(slots.slot_for("a"), Token("BQ", clock.now + 5_000, "c", False))
     assert slots.count() == 1
     clock.now += 5_000
@@ -153,3 +161,46 @@ async def test_the_refresher_leaves_accounts_alone(
     assert source.calls.count("cookie-a") == 1
     assert source.calls.count(None) > 1  # the anonymous token was renewed meanwhile
     assert service.status().accounts_cached == 0  # dropped once its token expired
+
+
+async def test_a_slot_whose_fetch_is_running_is_never_evicted(
+    unit_settings: SettingsMaker, stopper: list[TokenService], time: VirtualTime
+) -> None:
+    """Six accounts, three requests each, with room for two: still one fetch per account."""
+    source = scripted(time, delay=1.0)
+    service = service_with(source, unit_settings(max_accounts=2, max_contexts=7), stopper, time)
+    cookies = [f"cookie-{n}" for n in range(6)]
+    requests = [asyncio.create_task(service.get_token(sp_dc=c)) for _ in range(3) for c in cookies]
+    await time.advance(1.0)
+    served = await asyncio.gather(*requests)
+    assert sorted(map(str, source.calls)) == cookies
+    assert {s.token.access_token.rsplit("-", 1)[0] for s in served} == {f"BQ-{c}" for c in cookies}
+
+
+async def test_new_accounts_are_admitted_at_a_rate_known_ones_always() -> None:
+    clock = ManualClock()
+    slots = slots_of(100, NO_COOLDOWN, clock, per_minute=2)
+    first = slots.slot_for("a")
+    await hold(first, Token("BQ", 10**12, "c", False))
+    slots.slot_for("b")
+    with pytest.raises(Overloaded, match="too many new accounts") as refused:
+        slots.slot_for("c")
+    assert refused.value.retry_after == pytest.approx(30)
+    assert slots.slot_for("a") is first
+    clock.now += 30_000
+    slots.slot_for("c")
+
+
+async def test_a_refused_cookie_is_answered_from_memory_for_a_while(
+    unit_settings: SettingsMaker, stopper: list[TokenService], time: VirtualTime
+) -> None:
+    source = scripted(time, dead_cookies=frozenset({"dead"}))
+    service = service_with(source, unit_settings(rejected_cookie_memory=600), stopper, time)
+    for _ in range(3):
+        with pytest.raises(CookieRejected, match="sp_dc cookie was not accepted"):
+            await service.get_token(sp_dc="dead")
+    assert source.calls == ["dead"]
+    await time.advance(600)
+    with pytest.raises(CookieRejected):
+        await service.get_token(sp_dc="dead")
+    assert source.calls == ["dead", "dead"]

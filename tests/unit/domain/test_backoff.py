@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import pytest
-from tenacity import AsyncRetrying, RetryError, stop_after_attempt
+from tenacity import AsyncRetrying, RetryCallState, RetryError, stop_after_attempt
 
 from spotify_tokener.core.fetcher import RetryAfterWait
 from spotify_tokener.domain.backoff import Backoff
@@ -51,3 +51,20 @@ def test_the_worst_fetch_is_every_attempt_timing_out_after_the_longest_waits() -
     assert RULES.worst_fetch_s(20) == 4 * 20 + 3 * 60
     assert Backoff(1, 3, 0, 300).worst_fetch_s(20) == 4 * 20 + 1 + 2 + 4
     assert Backoff(1, 0, 60, 300).worst_fetch_s(20) == 20
+
+
+def test_jitter_only_stretches_and_the_worst_case_counts_it() -> None:
+    jittery = Backoff(base_s=1.0, retries=3, retry_after_max_s=60, cooldown_max_s=300, jitter=0.5)
+    assert jittery.delay_s(2, None, draw=0.0) == 2.0
+    assert jittery.delay_s(2, None, draw=1.0) == 3.0
+    assert jittery.delay_s(1, 10, draw=0.5) == 12.5
+    assert jittery.worst_fetch_s(10) == 4 * 10 + 3 * 60 * 1.5
+
+
+def test_fetches_that_failed_together_retry_apart() -> None:
+    jittery = Backoff(base_s=1.0, retries=3, retry_after_max_s=60, cooldown_max_s=300, jitter=0.5)
+    draws = iter([0.0, 0.5, 1.0])
+    wait = RetryAfterWait(jittery, draw=lambda: next(draws))
+    state = RetryCallState(AsyncRetrying(), fn=None, args=(), kwargs={})
+    state.attempt_number = 1
+    assert [wait(state) for _ in range(3)] == [1.0, 1.25, 1.5]

@@ -1,0 +1,90 @@
+"""Bounded work at the token source: a cap on attempts at once, a short queue, and one place kept for
+the anonymous token.
+
+Each attempt holds a browser context, which costs Chromium tens of megabytes and a share of two cores;
+without a cap, a burst of accounts opened hundreds of them and starved every fetch, the anonymous
+renewal included. Accounts share every place but one. The anonymous token, fetched by one slot at a
+time, always has that one, so no number of account requests can delay its renewal. An account attempt
+that finds the places taken waits in a queue with its own budget (the attempt's timeout starts once it
+has a place); when the queue is full, or the budget runs out, it is refused with a time to come back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import AsyncIterator
+
+from spotify_tokener.domain.clock import Sleep
+from spotify_tokener.domain.errors import Overloaded
+from spotify_tokener.domain.token import Kind
+
+
+class Admission:
+    """Places for attempts: ``places - 1`` for accounts, in turn, and one kept for the anonymous token."""
+
+    def __init__(self, places: int, queue: int, wait_s: float, sleep: Sleep) -> None:
+        self._free = places - 1
+        self._queue_max = queue
+        self._wait_s = wait_s
+        self._sleep = sleep
+        self._queue: deque[asyncio.Future[None]] = deque()
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    @contextlib.asynccontextmanager
+    async def place(self, kind: Kind) -> AsyncIterator[None]:
+        """Hold a place for one attempt; raises :class:`Overloaded` instead of waiting past the budget."""
+        if kind == "anonymous":  # its single flight is its place
+            yield
+            return
+        await self._enter()
+        try:
+            yield
+        finally:
+            self._leave()
+
+    async def _enter(self) -> None:
+        if self._free and not self._queue:
+            self._free -= 1
+            return
+        if len(self._queue) >= self._queue_max:
+            raise self._refusal()
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append(turn)
+        budget = asyncio.ensure_future(self._sleep(self._wait_s))
+        try:
+            await asyncio.wait((turn, budget), return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:
+            self._give_up(turn)
+            raise
+        finally:
+            budget.cancel()
+        if not turn.done():
+            self._give_up(turn)
+            raise self._refusal()
+
+    def _leave(self) -> None:
+        """Hand the place to the first in the queue, or free it."""
+        while self._queue:
+            turn = self._queue.popleft()
+            if not turn.done():
+                turn.set_result(None)
+                return
+        self._free += 1
+
+    def _give_up(self, turn: asyncio.Future[None]) -> None:
+        """Leave the queue; a place handed over at that very moment is passed on, not lost."""
+        if turn.done():
+            self._leave()
+            return
+        turn.cancel()
+        self._queue.remove(turn)
+
+    def _refusal(self) -> Overloaded:
+        return Overloaded(
+            "the browser is busy with other account tokens; try again shortly", retry_after=self._wait_s
+        )

@@ -1,0 +1,116 @@
+"""Bounded work at the source: places, the queue and its budget, and the anonymous token's own place."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import pytest
+
+from spotify_tokener.core.admission import Admission
+from spotify_tokener.core.service import TokenService
+from spotify_tokener.domain.errors import Overloaded, UpstreamError
+from spotify_tokener.settings import Settings
+from tests.unit.core.conftest import scripted, service_with
+from tests.virtual_time import VirtualTime, settle
+
+SettingsMaker = Callable[..., Settings]
+
+
+async def occupy(admission: Admission, release: asyncio.Event) -> None:
+    async with admission.place("account"):
+        await release.wait()
+
+
+async def test_accounts_share_every_place_but_one_then_queue_then_are_refused(time: VirtualTime) -> None:
+    admission = Admission(places=3, queue=1, wait_s=10, sleep=time.sleep)
+    release = asyncio.Event()
+    holders = [asyncio.create_task(occupy(admission, release)) for _ in range(2)]
+    queued = asyncio.create_task(occupy(admission, release))
+    await settle()
+    assert admission.queued == 1
+    with pytest.raises(Overloaded) as refused:  # at once: no wait
+        async with admission.place("account"):
+            pass
+    assert refused.value.retry_after == 10
+    async with admission.place("anonymous"):  # its place is kept, whatever the accounts do
+        pass
+    release.set()
+    await asyncio.gather(*holders, queued)
+    assert admission.queued == 0
+
+
+async def test_a_queued_attempt_gives_up_at_its_budget_and_its_turn_passes_on(time: VirtualTime) -> None:
+    admission = Admission(places=2, queue=2, wait_s=10, sleep=time.sleep)
+    release = asyncio.Event()
+    holder = asyncio.create_task(occupy(admission, release))
+    await settle()
+    late = asyncio.create_task(occupy(admission, release))
+    await time.advance(9)
+    later = asyncio.create_task(occupy(admission, release))
+    await time.advance(1)
+    with pytest.raises(Overloaded):
+        await late
+    release.set()
+    await asyncio.gather(holder, later)  # the place went to the one still waiting
+
+
+async def test_a_cancelled_waiter_leaves_the_queue(time: VirtualTime) -> None:
+    admission = Admission(places=2, queue=1, wait_s=10, sleep=time.sleep)
+    release = asyncio.Event()
+    holder = asyncio.create_task(occupy(admission, release))
+    leaving = asyncio.create_task(occupy(admission, release))
+    await settle()
+    leaving.cancel()
+    await settle()
+    assert admission.queued == 0
+    release.set()
+    await holder
+    async with admission.place("account"):  # the place came back
+        pass
+
+
+async def test_an_account_burst_never_delays_the_anonymous_token(
+    unit_settings: SettingsMaker, stopper: list[TokenService], time: VirtualTime
+) -> None:
+    source = scripted(time, delay=5.0)
+    settings = unit_settings(max_contexts=2, queue_size=1, queue_timeout=10)
+    service = service_with(source, settings, stopper, time)
+    burst = [asyncio.create_task(service.get_token(sp_dc=f"cookie-{n}")) for n in range(5)]
+    anonymous = asyncio.create_task(service.get_token())
+    await settle()
+    assert source.calls.count(None) == 1  # under way beside the account's
+    await time.advance(5)
+    assert anonymous.done()
+    assert (await anonymous).token.is_anonymous
+    await time.advance(5)  # the queued account's turn
+    outcomes = await asyncio.gather(*burst, return_exceptions=True)
+    refused = [o for o in outcomes if isinstance(o, Overloaded)]
+    assert len(refused) == 3  # one place for accounts, one in the queue
+    assert all(error.retry_after == 10 for error in refused)
+
+
+async def test_a_fetch_nobody_waits_for_stops_retrying(
+    unit_settings: SettingsMaker, stopper: list[TokenService], time: VirtualTime
+) -> None:
+    source = scripted(time, UpstreamError("a"), delay=1.0)
+    service = service_with(source, unit_settings(retry_base_delay=1), stopper, time)
+    leaving = asyncio.create_task(service.get_token(sp_dc="cookie-a"))
+    await time.advance(0.5)
+    leaving.cancel()
+    await time.advance(60)
+    assert source.calls == ["cookie-a"]
+
+
+async def test_a_token_that_arrives_after_its_waiters_left_is_kept(
+    unit_settings: SettingsMaker, stopper: list[TokenService], time: VirtualTime
+) -> None:
+    source = scripted(time, delay=1.0)
+    service = service_with(source, unit_settings(), stopper, time)
+    leaving = asyncio.create_task(service.get_token(sp_dc="cookie-a"))
+    await time.advance(0.5)
+    leaving.cancel()
+    await time.advance(1)
+    served = await service.get_token(sp_dc="cookie-a")
+    assert served.cached
+    assert source.calls == ["cookie-a"]
