@@ -91,6 +91,7 @@ def fuzz_settings(**overrides: Any) -> Settings:
         "force_min_interval": 0.0,
         "retries": 0,
         "cooldown_max": 0.05,
+        "new_accounts_per_minute": 1_000_000,  # each example brings a new cookie; admission is tested apart
         **overrides,
     }
     return Settings(**values)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -37,6 +38,10 @@ class FakeScope:
 class RecordingProtocol:
     def __init__(self) -> None:
         self.sent: list[tuple[int, list[tuple[str, str]], bytes]] = []
+        self.gone = asyncio.Event()
+
+    async def client_disconnect(self) -> None:
+        await self.gone.wait()
 
     def response_empty(self, status: int, headers: list[tuple[str, str]], /) -> None:
         self.sent.append((status, headers, b""))

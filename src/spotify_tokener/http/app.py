@@ -87,8 +87,8 @@ class App:
             for name in openapi.SWAGGER_FILES
         )
         return (
-            Route(TOKEN_PATH, "GET", self.get_token, openapi.token_get),
-            Route("/api/token/refresh", "POST", self.refresh, openapi.token_refresh),
+            Route(TOKEN_PATH, "GET", self.get_token, openapi.token_get, waits=True),
+            Route("/api/token/refresh", "POST", self.refresh, openapi.token_refresh, waits=True),
             Route("/api/token/status", "GET", self.status, openapi.token_status),
             Route("/health", "GET", self.health, openapi.health, open=True),
             Route("/metrics", "GET", self.metrics_text, openapi.metrics),

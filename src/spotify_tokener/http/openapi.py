@@ -85,8 +85,9 @@ def _answer(description: str, *bodies: str, headers: dict[str, Any] | None = Non
 
 _RETRY_AFTER = {
     "Retry-After": {
-        "description": "Seconds until the service will ask Spotify again: Spotify's own Retry-After on "
-        "a 429, or the rest of the cool-down after repeated failures.",
+        "description": "Seconds until asking again is worth it: Spotify's own Retry-After on a 429, "
+        "the rest of the cool-down after repeated failures, or, when the service is busy, how long "
+        "its queue waits.",
         "schema": {"type": "integer", "minimum": 1},
     }
 }
@@ -121,7 +122,8 @@ def _token_failures(api_keys: bool) -> dict[str, Any]:
         ),
         "502": _answer("Spotify answered, but not with a usable token", "FailureBody", headers=_RETRY_AFTER),
         "503": _answer(
-            "Browser unavailable, Spotify rate-limited the service, or it is shutting down",
+            "Browser unavailable, Spotify rate-limited the service, the service is busy with other "
+            "account tokens or new accounts, or it is shutting down",
             "FailureBody",
             headers=_RETRY_AFTER,
         ),

@@ -10,6 +10,7 @@ a traceback.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import traceback
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 JSON = "application/json"
 NO_STORE = ("cache-control", "no-store")
 JSON_NO_STORE = [("content-type", JSON), NO_STORE]  # shared by every token answer; never mutated
+CLIENT_GONE = 499  # nginx's word for it: counted in the metrics, never sent
 
 
 class Headers(Protocol):
@@ -55,6 +57,7 @@ class HTTPProtocol(Protocol):
     def response_empty(self, status: int, headers: list[tuple[str, str]], /) -> None: ...
     def response_bytes(self, status: int, headers: list[tuple[str, str]], body: bytes, /) -> None: ...
     def response_file(self, status: int, headers: list[tuple[str, str]], file: str, /) -> None: ...
+    def client_disconnect(self) -> Awaitable[None]: ...
 
 
 @dataclass(slots=True)
@@ -99,6 +102,7 @@ class Route:
     handler: Handler
     document: Document | None = None  # None: served, but not part of the API (the Swagger UI's files)
     open: bool = False  # answered without an API key: health checks and the API's own documentation
+    waits: bool = False  # may wait on a fetch: given up as soon as the client hangs up
 
 
 def json_response(status: int, body: Mapping[str, Any], *extra: tuple[str, str]) -> Response:
@@ -119,6 +123,7 @@ class Router:
         for route in routes:
             self._routes.setdefault(route.path, {})[route.method] = route.handler
         self._open = frozenset(route.path for route in routes if route.open)
+        self._waiting = frozenset(route.path for route in routes if route.waits)
         self._guard = guard
         self._allowed = {path: _allow_header(methods) for path, methods in self._routes.items()}
 
@@ -129,7 +134,13 @@ class Router:
     async def __call__(self, scope: Scope, protocol: HTTPProtocol) -> int:
         """Answer the request; returns the status sent, for the metrics."""
         request = Request(scope.method, scope.path, scope.query_string, scope.headers)
-        response = await self.dispatch(request)
+        if request.path in self._waiting:
+            answered = await _unless_client_leaves(self.dispatch(request), protocol)
+            if answered is None:
+                return CLIENT_GONE
+            response = answered
+        else:
+            response = await self.dispatch(request)
         if request.method == "HEAD":
             protocol.response_empty(response.status, response.headers)
         elif response.file is not None:
@@ -153,6 +164,22 @@ class Router:
                 return _ready(Response(204, headers=[("allow", allowed)]))
             return _ready(error_response(405, "Method not allowed", ("allow", allowed)))
         return _guarded(handler, request)
+
+
+async def _unless_client_leaves(answer: Awaitable[Response], protocol: HTTPProtocol) -> Response | None:
+    """The answer, or None once the client has hung up: its wait ends, so a fetch that nobody waits
+    for any more stops retrying (the fetch itself runs on for others, and its token is kept)."""
+    answering = asyncio.ensure_future(answer)
+    leaving = asyncio.ensure_future(protocol.client_disconnect())
+    try:
+        await asyncio.wait((answering, leaving), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        leaving.cancel()
+    if answering.done():
+        return answering.result()
+    answering.cancel()
+    await asyncio.gather(answering, return_exceptions=True)
+    return None
 
 
 async def _ready(response: Response) -> Response:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -11,11 +12,11 @@ import pytest
 from spotify_tokener.domain.errors import UpstreamError
 from spotify_tokener.http.app import App
 from spotify_tokener.http.params import InvalidParameter
-from spotify_tokener.http.router import Request, Response
+from spotify_tokener.http.router import CLIENT_GONE, Request, Response
 from spotify_tokener.settings import Settings
 from spotify_tokener.wiring import create_app
 from tests.scripted import ScriptedSource
-from tests.unit.conftest import FakeScope, served
+from tests.unit.conftest import FakeScope, RecordingProtocol, served
 
 
 def request(path: str, method: str = "GET", query: str = "") -> Request:
@@ -271,3 +272,19 @@ def test_an_unreadable_cookie_is_refused_not_ignored() -> None:
     with pytest.raises(InvalidParameter, match="not valid UTF-8"):
         Request("GET", "/api/token", "", HiddenValueHeaders()).cookie_headers()
     assert Request("GET", "/api/token", "", {}).cookie_headers() == []
+
+
+async def test_a_client_that_hangs_up_stops_waiting(unit_settings: Callable[..., Settings]) -> None:
+    source = ScriptedSource(delay=0.2)
+    app = app_with(source, unit_settings())
+    protocol = RecordingProtocol()
+    scope = FakeScope("/api/token", headers={"cookie": "sp_dc=cookie-a"})
+    waiting = asyncio.create_task(app.__rsgi__(scope, protocol))
+    await asyncio.sleep(0.05)
+    protocol.gone.set()
+    await asyncio.wait_for(waiting, timeout=0.1)  # long before the fetch ends
+    assert protocol.sent == []
+    assert app.counts.responses()[("/api/token", CLIENT_GONE)] == 1
+    await asyncio.sleep(0.2)
+    assert source.calls == ["cookie-a"]
+    await app.service.stop()
