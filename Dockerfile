@@ -35,9 +35,9 @@ RUN groupadd --gid 10001 tokener \
 
 COPY --from=build /opt/venv /opt/venv
 
-# HOST is the service's default too; set here so the container stays reachable through its
-# published port even if that default ever becomes 127.0.0.1. (DL3064 mistakes the TOKENER_ prefix
-# for a secret: nothing secret is set here.)
+# Outside a container the service listens on 127.0.0.1; inside one it must listen on every interface
+# to be reachable through its published port (publish it on 127.0.0.1, see docs/docker.md).
+# (DL3064 mistakes the TOKENER_ prefix for a secret: nothing secret is set here.)
 # hadolint ignore=DL3064
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \

@@ -111,6 +111,11 @@ class Settings(BaseSettings):
         )
 
     @property
+    def attempt_budget(self) -> Seconds:
+        """The longest one attempt can take: its wait for a browser context, then the attempt itself."""
+        return self.queue_timeout + self.fetch_timeout
+
+    @property
     def api_keys(self) -> tuple[str, ...]:
         return tuple(key.strip() for key in self.api_key.get_secret_value().split(",") if key.strip())
 

@@ -21,8 +21,8 @@ from tests.fake_spotify import Answer, FakeSpotify
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.duration(40)]
 
 SettingsMaker = Callable[..., Settings]
-PLACES_FOR_ACCOUNTS = 3  # the default four contexts, less the anonymous token's
-QUEUE = 8  # the default queue
+DEFAULTS = Settings()
+PLACES_FOR_ACCOUNTS = DEFAULTS.max_contexts - 1  # one is the anonymous token's
 
 
 def with_cookie(sp_dc: str) -> dict[str, str]:
@@ -34,9 +34,10 @@ def account_calls(fake: FakeSpotify) -> Counter[str]:
 
 
 async def read_anonymous_until(running: Running, done: asyncio.Future[Any]) -> list[httpx.Response]:
+    """Anonymous reads through the service (a query keeps them off the hot answer) until ``done``."""
     reads = []
     while not done.done():
-        reads.append(await running.client.get("/api/token"))
+        reads.append(await running.client.get("/api/token?force=0"))
         await asyncio.sleep(0.1)
     return reads
 
@@ -47,7 +48,8 @@ async def test_sixty_accounts_at_once_are_all_answered_within_seconds(
     cookies = [f"AQburst-{n:02d}-0123456789abcdef" for n in range(60)]
     for cookie in cookies:
         fake.add_account(cookie, cookie)
-    async with serve(make_settings()) as running:
+    queue_timeout = 3
+    async with serve(make_settings(queue_timeout=queue_timeout)) as running:
         assert (await running.client.get("/api/token")).status_code == 200
         started = time.monotonic()
         burst = asyncio.gather(*(running.client.get("/api/token", headers=with_cookie(c)) for c in cookies))
@@ -58,17 +60,17 @@ async def test_sixty_accounts_at_once_are_all_answered_within_seconds(
     assert set(statuses) == {200, 503}, statuses
     assert all(int(a.headers["retry-after"]) >= 1 for a in answers if a.status_code == 503)
     assert [read.status_code for read in reads] == [200] * len(reads)
-    assert took < 10
-    assert sum(account_calls(fake).values()) <= PLACES_FOR_ACCOUNTS + QUEUE
+    assert took < queue_timeout + 7  # the queue's budget, then the last attempts (about 0.5 s unloaded)
+    assert sum(account_calls(fake).values()) <= PLACES_FOR_ACCOUNTS + DEFAULTS.queue_size
 
 
 async def test_a_flood_of_dead_cookies_leaves_the_anonymous_token_renewing_on_time(
     make_settings: SettingsMaker, fake: FakeSpotify, serve: Serve
 ) -> None:
-    """Five new dead cookies a second for 20 s, while the anonymous token, living 8 s, must be renewed
-    every 3 s (the real timings, an hour's token renewed 10 minutes early, compressed)."""
-    fake.answer_with(then=Answer(life_s=8))
-    settings = make_settings(expiry_buffer=2, refresh_window=5, stale_margin=1, refresh_interval=1)
+    """Five new dead cookies a second for 20 s, while the anonymous token, living 10 s, is renewed every
+    3 s (the real timings, an hour's token renewed 10 minutes early, compressed)."""
+    fake.answer_with(then=Answer(life_s=10))
+    settings = make_settings(expiry_buffer=2, refresh_window=7, stale_margin=1, refresh_interval=1)
     flood_s, per_s = 20, 5
     async with serve(settings) as running:
         assert (await running.client.get("/api/token")).status_code == 200
@@ -93,8 +95,9 @@ async def test_a_flood_of_dead_cookies_leaves_the_anonymous_token_renewing_on_ti
         assert read.status_code == 200
         body = read.json()
         assert body["accessTokenExpirationTimestampMs"] - body["timestamp"] > 2000  # never past the buffer
-    assert len({read.json()["accessToken"] for read in reads}) >= flood_s // 6  # each serves 6 s at most
-    assert sum(account_calls(fake).values()) <= 30 + flooded_s * 30 / 60 + 1  # the default burst, then 30/min
+    assert len({read.json()["accessToken"] for read in reads}) >= flood_s // 8  # each serves 8 s at most
+    per_minute = DEFAULTS.new_accounts_per_minute  # as many at once, then as many a minute
+    assert sum(account_calls(fake).values()) <= per_minute + flooded_s * per_minute / 60 + 1
 
 
 async def test_a_slot_whose_fetch_is_running_is_not_evicted(

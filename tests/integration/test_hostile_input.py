@@ -4,6 +4,7 @@ the browser, and the service goes on serving."""
 from __future__ import annotations
 
 import asyncio
+import resource
 import time
 from collections.abc import Callable
 
@@ -112,6 +113,10 @@ async def test_a_silent_crowd_does_not_lock_a_new_client_out(
     make_settings: SettingsMaker, fake: FakeSpotify, serve: Serve
 ) -> None:
     """More connections that never send a byte than the server takes at once (its backlog, 1,024)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = 2 * 1100 + 200  # both ends of every connection live in this process
+    assert hard >= needed, f"this test needs ulimit -n of at least {needed}"
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, needed), hard))
     async with serve(make_settings(header_timeout=1)) as running:
         port = running.server.settings.port
         crowd = await asyncio.gather(*(asyncio.open_connection("127.0.0.1", port) for _ in range(1100)))
@@ -119,8 +124,11 @@ async def test_a_silent_crowd_does_not_lock_a_new_client_out(
             started = time.monotonic()
             status, _ = await exchange(running, get(b"/health"), timeout_s=5)  # a new connection
             waited = time.monotonic() - started
+            silent_reader, _ = crowd[0]
+            closed = await asyncio.wait_for(silent_reader.read(), timeout=5)  # the server hung up on it
         finally:
             for _, writer in crowd:
                 writer.close()
     assert status == 200
     assert waited < 1 + 1.5  # the header timeout, and time to close the crowd
+    assert closed == b""

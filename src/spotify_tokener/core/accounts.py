@@ -39,7 +39,7 @@ class AccountSlots:
         backoff: Backoff,
         clock: Clock,
         *,
-        new_per_minute: float,
+        new_per_minute: int,
         rejected_for_ms: int,
     ) -> None:
         self._capacity = capacity
@@ -47,7 +47,7 @@ class AccountSlots:
         self._backoff = backoff
         self._clock = clock
         self._slots: OrderedDict[str, TokenSlot] = OrderedDict()
-        self._admitted = RateLimit(new_per_minute, burst=round(new_per_minute), now_ms=clock())
+        self._admitted = RateLimit(new_per_minute, burst=new_per_minute, now_ms=clock())  # a minute's worth at once
         self._rejected_for_ms = rejected_for_ms
         # identity -> until when; in the order remembered, so the oldest expire first. Bounded by the
         # rate: every entry took a fetch, and every fetch of a new account an admission.
@@ -71,11 +71,13 @@ class AccountSlots:
         return slot
 
     def reject(self, slot: TokenSlot) -> None:
-        """Remember that Spotify refused this slot's cookie; its slot has nothing left to keep."""
-        if not self._rejected_for_ms:
+        """Remember that Spotify refused this slot's cookie, unless the slot still holds a token it
+        may serve (a forced renewal refused is no reason to take that token away)."""
+        now = self._clock()
+        if not self._rejected_for_ms or self._freshness.is_usable_stale(slot.token, now):
             return
         self._rejected.pop(slot.identity, None)
-        self._rejected[slot.identity] = self._clock() + self._rejected_for_ms
+        self._rejected[slot.identity] = now + self._rejected_for_ms
         if not slot.refreshing:
             self._slots.pop(slot.identity, None)
 

@@ -25,6 +25,7 @@ from spotify_tokener.domain.errors import (
     COOKIE_REJECTED,
     CookieRejected,
     InternalError,
+    Overloaded,
     TokenError,
     UpstreamError,
 )
@@ -98,9 +99,20 @@ class Fetcher:
             sleep=self._sleep,
             reraise=True,
         )
+        last: TokenError | None = None
         async for attempt in retrying:
             with attempt:
-                return await self._attempt(attempt.retry_state.attempt_number, sp_dc)
+                if last is not None and not awaited():  # everyone left during the wait before it
+                    raise last
+                try:
+                    return await self._attempt(attempt.retry_state.attempt_number, sp_dc)
+                except Overloaded:
+                    if last is None:
+                        raise
+                    raise last from None  # a retry that found no place: the failure before it is the cause
+                except TokenError as error:
+                    last = error
+                    raise
         raise AssertionError("tenacity stops by raising")  # pragma: no cover
 
     async def _attempt(self, number: int, sp_dc: str | None) -> Token:

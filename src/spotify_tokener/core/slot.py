@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from spotify_tokener.core.ports import Fetch
 from spotify_tokener.domain.backoff import Backoff
 from spotify_tokener.domain.clock import Clock
-from spotify_tokener.domain.errors import ShuttingDown, TokenError
+from spotify_tokener.domain.errors import Overloaded, ShuttingDown, TokenError
 from spotify_tokener.domain.freshness import Freshness
 from spotify_tokener.domain.token import Kind, Token
 
@@ -59,6 +59,7 @@ class TokenSlot:
         self._cached: CachedToken | None = None
         self._flight: asyncio.Task[Token] | None = None
         self._waiters = 0
+        self._wanted_alone = False  # a background renewal: wanted whoever waits
         self._last_error: TokenError | None = None
         self._failures = 0
         self._retry_at_ms = 0
@@ -87,8 +88,9 @@ class TokenSlot:
         return self._flight is not None
 
     def awaited(self) -> bool:
-        """Whether a caller waits for the fetch under way (a fetch nobody waits for stops retrying)."""
-        return self._waiters > 0
+        """Whether the fetch under way is still wanted: a caller waits for it, or it renews in the
+        background (a fetch started for callers who have all left stops retrying)."""
+        return self._wanted_alone or self._waiters > 0
 
     def cooling_down(self, now_ms: int) -> bool:
         return self._failures > 0 and self._flight is None and now_ms < self._retry_at_ms
@@ -143,7 +145,12 @@ class TokenSlot:
             return Served(stale, cached=True)
 
     def refresh_in_background(self, fetch: Fetch) -> asyncio.Task[Token]:
-        """Start a fetch unless one is already running; either way return the running one."""
+        """Start a fetch unless one is already running; either way return the running one, which
+        is now wanted whether or not anyone waits for it."""
+        self._wanted_alone = True
+        return self._start(fetch)
+
+    def _start(self, fetch: Fetch) -> asyncio.Task[Token]:
         if self._flight is None:
             self._flight = asyncio.get_running_loop().create_task(self._run(fetch))
             self._flight.add_done_callback(_retrieve)
@@ -173,7 +180,7 @@ class TokenSlot:
         return type(error)(str(error), retry_after=max(self._retry_at_ms - now_ms, 0) / 1000)
 
     async def _join(self, fetch: Fetch) -> Token:
-        flight = self.refresh_in_background(fetch)
+        flight = self._start(fetch)
         self._waiters += 1
         try:
             return await asyncio.shield(flight)
@@ -188,6 +195,8 @@ class TokenSlot:
     async def _run(self, fetch: Fetch) -> Token:
         try:
             token = await fetch()
+        except Overloaded:
+            raise  # the service was busy, not this identity's fetch failing: no cool-down, no record
         except TokenError as error:
             self._last_error = error
             self._failures += 1
@@ -195,7 +204,7 @@ class TokenSlot:
             self._retry_at_ms = self._clock() + round(cooldown_s * 1000)
             raise
         finally:
-            self._flight = None
+            self._flight, self._wanted_alone = None, False
         self._hold(token)
         return token
 

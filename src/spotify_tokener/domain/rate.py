@@ -18,7 +18,8 @@ class RateLimit:
 
     def take(self, now_ms: int) -> float | None:
         """Take one place if there is one (None); else the seconds until there will be."""
-        self._tokens = min(self._burst, self._tokens + (now_ms - self._at_ms) * self._per_ms)
+        elapsed_ms = max(now_ms - self._at_ms, 0)  # a wall clock stepped back refills nothing
+        self._tokens = min(self._burst, self._tokens + elapsed_ms * self._per_ms)
         self._at_ms = now_ms
         if self._tokens >= 1:
             self._tokens -= 1

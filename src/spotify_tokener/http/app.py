@@ -8,6 +8,7 @@ several side by side; ``App.lifespan`` starts and stops that background work. It
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
@@ -219,5 +220,6 @@ def _failure(error: TokenError, retry_after_max: float) -> Response:
     body: FailureBody = {"success": False, "error": str(error), "timestamp": wall_clock_ms()}
     extra: list[tuple[str, str]] = [NO_STORE]
     if error.retry_after is not None:
-        extra.append(("retry-after", str(max(1, round(min(error.retry_after, retry_after_max))))))
+        # Rounded up: a client told to come back after 2 s, when 2.4 s are needed, is refused again.
+        extra.append(("retry-after", str(max(1, math.ceil(min(error.retry_after, retry_after_max))))))
     return json_response(error.status, body, *extra)

@@ -173,13 +173,14 @@ async def _unless_client_leaves(answer: Awaitable[Response], protocol: HTTPProto
     leaving = asyncio.ensure_future(protocol.client_disconnect())
     try:
         await asyncio.wait((answering, leaving), return_when=asyncio.FIRST_COMPLETED)
+        if not answering.done() and leaving.exception() is not None:
+            await asyncio.wait((answering,))  # Granian could not tell: wait for the answer after all
     finally:
         leaving.cancel()
-    if answering.done():
-        return answering.result()
-    answering.cancel()
-    await asyncio.gather(answering, return_exceptions=True)
-    return None
+        if not answering.done():  # the client left, or this request was cancelled itself
+            answering.cancel()
+            await asyncio.gather(answering, return_exceptions=True)
+    return answering.result() if not answering.cancelled() else None
 
 
 async def _ready(response: Response) -> Response:

@@ -57,7 +57,7 @@ class RedisCoordinator:
         self._prefix = settings.redis_prefix
         self._lock_ttl = settings.redis_lock_ttl
         # A holder's fetch can take no longer than this, however long it had run before we came.
-        self._wait_s = settings.backoff.worst_fetch_s(settings.fetch_timeout)
+        self._wait_s = settings.backoff.worst_fetch_s(settings.attempt_budget)
         self._clock = clock
         self._watching: asyncio.Task[None] | None = None
         self.available = False  # until Redis first answers

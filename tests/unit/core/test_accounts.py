@@ -204,3 +204,15 @@ async def test_a_refused_cookie_is_answered_from_memory_for_a_while(
     with pytest.raises(CookieRejected):
         await service.get_token(sp_dc="dead")
     assert source.calls == ["dead", "dead"]
+
+
+async def test_a_forced_renewal_refused_keeps_the_token_it_had(
+    unit_settings: SettingsMaker, stopper: list[TokenService]
+) -> None:
+    source = ScriptedSource()
+    service = service_with(source, unit_settings(rejected_cookie_memory=600), stopper)
+    held = await service.get_token(sp_dc="cookie-a")
+    source.dead_cookies = frozenset({"cookie-a"})
+    with pytest.raises(CookieRejected):
+        await service.get_token(sp_dc="cookie-a", force=True)
+    assert (await service.get_token(sp_dc="cookie-a")).token == held.token

@@ -114,3 +114,68 @@ async def test_a_token_that_arrives_after_its_waiters_left_is_kept(
     served = await service.get_token(sp_dc="cookie-a")
     assert served.cached
     assert source.calls == ["cookie-a"]
+
+
+async def test_a_waiter_cancelled_as_it_is_handed_a_place_passes_it_on(time: VirtualTime) -> None:
+    admission = Admission(places=2, queue=2, wait_s=10, sleep=time.sleep)
+    release = asyncio.Event()
+    holder = asyncio.create_task(occupy(admission, release))
+    handed = asyncio.create_task(occupy(admission, asyncio.Event()))
+    await settle()
+    release.set()
+    await asyncio.sleep(0)  # the holder leaves and hands its place over...
+    handed.cancel()  # ...and the one it went to is cancelled before it runs
+    await asyncio.gather(holder, handed, return_exceptions=True)
+    entering = asyncio.create_task(occupy(admission, release))
+    await settle()
+    assert entering.done()  # the place came back: no wait, no refusal
+    assert admission.queued == 0
+
+
+async def test_retries_stop_when_the_last_waiter_leaves_during_the_wait_before_one(
+    unit_settings: SettingsMaker, stopper: list[TokenService], time: VirtualTime
+) -> None:
+    source = scripted(time, UpstreamError("a"))
+    service = service_with(source, unit_settings(retry_base_delay=1), stopper, time)
+    leaving = asyncio.create_task(service.get_token(sp_dc="cookie-a"))
+    await time.advance(0.5)  # the attempt failed at once; this is the wait before the retry
+    leaving.cancel()
+    await time.advance(60)
+    assert source.calls == ["cookie-a"]
+
+
+async def test_an_account_renewed_in_the_background_is_retried(
+    unit_settings: SettingsMaker, stopper: list[TokenService], time: VirtualTime
+) -> None:
+    """Its owner was served the old token at once; the renewal started for them is still theirs."""
+    failing = [UpstreamError("down")] * 4  # one whole fetch
+    source = scripted(time, 400.0, *failing, UpstreamError("once more"), 3600.0)
+    service = service_with(source, unit_settings(), stopper, time)
+    first = await service.get_token(sp_dc="cookie-a")
+    await time.advance(150)  # past the serving cutoff, well above the stale margin
+    failed = asyncio.create_task(service.get_token(sp_dc="cookie-a"))
+    await time.advance(1)
+    assert (await failed).token == first.token  # the fetch failed; the old token is served
+    await time.advance(10)  # the cool-down is over
+    assert (await service.get_token(sp_dc="cookie-a")).token == first.token  # renewal in the background
+    await time.advance(1)
+    renewed = await service.get_token(sp_dc="cookie-a")
+    assert renewed.token != first.token
+    assert len(source.calls) == 1 + 4 + 2
+
+
+async def test_a_busy_refusal_leaves_no_cool_down_behind(
+    unit_settings: SettingsMaker, stopper: list[TokenService], time: VirtualTime
+) -> None:
+    source = scripted(time, delay=5.0)
+    service = service_with(source, unit_settings(max_contexts=2, queue_size=0), stopper, time)
+    busy = asyncio.create_task(service.get_token(sp_dc="cookie-a"))
+    await settle()
+    with pytest.raises(Overloaded):
+        await service.get_token(sp_dc="cookie-b")
+    await time.advance(5)
+    await busy
+    again = asyncio.create_task(service.get_token(sp_dc="cookie-b"))  # at once: no cool-down to wait out
+    await time.advance(5)
+    assert not (await again).cached
+    assert source.calls == ["cookie-a", "cookie-b"]

@@ -19,3 +19,10 @@ def test_an_idle_limit_refills_no_further_than_its_burst() -> None:
     assert limit.take(3_600_000) is None
     assert limit.take(3_600_000) is None
     assert limit.take(3_600_000) == pytest.approx(1)
+
+
+def test_a_clock_stepped_back_refills_nothing_and_locks_nobody_out() -> None:
+    limit = RateLimit(per_minute=60, burst=1, now_ms=10_000)
+    assert limit.take(10_000) is None
+    assert limit.take(5_000) == pytest.approx(1)
+    assert limit.take(6_000) is None

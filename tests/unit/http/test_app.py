@@ -17,6 +17,7 @@ from spotify_tokener.settings import Settings
 from spotify_tokener.wiring import create_app
 from tests.scripted import ScriptedSource
 from tests.unit.conftest import FakeScope, RecordingProtocol, served
+from tests.virtual_time import settle
 
 
 def request(path: str, method: str = "GET", query: str = "") -> Request:
@@ -275,16 +276,16 @@ def test_an_unreadable_cookie_is_refused_not_ignored() -> None:
 
 
 async def test_a_client_that_hangs_up_stops_waiting(unit_settings: Callable[..., Settings]) -> None:
-    source = ScriptedSource(delay=0.2)
+    source = ScriptedSource(delay=3600)  # a fetch that does not end during the test
     app = app_with(source, unit_settings())
     protocol = RecordingProtocol()
     scope = FakeScope("/api/token", headers={"cookie": "sp_dc=cookie-a"})
     waiting = asyncio.create_task(app.__rsgi__(scope, protocol))
-    await asyncio.sleep(0.05)
+    await settle()
+    assert source.calls == ["cookie-a"]
     protocol.gone.set()
-    await asyncio.wait_for(waiting, timeout=0.1)  # long before the fetch ends
+    await settle()
+    assert waiting.done()
     assert protocol.sent == []
     assert app.counts.responses()[("/api/token", CLIENT_GONE)] == 1
-    await asyncio.sleep(0.2)
-    assert source.calls == ["cookie-a"]
     await app.service.stop()
