@@ -47,7 +47,8 @@ class AccountSlots:
         self._backoff = backoff
         self._clock = clock
         self._slots: OrderedDict[str, TokenSlot] = OrderedDict()
-        self._admitted = RateLimit(new_per_minute, burst=new_per_minute, now_ms=clock())  # a minute's worth at once
+        # A minute's worth at once: a bot bringing its accounts at start is not kept waiting.
+        self._admitted = RateLimit(new_per_minute, burst=new_per_minute, now_ms=clock())
         self._rejected_for_ms = rejected_for_ms
         # identity -> until when; in the order remembered, so the oldest expire first. Bounded by the
         # rate: every entry took a fetch, and every fetch of a new account an admission.
