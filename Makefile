@@ -18,7 +18,9 @@ $(STAMP): pyproject.toml
 	@$(BIN)/python -m pip --version >/dev/null 2>&1 || { rm -rf $(VENV); $(PYTHON) -m venv $(VENV); } \
 		|| { echo "error: cannot create a virtualenv; on Debian/Ubuntu: apt-get install -y python3-venv"; exit 1; }
 	@# uv installs several times faster than pip (BENCHMARKS.md); pip remains the fallback where uv cannot.
-	$(BIN)/python -m pip install --quiet $(UV) && $(BIN)/python -m uv pip install --quiet --python $(BIN)/python -e '.[dev]' \
+	@# Compiled at install, once and in parallel: where PYTHONDONTWRITEBYTECODE is set, every process
+	@# (each test worker, each service a test starts) would otherwise compile its imports again.
+	$(BIN)/python -m pip install --quiet $(UV) && $(BIN)/python -m uv pip install --quiet --compile-bytecode --python $(BIN)/python -e '.[dev]' \
 		|| $(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
