@@ -27,6 +27,11 @@ $(STAMP): pyproject.toml
 run: setup
 	$(BIN)/spotify-tokener
 
+# Each test worker and each service a test starts imports the same modules, and pytest rewrites every
+# test module's asserts: let them keep their caches even where PYTHONDONTWRITEBYTECODE is set (it is on
+# some CI machines), which halves a worker's start (BENCHMARKS.md, "The test suite").
+PYTEST := PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest
+
 # The Redis tests start their own redis-server (Debian package) on a free port.
 test-deps: setup
 	@command -v redis-server >/dev/null || scripts/ensure-apt.sh redis-server
@@ -34,13 +39,13 @@ test-deps: setup
 # Three workers, one file each at a time: the integration tests mostly wait (for timeouts, cool-downs,
 # page loads), so three keep two cores busy. A module's warm browser stays on one worker.
 test: test-deps
-	$(BIN)/python -m pytest -n 3 --dist loadfile
+	$(PYTEST) -n 3 --dist loadfile
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest tests/unit
+	$(PYTEST) tests/unit
 
 integration: test-deps
-	$(BIN)/python -m pytest tests/integration
+	$(PYTEST) tests/integration
 
 lint: setup
 	$(BIN)/ruff check .
