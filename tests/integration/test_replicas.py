@@ -138,7 +138,9 @@ async def test_redis_going_away_loses_no_request(
     assert (down.value("tokener_redis_available"), up.value("tokener_redis_available")) == (0, 1)
     messages = [record.getMessage() for record in caplog.records]
     assert sum("fetches on its own" in message for message in messages) == 2  # once per replica
-    assert sum("sharing tokens again" in message for message in messages) == 1
+    # The replica asked says so at once; the other may notice too, on its own periodic check: at most
+    # once each, however many requests came.
+    assert 1 <= sum("sharing tokens again" in message for message in messages) <= 2
     assert stored is not None and back["accessToken"].encode() in stored
 
 
