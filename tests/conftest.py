@@ -27,7 +27,7 @@ from tests.fake_spotify import FakeSpotify
 FAST: dict[str, Any] = {
     "host": "127.0.0.1",
     "retry_base_delay": 0.05,
-    "fetch_timeout": 10.0,
+    "fetch_timeout": 20.0,  # the default: several cold launches at once on a machine running two suites
     "shutdown_timeout": 3.0,
     "force_min_interval": 0.0,  # tests force back to back; the limit has tests of its own
 }

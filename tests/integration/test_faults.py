@@ -59,7 +59,7 @@ async def test_a_page_that_never_asks_for_a_token_times_out(
     make_settings: SettingsMaker, fake: FakeSpotify, serve: Serve
 ) -> None:
     fake.state.skip_token_call = True
-    async with serve(make_settings(retries=0, fetch_timeout=1.5)) as running:
+    async with serve(make_settings(retries=0, fetch_timeout=HANG_TIMEOUT_S)) as running:  # the page loads
         response = await running.client.get("/api/token")
     assert response.status_code == 504
     assert fake.count("page") >= 1

@@ -15,6 +15,9 @@ from spotify_tokener.domain.token import Kind, Token
 Fetch = Callable[[], Awaitable[Token]]
 """A whole fetch for one identity: attempts at the source, with retries."""
 
+Left = Callable[[], Awaitable[None]]
+"""Resolves once a caller has gone (an HTTP client that hung up): its wait for a fetch then ends."""
+
 Wanted = Callable[[Token, int], bool]
 """The core's judgement of a token someone else fetched, given when it was fetched (epoch ms)."""
 

@@ -20,6 +20,7 @@ from spotify_tokener.core.ports import (
     Coordinator,
     Fetch,
     FetchObserver,
+    Left,
     LocalCoordinator,
     TokenSource,
 )
@@ -120,17 +121,20 @@ class TokenService:
         """Call ``watcher`` with each new anonymous token as soon as it is held (the HTTP hot answer)."""
         self._anonymous.watch(watcher)
 
-    async def get_token(self, *, force: bool = False, sp_dc: str | None = None) -> Served:
-        """The anonymous token, or with ``sp_dc`` that account's: never one for the other."""
+    async def get_token(
+        self, *, force: bool = False, sp_dc: str | None = None, left: Left | None = None
+    ) -> Served:
+        """The anonymous token, or with ``sp_dc`` that account's: never one for the other. A caller
+        whose ``left`` resolves stops waiting for a fetch (:class:`CallerLeft`)."""
         if sp_dc is None:
             fetch = self._force_anonymous if force else self._fetch_anonymous
-            return await self._anonymous.get(fetch, force=force)
+            return await self._anonymous.get(fetch, force=force, left=left)
         if not self._settings.allow_accounts:
             raise AccountsDisabled("account tokens (sp_dc cookie) are disabled on this service")
         slot = self._accounts.slot_for(sp_dc)
         fetch = self._coordinated(slot, partial(self._fetcher.fetch, sp_dc, slot.awaited), force=force)
         try:
-            return await slot.get(fetch, force=force)
+            return await slot.get(fetch, force=force, left=left)
         except CookieRejected:
             self._accounts.reject(slot)
             raise

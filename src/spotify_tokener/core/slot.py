@@ -17,10 +17,10 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from spotify_tokener.core.ports import Fetch
+from spotify_tokener.core.ports import Fetch, Left
 from spotify_tokener.domain.backoff import Backoff
 from spotify_tokener.domain.clock import Clock
-from spotify_tokener.domain.errors import Overloaded, ShuttingDown, TokenError
+from spotify_tokener.domain.errors import CallerLeft, Overloaded, ShuttingDown, TokenError
 from spotify_tokener.domain.freshness import Freshness
 from spotify_tokener.domain.token import Kind, Token
 
@@ -115,8 +115,9 @@ class TokenSlot:
             and (not force or self._freshness.satisfies_force(fetched_at_ms, requested_at_ms))
         )
 
-    async def get(self, fetch: Fetch, *, force: bool = False) -> Served:
-        """The token to hand out: cached if fresh, else from a (shared) fetch.
+    async def get(self, fetch: Fetch, *, force: bool = False, left: Left | None = None) -> Served:
+        """The token to hand out: cached if fresh, else from a (shared) fetch, waited for until the
+        caller has ``left``.
 
         While renewal keeps failing, a token still above the stale margin is served without making
         the caller wait for the browser; a forced call always tries, and gets the error if it fails.
@@ -137,7 +138,9 @@ class TokenSlot:
                 self.refresh_in_background(fetch)
                 return Served(stale, cached=True)
         try:
-            return Served(await self._join(fetch), cached=False)
+            return Served(await self._join(fetch, left), cached=False)
+        except CallerLeft:
+            raise
         except TokenError:
             stale = None if force else self._usable_stale(self._clock())
             if stale is None:
@@ -179,11 +182,13 @@ class TokenSlot:
         assert error is not None, "cooling down implies a recorded failure"
         return type(error)(str(error), retry_after=max(self._retry_at_ms - now_ms, 0) / 1000)
 
-    async def _join(self, fetch: Fetch) -> Token:
+    async def _join(self, fetch: Fetch, left: Left | None) -> Token:
         flight = self._start(fetch)
         self._waiters += 1
         try:
-            return await asyncio.shield(flight)
+            if left is None:
+                return await asyncio.shield(flight)
+            return await _until_left(flight, left)
         except asyncio.CancelledError:
             current = asyncio.current_task()
             if flight.cancelled() and current is not None and not current.cancelling():
@@ -214,6 +219,20 @@ class TokenSlot:
         self._last_error, self._failures, self._retry_at_ms = None, 0, 0
         for watcher in self._watchers:
             watcher(cached)
+
+
+async def _until_left(flight: asyncio.Task[Token], left: Left) -> Token:
+    """The flight's token, unless the caller leaves first; the flight itself runs on either way."""
+    leaving = asyncio.ensure_future(left())
+    try:
+        await asyncio.wait((flight, leaving), return_when=asyncio.FIRST_COMPLETED)
+        if not flight.done() and leaving.exception() is not None:
+            await asyncio.wait((flight,))  # whether the caller left cannot be told: wait as usual
+    finally:
+        leaving.cancel()
+    if not flight.done():
+        raise CallerLeft("the client hung up before the token came")
+    return flight.result()
 
 
 def _retrieve(task: asyncio.Task[Token]) -> None:

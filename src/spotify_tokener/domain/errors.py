@@ -85,6 +85,15 @@ class ShuttingDown(TokenError):
     outcome = "shutting_down"
 
 
+class CallerLeft(TokenError):
+    """The caller hung up while waiting for a fetch; its answer goes nowhere (499, nginx's word)."""
+
+    status = 499
+    about_spotify = False
+    retryable = False
+    outcome = "left"
+
+
 class Overloaded(TokenError):
     """Refused before any attempt: the browser's places and their queue are taken, or too many new
     accounts came at once. ``retry_after`` says when asking again is worth it."""
@@ -116,7 +125,7 @@ class AccountsDisabled(TokenError):
 
 # What one fetch attempt can end with, so its metric series exist before the first failure. The
 # others are decided before any attempt (AccountsDisabled, Overloaded) or end a wait, not an attempt
-# (ShuttingDown).
+# (ShuttingDown, CallerLeft).
 ATTEMPT_FAILURES: tuple[type[TokenError], ...] = (
     UpstreamError,
     PageUnreachable,

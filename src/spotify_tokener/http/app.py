@@ -88,8 +88,8 @@ class App:
             for name in openapi.SWAGGER_FILES
         )
         return (
-            Route(TOKEN_PATH, "GET", self.get_token, openapi.token_get, waits=True),
-            Route("/api/token/refresh", "POST", self.refresh, openapi.token_refresh, waits=True),
+            Route(TOKEN_PATH, "GET", self.get_token, openapi.token_get),
+            Route("/api/token/refresh", "POST", self.refresh, openapi.token_refresh),
             Route("/api/token/status", "GET", self.status, openapi.token_status),
             Route("/health", "GET", self.health, openapi.health, open=True),
             Route("/metrics", "GET", self.metrics_text, openapi.metrics),
@@ -142,19 +142,19 @@ class App:
             sp_dc = parse_sp_dc(request.cookie_headers())
         except InvalidParameter as error:
             return _invalid(error)
-        return await self._serve_token(force=force, sp_dc=sp_dc)
+        return await self._serve_token(request, force=force, sp_dc=sp_dc)
 
     async def refresh(self, request: Request) -> Response:
         try:
             sp_dc = parse_sp_dc(request.cookie_headers())
         except InvalidParameter as error:
             return _invalid(error)
-        return await self._serve_token(force=True, sp_dc=sp_dc)
+        return await self._serve_token(request, force=True, sp_dc=sp_dc)
 
-    async def _serve_token(self, *, force: bool, sp_dc: str | None) -> Response:
+    async def _serve_token(self, request: Request, *, force: bool, sp_dc: str | None) -> Response:
         kind: Kind = "anonymous" if sp_dc is None else "account"
         try:
-            served = await self.service.get_token(force=force, sp_dc=sp_dc)
+            served = await self.service.get_token(force=force, sp_dc=sp_dc, left=request.left)
         except TokenError as error:
             self.counts.token_answer(kind, ERROR)
             return _failure(error, self._retry_after_max)

@@ -10,7 +10,6 @@ a traceback.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import traceback
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -19,6 +18,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from spotify_tokener.core.ports import Left
 from spotify_tokener.domain.clock import wall_clock_ms
 from spotify_tokener.http.params import InvalidParameter
 
@@ -27,7 +27,6 @@ log = logging.getLogger(__name__)
 JSON = "application/json"
 NO_STORE = ("cache-control", "no-store")
 JSON_NO_STORE = [("content-type", JSON), NO_STORE]  # shared by every token answer; never mutated
-CLIENT_GONE = 499  # nginx's word for it: counted in the metrics, never sent
 
 
 class Headers(Protocol):
@@ -57,7 +56,7 @@ class HTTPProtocol(Protocol):
     def response_empty(self, status: int, headers: list[tuple[str, str]], /) -> None: ...
     def response_bytes(self, status: int, headers: list[tuple[str, str]], body: bytes, /) -> None: ...
     def response_file(self, status: int, headers: list[tuple[str, str]], file: str, /) -> None: ...
-    def client_disconnect(self) -> Awaitable[None]: ...
+    async def client_disconnect(self) -> None: ...
 
 
 @dataclass(slots=True)
@@ -66,6 +65,7 @@ class Request:
     path: str
     query_string: str
     headers: Headers
+    left: Left | None = None  # resolves once the client has hung up (Granian's client_disconnect)
 
     def cookie_headers(self) -> list[str]:
         """Every Cookie header (HTTP/2 may split cookies over several); the usual case costs one lookup.
@@ -102,7 +102,6 @@ class Route:
     handler: Handler
     document: Document | None = None  # None: served, but not part of the API (the Swagger UI's files)
     open: bool = False  # answered without an API key: health checks and the API's own documentation
-    waits: bool = False  # may wait on a fetch: given up as soon as the client hangs up
 
 
 def json_response(status: int, body: Mapping[str, Any], *extra: tuple[str, str]) -> Response:
@@ -123,7 +122,6 @@ class Router:
         for route in routes:
             self._routes.setdefault(route.path, {})[route.method] = route.handler
         self._open = frozenset(route.path for route in routes if route.open)
-        self._waiting = frozenset(route.path for route in routes if route.waits)
         self._guard = guard
         self._allowed = {path: _allow_header(methods) for path, methods in self._routes.items()}
 
@@ -133,14 +131,10 @@ class Router:
 
     async def __call__(self, scope: Scope, protocol: HTTPProtocol) -> int:
         """Answer the request; returns the status sent, for the metrics."""
-        request = Request(scope.method, scope.path, scope.query_string, scope.headers)
-        if request.path in self._waiting:
-            answered = await _unless_client_leaves(self.dispatch(request), protocol)
-            if answered is None:
-                return CLIENT_GONE
-            response = answered
-        else:
-            response = await self.dispatch(request)
+        request = Request(
+            scope.method, scope.path, scope.query_string, scope.headers, protocol.client_disconnect
+        )
+        response = await self.dispatch(request)
         if request.method == "HEAD":
             protocol.response_empty(response.status, response.headers)
         elif response.file is not None:
@@ -164,23 +158,6 @@ class Router:
                 return _ready(Response(204, headers=[("allow", allowed)]))
             return _ready(error_response(405, "Method not allowed", ("allow", allowed)))
         return _guarded(handler, request)
-
-
-async def _unless_client_leaves(answer: Awaitable[Response], protocol: HTTPProtocol) -> Response | None:
-    """The answer, or None once the client has hung up: its wait ends, so a fetch that nobody waits
-    for any more stops retrying (the fetch itself runs on for others, and its token is kept)."""
-    answering = asyncio.ensure_future(answer)
-    leaving = asyncio.ensure_future(protocol.client_disconnect())
-    try:
-        await asyncio.wait((answering, leaving), return_when=asyncio.FIRST_COMPLETED)
-        if not answering.done() and leaving.exception() is not None:
-            await asyncio.wait((answering,))  # Granian could not tell: wait for the answer after all
-    finally:
-        leaving.cancel()
-        if not answering.done():  # the client left, or this request was cancelled itself
-            answering.cancel()
-            await asyncio.gather(answering, return_exceptions=True)
-    return answering.result() if not answering.cancelled() else None
 
 
 async def _ready(response: Response) -> Response:

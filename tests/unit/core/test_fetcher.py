@@ -10,6 +10,7 @@ from spotify_tokener.core.service import TokenService
 from spotify_tokener.domain.errors import (
     ATTEMPT_FAILURES,
     AccountsDisabled,
+    CallerLeft,
     CookieRejected,
     Overloaded,
     ShuttingDown,
@@ -67,5 +68,5 @@ def test_every_failure_is_listed_as_an_attempts_outcome_or_said_not_to_be_one() 
     classes: list[type[TokenError]] = [TokenError]
     for cls in classes:
         classes.extend(cls.__subclasses__())
-    never_an_attempts_end = {TokenError, ShuttingDown, AccountsDisabled, Overloaded}
+    never_an_attempts_end = {TokenError, ShuttingDown, AccountsDisabled, Overloaded, CallerLeft}
     assert set(classes) - never_an_attempts_end == set(ATTEMPT_FAILURES)
