@@ -250,7 +250,8 @@ async def test_repeated_faults_grow_no_processes_or_open_files(
         after = await idle_footprint(running, me, baseline=before)
         healthy = await running.client.get("/api/token?force=1")
     assert statuses == [EXPECTED[fault] for fault in EVERY_FAULT]
-    assert after == before
+    # Not equal: a baseline taken while a socket of the warm-up was still closing can only be higher.
+    assert all(now <= then for now, then in zip(after, before, strict=True)), (after, before)
     assert healthy.status_code == 200
 
 
