@@ -6,10 +6,9 @@ import logging
 from collections.abc import Callable
 
 import pytest
-from playwright.async_api import async_playwright
 
 from spotify_tokener.settings import Settings
-from spotify_tokener.sources.browser.chromium import chromium_args, find_executable
+from spotify_tokener.sources.browser.manager import BrowserManager
 from tests.conftest import Running, Serve
 from tests.fake_spotify import FakeSpotify
 from tests.lavasrc import fetch_token
@@ -196,18 +195,15 @@ async def test_an_api_key_locks_the_token_but_not_health(
 
 
 async def test_swagger_ui_renders_every_endpoint_offline(
-    make_settings: SettingsMaker, fake: FakeSpotify, serve: Serve
+    make_settings: SettingsMaker, fake: FakeSpotify, serve: Serve, warm_browser: BrowserManager
 ) -> None:
-    """In a real browser that may reach nothing but the service: the UI must read our OpenAPI 3.1."""
+    """In a real browser that may reach nothing but the service: the UI must read our OpenAPI 3.1.
+    The module's warm browser, so a Chromium that dies while starting is relaunched (tests/conftest.py)."""
     settings = make_settings()
     base = f"http://{settings.host}:{settings.port}"
     outside: list[str] = []
-    async with serve(settings), async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=find_executable(None, playwright.chromium.executable_path),
-            args=chromium_args(""),
-        )
-        page = await browser.new_page()
+    async with serve(settings), warm_browser.context() as context:
+        page = await context.new_page()
         page.on(
             "request", lambda request: None if request.url.startswith(base) else outside.append(request.url)
         )
@@ -215,7 +211,6 @@ async def test_swagger_ui_renders_every_endpoint_offline(
         await page.wait_for_selector(".opblock", timeout=15_000)
         shown = await page.locator(".opblock-summary-path").all_inner_texts()
         errors = await page.locator(".errors-wrapper").count()
-        await browser.close()
     assert {"/api/token", "/api/token/refresh", "/api/token/status", "/health", "/metrics"} <= set(shown)
     assert errors == 0
     assert outside == []
