@@ -88,7 +88,8 @@ async def test_failures_are_retried_with_doubling_delays(
 ) -> None:
     fake.answer_with(Answer("status", status=500), Answer("malformed"))
     with caplog.at_level(logging.INFO, logger="spotify_tokener.core.fetcher"):
-        async with serve(make_settings(retries=2, retry_base_delay=1)) as running:
+        # The schedule itself, without the jitter (tests/unit/domain/test_backoff.py has its own tests).
+        async with serve(make_settings(retries=2, retry_base_delay=1, retry_jitter=0)) as running:
             response = await running.client.get("/api/token")
     assert response.status_code == 200
     assert fake.token_requests == 3

@@ -3,6 +3,7 @@ the service heals by itself once the fault is gone."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -15,7 +16,7 @@ from tests.fake_spotify.server import UPSTREAM_SECRET_MARKER
 from tests.integration.fault_cases import HANG_TIMEOUT_S, HEALING_FAULTS
 
 # Not about the browser's own lifecycle: one warm browser for the module (tests/conftest.py).
-pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.duration(40)]
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.duration(25)]
 
 SettingsMaker = Callable[..., Settings]
 
@@ -28,6 +29,10 @@ STALE_SETTINGS: dict[str, Any] = {
     "stale_margin": 30,
     "retries": 0,
     "fetch_timeout": HANG_TIMEOUT_S,
+    # A cool-down of exactly 1 s after a failure: long enough that the test removes the fault before the
+    # next renewal (a shorter one could meet the fault again: a second hang, 5 s more), short to heal.
+    "retry_base_delay": 1,
+    "retry_jitter": 0,
     "cooldown_max": 1,
 }
 
@@ -40,8 +45,11 @@ async def test_each_fault_keeps_the_old_token_for_callers_and_heals_by_itself(
     async with serve(make_settings(**STALE_SETTINGS)) as running:
         good = (await running.client.get("/api/token")).json()
         await wait_for_status(running, lambda state: not state["isValid"], within_s=5)
-        served = await running.client.get("/api/token")
-        forced = await running.client.get("/api/token?force=1")
+        # Together: while a renewal hangs, both wait on that one (a forced call after it would start
+        # a second hang); once it has failed, the reader gets the old token and the forced call tries.
+        served, forced = await asyncio.gather(
+            running.client.get("/api/token"), running.client.get("/api/token?force=1")
+        )
         failing = await status_of(running)
         fake.reset()  # the fault is gone; nobody forces from here on
         await wait_for_status(running, lambda state: state["isValid"], within_s=20)
