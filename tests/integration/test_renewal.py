@@ -66,10 +66,12 @@ async def test_repeated_failures_open_the_circuit_then_it_closes_by_itself(
     make_settings: SettingsMaker, fake: FakeSpotify, serve: Serve
 ) -> None:
     fake.answer_with(then=Answer("status", status=500))
-    settings = make_settings(retries=1, retry_base_delay=1, cooldown_max=10, fetch_timeout=10)
+    settings = make_settings(
+        retries=1, retry_base_delay=0.5, retry_jitter=0, cooldown_max=10, fetch_timeout=10
+    )
     async with serve(settings) as running:
-        # The start-up fetch fails (two attempts), the refresher tries again after 2 s and fails too:
-        # the next cool-down is 4 s, and nothing may reach Spotify during it.
+        # The start-up fetch fails (two attempts), the refresher tries again after 1 s and fails too:
+        # the next cool-down is 2 s, and nothing may reach Spotify during it.
         await wait_for_status(running, lambda state: state["consecutiveFailures"] == 2, within_s=20)
         cooling = await status_of(running)
         sent = fake.token_requests
@@ -92,7 +94,7 @@ async def test_repeated_failures_open_the_circuit_then_it_closes_by_itself(
     for response, waited in answers:
         assert response.status_code == 502
         assert response.json()["error"] == cooling["lastError"]
-        assert 1 <= int(response.headers["retry-after"]) <= 4  # what is left of the 4 s cool-down
+        assert 1 <= int(response.headers["retry-after"]) <= 2  # what is left of the 2 s cool-down
         assert waited < settings.fetch_timeout / 4  # answered from the breaker, not by a fetch
     assert recovered.status_code == 200
     assert closed["coolingDown"] is False
