@@ -241,7 +241,7 @@ async def test_repeated_faults_grow_no_processes_or_open_files(
 ) -> None:
     me = psutil.Process()
     # The suite's timeout: a relaunch and a page load fit in it even with two suites running at once.
-    settings = make_settings(retries=0, browser_idle=1, cooldown_max=0.1)
+    settings = make_settings(retries=0, browser_idle=0.5, cooldown_max=0.1)
     async with running_server(settings) as running:
         for _ in range(3):  # everything opened lazily (pools, caches, the driver's pipes) is open now
             assert (await running.client.get("/api/token?force=1")).status_code == 200

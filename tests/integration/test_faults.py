@@ -89,7 +89,7 @@ async def test_failures_are_retried_with_doubling_delays(
     fake.answer_with(Answer("status", status=500), Answer("malformed"))
     with caplog.at_level(logging.INFO, logger="spotify_tokener.core.fetcher"):
         # The schedule itself, without the jitter (tests/unit/domain/test_backoff.py has its own tests).
-        async with serve(make_settings(retries=2, retry_base_delay=1, retry_jitter=0)) as running:
+        async with serve(make_settings(retries=2, retry_base_delay=0.5, retry_jitter=0)) as running:
             response = await running.client.get("/api/token")
     assert response.status_code == 200
     assert fake.token_requests == 3
@@ -99,7 +99,7 @@ async def test_failures_are_retried_with_doubling_delays(
     # more than the waits differ by, are not in it. Durations are logged in whole milliseconds; a wait
     # may end late on a loaded machine, but never as late as the next delay.
     waits = attempt_waits(caplog.records)
-    for wait, delay in zip(waits, (1, 2), strict=True):
+    for wait, delay in zip(waits, (0.5, 1), strict=True):
         assert delay - 0.002 <= wait < 2 * delay, waits
 
 
