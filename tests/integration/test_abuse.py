@@ -22,12 +22,20 @@ from tests.fake_spotify import Answer, FakeSpotify
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.duration(40)]
 
 SettingsMaker = Callable[..., Settings]
-DEFAULTS = Settings()
+DEFAULTS = Settings.model_construct()  # the declared defaults, whatever this shell's TOKENER_ variables say
 PLACES_FOR_ACCOUNTS = DEFAULTS.max_contexts - 1  # one is the anonymous token's
 
 
 def with_cookie(sp_dc: str) -> dict[str, str]:
     return {"Cookie": f"sp_dc={sp_dc}"}
+
+
+def live_accounts(fake: FakeSpotify, name: str, count: int) -> list[str]:
+    """``count`` cookies the fake accepts, each its own account."""
+    cookies = [f"AQ{name}-{n:02d}-0123456789abcdef" for n in range(count)]
+    for cookie in cookies:
+        fake.add_account(cookie, cookie)
+    return cookies
 
 
 def account_calls(fake: FakeSpotify) -> Counter[str]:
@@ -46,9 +54,7 @@ async def read_anonymous_until(running: Running, done: asyncio.Future[Any]) -> l
 async def test_sixty_accounts_at_once_are_all_answered_within_seconds(
     make_settings: SettingsMaker, fake: FakeSpotify, serve: Serve
 ) -> None:
-    cookies = [f"AQburst-{n:02d}-0123456789abcdef" for n in range(60)]
-    for cookie in cookies:
-        fake.add_account(cookie, cookie)
+    cookies = live_accounts(fake, "burst", 60)
     queue_timeout = 3
     async with serve(make_settings(queue_timeout=queue_timeout)) as running:
         assert (await running.client.get("/api/token")).status_code == 200
@@ -106,9 +112,7 @@ async def test_a_slot_whose_fetch_is_running_is_not_evicted(
     make_settings: SettingsMaker, fake: FakeSpotify, serve: Serve
 ) -> None:
     """Six accounts, three requests each, with room for two accounts: one fetch per account."""
-    cookies = [f"AQsix-{n}-0123456789abcdef" for n in range(6)]
-    for cookie in cookies:
-        fake.add_account(cookie, cookie)
+    cookies = live_accounts(fake, "six", 6)
     async with serve(make_settings(max_accounts=2)) as running:
         requests = [
             running.client.get("/api/token", headers=with_cookie(c)) for _ in range(3) for c in cookies
