@@ -32,9 +32,14 @@ run: setup
 # some CI machines), which halves a worker's start (BENCHMARKS.md, "The test suite").
 PYTEST := PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest
 
-# The Redis tests start their own redis-server (Debian package) on a free port.
+# The Redis tests start their own redis-server, the proxy tests their own tinyproxy and microsocks
+# (Debian packages), each on a free port. Debian starts a tinyproxy service when it installs the
+# package; the tests do not need it, so it is stopped and disabled again.
 test-deps: setup
 	@command -v redis-server >/dev/null || scripts/ensure-apt.sh redis-server
+	@command -v microsocks >/dev/null || scripts/ensure-apt.sh microsocks
+	@command -v tinyproxy >/dev/null || { scripts/ensure-apt.sh tinyproxy && scripts/as-root.sh \
+		sh -c 'command -v systemctl >/dev/null && systemctl disable --now tinyproxy' || true; }
 
 # Three workers, one file each at a time: the integration tests mostly wait (for timeouts, cool-downs,
 # page loads), so three keep two cores busy. A module's warm browser stays on one worker.

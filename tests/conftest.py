@@ -67,6 +67,11 @@ def fake(fake_spotify_server: FakeSpotify) -> Iterator[FakeSpotify]:
     fake_spotify_server.reset()
 
 
+def pointed_at(fake: FakeSpotify) -> dict[str, Any]:
+    """The settings that send every call for Spotify to ``fake`` and trust its certificate."""
+    return {"connect_to": fake.connect_to, "browser_args": fake.chromium_args}
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -78,7 +83,7 @@ def make_settings(fake: FakeSpotify) -> Callable[..., Settings]:
     """Settings that point the browser at the fake, with test-sized delays; override any field."""
 
     def make(**overrides: Any) -> Settings:
-        values = {**FAST, "port": free_port(), "browser_args": fake.chromium_args, **overrides}
+        values = {**FAST, "port": free_port(), **pointed_at(fake), **overrides}
         return Settings(**values)
 
     return make
@@ -154,7 +159,7 @@ async def warm_browser(fake_spotify_server: FakeSpotify) -> AsyncIterator[Browse
     the module's first test counts processes, and closed after its last. A module that uses it runs
     its tests on one event loop: ``pytestmark = pytest.mark.asyncio(loop_scope="module")``.
     """
-    settings = Settings(browser_args=fake_spotify_server.chromium_args, browser_idle=3600, **FAST)
+    settings = Settings(**pointed_at(fake_spotify_server), browser_idle=3600, **FAST)
     manager = BrowserManager(settings)
     try:
         await _launched(manager)
@@ -181,7 +186,7 @@ async def shared_service(
 ) -> AsyncIterator[Running]:
     """One running service for a module whose tests each make a request or two and need no settings
     of their own: a service start is a token fetch, and most such tests only watch what follows it."""
-    settings = Settings(**FAST, port=free_port(), browser_args=fake_spotify_server.chromium_args)
+    settings = Settings(**FAST, port=free_port(), **pointed_at(fake_spotify_server))
     async with running_server(settings, create_app(settings, browser=warm_browser)) as running:
         assert (await running.client.get("/api/token")).status_code == 200  # its start-up fetch is over
         yield running

@@ -18,8 +18,10 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
 
 from spotify_tokener import __version__
+from spotify_tokener.core.exits import ExitPool
 from spotify_tokener.core.ports import OUTCOME_OK
 from spotify_tokener.core.service import TokenService
+from spotify_tokener.domain.clock import wall_clock_ms
 from spotify_tokener.domain.errors import ATTEMPT_FAILURES
 from spotify_tokener.domain.token import KINDS, Kind
 from spotify_tokener.http.counts import OTHER_ROUTE, RequestCounts
@@ -54,6 +56,12 @@ class FetchMetrics:
             ["kind"],
             registry=registry,
         )
+        self._exits = Counter(
+            "tokener_exit_attempts",
+            "Tries through each exit (a proxy as scheme://host:port, or direct), by outcome.",
+            ["exit", "outcome"],
+            registry=registry,
+        )
         for kind in KINDS:
             self._retries.labels(kind)
             for outcome in ATTEMPT_OUTCOMES:
@@ -65,19 +73,30 @@ class FetchMetrics:
         if attempt > 1:
             self._retries.labels(kind).inc()
 
+    def exit_ended(self, exit_label: str, outcome: str) -> None:
+        self._exits.labels(exit_label, outcome).inc()
+
 
 class StateCollector:
     """Builds the per-request and state families when Prometheus scrapes."""
 
-    def __init__(self, counts: RequestCounts, service: TokenService, browser: BrowserInfo | None) -> None:
+    def __init__(
+        self,
+        counts: RequestCounts,
+        service: TokenService,
+        browser: BrowserInfo | None,
+        exits: ExitPool | None,
+    ) -> None:
         self._counts = counts
         self._service = service
         self._browser = browser
+        self._exits = exits
 
     def collect(self) -> Iterator[Metric]:
         yield from self._requests()
         yield from self._token_state()
         yield from self._browser_state()
+        yield from self._exit_state()
         build = InfoMetricFamily("tokener_build", "The running version.")
         build.add_metric([], {"version": __version__})
         yield build
@@ -137,6 +156,19 @@ class StateCollector:
             value=browser.launches if browser is not None else 0,
         )
 
+    def _exit_state(self) -> Iterator[Metric]:
+        if self._exits is None:
+            return
+        benched = GaugeMetricFamily(
+            "tokener_exit_benched",
+            "1 while a proxy is set aside after failing (TOKENER_PROXY_BENCH), by exit.",
+            labels=["exit"],
+        )
+        now = wall_clock_ms()
+        for state in self._exits.states():
+            benched.add_metric([state.proxy.label], int(not state.usable(now)))
+        yield benched
+
 
 class Metrics:
     """One app instance's registry: fetch metrics from the start, the rest once it watches an app."""
@@ -148,9 +180,15 @@ class Metrics:
         self.fetches = FetchMetrics(self.registry)
         ProcessCollector(registry=self.registry)
 
-    def watch(self, counts: RequestCounts, service: TokenService, browser: BrowserInfo | None) -> None:
-        """Report these request counts, this service's state and this browser's at every scrape."""
-        self.registry.register(StateCollector(counts, service, browser))
+    def watch(
+        self,
+        counts: RequestCounts,
+        service: TokenService,
+        browser: BrowserInfo | None,
+        exits: ExitPool | None = None,
+    ) -> None:
+        """Report these request counts, and the state of this service, browser and exits, at every scrape."""
+        self.registry.register(StateCollector(counts, service, browser, exits))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

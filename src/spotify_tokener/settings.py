@@ -17,6 +17,7 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from spotify_tokener.domain.backoff import Backoff
+from spotify_tokener.domain.egress import ConnectTo, Proxy, parse_connect_to, parse_proxies
 from spotify_tokener.domain.freshness import Freshness
 from spotify_tokener.logs import LogFormat
 
@@ -86,6 +87,25 @@ class Settings(BaseSettings):
         0.5, ge=0, le=1, description="Each wait between attempts is stretched by up to this fraction."
     )
 
+    proxy: SecretStr = Field(
+        SecretStr(""),
+        description="Proxies every call to Spotify leaves through (http, https, socks5), comma-separated.",
+    )
+    proxy_fallback_direct: bool = Field(
+        False, description="With every proxy benched, connect directly instead of through the first to heal."
+    )
+    proxy_bench: Seconds = Field(
+        30.0, gt=0, description="A failing proxy is set aside this long, doubling while it keeps failing."
+    )
+    proxy_bench_max: Seconds = Field(
+        900.0, gt=0, description="The longest a proxy is set aside, a Retry-After included."
+    )
+    connect_to: str = Field(
+        "",
+        description="HOST:PORT:TARGET_HOST:TARGET_PORT entries, comma-separated: reach HOST at TARGET "
+        "(a mirror, a test double), through the proxies too.",
+    )
+
     redis_url: SecretStr = Field(
         SecretStr(""), description="Empty: tokens in this process only. Set: shared by every replica."
     )
@@ -109,6 +129,19 @@ class Settings(BaseSettings):
         return Backoff(
             self.retry_base_delay, self.retries, self.retry_after_max, self.cooldown_max, self.retry_jitter
         )
+
+    @property
+    def exit_bench(self) -> Backoff:
+        """How long a failing proxy is set aside: the cool-down rule, with its own base and cap."""
+        return Backoff(self.proxy_bench, 0, self.proxy_bench_max, self.proxy_bench_max)
+
+    @property
+    def proxies(self) -> tuple[Proxy, ...]:
+        return parse_proxies(self.proxy.get_secret_value())
+
+    @property
+    def connect_to_rules(self) -> ConnectTo:
+        return parse_connect_to(self.connect_to)
 
     @property
     def attempt_budget(self) -> Seconds:
@@ -169,6 +202,18 @@ class Settings(BaseSettings):
         raw = value.get_secret_value()
         if raw and not any(key.strip() for key in raw.split(",")):
             raise ValueError("is set but holds no key (only commas or spaces)")
+        return value
+
+    @field_validator("proxy")
+    @classmethod
+    def _proxies_parse(cls, value: SecretStr) -> SecretStr:
+        parse_proxies(value.get_secret_value())
+        return value
+
+    @field_validator("connect_to")
+    @classmethod
+    def _connect_to_parses(cls, value: str) -> str:
+        parse_connect_to(value)
         return value
 
     @field_validator("redis_url")

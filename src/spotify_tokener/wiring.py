@@ -3,8 +3,10 @@ every layer (sources, replicas, core, HTTP, metrics) and connects them through t
 
 from __future__ import annotations
 
+from spotify_tokener.core.exits import Egress, ExitPool
 from spotify_tokener.core.ports import Coordinator, LocalCoordinator, TokenSource
 from spotify_tokener.core.service import TokenService
+from spotify_tokener.domain.clock import wall_clock_ms
 from spotify_tokener.http.app import App
 from spotify_tokener.metrics import Metrics
 from spotify_tokener.settings import Settings
@@ -21,15 +23,33 @@ def create_app(
     an already running browser to the browser source; the instance then leaves closing it to its owner.
     """
     owned = browser is None and source is None
+    metrics = Metrics()
+    exits = _exit_pool(settings)
     if source is None:
         browser = browser if browser is not None else BrowserManager(settings)
-        source = BrowserSource(settings, browser)
-    metrics = Metrics()
+        browser_source = BrowserSource(settings, browser)
+        source = browser_source
+        if exits is not None:
+            source = Egress(browser_source, exits, metrics.fetches, settings.fetch_timeout)
     service = TokenService(source, settings, coordinator=_coordinator(settings), observer=metrics.fetches)
     closing = browser.close if owned and browser is not None else None
-    app = App(service, settings, metrics, browser, closing)
-    metrics.watch(app.counts, service, browser)
+    app = App(service, settings, metrics, browser, closing, exits=exits)
+    metrics.watch(app.counts, service, browser, exits)
     return app
+
+
+def _exit_pool(settings: Settings) -> ExitPool | None:
+    """The proxies to leave through, when there are any."""
+    proxies = settings.proxies
+    if not proxies:
+        return None
+    return ExitPool(
+        proxies,
+        settings.exit_bench,
+        wall_clock_ms,
+        fallback_direct=settings.proxy_fallback_direct,
+        remembered=settings.max_accounts + 1,  # every account, and the anonymous token
+    )
 
 
 def _coordinator(settings: Settings) -> Coordinator:

@@ -1,6 +1,6 @@
 """A local HTTPS stand-in for open.spotify.com and open.spotifycdn.com, with switchable faults.
 
-Chromium reaches it through the real URLs (``--host-resolver-rules`` maps both hosts here), so the
+Chromium reaches it through the real URLs (``TOKENER_CONNECT_TO`` maps both hosts here), so the
 service under test runs exactly as in production. Tests steer it with :class:`Answer` values and
 read its counters; nothing here talks to the internet.
 """
@@ -64,6 +64,7 @@ class TokenCall:
     user_agent: str
     query: dict[str, list[str]]
     answer: Answer
+    peer: str  # the address the call came from: a proxy's own, when one carried it
 
 
 @dataclass
@@ -80,6 +81,7 @@ class State:
     page_status: int = 200
     skip_token_call: bool = False
     accounts: dict[str, str] = field(default_factory=dict)
+    blocked_peers: dict[str, Answer] = field(default_factory=dict)  # as a firewall answers an address
     hits: Counter[str] = field(default_factory=Counter)
     calls: list[TokenCall] = field(default_factory=list)
     page_loads_at: list[float] = field(default_factory=list)  # time.time() of each web-player page request
@@ -99,10 +101,13 @@ class FakeSpotify:
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
 
     @property
-    def chromium_args(self) -> str:
-        """Extra Chromium flags that send the real hostnames here."""
-        rules = f"MAP open.spotify.com 127.0.0.1:{self.port}, MAP open.spotifycdn.com 127.0.0.1:{self.port}"
-        return f'"--host-resolver-rules={rules}" --ignore-certificate-errors'
+    def connect_to(self) -> str:
+        """TOKENER_CONNECT_TO: both real hostnames reached here, directly or through a proxy."""
+        hosts = ("open.spotify.com", "open.spotifycdn.com")
+        return ",".join(f"{host}:443:127.0.0.1:{self.port}" for host in hosts)
+
+    chromium_args = "--ignore-certificate-errors"
+    """Chromium trusts the fake's self-signed certificate."""
 
     def start(self) -> FakeSpotify:
         self._thread.start()
@@ -126,6 +131,15 @@ class FakeSpotify:
             self.state.script.extend(answers)
             if then is not None:
                 self.state.default = then
+
+    def block_peer(self, address: str, answer: Answer) -> None:
+        """Answer every token call from ``address`` with ``answer``, as Spotify's firewall does."""
+        with self._lock:
+            self.state.blocked_peers[address] = answer
+
+    def token_calls_from(self, address: str) -> int:
+        with self._lock:
+            return sum(call.peer == address for call in self.state.calls)
 
     def add_account(self, sp_dc: str, name: str) -> None:
         with self._lock:
@@ -229,14 +243,15 @@ class _Handler(BaseHTTPRequestHandler):
     def _token(self) -> None:
         owner = self.owner
         owner._record("token")
-        answer = owner._next_answer()
+        peer = self.client_address[0]
+        answer = owner.state.blocked_peers.get(peer) or owner._next_answer()
         query = parse_qs(urlsplit(self.path).query)
         cookies = {
             name: morsel.value for name, morsel in SimpleCookie(self.headers.get("Cookie", "")).items()
         }
         with owner._lock:
             owner.state.calls.append(
-                TokenCall(time.time(), cookies, self.headers.get("User-Agent", ""), query, answer)
+                TokenCall(time.time(), cookies, self.headers.get("User-Agent", ""), query, answer, peer)
             )
         if answer.kind == "hang":
             owner._release.wait(HANG_LIMIT_S)

@@ -97,6 +97,7 @@ def service_process(fake: FakeSpotify) -> Iterator[Callable[..., tuple[subproces
             "HOST": "127.0.0.1",
             "PORT": str(port),
             "TOKENER_BROWSER_ARGS": fake.chromium_args,
+            "TOKENER_CONNECT_TO": fake.connect_to,
             "TOKENER_RETRIES": "0",
             "TOKENER_FORCE_MIN_INTERVAL": "0",  # these tests force back to back
             **env,

@@ -12,7 +12,7 @@ HANG_TIMEOUT_S = 5
 
 FAULTS = [
     pytest.param(Answer("status", status=500), 502, "HTTP 500", id="500"),
-    pytest.param(Answer("status", status=403), 502, "HTTP 403", id="403"),
+    pytest.param(Answer("status", status=403), 502, "refused the token request (403)", id="403"),
     # Retry-After 1 s: still longer than the test's retry delay, so it governs the wait before a retry.
     pytest.param(Answer("rate_limited", retry_after="1"), 503, "rate-limited", id="429"),
     pytest.param(Answer("rate_limited"), 503, "rate-limited", id="429-no-retry-after"),

@@ -73,7 +73,7 @@ async def test_a_broken_page_is_reported(
     async with serve(make_settings(retries=0)) as running:
         response = await running.client.get("/api/token")
     assert response.status_code == 502
-    assert response.json()["error"] == "the Spotify web player answered HTTP 503"
+    assert response.json()["error"] == "Spotify answered the web player page with HTTP 503"
 
 
 def attempt_waits(records: list[logging.LogRecord]) -> list[float]:
@@ -156,8 +156,8 @@ async def test_a_slow_answer_within_the_timeout_is_a_token(
 
 async def test_an_unreachable_web_player_names_the_network_error(make_settings: SettingsMaker) -> None:
     closed = free_port()  # nothing listens there: as if open.spotify.com could not be reached
-    rules = f"MAP open.spotify.com 127.0.0.1:{closed}, MAP open.spotifycdn.com 127.0.0.1:{closed}"
-    settings = make_settings(retries=0, browser_args=f'"--host-resolver-rules={rules}"')
+    rules = f"open.spotify.com:443:127.0.0.1:{closed},open.spotifycdn.com:443:127.0.0.1:{closed}"
+    settings = make_settings(retries=0, connect_to=rules)
     async with running_server(settings) as running:
         response = await running.client.get("/api/token")
         metrics = Scrape((await running.client.get("/metrics")).text)

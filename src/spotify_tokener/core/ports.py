@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
+from spotify_tokener.domain.egress import Proxy
 from spotify_tokener.domain.token import Kind, Token
 
 Fetch = Callable[[], Awaitable[Token]]
@@ -28,6 +29,12 @@ class TokenSource(Protocol):
     """Obtains one fresh token per call (one attempt); caching and retrying are the core's business."""
 
     async def attempt(self, sp_dc: str | None = None) -> Token: ...
+
+
+class ExitSource(Protocol):
+    """A token source that can leave through a given proxy (``None``: directly), for the exit pool."""
+
+    async def attempt(self, sp_dc: str | None = None, proxy: Proxy | None = None) -> Token: ...
 
 
 class Coordinator(Protocol):
@@ -67,10 +74,19 @@ class FetchObserver(Protocol):
         """One attempt ended: ``attempt`` counts from 1, so anything above 1 was a retry."""
 
 
+class ExitObserver(Protocol):
+    """Told how each try through an exit ended (a proxy's label, or ``direct``); the metrics again."""
+
+    def exit_ended(self, exit_label: str, outcome: str) -> None: ...
+
+
 class NoObserver:
     """The default: nothing is recorded."""
 
     def attempt_ended(self, kind: Kind, outcome: str, seconds: float, attempt: int) -> None:
+        return None
+
+    def exit_ended(self, exit_label: str, outcome: str) -> None:
         return None
 
 

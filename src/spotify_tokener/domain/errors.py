@@ -14,6 +14,7 @@ class TokenError(Exception):
     status: int = 502
     retryable: bool = True
     about_spotify: bool = True  # every replica would see it too; False: this replica's own trouble
+    blames_exit: bool = False  # through a proxy, the proxy may be the cause: another one may succeed
     outcome: str = "error"
 
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
@@ -31,6 +32,7 @@ class PageUnreachable(UpstreamError):
     """The web player did not load (a network error): Spotify's trouble, or this replica's network."""
 
     about_spotify = False
+    blames_exit = True
     outcome = "unreachable"
 
 
@@ -47,7 +49,15 @@ class RateLimited(UpstreamError):
     """Spotify answered 429; ``retry_after`` carries its ``Retry-After`` when it sent one."""
 
     status = 503
+    blames_exit = True
     outcome = "rate_limited"
+
+
+class Refused(UpstreamError):
+    """Spotify answered 403: its firewall turns some addresses and fingerprints away."""
+
+    blames_exit = True
+    outcome = "refused"
 
 
 class FetchTimeout(TokenError):
@@ -58,7 +68,12 @@ class FetchTimeout(TokenError):
 
     status = 504
     about_spotify = False
+    blames_exit = True
     outcome = "timeout"
+
+    @classmethod
+    def after(cls, seconds: float) -> FetchTimeout:
+        return cls(f"no token from Spotify within {seconds:g} s")
 
 
 class BrowserError(TokenError):
@@ -130,12 +145,26 @@ ATTEMPT_FAILURES: tuple[type[TokenError], ...] = (
     UpstreamError,
     PageUnreachable,
     RateLimited,
+    Refused,
     FetchTimeout,
     BrowserError,
     BrowserMissing,
     CookieRejected,
     InternalError,
 )
+
+
+HTTP_FORBIDDEN = 403
+HTTP_TOO_MANY_REQUESTS = 429
+
+
+def refusal(status: int, what: str, retry_after: float | None = None) -> UpstreamError:
+    """The failure a non-2xx answer from Spotify stands for; ``what`` names the request it answered."""
+    if status == HTTP_TOO_MANY_REQUESTS:
+        return RateLimited(f"Spotify rate-limited {what} (429)", retry_after=retry_after)
+    if status == HTTP_FORBIDDEN:
+        return Refused(f"Spotify refused {what} (403)")
+    return UpstreamError(f"Spotify answered {what} with HTTP {status}")
 
 
 def error_named(name: str, message: str, retry_after: float | None = None) -> TokenError:

@@ -13,10 +13,9 @@ from typing import Any, Literal
 
 import orjson
 
-from spotify_tokener.domain.errors import RateLimited, UpstreamError
+from spotify_tokener.domain.errors import UpstreamError, refusal
 
 HTTP_OK = 200
-HTTP_TOO_MANY_REQUESTS = 429
 
 Kind = Literal["anonymous", "account"]
 """A token's kind: anonymous (no cookie), or an account's (a ``sp_dc`` cookie)."""
@@ -64,11 +63,9 @@ def parse_token_response(status: int, headers: Mapping[str, str], body: bytes, *
 
     Whether the token has enough life left to be worth serving is the core's question (freshness).
     """
-    if status == HTTP_TOO_MANY_REQUESTS:
-        retry_after = parse_retry_after(headers.get("retry-after"), now_ms / 1000)
-        raise RateLimited("Spotify rate-limited the token request (429)", retry_after=retry_after)
     if status != HTTP_OK:
-        raise UpstreamError(f"Spotify answered the token request with HTTP {status}")
+        retry_after = parse_retry_after(headers.get("retry-after"), now_ms / 1000)
+        raise refusal(status, "the token request", retry_after)
     payload = _json_object(body)
     if payload.get("error") is not None:
         raise UpstreamError("Spotify answered the token request with an error")

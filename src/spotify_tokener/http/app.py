@@ -17,6 +17,7 @@ from typing import Protocol
 
 import orjson
 
+from spotify_tokener.core.exits import ExitPool
 from spotify_tokener.core.service import TokenService
 from spotify_tokener.domain.clock import wall_clock_ms
 from spotify_tokener.domain.errors import TokenError
@@ -25,6 +26,7 @@ from spotify_tokener.http import openapi
 from spotify_tokener.http.auth import ApiKeys, presented_key
 from spotify_tokener.http.counts import ERROR, HIT, MISS, RequestCounts
 from spotify_tokener.http.encoder import HotAnswer, encode_token
+from spotify_tokener.http.exits import exit_fields, exits_health
 from spotify_tokener.http.health import BrowserInfo, health_body
 from spotify_tokener.http.params import InvalidParameter, parse_force, parse_sp_dc
 from spotify_tokener.http.router import (
@@ -63,11 +65,14 @@ class App:
         metrics: Exposition,
         browser: BrowserInfo | None = None,
         closing: Callable[[], Awaitable[None]] | None = None,
+        *,
+        exits: ExitPool | None = None,
     ) -> None:
         """``closing`` is what the lifespan closes after the service (the browser it owns)."""
         self.service = service
         self.metrics = metrics
         self.browser = browser
+        self.exits = exits
         self._closing = closing
         self._retry_after_max = settings.retry_after_max
         self._started = time.monotonic()
@@ -163,7 +168,7 @@ class App:
         return Response(200, body, JSON_NO_STORE)
 
     async def status(self, request: Request) -> Response:
-        state = self.service.status()
+        state, now = self.service.status(), wall_clock_ms()
         body: StatusBody = {
             "success": True,
             "status": {
@@ -180,14 +185,16 @@ class App:
                 "accountsCached": state.accounts_cached,
                 "coolingDown": state.cooling_down,
                 "retryAt": state.retry_at_ms,
+                "exits": exit_fields(self.exits, now),
             },
-            "timestamp": wall_clock_ms(),
+            "timestamp": now,
         }
         return json_response(200, body, NO_STORE)
 
     async def health(self, request: Request) -> Response:
         uptime_s = time.monotonic() - self._started
         body = health_body(uptime_s, self.browser, self.service.shared_store_available)
+        body["exits"] = exits_health(self.exits, body["timestamp"])
         return json_response(200, body, NO_STORE)
 
     async def metrics_text(self, request: Request) -> Response:

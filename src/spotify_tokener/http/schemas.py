@@ -52,6 +52,19 @@ class StatusFields(TypedDict):
     accountsCached: int
     coolingDown: bool
     retryAt: int | None
+    exits: list[ExitFields] | None
+
+
+class ExitFields(TypedDict):
+    """One proxy (``TOKENER_PROXY``), named without its credentials."""
+
+    exit: str
+    usable: bool
+    benchedUntil: int | None
+    consecutiveFailures: int
+    lastError: str | None
+    lastFailureAt: int | None
+    lastSuccessAt: int | None
 
 
 class StatusBody(TypedDict):
@@ -78,6 +91,14 @@ class RedisFields(TypedDict):
     available: bool
 
 
+class ExitsHealth(TypedDict):
+    """Present when TOKENER_PROXY is set: how many proxies are usable, and whether all are benched."""
+
+    total: int
+    usable: int
+    allBenched: bool
+
+
 class HealthBody(TypedDict):
     status: Literal["healthy"]
     version: str
@@ -85,4 +106,5 @@ class HealthBody(TypedDict):
     memory: MemoryFields
     browser: BrowserFields
     redis: RedisFields | None
+    exits: ExitsHealth | None
     timestamp: int

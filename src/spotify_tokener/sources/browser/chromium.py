@@ -11,6 +11,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from spotify_tokener.domain.egress import ConnectTo
 from spotify_tokener.domain.errors import BrowserMissing
 
 NODE_CACHE_DIR = "spotify-tokener-node-compile-cache"
@@ -45,12 +46,24 @@ def enable_node_compile_cache() -> None:
     os.environ.setdefault("NODE_COMPILE_CACHE", str(Path(tempfile.gettempdir()) / NODE_CACHE_DIR))
 
 
-def chromium_args(extra: str) -> list[str]:
-    """Flags for every launch: quiet networking, Docker-safe /dev/shm, then the operator's extras.
+def chromium_args(extra: str, connect_to: ConnectTo) -> list[str]:
+    """Flags for every launch: quiet networking, Docker-safe /dev/shm, the connect-to overrides, then
+    the operator's extras (Chromium keeps the last of a repeated flag, so theirs win).
 
     No ``--no-sandbox`` here: Playwright adds it whenever a launch asks for no sandbox.
     """
-    return [*BASE_ARGS, *shlex.split(extra)]
+    return [*BASE_ARGS, *resolver_rules(connect_to), *shlex.split(extra)]
+
+
+def resolver_rules(connect_to: ConnectTo) -> list[str]:
+    """``TOKENER_CONNECT_TO`` as Chromium's resolver rules, for connections without a proxy.
+
+    Chromium maps a host for every port; through a proxy, the relay applies the rules instead.
+    """
+    if not connect_to:
+        return []
+    rules = ", ".join(f"MAP {source.host} {target}" for source, target in connect_to.items())
+    return [f"--host-resolver-rules={rules}"]
 
 
 def wants_sandbox(mode: str, euid: int) -> bool:

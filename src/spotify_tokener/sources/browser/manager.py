@@ -15,10 +15,12 @@ import os
 from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from playwright.async_api import Browser, BrowserContext, Playwright, async_playwright
+from playwright.async_api import Browser, BrowserContext, Playwright, ProxySettings, async_playwright
 from playwright.async_api import Error as PlaywrightError
 
+from spotify_tokener.domain.egress import Proxy
 from spotify_tokener.domain.errors import BrowserError, BrowserMissing
 from spotify_tokener.settings import Settings
 from spotify_tokener.sources.browser.chromium import (
@@ -29,6 +31,7 @@ from spotify_tokener.sources.browser.chromium import (
     sandbox_refused,
     wants_sandbox,
 )
+from spotify_tokener.sources.browser.relay import Relay, spotify_host
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +41,8 @@ class BrowserManager:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._args = chromium_args(settings.browser_args)
+        self._args = chromium_args(settings.browser_args, settings.connect_to_rules)
+        self._relays: dict[Proxy, Relay] = {}
         self._sandbox = wants_sandbox(settings.browser_sandbox, os.geteuid())
         self._playwright: Playwright | None = None
         self._browser: Browser | None = None
@@ -56,9 +60,11 @@ class BrowserManager:
         return self._browser is not None and self._browser.is_connected()
 
     @contextlib.asynccontextmanager
-    async def context(self, user_agent: str = "") -> AsyncIterator[BrowserContext]:
-        """A fresh, isolated context on the shared browser; an empty ``user_agent`` means a desktop
-        Chrome one of the browser's own version.
+    async def context(
+        self, user_agent: str = "", proxy: Proxy | None = None
+    ) -> AsyncIterator[BrowserContext]:
+        """A fresh, isolated context on the shared browser, leaving through ``proxy`` if given; an empty
+        ``user_agent`` means a desktop Chrome one of the browser's own version.
 
         Closing it happens in the background: a fetch that timed out must not also wait for the
         cleanup, and a fetch that succeeded has its token already.
@@ -66,7 +72,8 @@ class BrowserManager:
         self._active += 1
         self._cancel_idle_timer()
         try:
-            context = await self._open_context(user_agent)
+            server = await self._relay_server(proxy) if proxy is not None else None
+            context = await self._open_context(user_agent, server)
             try:
                 yield context
             finally:
@@ -88,8 +95,24 @@ class BrowserManager:
             await asyncio.wait(self._background, timeout=self._settings.shutdown_timeout)
         async with self._launch_lock:
             await self._teardown()
+        for relay in self._relays.values():
+            await relay.close()
 
-    async def _open_context(self, user_agent: str) -> BrowserContext:
+    def proxy_failure(self, proxy: Proxy) -> str | None:
+        """Why ``proxy`` failed the last connection through it, if it did."""
+        relay = self._relays.get(proxy)
+        return relay.last_failure if relay is not None else None
+
+    async def _relay_server(self, proxy: Proxy) -> str:
+        """The address of ``proxy``'s relay, started on first use and kept until :meth:`close`."""
+        relay = self._relays.get(proxy)
+        if relay is None:
+            allowed = spotify_host(urlsplit(self._settings.spotify_url).hostname or "")
+            relay = Relay(proxy, self._settings.connect_to_rules, allowed, self._settings.fetch_timeout)
+            self._relays[proxy] = relay
+        return await relay.address()
+
+    async def _open_context(self, user_agent: str, server: str | None) -> BrowserContext:
         """A context on the running browser, relaunching it once if it turns out to be dead.
 
         Playwright learns of a killed Chromium a moment after the fetch it broke has failed, so the
@@ -97,12 +120,12 @@ class BrowserManager:
         """
         browser = await self._ensure_browser()
         try:
-            return await _new_context(browser, user_agent)
+            return await _new_context(browser, user_agent, server)
         except PlaywrightError:
             await self._discard(browser, "could not open a browser context; relaunching")
         browser = await self._ensure_browser()
         try:
-            return await _new_context(browser, user_agent)
+            return await _new_context(browser, user_agent, server)
         except PlaywrightError as error:
             await self._discard(browser, "could not open a browser context")
             raise BrowserError("the browser failed to open a page") from error
@@ -237,9 +260,10 @@ class BrowserManager:
                 log.info("browser closed after %.0f s idle", self._settings.browser_idle)
 
 
-async def _new_context(browser: Browser, user_agent: str) -> BrowserContext:
+async def _new_context(browser: Browser, user_agent: str, proxy_server: str | None) -> BrowserContext:
     agent = user_agent or desktop_user_agent(browser.version)
-    return await browser.new_context(user_agent=agent, service_workers="block")
+    proxy: ProxySettings | None = {"server": proxy_server} if proxy_server else None
+    return await browser.new_context(user_agent=agent, service_workers="block", proxy=proxy)
 
 
 def _retrieve(task: asyncio.Task[Browser]) -> None:

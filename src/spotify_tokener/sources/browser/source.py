@@ -15,12 +15,13 @@ from playwright.async_api import BrowserContext, Page, Response, Route
 from playwright.async_api import Error as PlaywrightError
 
 from spotify_tokener.domain.clock import Clock, wall_clock_ms
+from spotify_tokener.domain.egress import Proxy
 from spotify_tokener.domain.errors import (
     BrowserError,
     FetchTimeout,
     PageUnreachable,
     TokenError,
-    UpstreamError,
+    refusal,
 )
 from spotify_tokener.domain.token import Token, parse_token_response
 from spotify_tokener.settings import Settings
@@ -40,15 +41,15 @@ class BrowserSource:
         self._browser = browser
         self._clock = clock
 
-    async def attempt(self, sp_dc: str | None = None) -> Token:
+    async def attempt(self, sp_dc: str | None = None, proxy: Proxy | None = None) -> Token:
         try:
             async with asyncio.timeout(self._settings.fetch_timeout):
-                return await self._attempt(sp_dc)
+                return await self._attempt(sp_dc, proxy)
         except TimeoutError:
-            raise FetchTimeout(f"no token from Spotify within {self._settings.fetch_timeout:g} s") from None
+            raise FetchTimeout.after(self._settings.fetch_timeout) from None
 
-    async def _attempt(self, sp_dc: str | None) -> Token:
-        async with self._browser.context(self._settings.user_agent) as context:
+    async def _attempt(self, sp_dc: str | None, proxy: Proxy | None) -> Token:
+        async with self._browser.context(self._settings.user_agent, proxy) as context:
             if sp_dc is not None:
                 await _add_sp_dc(context, sp_dc)
             try:
@@ -60,6 +61,8 @@ class BrowserSource:
                 await response.finished()
                 body = await response.body()
             except PlaywrightError as error:
+                if proxy is not None and (why := self._browser.proxy_failure(proxy)):
+                    raise PageUnreachable(f"the proxy {proxy.label} {why}") from None
                 raise _page_failure(error, self._browser.running) from None
             return parse_token_response(response.status, response.headers, body, now_ms=self._clock())
 
@@ -67,7 +70,7 @@ class BrowserSource:
         async with page.expect_response(lambda r: is_token_request(r.url), timeout=0) as caught:
             document = await page.goto(self._settings.spotify_url, wait_until="commit")
             if document is not None and document.status >= HTTP_ERROR_FLOOR:
-                raise UpstreamError(f"the Spotify web player answered HTTP {document.status}")
+                raise refusal(document.status, "the web player page")
         return await caught.value
 
 

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from spotify_tokener.domain.egress import parse_connect_to
 from spotify_tokener.domain.errors import BrowserMissing
 from spotify_tokener.sources.browser.chromium import (
     BASE_ARGS,
@@ -17,11 +18,19 @@ from spotify_tokener.sources.browser.chromium import (
 
 
 def test_args_quiet_the_network_and_split_extras_like_a_shell() -> None:
-    args = chromium_args("--a '--rules=MAP x y, MAP z w'")
+    args = chromium_args("--a '--rules=MAP x y, MAP z w'", {})
     assert args[: len(BASE_ARGS)] == list(BASE_ARGS)
     assert "--disable-background-networking" in args
     assert args[-2:] == ["--a", "--rules=MAP x y, MAP z w"]
     assert "--no-sandbox" not in args
+    assert not any(arg.startswith("--host-resolver-rules") for arg in args)
+
+
+def test_connect_to_becomes_resolver_rules_that_the_operators_own_flags_follow() -> None:
+    rules = parse_connect_to("open.spotify.com:443:127.0.0.1:8443, open.spotifycdn.com:443:10.0.0.2:9000")
+    args = chromium_args("'--host-resolver-rules=MAP x y'", rules)
+    mapped = "MAP open.spotify.com 127.0.0.1:8443, MAP open.spotifycdn.com 10.0.0.2:9000"
+    assert args[len(BASE_ARGS) :] == [f"--host-resolver-rules={mapped}", "--host-resolver-rules=MAP x y"]
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,175 @@
+"""Leaving through proxies: which exit an attempt takes, and setting aside the ones that fail.
+
+Spotify's firewall turns some addresses away (429s, 403s) while it serves others, and a proxy can
+die. So each identity keeps its exit while that exit works (a session that jumps between addresses
+looks stolen), a failing exit is *benched* for a doubling while, and an attempt whose exit fails
+moves on to the next usable one at once, so the client never sees that failure. With every exit
+benched, the one whose bench ends first is used: never a direct connection, unless the operator
+allowed it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from spotify_tokener.core.accounts import ANONYMOUS, account_identity
+from spotify_tokener.core.ports import OUTCOME_OK, ExitObserver, ExitSource
+from spotify_tokener.domain.backoff import Backoff
+from spotify_tokener.domain.clock import Clock
+from spotify_tokener.domain.egress import Proxy
+from spotify_tokener.domain.errors import FetchTimeout, TokenError
+from spotify_tokener.domain.token import Token
+
+log = logging.getLogger(__name__)
+
+Exit = Proxy | None
+"""Where an attempt leaves through: a proxy, or ``None`` for a direct connection."""
+
+DIRECT = "direct"
+"""A direct connection's name where exits are named by their labels (metrics)."""
+
+
+@dataclass(slots=True)
+class ExitState:
+    """What the pool knows of one proxy; ``status`` shows it (by its label, never its credentials)."""
+
+    proxy: Proxy
+    failures: int = 0  # in a row
+    benched_until_ms: int = 0
+    last_error: str | None = None
+    last_success_ms: int | None = None
+    last_failure_ms: int | None = None
+
+    def usable(self, now_ms: int) -> bool:
+        return self.benched_until_ms <= now_ms
+
+
+class ExitPool:
+    """The configured proxies, their health, and which identity leaves through which."""
+
+    def __init__(
+        self,
+        proxies: Sequence[Proxy],
+        bench: Backoff,
+        clock: Clock,
+        *,
+        fallback_direct: bool,
+        remembered: int,
+    ) -> None:
+        self._states = [ExitState(proxy) for proxy in proxies]
+        self._by_proxy = {state.proxy: state for state in self._states}
+        self._bench = bench
+        self._clock = clock
+        self._fallback_direct = fallback_direct
+        self._remembered = remembered
+        self._stuck: OrderedDict[str, Proxy] = OrderedDict()  # identity -> its exit
+        self._next = 0  # where the next identity without an exit starts looking, to spread them
+
+    def order(self, identity: str) -> list[Exit]:
+        """The exits one attempt for ``identity`` tries, in turn, until one is not to blame."""
+        now = self._clock()
+        usable = [state.proxy for state in self._rotation() if state.usable(now)]
+        stuck = self._stuck.get(identity)
+        if stuck in usable:
+            usable.remove(stuck)
+            usable.insert(0, stuck)
+        else:
+            self._next = (self._next + 1) % len(self._states)
+        direct: list[Exit] = [None] if self._fallback_direct else []
+        if usable:
+            return [*usable, *direct]
+        if direct:
+            return direct
+        first_back = min(self._states, key=lambda state: state.benched_until_ms)
+        return [first_back.proxy]
+
+    def succeeded(self, proxy: Proxy, identity: str) -> None:
+        state = self._by_proxy[proxy]
+        state.failures, state.benched_until_ms = 0, 0
+        state.last_success_ms = self._clock()
+        self._stuck[identity] = proxy
+        self._stuck.move_to_end(identity)
+        while len(self._stuck) > self._remembered:
+            self._stuck.popitem(last=False)
+
+    def failed(self, proxy: Proxy, error: TokenError) -> float:
+        """Bench ``proxy`` after ``error``, for at least its ``Retry-After``; returns for how long (s)."""
+        state = self._by_proxy[proxy]
+        now = self._clock()
+        state.failures += 1
+        seconds = self._bench.cooldown_s(state.failures, error.retry_after)
+        state.benched_until_ms = now + round(seconds * 1000)
+        state.last_error, state.last_failure_ms = str(error), now
+        return seconds
+
+    def states(self) -> list[ExitState]:
+        return list(self._states)
+
+    def all_benched(self) -> bool:
+        now = self._clock()
+        return not any(state.usable(now) for state in self._states)
+
+    def _rotation(self) -> list[ExitState]:
+        return self._states[self._next :] + self._states[: self._next]
+
+
+class Egress:
+    """A token source that sends each attempt out through the pool's exits.
+
+    One attempt is bounded by ``timeout_s`` whichever exits it tries; a failure that is not the
+    exit's (a dead cookie, a crashed browser) ends it as it would without proxies.
+    """
+
+    def __init__(self, source: ExitSource, pool: ExitPool, observer: ExitObserver, timeout_s: float) -> None:
+        self._source = source
+        self._pool = pool
+        self._observer = observer
+        self._timeout_s = timeout_s
+
+    async def attempt(self, sp_dc: str | None = None) -> Token:
+        identity = account_identity(sp_dc) if sp_dc else ANONYMOUS
+        tried: list[Exit] = []
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                return await self._through_exits(identity, sp_dc, tried)
+        except TimeoutError:
+            timeout = FetchTimeout.after(self._timeout_s)
+            if tried:
+                self._failed(tried[-1], timeout)
+            raise timeout from None
+
+    async def _through_exits(self, identity: str, sp_dc: str | None, tried: list[Exit]) -> Token:
+        last: TokenError | None = None
+        for exit_ in self._pool.order(identity):
+            tried.append(exit_)
+            try:
+                token = await self._source.attempt(sp_dc, exit_)
+            except TokenError as error:
+                if exit_ is None or not error.blames_exit:
+                    self._report(exit_, error.outcome)
+                    raise
+                self._failed(exit_, error)
+                if isinstance(error, FetchTimeout):  # the attempt's time is spent
+                    raise
+                last = error
+                continue
+            self._report(exit_, OUTCOME_OK)
+            if exit_ is not None:
+                self._pool.succeeded(exit_, identity)
+            return token
+        assert last is not None  # the order is never empty, and each exit either returned or failed
+        raise last
+
+    def _failed(self, proxy: Exit, error: TokenError) -> None:
+        self._report(proxy, error.outcome)
+        if proxy is None:
+            return
+        seconds = self._pool.failed(proxy, error)
+        log.warning("proxy %s benched for %.0f s: %s", proxy.label, seconds, error)
+
+    def _report(self, proxy: Exit, outcome: str) -> None:
+        self._observer.exit_ended(proxy.label if proxy else DIRECT, outcome)

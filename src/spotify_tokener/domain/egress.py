@@ -1,0 +1,98 @@
+"""Where calls to Spotify go: the proxies they may leave through, and where a host is really reached.
+
+Both come from the operator as text (``TOKENER_PROXY``, ``TOKENER_CONNECT_TO``) and are parsed here,
+once, into values the sources use. A proxy's credentials live only in :class:`Proxy`; everything
+shown to a person (logs, errors, status, metrics) uses its ``label``, which has none.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from urllib.parse import unquote, urlsplit
+
+PROXY_SCHEMES = ("http", "https", "socks5")
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+@dataclass(frozen=True, slots=True)
+class Proxy:
+    """One exit: a proxy an upstream call may leave through."""
+
+    scheme: str
+    host: str
+    port: int
+    username: str = field(default="", repr=False)
+    password: str = field(default="", repr=False)
+
+    @property
+    def label(self) -> str:
+        """``scheme://host:port``: how the proxy is named wherever a person can read it."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self.port}"
+
+    def __str__(self) -> str:
+        return self.label
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+ConnectTo = dict[Endpoint, Endpoint]
+"""Where each overridden host:port is really reached (curl's ``--connect-to``)."""
+
+
+def parse_proxies(text: str) -> tuple[Proxy, ...]:
+    """Comma-separated proxy URLs, in the order they are preferred; empty means none."""
+    proxies = tuple(parse_proxy(part.strip()) for part in text.split(",") if part.strip())
+    if len({proxy.label for proxy in proxies}) != len(proxies):
+        raise ValueError("lists the same proxy twice")
+    return proxies
+
+
+def parse_proxy(url: str) -> Proxy:
+    """One proxy URL. Error messages quote the scheme and host at most, never the credentials."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in PROXY_SCHEMES:
+        shown = f"{scheme}://" if "://" in url else "a proxy without a scheme"
+        raise ValueError(f"{shown} is not supported; a proxy starts with http://, https:// or socks5://")
+    where = f"the proxy {scheme}://{parts.hostname or ''}"
+    if not parts.hostname:
+        raise ValueError(f"{where} has no host")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError(f"{where} has a path or query after its host:port")
+    try:
+        port = parts.port or DEFAULT_PORTS.get(scheme)
+    except ValueError:
+        raise ValueError(f"{where} has a port that is not a number from 1 to 65535") from None
+    if port is None:
+        raise ValueError(f"{where} has no port (socks5:// has no default)")
+    if (parts.username is None) != (parts.password is None):
+        raise ValueError(f"{where} has a user but no password (user:password@host)")
+    return Proxy(scheme, parts.hostname, port, unquote(parts.username or ""), unquote(parts.password or ""))
+
+
+def parse_connect_to(text: str) -> ConnectTo:
+    """Comma-separated ``HOST:PORT:TARGET_HOST:TARGET_PORT`` entries; empty means none."""
+    rules: ConnectTo = {}
+    for entry in (part.strip() for part in text.split(",")):
+        if not entry:
+            continue
+        fields = entry.split(":")
+        if len(fields) != 4 or not fields[0] or not fields[2]:
+            raise ValueError(f"entry {entry!r} is not HOST:PORT:TARGET_HOST:TARGET_PORT")
+        source = Endpoint(fields[0].lower(), _port(fields[1], entry))
+        rules[source] = Endpoint(fields[2], _port(fields[3], entry))
+    return rules
+
+
+def _port(text: str, entry: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise ValueError(f"entry {entry!r} has a port that is not a number from 1 to 65535")
+    return int(text)

@@ -1,0 +1,184 @@
+"""Leaving through real proxies (tinyproxy with basic auth, microsocks with a password), in front of
+the fake Spotify: which proxy carried a call is the fake's word (each proxy leaves from its own
+127.0.0.x address), not the service's."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from spotify_tokener.settings import Settings
+from tests.conftest import Running, Serve, free_port, status_of
+from tests.fake_spotify import FakeSpotify
+from tests.fake_spotify.server import Answer
+from tests.prometheus import Scrape
+from tests.proxies import PASSWORD, Microsocks, ProxyProcess, Tinyproxy
+
+# Not about the browser's own lifecycle: one warm browser for the module (tests/conftest.py).
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.duration(12)]
+
+SettingsMaker = Callable[..., Settings]
+P = TypeVar("P", bound=ProxyProcess)
+ACCOUNT = "AQProxied-session-cookie_0123456789abcdef"
+HTTP_EXIT, SOCKS_EXIT = "127.0.0.2", "127.0.0.3"  # where each proxy leaves from
+
+
+@pytest.fixture
+def tinyproxy(tmp_path: Path) -> Iterator[Tinyproxy]:
+    yield from started(Tinyproxy(free_port(), HTTP_EXIT, tmp_path))
+
+
+@pytest.fixture
+def microsocks(tmp_path: Path) -> Iterator[Microsocks]:
+    yield from started(Microsocks(free_port(), SOCKS_EXIT, tmp_path))
+
+
+@pytest.fixture(params=["http", "socks5"])
+def proxy(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ProxyProcess]:
+    """Each kind of proxy in turn."""
+    kind = Tinyproxy if request.param == "http" else Microsocks
+    yield from started(kind(free_port(), HTTP_EXIT if kind is Tinyproxy else SOCKS_EXIT, tmp_path))
+
+
+def started(proxy: P) -> Iterator[P]:
+    proxy.start()
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
+
+
+async def refreshed(running: Running, **headers: str) -> dict[str, Any]:
+    response = await running.client.post("/api/token/refresh", headers=headers)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def everything_shown(running: Running) -> str:
+    """Every body a person or a scraper can read."""
+    paths = ("/api/token/status", "/health", "/metrics")
+    return "\n".join([(await running.client.get(path)).text for path in paths])
+
+
+def exit_named(status: dict[str, Any], proxy: ProxyProcess) -> dict[str, Any]:
+    exits: list[dict[str, Any]] = status["exits"]
+    return next(entry for entry in exits if entry["exit"] == proxy.label)
+
+
+async def test_every_call_to_spotify_leaves_through_the_proxy(
+    proxy: ProxyProcess,
+    fake: FakeSpotify,
+    make_settings: SettingsMaker,
+    serve: Serve,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    async with serve(make_settings(proxy=proxy.url())) as running:
+        body = await refreshed(running)
+        shown = await everything_shown(running)
+        status = await status_of(running)
+    assert body["accessToken"] in fake.issued_tokens()
+    assert fake.token_calls_from(proxy.leaves_from) == len(fake.state.calls) >= 1
+    assert exit_named(status, proxy)["usable"] is True
+    assert exit_named(status, proxy)["lastSuccessAt"] is not None
+    if isinstance(proxy, Tinyproxy):
+        assert f"CONNECT 127.0.0.1:{fake.port}" in proxy.log  # tinyproxy's own account of it
+    assert PASSWORD not in shown + caplog.text
+
+
+async def test_a_proxy_killed_mid_run_is_rotated_out_with_no_client_error(
+    fake: FakeSpotify,
+    tinyproxy: Tinyproxy,
+    microsocks: Microsocks,
+    make_settings: SettingsMaker,
+    serve: Serve,
+) -> None:
+    # No retries: the move to the other proxy happens within the attempt the kill failed.
+    settings = make_settings(proxy=f"{tinyproxy.url()},{microsocks.url()}", retries=0)
+    async with serve(settings) as running:
+        await refreshed(running)
+        before = fake.token_calls_from(HTTP_EXIT)
+        assert before >= 1  # the anonymous token leaves through the first proxy...
+        tinyproxy.stop()
+        for _ in range(3):
+            await refreshed(running)  # ...and, that one killed, through the other: no client sees it
+        status = await status_of(running)
+        health = (await running.client.get("/health")).json()
+    assert fake.token_calls_from(HTTP_EXIT) == before
+    assert fake.token_calls_from(SOCKS_EXIT) == 3
+    dead = exit_named(status, tinyproxy)
+    assert dead["usable"] is False
+    assert dead["lastError"] == f"the proxy {tinyproxy.label} could not be reached"
+    assert health["exits"] == {"total": 2, "usable": 1, "allBenched": False}
+
+
+async def test_a_429_on_one_exit_moves_the_attempt_to_another_for_the_retry_after(
+    fake: FakeSpotify,
+    tinyproxy: Tinyproxy,
+    microsocks: Microsocks,
+    make_settings: SettingsMaker,
+    serve: Serve,
+) -> None:
+    fake.block_peer(HTTP_EXIT, Answer("rate_limited", retry_after="120"))
+    settings = make_settings(proxy=f"{tinyproxy.url()},{microsocks.url()}", retries=0)
+    async with serve(settings) as running:
+        body = await refreshed(running)  # the start-up fetch may have met the 429 already
+        await refreshed(running)
+        status = await status_of(running)
+        metrics = Scrape((await running.client.get("/metrics")).text)
+    assert body["accessToken"] in fake.issued_tokens()
+    assert fake.token_calls_from(HTTP_EXIT) == 1  # benched after its one 429...
+    assert fake.token_calls_from(SOCKS_EXIT) >= 2  # ...while the other carried every token
+    benched = exit_named(status, tinyproxy)
+    assert benched["benchedUntil"] - benched["lastFailureAt"] == 120_000  # the Retry-After, not 30 s
+    assert status["consecutiveFailures"] == 0  # the anonymous token never failed
+    assert metrics.value("tokener_exit_attempts_total", exit=tinyproxy.label, outcome="rate_limited") == 1
+    assert metrics.value("tokener_exit_benched", exit=tinyproxy.label) == 1
+
+
+async def test_an_account_stays_on_its_exit(
+    fake: FakeSpotify,
+    tinyproxy: Tinyproxy,
+    microsocks: Microsocks,
+    make_settings: SettingsMaker,
+    serve: Serve,
+) -> None:
+    fake.add_account(ACCOUNT, "proxied")
+    async with serve(make_settings(proxy=f"{tinyproxy.url()},{microsocks.url()}")) as running:
+        for _ in range(4):
+            body = await refreshed(running, cookie=f"sp_dc={ACCOUNT}")
+            assert body["isAnonymous"] is False
+    peers = {call.peer for call in fake.state.calls if call.cookies.get("sp_dc") == ACCOUNT}
+    assert len(peers) == 1
+    assert peers <= {HTTP_EXIT, SOCKS_EXIT}
+
+
+async def test_a_refused_password_is_named_and_never_shown(
+    proxy: ProxyProcess,
+    fake: FakeSpotify,
+    make_settings: SettingsMaker,
+    serve: Serve,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    wrong = "wrong-" + PASSWORD
+    caplog.set_level(logging.DEBUG)
+    async with serve(make_settings(proxy=proxy.url(password=wrong), retries=0)) as running:
+        response = await running.client.post("/api/token/refresh")
+        shown = await everything_shown(running)
+        status = await status_of(running)
+        health = (await running.client.get("/health")).json()
+    assert response.status_code == 502
+    assert response.json()["error"] == f"the proxy {proxy.label} refused the connection" + REFUSED_DETAIL
+    assert exit_named(status, proxy)["lastError"] == response.json()["error"]
+    assert health["exits"] == {"total": 1, "usable": 0, "allBenched": True}
+    assert fake.token_requests == 0
+    for secret in (PASSWORD, wrong):
+        assert secret not in shown + caplog.text + response.text
+
+
+REFUSED_DETAIL = " (its credentials, its rules, or the host unreachable from it)"

@@ -1,0 +1,220 @@
+"""The exit pool's rules on an injected clock, and the egress moving an attempt between exits."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pytest
+
+from spotify_tokener.core.accounts import ANONYMOUS, account_identity
+from spotify_tokener.core.exits import DIRECT, Egress, Exit, ExitPool
+from spotify_tokener.domain.backoff import Backoff
+from spotify_tokener.domain.egress import Proxy
+from spotify_tokener.domain.errors import (
+    CookieRejected,
+    FetchTimeout,
+    PageUnreachable,
+    RateLimited,
+    Refused,
+    TokenError,
+    UpstreamError,
+)
+from spotify_tokener.domain.token import Token
+
+A, B, C = (Proxy("http", host, 3128, "user", "topsecret") for host in ("a", "b", "c"))
+BENCH = Backoff(30.0, 0, 900.0, 900.0)
+SECOND = 1000
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now_ms = 1_800_000_000_000
+
+    def __call__(self) -> int:
+        return self.now_ms
+
+    def advance(self, seconds: float) -> None:
+        self.now_ms += round(seconds * SECOND)
+
+
+def pool_of(*proxies: Proxy, clock: Clock, fallback_direct: bool = False, remembered: int = 10) -> ExitPool:
+    return ExitPool(proxies, BENCH, clock, fallback_direct=fallback_direct, remembered=remembered)
+
+
+def test_new_identities_are_spread_and_each_keeps_its_exit() -> None:
+    clock = Clock()
+    pool = pool_of(A, B, C, clock=clock)
+    first = {name: pool.order(name)[0] for name in ("one", "two", "three")}
+    assert sorted(proxy.host for proxy in first.values() if proxy) == ["a", "b", "c"]
+    for name, proxy in first.items():
+        assert proxy is not None
+        pool.succeeded(proxy, name)
+    for _ in range(3):
+        assert {name: pool.order(name)[0] for name in first} == first
+
+
+def test_a_failing_exit_is_benched_for_a_doubling_while_then_comes_back() -> None:
+    clock = Clock()
+    pool = pool_of(A, B, clock=clock)
+    error = PageUnreachable("the proxy http://a:3128 could not be reached")
+    assert pool.failed(A, error) == 30
+    assert pool.failed(A, error) == 60
+    assert pool.order("x") == [B]
+    clock.advance(59)
+    assert A not in pool.order("x")
+    clock.advance(1)
+    assert A in pool.order("x")
+    pool.succeeded(A, "x")
+    assert pool.failed(A, error) == 30  # a success forgets the failures before it
+
+
+def test_a_bench_lasts_at_least_the_retry_after_and_at_most_its_cap() -> None:
+    pool = pool_of(A, clock=Clock())
+    assert pool.failed(A, RateLimited("429", retry_after=120)) == 120
+    assert pool.failed(A, RateLimited("429", retry_after=86_400)) == 900
+
+
+def test_an_identity_moves_only_when_its_exit_is_benched_and_stays_where_it_moved() -> None:
+    clock = Clock()
+    pool = pool_of(A, B, clock=clock)
+    pool.succeeded(A, "account")
+    pool.failed(A, Refused("Spotify refused the token request (403)"))
+    assert pool.order("account") == [B]
+    pool.succeeded(B, "account")
+    clock.advance(3600)  # A is back, but the account does not jump again
+    assert pool.order("account") == [B, A]
+
+
+def test_with_every_exit_benched_the_first_to_come_back_is_used_never_a_direct_connection() -> None:
+    clock = Clock()
+    pool = pool_of(A, B, clock=clock)
+    pool.failed(A, PageUnreachable("down"))
+    pool.failed(A, PageUnreachable("down"))  # 60 s
+    pool.failed(B, PageUnreachable("down"))  # 30 s
+    assert pool.all_benched()
+    assert pool.order("x") == [B]
+
+
+def test_a_direct_connection_is_the_last_resort_only_when_allowed() -> None:
+    clock = Clock()
+    pool = pool_of(A, clock=clock, fallback_direct=True)
+    assert pool.order("x") == [A, None]
+    pool.failed(A, PageUnreachable("down"))
+    assert pool.order("x") == [None]
+
+
+def test_the_exits_remembered_per_identity_are_bounded() -> None:
+    clock = Clock()
+    pool = pool_of(A, B, clock=clock, remembered=2)
+    for name in ("one", "two", "three"):
+        pool.succeeded(B, name)
+    assert pool.order("three")[0] == B
+    assert pool.order("two")[0] == B
+    assert len(pool._stuck) == 2  # "one" was forgotten: its next attempt is spread like a new one
+
+
+@dataclass
+class ByExit:
+    """A source whose answer depends on the exit; records each try."""
+
+    answers: dict[Exit, TokenError | Callable[[], TokenError]] = field(default_factory=dict)
+    tries: list[tuple[str | None, Exit]] = field(default_factory=list)
+    hang: set[Exit] = field(default_factory=set)
+
+    async def attempt(self, sp_dc: str | None = None, proxy: Proxy | None = None) -> Token:
+        self.tries.append((sp_dc, proxy))
+        if proxy in self.hang:
+            await asyncio.Event().wait()
+        answer = self.answers.get(proxy)
+        if answer is not None:
+            raise answer if isinstance(answer, TokenError) else answer()
+        return Token("BQ-token", 4_000_000_000_000, "client", sp_dc is None)
+
+
+@dataclass
+class Outcomes:
+    seen: list[tuple[str, str]] = field(default_factory=list)
+
+    def exit_ended(self, exit_label: str, outcome: str) -> None:
+        self.seen.append((exit_label, outcome))
+
+
+def egress(source: ByExit, pool: ExitPool, timeout_s: float = 5.0) -> tuple[Egress, Outcomes]:
+    outcomes = Outcomes()
+    return Egress(source, pool, outcomes, timeout_s), outcomes
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        PageUnreachable("the proxy http://a:3128 could not be reached"),
+        RateLimited("Spotify rate-limited the token request (429)", retry_after=5),
+        Refused("Spotify refused the token request (403)"),
+    ],
+)
+async def test_an_exits_failure_moves_the_same_attempt_to_the_next_exit(failure: TokenError) -> None:
+    clock = Clock()
+    pool = pool_of(A, B, clock=clock)
+    source = ByExit({A: failure})
+    route, outcomes = egress(source, pool)
+    token = await route.attempt()
+    assert token.access_token == "BQ-token"
+    assert [proxy for _, proxy in source.tries] == [A, B]
+    assert outcomes.seen == [("http://a:3128", failure.outcome), ("http://b:3128", "ok")]
+    assert pool.order(ANONYMOUS) == [B]  # benched, and the anonymous token now leaves through B
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [CookieRejected("sp_dc cookie was not accepted"), UpstreamError("Spotify answered with HTTP 500")],
+)
+async def test_a_failure_that_is_not_the_exits_ends_the_attempt_and_benches_nothing(
+    failure: TokenError,
+) -> None:
+    pool = pool_of(A, B, clock=Clock())
+    source = ByExit({A: failure})
+    route, _ = egress(source, pool)
+    with pytest.raises(type(failure)):
+        await route.attempt("AQ-cookie")
+    assert [proxy for _, proxy in source.tries] == [A]
+    assert not any(state.failures for state in pool.states())
+
+
+async def test_when_every_exit_fails_the_attempt_ends_with_the_last_failure() -> None:
+    pool = pool_of(A, B, clock=Clock())
+    route, _ = egress(ByExit({A: PageUnreachable("a down"), B: Refused("b refused")}), pool)
+    with pytest.raises(Refused):
+        await route.attempt()
+    assert pool.all_benched()
+
+
+async def test_a_hanging_exit_costs_one_attempt_its_time_and_is_benched() -> None:
+    clock = Clock()
+    pool = pool_of(A, B, clock=clock)
+    source = ByExit(hang={A})
+    route, outcomes = egress(source, pool, timeout_s=0.02)
+    with pytest.raises(FetchTimeout, match=r"within 0\.02 s"):
+        await route.attempt()
+    assert outcomes.seen == [("http://a:3128", "timeout")]
+    assert (await route.attempt()).access_token == "BQ-token"
+    assert source.tries[-1] == (None, B)
+
+
+async def test_an_account_is_kept_on_the_exit_that_served_it() -> None:
+    pool = pool_of(A, B, C, clock=Clock())
+    source = ByExit()
+    route, _ = egress(source, pool)
+    for _ in range(4):
+        await route.attempt("AQ-cookie")
+    exits = {proxy for sp_dc, proxy in source.tries}
+    assert len(exits) == 1
+    assert pool.order(account_identity("AQ-cookie"))[0] in exits
+
+
+async def test_a_direct_try_is_counted_as_direct() -> None:
+    pool = pool_of(A, clock=Clock(), fallback_direct=True)
+    route, outcomes = egress(ByExit({A: PageUnreachable("down")}), pool)
+    await route.attempt()
+    assert outcomes.seen == [("http://a:3128", "unreachable"), (DIRECT, "ok")]
