@@ -53,10 +53,10 @@ class BrowserSource:
             if sp_dc is not None:
                 await _add_sp_dc(context, sp_dc)
             try:
-                # Independent round trips to the driver; the route is in place before navigation.
-                routing = asyncio.create_task(context.route("**/*", _filter_route))
+                # The route before the page: a page opened while the route is being set up can
+                # miss it and load everything it blocks (BENCHMARKS.md, "Issue 13").
+                await context.route("**/*", _filter_route)
                 page = await context.new_page()
-                await routing
                 response = await self._load_and_catch(page)
                 await response.finished()
                 body = await response.body()
