@@ -13,12 +13,13 @@ from dataclasses import dataclass
 
 import httpx
 import psutil
+from tests.fake_spotify import FakeSpotify
 
 MB = 1024 * 1024
 UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
-def service_env(fake_chromium_args: str, port: int, **settings: str) -> dict[str, str]:
+def service_env(fake: FakeSpotify, port: int, **settings: str) -> dict[str, str]:
     """Environment for a service under measurement, pointed at the fake: this one's, minus any
     ``TOKENER_*``, ``HOST`` or ``PORT`` of the developer's, which would skew the figures."""
     own = {
@@ -30,7 +31,8 @@ def service_env(fake_chromium_args: str, port: int, **settings: str) -> dict[str
         **own,
         "HOST": "127.0.0.1",
         "PORT": str(port),
-        "TOKENER_BROWSER_ARGS": fake_chromium_args,
+        "TOKENER_CONNECT_TO": fake.connect_to,
+        "TOKENER_CA_FILE": str(fake.ca_file),
         **settings,
     }
 

@@ -42,7 +42,7 @@ def replicas(fake: FakeSpotify, redis_url: str | None) -> Iterator[list[tuple[st
         for _ in range(REPLICAS):
             port = free_port()
             env = service_env(
-                fake.chromium_args,
+                fake,
                 port,
                 TOKENER_LOG_LEVEL="ERROR",
                 TOKENER_FORCE_MIN_INTERVAL="0",

@@ -83,7 +83,7 @@ class Results:
 def service(fake: FakeSpotify) -> Iterator[Service]:
     port = free_port()
     env = service_env(
-        fake.chromium_args,
+        fake,
         port,
         TOKENER_BROWSER_IDLE=str(IDLE_S),
         TOKENER_LOG_LEVEL="WARNING",

@@ -309,7 +309,7 @@ def table(rows: list[Row]) -> str:
 @contextlib.contextmanager
 def service(fake: FakeSpotify, log_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     port = free_port()
-    env = service_env(fake.chromium_args, port, **SERVICE_ENV)
+    env = service_env(fake, port, **SERVICE_ENV)
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "spotify_tokener"], env=env, stdout=log, stderr=subprocess.STDOUT

@@ -69,7 +69,7 @@ def fake(fake_spotify_server: FakeSpotify) -> Iterator[FakeSpotify]:
 
 def pointed_at(fake: FakeSpotify) -> dict[str, Any]:
     """The settings that send every call for Spotify to ``fake`` and trust its certificate."""
-    return {"connect_to": fake.connect_to, "browser_args": fake.chromium_args}
+    return {"connect_to": fake.connect_to, "ca_file": fake.ca_file}
 
 
 def free_port() -> int:

@@ -1,5 +1,5 @@
 """Real proxies started by the tests: Debian's ``tinyproxy`` (HTTP, basic auth) and ``microsocks``
-(SOCKS5, username and password).
+(SOCKS5, username and password), and an https one made of tinyproxy behind a TLS front.
 
 Each leaves from an address of its own on the loopback network (127.0.0.x), so the fake Spotify can
 tell which proxy carried a call by the address it came from: the proof that traffic went through a
@@ -8,11 +8,17 @@ proxy is the fake's and the proxy's, never the service's word.
 
 from __future__ import annotations
 
+import select
 import shutil
 import socket
+import socketserver
+import ssl
 import subprocess
+import threading
 import time
 from pathlib import Path
+
+import trustme
 
 START_TIMEOUT_S = 10.0
 USER = "tokener"
@@ -95,3 +101,61 @@ class Microsocks(ProxyProcess):
     def command(self) -> list[str]:
         host = ["-i", "127.0.0.1", "-p", str(self.port), "-b", self.leaves_from]
         return [_executable("microsocks"), *host, "-u", USER, "-P", PASSWORD]
+
+
+class TlsFront(ProxyProcess):
+    """An https proxy: TLS on the way in, then the bytes go to a plain proxy behind (tinyproxy)."""
+
+    scheme = "https"
+
+    def __init__(self, port: int, behind: ProxyProcess, certificate: trustme.LeafCert) -> None:
+        super().__init__(port, behind.leaves_from, behind.directory)
+        self.behind = behind
+        self._context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        certificate.configure_cert(self._context)
+        self._server = socketserver.ThreadingTCPServer(("127.0.0.1", port), self._handler())
+        self._server.daemon_threads = True
+
+    def start(self) -> TlsFront:
+        """The front alone: the proxy behind it is started and stopped by its owner."""
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _handler(self) -> type[socketserver.BaseRequestHandler]:
+        front = self
+
+        class Forward(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                try:
+                    inner = front._context.wrap_socket(self.request, server_side=True)
+                except (ssl.SSLError, OSError):
+                    return  # a client that does not trust the certificate hangs up here
+                with inner, socket.create_connection(("127.0.0.1", front.behind.port)) as behind:
+                    _pipe(inner, behind)
+
+        return Forward
+
+
+def _pipe(one: socket.socket, other: socket.socket) -> None:
+    """Copy both ways until either side closes (TLS may hold decrypted bytes select cannot see)."""
+    sockets = [one, other]
+    while True:
+        readable, _, _ = select.select(sockets, [], [], 30)
+        if not readable:
+            return
+        for source in readable:
+            target = other if source is one else one
+            while True:
+                try:
+                    data = source.recv(65536)
+                except OSError:
+                    return
+                if not data:
+                    return
+                target.sendall(data)
+                if not (isinstance(source, ssl.SSLSocket) and source.pending()):
+                    break

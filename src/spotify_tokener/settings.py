@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import shlex
+import ssl
 from pathlib import Path
 from typing import Literal, Self
 from urllib.parse import urlsplit
@@ -100,6 +101,10 @@ class Settings(BaseSettings):
     proxy_bench_max: Seconds = Field(
         900.0, gt=0, description="The longest a proxy is set aside, a Retry-After included."
     )
+    ca_file: Path | None = Field(
+        None,
+        description="PEM certificates trusted for upstream TLS besides the system's (a mirror, a double).",
+    )
     connect_to: str = Field(
         "",
         description="HOST:PORT:TARGET_HOST:TARGET_PORT entries, comma-separated: reach HOST at TARGET "
@@ -162,11 +167,25 @@ class Settings(BaseSettings):
         """Whether clients on other machines can reach the port (the host is validated as an address)."""
         return not ipaddress.ip_address(self.host).is_loopback
 
-    @field_validator("browser_path", mode="before")
+    @field_validator("browser_path", "ca_file", mode="before")
     @classmethod
     def _empty_path_is_unset(cls, value: object) -> object:
         """``TOKENER_BROWSER_PATH=`` (empty) means "find one", not the current directory."""
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("ca_file")
+    @classmethod
+    def _ca_file_holds_certificates(cls, value: Path | None) -> Path | None:
+        """Caught at start: a typo here would otherwise surface as TLS failures on every fetch."""
+        if value is None:
+            return value
+        try:
+            ssl.create_default_context().load_verify_locations(cafile=value)
+        except FileNotFoundError:
+            raise ValueError(f"{value} does not exist") from None
+        except (ssl.SSLError, OSError):
+            raise ValueError(f"{value} holds no PEM certificate that can be read") from None
+        return value
 
     @field_validator("host")
     @classmethod

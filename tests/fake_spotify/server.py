@@ -8,8 +8,10 @@ read its counters; nothing here talks to the internet.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import ssl
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -17,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Literal
 from urllib.parse import parse_qs, urlsplit
 
@@ -96,7 +99,10 @@ class FakeSpotify:
         self.key = derive_key(SECRET)
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._httpd.daemon_threads = True
-        self._httpd.socket = _tls_context().wrap_socket(self._httpd.socket, server_side=True)
+        self.authority = trustme.CA()
+        certificate = self.authority.issue_cert("open.spotify.com", "open.spotifycdn.com", "127.0.0.1")
+        self._httpd.socket = _tls_context(certificate).wrap_socket(self._httpd.socket, server_side=True)
+        self.ca_file = _trust_file(certificate, self.authority)
         self.port: int = self._httpd.server_address[1]
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
 
@@ -106,9 +112,6 @@ class FakeSpotify:
         hosts = ("open.spotify.com", "open.spotifycdn.com")
         return ",".join(f"{host}:443:127.0.0.1:{self.port}" for host in hosts)
 
-    chromium_args = "--ignore-certificate-errors"
-    """Chromium trusts the fake's self-signed certificate."""
-
     def start(self) -> FakeSpotify:
         self._thread.start()
         return self
@@ -117,6 +120,7 @@ class FakeSpotify:
         self._release.set()
         self._httpd.shutdown()
         self._httpd.server_close()
+        self.ca_file.unlink(missing_ok=True)
 
     def reset(self) -> None:
         """Back to healthy defaults; releases any request still hanging or slowly answering."""
@@ -164,12 +168,19 @@ class FakeSpotify:
             self.state.hits[what] += 1
 
 
-def _tls_context() -> ssl.SSLContext:
-    authority = trustme.CA()
-    cert = authority.issue_cert("open.spotify.com", "open.spotifycdn.com", "127.0.0.1")
+def _tls_context(certificate: trustme.LeafCert) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    cert.configure_cert(context)
+    certificate.configure_cert(context)
     return context
+
+
+def _trust_file(certificate: trustme.LeafCert, authority: trustme.CA) -> Path:
+    """TOKENER_CA_FILE for the fake: its authority (for Python's TLS) and its own certificate (Chromium
+    trusts by public key, and the fake, like most servers, does not send the authority's)."""
+    handle, name = tempfile.mkstemp(prefix="fake-spotify-", suffix=".pem")
+    with os.fdopen(handle, "wb") as file:
+        file.write(certificate.cert_chain_pems[0].bytes() + authority.cert_pem.bytes())
+    return Path(name)
 
 
 def _handler_for(fake: FakeSpotify) -> type[BaseHTTPRequestHandler]:

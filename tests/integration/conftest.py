@@ -96,7 +96,7 @@ def service_process(fake: FakeSpotify) -> Iterator[Callable[..., tuple[subproces
             **{k: v for k, v in os.environ.items() if not k.startswith("TOKENER_")},
             "HOST": "127.0.0.1",
             "PORT": str(port),
-            "TOKENER_BROWSER_ARGS": fake.chromium_args,
+            "TOKENER_CA_FILE": str(fake.ca_file),
             "TOKENER_CONNECT_TO": fake.connect_to,
             "TOKENER_RETRIES": "0",
             "TOKENER_FORCE_MIN_INTERVAL": "0",  # these tests force back to back

@@ -42,12 +42,14 @@ def json_lines(stderr: str) -> list[dict[str, str]]:
 
 
 def test_bad_settings_exit_with_one_line_each() -> None:
-    result = run_cli(TOKENER_FETCH_TIMEOUT="soon", PORT="70000")
+    result = run_cli(TOKENER_FETCH_TIMEOUT="soon", PORT="70000", TOKENER_PROXY="ftp://alice:s3cret@proxy:21")
     assert result.returncode == 2
     lines = result.stderr.splitlines()
-    assert len(lines) == 2
+    assert len(lines) == 3
     assert any(line.startswith("invalid setting TOKENER_FETCH_TIMEOUT: ") for line in lines)
     assert any(line.startswith("invalid setting PORT (or TOKENER_PORT): ") for line in lines)
+    assert any(line.startswith("invalid setting TOKENER_PROXY: ftp:// is not supported;") for line in lines)
+    assert "s3cret" not in result.stderr
 
 
 def test_bad_settings_are_json_lines_when_json_is_asked_for() -> None:

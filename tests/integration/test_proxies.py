@@ -4,19 +4,21 @@ the fake Spotify: which proxy carried a call is the fake's word (each proxy leav
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+import trustme
 
 from spotify_tokener.settings import Settings
 from tests.conftest import Running, Serve, free_port, status_of
 from tests.fake_spotify import FakeSpotify
 from tests.fake_spotify.server import Answer
 from tests.prometheus import Scrape
-from tests.proxies import PASSWORD, Microsocks, ProxyProcess, Tinyproxy
+from tests.proxies import PASSWORD, Microsocks, ProxyProcess, Tinyproxy, TlsFront
 
 # Not about the browser's own lifecycle: one warm browser for the module (tests/conftest.py).
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.duration(12)]
@@ -29,21 +31,32 @@ HTTP_EXIT, SOCKS_EXIT = "127.0.0.2", "127.0.0.3"  # where each proxy leaves from
 
 @pytest.fixture
 def tinyproxy(tmp_path: Path) -> Iterator[Tinyproxy]:
-    yield from started(Tinyproxy(free_port(), HTTP_EXIT, tmp_path))
+    with started(Tinyproxy(free_port(), HTTP_EXIT, tmp_path)) as proxy:
+        yield proxy
 
 
 @pytest.fixture
 def microsocks(tmp_path: Path) -> Iterator[Microsocks]:
-    yield from started(Microsocks(free_port(), SOCKS_EXIT, tmp_path))
+    with started(Microsocks(free_port(), SOCKS_EXIT, tmp_path)) as proxy:
+        yield proxy
 
 
-@pytest.fixture(params=["http", "socks5"])
-def proxy(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ProxyProcess]:
-    """Each kind of proxy in turn."""
-    kind = Tinyproxy if request.param == "http" else Microsocks
-    yield from started(kind(free_port(), HTTP_EXIT if kind is Tinyproxy else SOCKS_EXIT, tmp_path))
+@pytest.fixture(params=["http", "https", "socks5"])
+def proxy(request: pytest.FixtureRequest, tmp_path: Path, fake: FakeSpotify) -> Iterator[ProxyProcess]:
+    """Each kind of proxy in turn; the https one's certificate is trusted through TOKENER_CA_FILE."""
+    if request.param == "socks5":
+        with started(Microsocks(free_port(), SOCKS_EXIT, tmp_path)) as socks:
+            yield socks
+        return
+    with started(Tinyproxy(free_port(), HTTP_EXIT, tmp_path)) as plain:
+        if request.param == "http":
+            yield plain
+            return
+        with started(TlsFront(free_port(), plain, fake.authority.issue_cert("127.0.0.1"))) as front:
+            yield front
 
 
+@contextlib.contextmanager
 def started(proxy: P) -> Iterator[P]:
     proxy.start()
     try:
@@ -86,8 +99,9 @@ async def test_every_call_to_spotify_leaves_through_the_proxy(
     assert fake.token_calls_from(proxy.leaves_from) == len(fake.state.calls) >= 1
     assert exit_named(status, proxy)["usable"] is True
     assert exit_named(status, proxy)["lastSuccessAt"] is not None
-    if isinstance(proxy, Tinyproxy):
-        assert f"CONNECT 127.0.0.1:{fake.port}" in proxy.log  # tinyproxy's own account of it
+    plain = proxy.behind if isinstance(proxy, TlsFront) else proxy
+    if isinstance(plain, Tinyproxy):
+        assert f"CONNECT 127.0.0.1:{fake.port}" in plain.log  # tinyproxy's own account of it
     assert PASSWORD not in shown + caplog.text
 
 
@@ -182,3 +196,17 @@ async def test_a_refused_password_is_named_and_never_shown(
 
 
 REFUSED_DETAIL = " (its credentials, its rules, or the host unreachable from it)"
+
+
+async def test_an_https_proxy_whose_certificate_is_not_trusted_is_benched(
+    fake: FakeSpotify, tinyproxy: Tinyproxy, make_settings: SettingsMaker, serve: Serve
+) -> None:
+    stranger = trustme.CA().issue_cert("127.0.0.1")  # not from the authority TOKENER_CA_FILE holds
+    with started(TlsFront(free_port(), tinyproxy, stranger)) as front:
+        async with serve(make_settings(proxy=front.url(), retries=0)) as running:
+            response = await running.client.post("/api/token/refresh")
+            status = await status_of(running)
+    assert response.status_code == 502
+    assert response.json()["error"] == f"the proxy {front.label} failed its TLS handshake"
+    assert exit_named(status, front)["usable"] is False
+    assert fake.token_requests == 0

@@ -121,6 +121,16 @@ def test_a_bad_redis_url_is_one_line_without_the_password(url: str, message: str
     assert "s3cret" not in described
 
 
+def test_a_bad_proxy_is_one_line_without_the_password() -> None:
+    with pytest.raises(ValidationError) as raised:
+        Settings(proxy="http://alice:s3cret@proxy.example:3128,socks5://bob:s3cret@proxy.example")
+    described = describe(raised.value)
+    assert described == "invalid setting TOKENER_PROXY: the proxy socks5://proxy.example has no port " + (
+        "(socks5:// has no default)"
+    )
+    assert "s3cret" not in repr(Settings(proxy="http://alice:s3cret@proxy.example:3128"))
+
+
 @pytest.mark.parametrize(
     "url", ["", "redis://localhost:6379/0", "rediss://:pw@cache:6380", "unix:///run/redis.sock"]
 )
@@ -136,6 +146,9 @@ def test_good_redis_urls_pass(url: str) -> None:
         ("spotify_url", "notaurl", "must be an http(s) URL"),
         ("browser_args", '"--unclosed', "cannot be split like a shell line"),
         ("api_key", " , ,", "holds no key"),
+        ("ca_file", "/nonexistent/extra.pem", "/nonexistent/extra.pem does not exist"),
+        ("ca_file", "/etc/hostname", "holds no PEM certificate"),
+        ("connect_to", "open.spotify.com:443:127.0.0.1", "is not HOST:PORT:TARGET_HOST:TARGET_PORT"),
     ],
 )
 def test_values_that_would_fail_later_are_refused_at_start(field: str, value: str, message: str) -> None:

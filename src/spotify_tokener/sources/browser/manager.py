@@ -32,6 +32,7 @@ from spotify_tokener.sources.browser.chromium import (
     wants_sandbox,
 )
 from spotify_tokener.sources.browser.relay import Relay, spotify_host
+from spotify_tokener.sources.trust import spki_pins, tls_context
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,9 @@ class BrowserManager:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._args = chromium_args(settings.browser_args, settings.connect_to_rules)
+        self._args = chromium_args(
+            settings.browser_args, settings.connect_to_rules, spki_pins(settings.ca_file)
+        )
         self._relays: dict[Proxy, Relay] = {}
         self._sandbox = wants_sandbox(settings.browser_sandbox, os.geteuid())
         self._playwright: Playwright | None = None
@@ -108,7 +111,8 @@ class BrowserManager:
         relay = self._relays.get(proxy)
         if relay is None:
             allowed = spotify_host(urlsplit(self._settings.spotify_url).hostname or "")
-            relay = Relay(proxy, self._settings.connect_to_rules, allowed, self._settings.fetch_timeout)
+            tls = tls_context(self._settings.ca_file)
+            relay = Relay(proxy, self._settings.connect_to_rules, allowed, tls, self._settings.fetch_timeout)
             self._relays[proxy] = relay
         return await relay.address()
 

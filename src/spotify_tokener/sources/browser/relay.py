@@ -43,8 +43,14 @@ class Relay:
     """One proxy's relay: a listener on an ephemeral loopback port."""
 
     def __init__(
-        self, proxy: Proxy, connect_to: ConnectTo, allowed: Callable[[str], bool], timeout_s: float
+        self,
+        proxy: Proxy,
+        connect_to: ConnectTo,
+        allowed: Callable[[str], bool],
+        tls: ssl.SSLContext,
+        timeout_s: float,
     ) -> None:
+        """``tls`` verifies an https proxy's certificate; the connections through it carry their own."""
         self.proxy = proxy
         self._upstream = Upstream(
             UPSTREAM_TYPES[proxy.scheme],
@@ -53,7 +59,7 @@ class Relay:
             proxy.username or None,
             proxy.password or None,
             rdns=True,  # the proxy resolves Spotify's names, as a browser behind it would have it do
-            proxy_ssl=ssl.create_default_context() if proxy.scheme == "https" else None,
+            proxy_ssl=tls if proxy.scheme == "https" else None,
         )
         self._connect_to = connect_to
         self._allowed = allowed
