@@ -23,9 +23,10 @@ LABEL org.opencontainers.image.title="spotify-tokener" \
 # browser instead of Playwright's full set, from the distribution's security updates. Versions are
 # not pinned because bookworm-security replaces the old Chromium package as soon as a fix ships.
 # libatomic1: the Node binary inside Playwright's driver needs it, and the slim image lacks it.
+# libnss3-tools: certutil, which fills Chromium's trust store when TOKENER_CA_FILE is set.
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends chromium libatomic1 tini \
+    && apt-get install -y --no-install-recommends chromium libatomic1 libnss3-tools tini \
     && rm -rf /var/lib/apt/lists/*
 
 # Never root: a compromised page gets an unprivileged user with no capabilities, not root.

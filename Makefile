@@ -7,7 +7,7 @@ TOOLS := .venv-tools
 TOOLS_STAMP := $(TOOLS)/.setup-stamp
 UV := uv==0.13.9
 
-.PHONY: setup test-deps run test unit integration lint format bench bench-instructions bench-replicas soak docker-lint clean
+.PHONY: setup test-deps run test unit integration lint format bench bench-instructions bench-replicas bench-proxies soak docker-lint clean
 
 setup: $(STAMP)
 	@scripts/ensure-chromium.sh $(BIN)/python
@@ -33,11 +33,13 @@ run: setup
 PYTEST := PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest
 
 # The Redis tests start their own redis-server, the proxy tests their own tinyproxy and microsocks
-# (Debian packages), each on a free port. Debian starts a tinyproxy service when it installs the
-# package; the tests do not need it, so it is stopped and disabled again.
+# (Debian packages), each on a free port; Chromium trusts the fake Spotify's certificate through
+# TOKENER_CA_FILE, which needs NSS's certutil. Debian starts a tinyproxy service when it installs
+# the package; the tests do not need it, so it is stopped and disabled again.
 test-deps: setup
 	@command -v redis-server >/dev/null || scripts/ensure-apt.sh redis-server
 	@command -v microsocks >/dev/null || scripts/ensure-apt.sh microsocks
+	@command -v certutil >/dev/null || scripts/ensure-apt.sh libnss3-tools
 	@command -v tinyproxy >/dev/null || { scripts/ensure-apt.sh tinyproxy && scripts/as-root.sh \
 		sh -c 'command -v systemctl >/dev/null && systemctl disable --now tinyproxy' || true; }
 
@@ -73,6 +75,9 @@ bench-instructions: setup
 
 bench-replicas: test-deps
 	$(BIN)/python bench/replicas.py
+
+bench-proxies: test-deps
+	$(BIN)/python bench/proxies.py
 
 # The Docker files' linters, in a venv of their own (not project dependencies, not part of CI).
 docker-lint: $(TOOLS_STAMP)

@@ -24,6 +24,7 @@ from spotify_tokener.logs import LogFormat
 
 Seconds = float
 REDIS_SCHEMES = frozenset({"redis", "rediss", "unix"})
+PEM_CERTIFICATE = b"-----BEGIN CERTIFICATE-----"
 
 
 class Settings(BaseSettings):
@@ -94,6 +95,9 @@ class Settings(BaseSettings):
     )
     proxy_fallback_direct: bool = Field(
         False, description="With every proxy benched, connect directly instead of through the first to heal."
+    )
+    proxy_connect_timeout: Seconds = Field(
+        5.0, gt=0, description="The most reaching Spotify through a proxy may take, before trying the next."
     )
     proxy_bench: Seconds = Field(
         30.0, gt=0, description="A failing proxy is set aside this long, doubling while it keeps failing."
@@ -176,15 +180,21 @@ class Settings(BaseSettings):
     @field_validator("ca_file")
     @classmethod
     def _ca_file_holds_certificates(cls, value: Path | None) -> Path | None:
-        """Caught at start: a typo here would otherwise surface as TLS failures on every fetch."""
+        """Caught at start, by both readers of the file (Python's TLS, and the one that fills
+        Chromium's trust store): a typo would otherwise surface as TLS failures on every fetch."""
         if value is None:
             return value
         try:
             ssl.create_default_context().load_verify_locations(cafile=value)
+            standard = PEM_CERTIFICATE in value.read_bytes()  # the only form Chromium's reader takes
         except FileNotFoundError:
             raise ValueError(f"{value} does not exist") from None
         except (ssl.SSLError, OSError):
-            raise ValueError(f"{value} holds no PEM certificate that can be read") from None
+            standard = False
+        if not standard:
+            raise ValueError(
+                f"{value} holds no PEM certificate that can be read ({PEM_CERTIFICATE.decode()})"
+            )
         return value
 
     @field_validator("host")

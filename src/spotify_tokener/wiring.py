@@ -24,13 +24,13 @@ def create_app(
     """
     owned = browser is None and source is None
     metrics = Metrics()
-    exits = _exit_pool(settings)
+    exits = _exit_pool(settings) if source is None else None  # an injected source takes no proxies
     if source is None:
         browser = browser if browser is not None else BrowserManager(settings)
         browser_source = BrowserSource(settings, browser)
         source = browser_source
         if exits is not None:
-            source = Egress(browser_source, exits, metrics.fetches, settings.fetch_timeout)
+            source = Egress(browser_source, exits, metrics.fetches, settings.fetch_timeout, wall_clock_ms)
     service = TokenService(source, settings, coordinator=_coordinator(settings), observer=metrics.fetches)
     closing = browser.close if owned and browser is not None else None
     app = App(service, settings, metrics, browser, closing, exits=exits)

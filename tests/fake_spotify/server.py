@@ -102,7 +102,7 @@ class FakeSpotify:
         self.authority = trustme.CA()
         certificate = self.authority.issue_cert("open.spotify.com", "open.spotifycdn.com", "127.0.0.1")
         self._httpd.socket = _tls_context(certificate).wrap_socket(self._httpd.socket, server_side=True)
-        self.ca_file = _trust_file(certificate, self.authority)
+        self.ca_file = _trust_file(self.authority)
         self.port: int = self._httpd.server_address[1]
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
 
@@ -174,12 +174,11 @@ def _tls_context(certificate: trustme.LeafCert) -> ssl.SSLContext:
     return context
 
 
-def _trust_file(certificate: trustme.LeafCert, authority: trustme.CA) -> Path:
-    """TOKENER_CA_FILE for the fake: its authority (for Python's TLS) and its own certificate (Chromium
-    trusts by public key, and the fake, like most servers, does not send the authority's)."""
+def _trust_file(authority: trustme.CA) -> Path:
+    """TOKENER_CA_FILE for the fake: the authority its certificate comes from."""
     handle, name = tempfile.mkstemp(prefix="fake-spotify-", suffix=".pem")
     with os.fdopen(handle, "wb") as file:
-        file.write(certificate.cert_chain_pems[0].bytes() + authority.cert_pem.bytes())
+        file.write(authority.cert_pem.bytes())
     return Path(name)
 
 

@@ -77,8 +77,6 @@ class ExitPool:
         if stuck in usable:
             usable.remove(stuck)
             usable.insert(0, stuck)
-        else:
-            self._next = (self._next + 1) % len(self._states)
         direct: list[Exit] = [None] if self._fallback_direct else []
         if usable:
             return [*usable, *direct]
@@ -87,24 +85,36 @@ class ExitPool:
         first_back = min(self._states, key=lambda state: state.benched_until_ms)
         return [first_back.proxy]
 
-    def succeeded(self, proxy: Proxy, identity: str) -> None:
+    def succeeded(self, proxy: Proxy, identity: str, started_ms: int) -> None:
+        """A try that began at ``started_ms`` went through ``proxy``: it becomes ``identity``'s exit,
+        and its bench ends, unless it failed a try that began after this one did (newer news)."""
         state = self._by_proxy[proxy]
+        if _older_than_last_failure(started_ms, state):
+            return
         state.failures, state.benched_until_ms = 0, 0
         state.last_success_ms = self._clock()
+        if self._stuck.get(identity) != proxy:  # a new assignment: the next one starts after it
+            self._next = (self._states.index(state) + 1) % len(self._states)
         self._stuck[identity] = proxy
         self._stuck.move_to_end(identity)
         while len(self._stuck) > self._remembered:
             self._stuck.popitem(last=False)
 
-    def failed(self, proxy: Proxy, error: TokenError) -> float:
-        """Bench ``proxy`` after ``error``, for at least its ``Retry-After``; returns for how long (s)."""
+    def failed(self, proxy: Proxy, error: TokenError, started_ms: int) -> float:
+        """Bench ``proxy`` after ``error`` (for at least its ``Retry-After``) in a try that began at
+        ``started_ms``; returns how long it is benched from now, in seconds.
+
+        Tries that were under way together fail together: only the first of them doubles the bench,
+        the others can only stretch it to their ``Retry-After``.
+        """
         state = self._by_proxy[proxy]
         now = self._clock()
-        state.failures += 1
-        seconds = self._bench.cooldown_s(state.failures, error.retry_after)
-        state.benched_until_ms = now + round(seconds * 1000)
+        if not _older_than_last_failure(started_ms, state):
+            state.failures += 1
+        seconds = self._bench.cooldown_s(max(state.failures, 1), error.retry_after)
+        state.benched_until_ms = max(state.benched_until_ms, now + round(seconds * 1000))
         state.last_error, state.last_failure_ms = str(error), now
-        return seconds
+        return (state.benched_until_ms - now) / 1000
 
     def states(self) -> list[ExitState]:
         return list(self._states)
@@ -117,6 +127,25 @@ class ExitPool:
         return self._states[self._next :] + self._states[: self._next]
 
 
+def _older_than_last_failure(started_ms: int, state: ExitState) -> bool:
+    return state.last_failure_ms is not None and started_ms < state.last_failure_ms
+
+
+def exits_fault(error: TokenError, *, account: bool) -> bool:
+    """Whether another exit might not have failed this way. Spotify's 429s and 403s on an account's
+    request may be about the account, not the address: only the anonymous token's bench an exit
+    (otherwise a handful of bad cookies could bench every proxy for every caller)."""
+    return error.blames_exit and not (account and error.about_spotify)
+
+
+@dataclass(frozen=True, slots=True)
+class Try:
+    """One exit tried within an attempt, and when (epoch ms)."""
+
+    exit: Exit
+    started_ms: int
+
+
 class Egress:
     """A token source that sends each attempt out through the pool's exits.
 
@@ -124,15 +153,18 @@ class Egress:
     exit's (a dead cookie, a crashed browser) ends it as it would without proxies.
     """
 
-    def __init__(self, source: ExitSource, pool: ExitPool, observer: ExitObserver, timeout_s: float) -> None:
+    def __init__(
+        self, source: ExitSource, pool: ExitPool, observer: ExitObserver, timeout_s: float, clock: Clock
+    ) -> None:
         self._source = source
         self._pool = pool
         self._observer = observer
         self._timeout_s = timeout_s
+        self._clock = clock
 
     async def attempt(self, sp_dc: str | None = None) -> Token:
         identity = account_identity(sp_dc) if sp_dc else ANONYMOUS
-        tried: list[Exit] = []
+        tried: list[Try] = []
         try:
             async with asyncio.timeout(self._timeout_s):
                 return await self._through_exits(identity, sp_dc, tried)
@@ -142,34 +174,34 @@ class Egress:
                 self._failed(tried[-1], timeout)
             raise timeout from None
 
-    async def _through_exits(self, identity: str, sp_dc: str | None, tried: list[Exit]) -> Token:
+    async def _through_exits(self, identity: str, sp_dc: str | None, tried: list[Try]) -> Token:
         last: TokenError | None = None
         for exit_ in self._pool.order(identity):
-            tried.append(exit_)
+            tried.append(Try(exit_, self._clock()))
             try:
                 token = await self._source.attempt(sp_dc, exit_)
             except TokenError as error:
-                if exit_ is None or not error.blames_exit:
+                if exit_ is None or not exits_fault(error, account=sp_dc is not None):
                     self._report(exit_, error.outcome)
                     raise
-                self._failed(exit_, error)
+                self._failed(tried[-1], error)
                 if isinstance(error, FetchTimeout):  # the attempt's time is spent
                     raise
                 last = error
                 continue
             self._report(exit_, OUTCOME_OK)
             if exit_ is not None:
-                self._pool.succeeded(exit_, identity)
+                self._pool.succeeded(exit_, identity, tried[-1].started_ms)
             return token
         assert last is not None  # the order is never empty, and each exit either returned or failed
         raise last
 
-    def _failed(self, proxy: Exit, error: TokenError) -> None:
-        self._report(proxy, error.outcome)
-        if proxy is None:
+    def _failed(self, tried: Try, error: TokenError) -> None:
+        self._report(tried.exit, error.outcome)
+        if tried.exit is None:
             return
-        seconds = self._pool.failed(proxy, error)
-        log.warning("proxy %s benched for %.0f s: %s", proxy.label, seconds, error)
+        seconds = self._pool.failed(tried.exit, error, tried.started_ms)
+        log.warning("proxy %s benched for %.0f s: %s", tried.exit.label, seconds, error)
 
     def _report(self, proxy: Exit, outcome: str) -> None:
         self._observer.exit_ended(proxy.label if proxy else DIRECT, outcome)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+MAX_DOUBLINGS = 64  # past any cap; more would overflow a float after a thousand failures in a row
+
 
 @dataclass(frozen=True, slots=True)
 class Backoff:
@@ -24,7 +26,7 @@ class Backoff:
 
         ``draw``, in [0, 1], picks how much of the jitter to add: 0 none, 1 all of it.
         """
-        delay = self.base_s * 2.0 ** (max(failures, 1) - 1)
+        delay = self.base_s * 2.0 ** min(max(failures, 1) - 1, MAX_DOUBLINGS)
         if retry_after is not None:
             delay = max(delay, min(retry_after, self.retry_after_max_s))
         return delay * (1 + self.jitter * draw)

@@ -12,6 +12,11 @@ from urllib.parse import unquote, urlsplit
 
 PROXY_SCHEMES = ("http", "https", "socks5")
 DEFAULT_PORTS = {"http": 80, "https": 443}
+SOCKS5_FIELD = 255
+UNREADABLE = (
+    "a proxy URL cannot be read as scheme://user:password@host:port "
+    "(percent-encode any / ? # @ : in the user or password)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,25 +62,45 @@ def parse_proxies(text: str) -> tuple[Proxy, ...]:
 
 def parse_proxy(url: str) -> Proxy:
     """One proxy URL. Error messages quote the scheme and host at most, never the credentials."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # the netloc itself cannot be read: quoting any of it could quote a password
+        raise ValueError(UNREADABLE) from None
     scheme = parts.scheme.lower()
     if scheme not in PROXY_SCHEMES:
         shown = f"{scheme}://" if "://" in url else "a proxy without a scheme"
         raise ValueError(f"{shown} is not supported; a proxy starts with http://, https:// or socks5://")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError(UNREADABLE)  # also what an unencoded / ? # in a password looks like
     where = f"the proxy {scheme}://{parts.hostname or ''}"
     if not parts.hostname:
         raise ValueError(f"{where} has no host")
-    if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise ValueError(f"{where} has a path or query after its host:port")
     try:
-        port = parts.port or DEFAULT_PORTS.get(scheme)
+        port = parts.port
     except ValueError:
         raise ValueError(f"{where} has a port that is not a number from 1 to 65535") from None
-    if port is None:
-        raise ValueError(f"{where} has no port (socks5:// has no default)")
+    if port == 0 or (port is None and scheme not in DEFAULT_PORTS):
+        raise ValueError(f"{where} has no port (socks5:// has no default; 0 is not one)")
     if (parts.username is None) != (parts.password is None):
         raise ValueError(f"{where} has a user but no password (user:password@host)")
-    return Proxy(scheme, parts.hostname, port, unquote(parts.username or ""), unquote(parts.password or ""))
+    username, password = unquote(parts.username or ""), unquote(parts.password or "")
+    _check_credentials(scheme, username, password, where)
+    return Proxy(scheme, parts.hostname, port or DEFAULT_PORTS[scheme], username, password)
+
+
+def _check_credentials(scheme: str, username: str, password: str, where: str) -> None:
+    """What the proxy's protocol can carry: HTTP's basic auth, ``user:password`` in Latin-1;
+    SOCKS5's, at most 255 bytes each."""
+    if scheme == "socks5":
+        if len(username.encode()) > SOCKS5_FIELD or len(password.encode()) > SOCKS5_FIELD:
+            raise ValueError(f"{where} has a user or password longer than SOCKS5 allows (255 bytes)")
+        return
+    if ":" in username:
+        raise ValueError(f"{where} has a ':' in its user name, which HTTP proxy authentication cannot carry")
+    try:
+        f"{username}:{password}".encode("latin-1")
+    except UnicodeEncodeError:
+        raise ValueError(f"{where} has a user or password HTTP authentication cannot carry") from None
 
 
 def parse_connect_to(text: str) -> ConnectTo:

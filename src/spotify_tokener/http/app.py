@@ -186,6 +186,7 @@ class App:
                 "coolingDown": state.cooling_down,
                 "retryAt": state.retry_at_ms,
                 "exits": exit_fields(self.exits, now),
+                "allExitsBenched": self.exits.all_benched() if self.exits is not None else None,
             },
             "timestamp": now,
         }

@@ -53,6 +53,7 @@ class StatusFields(TypedDict):
     coolingDown: bool
     retryAt: int | None
     exits: list[ExitFields] | None
+    allExitsBenched: bool | None
 
 
 class ExitFields(TypedDict):

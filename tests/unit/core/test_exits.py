@@ -46,43 +46,81 @@ def pool_of(*proxies: Proxy, clock: Clock, fallback_direct: bool = False, rememb
 def test_new_identities_are_spread_and_each_keeps_its_exit() -> None:
     clock = Clock()
     pool = pool_of(A, B, C, clock=clock)
-    first = {name: pool.order(name)[0] for name in ("one", "two", "three")}
-    assert sorted(proxy.host for proxy in first.values() if proxy) == ["a", "b", "c"]
-    for name, proxy in first.items():
+    first = {}
+    for name in ("one", "two", "three"):
+        proxy = pool.order(name)[0]
         assert proxy is not None
-        pool.succeeded(proxy, name)
+        pool.succeeded(proxy, name, clock())
+        first[name] = proxy
+    assert sorted(proxy.host for proxy in first.values()) == ["a", "b", "c"]
     for _ in range(3):
         assert {name: pool.order(name)[0] for name in first} == first
+
+
+def test_with_an_exit_benched_new_identities_are_spread_evenly_over_the_others() -> None:
+    clock = Clock()
+    pool = pool_of(A, B, C, clock=clock)
+    pool.failed(A, PageUnreachable("down"), clock())
+    chosen = []
+    for name in ("one", "two", "three", "four"):
+        proxy = pool.order(name)[0]
+        assert proxy is not None
+        pool.succeeded(proxy, name, clock())
+        chosen.append(proxy.host)
+    assert sorted(chosen) == ["b", "b", "c", "c"]
 
 
 def test_a_failing_exit_is_benched_for_a_doubling_while_then_comes_back() -> None:
     clock = Clock()
     pool = pool_of(A, B, clock=clock)
     error = PageUnreachable("the proxy http://a:3128 could not be reached")
-    assert pool.failed(A, error) == 30
-    assert pool.failed(A, error) == 60
+    assert pool.failed(A, error, clock()) == 30
+    assert pool.failed(A, error, clock()) == 60
     assert pool.order("x") == [B]
     clock.advance(59)
     assert A not in pool.order("x")
     clock.advance(1)
     assert A in pool.order("x")
-    pool.succeeded(A, "x")
-    assert pool.failed(A, error) == 30  # a success forgets the failures before it
+    pool.succeeded(A, "x", clock())
+    assert pool.failed(A, error, clock()) == 30  # a success forgets the failures before it
 
 
 def test_a_bench_lasts_at_least_the_retry_after_and_at_most_its_cap() -> None:
-    pool = pool_of(A, clock=Clock())
-    assert pool.failed(A, RateLimited("429", retry_after=120)) == 120
-    assert pool.failed(A, RateLimited("429", retry_after=86_400)) == 900
+    clock = Clock()
+    pool = pool_of(A, clock=clock)
+    assert pool.failed(A, RateLimited("429", retry_after=120), clock()) == 120
+    assert pool.failed(A, RateLimited("429", retry_after=86_400), clock()) == 900
+
+
+def test_tries_that_fail_together_double_the_bench_once() -> None:
+    clock = Clock()
+    pool = pool_of(A, clock=clock)
+    started = clock()
+    clock.advance(1)
+    assert [pool.failed(A, RateLimited("429"), started) for _ in range(3)] == [30, 30, 30]
+    assert pool.failed(A, RateLimited("429", retry_after=120), started) == 120  # stretched, not doubled
+    assert pool.failed(A, RateLimited("429"), clock()) == 120  # a try begun since: still 120 left
+    clock.advance(120)
+    assert pool.failed(A, RateLimited("429"), clock()) == 120  # third failure in a row: 30 * 4
+
+
+def test_a_success_that_began_before_a_failure_does_not_lift_its_bench() -> None:
+    clock = Clock()
+    pool = pool_of(A, B, clock=clock)
+    started = clock()
+    clock.advance(1)
+    pool.failed(A, RateLimited("429", retry_after=120), clock())
+    pool.succeeded(A, "x", started)  # it left before the 429 came back
+    assert pool.order("x") == [B]
 
 
 def test_an_identity_moves_only_when_its_exit_is_benched_and_stays_where_it_moved() -> None:
     clock = Clock()
     pool = pool_of(A, B, clock=clock)
-    pool.succeeded(A, "account")
-    pool.failed(A, Refused("Spotify refused the token request (403)"))
+    pool.succeeded(A, "account", clock())
+    pool.failed(A, Refused("Spotify refused the token request (403)"), clock())
     assert pool.order("account") == [B]
-    pool.succeeded(B, "account")
+    pool.succeeded(B, "account", clock())
     clock.advance(3600)  # A is back, but the account does not jump again
     assert pool.order("account") == [B, A]
 
@@ -90,9 +128,9 @@ def test_an_identity_moves_only_when_its_exit_is_benched_and_stays_where_it_move
 def test_with_every_exit_benched_the_first_to_come_back_is_used_never_a_direct_connection() -> None:
     clock = Clock()
     pool = pool_of(A, B, clock=clock)
-    pool.failed(A, PageUnreachable("down"))
-    pool.failed(A, PageUnreachable("down"))  # 60 s
-    pool.failed(B, PageUnreachable("down"))  # 30 s
+    pool.failed(A, PageUnreachable("down"), clock())
+    pool.failed(A, PageUnreachable("down"), clock())  # 60 s
+    pool.failed(B, PageUnreachable("down"), clock())  # 30 s
     assert pool.all_benched()
     assert pool.order("x") == [B]
 
@@ -101,7 +139,7 @@ def test_a_direct_connection_is_the_last_resort_only_when_allowed() -> None:
     clock = Clock()
     pool = pool_of(A, clock=clock, fallback_direct=True)
     assert pool.order("x") == [A, None]
-    pool.failed(A, PageUnreachable("down"))
+    pool.failed(A, PageUnreachable("down"), clock())
     assert pool.order("x") == [None]
 
 
@@ -109,10 +147,10 @@ def test_the_exits_remembered_per_identity_are_bounded() -> None:
     clock = Clock()
     pool = pool_of(A, B, clock=clock, remembered=2)
     for name in ("one", "two", "three"):
-        pool.succeeded(B, name)
+        pool.succeeded(B, name, clock())  # each new assignment to B makes A the next one's start
     assert pool.order("three")[0] == B
     assert pool.order("two")[0] == B
-    assert len(pool._stuck) == 2  # "one" was forgotten: its next attempt is spread like a new one
+    assert pool.order("one")[0] == A  # forgotten: spread like a new identity
 
 
 @dataclass
@@ -143,7 +181,7 @@ class Outcomes:
 
 def egress(source: ByExit, pool: ExitPool, timeout_s: float = 5.0) -> tuple[Egress, Outcomes]:
     outcomes = Outcomes()
-    return Egress(source, pool, outcomes, timeout_s), outcomes
+    return Egress(source, pool, outcomes, timeout_s, Clock()), outcomes
 
 
 @pytest.mark.parametrize(
@@ -164,6 +202,17 @@ async def test_an_exits_failure_moves_the_same_attempt_to_the_next_exit(failure:
     assert [proxy for _, proxy in source.tries] == [A, B]
     assert outcomes.seen == [("http://a:3128", failure.outcome), ("http://b:3128", "ok")]
     assert pool.order(ANONYMOUS) == [B]  # benched, and the anonymous token now leaves through B
+
+
+async def test_an_accounts_429_or_403_benches_nothing_but_its_network_failures_do() -> None:
+    pool = pool_of(A, B, clock=Clock())
+    route, _ = egress(ByExit({A: Refused("Spotify refused the token request (403)")}), pool)
+    with pytest.raises(Refused):
+        await route.attempt("AQ-cookie")  # maybe the account: other callers keep proxy A
+    assert pool.order(ANONYMOUS)[0] == A
+    route, _ = egress(ByExit({A: PageUnreachable("the proxy http://a:3128 could not be reached")}), pool)
+    assert (await route.attempt("AQ-cookie")).access_token == "BQ-token"
+    assert A not in pool.order(ANONYMOUS)
 
 
 @pytest.mark.parametrize(

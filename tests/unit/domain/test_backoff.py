@@ -23,6 +23,10 @@ def test_retry_after_is_capped() -> None:
     assert RULES.delay_s(1, 86_400) == 60
 
 
+def test_a_thousand_failures_in_a_row_still_give_a_wait() -> None:
+    assert RULES.cooldown_s(5_000, None) == RULES.cooldown_max_s  # 2.0 ** 4999 would overflow
+
+
 def test_the_cooldown_doubles_on_from_where_the_retries_stopped_up_to_its_cap() -> None:
     assert [RULES.cooldown_s(n, None) for n in (1, 2, 3)] == [8.0, 16.0, 32.0]
     assert RULES.cooldown_s(1, 50) == 50

@@ -36,7 +36,14 @@ def test_credentials_show_nowhere_a_person_reads() -> None:
         ("u:topsecret@h:3128", "without a scheme"),
         ("socks5://u:topsecret@h", "no port"),
         ("http://u:topsecret@h:99999", "port that is not a number"),
-        ("http://u:topsecret@h:80/path", "path or query"),
+        ("http://u:topsecret@h:80/path", "cannot be read"),
+        ("http://u:top#secret@h:80", "cannot be read"),  # an unencoded # in a password
+        ("http://u:top?secret@h:80", "cannot be read"),
+        ("http://u:tops\uff20cret@h:80", "cannot be read"),  # a fullwidth @ that normalises to @
+        ("http://u%3Ax:topsecret@h:80", "':' in its user name"),
+        ("http://u:topsecret\u5bc6@h:80", "HTTP authentication cannot carry"),
+        ("socks5://u:topsecret" + "x" * 250 + "@h:1080", "longer than SOCKS5 allows"),
+        ("http://u:topsecret@h:0", "no port"),
         ("http://u@h:80", "a user but no password"),
         ("http://:topsecret@:80", "has no host"),
         ("http://h:1,http://u:topsecret@h:1", "the same proxy twice"),

@@ -12,10 +12,10 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from playwright.async_api import Browser, BrowserContext, Playwright, ProxySettings, async_playwright
 from playwright.async_api import Error as PlaywrightError
@@ -31,8 +31,9 @@ from spotify_tokener.sources.browser.chromium import (
     sandbox_refused,
     wants_sandbox,
 )
-from spotify_tokener.sources.browser.relay import Relay, spotify_host
-from spotify_tokener.sources.trust import spki_pins, tls_context
+from spotify_tokener.sources.browser.relay import Relay, spotify_destinations
+from spotify_tokener.sources.browser.trust_store import home_trusting
+from spotify_tokener.sources.trust import tls_context
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +43,8 @@ class BrowserManager:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._args = chromium_args(
-            settings.browser_args, settings.connect_to_rules, spki_pins(settings.ca_file)
-        )
+        self._args = chromium_args(settings.browser_args, settings.connect_to_rules)
+        self._home: Path | None = None  # Chromium's own home when TOKENER_CA_FILE is set
         self._relays: dict[Proxy, Relay] = {}
         self._sandbox = wants_sandbox(settings.browser_sandbox, os.geteuid())
         self._playwright: Playwright | None = None
@@ -100,19 +100,22 @@ class BrowserManager:
             await self._teardown()
         for relay in self._relays.values():
             await relay.close()
+        if self._home is not None:
+            shutil.rmtree(self._home, ignore_errors=True)
 
-    def proxy_failure(self, proxy: Proxy) -> str | None:
-        """Why ``proxy`` failed the last connection through it, if it did."""
+    def proxy_failure(self, proxy: Proxy, since: float) -> str | None:
+        """Why ``proxy`` failed a connection since ``since`` (monotonic seconds), if it did."""
         relay = self._relays.get(proxy)
-        return relay.last_failure if relay is not None else None
+        return relay.failure_since(since) if relay is not None else None
 
     async def _relay_server(self, proxy: Proxy) -> str:
         """The address of ``proxy``'s relay, started on first use and kept until :meth:`close`."""
         relay = self._relays.get(proxy)
         if relay is None:
-            allowed = spotify_host(urlsplit(self._settings.spotify_url).hostname or "")
-            tls = tls_context(self._settings.ca_file)
-            relay = Relay(proxy, self._settings.connect_to_rules, allowed, tls, self._settings.fetch_timeout)
+            settings = self._settings
+            allowed = spotify_destinations(settings.spotify_url, settings.connect_to_rules)
+            tls = tls_context(settings.ca_file)
+            relay = Relay(proxy, settings.connect_to_rules, allowed, tls, settings.proxy_connect_timeout)
             self._relays[proxy] = relay
         return await relay.address()
 
@@ -167,6 +170,8 @@ class BrowserManager:
         enable_node_compile_cache()
         try:
             async with asyncio.timeout(self._settings.fetch_timeout):  # driver and Chromium together
+                if self._settings.ca_file is not None and self._home is None:
+                    self._home = await asyncio.to_thread(home_trusting, self._settings.ca_file)
                 self._playwright = await async_playwright().start()
                 self.executable = find_executable(
                     self._settings.browser_path, self._playwright.chromium.executable_path
@@ -200,12 +205,16 @@ class BrowserManager:
         return await self._launch_chromium(playwright, executable)
 
     async def _launch_chromium(self, playwright: Playwright, executable: Path) -> Browser:
+        env: dict[str, str | float | bool] | None = None
+        if self._home is not None:
+            env = {**os.environ, "HOME": str(self._home)}
         return await playwright.chromium.launch(
             executable_path=executable,
             args=self._args,
             headless=True,
             chromium_sandbox=self._sandbox,
             timeout=self._settings.fetch_timeout * 1000,
+            env=env,
         )
 
     async def _discard(self, browser: Browser, why: str) -> None:

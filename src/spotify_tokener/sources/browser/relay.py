@@ -4,9 +4,9 @@ Chromium cannot give a SOCKS5 proxy a password, and through any proxy it names t
 so ``TOKENER_CONNECT_TO`` could not reach past one. So Chromium never sees the operator's proxies:
 a context leaves through a relay on 127.0.0.1 that speaks password-less SOCKS5 to Chromium and opens
 each connection through the real proxy (http, https or socks5, with its credentials; python-socks),
-to the host asked after the connect-to override. It opens connections to Spotify's hosts only, so
-another process on this machine cannot borrow the proxy for anything else. TLS stays end to end
-between Chromium and Spotify: what Spotify sees is still Chromium.
+to the host asked after the connect-to override. It opens connections to Spotify's hosts and ports
+only, named strictly, so another process on this machine cannot borrow the proxy for anything else.
+TLS stays end to end between Chromium and Spotify: what Spotify sees is still Chromium.
 """
 
 from __future__ import annotations
@@ -15,14 +15,18 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import re
 import ssl
 import struct
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from python_socks import ProxyConnectionError, ProxyError, ProxyTimeoutError, ProxyType
 from python_socks.async_.asyncio.v2 import Proxy as Upstream
 
-from spotify_tokener.domain.egress import ConnectTo, Endpoint, Proxy
+from spotify_tokener.domain.egress import DEFAULT_PORTS, ConnectTo, Endpoint, Proxy
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +36,22 @@ CONNECT = 0x01
 IPV4, DOMAIN, IPV6 = 0x01, 0x03, 0x04
 SUCCEEDED, FAILED, NOT_ALLOWED, UNSUPPORTED_COMMAND = 0x00, 0x01, 0x02, 0x07
 CHUNK = 64 * 1024
+HTTPS_PORT = 443
+LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+HOSTNAME = re.compile(rf"(?=.{{1,253}}$){LABEL}(\.{LABEL})*")
 UPSTREAM_TYPES = {"http": ProxyType.HTTP, "https": ProxyType.HTTP, "socks5": ProxyType.SOCKS5}
 
 
 class HandshakeError(Exception):
     """The client did not speak the SOCKS5 we answer (a CONNECT without authentication)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """Why the proxy let a connection down, and when (monotonic seconds)."""
+
+    why: str
+    at: float
 
 
 class Relay:
@@ -46,11 +61,13 @@ class Relay:
         self,
         proxy: Proxy,
         connect_to: ConnectTo,
-        allowed: Callable[[str], bool],
+        allowed: Callable[[Endpoint], bool],
         tls: ssl.SSLContext,
-        timeout_s: float,
+        connect_timeout_s: float,
     ) -> None:
-        """``tls`` verifies an https proxy's certificate; the connections through it carry their own."""
+        """``tls`` verifies an https proxy's certificate (the connections through it carry their own);
+        ``connect_timeout_s`` bounds reaching the destination through the proxy, so a proxy that
+        drops connections silently leaves the attempt time to try the next one."""
         self.proxy = proxy
         self._upstream = Upstream(
             UPSTREAM_TYPES[proxy.scheme],
@@ -63,56 +80,63 @@ class Relay:
         )
         self._connect_to = connect_to
         self._allowed = allowed
-        self._timeout_s = timeout_s
+        self._connect_timeout_s = connect_timeout_s
         self._server: asyncio.Server | None = None
+        self._address = ""
         self._starting = asyncio.Lock()
-        self._connections: set[asyncio.Task[None]] = set()
-        self.last_failure: str | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._last_failure: Failure | None = None
 
     async def address(self) -> str:
         """The proxy server to give Chromium; the relay starts listening on the first call."""
         async with self._starting:
             if self._server is None:
                 self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        port = self._server.sockets[0].getsockname()[1]
-        return f"socks5://127.0.0.1:{port}"
+                self._address = f"socks5://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+        return self._address
+
+    def failure_since(self, started: float) -> str | None:
+        """Why the proxy failed a connection since ``started`` (monotonic seconds), if it did."""
+        failure = self._last_failure
+        return failure.why if failure is not None and failure.at >= started else None
 
     async def close(self) -> None:
+        """Stop listening and end every connection; their handlers then return on their own."""
         if self._server is not None:
             self._server.close()
-        for task in list(self._connections):
-            task.cancel()
-        if self._connections:
-            await asyncio.wait(self._connections)
+        for writer in list(self._writers):
+            writer.close()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._connections.add(task)
+        self._writers.add(writer)
         try:
             await self._relay(reader, writer)
         except (HandshakeError, ConnectionError, asyncio.IncompleteReadError, TimeoutError):
             pass
         finally:
-            self._connections.discard(task)
+            self._writers.discard(writer)
             writer.close()
 
     async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        async with asyncio.timeout(self._timeout_s):
+        async with asyncio.timeout(self._connect_timeout_s):
             wanted = await read_connect_request(reader, writer)
-        if not self._allowed(wanted.host):
+        if not self._allowed(wanted):
             await reply(writer, NOT_ALLOWED)
             return
-        target = self._connect_to.get(Endpoint(wanted.host.lower(), wanted.port), wanted)
+        target = self._connect_to.get(wanted, wanted)
         try:
-            stream = await self._upstream.connect(target.host, target.port, timeout=self._timeout_s)
+            stream = await self._upstream.connect(target.host, target.port, timeout=self._connect_timeout_s)
         except (ProxyConnectionError, ProxyTimeoutError, ProxyError, ssl.SSLError, OSError) as error:
             self._note_failure(error)
             await reply(writer, FAILED)
             return
-        self.last_failure = None
-        await reply(writer, SUCCEEDED)
-        await _pipe_both_ways(reader, writer, stream.reader, stream.writer)
+        self._writers.add(stream.writer)
+        try:
+            await reply(writer, SUCCEEDED)
+            await _pipe_both_ways(reader, writer, stream.reader, stream.writer)
+        finally:
+            self._writers.discard(stream.writer)
+            stream.writer.close()
 
     def _note_failure(self, error: Exception) -> None:
         """Why the proxy let us down, in our words: a library's message could quote what it was sent."""
@@ -124,9 +148,10 @@ class Relay:
             why = "failed its TLS handshake"
         else:
             why = "could not be reached"
-        if why != self.last_failure:
+        previous = self._last_failure
+        if previous is None or previous.why != why:
             log.warning("proxy %s %s", self.proxy.label, why)
-        self.last_failure = why
+        self._last_failure = Failure(why, time.monotonic())
 
 
 async def read_connect_request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Endpoint:
@@ -143,7 +168,7 @@ async def read_connect_request(reader: asyncio.StreamReader, writer: asyncio.Str
         raise HandshakeError("not a CONNECT")
     if address_type == DOMAIN:
         (length,) = await reader.readexactly(1)
-        host = (await reader.readexactly(length)).decode("idna")
+        host = _hostname(await reader.readexactly(length))
     elif address_type in (IPV4, IPV6):
         packed = await reader.readexactly(4 if address_type == IPV4 else 16)
         host = str(ipaddress.ip_address(packed))
@@ -151,6 +176,18 @@ async def read_connect_request(reader: asyncio.StreamReader, writer: asyncio.Str
         raise HandshakeError("unknown address type")
     (port,) = struct.unpack("!H", await reader.readexactly(2))
     return Endpoint(host, port)
+
+
+def _hostname(raw: bytes) -> str:
+    """A DNS name as Chromium sends one (ASCII letters, digits, hyphens, dots), lower-cased; anything
+    else (spaces, CR, LF, NUL...) could smuggle a second request to the proxy behind us."""
+    try:
+        host = raw.decode("ascii").lower().rstrip(".")
+    except UnicodeDecodeError:
+        raise HandshakeError("a host name that is not ASCII") from None
+    if not HOSTNAME.fullmatch(host):
+        raise HandshakeError("not a host name")
+    return host
 
 
 async def reply(writer: asyncio.StreamWriter, code: int) -> None:
@@ -165,29 +202,33 @@ async def _pipe_both_ways(
     upstream_reader: asyncio.StreamReader,
     upstream_writer: asyncio.StreamWriter,
 ) -> None:
-    """Copy bytes both ways until either side closes, then close both."""
-    try:
-        async with asyncio.TaskGroup() as group:
-            group.create_task(_copy(client_reader, upstream_writer))
-            group.create_task(_copy(upstream_reader, client_writer))
-    finally:
-        upstream_writer.close()
+    """Copy bytes both ways; an end of stream one way is passed on, and both ends close after both."""
+    await asyncio.gather(_copy(client_reader, upstream_writer), _copy(upstream_reader, client_writer))
 
 
 async def _copy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    with contextlib.suppress(ConnectionError, OSError):
+    with contextlib.suppress(ConnectionError, OSError, RuntimeError):
         while data := await reader.read(CHUNK):
             writer.write(data)
             await writer.drain()
+        if writer.can_write_eof():
+            writer.write_eof()
+            return
     writer.close()
 
 
-def spotify_host(extra: str) -> Callable[[str], bool]:
-    """Whether a host is one the web player needs: Spotify's domains, and the configured page's host."""
-    suffixes = ("spotify.com", "spotifycdn.com", "scdn.co", extra.lower())
+def spotify_destinations(page_url: str, connect_to: ConnectTo) -> Callable[[Endpoint], bool]:
+    """Where the relay opens connections: Spotify's domains and the configured page's host, on
+    HTTPS's port and the ports the page and the connect-to overrides name. Nothing else: a relay
+    any local process can reach must not lend the operator's proxy to anything else."""
+    page = urlsplit(page_url)
+    suffixes = ("spotify.com", "spotifycdn.com", "scdn.co", (page.hostname or "").lower())
+    ports = {HTTPS_PORT, page.port or DEFAULT_PORTS.get(page.scheme, HTTPS_PORT)}
+    ports |= {source.port for source in connect_to}
 
-    def allowed(host: str) -> bool:
-        host = host.lower().rstrip(".")
-        return any(host == suffix or host.endswith("." + suffix) for suffix in suffixes if suffix)
+    def allowed(wanted: Endpoint) -> bool:
+        host = wanted.host.lower().rstrip(".")
+        in_domain = any(host == suffix or host.endswith("." + suffix) for suffix in suffixes if suffix)
+        return in_domain and wanted.port in ports
 
     return allowed

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import time
 
 from playwright.async_api import BrowserContext, Page, Response, Route
 from playwright.async_api import Error as PlaywrightError
@@ -23,7 +24,7 @@ from spotify_tokener.domain.errors import (
     TokenError,
     refusal,
 )
-from spotify_tokener.domain.token import Token, parse_token_response
+from spotify_tokener.domain.token import Token, parse_retry_after, parse_token_response
 from spotify_tokener.settings import Settings
 from spotify_tokener.sources.browser.filters import TOKEN_HOST, is_token_request, should_block
 from spotify_tokener.sources.browser.manager import BrowserManager
@@ -49,6 +50,7 @@ class BrowserSource:
             raise FetchTimeout.after(self._settings.fetch_timeout) from None
 
     async def _attempt(self, sp_dc: str | None, proxy: Proxy | None) -> Token:
+        started = time.monotonic()
         async with self._browser.context(self._settings.user_agent, proxy) as context:
             if sp_dc is not None:
                 await _add_sp_dc(context, sp_dc)
@@ -61,17 +63,25 @@ class BrowserSource:
                 await response.finished()
                 body = await response.body()
             except PlaywrightError as error:
-                if proxy is not None and (why := self._browser.proxy_failure(proxy)):
-                    raise PageUnreachable(f"the proxy {proxy.label} {why}") from None
-                raise _page_failure(error, self._browser.running) from None
+                raise self._failure(error, proxy, started) from None
             return parse_token_response(response.status, response.headers, body, now_ms=self._clock())
 
     async def _load_and_catch(self, page: Page) -> Response:
         async with page.expect_response(lambda r: is_token_request(r.url), timeout=0) as caught:
             document = await page.goto(self._settings.spotify_url, wait_until="commit")
             if document is not None and document.status >= HTTP_ERROR_FLOOR:
-                raise refusal(document.status, "the web player page")
+                retry_after = parse_retry_after(document.headers.get("retry-after"), self._clock() / 1000)
+                raise refusal(document.status, "the web player page", retry_after)
         return await caught.value
+
+    def _failure(self, error: PlaywrightError, proxy: Proxy | None, started: float) -> TokenError:
+        """What a failed page load means; through a proxy that failed meanwhile, the proxy's fault."""
+        failure = _page_failure(error, self._browser.running)
+        if isinstance(failure, PageUnreachable) and proxy is not None:
+            why = self._browser.proxy_failure(proxy, since=started)
+            if why is not None:
+                return PageUnreachable(f"the proxy {proxy.label} {why}")
+        return failure
 
 
 async def _add_sp_dc(context: BrowserContext, sp_dc: str) -> None:

@@ -1,14 +1,23 @@
-"""The relay's SOCKS5 greeting and its host rule; relaying through real proxies is an integration test."""
+"""The relay's SOCKS5 greeting, the destinations it refuses, and its account of a dead proxy;
+relaying through real proxies is an integration test (test_proxies.py)."""
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 import struct
+import time
 
 import pytest
 
-from spotify_tokener.domain.egress import Endpoint
-from spotify_tokener.sources.browser.relay import HandshakeError, read_connect_request, spotify_host
+from spotify_tokener.domain.egress import Endpoint, Proxy, parse_connect_to
+from spotify_tokener.sources.browser.relay import (
+    HandshakeError,
+    Relay,
+    read_connect_request,
+    spotify_destinations,
+)
+from tests.conftest import free_port
 
 
 async def greeted(request: bytes) -> tuple[Endpoint | Exception, bytes]:
@@ -65,15 +74,55 @@ async def test_a_bind_request_is_not_supported() -> None:
     assert answer[2:4] == bytes([5, 7])
 
 
-def test_only_spotifys_hosts_and_the_configured_pages_are_relayed() -> None:
-    allowed = spotify_host("mirror.example")
-    for host in (
-        "open.spotify.com",
-        "OPEN.SPOTIFY.COM.",
-        "open.spotifycdn.com",
-        "i.scdn.co",
-        "mirror.example",
-    ):
-        assert allowed(host), host
+@pytest.mark.parametrize(
+    "name",
+    [
+        b"127.0.0.1:8080 HTTP/1.1\r\nX: a.spotify.com",  # a second request line for an HTTP proxy
+        b"localhost\x00.spotify.com",  # cut at the NUL by a SOCKS proxy written in C
+        b"open spotify.com",
+        "ope\u00f1.spotify.com".encode(),
+        b"-open.spotify.com",
+    ],
+)
+async def test_a_name_that_is_not_a_plain_host_name_is_refused(name: bytes) -> None:
+    wanted, _ = await greeted(connect(3, bytes([len(name)]) + name))
+    assert isinstance(wanted, HandshakeError)
+
+
+def test_only_spotifys_hosts_and_ports_and_the_configured_pages_are_relayed() -> None:
+    allowed = spotify_destinations("https://mirror.example:8443/", parse_connect_to("x.spotify.com:4443:h:1"))
+    spotifys = ("open.spotify.com", "OPEN.SPOTIFY.COM.", "open.spotifycdn.com", "i.scdn.co")
+    for host in (*spotifys, "mirror.example"):
+        assert allowed(Endpoint(host, 443)), host
+    for port in (8443, 4443):
+        assert allowed(Endpoint("open.spotify.com", port))
     for host in ("example.com", "notspotify.com", "spotify.com.evil.example", "127.0.0.1", "scdn.co.uk"):
-        assert not allowed(host), host
+        assert not allowed(Endpoint(host, 443)), host
+    for port in (22, 80, 6379):
+        assert not allowed(Endpoint("open.spotify.com", port)), port
+
+
+async def relayed(relay: Relay, host: bytes, port: int) -> bytes:
+    """The relay's reply to a CONNECT for ``host:port``; empty if it hung up instead."""
+    address = (await relay.address()).removeprefix("socks5://")
+    reader, writer = await asyncio.open_connection(*address.rsplit(":", 1))
+    writer.write(connect(3, bytes([len(host)]) + host, port))
+    answer = await reader.read()  # the relay hangs up after a refusal
+    writer.close()
+    return answer
+
+
+async def test_the_relay_refuses_what_it_must_not_reach_and_names_a_dead_proxy() -> None:
+    dead = Proxy("http", "127.0.0.1", free_port(), "user", "topsecret")  # nothing listens there
+    allowed = spotify_destinations("https://open.spotify.com/", {})
+    relay = Relay(dead, {}, allowed, ssl.create_default_context(), connect_timeout_s=5)
+    started = time.monotonic()
+    try:
+        assert (await relayed(relay, b"example.com", 443))[:4] == bytes([5, 0, 5, 2])  # not allowed
+        assert (await relayed(relay, b"open.spotify.com", 22))[:4] == bytes([5, 0, 5, 2])
+        assert relay.failure_since(started) is None  # refusals are the relay's, not the proxy's
+        assert (await relayed(relay, b"open.spotify.com", 443))[:4] == bytes([5, 0, 5, 1])  # failed
+        assert relay.failure_since(started) == "could not be reached"
+        assert relay.failure_since(time.monotonic() + 1) is None  # not a later attempt's failure
+    finally:
+        await relay.close()
