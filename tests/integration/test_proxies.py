@@ -5,6 +5,7 @@ the fake Spotify: which proxy carried a call is the fake's word (each proxy leav
 from __future__ import annotations
 
 import contextlib
+import socket
 import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 import trustme
 
 from spotify_tokener.settings import Settings
-from tests.conftest import Running, Serve, free_port, status_of
+from tests.conftest import Running, Serve, free_port, running_server, status_of
 from tests.fake_spotify import FakeSpotify
 from tests.fake_spotify.server import Answer
 from tests.prometheus import Scrape
@@ -210,3 +211,22 @@ async def test_an_https_proxy_whose_certificate_is_not_trusted_is_benched(
     assert response.json()["error"] == f"the proxy {front.label} failed its TLS handshake"
     assert exit_named(status, front)["usable"] is False
     assert fake.token_requests == 0
+
+
+async def test_a_proxy_that_never_answers_costs_the_attempt_a_second_not_the_token(
+    fake: FakeSpotify, microsocks: Microsocks, make_settings: SettingsMaker
+) -> None:
+    # Its own browser: the relays take their connect timeout from the browser's settings.
+    with socket.create_server(("127.0.0.1", 0)) as black_hole:  # takes connections, never answers
+        silent = f"http://127.0.0.1:{black_hole.getsockname()[1]}"
+        settings = make_settings(
+            proxy=f"{silent},{microsocks.url()}", proxy_connect_timeout=1, fetch_timeout=4, retries=0
+        )
+        async with running_server(settings) as running:
+            response = await running.client.post("/api/token/refresh")
+            status = await status_of(running)
+    assert response.status_code == 200
+    assert fake.token_calls_from(SOCKS_EXIT) >= 1
+    stuck = next(entry for entry in status["exits"] if entry["exit"] == silent)
+    assert stuck["usable"] is False
+    assert stuck["lastError"] == f"the proxy {silent} did not answer in time"
