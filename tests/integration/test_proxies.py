@@ -5,8 +5,8 @@ the fake Spotify: which proxy carried a call is the fake's word (each proxy leav
 from __future__ import annotations
 
 import contextlib
-import socket
 import logging
+import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar

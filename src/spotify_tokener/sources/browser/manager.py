@@ -15,7 +15,7 @@ import os
 import shutil
 from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from playwright.async_api import Browser, BrowserContext, Playwright, ProxySettings, async_playwright
 from playwright.async_api import Error as PlaywrightError
@@ -31,9 +31,9 @@ from spotify_tokener.sources.browser.chromium import (
     sandbox_refused,
     wants_sandbox,
 )
-from spotify_tokener.sources.browser.relay import Relay, spotify_destinations
-from spotify_tokener.sources.browser.trust_store import home_trusting
-from spotify_tokener.sources.trust import tls_context
+
+if TYPE_CHECKING:
+    from spotify_tokener.sources.browser.relay import Relay
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +112,10 @@ class BrowserManager:
         """The address of ``proxy``'s relay, started on first use and kept until :meth:`close`."""
         relay = self._relays.get(proxy)
         if relay is None:
+            # Imported with the first proxy: python-socks and its kin cost idle memory (BENCHMARKS.md).
+            from spotify_tokener.sources.browser.relay import Relay, spotify_destinations  # noqa: PLC0415
+            from spotify_tokener.sources.trust import tls_context  # noqa: PLC0415
+
             settings = self._settings
             allowed = spotify_destinations(settings.spotify_url, settings.connect_to_rules)
             tls = tls_context(settings.ca_file)
@@ -171,7 +175,7 @@ class BrowserManager:
         try:
             async with asyncio.timeout(self._settings.fetch_timeout):  # driver and Chromium together
                 if self._settings.ca_file is not None and self._home is None:
-                    self._home = await asyncio.to_thread(home_trusting, self._settings.ca_file)
+                    self._home = await asyncio.to_thread(_home_trusting, self._settings.ca_file)
                 self._playwright = await async_playwright().start()
                 self.executable = find_executable(
                     self._settings.browser_path, self._playwright.chromium.executable_path
@@ -277,6 +281,13 @@ async def _new_context(browser: Browser, user_agent: str, proxy_server: str | No
     agent = user_agent or desktop_user_agent(browser.version)
     proxy: ProxySettings | None = {"server": proxy_server} if proxy_server else None
     return await browser.new_context(user_agent=agent, service_workers="block", proxy=proxy)
+
+
+def _home_trusting(ca_file: Path) -> Path:
+    """Imported with the first launch that needs it: cryptography costs idle memory (BENCHMARKS.md)."""
+    from spotify_tokener.sources.browser.trust_store import home_trusting  # noqa: PLC0415
+
+    return home_trusting(ca_file)
 
 
 def _retrieve(task: asyncio.Task[Browser]) -> None:
