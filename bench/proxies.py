@@ -50,6 +50,7 @@ def service(fake: FakeSpotify, proxy_url: str) -> Iterator[tuple[str, int]]:
     port = free_port()
     env = service_env(fake, port, TOKENER_LOG_LEVEL="WARNING", TOKENER_FORCE_MIN_INTERVAL="0")
     env["TOKENER_PROXY"] = proxy_url
+    env["TOKENER_CA_FILE"] = str(fake.ca_file)  # the https proxy's certificate, for the relay's TLS
     process = subprocess.Popen([sys.executable, "-m", "spotify_tokener"], env=env)
     try:
         yield f"http://127.0.0.1:{port}", process.pid
