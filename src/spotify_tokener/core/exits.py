@@ -43,6 +43,10 @@ class ExitState:
     last_error: str | None = None
     last_success_ms: int | None = None
     last_failure_ms: int | None = None
+    # When the tries behind the last success and the last counted failure began: a result is news
+    # only if its try began after the other kind's did.
+    success_began_ms: int | None = None
+    failure_began_ms: int | None = None
 
     def usable(self, now_ms: int) -> bool:
         return self.benched_until_ms <= now_ms
@@ -87,34 +91,49 @@ class ExitPool:
 
     def succeeded(self, proxy: Proxy, identity: str, started_ms: int) -> None:
         """A try that began at ``started_ms`` went through ``proxy``: it becomes ``identity``'s exit,
-        and its bench ends, unless it failed a try that began after this one did (newer news)."""
+        and its bench ends, unless a try that began after this one failed (newer news)."""
         state = self._by_proxy[proxy]
-        if _older_than_last_failure(started_ms, state):
+        if _began_before(started_ms, state.failure_began_ms):
             return
         state.failures, state.benched_until_ms = 0, 0
-        state.last_success_ms = self._clock()
+        state.last_success_ms, state.success_began_ms = self._clock(), started_ms
         if self._stuck.get(identity) != proxy:  # a new assignment: the next one starts after it
             self._next = (self._states.index(state) + 1) % len(self._states)
-        self._stuck[identity] = proxy
-        self._stuck.move_to_end(identity)
-        while len(self._stuck) > self._remembered:
-            self._stuck.popitem(last=False)
+        self._stick(identity, proxy)
+
+    def move_on(self, identity: str, proxy: Proxy) -> None:
+        """``identity``'s next attempt starts at the proxy after ``proxy``, which is not benched:
+        Spotify refused this identity there, maybe for the address, maybe for the account."""
+        index = self._states.index(self._by_proxy[proxy])
+        self._stick(identity, self._states[(index + 1) % len(self._states)].proxy)
 
     def failed(self, proxy: Proxy, error: TokenError, started_ms: int) -> float:
         """Bench ``proxy`` after ``error`` (for at least its ``Retry-After``) in a try that began at
         ``started_ms``; returns how long it is benched from now, in seconds.
 
-        Tries that were under way together fail together: only the first of them doubles the bench,
-        the others can only stretch it to their ``Retry-After``.
+        A try older than the last success is old news and changes nothing. Tries that were under
+        way together fail together: only the first of them counts (and doubles the bench), the
+        others can only stretch it to their ``Retry-After``.
         """
         state = self._by_proxy[proxy]
         now = self._clock()
-        if not _older_than_last_failure(started_ms, state):
+        if _began_before(started_ms, state.success_began_ms):
+            return max(state.benched_until_ms - now, 0) / 1000
+        if _began_before(started_ms, state.last_failure_ms):
+            seconds = min(error.retry_after or 0.0, self._bench.cooldown_max_s)
+        else:
             state.failures += 1
-        seconds = self._bench.cooldown_s(max(state.failures, 1), error.retry_after)
+            state.failure_began_ms = started_ms
+            seconds = self._bench.cooldown_s(state.failures, error.retry_after)
         state.benched_until_ms = max(state.benched_until_ms, now + round(seconds * 1000))
         state.last_error, state.last_failure_ms = str(error), now
         return (state.benched_until_ms - now) / 1000
+
+    def _stick(self, identity: str, proxy: Proxy) -> None:
+        self._stuck[identity] = proxy
+        self._stuck.move_to_end(identity)
+        while len(self._stuck) > self._remembered:
+            self._stuck.popitem(last=False)
 
     def states(self) -> list[ExitState]:
         return list(self._states)
@@ -127,14 +146,14 @@ class ExitPool:
         return self._states[self._next :] + self._states[: self._next]
 
 
-def _older_than_last_failure(started_ms: int, state: ExitState) -> bool:
-    return state.last_failure_ms is not None and started_ms < state.last_failure_ms
+def _began_before(started_ms: int, other_ms: int | None) -> bool:
+    return other_ms is not None and started_ms < other_ms
 
 
 def exits_fault(error: TokenError, *, account: bool) -> bool:
-    """Whether another exit might not have failed this way. Spotify's 429s and 403s on an account's
-    request may be about the account, not the address: only the anonymous token's bench an exit
-    (otherwise a handful of bad cookies could bench every proxy for every caller)."""
+    """Whether another exit might not have failed this way, for everyone. Spotify's 429s and 403s on
+    an account's request may be about the account, not the address: only the anonymous token's bench
+    an exit (otherwise a handful of bad cookies could bench every proxy for every caller)."""
     return error.blames_exit and not (account and error.about_spotify)
 
 
@@ -183,6 +202,8 @@ class Egress:
             except TokenError as error:
                 if exit_ is None or not exits_fault(error, account=sp_dc is not None):
                     self._report(exit_, error.outcome)
+                    if exit_ is not None and error.blames_exit:  # an account refused: its retry moves
+                        self._pool.move_on(identity, exit_)
                     raise
                 self._failed(tried[-1], error)
                 if isinstance(error, FetchTimeout):  # the attempt's time is spent

@@ -7,12 +7,17 @@ shown to a person (logs, errors, status, metrics) uses its ``label``, which has 
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
 PROXY_SCHEMES = ("http", "https", "socks5")
 DEFAULT_PORTS = {"http": 80, "https": 443}
 SOCKS5_FIELD = 255
+LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+HOSTNAME = re.compile(rf"(?=.{{1,253}}$){LABEL}(\.{LABEL})*")
+"""A DNS name as it goes on the wire (lower case, ASCII letters, digits, hyphens), without the final dot."""
 UNREADABLE = (
     "a proxy URL cannot be read as scheme://user:password@host:port "
     "(percent-encode any / ? # @ : in the user or password)"
@@ -79,13 +84,26 @@ def parse_proxy(url: str) -> Proxy:
         port = parts.port
     except ValueError:
         raise ValueError(f"{where} has a port that is not a number from 1 to 65535") from None
-    if port == 0 or (port is None and scheme not in DEFAULT_PORTS):
-        raise ValueError(f"{where} has no port (socks5:// has no default; 0 is not one)")
+    if not is_host(parts.hostname):
+        raise ValueError(f"{where} has a host that is neither a DNS name nor an IP address")
+    if port == 0:
+        raise ValueError(f"{where} has port 0, which is not one")
+    if port is None and scheme not in DEFAULT_PORTS:
+        raise ValueError(f"{where} has no port (socks5:// has no default)")
     if (parts.username is None) != (parts.password is None):
         raise ValueError(f"{where} has a user but no password (user:password@host)")
     username, password = unquote(parts.username or ""), unquote(parts.password or "")
     _check_credentials(scheme, username, password, where)
     return Proxy(scheme, parts.hostname, port or DEFAULT_PORTS[scheme], username, password)
+
+
+def is_host(text: str) -> bool:
+    """A DNS name or an IP address: nothing that could smuggle anything into a request line."""
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return bool(HOSTNAME.fullmatch(text.lower().rstrip(".")))
+    return True
 
 
 def _check_credentials(scheme: str, username: str, password: str, where: str) -> None:

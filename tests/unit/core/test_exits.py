@@ -104,6 +104,28 @@ def test_tries_that_fail_together_double_the_bench_once() -> None:
     assert pool.failed(A, RateLimited("429"), clock()) == 120  # third failure in a row: 30 * 4
 
 
+def test_a_failure_of_a_try_older_than_the_last_success_benches_nothing() -> None:
+    clock = Clock()
+    pool = pool_of(A, B, clock=clock)
+    slow = clock()  # a try that will time out, begun before...
+    clock.advance(1)
+    pool.succeeded(A, "x", clock())  # ...one that got through
+    assert pool.failed(A, FetchTimeout.after(20), slow) == 0
+    assert pool.order("x")[0] == A
+
+
+def test_a_success_that_began_after_a_failing_try_lifts_its_bench() -> None:
+    clock = Clock()
+    pool = pool_of(A, B, clock=clock)
+    failing = clock()
+    clock.advance(1)
+    succeeding = clock()
+    clock.advance(1)
+    pool.failed(A, PageUnreachable("down"), failing)
+    pool.succeeded(A, "x", succeeding)
+    assert pool.order("x")[0] == A
+
+
 def test_a_success_that_began_before_a_failure_does_not_lift_its_bench() -> None:
     clock = Clock()
     pool = pool_of(A, B, clock=clock)
@@ -208,10 +230,11 @@ async def test_an_accounts_429_or_403_benches_nothing_but_its_network_failures_d
     pool = pool_of(A, B, clock=Clock())
     route, _ = egress(ByExit({A: Refused("Spotify refused the token request (403)")}), pool)
     with pytest.raises(Refused):
-        await route.attempt("AQ-cookie")  # maybe the account: other callers keep proxy A
+        await route.attempt("AQ-cookie")  # maybe the account: other callers keep proxy A...
     assert pool.order(ANONYMOUS)[0] == A
+    assert pool.order(account_identity("AQ-cookie"))[0] == B  # ...while its own retry moves on
     route, _ = egress(ByExit({A: PageUnreachable("the proxy http://a:3128 could not be reached")}), pool)
-    assert (await route.attempt("AQ-cookie")).access_token == "BQ-token"
+    assert (await route.attempt("AQ-another-cookie")).access_token == "BQ-token"  # tried A, then B
     assert A not in pool.order(ANONYMOUS)
 
 

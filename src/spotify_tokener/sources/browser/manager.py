@@ -102,6 +102,7 @@ class BrowserManager:
             await relay.close()
         if self._home is not None:
             shutil.rmtree(self._home, ignore_errors=True)
+            self._home = None
 
     def proxy_failure(self, proxy: Proxy, since: float) -> str | None:
         """Why ``proxy`` failed a connection since ``since`` (monotonic seconds), if it did."""
@@ -173,9 +174,8 @@ class BrowserManager:
     async def _launch(self) -> Browser:
         enable_node_compile_cache()
         try:
+            await self._prepare_home()
             async with asyncio.timeout(self._settings.fetch_timeout):  # driver and Chromium together
-                if self._settings.ca_file is not None and self._home is None:
-                    self._home = await asyncio.to_thread(_home_trusting, self._settings.ca_file)
                 self._playwright = await async_playwright().start()
                 self.executable = find_executable(
                     self._settings.browser_path, self._playwright.chromium.executable_path
@@ -191,6 +191,12 @@ class BrowserManager:
         self._browser = browser
         self.launches += 1
         return browser
+
+    async def _prepare_home(self) -> None:
+        """Chromium's own home, trusting TOKENER_CA_FILE: made once, before the launch's timeout
+        starts, so a timeout cannot orphan the thread making it."""
+        if self._settings.ca_file is not None and self._home is None:
+            self._home = await asyncio.to_thread(_home_trusting, self._settings.ca_file)
 
     async def _start_chromium(self, playwright: Playwright, executable: Path) -> Browser:
         """Sandboxed when wanted; in ``auto`` mode, without it (said once) where it cannot start."""

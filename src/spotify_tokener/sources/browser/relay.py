@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
-import re
 import ssl
 import struct
 import time
@@ -26,7 +25,7 @@ from urllib.parse import urlsplit
 from python_socks import ProxyConnectionError, ProxyError, ProxyTimeoutError, ProxyType
 from python_socks.async_.asyncio.v2 import Proxy as Upstream
 
-from spotify_tokener.domain.egress import DEFAULT_PORTS, ConnectTo, Endpoint, Proxy
+from spotify_tokener.domain.egress import DEFAULT_PORTS, HOSTNAME, ConnectTo, Endpoint, Proxy
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +36,6 @@ IPV4, DOMAIN, IPV6 = 0x01, 0x03, 0x04
 SUCCEEDED, FAILED, NOT_ALLOWED, UNSUPPORTED_COMMAND = 0x00, 0x01, 0x02, 0x07
 CHUNK = 64 * 1024
 HTTPS_PORT = 443
-LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
-HOSTNAME = re.compile(rf"(?=.{{1,253}}$){LABEL}(\.{LABEL})*")
 UPSTREAM_TYPES = {"http": ProxyType.HTTP, "https": ProxyType.HTTP, "socks5": ProxyType.SOCKS5}
 
 
@@ -85,7 +82,9 @@ class Relay:
         self._address = ""
         self._starting = asyncio.Lock()
         self._writers: set[asyncio.StreamWriter] = set()
+        self._handlers: set[asyncio.Task[None]] = set()
         self._last_failure: Failure | None = None
+        self._logged: str | None = None
 
     async def address(self) -> str:
         """The proxy server to give Chromium; the relay starts listening on the first call."""
@@ -101,13 +100,18 @@ class Relay:
         return failure.why if failure is not None and failure.at >= started else None
 
     async def close(self) -> None:
-        """Stop listening and end every connection; their handlers then return on their own."""
+        """Stop listening, end every connection, and wait for their handlers to return."""
         if self._server is not None:
             self._server.close()
         for writer in list(self._writers):
             writer.close()
+        if self._handlers:
+            await asyncio.wait(self._handlers, timeout=self._connect_timeout_s)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        handler = asyncio.current_task()
+        if handler is not None:
+            self._handlers.add(handler)
         self._writers.add(writer)
         try:
             await self._relay(reader, writer)
@@ -116,6 +120,7 @@ class Relay:
         finally:
             self._writers.discard(writer)
             writer.close()
+            self._handlers.discard(handler)
 
     async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         async with asyncio.timeout(self._connect_timeout_s):
@@ -130,10 +135,11 @@ class Relay:
             self._note_failure(error)
             await reply(writer, FAILED)
             return
+        self._logged = None
         self._writers.add(stream.writer)
         try:
             await reply(writer, SUCCEEDED)
-            await _pipe_both_ways(reader, writer, stream.reader, stream.writer)
+            await _pipe_both_ways(reader, writer, stream.reader, stream.writer, self._connect_timeout_s)
         finally:
             self._writers.discard(stream.writer)
             stream.writer.close()
@@ -148,9 +154,9 @@ class Relay:
             why = "failed its TLS handshake"
         else:
             why = "could not be reached"
-        previous = self._last_failure
-        if previous is None or previous.why != why:
+        if why != self._logged:  # once per reason, until a connection gets through again
             log.warning("proxy %s %s", self.proxy.label, why)
+            self._logged = why
         self._last_failure = Failure(why, time.monotonic())
 
 
@@ -201,34 +207,45 @@ async def _pipe_both_ways(
     client_writer: asyncio.StreamWriter,
     upstream_reader: asyncio.StreamReader,
     upstream_writer: asyncio.StreamWriter,
+    grace_s: float,
 ) -> None:
-    """Copy bytes both ways; an end of stream one way is passed on, and both ends close after both."""
-    await asyncio.gather(_copy(client_reader, upstream_writer), _copy(upstream_reader, client_writer))
+    """Copy bytes both ways. An end of stream one way is passed on; the other way then has
+    ``grace_s`` to end too, and whatever is left is cut (the caller closes both ends)."""
+    copies = {
+        asyncio.ensure_future(_copy(client_reader, upstream_writer)),
+        asyncio.ensure_future(_copy(upstream_reader, client_writer)),
+    }
+    try:
+        _, left = await asyncio.wait(copies, return_when=asyncio.FIRST_COMPLETED)
+        if left:
+            await asyncio.wait(left, timeout=grace_s)
+    finally:
+        for copy in copies:
+            copy.cancel()
+        await asyncio.gather(*copies, return_exceptions=True)
 
 
 async def _copy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    with contextlib.suppress(ConnectionError, OSError, RuntimeError):
+    with contextlib.suppress(ConnectionError, OSError):
         while data := await reader.read(CHUNK):
             writer.write(data)
             await writer.drain()
         if writer.can_write_eof():
             writer.write_eof()
-            return
-    writer.close()
 
 
 def spotify_destinations(page_url: str, connect_to: ConnectTo) -> Callable[[Endpoint], bool]:
     """Where the relay opens connections: Spotify's domains and the configured page's host, on
-    HTTPS's port and the ports the page and the connect-to overrides name. Nothing else: a relay
-    any local process can reach must not lend the operator's proxy to anything else."""
+    HTTPS's port and the page's, and the host:port pairs the connect-to overrides name. Nothing
+    else: a relay any local process can reach must not lend the operator's proxy to anything else."""
     page = urlsplit(page_url)
     suffixes = ("spotify.com", "spotifycdn.com", "scdn.co", (page.hostname or "").lower())
     ports = {HTTPS_PORT, page.port or DEFAULT_PORTS.get(page.scheme, HTTPS_PORT)}
-    ports |= {source.port for source in connect_to}
+    overridden = set(connect_to)  # the operator's own host:port pairs, whatever their domain
 
     def allowed(wanted: Endpoint) -> bool:
         host = wanted.host.lower().rstrip(".")
         in_domain = any(host == suffix or host.endswith("." + suffix) for suffix in suffixes if suffix)
-        return in_domain and wanted.port in ports
+        return (in_domain and wanted.port in ports) or Endpoint(host, wanted.port) in overridden
 
     return allowed

@@ -3,12 +3,14 @@
 Chromium on Linux trusts the authorities in ``$HOME/.pki/nssdb`` besides its own root store, with
 every check kept: the name, the dates, the chain. (Its ``--ignore-certificate-errors-spki-list``
 would be simpler, but it waives every check for any server that merely sends a pinned certificate
-along, and certificates are public.) So each launch gets a fresh home holding a database with the
-file's certificates, made by NSS's own ``certutil``; the real home is left alone.
+along, and certificates are public.) So the browser gets a home of its own holding a database with
+the file's certificates, made by NSS's own ``certutil``; the real home is left alone. The home's name
+starts with this process's id, so one left by a process that was killed is found and removed.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tempfile
@@ -17,25 +19,41 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from spotify_tokener.domain.errors import BrowserMissing
+from spotify_tokener.domain.errors import BrowserError, BrowserMissing
 
 CERTUTIL_HINT = (
     "TOKENER_CA_FILE needs NSS's certutil to make Chromium trust its certificates: "
     "apt-get install -y libnss3-tools"
 )
+HOME_PREFIX = "spotify-tokener-home-"
 CA_TRUST, PEER_TRUST = "C,,", "P,,"  # a trusted authority; a trusted server certificate as it is
 
 
 def home_trusting(ca_file: Path) -> Path:
-    """A new home directory whose NSS database trusts every certificate of ``ca_file``.
+    """This process's browser home, whose NSS database trusts every certificate of ``ca_file``.
 
-    The caller removes it (with :func:`shutil.rmtree`) when the browser is closed.
+    The caller removes it when the browser is closed for good.
     """
     certutil = shutil.which("certutil")
     if certutil is None:
         raise BrowserMissing(CERTUTIL_HINT)
-    home = Path(tempfile.mkdtemp(prefix="spotify-tokener-home-"))
-    database = home / ".pki" / "nssdb"
+    _remove_homes_of_dead_processes()
+    home = Path(tempfile.mkdtemp(prefix=f"{HOME_PREFIX}{os.getpid()}-"))
+    try:
+        _fill(home, certutil, ca_file)
+    except (OSError, ValueError, subprocess.SubprocessError) as error:
+        _remove_home(home)
+        why = _why(error)
+        raise BrowserError(f"Chromium's trust store for TOKENER_CA_FILE could not be made: {why}") from None
+    return home
+
+
+def _remove_home(home: Path) -> None:
+    shutil.rmtree(home, ignore_errors=True)
+
+
+def _fill(home: Path, certutil: str, ca_file: Path) -> None:
+    database = home / ".pki" / "nssdb"  # where Chromium looks, under $HOME
     database.mkdir(parents=True)
     where = f"sql:{database}"
     _run([certutil, "-N", "--empty-password", "-d", where])
@@ -44,15 +62,40 @@ def home_trusting(ca_file: Path) -> Path:
         pem = home / f"extra-{number}.pem"
         pem.write_bytes(certificate.public_bytes(Encoding.PEM))
         _run([certutil, "-A", "-n", f"tokener-extra-{number}", "-t", trust, "-i", str(pem), "-d", where])
-    return home
 
 
 def _is_authority(certificate: x509.Certificate) -> bool:
+    """A CA by its constraints, or an old (v1) root without them: one that signed itself."""
     try:
         return certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
     except x509.ExtensionNotFound:
-        return False
+        return certificate.issuer == certificate.subject
 
 
 def _run(command: list[str]) -> None:
     subprocess.run(command, check=True, capture_output=True, timeout=30)
+
+
+def _why(error: Exception) -> str:
+    """certutil's own last words (they name a file or a certificate, never a secret)."""
+    if isinstance(error, subprocess.CalledProcessError):
+        said = (error.stderr or b"").decode(errors="replace").strip().splitlines()
+        return said[-1] if said else f"certutil exited with {error.returncode}"
+    return str(error) or type(error).__name__
+
+
+def _remove_homes_of_dead_processes() -> None:
+    for home in Path(tempfile.gettempdir()).glob(f"{HOME_PREFIX}*-*"):
+        pid = home.name.removeprefix(HOME_PREFIX).split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            _remove_home(home)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive, and not ours to clean up after
+        return True
+    return True

@@ -90,12 +90,16 @@ async def test_a_name_that_is_not_a_plain_host_name_is_refused(name: bytes) -> N
 
 
 def test_only_spotifys_hosts_and_ports_and_the_configured_pages_are_relayed() -> None:
-    allowed = spotify_destinations("https://mirror.example:8443/", parse_connect_to("x.spotify.com:4443:h:1"))
+    overrides = parse_connect_to("x.spotify.com:4443:h:1,mirror.test:9443:h:2")
+    allowed = spotify_destinations("https://mirror.example:8443/", overrides)
     spotifys = ("open.spotify.com", "OPEN.SPOTIFY.COM.", "open.spotifycdn.com", "i.scdn.co")
     for host in (*spotifys, "mirror.example"):
         assert allowed(Endpoint(host, 443)), host
-    for port in (8443, 4443):
-        assert allowed(Endpoint("open.spotify.com", port))
+    assert allowed(Endpoint("open.spotify.com", 8443))  # the page's port
+    assert allowed(Endpoint("x.spotify.com", 4443))  # an override's host and port, and only those
+    assert allowed(Endpoint("mirror.test", 9443))
+    assert not allowed(Endpoint("open.spotify.com", 4443))
+    assert not allowed(Endpoint("mirror.test", 443))
     for host in ("example.com", "notspotify.com", "spotify.com.evil.example", "127.0.0.1", "scdn.co.uk"):
         assert not allowed(Endpoint(host, 443)), host
     for port in (22, 80, 6379):
@@ -126,3 +130,32 @@ async def test_the_relay_refuses_what_it_must_not_reach_and_names_a_dead_proxy()
         assert relay.failure_since(time.monotonic() + 1) is None  # not a later attempt's failure
     finally:
         await relay.close()
+
+
+async def test_a_connection_whose_far_end_never_closes_is_cut_after_the_grace() -> None:
+    """The client ends its side; the far end (a CONNECT proxy that then goes quiet) never does."""
+    quiet: list[asyncio.StreamWriter] = []
+
+    async def connect_proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        quiet.append(writer)  # kept open, never answering, never closing
+
+    server = await asyncio.start_server(connect_proxy, "127.0.0.1", 0)
+    proxy = Proxy("http", "127.0.0.1", server.sockets[0].getsockname()[1])
+    allowed = spotify_destinations("https://open.spotify.com/", {})
+    relay = Relay(proxy, {}, allowed, ssl.create_default_context(), connect_timeout_s=0.2)
+    try:
+        address = (await relay.address()).removeprefix("socks5://")
+        reader, writer = await asyncio.open_connection(*address.rsplit(":", 1))
+        writer.write(connect(3, bytes([16]) + b"open.spotify.com"))
+        assert await reader.readexactly(12) == bytes([5, 0, 5, 0, 0, 1, 0, 0, 0, 0, 0, 0])
+        writer.write_eof()
+        async with asyncio.timeout(2):  # cut after the 0.2 s grace, not left open
+            assert await reader.read() == b""
+        writer.close()
+    finally:
+        await relay.close()
+        server.close()
+        for held in quiet:
+            held.close()
