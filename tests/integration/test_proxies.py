@@ -22,7 +22,7 @@ from tests.prometheus import Scrape
 from tests.proxies import PASSWORD, Microsocks, ProxyProcess, Tinyproxy, TlsFront
 
 # Not about the browser's own lifecycle: one warm browser for the module (tests/conftest.py).
-pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.duration(12)]
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.duration(25)]
 
 SettingsMaker = Callable[..., Settings]
 P = TypeVar("P", bound=ProxyProcess)
