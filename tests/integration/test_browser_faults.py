@@ -259,7 +259,9 @@ async def test_a_driver_that_cannot_start_is_a_503_not_a_bug(
     make_settings: SettingsMaker, fake: FakeSpotify, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PLAYWRIGHT_NODEJS_PATH", "/bin/false")  # as a driver missing a library would
-    async with running_server(make_settings(retries=0)) as running:
+    # A cool-down longer than the test: the refresher must not try again (and fail, the driver still
+    # broken) between the first answer and the fix, which a loaded machine can stretch past 50 ms.
+    async with running_server(make_settings(retries=0, retry_base_delay=60)) as running:
         broken = await running.client.get("/api/token")
         monkeypatch.delenv("PLAYWRIGHT_NODEJS_PATH")
         healed = await running.client.get("/api/token?force=1")
