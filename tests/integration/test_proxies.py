@@ -217,12 +217,12 @@ async def test_a_proxy_that_never_answers_costs_the_attempt_a_second_not_the_tok
     fake: FakeSpotify, microsocks: Microsocks, make_settings: SettingsMaker
 ) -> None:
     # Its own browser: the relays take their connect timeout from the browser's settings. The attempt
-    # has 10 s for a cold launch and a page load on a loaded machine; without the connect timeout,
+    # has 20 s for a cold launch and a page load on a loaded machine; without the connect timeout,
     # the silent proxy alone would take all of them.
     with socket.create_server(("127.0.0.1", 0)) as black_hole:  # takes connections, never answers
         silent = f"http://127.0.0.1:{black_hole.getsockname()[1]}"
         settings = make_settings(
-            proxy=f"{silent},{microsocks.url()}", proxy_connect_timeout=1, fetch_timeout=10, retries=0
+            proxy=f"{silent},{microsocks.url()}", proxy_connect_timeout=1, fetch_timeout=20, retries=0
         )
         async with running_server(settings) as running:
             response = await running.client.post("/api/token/refresh")
