@@ -91,6 +91,7 @@ class RedisCoordinator:
             try:
                 await self._redis.ping()
             except REDIS_ERRORS as error:
+                _raise_if_cancelled()
                 self._went_down(error)
             else:
                 self._came_back()
@@ -205,3 +206,11 @@ def _outcome(wanted: Wanted, before: Records, now: Records) -> Token | TokenErro
     if now[1] is not None and now[1] != before[1]:
         return load_failure(now[1])
     return None
+
+
+def _raise_if_cancelled() -> None:
+    """redis-py can turn a cancellation that arrives mid-command into a connection error; the task
+    must still end, or a stop would wait out the watcher's next sleep."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError

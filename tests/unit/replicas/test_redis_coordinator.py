@@ -1,0 +1,40 @@
+"""The coordinator's own lifecycle, with a stand-in for redis-py: Redis itself is tested for real in
+tests/integration/test_redis_coordinator.py."""
+
+from __future__ import annotations
+
+import asyncio
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from spotify_tokener.replicas.redis_coordinator import RedisCoordinator
+from spotify_tokener.settings import Settings
+
+
+class SwallowingRedis:
+    """A PING that never returns, and that turns its cancellation into a connection error, as
+    redis-py can when a task is cancelled mid-command."""
+
+    def __init__(self) -> None:
+        self.pinged = asyncio.Event()
+
+    async def ping(self) -> bool:
+        self.pinged.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            raise RedisConnectionError("Connection closed by server.") from None
+        return True
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_a_stop_during_a_ping_is_not_held_up_by_the_watchers_next_sleep() -> None:
+    coordinator = RedisCoordinator(Settings(redis_url="redis://127.0.0.1:1/0", redis_lock_ttl=60))
+    stand_in = SwallowingRedis()
+    coordinator._redis = stand_in  # type: ignore[assignment]
+    await coordinator.start()
+    await stand_in.pinged.wait()
+    async with asyncio.timeout(1):  # not the 60 s the watcher would otherwise sleep
+        await coordinator.close()
