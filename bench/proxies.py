@@ -27,22 +27,13 @@ sys.path.insert(0, str(ROOT))
 import psutil  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 from tests.fake_spotify import FakeSpotify  # noqa: E402
-from tests.proxies import Microsocks, ProxyProcess, Tinyproxy, TlsFront  # noqa: E402
+from tests.proxies import Microsocks, Tinyproxy, TlsFront, started  # noqa: E402
 
 from bench.measure import MB, percentile, service_env, wait_for  # noqa: E402
 from bench.run import machine  # noqa: E402
 
 ROUNDS = 15
 WAYS = ("direct", "http", "https", "socks5")
-
-
-@contextmanager
-def started(proxy: ProxyProcess) -> Iterator[ProxyProcess]:
-    proxy.start()
-    try:
-        yield proxy
-    finally:
-        proxy.stop()
 
 
 @contextmanager

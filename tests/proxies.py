@@ -8,6 +8,7 @@ proxy is the fake's and the proxy's, never the service's word.
 
 from __future__ import annotations
 
+import contextlib
 import select
 import shutil
 import socket
@@ -15,14 +16,29 @@ import socketserver
 import ssl
 import subprocess
 import threading
-import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import trustme
 
-START_TIMEOUT_S = 10.0
+from tests import processes
+
 USER = "tokener"
 PASSWORD = "proxy-pass-Zq81"
+
+
+P = TypeVar("P", bound="ProxyProcess")
+
+
+@contextlib.contextmanager
+def started(proxy: P) -> Iterator[P]:
+    """``proxy`` running for the ``with`` block (a test's, or the benchmark's)."""
+    proxy.start()
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
 
 
 def _executable(name: str) -> str:
@@ -55,19 +71,12 @@ class ProxyProcess:
         raise NotImplementedError
 
     def start(self) -> ProxyProcess:
-        self._process = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not self._listens():
-            assert self._process.poll() is None, f"{self.command()[0]} exited at start"
-            assert time.monotonic() < deadline, f"{self.command()[0]} did not start"
-            time.sleep(0.02)
+        self._process = processes.start(self.command(), self._listens)
         return self
 
     def stop(self) -> None:
-        if self._process is not None:
-            self._process.kill()
-            self._process.wait()
-            self._process = None
+        processes.stop(self._process)
+        self._process = None
 
     def _listens(self) -> bool:
         try:

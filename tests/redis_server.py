@@ -5,9 +5,8 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
-import time
 
-START_TIMEOUT_S = 10.0
+from tests import processes
 
 
 class RedisServer:
@@ -35,19 +34,12 @@ class RedisServer:
             "--appendonly",
             "no",
         ]
-        self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not self._answers():
-            assert self._process.poll() is None, "redis-server exited at start"
-            assert time.monotonic() < deadline, "redis-server did not start"
-            time.sleep(0.02)
+        self._process = processes.start(command, self._answers)
         return self
 
     def stop(self) -> None:
-        if self._process is not None:
-            self._process.kill()
-            self._process.wait()
-            self._process = None
+        processes.stop(self._process)
+        self._process = None
 
     def _answers(self) -> bool:
         try:

@@ -4,12 +4,11 @@ the fake Spotify: which proxy carried a call is the fake's word (each proxy leav
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import trustme
@@ -19,13 +18,12 @@ from tests.conftest import Running, Serve, free_port, running_server, status_of
 from tests.fake_spotify import FakeSpotify
 from tests.fake_spotify.server import Answer
 from tests.prometheus import Scrape
-from tests.proxies import PASSWORD, Microsocks, ProxyProcess, Tinyproxy, TlsFront
+from tests.proxies import PASSWORD, Microsocks, ProxyProcess, Tinyproxy, TlsFront, started
 
 # Not about the browser's own lifecycle: one warm browser for the module (tests/conftest.py).
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.duration(25)]
 
 SettingsMaker = Callable[..., Settings]
-P = TypeVar("P", bound=ProxyProcess)
 ACCOUNT = "AQProxied-session-cookie_0123456789abcdef"
 HTTP_EXIT, SOCKS_EXIT = "127.0.0.2", "127.0.0.3"  # where each proxy leaves from
 
@@ -55,15 +53,6 @@ def proxy(request: pytest.FixtureRequest, tmp_path: Path, fake: FakeSpotify) -> 
             return
         with started(TlsFront(free_port(), plain, fake.authority.issue_cert("127.0.0.1"))) as front:
             yield front
-
-
-@contextlib.contextmanager
-def started(proxy: P) -> Iterator[P]:
-    proxy.start()
-    try:
-        yield proxy
-    finally:
-        proxy.stop()
 
 
 async def refreshed(running: Running, **headers: str) -> dict[str, Any]:
