@@ -7,7 +7,7 @@ TOOLS := .venv-tools
 TOOLS_STAMP := $(TOOLS)/.setup-stamp
 UV := uv==0.13.9
 
-.PHONY: setup test-deps run test unit integration lint format bench bench-instructions bench-replicas bench-proxies soak docker-lint clean
+.PHONY: setup test-deps run test unit integration lint format bench bench-instructions bench-replicas bench-proxies bench-sources soak docker-lint clean
 
 setup: $(STAMP)
 	@scripts/ensure-chromium.sh $(BIN)/python
@@ -78,6 +78,9 @@ bench-replicas: test-deps
 
 bench-proxies: test-deps
 	$(BIN)/python bench/proxies.py
+
+bench-sources: test-deps
+	$(BIN)/python bench/sources.py
 
 # The Docker files' linters, in a venv of their own (not project dependencies, not part of CI).
 docker-lint: $(TOOLS_STAMP)

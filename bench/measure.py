@@ -25,6 +25,7 @@ def service_env(fake: FakeSpotify, port: int, **settings: str) -> dict[str, str]
 
     Chromium is told to ignore certificate errors rather than given ``TOKENER_CA_FILE``: the figures
     are those of the default set-up, and the CA file's trust store loads cryptography (BENCHMARKS.md).
+    The browser source alone, unless ``settings`` say otherwise: the direct source would need the CA.
     """
     own = {
         name: value
@@ -37,6 +38,7 @@ def service_env(fake: FakeSpotify, port: int, **settings: str) -> dict[str, str]
         "PORT": str(port),
         "TOKENER_CONNECT_TO": fake.connect_to,
         "TOKENER_BROWSER_ARGS": "--ignore-certificate-errors",
+        "TOKENER_SOURCES": "browser",  # the browser's figures; bench/sources.py compares the sources
         **settings,
     }
 

@@ -26,6 +26,7 @@ from tests.fake_spotify import FakeSpotify
 
 FAST: dict[str, Any] = {
     "host": "127.0.0.1",
+    "sources": "browser",  # the browser source's own tests; tests of the direct source name theirs
     "retry_base_delay": 0.05,
     "fetch_timeout": 20.0,  # the default: several cold launches at once on a machine running two suites
     "shutdown_timeout": 3.0,

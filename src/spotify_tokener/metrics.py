@@ -21,6 +21,7 @@ from spotify_tokener import __version__
 from spotify_tokener.core.exits import ExitPool
 from spotify_tokener.core.ports import OUTCOME_OK
 from spotify_tokener.core.service import TokenService
+from spotify_tokener.core.sources import SourceChain
 from spotify_tokener.domain.clock import wall_clock_ms
 from spotify_tokener.domain.errors import ATTEMPT_FAILURES
 from spotify_tokener.domain.token import KINDS, Kind
@@ -62,6 +63,12 @@ class FetchMetrics:
             ["exit", "outcome"],
             registry=registry,
         )
+        self._sources = Counter(
+            "tokener_source_attempts",
+            "Each token source's part of an attempt (TOKENER_SOURCES), by kind of token and outcome.",
+            ["source", "kind", "outcome"],
+            registry=registry,
+        )
         for kind in KINDS:
             self._retries.labels(kind)
             for outcome in ATTEMPT_OUTCOMES:
@@ -76,6 +83,9 @@ class FetchMetrics:
     def exit_ended(self, exit_label: str, outcome: str) -> None:
         self._exits.labels(exit_label, outcome).inc()
 
+    def source_ended(self, source: str, kind: Kind, outcome: str) -> None:
+        self._sources.labels(source, kind, outcome).inc()
+
 
 class StateCollector:
     """Builds the per-request and state families when Prometheus scrapes."""
@@ -86,17 +96,20 @@ class StateCollector:
         service: TokenService,
         browser: BrowserInfo | None,
         exits: ExitPool | None,
+        sources: SourceChain | None,
     ) -> None:
         self._counts = counts
         self._service = service
         self._browser = browser
         self._exits = exits
+        self._sources = sources
 
     def collect(self) -> Iterator[Metric]:
         yield from self._requests()
         yield from self._token_state()
         yield from self._browser_state()
         yield from self._exit_state()
+        yield from self._source_state()
         build = InfoMetricFamily("tokener_build", "The running version.")
         build.add_metric([], {"version": __version__})
         yield build
@@ -169,6 +182,19 @@ class StateCollector:
             benched.add_metric([state.proxy.label], int(not state.usable(now)))
         yield benched
 
+    def _source_state(self) -> Iterator[Metric]:
+        if self._sources is None:
+            return
+        benched = GaugeMetricFamily(
+            "tokener_source_benched",
+            "1 while a token source is set aside after falling through (TOKENER_SOURCE_BENCH), by source.",
+            labels=["source"],
+        )
+        now = wall_clock_ms()
+        for state in self._sources.states():
+            benched.add_metric([state.name], int(not state.usable(now)))
+        yield benched
+
 
 class Metrics:
     """One app instance's registry: fetch metrics from the start, the rest once it watches an app."""
@@ -186,9 +212,11 @@ class Metrics:
         service: TokenService,
         browser: BrowserInfo | None,
         exits: ExitPool | None = None,
+        sources: SourceChain | None = None,
     ) -> None:
-        """Report these request counts, and the state of this service, browser and exits, at every scrape."""
-        self.registry.register(StateCollector(counts, service, browser, exits))
+        """Report these request counts, and the state of this service, browser, exits and sources,
+        at every scrape."""
+        self.registry.register(StateCollector(counts, service, browser, exits, sources))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

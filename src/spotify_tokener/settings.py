@@ -20,9 +20,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from spotify_tokener.domain.backoff import Backoff
 from spotify_tokener.domain.egress import ConnectTo, Proxy, parse_connect_to, parse_proxies
 from spotify_tokener.domain.freshness import Freshness
+from spotify_tokener.domain.totp import Secret
 from spotify_tokener.logs import LogFormat
 
 Seconds = float
+SOURCES = ("direct", "browser")
 REDIS_SCHEMES = frozenset({"redis", "rediss", "unix"})
 PEM_CERTIFICATE = b"-----BEGIN CERTIFICATE-----"
 
@@ -89,6 +91,28 @@ class Settings(BaseSettings):
         0.5, ge=0, le=1, description="Each wait between attempts is stretched by up to this fraction."
     )
 
+    sources: str = Field(
+        "direct,browser",
+        description="Token sources tried in order within each attempt (direct, browser), comma-separated.",
+    )
+    direct_timeout: Seconds = Field(
+        5.0, gt=0, le=60, description="The most one direct attempt may take before the next source answers."
+    )
+    direct_unconfirmed_tries: int = Field(
+        2,
+        ge=0,
+        le=10,
+        description="Secrets read from the scripts but not confirmed, tried on Spotify (each once).",
+    )
+    totp_secret: SecretStr = Field(
+        SecretStr(""), description="Pin the TOTP secret the direct source starts with (it still relearns)."
+    )
+    totp_version: int | None = Field(None, ge=1, description="The pinned secret's version.")
+    source_bench: Seconds = Field(
+        30.0, gt=0, description="A source that fell through is set aside this long, doubling while it fails."
+    )
+    source_bench_max: Seconds = Field(1800.0, gt=0, description="The longest a source is set aside.")
+
     proxy: SecretStr = Field(
         SecretStr(""),
         description="Proxies every call to Spotify leaves through (http, https, socks5), comma-separated.",
@@ -143,6 +167,20 @@ class Settings(BaseSettings):
     def exit_bench(self) -> Backoff:
         """How long a failing proxy is set aside: the cool-down rule, with its own base and cap."""
         return Backoff(self.proxy_bench, 0, self.proxy_bench_max, self.proxy_bench_max)
+
+    @property
+    def source_bench_rule(self) -> Backoff:
+        """How long a source that fell through is set aside: the cool-down rule, its own base and cap."""
+        return Backoff(self.source_bench, 0, self.source_bench_max, self.source_bench_max)
+
+    @property
+    def source_names(self) -> tuple[str, ...]:
+        return tuple(name.strip().lower() for name in self.sources.split(",") if name.strip())
+
+    @property
+    def pinned_secret(self) -> Secret | None:
+        value = self.totp_secret.get_secret_value()
+        return Secret(value, self.totp_version) if value else None
 
     @property
     def proxies(self) -> tuple[Proxy, ...]:
@@ -239,6 +277,17 @@ class Settings(BaseSettings):
         parse_proxies(value.get_secret_value())
         return value
 
+    @field_validator("sources")
+    @classmethod
+    def _sources_are_known(cls, value: str) -> str:
+        names = [name.strip().lower() for name in value.split(",") if name.strip()]
+        unknown = sorted(set(names) - set(SOURCES))
+        if unknown or not names or len(set(names)) != len(names):
+            raise ValueError(
+                f"must list each of {', '.join(SOURCES)} at most once, at least one (got {value!r})"
+            )
+        return value
+
     @field_validator("connect_to")
     @classmethod
     def _connect_to_parses(cls, value: str) -> str:
@@ -270,6 +319,8 @@ class Settings(BaseSettings):
             )
         if self.stale_margin > self.expiry_buffer:
             raise ValueError("TOKENER_STALE_MARGIN must not exceed TOKENER_EXPIRY_BUFFER")
+        if (self.totp_version is None) != (not self.totp_secret.get_secret_value()):
+            raise ValueError("TOKENER_TOTP_SECRET and TOKENER_TOTP_VERSION are set together or not at all")
         return self
 
 

@@ -3,15 +3,40 @@ every layer (sources, replicas, core, HTTP, metrics) and connects them through t
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import partial
+
 from spotify_tokener.core.exits import Egress, ExitPool
-from spotify_tokener.core.ports import Coordinator, LocalCoordinator, TokenSource
+from spotify_tokener.core.ports import Coordinator, ExitSource, LocalCoordinator, TokenSource
 from spotify_tokener.core.service import TokenService
+from spotify_tokener.core.sources import NamedSource, SourceChain
 from spotify_tokener.domain.clock import wall_clock_ms
 from spotify_tokener.http.app import App
-from spotify_tokener.metrics import Metrics
+from spotify_tokener.metrics import FetchMetrics, Metrics
 from spotify_tokener.settings import Settings
 from spotify_tokener.sources.browser.manager import BrowserManager
 from spotify_tokener.sources.browser.source import BrowserSource
+from spotify_tokener.sources.direct.client import Client
+from spotify_tokener.sources.direct.source import DirectSource
+from spotify_tokener.sources.user_agent import desktop_user_agent
+
+Closing = Callable[[], Awaitable[None]]
+
+
+@dataclass
+class Sources:
+    """What the token sources are made of, for the app to show and to close."""
+
+    chain: SourceChain
+    direct: DirectSource | None
+    browser: BrowserManager | None
+    exits: ExitPool | None
+    closers: list[Closing]
+
+    async def close(self) -> None:
+        for close in self.closers:
+            await close()
 
 
 def create_app(
@@ -19,23 +44,68 @@ def create_app(
 ) -> App:
     """A new, isolated instance.
 
-    ``source`` replaces the browser source (the API without a browser, for tests). ``browser`` lends
-    an already running browser to the browser source; the instance then leaves closing it to its owner.
+    ``source`` replaces every configured source (the API without a browser, for tests). ``browser``
+    lends an already running browser to the browser source; the instance then leaves closing it to
+    its owner.
     """
-    owned = browser is None and source is None
     metrics = Metrics()
-    exits = _exit_pool(settings) if source is None else None  # an injected source takes no proxies
-    if source is None:
-        browser = browser if browser is not None else BrowserManager(settings)
-        browser_source = BrowserSource(settings, browser)
-        source = browser_source
-        if exits is not None:
-            source = Egress(browser_source, exits, metrics.fetches, settings.fetch_timeout, wall_clock_ms)
-    service = TokenService(source, settings, coordinator=_coordinator(settings), observer=metrics.fetches)
-    closing = browser.close if owned and browser is not None else None
-    app = App(service, settings, metrics, browser, closing, exits=exits)
-    metrics.watch(app.counts, service, browser, exits)
+    if source is not None:
+        chain = SourceChain(
+            [NamedSource("injected", source)], settings.source_bench_rule, wall_clock_ms, metrics.fetches
+        )
+        sources = Sources(chain, None, browser, None, [])
+    else:
+        sources = _sources(settings, metrics.fetches, browser)
+    service = TokenService(
+        sources.chain, settings, coordinator=_coordinator(settings), observer=metrics.fetches
+    )
+    app = App(
+        service,
+        settings,
+        metrics,
+        sources.browser,
+        sources.close,
+        exits=sources.exits,
+        sources=sources.chain,
+        learner=sources.direct,
+    )
+    metrics.watch(app.counts, service, sources.browser, sources.exits, sources.chain)
     return app
+
+
+def _sources(settings: Settings, observer: FetchMetrics, lent: BrowserManager | None) -> Sources:
+    """The configured sources in their order, each leaving through the exits when there are any."""
+    names = settings.source_names
+    closers: list[Closing] = []
+    direct = browser = None
+    built: dict[str, tuple[ExitSource, float]] = {}
+    if "direct" in names:
+        client = Client(settings.connect_to_rules, settings.ca_file, settings.direct_timeout)
+        user_agent = settings.user_agent or desktop_user_agent(client.chrome_version)
+        direct = DirectSource(settings, client, pinned=settings.pinned_secret, user_agent=user_agent)
+        closers.append(direct.close)
+        built["direct"] = (direct, settings.direct_timeout)
+    if "browser" in names:
+        browser = lent if lent is not None else BrowserManager(settings)
+        if lent is None:
+            closers.append(browser.close)
+        teach = direct.teach if direct is not None else None
+        built["browser"] = (BrowserSource(settings, browser, on_sighting=teach), settings.fetch_timeout)
+    exits = _exit_pool(settings)
+    named = [NamedSource(name, _through(exits, *built[name], observer)) for name in names]
+    chain = SourceChain(named, settings.source_bench_rule, wall_clock_ms, observer)
+    if direct is not None:
+        direct.on_learned = partial(chain.restore, "direct")
+    return Sources(chain, direct, browser, exits, closers)
+
+
+def _through(
+    exits: ExitPool | None, source: ExitSource, timeout_s: float, observer: FetchMetrics
+) -> TokenSource:
+    """``source`` sending its attempts out through the exits, if there are any."""
+    if exits is None:
+        return source
+    return Egress(source, exits, observer, timeout_s, wall_clock_ms)
 
 
 def _exit_pool(settings: Settings) -> ExitPool | None:

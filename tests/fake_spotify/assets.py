@@ -1,10 +1,21 @@
-"""The fake web player's page and bundle: same shape and same token dance as the real one."""
+"""The fake web player's page and bundle: same shape and same token dance as the real one.
+
+The bundle carries its secrets in one of the shapes real builds have used (``SecretShape``), the
+newest version first and older ones after it, as the real list does.
+"""
 
 from __future__ import annotations
 
-BUNDLE_HASH = "8f2c1d0e"
-BUNDLE_PATH = f"/cdn/build/web-player/web-player.{BUNDLE_HASH}.js"
-CSS_PATH = f"/cdn/build/web-player/web-player.{BUNDLE_HASH}.css"
+import json
+from collections.abc import Mapping, Sequence
+from typing import Literal
+
+SecretShape = Literal["literal", "char_codes", "assembled"]
+"""literal: ``{secret: "...", version: 61}``; char_codes: the secret as a list of character codes;
+assembled: built at run time from a hex string of shifted codes, which no static reader can find."""
+
+BUNDLE_DIR = "/cdn/build/web-player/"
+CSS_PATH = f"{BUNDLE_DIR}web-player.8f2c1d0e.css"
 FONT_PATH = "/cdn/fonts/CircularSp-Book.woff2"
 IMAGE_PATHS = tuple(f"/cdn/images/cover-{i}.jpg" for i in range(4))
 BEACON_PATH = "/gabo-receiver-service/public/v3/events"
@@ -18,13 +29,17 @@ PAGE_TEMPLATE = """<!doctype html>
 <link rel="stylesheet" href="{cdn}{css}">
 <link rel="preload" as="font" type="font/woff2" crossorigin href="{cdn}{font}">
 <script>window.__fakeSkipToken = {skip};</script>
+<script src="https://www.googletagmanager.com/gtm.js" async></script>
 <script src="{cdn}{bundle}" defer></script>
 </head><body><div id="main">{images}</div></body></html>
 """
 
 BUNDLE_TEMPLATE = """(() => {{
-  const SECRETS = [{{secret: {secret!r}, version: {version}}}];
-  const {{secret, version}} = SECRETS[0];
+  const unshift = (hex) => hex.match(/../g).map((h) => String.fromCharCode(parseInt(h, 16) - 1)).join("");
+  const SECRETS = [{secrets}];
+  const first = SECRETS[0];
+  const secret = Array.isArray(first.secret) ? String.fromCharCode(...first.secret) : first.secret;
+  const version = first.version;
   const key = new TextEncoder().encode(
     Array.from(secret).map((c, i) => c.charCodeAt(0) ^ ((i % 33) + 9)).join(""));
 
@@ -54,7 +69,7 @@ BUNDLE_TEMPLATE = """(() => {{
     const params = new URLSearchParams({{
       reason: "init", productType: "web-player",
       totp: await totp(Date.now() / 1000), totpServer: await totp(serverTime),
-      totpVer: String(version),
+      totpVer: String(version), ...{extra},
     }});
     const response = await fetch("{site}/api/token?" + params, {{credentials: "include"}});
     window.__token = await response.text();
@@ -64,22 +79,35 @@ BUNDLE_TEMPLATE = """(() => {{
 """
 
 
-def render_page(*, skip_token: bool) -> bytes:
+def bundle_path(version: int) -> str:
+    """The bundle's URL changes with each build, as the real one's hash does."""
+    return f"{BUNDLE_DIR}web-player.{version:04x}c0de.js"
+
+
+def render_page(*, skip_token: bool, bundle: str) -> bytes:
     images = "".join(f'<img src="{CDN}{path}" alt="">' for path in IMAGE_PATHS)
     return PAGE_TEMPLATE.format(
         cdn=CDN,
         css=CSS_PATH,
         font=FONT_PATH,
-        bundle=BUNDLE_PATH,
+        bundle=bundle,
         images=images,
         skip="true" if skip_token else "false",
     ).encode()
 
 
-def render_bundle(secret: str, version: int) -> bytes:
+def render_bundle(secrets: Sequence[tuple[str, int]], shape: SecretShape, extra: Mapping[str, str]) -> bytes:
+    entries = ", ".join(
+        f"{{secret: {_written(secret, shape)}, version: {version}}}" for secret, version in secrets
+    )
     return BUNDLE_TEMPLATE.format(
-        secret=secret,
-        version=version,
-        site=SITE,
-        beacon=BEACON_PATH,
+        secrets=entries, extra=json.dumps(dict(extra)), site=SITE, beacon=BEACON_PATH
     ).encode()
+
+
+def _written(secret: str, shape: SecretShape) -> str:
+    if shape == "literal":
+        return json.dumps(secret)
+    if shape == "char_codes":
+        return json.dumps([ord(char) for char in secret])
+    return f'unshift("{"".join(f"{ord(char) + 1:02x}" for char in secret)}")'

@@ -26,10 +26,13 @@ from urllib.parse import parse_qs, urlsplit
 import trustme
 
 from tests.fake_spotify import assets
+from tests.fake_spotify.assets import SecretShape
 from tests.fake_spotify.totp import accepts, derive_key
 
 SECRET = "=n:b#OuEfH\\fE])e*K"
 SECRET_VERSION = 61
+OLDER_SECRETS = (("GU2>:vZ1p@Xc%w0#y!n5", 60), ("k;D7%pN<2QaZ/u!s", 59))
+"""Listed after the current one, as the real bundle lists its past versions."""
 CLIENT_ID = "d8a5ed958d274c2e8ee717e6a4b0971d"
 UPSTREAM_SECRET_MARKER = "UPSTREAM-BODY-MUST-NOT-LEAK"
 HANG_LIMIT_S = 60.0
@@ -68,6 +71,7 @@ class TokenCall:
     query: dict[str, list[str]]
     answer: Answer
     peer: str  # the address the call came from: a proxy's own, when one carried it
+    mode: str  # Sec-Fetch-Mode: "cors" when a page's script made it, as a browser marks it
 
 
 @dataclass
@@ -89,6 +93,13 @@ class State:
     calls: list[TokenCall] = field(default_factory=list)
     page_loads_at: list[float] = field(default_factory=list)  # time.time() of each web-player page request
     issued: list[Issued] = field(default_factory=list)
+    secrets: list[tuple[str, int]] = field(default_factory=lambda: [(SECRET, SECRET_VERSION), *OLDER_SECRETS])
+    secret_shape: SecretShape = "literal"
+    required: dict[str, str] = field(default_factory=dict)  # parameters the page sends and calls need
+
+    @property
+    def bundle_path(self) -> str:
+        return assets.bundle_path(self.secrets[0][1])
 
 
 class FakeSpotify:
@@ -96,7 +107,6 @@ class FakeSpotify:
         self._lock = threading.Lock()
         self._release = threading.Event()
         self.state = State()
-        self.key = derive_key(SECRET)
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._httpd.daemon_threads = True
         self.authority = trustme.CA()
@@ -145,6 +155,29 @@ class FakeSpotify:
         with self._lock:
             return sum(call.peer == address for call in self.state.calls)
 
+    @property
+    def key(self) -> bytes:
+        return derive_key(self.state.secrets[0][0])
+
+    def rotate(self, secret: str, version: int) -> None:
+        """A new build: a new current secret (the old one now refused), a new bundle URL."""
+        with self._lock:
+            self.state.secrets.insert(0, (secret, version))
+
+    def write_secret_as(self, shape: SecretShape) -> None:
+        with self._lock:
+            self.state.secret_shape = shape
+
+    def require(self, name: str, value: str) -> None:
+        """The page starts sending ``name=value`` with its token call, and calls without it fail."""
+        with self._lock:
+            self.state.required[name] = value
+
+    def page_token_calls(self) -> int:
+        """Token calls a page's script made (a browser), as opposed to a plain HTTP client's."""
+        with self._lock:
+            return sum(call.mode == "cors" for call in self.state.calls)
+
     def add_account(self, sp_dc: str, name: str) -> None:
         with self._lock:
             self.state.accounts[sp_dc] = name
@@ -192,6 +225,7 @@ def _handler_for(fake: FakeSpotify) -> type[BaseHTTPRequestHandler]:
 class _Handler(BaseHTTPRequestHandler):
     owner: FakeSpotify
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out at once, as a real server's do
 
     def log_message(self, format: str, *args: object) -> None:
         """Silence the per-request stderr lines."""
@@ -227,8 +261,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _static(self, path: str) -> tuple[str, bytes, str] | None:
         heavy = b"\0" * assets.HEAVY_BYTES
-        if path == assets.BUNDLE_PATH:
-            return "bundle", assets.render_bundle(SECRET, SECRET_VERSION), "text/javascript"
+        state = self.owner.state
+        if path == state.bundle_path:
+            bundle = assets.render_bundle(state.secrets, state.secret_shape, state.required)
+            return "bundle", bundle, "text/javascript"
         if path == assets.CSS_PATH:
             return "css", b"body{font-family:CircularSp}" + b" " * assets.HEAVY_BYTES, "text/css"
         if path == assets.FONT_PATH:
@@ -247,7 +283,7 @@ class _Handler(BaseHTTPRequestHandler):
         if state.page_status != 200:
             self._send(state.page_status, b"<h1>Service unavailable</h1>", "text/html")
             return
-        body = assets.render_page(skip_token=state.skip_token_call)
+        body = assets.render_page(skip_token=state.skip_token_call, bundle=state.bundle_path)
         self._send(200, body, "text/html; charset=utf-8", cookies=[f"sp_t={secrets.token_hex(16)}"])
 
     def _token(self) -> None:
@@ -260,9 +296,8 @@ class _Handler(BaseHTTPRequestHandler):
             name: morsel.value for name, morsel in SimpleCookie(self.headers.get("Cookie", "")).items()
         }
         with owner._lock:
-            owner.state.calls.append(
-                TokenCall(time.time(), cookies, self.headers.get("User-Agent", ""), query, answer, peer)
-            )
+            user_agent, mode = self.headers.get("User-Agent", ""), self.headers.get("Sec-Fetch-Mode", "")
+            owner.state.calls.append(TokenCall(time.time(), cookies, user_agent, query, answer, peer, mode))
         if answer.kind == "hang":
             owner._release.wait(HANG_LIMIT_S)
             return
@@ -270,6 +305,8 @@ class _Handler(BaseHTTPRequestHandler):
             owner._release.wait(answer.delay_s)  # cut short by reset(), so the thread and socket go
         if not accepts(owner.key, query.get("totp", [""])[0], time.time()):
             answer = Answer("invalid_totp")
+        elif any(query.get(name) != [value] for name, value in owner.state.required.items()):
+            answer = Answer("status", status=400)
         self._answer_token(answer, cookies.get("sp_dc"))
 
     def _answer_token(self, answer: Answer, sp_dc: str | None) -> None:

@@ -100,6 +100,7 @@ def service_process(fake: FakeSpotify) -> Iterator[Callable[..., tuple[subproces
             "TOKENER_CONNECT_TO": fake.connect_to,
             "TOKENER_RETRIES": "0",
             "TOKENER_FORCE_MIN_INTERVAL": "0",  # these tests force back to back
+            "TOKENER_SOURCES": "browser",  # these tests are about the browser's processes
             **env,
         }
         process = subprocess.Popen(

@@ -12,6 +12,7 @@ import orjson
 import pytest
 
 from tests.fake_spotify import Answer, FakeSpotify
+from tests.fake_spotify.server import SECRET
 
 pytestmark = pytest.mark.duration(6)  # the longest files go first: tests/conftest.py
 
@@ -40,3 +41,28 @@ async def test_json_lines_parse_and_carry_no_secret(fake: FakeSpotify, service_p
     for token in fake.issued_tokens():
         assert token not in output
     assert COOKIE not in output
+
+
+async def test_the_direct_sources_lines_never_show_a_secret(
+    fake: FakeSpotify, service_process: StartService
+) -> None:
+    fake.add_account(COOKIE, "logs")
+    pinned = "pinned-but-stale-secret-Qx7"
+    process, url = service_process(
+        TOKENER_SOURCES="direct,browser",
+        TOKENER_TOTP_SECRET=pinned,
+        TOKENER_TOTP_VERSION="60",
+        TOKENER_LOG_LEVEL="DEBUG",
+    )
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        assert (await client.get("/api/token")).status_code == 200  # turned down, then the browser
+        state = (await client.get("/api/token/status")).json()["status"]
+        assert (await client.get("/api/token", headers={"Cookie": f"sp_dc={COOKIE}"})).status_code == 200
+    process.send_signal(signal.SIGTERM)
+    assert await asyncio.to_thread(process.wait, 15) == 0
+    output = process.stdout.read() if process.stdout else ""
+    assert "relearning" in output
+    assert "direct source: TOTP version 61, from the page" in output
+    for secret in (pinned, SECRET, COOKIE, *fake.issued_tokens()):
+        assert secret not in output
+    assert pinned not in str(state) and SECRET not in str(state)

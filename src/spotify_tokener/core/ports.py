@@ -80,6 +80,12 @@ class ExitObserver(Protocol):
     def exit_ended(self, exit_label: str, outcome: str) -> None: ...
 
 
+class SourceObserver(Protocol):
+    """Told how each token source's part of an attempt ended (``core/sources.py``); the metrics again."""
+
+    def source_ended(self, source: str, kind: Kind, outcome: str) -> None: ...
+
+
 class NoObserver:
     """The default: nothing is recorded."""
 
@@ -87,6 +93,9 @@ class NoObserver:
         return None
 
     def exit_ended(self, exit_label: str, outcome: str) -> None:
+        return None
+
+    def source_ended(self, source: str, kind: Kind, outcome: str) -> None:
         return None
 
 

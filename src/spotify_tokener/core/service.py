@@ -49,6 +49,7 @@ class TokenStatus:
     cooling_down: bool
     retry_at_ms: int | None
     shared_store_available: bool | None
+    token_source: str | None
 
 
 class TokenService:
@@ -166,6 +167,7 @@ class TokenService:
             cooling_down=slot.cooling_down(now),
             retry_at_ms=slot.retry_at_ms(now),
             shared_store_available=self.shared_store_available,
+            token_source=token.source if token else None,
         )
 
     async def _refresh_forever(self) -> None:

@@ -15,17 +15,30 @@ class TokenError(Exception):
     retryable: bool = True
     about_spotify: bool = True  # every replica would see it too; False: this replica's own trouble
     blames_exit: bool = False  # through a proxy, the proxy may be the cause: another one may succeed
+    blames_source: bool = False  # another token source may succeed where this one failed
     outcome: str = "error"
 
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, blames_source: bool | None = None
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        if blames_source is not None:
+            self.blames_source = blames_source
 
 
 class UpstreamError(TokenError):
     """Spotify answered, but not with a usable token (bad status, bad body, short-lived token)."""
 
+    blames_source = True  # an answer not understood: the request may be what is wrong
     outcome = "upstream"
+
+
+class Rejected(UpstreamError):
+    """Spotify found the request itself wrong (a 4xx such as 400 "Invalid TOTP"): a stale secret or
+    request shape, which another source, or a relearn, can get right."""
+
+    outcome = "rejected"
 
 
 class PageUnreachable(UpstreamError):
@@ -50,6 +63,7 @@ class RateLimited(UpstreamError):
 
     status = 503
     blames_exit = True
+    blames_source = False  # about the address or the pace: another source would only add calls
     outcome = "rate_limited"
 
 
@@ -69,6 +83,7 @@ class FetchTimeout(TokenError):
     status = 504
     about_spotify = False
     blames_exit = True
+    blames_source = True
     outcome = "timeout"
 
     @classmethod
@@ -81,6 +96,7 @@ class BrowserError(TokenError):
 
     status = 503
     about_spotify = False
+    blames_source = True
     outcome = "browser"
 
 
@@ -89,6 +105,16 @@ class BrowserMissing(BrowserError):
 
     retryable = False
     outcome = "browser_missing"
+
+
+class NotReady(TokenError):
+    """A source that cannot try yet: the direct source before it has learned the secret, or while
+    it is set aside after failing. Nothing was sent upstream."""
+
+    status = 503
+    about_spotify = False
+    blames_source = True
+    outcome = "not_ready"
 
 
 class ShuttingDown(TokenError):
@@ -143,12 +169,14 @@ class AccountsDisabled(TokenError):
 # (ShuttingDown, CallerLeft).
 ATTEMPT_FAILURES: tuple[type[TokenError], ...] = (
     UpstreamError,
+    Rejected,
     PageUnreachable,
     RateLimited,
     Refused,
     FetchTimeout,
     BrowserError,
     BrowserMissing,
+    NotReady,
     CookieRejected,
     InternalError,
 )
@@ -156,6 +184,7 @@ ATTEMPT_FAILURES: tuple[type[TokenError], ...] = (
 
 HTTP_FORBIDDEN = 403
 HTTP_TOO_MANY_REQUESTS = 429
+HTTP_SERVER_ERRORS = 500
 
 
 def refusal(status: int, what: str, retry_after: float | None = None) -> UpstreamError:
@@ -164,7 +193,9 @@ def refusal(status: int, what: str, retry_after: float | None = None) -> Upstrea
         return RateLimited(f"Spotify rate-limited {what} (429)", retry_after=retry_after)
     if status == HTTP_FORBIDDEN:
         return Refused(f"Spotify refused {what} (403)")
-    return UpstreamError(f"Spotify answered {what} with HTTP {status}")
+    if status >= HTTP_SERVER_ERRORS:  # Spotify's own trouble: every source would meet it too
+        return UpstreamError(f"Spotify answered {what} with HTTP {status}", blames_source=False)
+    return Rejected(f"Spotify answered {what} with HTTP {status}")
 
 
 def error_named(name: str, message: str, retry_after: float | None = None) -> TokenError:

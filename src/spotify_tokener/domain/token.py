@@ -28,6 +28,7 @@ class Token:
     expires_at_ms: int
     client_id: str
     is_anonymous: bool
+    source: str | None = None  # the token source that obtained it (core/sources.py), when known
 
     @property
     def kind(self) -> Kind:
@@ -40,7 +41,7 @@ class Token:
         """Keep the secret out of logs and tracebacks that format the object."""
         return (
             f"Token(expires_at_ms={self.expires_at_ms}, client_id={self.client_id!r}, "
-            f"is_anonymous={self.is_anonymous})"
+            f"is_anonymous={self.is_anonymous}, source={self.source!r})"
         )
 
 
@@ -79,6 +80,7 @@ def token_payload(token: Token) -> dict[str, Any]:
         "accessTokenExpirationTimestampMs": token.expires_at_ms,
         "clientId": token.client_id,
         "isAnonymous": token.is_anonymous,
+        "source": token.source,
     }
 
 
@@ -98,10 +100,13 @@ def token_from_payload(payload: Mapping[str, Any]) -> Token:
     expires_at = payload.get("accessTokenExpirationTimestampMs")
     client_id = payload.get("clientId", "")
     is_anonymous = payload.get("isAnonymous", True)
+    source = payload.get("source")
     if not isinstance(access_token, str) or not access_token:
         raise UpstreamError("Spotify's token response has no access token")
     if isinstance(expires_at, bool) or not isinstance(expires_at, int):
         raise UpstreamError("Spotify's token response has no valid expiry")
     if not isinstance(client_id, str) or not isinstance(is_anonymous, bool):
         raise UpstreamError("Spotify sent a malformed token response")
-    return Token(access_token, expires_at, client_id, is_anonymous)
+    return Token(
+        access_token, expires_at, client_id, is_anonymous, source if isinstance(source, str) else None
+    )

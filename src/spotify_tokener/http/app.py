@@ -19,6 +19,7 @@ import orjson
 
 from spotify_tokener.core.exits import ExitPool
 from spotify_tokener.core.service import TokenService
+from spotify_tokener.core.sources import SourceChain
 from spotify_tokener.domain.clock import wall_clock_ms
 from spotify_tokener.domain.errors import TokenError
 from spotify_tokener.domain.token import Kind
@@ -42,6 +43,7 @@ from spotify_tokener.http.router import (
     json_response,
 )
 from spotify_tokener.http.schemas import FailureBody, StatusBody, ValidationErrorBody
+from spotify_tokener.http.sources import LearnerInfo, direct_fields, source_fields
 from spotify_tokener.settings import Settings
 
 TOKEN_PATH = "/api/token"  # noqa: S105 - a path, not a secret
@@ -67,12 +69,16 @@ class App:
         closing: Callable[[], Awaitable[None]] | None = None,
         *,
         exits: ExitPool | None = None,
+        sources: SourceChain | None = None,
+        learner: LearnerInfo | None = None,
     ) -> None:
         """``closing`` is what the lifespan closes after the service (the browser it owns)."""
         self.service = service
         self.metrics = metrics
         self.browser = browser
         self.exits = exits
+        self.sources = sources
+        self._learner = learner
         self._closing = closing
         self._retry_after_max = settings.retry_after_max
         self._started = time.monotonic()
@@ -187,6 +193,9 @@ class App:
                 "retryAt": state.retry_at_ms,
                 "exits": exit_fields(self.exits, now),
                 "allExitsBenched": self.exits.all_benched() if self.exits is not None else None,
+                "tokenSource": state.token_source,
+                "sources": source_fields(self.sources, now),
+                "direct": direct_fields(self._learner),
             },
             "timestamp": now,
         }

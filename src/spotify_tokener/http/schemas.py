@@ -54,6 +54,29 @@ class StatusFields(TypedDict):
     retryAt: int | None
     exits: list[ExitFields] | None
     allExitsBenched: bool | None
+    tokenSource: str | None
+    sources: list[SourceFields]
+    direct: DirectFields | None
+
+
+class SourceFields(TypedDict):
+    """One token source (``TOKENER_SOURCES``), in the order they are tried."""
+
+    source: str
+    usable: bool
+    benchedUntil: int | None
+    consecutiveFailures: int
+    lastError: str | None
+    lastFailureAt: int | None
+    lastSuccessAt: int | None
+
+
+class DirectFields(TypedDict):
+    """Present when the direct source is configured: what it knows (never the secret itself)."""
+
+    totpVersion: int | None
+    secretOrigin: str | None
+    trouble: str | None
 
 
 class ExitFields(TypedDict):

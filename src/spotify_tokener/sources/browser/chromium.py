@@ -81,18 +81,6 @@ def sandbox_refused(message: str) -> bool:
     return any(marker in text for marker in SANDBOX_REFUSALS)
 
 
-def desktop_user_agent(browser_version: str) -> str:
-    """A desktop Chrome user agent of the browser's own major version, so headers stay consistent.
-
-    Chromium's headless default says ``HeadlessChrome``, which Spotify answers differently.
-    """
-    major = browser_version.split(".", 1)[0] or "0"
-    return (
-        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
-        f"Chrome/{major}.0.0.0 Safari/537.36"
-    )
-
-
 def find_executable(configured: Path | None, playwright_own: str) -> Path:
     """The browser to launch: configured path, else Playwright's download, else one on PATH."""
     if configured is not None:

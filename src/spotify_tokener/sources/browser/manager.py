@@ -25,12 +25,12 @@ from spotify_tokener.domain.errors import BrowserError, BrowserMissing
 from spotify_tokener.settings import Settings
 from spotify_tokener.sources.browser.chromium import (
     chromium_args,
-    desktop_user_agent,
     enable_node_compile_cache,
     find_executable,
     sandbox_refused,
     wants_sandbox,
 )
+from spotify_tokener.sources.user_agent import desktop_user_agent
 
 if TYPE_CHECKING:
     from spotify_tokener.sources.browser.relay import Relay

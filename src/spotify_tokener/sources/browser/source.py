@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import re
 import time
+from collections.abc import Callable
 
 from playwright.async_api import BrowserContext, Page, Response, Route
 from playwright.async_api import Error as PlaywrightError
@@ -24,6 +25,7 @@ from spotify_tokener.domain.errors import (
     TokenError,
     refusal,
 )
+from spotify_tokener.domain.request_shape import Sighting
 from spotify_tokener.domain.token import Token, parse_retry_after, parse_token_response
 from spotify_tokener.settings import Settings
 from spotify_tokener.sources.browser.filters import TOKEN_HOST, is_token_request, should_block
@@ -37,10 +39,19 @@ SP_DC_DOMAIN = "." + TOKEN_HOST.split(".", 1)[1]
 class BrowserSource:
     """A :class:`~spotify_tokener.core.ports.TokenSource`: one fresh browser context per attempt."""
 
-    def __init__(self, settings: Settings, browser: BrowserManager, clock: Clock = wall_clock_ms) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        browser: BrowserManager,
+        clock: Clock = wall_clock_ms,
+        on_sighting: Callable[[Sighting], None] | None = None,
+    ) -> None:
+        """``on_sighting`` is shown each token call the page made and Spotify answered with a token
+        (the direct source learns from it)."""
         self._settings = settings
         self._browser = browser
         self._clock = clock
+        self._on_sighting = on_sighting
 
     async def attempt(self, sp_dc: str | None = None, proxy: Proxy | None = None) -> Token:
         try:
@@ -64,7 +75,12 @@ class BrowserSource:
                 body = await response.body()
             except PlaywrightError as error:
                 raise self._failure(error, proxy, started) from None
-            return parse_token_response(response.status, response.headers, body, now_ms=self._clock())
+            token = parse_token_response(response.status, response.headers, body, now_ms=self._clock())
+            if self._on_sighting is not None:
+                request = response.request
+                user_agent = request.headers.get("user-agent", "")
+                self._on_sighting(Sighting(request.url, self._clock(), user_agent))
+            return token
 
     async def _load_and_catch(self, page: Page) -> Response:
         async with page.expect_response(lambda r: is_token_request(r.url), timeout=0) as caught:

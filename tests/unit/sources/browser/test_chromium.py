@@ -10,11 +10,11 @@ from spotify_tokener.domain.errors import BrowserMissing
 from spotify_tokener.sources.browser.chromium import (
     BASE_ARGS,
     chromium_args,
-    desktop_user_agent,
     find_executable,
     sandbox_refused,
     wants_sandbox,
 )
+from spotify_tokener.sources.user_agent import desktop_user_agent
 
 
 def test_args_quiet_the_network_and_split_extras_like_a_shell() -> None:

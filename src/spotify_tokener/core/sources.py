@@ -1,0 +1,118 @@
+"""Several token sources tried in order within one attempt: the light one first, the browser behind it.
+
+A source that fails in a way another might not (a rejected TOTP, an answer it cannot read, a broken
+transport, nothing learned yet) hands the attempt to the next one at once, so the client never sees
+that failure, and is *benched* for a doubling while. The last source is never skipped: with every
+other one benched, the service still answers as that source alone would. A failure that is about
+Spotify (a 429, a 5xx) ends the attempt, so one attempt makes one upstream call, and the fetcher's
+retry and ``Retry-After`` rules apply as they do with one source.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from spotify_tokener.core.ports import OUTCOME_OK, SourceObserver, TokenSource
+from spotify_tokener.domain.backoff import Backoff
+from spotify_tokener.domain.clock import Clock
+from spotify_tokener.domain.errors import InternalError, TokenError
+from spotify_tokener.domain.token import Kind, Token
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class SourceState:
+    """What the chain knows of one source; ``status`` shows it."""
+
+    name: str
+    failures: int = 0  # fall-throughs in a row
+    benched_until_ms: int = 0
+    last_error: str | None = None
+    last_success_ms: int | None = None
+    last_failure_ms: int | None = None
+
+    def usable(self, now_ms: int) -> bool:
+        return self.benched_until_ms <= now_ms
+
+
+@dataclass(frozen=True, slots=True)
+class NamedSource:
+    name: str
+    source: TokenSource
+
+
+class SourceChain:
+    """A :class:`TokenSource` made of others; the token it returns names the one that obtained it."""
+
+    def __init__(
+        self, sources: Sequence[NamedSource], bench: Backoff, clock: Clock, observer: SourceObserver
+    ) -> None:
+        if not sources:
+            raise ValueError("a chain needs at least one source")
+        self._sources = list(sources)
+        self._states = {named.name: SourceState(named.name) for named in sources}
+        self._bench = bench
+        self._clock = clock
+        self._observer = observer
+
+    async def attempt(self, sp_dc: str | None = None) -> Token:
+        kind: Kind = "account" if sp_dc else "anonymous"
+        *before, last = self._sources
+        for named in before:
+            state = self._states[named.name]
+            if not state.usable(self._clock()):
+                continue
+            try:
+                token = await named.source.attempt(sp_dc)
+            except TokenError as error:
+                self._observer.source_ended(named.name, kind, error.outcome)
+                if not error.blames_source:
+                    raise
+                self._bench_after(state, error)
+                continue
+            except Exception as error:  # a bug in one source must not cost the client its token
+                self._observer.source_ended(named.name, kind, InternalError.outcome)
+                log.error("token source %s crashed: %s", named.name, type(error).__name__)
+                self._bench_after(state, InternalError(f"the {named.name} source crashed"))
+                continue
+            return self._succeeded(named.name, kind, token)
+        try:
+            token = await last.source.attempt(sp_dc)
+        except TokenError as error:
+            self._observer.source_ended(last.name, kind, error.outcome)
+            self._failed(self._states[last.name], error)
+            raise
+        return self._succeeded(last.name, kind, token)
+
+    def restore(self, name: str) -> None:
+        """``name`` learned what it lacked: its bench ends now, not when its time is up."""
+        state = self._states[name]
+        if state.failures or state.benched_until_ms:
+            log.info("token source %s is back", name)
+        state.failures, state.benched_until_ms = 0, 0
+
+    def states(self) -> list[SourceState]:
+        return list(self._states.values())
+
+    def _succeeded(self, name: str, kind: Kind, token: Token) -> Token:
+        state = self._states[name]
+        state.failures, state.benched_until_ms = 0, 0
+        state.last_success_ms = self._clock()
+        self._observer.source_ended(name, kind, OUTCOME_OK)
+        return dataclasses.replace(token, source=name)
+
+    def _failed(self, state: SourceState, error: TokenError) -> None:
+        state.last_error, state.last_failure_ms = str(error), self._clock()
+
+    def _bench_after(self, state: SourceState, error: TokenError) -> None:
+        state.failures += 1
+        self._failed(state, error)
+        seconds = self._bench.cooldown_s(state.failures, None)
+        state.benched_until_ms = self._clock() + round(seconds * 1000)
+        log.warning(
+            "token source %s set aside for %.0f s, the next one answers: %s", state.name, seconds, error
+        )

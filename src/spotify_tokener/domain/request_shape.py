@@ -1,0 +1,126 @@
+"""The token call's shape: which parameters the page sends, and which of them depend on the time.
+
+The browser source sees the page's own call (a *sighting*); once the secret is known, each parameter
+gets a role: a TOTP code (for the client's or the server's time), the secret's version, a timestamp,
+or a value sent as it is. The direct source replays that shape with fresh times, so a page that adds
+or renames a parameter teaches it by itself. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import Enum
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from spotify_tokener.domain.totp import DIGITS, Secret, reproduces, totp
+
+DAY_S = 86_400
+MS_THRESHOLD = 10**11
+"""An epoch timestamp above this is in milliseconds (10**11 seconds is in the year 5138)."""
+CODE = re.compile(rf"\d{{{DIGITS}}}")
+
+
+class Role(Enum):
+    FIXED = "fixed"
+    CLIENT_CODE = "client code"
+    SERVER_CODE = "server code"
+    VERSION = "version"
+    CLIENT_SECONDS = "client seconds"
+    CLIENT_MS = "client ms"
+    SERVER_SECONDS = "server seconds"
+    SERVER_MS = "server ms"
+
+
+@dataclass(frozen=True, slots=True)
+class Sighting:
+    """The page's own token call as the browser saw it, at ``at_ms``: never a cookie, only its URL."""
+
+    url: str
+    at_ms: int
+    user_agent: str
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    name: str
+    role: Role
+    value: str = ""  # sent as it is when the role is FIXED
+
+
+@dataclass(frozen=True, slots=True)
+class RequestShape:
+    """Where the token call goes and what it carries; ``render`` fills in the time-bound values."""
+
+    endpoint: str
+    params: tuple[Param, ...]
+
+    def render(self, secret: Secret, client_s: float, server_s: float) -> str:
+        key = secret.key
+        values = {
+            Role.CLIENT_CODE: totp(key, client_s),
+            Role.SERVER_CODE: totp(key, server_s),
+            Role.VERSION: str(secret.version or ""),
+            Role.CLIENT_SECONDS: str(int(client_s)),
+            Role.CLIENT_MS: str(int(client_s * 1000)),
+            Role.SERVER_SECONDS: str(int(server_s)),
+            Role.SERVER_MS: str(int(server_s * 1000)),
+        }
+        query = urlencode([(param.name, values.get(param.role, param.value)) for param in self.params])
+        return f"{self.endpoint}?{query}"
+
+
+def default_shape(page_url: str) -> RequestShape:
+    """The call as CONTEXT.md describes it, until the browser has shown the page's own."""
+    parts = urlsplit(page_url)
+    return RequestShape(
+        urlunsplit((parts.scheme, parts.netloc, "/api/token", "", "")),
+        (
+            Param("reason", Role.FIXED, "init"),
+            Param("productType", Role.FIXED, "web-player"),
+            Param("totp", Role.CLIENT_CODE),
+            Param("totpServer", Role.SERVER_CODE),
+            Param("totpVer", Role.VERSION),
+        ),
+    )
+
+
+def sighted_codes(sighting: Sighting) -> list[str]:
+    """The six-digit values of a sighting: what a candidate secret must reproduce."""
+    return [value for _, value in parse_qsl(urlsplit(sighting.url).query) if CODE.fullmatch(value)]
+
+
+def confirms(secret: Secret, sighting: Sighting) -> bool:
+    """Whether ``secret`` gives a code the page sent, at the time it sent it."""
+    key = secret.key
+    at_s = sighting.at_ms / 1000
+    return any(reproduces(key, code, at_s) for code in sighted_codes(sighting))
+
+
+def learn_shape(sighting: Sighting, secret: Secret) -> RequestShape:
+    """The sighting's shape, each parameter's role told by its value and, where values agree, its name."""
+    parts = urlsplit(sighting.url)
+    at_s = sighting.at_ms / 1000
+    key = secret.key
+    params = tuple(
+        Param(name, role, value if role is Role.FIXED else "")
+        for name, value in parse_qsl(parts.query, keep_blank_values=True)
+        for role in (_role(name, value, key, secret.version, at_s),)
+    )
+    return RequestShape(urlunsplit((parts.scheme, parts.netloc, parts.path, "", "")), params)
+
+
+def _role(name: str, value: str, key: bytes, version: int | None, at_s: float) -> Role:
+    servers = "server" in name.lower() or name.startswith("s")
+    if CODE.fullmatch(value) and reproduces(key, value, at_s):
+        return Role.SERVER_CODE if servers else Role.CLIENT_CODE
+    if version is not None and value == str(version) and "ver" in name.lower():
+        return Role.VERSION
+    if value.isdigit():
+        number = int(value)
+        milliseconds = number > MS_THRESHOLD
+        if abs((number / 1000 if milliseconds else number) - at_s) < DAY_S:
+            if milliseconds:
+                return Role.SERVER_MS if servers else Role.CLIENT_MS
+            return Role.SERVER_SECONDS if servers else Role.CLIENT_SECONDS
+    return Role.FIXED

@@ -1,0 +1,141 @@
+"""HTTPS to Spotify without a browser, with a browser's TLS and HTTP/2 fingerprint (curl_cffi).
+
+Python's own TLS handshake tells a firewall at once that no browser is calling; curl_cffi's
+impersonation presents Chrome's. Cookies are the caller's alone: the session keeps no jar, so no
+identity's cookie ever rides along with another's call. ``TOKENER_CONNECT_TO`` and
+``TOKENER_CA_FILE`` apply here as they do to Chromium.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+import tempfile
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from curl_cffi import CurlOpt
+from curl_cffi._wrapper import ffi, lib  # CONNECT_TO needs a curl list, which the session cannot build
+from curl_cffi.curl import CurlError
+from curl_cffi.requests import AsyncSession
+from curl_cffi.requests.exceptions import Timeout
+from curl_cffi.requests.impersonate import resolve_latest_browser_type
+from curl_cffi.utils import CurlCffiWarning
+
+from spotify_tokener.domain.egress import ConnectTo, Proxy
+from spotify_tokener.domain.errors import FetchTimeout, PageUnreachable
+
+IMPERSONATE: str = resolve_latest_browser_type("chrome")  # type: ignore[no-untyped-call]
+"""curl_cffi's newest Chrome fingerprint (such as ``chrome152``): the user agent names the same version."""
+CURL_SCHEMES = {"http": "http", "https": "https", "socks5": "socks5h"}  # socks5h: the proxy resolves
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    status: int
+    headers: Mapping[str, str]  # lower-case names
+    body: bytes
+    cookies: Mapping[str, str]  # what the answer set, for the caller to keep or not
+
+
+class Client:
+    """One connection pool to Spotify for every identity; each call names its cookies and exit."""
+
+    def __init__(self, connect_to: ConnectTo, ca_file: Path | None, timeout_s: float) -> None:
+        self._timeout_s = timeout_s
+        self._connect_to = _curl_list([f"{a.host}:{a.port}:{b.host}:{b.port}" for a, b in connect_to.items()])
+        self._bundle = _trust_bundle(ca_file) if ca_file is not None else None
+        self._session: AsyncSession[Any] | None = None
+
+    @property
+    def chrome_version(self) -> str:
+        return IMPERSONATE.removeprefix("chrome")
+
+    async def get(
+        self,
+        url: str,
+        *,
+        cookies: Mapping[str, str],
+        headers: Mapping[str, str],
+        proxy: Proxy | None = None,
+    ) -> Reply:
+        """``url``'s answer; a transport failure is :class:`PageUnreachable` (never quoting curl's
+        message, which can name a proxy's address or a URL with codes in it)."""
+        session = self._session_now()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", CurlCffiWarning)  # its advice on https proxies
+                response = await session.get(
+                    url,
+                    cookies=dict(cookies),
+                    headers=dict(headers),
+                    proxy=_proxy_url(proxy) if proxy is not None else None,
+                    proxy_auth=(proxy.username, proxy.password) if proxy and proxy.username else None,
+                    timeout=self._timeout_s,
+                    allow_redirects=False,
+                )
+        except Timeout:
+            raise FetchTimeout.after(self._timeout_s) from None
+        except CurlError as error:
+            where = f" through {proxy.label}" if proxy is not None else ""
+            raise PageUnreachable(
+                f"Spotify could not be reached{where} (curl error {int(error.code)})"
+            ) from None
+        return Reply(
+            response.status_code,
+            {name.lower(): value for name, value in response.headers.items() if value is not None},
+            response.content,
+            {name: value for name, value in response.cookies.items() if value is not None},
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+        if self._bundle is not None:
+            self._bundle.unlink(missing_ok=True)
+        if self._connect_to != ffi.NULL:
+            lib.curl_slist_free_all(self._connect_to)
+            self._connect_to = ffi.NULL
+
+    def _session_now(self) -> AsyncSession[Any]:
+        """Made on first use, inside the running loop that will drive it."""
+        if self._session is None:
+            options: dict[CurlOpt, Any] = {}
+            if self._connect_to != ffi.NULL:
+                options[CurlOpt.CONNECT_TO] = self._connect_to
+            if self._bundle is not None:
+                options[CurlOpt.CAINFO] = options[CurlOpt.PROXY_CAINFO] = str(self._bundle)
+            self._session = AsyncSession(
+                impersonate=IMPERSONATE,
+                discard_cookies=True,
+                trust_env=False,
+                curl_options=options,
+            )
+        return self._session
+
+
+def _proxy_url(proxy: Proxy) -> str:
+    host = f"[{proxy.host}]" if ":" in proxy.host else proxy.host
+    return f"{CURL_SCHEMES[proxy.scheme]}://{host}:{proxy.port}"
+
+
+def _curl_list(entries: list[str]) -> Any:
+    head = ffi.NULL
+    for entry in entries:
+        head = lib.curl_slist_append(head, entry.encode())
+    return head
+
+
+def _trust_bundle(ca_file: Path) -> Path:
+    """The system's authorities and the extra ones in one file: curl reads one bundle, not two."""
+    system = ssl.get_default_verify_paths().cafile
+    parts = [Path(system).read_bytes()] if system and Path(system).is_file() else []
+    parts.append(ca_file.read_bytes())
+    handle, name = tempfile.mkstemp(prefix="spotify-tokener-trust-", suffix=".pem")
+    with os.fdopen(handle, "wb") as file:
+        file.write(b"\n".join(parts))
+    return Path(name)

@@ -1,0 +1,133 @@
+"""The direct source against the fake web player: learning the secret from the bundle or from the
+browser's sighting, rotation and a changed call without a client noticing, and account tokens."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from spotify_tokener.settings import Settings
+from tests.conftest import Running, Serve, running_server, status_of, wait_for_status
+from tests.fake_spotify import FakeSpotify
+from tests.fake_spotify.server import SECRET_VERSION
+
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.duration(20)]
+
+SettingsMaker = Callable[..., Settings]
+BOTH = "direct,browser"
+ROTATED = ("p3!Lq9#Vw2@Xz7$Rt5%Y", 62)
+
+
+async def token(running: Running, *, force: bool = False, **headers: str) -> dict[str, Any]:
+    answer = await running.client.get("/api/token" + ("?force=1" if force else ""), headers=headers)
+    assert answer.status_code == 200, answer.text
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+def direct_is_back(state: dict[str, Any]) -> bool:
+    return all(source["usable"] for source in state["sources"])
+
+
+async def test_alone_it_learns_from_the_bundle_and_starts_no_browser(
+    make_settings: SettingsMaker, fake: FakeSpotify
+) -> None:
+    async with running_server(make_settings(sources="direct")) as running:
+        await token(running)
+        state = await status_of(running)
+        health = (await running.client.get("/health")).json()
+    assert state["tokenSource"] == "direct"
+    assert state["direct"] == {"totpVersion": SECRET_VERSION, "secretOrigin": "spotify", "trouble": None}
+    assert health["browser"]["launches"] == 0
+    assert fake.page_token_calls() == 0
+    assert fake.token_requests == 1  # the newest version, tried once, was right
+
+
+@pytest.mark.parametrize("shape", ["literal", "char_codes"])
+async def test_the_secret_is_found_in_either_static_shape(
+    make_settings: SettingsMaker, fake: FakeSpotify, serve: Serve, shape: Any
+) -> None:
+    fake.write_secret_as(shape)
+    async with serve(make_settings(sources=BOTH)) as running:
+        await token(running)
+        await token(running, force=True)
+        state = await status_of(running)
+    assert state["tokenSource"] == "direct"
+    assert state["direct"]["totpVersion"] == SECRET_VERSION
+    assert fake.page_token_calls() == 0
+
+
+async def test_a_secret_no_reader_can_find_leaves_the_browser_to_serve_alone(
+    make_settings: SettingsMaker, fake: FakeSpotify, serve: Serve
+) -> None:
+    fake.write_secret_as("assembled")
+    async with serve(make_settings(sources=BOTH)) as running:
+        answers = [await token(running, force=True) for _ in range(3)]
+        await wait_for_status(running, lambda state: state["direct"]["trouble"] is not None, within_s=10)
+        state = await status_of(running)
+    assert [answer["success"] for answer in answers] == [True] * 3
+    assert state["tokenSource"] == "browser"
+    direct = next(source for source in state["sources"] if source["source"] == "direct")
+    assert direct["usable"] is False
+    assert direct["benchedUntil"] is not None
+    assert "no secret learned" in state["direct"]["trouble"]
+    assert all(call.mode == "cors" for call in fake.state.calls)  # not one wrong code sent upstream
+
+
+async def test_a_rotation_costs_one_browser_fetch_then_the_direct_source_resumes(
+    make_settings: SettingsMaker, fake: FakeSpotify, serve: Serve
+) -> None:
+    async with serve(make_settings(sources=BOTH)) as running:
+        await token(running)
+        fake.rotate(*ROTATED)
+        rotated = await token(running, force=True)
+        await wait_for_status(
+            running, lambda state: state["direct"]["totpVersion"] == ROTATED[1], within_s=10
+        )
+        await wait_for_status(running, direct_is_back, within_s=5)
+        after = await token(running, force=True)
+        state = await status_of(running)
+    assert rotated["success"] is True
+    assert fake.page_token_calls() == 1
+    assert state["tokenSource"] == "direct"
+    assert state["direct"]["secretOrigin"] == "page"
+    assert after["accessToken"] == fake.issued_tokens()[-1]
+
+
+async def test_a_new_parameter_the_page_sends_is_learned_from_one_sighting(
+    make_settings: SettingsMaker, fake: FakeSpotify, serve: Serve
+) -> None:
+    async with serve(make_settings(sources=BOTH)) as running:
+        await token(running)
+        fake.require("buildVer", "web-player_2026-11-30")
+        await token(running, force=True)
+        await wait_for_status(running, direct_is_back, within_s=10)
+        await token(running, force=True)
+        state = await status_of(running)
+    last = fake.state.calls[-1]
+    assert state["tokenSource"] == "direct"
+    assert last.mode != "cors"
+    assert last.query["buildVer"] == ["web-player_2026-11-30"]
+    assert fake.page_token_calls() == 1
+
+
+async def test_an_account_token_carries_only_that_accounts_cookies(
+    make_settings: SettingsMaker, fake: FakeSpotify
+) -> None:
+    fake.add_account("AQ-direct-account", "alice")
+    async with running_server(make_settings(sources="direct")) as running:
+        anonymous = await token(running)
+        account = await token(running, Cookie="sp_dc=AQ-direct-account")
+        await token(running, force=True)
+        dead = await running.client.get("/api/token", headers={"Cookie": "sp_dc=AQ-dead-cookie"})
+    assert anonymous["isAnonymous"] is True
+    assert account["isAnonymous"] is False
+    assert dead.status_code == httpx.codes.UNAUTHORIZED
+    first, alice, again, _dead = fake.state.calls
+    assert "sp_dc" not in first.cookies and "sp_dc" not in again.cookies
+    assert alice.cookies["sp_dc"] == "AQ-direct-account"
+    assert alice.cookies["sp_t"] != first.cookies["sp_t"]  # each identity its own device
+    assert again.cookies["sp_t"] == first.cookies["sp_t"]

@@ -1,0 +1,77 @@
+"""The token call's shape as learned from a sighting, and rendered again with fresh times."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlsplit
+
+from spotify_tokener.domain.request_shape import (
+    Param,
+    Role,
+    Sighting,
+    confirms,
+    default_shape,
+    learn_shape,
+    sighted_codes,
+)
+from spotify_tokener.domain.totp import Secret, totp
+
+SECRET = Secret("=n:b#OuEfH\\fE])e*K", 61)
+AT_S = 1_800_000_000
+PAGE = "https://open.spotify.com/"
+
+
+def sighting(query: str) -> Sighting:
+    return Sighting(f"https://open.spotify.com/api/token?{query}", AT_S * 1000, "Chrome/156")
+
+
+def page_call(**extra: str) -> Sighting:
+    code = totp(SECRET.key, AT_S)
+    params = {
+        "reason": "init",
+        "productType": "web-player",
+        "totp": code,
+        "totpServer": code,
+        "totpVer": "61",
+    }
+    return sighting("&".join(f"{name}={value}" for name, value in {**params, **extra}.items()))
+
+
+def test_each_parameter_is_told_by_its_value_and_name() -> None:
+    shape = learn_shape(
+        page_call(sTime=str(AT_S), cTime=str(AT_S * 1000), buildVer="web-player_2026"), SECRET
+    )
+    assert shape.endpoint == "https://open.spotify.com/api/token"
+    assert shape.params == (
+        Param("reason", Role.FIXED, "init"),
+        Param("productType", Role.FIXED, "web-player"),
+        Param("totp", Role.CLIENT_CODE),
+        Param("totpServer", Role.SERVER_CODE),
+        Param("totpVer", Role.VERSION),
+        Param("sTime", Role.SERVER_SECONDS),
+        Param("cTime", Role.CLIENT_MS),
+        Param("buildVer", Role.FIXED, "web-player_2026"),
+    )
+
+
+def test_a_rendered_call_carries_fresh_codes_in_the_sighted_order() -> None:
+    shape = learn_shape(page_call(sTime=str(AT_S)), SECRET)
+    later = AT_S + 600
+    query = parse_qs(urlsplit(shape.render(SECRET, later, later + 40)).query)
+    assert list(query) == ["reason", "productType", "totp", "totpServer", "totpVer", "sTime"]
+    assert query["totp"] == [totp(SECRET.key, later)]
+    assert query["totpServer"] == [totp(SECRET.key, later + 40)]
+    assert query["sTime"] == [str(later + 40)]
+
+
+def test_the_default_is_the_call_context_describes() -> None:
+    query = parse_qs(urlsplit(default_shape(PAGE).render(SECRET, AT_S, AT_S)).query)
+    assert query["reason"] == ["init"]
+    assert query["productType"] == ["web-player"]
+    assert query["totpVer"] == ["61"]
+
+
+def test_only_the_right_secret_confirms_a_sighting() -> None:
+    assert sighted_codes(page_call()) == [totp(SECRET.key, AT_S)] * 2
+    assert confirms(SECRET, page_call())
+    assert not confirms(Secret("not-the-secret", 61), page_call())
+    assert not confirms(SECRET, sighting("reason=init"))
