@@ -157,6 +157,10 @@ class DirectSource:
             self.trouble = f"could not read the web player's scripts: {error}"
             log.warning("direct source: %s", self.trouble)
             return
+        except Exception as error:  # a background task: nobody else would see it; only its type
+            self.trouble = f"learning crashed ({type(error).__name__})"
+            log.error("direct source: %s", self.trouble)
+            return
         if knowledge is None:
             self.trouble = NOTHING_LEARNED
             log.warning("direct source: %s; the browser source carries on alone", NOTHING_LEARNED)
