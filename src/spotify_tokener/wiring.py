@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from spotify_tokener.core.exits import Egress, ExitPool
-from spotify_tokener.core.ports import Coordinator, ExitSource, LocalCoordinator, TokenSource
+from spotify_tokener.core.ports import ExitSource, LocalCoordinator, Notes, SharedStore, TokenSource
 from spotify_tokener.core.service import TokenService
 from spotify_tokener.core.sources import NamedSource, SourceChain
 from spotify_tokener.domain.clock import wall_clock_ms
@@ -49,16 +49,15 @@ def create_app(
     its owner.
     """
     metrics = Metrics()
+    store = _shared_store(settings)
     if source is not None:
         chain = SourceChain(
             [NamedSource("injected", source)], settings.source_bench_rule, wall_clock_ms, metrics.fetches
         )
         sources = Sources(chain, None, browser, None, [])
     else:
-        sources = _sources(settings, metrics.fetches, browser)
-    service = TokenService(
-        sources.chain, settings, coordinator=_coordinator(settings), observer=metrics.fetches
-    )
+        sources = _sources(settings, metrics.fetches, browser, store)
+    service = TokenService(sources.chain, settings, coordinator=store, observer=metrics.fetches)
     app = App(
         service,
         settings,
@@ -73,7 +72,9 @@ def create_app(
     return app
 
 
-def _sources(settings: Settings, observer: FetchMetrics, lent: BrowserManager | None) -> Sources:
+def _sources(
+    settings: Settings, observer: FetchMetrics, lent: BrowserManager | None, notes: Notes
+) -> Sources:
     """The configured sources in their order, each leaving through the exits when there are any."""
     names = settings.source_names
     closers: list[Closing] = []
@@ -82,7 +83,8 @@ def _sources(settings: Settings, observer: FetchMetrics, lent: BrowserManager | 
     if "direct" in names:
         client = Client(settings.connect_to_rules, settings.ca_file, settings.direct_timeout)
         user_agent = settings.user_agent or desktop_user_agent(client.chrome_version)
-        direct = DirectSource(settings, client, pinned=settings.pinned_secret, user_agent=user_agent)
+        pinned = settings.pinned_secret
+        direct = DirectSource(settings, client, pinned=pinned, user_agent=user_agent, notes=notes)
         closers.append(direct.close)
         built["direct"] = (direct, settings.direct_timeout)
     if "browser" in names:
@@ -122,7 +124,7 @@ def _exit_pool(settings: Settings) -> ExitPool | None:
     )
 
 
-def _coordinator(settings: Settings) -> Coordinator:
+def _shared_store(settings: Settings) -> SharedStore:
     """Redis when configured (imported only then), else this process alone."""
     if not settings.redis_url.get_secret_value():
         return LocalCoordinator()

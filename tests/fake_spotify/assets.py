@@ -37,7 +37,7 @@ PAGE_TEMPLATE = """<!doctype html>
 BUNDLE_TEMPLATE = """(() => {{
   const unshift = (hex) => hex.match(/../g).map((h) => String.fromCharCode(parseInt(h, 16) - 1)).join("");
   const SECRETS = [{secrets}];
-  const first = SECRETS[0];
+  const first = SECRETS[{current}];
   const secret = Array.isArray(first.secret) ? String.fromCharCode(...first.secret) : first.secret;
   const version = first.version;
   const key = new TextEncoder().encode(
@@ -96,12 +96,15 @@ def render_page(*, skip_token: bool, bundle: str) -> bytes:
     ).encode()
 
 
-def render_bundle(secrets: Sequence[tuple[str, int]], shape: SecretShape, extra: Mapping[str, str]) -> bytes:
+def render_bundle(
+    secrets: Sequence[tuple[str, int]], shape: SecretShape, extra: Mapping[str, str], current: int = 0
+) -> bytes:
+    """``current``: the index of the entry the page uses (the ones before it are decoys)."""
     entries = ", ".join(
         f"{{secret: {_written(secret, shape)}, version: {version}}}" for secret, version in secrets
     )
     return BUNDLE_TEMPLATE.format(
-        secrets=entries, extra=json.dumps(dict(extra)), site=SITE, beacon=BEACON_PATH
+        secrets=entries, current=current, extra=json.dumps(dict(extra)), site=SITE, beacon=BEACON_PATH
     ).encode()
 
 

@@ -94,6 +94,7 @@ class State:
     page_loads_at: list[float] = field(default_factory=list)  # time.time() of each web-player page request
     issued: list[Issued] = field(default_factory=list)
     secrets: list[tuple[str, int]] = field(default_factory=lambda: [(SECRET, SECRET_VERSION), *OLDER_SECRETS])
+    decoys: list[tuple[str, int]] = field(default_factory=list)  # listed first, never accepted
     secret_shape: SecretShape = "literal"
     required: dict[str, str] = field(default_factory=dict)  # parameters the page sends and calls need
 
@@ -163,6 +164,11 @@ class FakeSpotify:
         """A new build: a new current secret (the old one now refused), a new bundle URL."""
         with self._lock:
             self.state.secrets.insert(0, (secret, version))
+
+    def list_decoys(self, *decoys: tuple[str, int]) -> None:
+        """Secrets the bundle lists as newer than the one it uses (a build that lies), never accepted."""
+        with self._lock:
+            self.state.decoys.extend(decoys)
 
     def write_secret_as(self, shape: SecretShape) -> None:
         with self._lock:
@@ -263,7 +269,8 @@ class _Handler(BaseHTTPRequestHandler):
         heavy = b"\0" * assets.HEAVY_BYTES
         state = self.owner.state
         if path == state.bundle_path:
-            bundle = assets.render_bundle(state.secrets, state.secret_shape, state.required)
+            listed = [*state.decoys, *state.secrets]
+            bundle = assets.render_bundle(listed, state.secret_shape, state.required, len(state.decoys))
             return "bundle", bundle, "text/javascript"
         if path == assets.CSS_PATH:
             return "css", b"body{font-family:CircularSp}" + b" " * assets.HEAVY_BYTES, "text/css"

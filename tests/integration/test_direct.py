@@ -13,6 +13,7 @@ from spotify_tokener.settings import Settings
 from tests.conftest import Running, Serve, running_server, status_of, wait_for_status
 from tests.fake_spotify import FakeSpotify
 from tests.fake_spotify.server import SECRET_VERSION
+from tests.redis_server import RedisServer
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.duration(20)]
 
@@ -131,3 +132,64 @@ async def test_an_account_token_carries_only_that_accounts_cookies(
     assert alice.cookies["sp_dc"] == "AQ-direct-account"
     assert alice.cookies["sp_t"] != first.cookies["sp_t"]  # each identity its own device
     assert again.cookies["sp_t"] == first.cookies["sp_t"]
+
+
+async def test_replicas_share_what_one_learned_so_one_browser_fetch_teaches_all(
+    make_settings: SettingsMaker,
+    fake: FakeSpotify,
+    serve: Serve,
+    shared_redis: RedisServer,
+    redis_prefix: str,
+) -> None:
+    shared = {"redis_url": shared_redis.url, "redis_prefix": redis_prefix}
+    # B cannot learn by itself: no browser, and no unconfirmed secret may be tried on Spotify.
+    teacher = make_settings(sources=BOTH, **shared)
+    pupil = make_settings(sources="direct", direct_unconfirmed_tries=0, **shared)
+    async with serve(teacher) as a:
+        await token(a)
+        async with running_server(pupil) as b:
+            await token(b, force=True)
+            learned = (await status_of(b))["direct"]
+            fake.rotate(*ROTATED)
+            await token(a, force=True)  # turned down, then A's browser: the one page fetch
+            await wait_for_status(a, lambda state: state["direct"]["totpVersion"] == ROTATED[1], within_s=10)
+            await token(b, force=True)
+            state = await status_of(b)
+    assert learned == {"totpVersion": SECRET_VERSION, "secretOrigin": "replica", "trouble": None}
+    assert state["direct"]["totpVersion"] == ROTATED[1]
+    assert state["tokenSource"] == "direct"
+    assert [source["lastError"] for source in state["sources"]] == [None]  # never turned down
+    assert fake.page_token_calls() == 1
+    assert all("sp_dc" not in call.cookies for call in fake.state.calls)
+
+
+async def test_unconfirmed_secrets_are_tried_on_spotify_at_most_the_allowed_number_of_times(
+    make_settings: SettingsMaker, fake: FakeSpotify
+) -> None:
+    fake.list_decoys(("decoy-secret-number-3", 64), ("decoy-secret-number-2", 63), ("decoy-secret-1", 62))
+    settings = make_settings(sources="direct", direct_unconfirmed_tries=2, retries=1, source_bench=0.01)
+    async with running_server(settings) as running:
+        answers = [await running.client.post("/api/token/refresh") for _ in range(4)]
+        state = await status_of(running)
+    # The decoys' 502 reaches whichever fetch tried them first (the start-up one or the first
+    # refresh); after them, nothing is learned, and the direct source alone says so.
+    assert {answer.status_code for answer in answers[1:]} == {503}
+    assert fake.token_requests == 2  # the two newest decoys, once each; then nothing more upstream
+    assert [call.query["totpVer"] for call in fake.state.calls] == [["64"], ["63"]]
+    assert "no secret learned" in state["direct"]["trouble"]
+
+
+async def test_with_the_browser_a_decoy_is_never_sent_upstream(
+    make_settings: SettingsMaker, fake: FakeSpotify, serve: Serve
+) -> None:
+    fake.list_decoys(("decoy-secret-number-1", 62))
+    async with serve(make_settings(sources=BOTH, direct_unconfirmed_tries=0)) as running:
+        await token(running)  # nothing confirmed yet: the browser answers and is seen
+        await wait_for_status(running, lambda state: state["direct"]["totpVersion"] is not None, within_s=10)
+        await wait_for_status(running, direct_is_back, within_s=5)
+        after = await token(running, force=True)
+        state = await status_of(running)
+    assert after["success"] is True
+    assert state["tokenSource"] == "direct"
+    assert state["direct"] == {"totpVersion": SECRET_VERSION, "secretOrigin": "page", "trouble": None}
+    assert [call.query["totpVer"] for call in fake.state.calls] == [["61"], ["61"]]

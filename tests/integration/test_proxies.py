@@ -221,3 +221,40 @@ async def test_a_proxy_that_never_answers_costs_the_attempt_a_second_not_the_tok
     stuck = next(entry for entry in status["exits"] if entry["exit"] == silent)
     assert stuck["usable"] is False
     assert stuck["lastError"] == f"the proxy {silent} did not answer in time"
+
+
+async def test_the_direct_source_leaves_through_each_kind_of_proxy(
+    proxy: ProxyProcess, fake: FakeSpotify, make_settings: SettingsMaker, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    fake.add_account(ACCOUNT, "proxied")
+    async with running_server(make_settings(sources="direct", proxy=proxy.url())) as running:
+        body = await refreshed(running)
+        account = await refreshed(running, Cookie=f"sp_dc={ACCOUNT}")
+        status = await status_of(running)
+        shown = await everything_shown(running)
+    assert body["accessToken"] in fake.issued_tokens()
+    assert account["success"] is True
+    assert status["tokenSource"] == "direct"
+    assert fake.page_token_calls() == 0
+    assert fake.token_calls_from(proxy.leaves_from) == len(fake.state.calls) >= 2
+    plain = proxy.behind if isinstance(proxy, TlsFront) else proxy
+    if isinstance(plain, Tinyproxy):
+        assert f"CONNECT 127.0.0.1:{fake.port}" in plain.log  # TOKENER_CONNECT_TO, asked of the proxy
+    assert PASSWORD not in shown + caplog.text
+
+
+async def test_the_direct_source_names_a_proxy_that_refuses_its_password_and_never_shows_it(
+    proxy: ProxyProcess, fake: FakeSpotify, make_settings: SettingsMaker, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    wrong = "wrong-pass-Kd73"
+    settings = make_settings(sources="direct", proxy=proxy.url(password=wrong), retries=0)
+    async with running_server(settings) as running:
+        answer = await running.client.post("/api/token/refresh")
+        shown = await everything_shown(running)
+    assert answer.status_code == 502
+    assert proxy.label in answer.json()["error"]
+    assert fake.token_requests == 0
+    for secret in (wrong, PASSWORD):
+        assert secret not in shown + caplog.text + answer.text

@@ -52,10 +52,31 @@ class Coordinator(Protocol):
     async def close(self) -> None: ...
 
 
+class Notes(Protocol):
+    """Small records replicas share besides tokens (what the direct source learned); never a cookie.
+
+    Best effort: a store that does not answer reads as having nothing, and a write may be lost.
+    """
+
+    async def read_note(self, name: str) -> bytes | None: ...
+
+    async def write_note(self, name: str, value: bytes) -> None: ...
+
+
+class SharedStore(Coordinator, Notes, Protocol):
+    """What replicas share: fetches, and notes."""
+
+
 class LocalCoordinator:
     """A single replica: nothing to share, every fetch is made here (the slot's single flight suffices)."""
 
     available: bool | None = None
+
+    async def read_note(self, name: str) -> bytes | None:
+        return None
+
+    async def write_note(self, name: str, value: bytes) -> None:
+        return None
 
     async def fetch(self, identity: str, fetch_here: Fetch, wanted: Wanted) -> Token:
         return await fetch_here()

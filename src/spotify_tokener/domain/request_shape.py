@@ -114,7 +114,7 @@ def _role(name: str, value: str, key: bytes, version: int | None, at_s: float) -
     servers = "server" in name.lower() or name.startswith("s")
     if CODE.fullmatch(value) and reproduces(key, value, at_s):
         return Role.SERVER_CODE if servers else Role.CLIENT_CODE
-    if version is not None and value == str(version) and "ver" in name.lower():
+    if version is not None and value == str(version) and "ver" in name.lower() and not servers:
         return Role.VERSION
     if value.isdigit():
         number = int(value)

@@ -85,6 +85,18 @@ class RedisCoordinator:
             return claim
         return await self._fetch_and_share(identity, fetch_here, claim)
 
+    async def read_note(self, name: str) -> bytes | None:
+        try:
+            value = await self._redis.get(self._key("note", name))
+        except REDIS_ERRORS as error:
+            self._went_down(error)
+            return None
+        self._came_back()
+        return value if isinstance(value, bytes) else None
+
+    async def write_note(self, name: str, value: bytes) -> None:
+        await self._quietly(self._redis.set(self._key("note", name), value))
+
     async def _watch(self) -> None:
         """Keep ``available`` true to the minute for /health and the metrics, fetches or not."""
         while True:

@@ -13,9 +13,18 @@ from dataclasses import dataclass
 from enum import Enum
 from urllib.parse import parse_qsl, urlsplit
 
+import orjson
+
 from spotify_tokener.domain.bundle import script_urls, secret_candidates
 from spotify_tokener.domain.errors import refusal
-from spotify_tokener.domain.request_shape import RequestShape, Sighting, confirms, learn_shape
+from spotify_tokener.domain.request_shape import (
+    Param,
+    RequestShape,
+    Role,
+    Sighting,
+    confirms,
+    learn_shape,
+)
 from spotify_tokener.domain.totp import Secret
 from spotify_tokener.sources.direct.client import Reply
 
@@ -44,6 +53,40 @@ class Knowledge:
     @property
     def confirmed(self) -> bool:
         return self.origin is not Origin.UNCONFIRMED
+
+
+NOTE = "direct-source"
+"""The name what was learned is shared under between replicas (``core/ports.Notes``)."""
+
+
+def dump_knowledge(knowledge: Knowledge, learned_at_ms: int) -> bytes:
+    """What replicas share: the secret, its version and the call's shape; never a cookie."""
+    return orjson.dumps(
+        {
+            "secret": knowledge.secret.value,
+            "version": knowledge.secret.version,
+            "endpoint": knowledge.shape.endpoint,
+            "params": [[param.name, param.role.value, param.value] for param in knowledge.shape.params],
+            "learnedAtMs": learned_at_ms,
+        }
+    )
+
+
+def load_knowledge(raw: bytes | None, endpoint: str) -> tuple[Knowledge, int] | None:
+    """Another replica's knowledge and when it was learned, if it reads well and calls ``endpoint``
+    (a record that would send the call elsewhere is ignored)."""
+    try:
+        record = orjson.loads(raw) if raw else None
+        if not isinstance(record, dict) or record["endpoint"] != endpoint:
+            return None
+        version, at = record["version"], record["learnedAtMs"]
+        params = tuple(Param(str(name), Role(role), str(value)) for name, role, value in record["params"])
+        if not isinstance(at, int) or not (version is None or isinstance(version, int)):
+            return None
+        secret = Secret(str(record["secret"]), version)
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return None
+    return Knowledge(secret, RequestShape(endpoint, params), Origin.REPLICA), at
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +123,8 @@ def candidates_in(scripts: Sequence[bytes]) -> list[Secret]:
 def _versioned(secret: Secret, sighting: Sighting) -> Secret:
     """An unversioned candidate takes the version the page sent (its ``totpVer``-like parameter)."""
     for name, value in parse_qsl(urlsplit(sighting.url).query):
-        if "ver" in name.lower() and value.isdigit():
+        lowered = name.lower()
+        if "ver" in lowered and "server" not in lowered and value.isdigit():
             return Secret(secret.value, int(value))
     return secret
 

@@ -19,6 +19,7 @@ from email.utils import parsedate_to_datetime
 import orjson
 
 from spotify_tokener.core.accounts import ANONYMOUS, account_identity
+from spotify_tokener.core.ports import Notes
 from spotify_tokener.domain.clock import Clock, wall_clock_ms
 from spotify_tokener.domain.egress import Proxy
 from spotify_tokener.domain.errors import FetchTimeout, NotReady, TokenError
@@ -29,11 +30,14 @@ from spotify_tokener.settings import Settings
 from spotify_tokener.sources.direct.client import Client
 from spotify_tokener.sources.direct.learning import (
     HTTP_OK,
+    NOTE,
     Knowledge,
     Origin,
     Page,
     candidates_in,
     confirmed_by,
+    dump_knowledge,
+    load_knowledge,
     parse_page,
 )
 
@@ -53,8 +57,10 @@ class DirectSource:
         *,
         pinned: Secret | None = None,
         user_agent: str,
+        notes: Notes | None = None,
         clock: Clock = wall_clock_ms,
     ) -> None:
+        """``notes`` is where replicas share what they learned (Redis, through its coordinator)."""
         self._settings = settings
         self._client = client
         self._clock = clock
@@ -62,6 +68,9 @@ class DirectSource:
         self._page_url = settings.spotify_url
         self._default_shape = default_shape(settings.spotify_url)
         self._knowledge = Knowledge(pinned, self._default_shape, Origin.PINNED) if pinned else None
+        self._learned_at_ms = 0  # when what is known was learned, here or by another replica
+        self._notes = notes
+        self._sharing: set[asyncio.Task[None]] = set()
         self._sighting: Sighting | None = None
         self._tried: set[str] = set()  # unconfirmed secrets already sent upstream, never sent twice
         self._devices: OrderedDict[str, str] = OrderedDict()  # identity -> its sp_t
@@ -109,10 +118,12 @@ class DirectSource:
         if self._relearning is not None:
             self._relearning.cancel()
             await asyncio.gather(self._relearning, return_exceptions=True)
+        await asyncio.gather(*self._sharing, return_exceptions=True)
         await self._client.close()
 
     async def _attempt(self, sp_dc: str | None, proxy: Proxy | None) -> Token:
         identity = account_identity(sp_dc) if sp_dc else ANONYMOUS
+        await self._adopt_shared()
         knowledge = self._knowledge or await self._learn_unsighted(proxy)
         cookies = {DEVICE_COOKIE: await self._device(identity, sp_dc, proxy)}
         if sp_dc:
@@ -167,8 +178,29 @@ class DirectSource:
             return
         self._learned(knowledge)
 
+    async def _adopt_shared(self) -> None:
+        """Take what another replica learned after what is known here: one browser teaches all."""
+        if self._notes is None:
+            return
+        shared = load_knowledge(await self._notes.read_note(NOTE), self._default_shape.endpoint)
+        if shared is not None and shared[1] > self._learned_at_ms:
+            self._knowledge, self._learned_at_ms = shared
+            self.trouble = None
+            log.info("direct source: TOTP version %s, from another replica", shared[0].secret.version)
+
+    def _share(self, knowledge: Knowledge) -> None:
+        if self._notes is None or knowledge.origin in {Origin.REPLICA, Origin.PINNED, Origin.UNCONFIRMED}:
+            return
+        task = asyncio.get_running_loop().create_task(
+            self._notes.write_note(NOTE, dump_knowledge(knowledge, self._learned_at_ms))
+        )
+        self._sharing.add(task)
+        task.add_done_callback(self._sharing.discard)
+
     def _learned(self, knowledge: Knowledge) -> None:
         self._knowledge, self.trouble = knowledge, None
+        self._learned_at_ms = self._clock()
+        self._share(knowledge)
         log.info(
             "direct source: TOTP version %s, from the %s", knowledge.secret.version, knowledge.origin.value
         )

@@ -1,0 +1,84 @@
+"""What the direct source learns from candidates and sightings, and what replicas share of it."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from spotify_tokener.domain.request_shape import Sighting, default_shape
+from spotify_tokener.domain.totp import Secret, totp
+from spotify_tokener.sources.direct.learning import (
+    Knowledge,
+    Origin,
+    candidates_in,
+    confirmed_by,
+    dump_knowledge,
+    load_knowledge,
+)
+
+PAGE = "https://open.spotify.com/"
+ENDPOINT = default_shape(PAGE).endpoint
+SECRET = Secret("=n:b#OuEfH\\fE])e*K", 61)
+AT_S = 1_800_000_000
+
+
+def page_call(secret: Secret, version: str = "61") -> Sighting:
+    code = totp(secret.key, AT_S)
+    url = f"{ENDPOINT}?reason=init&totp={code}&totpServer={code}&totpVer={version}"
+    return Sighting(url, AT_S * 1000, "Chrome/156")
+
+
+def test_an_unversioned_candidate_that_reproduces_the_code_takes_the_sighted_version() -> None:
+    knowledge = confirmed_by([Secret("decoy-string-1"), Secret(SECRET.value)], page_call(SECRET, "63"))
+    assert knowledge is not None
+    assert knowledge.secret == Secret(SECRET.value, 63)
+    assert knowledge.origin is Origin.PAGE
+
+
+def test_no_candidate_that_misses_the_code_is_confirmed() -> None:
+    assert confirmed_by([Secret("decoy-string-1", 61)], page_call(SECRET)) is None
+
+
+def test_versioned_candidates_of_every_script_come_first() -> None:
+    scripts = [b'const a = "plain-string-one";', b'x={secret:"versioned-one",version:61}']
+    assert candidates_in(scripts)[0] == Secret("versioned-one", 61)
+
+
+def test_what_replicas_share_reads_back_as_another_replicas() -> None:
+    knowledge = Knowledge(SECRET, default_shape(PAGE), Origin.PAGE)
+    loaded = load_knowledge(dump_knowledge(knowledge, 1234), ENDPOINT)
+    assert loaded == (Knowledge(SECRET, default_shape(PAGE), Origin.REPLICA), 1234)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        None,
+        b"",
+        b"{not json",
+        b"[]",
+        orjson.dumps(
+            {
+                "secret": "s",
+                "version": 61,
+                "endpoint": "https://evil.example/api/token",
+                "params": [],
+                "learnedAtMs": 1,
+            }
+        ),
+        orjson.dumps(
+            {
+                "secret": "s",
+                "version": 61,
+                "endpoint": ENDPOINT,
+                "params": [["a", "nope", ""]],
+                "learnedAtMs": 1,
+            }
+        ),
+        orjson.dumps({"secret": "s", "version": "61", "endpoint": ENDPOINT, "params": [], "learnedAtMs": 1}),
+        orjson.dumps({"secret": "s", "endpoint": ENDPOINT, "params": [], "learnedAtMs": 1}),
+    ],
+    ids=["none", "empty", "not-json", "not-an-object", "elsewhere", "unknown-role", "bad-version", "missing"],
+)
+def test_a_record_that_does_not_read_well_or_calls_elsewhere_is_ignored(raw: bytes | None) -> None:
+    assert load_knowledge(raw, ENDPOINT) is None
