@@ -3,8 +3,10 @@
 Starts the real service (``python -m spotify_tokener``) against the local fake Spotify, then forces
 refreshes back to back (``TOKENER_FORCE_MIN_INTERVAL=0``), injecting a random fault into most of them:
 upstream 500, 429 with and without ``Retry-After``, a hang cut off by a short ``TOKENER_FETCH_TIMEOUT``,
-malformed and truncated JSON, an ``error`` body, expired and short-lived tokens, a broken page, and
-now and then a SIGKILL of a Chromium process (the browser or a renderer, idle or mid-fetch).
+malformed and truncated JSON, an ``error`` body, expired and short-lived tokens, a broken page, a
+rotation of the TOTP secret, a new parameter the token call then needs, and now and then a SIGKILL
+of a Chromium process (the browser or a renderer, idle or mid-fetch; with the default sources the
+browser is often not running, and the fault then falls on the direct source's call).
 Meanwhile plain readers call ``GET /api/token`` without pause, and a sampler records, every second,
 the process count, open files and resident memory of the whole service tree.
 
@@ -59,8 +61,12 @@ SERVICE_ENV = {
     "TOKENER_RETRY_AFTER_MAX": "1",
     "TOKENER_COOLDOWN_MAX": "1",
     "TOKENER_STALE_MARGIN": str(STALE_MARGIN_S),
+    "TOKENER_DIRECT_TIMEOUT": "2",
+    "TOKENER_SOURCE_BENCH": "1",  # a rotation's bench ends soon: the direct source is tried again
     "TOKENER_LOG_LEVEL": "WARNING",
 }
+ROTATED = ("soak-rotated-secret-Vb71", 62)
+NEW_PARAMETER = ("buildVer", "web-player_soak")
 # fault: (weight, answers the fake gives). Two bad answers defeat the one retry: a 5xx for the caller.
 UPSTREAM_FAULTS: dict[str, Answer] = {
     "500": Answer("status", status=500),
@@ -77,6 +83,8 @@ FAULT_WEIGHTS = {
     "none": 20,
     **dict.fromkeys(UPSTREAM_FAULTS, 7),
     "page 503": 4,
+    "rotation": 4,  # a new secret (the next forced refresh's reset rotates it back: a second one)
+    "new parameter": 3,
     "kill browser idle": 3,
     "kill browser mid-fetch": 3,
     "kill renderer mid-fetch": 3,
@@ -186,6 +194,10 @@ async def forced_refresh(
         fake.answer_with(*[UPSTREAM_FAULTS[fault]] * rng.choice((1, 2)))
     elif fault == "page 503":
         fake.state.page_status = 503
+    elif fault == "rotation":
+        fake.rotate(*ROTATED)
+    elif fault == "new parameter":
+        fake.require(*NEW_PARAMETER)
     elif fault == "kill browser idle":
         kill_one(pid, is_browser, rng)
     elif fault.endswith("mid-fetch"):
@@ -307,9 +319,10 @@ def table(rows: list[Row]) -> str:
 
 
 @contextlib.contextmanager
-def service(fake: FakeSpotify, log_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+def service(fake: FakeSpotify, log_path: Path, sources: str) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     port = free_port()
-    env = service_env(fake, port, **SERVICE_ENV)
+    env = service_env(fake, port, **SERVICE_ENV, TOKENER_SOURCES=sources)
+    env["TOKENER_CA_FILE"] = str(fake.ca_file)  # the direct source checks the fake's certificate
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "spotify_tokener"], env=env, stdout=log, stderr=subprocess.STDOUT
@@ -354,13 +367,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--refreshes", type=int, default=REFRESHES)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--sources", default="direct,browser", help="TOKENER_SOURCES (the default's)")
     args = parser.parse_args()
     RESULTS.mkdir(exist_ok=True)
     log_path = RESULTS / "soak-service.log"
     fake = FakeSpotify().start()
     began = time.monotonic()
     try:
-        with service(fake, log_path) as (process, url):
+        with service(fake, log_path, args.sources) as (process, url):
             run = asyncio.run(soak(url, fake, process.pid, args.refreshes, args.seed))
             if run.samples and run.samples[-1].zombies:
                 run.violations.append(f"{run.samples[-1].zombies} zombies at the end")
@@ -374,7 +388,8 @@ def main() -> int:
     ]
     duration = time.monotonic() - began
     print(f"\nmachine: {machine()}")
-    print(f"command: make soak (bench/soak.py --refreshes {args.refreshes} --seed {args.seed})")
+    command = f"bench/soak.py --refreshes {args.refreshes} --seed {args.seed} --sources {args.sources}"
+    print(f"command: make soak ({command})")
     print(f"duration: {duration:.0f} s, {len(run.samples)} samples, SIGTERM to exit {stopped_in:.1f} s\n")
     print(table(rows))
     print(f"\nforced refreshes by status: {dict(sorted(run.forced.items()))}")
@@ -391,6 +406,7 @@ def main() -> int:
         "machine": machine(),
         "refreshes": args.refreshes,
         "seed": args.seed,
+        "sources": args.sources,
         "duration_s": round(duration),
         "forced": dict(run.forced),
         "faults": dict(run.faults),

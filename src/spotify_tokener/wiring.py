@@ -66,7 +66,7 @@ def create_app(
         sources.close,
         exits=sources.exits,
         sources=sources.chain,
-        learner=sources.direct,
+        learner=sources.direct.learner if sources.direct else None,
     )
     metrics.watch(app.counts, service, sources.browser, sources.exits, sources.chain)
     return app
@@ -91,13 +91,16 @@ def _sources(
         browser = lent if lent is not None else BrowserManager(settings)
         if lent is None:
             closers.append(browser.close)
-        teach = direct.teach if direct is not None else None
-        built["browser"] = (BrowserSource(settings, browser, on_sighting=teach), settings.fetch_timeout)
+        pupil = direct.learner if direct is not None else None
+        built["browser"] = (
+            BrowserSource(settings, browser, pupil=pupil),
+            settings.fetch_timeout,
+        )
     exits = _exit_pool(settings)
     named = [NamedSource(name, _through(exits, *built[name], observer)) for name in names]
     chain = SourceChain(named, settings.source_bench_rule, wall_clock_ms, observer)
     if direct is not None:
-        direct.on_learned = partial(chain.restore, "direct")
+        direct.learner.on_learned = partial(chain.restore, "direct")
     return Sources(chain, direct, browser, exits, closers)
 
 

@@ -10,9 +10,11 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Literal
 
-SecretShape = Literal["literal", "char_codes", "assembled"]
+SecretShape = Literal["literal", "char_codes", "assembled", "key_only"]
 """literal: ``{secret: "...", version: 61}``; char_codes: the secret as a list of character codes;
-assembled: built at run time from a hex string of shifted codes, which no static reader can find."""
+assembled: built at run time from a hex string of shifted codes, which no static reader can find (the
+page keeps it for its renewals, as the real player does); key_only: assembled, turned into the HMAC
+key at once and dropped, so neither the text nor the page's memory holds it."""
 
 BUNDLE_DIR = "/cdn/build/web-player/"
 CSS_PATH = f"{BUNDLE_DIR}web-player.8f2c1d0e.css"
@@ -40,10 +42,12 @@ BUNDLE_TEMPLATE = """(() => {{
   const first = SECRETS[{current}];
   const secret = Array.isArray(first.secret) ? String.fromCharCode(...first.secret) : first.secret;
   const version = first.version;
-  const key = new TextEncoder().encode(
-    Array.from(secret).map((c, i) => c.charCodeAt(0) ^ ((i % 33) + 9)).join(""));
+  const keyOf = (text) => new TextEncoder().encode(
+    Array.from(text).map((c, i) => c.charCodeAt(0) ^ ((i % 33) + 9)).join(""));
+  {key_setup}
 
   async function totp(seconds) {{
+    const key = {key_use};
     const counter = Math.floor(seconds / 30);
     const message = new ArrayBuffer(8);
     const view = new DataView(message);
@@ -73,6 +77,7 @@ BUNDLE_TEMPLATE = """(() => {{
     }});
     const response = await fetch("{site}/api/token?" + params, {{credentials: "include"}});
     window.__token = await response.text();
+    setTimeout(getToken, 55 * 60 * 1000);  // renewed before the hour is up, as the real player does
   }}
   if (!window.__fakeSkipToken) getToken();
 }})();
@@ -103,8 +108,15 @@ def render_bundle(
     entries = ", ".join(
         f"{{secret: {_written(secret, shape)}, version: {version}}}" for secret, version in secrets
     )
+    key_only = shape == "key_only"
     return BUNDLE_TEMPLATE.format(
-        secrets=entries, current=current, extra=json.dumps(dict(extra)), site=SITE, beacon=BEACON_PATH
+        secrets=entries,
+        current=current,
+        key_setup="const KEY = keyOf(secret);" if key_only else "",
+        key_use="KEY" if key_only else "keyOf(secret)",  # derived at each call: the secret stays
+        extra=json.dumps(dict(extra)),
+        site=SITE,
+        beacon=BEACON_PATH,
     ).encode()
 
 
@@ -113,4 +125,6 @@ def _written(secret: str, shape: SecretShape) -> str:
         return json.dumps(secret)
     if shape == "char_codes":
         return json.dumps([ord(char) for char in secret])
+    if shape == "key_only":
+        return _written(secret, "assembled")
     return f'unshift("{"".join(f"{ord(char) + 1:02x}" for char in secret)}")'

@@ -7,10 +7,12 @@ core; the core imports none of their libraries (a contract in pyproject.toml che
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from spotify_tokener.domain.egress import Proxy
+from spotify_tokener.domain.request_shape import Sighting
 from spotify_tokener.domain.token import Kind, Token
 
 Fetch = Callable[[], Awaitable[Token]]
@@ -35,6 +37,22 @@ class ExitSource(Protocol):
     """A token source that can leave through a given proxy (``None``: directly), for the exit pool."""
 
     async def attempt(self, sp_dc: str | None = None, proxy: Proxy | None = None) -> Token: ...
+
+
+class Pupil(Protocol):
+    """Learns from what the browser source sees as it works (the direct source; the wiring connects
+    them, so neither source imports the other)."""
+
+    def teach(self, sighting: Sighting) -> asyncio.Task[None] | None:
+        """The page's own token call, after Spotify answered it with a token; the learning it
+        starts, if any, for the teacher to wait on a while (without cancelling it)."""
+
+    @property
+    def wants_page_strings(self) -> bool:
+        """Whether the scripts' text taught nothing, so the page's memory is worth reading."""
+
+    def teach_strings(self, sighting: Sighting, strings: list[str]) -> asyncio.Task[None]:
+        """The strings the page held when it made the sighted call; the learning it starts."""
 
 
 class Coordinator(Protocol):

@@ -9,11 +9,12 @@ or renames a parameter teaches it by itself. Pure: no I/O.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from spotify_tokener.domain.totp import DIGITS, Secret, reproduces, totp
+from spotify_tokener.domain.totp import DIGITS, NEIGHBOURS, PERIOD_S, Secret, reproduces, totp
 
 DAY_S = 86_400
 MS_THRESHOLD = 10**11
@@ -92,9 +93,21 @@ def sighted_codes(sighting: Sighting) -> list[str]:
 
 def confirms(secret: Secret, sighting: Sighting) -> bool:
     """Whether ``secret`` gives a code the page sent, at the time it sent it."""
-    key = secret.key
+    return first_confirmed([secret], sighting) is not None
+
+
+def first_confirmed(candidates: Iterable[Secret], sighting: Sighting) -> Secret | None:
+    """The first candidate that gives a code the page sent, at the time it sent it: the sighting
+    read once for them all (tens of thousands of candidates, from a page's memory)."""
+    codes = set(sighted_codes(sighting))
     at_s = sighting.at_ms / 1000
-    return any(reproduces(key, code, at_s) for code in sighted_codes(sighting))
+    if not codes:
+        return None
+    for candidate in candidates:
+        key = candidate.key
+        if any(totp(key, at_s + step * PERIOD_S) in codes for step in NEIGHBOURS):
+            return candidate
+    return None
 
 
 def learn_shape(sighting: Sighting, secret: Secret) -> RequestShape:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import re
 import time
-from collections.abc import Callable
 
 from playwright.async_api import BrowserContext, Page, Response, Route
 from playwright.async_api import Error as PlaywrightError
 
+from spotify_tokener.core.ports import Pupil
 from spotify_tokener.domain.clock import Clock, wall_clock_ms
 from spotify_tokener.domain.egress import Proxy
 from spotify_tokener.domain.errors import (
@@ -29,9 +30,13 @@ from spotify_tokener.domain.request_shape import Sighting
 from spotify_tokener.domain.token import Token, parse_retry_after, parse_token_response
 from spotify_tokener.settings import Settings
 from spotify_tokener.sources.browser.filters import TOKEN_HOST, is_token_request, should_block
+from spotify_tokener.sources.browser.heap import page_strings
 from spotify_tokener.sources.browser.manager import BrowserManager
 
+log = logging.getLogger(__name__)
+
 HTTP_ERROR_FLOOR = 400
+TEACHING_MARGIN_S = 1.0
 NET_ERROR = re.compile(r"net::ERR_[A-Z_]+")
 SP_DC_DOMAIN = "." + TOKEN_HOST.split(".", 1)[1]
 
@@ -44,23 +49,23 @@ class BrowserSource:
         settings: Settings,
         browser: BrowserManager,
         clock: Clock = wall_clock_ms,
-        on_sighting: Callable[[Sighting], None] | None = None,
+        pupil: Pupil | None = None,
     ) -> None:
-        """``on_sighting`` is shown each token call the page made and Spotify answered with a token
-        (the direct source learns from it)."""
+        """``pupil`` is shown each token call the page made and Spotify answered with a token, and
+        the page's strings when it asks for them (the direct source learns from both)."""
         self._settings = settings
         self._browser = browser
         self._clock = clock
-        self._on_sighting = on_sighting
+        self._pupil = pupil
 
     async def attempt(self, sp_dc: str | None = None, proxy: Proxy | None = None) -> Token:
         try:
-            async with asyncio.timeout(self._settings.fetch_timeout):
-                return await self._attempt(sp_dc, proxy)
+            async with asyncio.timeout(self._settings.fetch_timeout) as budget:
+                return await self._attempt(sp_dc, proxy, budget)
         except TimeoutError:
             raise FetchTimeout.after(self._settings.fetch_timeout) from None
 
-    async def _attempt(self, sp_dc: str | None, proxy: Proxy | None) -> Token:
+    async def _attempt(self, sp_dc: str | None, proxy: Proxy | None, budget: asyncio.Timeout) -> Token:
         started = time.monotonic()
         async with self._browser.context(self._settings.user_agent, proxy) as context:
             if sp_dc is not None:
@@ -76,11 +81,32 @@ class BrowserSource:
             except PlaywrightError as error:
                 raise self._failure(error, proxy, started) from None
             token = parse_token_response(response.status, response.headers, body, now_ms=self._clock())
-            if self._on_sighting is not None:
+            if self._pupil is not None:
                 request = response.request
-                user_agent = request.headers.get("user-agent", "")
-                self._on_sighting(Sighting(request.url, self._clock(), user_agent))
+                sighting = Sighting(request.url, self._clock(), request.headers.get("user-agent", ""))
+                await self._teach(self._pupil, sighting, context, page, budget)
             return token
+
+    async def _teach(
+        self, pupil: Pupil, sighting: Sighting, context: BrowserContext, page: Page, budget: asyncio.Timeout
+    ) -> None:
+        """Show the pupil the page's call, wait a while for what it learns from it, and, if it then
+        asks, show it the page's strings: all within what is left of the attempt's time (a margin
+        kept for the answer), never at the cost of the token."""
+        learning = pupil.teach(sighting)
+        if learning is not None and _left(budget) > 0:
+            await asyncio.wait([learning], timeout=_left(budget))  # it goes on if time runs out
+        if not pupil.wants_page_strings or _left(budget) <= 0:
+            return
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(_left(budget)):
+                strings = await page_strings(context, page)
+        except TimeoutError:
+            log.warning("reading the page's memory took longer than the attempt allowed; it is tried again")
+            return
+        log.info("read %d strings from the page's memory in %.0f ms", len(strings), _ms_since(started))
+        pupil.teach_strings(sighting, strings)
 
     async def _load_and_catch(self, page: Page) -> Response:
         async with page.expect_response(lambda r: is_token_request(r.url), timeout=0) as caught:
@@ -98,6 +124,16 @@ class BrowserSource:
             if why is not None:
                 return PageUnreachable(f"the proxy {proxy.label} {why}")
         return failure
+
+
+def _ms_since(started: float) -> float:
+    return (time.monotonic() - started) * 1000
+
+
+def _left(budget: asyncio.Timeout) -> float:
+    """Seconds the attempt may still spend before it must answer (its margin kept)."""
+    when = budget.when()
+    return (when - asyncio.get_running_loop().time() if when is not None else 0.0) - TEACHING_MARGIN_S
 
 
 async def _add_sp_dc(context: BrowserContext, sp_dc: str) -> None:

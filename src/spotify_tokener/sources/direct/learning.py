@@ -22,7 +22,7 @@ from spotify_tokener.domain.request_shape import (
     RequestShape,
     Role,
     Sighting,
-    confirms,
+    first_confirmed,
     learn_shape,
 )
 from spotify_tokener.domain.totp import Secret
@@ -38,7 +38,8 @@ class Origin(Enum):
     """Where the secret in use came from; ``status`` shows it."""
 
     PINNED = "pinned"  # TOKENER_TOTP_SECRET
-    PAGE = "page"  # reproduces the page's own code, seen by the browser source
+    PAGE = "page"  # in the page's scripts, and reproduces the page's own code (a sighting)
+    MEMORY = "page memory"  # held by the running page (its heap), and reproduces the page's own code
     SPOTIFY = "spotify"  # taken from the scripts unconfirmed, then accepted by Spotify
     UNCONFIRMED = "unconfirmed"  # taken from the scripts, not yet tried
     REPLICA = "replica"  # learned by another replica
@@ -90,6 +91,14 @@ def load_knowledge(raw: bytes | None, endpoint: str) -> tuple[Knowledge, int] | 
 
 
 @dataclass(frozen=True, slots=True)
+class PageText:
+    """The page's scripts as read for learning: their URLs, and the bodies that could be read."""
+
+    urls: tuple[str, ...]
+    scripts: list[bytes]
+
+
+@dataclass(frozen=True, slots=True)
 class Page:
     """One visit of the web player: what it set (the device cookie) and the scripts it names."""
 
@@ -105,13 +114,16 @@ def parse_page(reply: Reply, page_url: str) -> Page:
     return Page(dict(reply.cookies), scripts)
 
 
-def confirmed_by(candidates: Sequence[Secret], sighting: Sighting) -> Knowledge | None:
-    """The first candidate that reproduces the sighting's code, with the sighting's shape."""
-    for candidate in candidates:
-        if confirms(candidate, sighting):
-            secret = candidate if candidate.version is not None else _versioned(candidate, sighting)
-            return Knowledge(secret, learn_shape(sighting, secret), Origin.PAGE)
-    return None
+def confirmed_by(
+    candidates: Sequence[Secret], sighting: Sighting, origin: Origin = Origin.PAGE
+) -> Knowledge | None:
+    """The first candidate that reproduces the sighting's code, with the sighting's shape. A few
+    microseconds a candidate, tens of thousands of them for a large bundle: run it in a thread."""
+    candidate = first_confirmed(candidates, sighting)
+    if candidate is None:
+        return None
+    secret = candidate if candidate.version is not None else _versioned(candidate, sighting)
+    return Knowledge(secret, learn_shape(sighting, secret), origin)
 
 
 def candidates_in(scripts: Sequence[bytes]) -> list[Secret]:

@@ -1,0 +1,204 @@
+"""What the direct source knows, and how it comes to know it: the pupil the browser source teaches.
+
+It starts from a pinned secret, another replica's knowledge, or the page's scripts. Each sighting of
+the page's own call confirms what it knows or corrects it: the call's shape at once, the secret
+after reading the scripts again in the background, and, when their text teaches nothing, the page's
+memory (the browser source reads it once per set of scripts, when asked). What it learns it shares
+with the other replicas; when it learns something, ``on_learned`` ends its bench at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+
+from spotify_tokener.core.ports import Notes
+from spotify_tokener.domain.clock import Clock
+from spotify_tokener.domain.egress import Proxy
+from spotify_tokener.domain.errors import NotReady, TokenError
+from spotify_tokener.domain.request_shape import RequestShape, Sighting, confirms, learn_shape
+from spotify_tokener.domain.totp import Secret
+from spotify_tokener.sources.direct.learning import (
+    NOTE,
+    Knowledge,
+    Origin,
+    PageText,
+    candidates_in,
+    confirmed_by,
+    dump_knowledge,
+    load_knowledge,
+)
+
+log = logging.getLogger(__name__)
+
+NOTHING_LEARNED = "no secret learned yet: none in the page's scripts could be confirmed"
+NOTHING_ANYWHERE = "no secret learned: none in the page's scripts nor in its memory reproduces its code"
+
+ReadPage = Callable[[Proxy | None], Awaitable[PageText]]
+"""The page's scripts, read by plain HTTP through an exit."""
+
+
+class Learner:
+    """A :class:`~spotify_tokener.core.ports.Pupil`; ``status`` reads what it knows, never its secret."""
+
+    def __init__(
+        self,
+        read_page: ReadPage,
+        default: RequestShape,
+        *,
+        unconfirmed_tries: int,
+        pinned: Secret | None,
+        notes: Notes | None,
+        clock: Clock,
+    ) -> None:
+        self._read_page = read_page
+        self._default = default
+        self._unconfirmed_tries = unconfirmed_tries
+        self._notes = notes
+        self._clock = clock
+        self._knowledge = Knowledge(pinned, default, Origin.PINNED) if pinned else None
+        self._learned_at_ms = 0  # when what is known was learned, here or by another replica
+        self._sighting: Sighting | None = None
+        self._tried: set[str] = set()  # unconfirmed secrets already sent upstream, never sent twice
+        self._background: set[asyncio.Task[None]] = set()  # relearning, sharing
+        self._relearning: asyncio.Task[None] | None = None
+        self._scripts_read: tuple[str, ...] = ()  # the script URLs the last relearn read
+        self._memory_read_for: tuple[str, ...] | None = None  # the scripts the memory was read with
+        self._wants_strings = False
+        self._exit: Proxy | None = None  # the last attempt's, for learning in the background
+        self.user_agent: str | None = None  # the browser's, once sighted
+        self.on_learned: Callable[[], None] = lambda: None
+        self.trouble: str | None = None  # why the direct source cannot make tokens now
+
+    @property
+    def totp_version(self) -> int | None:
+        return self._knowledge.secret.version if self._knowledge else None
+
+    @property
+    def secret_origin(self) -> str | None:
+        return self._knowledge.origin.value if self._knowledge else None
+
+    @property
+    def wants_page_strings(self) -> bool:
+        return self._wants_strings
+
+    async def current(self, proxy: Proxy | None) -> Knowledge:
+        """What to make the next call with: another replica's newer knowledge, what is known, or a
+        versioned candidate from the scripts, not tried yet (:class:`NotReady` when none is left)."""
+        self._exit = proxy
+        await self._adopt_shared()
+        return self._knowledge or await self._learn_unsighted(proxy)
+
+    def accepted(self, knowledge: Knowledge) -> None:
+        """Spotify answered a call made with ``knowledge`` with a token."""
+        if not knowledge.confirmed:
+            self._learned(Knowledge(knowledge.secret, knowledge.shape, Origin.SPOTIFY))
+
+    def turned_down(self, knowledge: Knowledge, error: TokenError) -> None:
+        """Spotify turned a call made with ``knowledge`` down: the secret or the shape is stale until
+        a sighting says which."""
+        if self._knowledge is not knowledge:
+            return
+        if knowledge.origin is not Origin.UNCONFIRMED:
+            log.warning("direct source: Spotify turned down what it knew (%s); relearning", error)
+        self._knowledge = None
+        self.trouble = f"Spotify turned down its last call: {error}"
+
+    def teach(self, sighting: Sighting) -> asyncio.Task[None] | None:
+        self._sighting = sighting
+        self.user_agent = sighting.user_agent or self.user_agent
+        known = self._knowledge
+        if known is not None and confirms(known.secret, sighting):
+            shape = learn_shape(sighting, known.secret)
+            origin = Origin.PAGE if known.origin is Origin.UNCONFIRMED else known.origin
+            if shape != known.shape or origin is not known.origin or self.trouble:
+                self._learned(Knowledge(known.secret, shape, origin))
+            return None
+        if self._relearning is None or self._relearning.done():
+            self._relearning = self._in_background(self._relearn(sighting))
+        return self._relearning
+
+    def teach_strings(self, sighting: Sighting, strings: list[str]) -> asyncio.Task[None]:
+        self._wants_strings, self._memory_read_for = False, self._scripts_read
+        return self._in_background(self._learn_from_memory(sighting, strings))
+
+    async def close(self) -> None:
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+
+    async def _learn_unsighted(self, proxy: Proxy | None) -> Knowledge:
+        candidates = candidates_in((await self._read_page(proxy)).scripts)
+        if self._sighting is not None:
+            knowledge = await asyncio.to_thread(confirmed_by, candidates, self._sighting)
+            if knowledge is not None:
+                self._learned(knowledge)
+                return knowledge
+        fresh = [
+            secret for secret in candidates if secret.version is not None and secret.value not in self._tried
+        ]
+        if not fresh or len(self._tried) >= self._unconfirmed_tries:
+            if self.trouble != NOTHING_ANYWHERE:
+                self.trouble = NOTHING_LEARNED
+            raise NotReady(f"the direct source has {self.trouble}")
+        self._tried.add(fresh[0].value)
+        return Knowledge(fresh[0], self._default, Origin.UNCONFIRMED)
+
+    async def _relearn(self, sighting: Sighting) -> None:
+        """In the background, after a sighting that what is known does not reproduce."""
+        try:
+            page = await self._read_page(self._exit)
+            knowledge = await asyncio.to_thread(confirmed_by, candidates_in(page.scripts), sighting)
+        except TokenError as error:
+            self._troubled(f"could not read the web player's scripts: {error}")
+            return
+        except Exception as error:  # a background task: nobody else would see it; only its type
+            self._troubled(f"learning crashed ({type(error).__name__})")
+            return
+        if knowledge is None:
+            memory_read = page.urls == self._memory_read_for
+            self._scripts_read, self._wants_strings = page.urls, not memory_read
+            self._troubled(NOTHING_ANYWHERE if memory_read else NOTHING_LEARNED)
+            return
+        self._learned(knowledge)
+
+    async def _learn_from_memory(self, sighting: Sighting, strings: list[str]) -> None:
+        candidates = [Secret(value) for value in strings]
+        knowledge = await asyncio.to_thread(confirmed_by, candidates, sighting, Origin.MEMORY)
+        if knowledge is None:
+            self._troubled(NOTHING_ANYWHERE)
+            return
+        self._learned(knowledge)
+
+    async def _adopt_shared(self) -> None:
+        """Take what another replica learned after what is known here: one browser teaches all."""
+        if self._notes is None:
+            return
+        shared = load_knowledge(await self._notes.read_note(NOTE), self._default.endpoint)
+        if shared is not None and shared[1] > self._learned_at_ms:
+            self._knowledge, self._learned_at_ms = shared
+            self.trouble = None
+            log.info("direct source: TOTP version %s, from another replica", shared[0].secret.version)
+
+    def _learned(self, knowledge: Knowledge) -> None:
+        self._knowledge, self.trouble, self._wants_strings = knowledge, None, False
+        self._learned_at_ms = self._clock()
+        version, origin = knowledge.secret.version, knowledge.origin.value
+        log.info("direct source: TOTP version %s, from the %s", version, origin)
+        if self._notes is not None and knowledge.origin not in {Origin.PINNED, Origin.UNCONFIRMED}:
+            record = dump_knowledge(knowledge, self._learned_at_ms)
+            self._in_background(self._notes.write_note(NOTE, record))
+        self.on_learned()
+
+    def _troubled(self, why: str) -> None:
+        """Said once, not at every browser fetch while it lasts."""
+        if why != self.trouble:
+            log.warning("direct source: %s; the browser source carries on alone", why)
+        self.trouble = why
+
+    def _in_background(self, work: Coroutine[None, None, None]) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task

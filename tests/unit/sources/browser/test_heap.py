@@ -1,0 +1,59 @@
+"""Reading a heap snapshot's string table as it streams in, however the chunks fall."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from spotify_tokener.sources.browser.heap import StringTable
+
+STRINGS = [
+    "",
+    "short",
+    "=n:b#OuEfH\\fE])e*K",
+    'with "quotes" in',
+    "é-unicode-ü-long",
+    "x" * 400,
+    "tab\there!",
+]
+SNAPSHOT = json.dumps(
+    {
+        "snapshot": {"meta": {"node_types": [["hidden", "string"]], "node_fields": ["type", "name"]}},
+        "nodes": [0, 1, 2, 3] * 50,
+        "edges": [],
+        "strings": STRINGS,
+    },
+    separators=(",", ":"),
+)
+WORTH_A_CHECK = ["=n:b#OuEfH\\fE])e*K", 'with "quotes" in', "é-unicode-ü-long"]
+
+
+def fed(chunks: list[str]) -> StringTable:
+    table = StringTable()
+    for chunk in chunks:
+        table.feed(chunk)
+    return table
+
+
+@given(st.lists(st.integers(min_value=0, max_value=len(SNAPSHOT)), max_size=40))
+def test_the_strings_worth_a_check_are_found_however_the_chunks_fall(cuts: list[int]) -> None:
+    points = [0, *sorted(cuts), len(SNAPSHOT)]
+    table = fed([SNAPSHOT[start:end] for start, end in itertools.pairwise(points)])
+    assert list(table.found) == WORTH_A_CHECK
+    assert table.done
+
+
+def test_numbers_before_the_table_and_text_after_it_are_not_strings() -> None:
+    table = fed(
+        ['{"nodes":[1,2],"names":["not-in-the-table"],"strings":["in-the-table"],"x":"after-it-too"}']
+    )
+    assert list(table.found) == ["in-the-table"]
+
+
+def test_a_snapshot_cut_short_keeps_what_it_read() -> None:
+    table = fed(['{"strings":["complete-one","half-writ'])
+    assert list(table.found) == ["complete-one"]
+    assert not table.done

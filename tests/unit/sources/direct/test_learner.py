@@ -1,0 +1,128 @@
+"""The learner's state on its own: what a sighting, the page's memory, Spotify's answer and another
+replica's note change, with the page's scripts served from memory and time injected."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from spotify_tokener.domain.egress import Proxy
+from spotify_tokener.domain.errors import NotReady, Rejected
+from spotify_tokener.domain.request_shape import Sighting, default_shape
+from spotify_tokener.domain.totp import Secret, totp
+from spotify_tokener.sources.direct.learner import NOTHING_ANYWHERE, NOTHING_LEARNED, Learner
+from spotify_tokener.sources.direct.learning import (
+    NOTE,
+    Knowledge,
+    Origin,
+    PageText,
+    dump_knowledge,
+    load_knowledge,
+)
+
+PAGE = "https://open.spotify.com/"
+SHAPE = default_shape(PAGE)
+SECRET = Secret("=n:b#OuEfH\\fE])e*K", 61)
+WRITTEN = json.dumps(SECRET.value)  # as a script writes it, its backslash escaped
+NOW_MS = 1_800_000_000_000
+
+
+class Scripts:
+    """The page's scripts, as a test sets them; counts the reads."""
+
+    def __init__(self, *texts: str, urls: tuple[str, ...] = ("https://open.spotifycdn.com/a.js",)) -> None:
+        self.texts, self.urls, self.reads = list(texts), urls, 0
+
+    async def __call__(self, proxy: Proxy | None) -> PageText:
+        self.reads += 1
+        return PageText(self.urls, [text.encode() for text in self.texts])
+
+
+class Notes:
+    def __init__(self) -> None:
+        self.notes: dict[str, bytes] = {}
+
+    async def read_note(self, name: str) -> bytes | None:
+        return self.notes.get(name)
+
+    async def write_note(self, name: str, value: bytes) -> None:
+        self.notes[name] = value
+
+
+def sighting(secret: Secret = SECRET) -> Sighting:
+    code = totp(secret.key, NOW_MS / 1000)
+    url = f"{SHAPE.endpoint}?reason=init&totp={code}&totpServer={code}&totpVer=61"
+    return Sighting(url, NOW_MS, "Mozilla/5.0 Chrome/156")
+
+
+def learner_of(scripts: Scripts, *, tries: int = 2, notes: Notes | None = None) -> Learner:
+    learned: list[str] = []
+    learner = Learner(scripts, SHAPE, unconfirmed_tries=tries, pinned=None, notes=notes, clock=lambda: NOW_MS)
+    learner.on_learned = lambda: learned.append("restored")
+    return learner
+
+
+async def taught(learner: Learner, seen: Sighting) -> None:
+    learning = learner.teach(seen)
+    if learning is not None:
+        await learning
+
+
+async def test_a_versioned_candidate_is_tried_unconfirmed_once_and_confirmed_by_spotify() -> None:
+    learner = learner_of(Scripts(f"x={{secret:{WRITTEN},version:61}}"))
+    knowledge = await learner.current(None)
+    assert (knowledge.secret, knowledge.origin) == (SECRET, Origin.UNCONFIRMED)
+    learner.accepted(knowledge)
+    assert (learner.totp_version, learner.secret_origin, learner.trouble) == (61, "spotify", None)
+
+
+async def test_a_turned_down_candidate_is_never_sent_again_and_the_tries_run_out() -> None:
+    scripts = Scripts('a={secret:"decoy-secret-two",version:63};b={secret:"decoy-secret-one",version:62}')
+    learner = learner_of(scripts, tries=2)
+    for version in (63, 62):
+        knowledge = await learner.current(None)
+        assert knowledge.secret.version == version
+        learner.turned_down(knowledge, Rejected("Spotify answered the token request with HTTP 400"))
+    with pytest.raises(NotReady):
+        await learner.current(None)
+    assert learner.trouble == NOTHING_LEARNED
+
+
+async def test_a_sighting_confirms_an_unversioned_string_offline_and_takes_its_shape() -> None:
+    learner = learner_of(Scripts(f'const parts = [{WRITTEN}, "another-string-x"];'), tries=0)
+    await taught(learner, sighting())
+    assert (learner.totp_version, learner.secret_origin, learner.wants_page_strings) == (61, "page", False)
+
+
+async def test_memory_is_asked_for_once_per_set_of_scripts_that_taught_nothing() -> None:
+    scripts = Scripts("nothing(here)")
+    learner = learner_of(scripts)
+    await taught(learner, sighting())
+    assert learner.wants_page_strings
+    assert learner.trouble == NOTHING_LEARNED
+    await learner.teach_strings(sighting(), ["a-string-in-memory", "not-the-secret-either"])
+    assert learner.trouble == NOTHING_ANYWHERE
+    await taught(learner, sighting())
+    assert not learner.wants_page_strings  # the same scripts: their memory was read already
+    scripts.urls = ("https://open.spotifycdn.com/b.js",)
+    await taught(learner, sighting())
+    assert learner.wants_page_strings  # a new build: worth one more look
+    await learner.teach_strings(sighting(), ["a-string-in-memory", SECRET.value])
+    assert (learner.totp_version, learner.secret_origin, learner.trouble) == (61, "page memory", None)
+
+
+async def test_another_replicas_newer_knowledge_is_taken_and_what_is_learned_is_shared() -> None:
+    notes = Notes()
+    theirs = Knowledge(Secret("their-secret-value", 62), SHAPE, Origin.PAGE)
+    notes.notes[NOTE] = dump_knowledge(theirs, NOW_MS - 1)
+    learner = learner_of(Scripts(), notes=notes)
+    knowledge = await learner.current(None)
+    assert (knowledge.secret, knowledge.origin) == (theirs.secret, Origin.REPLICA)
+    await taught(learner, sighting())  # theirs does not reproduce the page's code
+    assert learner.trouble == NOTHING_LEARNED
+    await learner.teach_strings(sighting(), [SECRET.value])
+    shared = load_knowledge(notes.notes[NOTE], SHAPE.endpoint)
+    assert shared is not None
+    assert (shared[0].secret, shared[1]) == (SECRET, NOW_MS)
+    assert learner.secret_origin == "page memory"
