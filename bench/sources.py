@@ -9,6 +9,7 @@ tree's peak memory (driver and Chromium included).
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import statistics
 import subprocess
@@ -20,15 +21,17 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import httpx
+import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.conftest import free_port  # noqa: E402
 from tests.fake_spotify import FakeSpotify  # noqa: E402
+from tests.fake_spotify.assets import SecretShape  # noqa: E402
 from tests.fake_spotify.server import SECRET, SECRET_VERSION  # noqa: E402
 
-from bench.measure import service_env, tree_rss_mb, wait_for  # noqa: E402
+from bench.measure import MB, service_env, tree_rss_mb, wait_for  # noqa: E402
 from bench.run import machine  # noqa: E402
 
 ROUNDS = 20
@@ -78,22 +81,57 @@ def service(fake: FakeSpotify, settings: dict[str, str]) -> Iterator[tuple[str, 
         process.wait(timeout=15)
 
 
+def learned_from_memory(fake: FakeSpotify, shape: SecretShape) -> tuple[float, float, float]:
+    """A cold start of the default set-up with the secret written as ``shape``: ms until the direct
+    source knew it, and the service process's own RSS (MB) at rest before and at its peak until then
+    (the page's memory streams through it when the scripts' text holds no secret)."""
+    fake.reset()
+    fake.write_secret_as(shape)
+    port = free_port()
+    env = service_env(fake, port, TOKENER_LOG_LEVEL="WARNING", TOKENER_SOURCES="direct,browser")
+    env["TOKENER_CA_FILE"] = str(fake.ca_file)
+    process = subprocess.Popen([sys.executable, "-m", "spotify_tokener"], env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(url + "/health", timeout_s=30)
+        rest = psutil.Process(process.pid).memory_info().rss / MB
+        sampler = PeakSampler({"service": process.pid}, tree=False)
+        sampler.start()
+        started = time.perf_counter()
+        while httpx.get(url + "/api/token/status").json()["status"]["direct"]["totpVersion"] is None:
+            time.sleep(0.01)
+        learned_ms = (time.perf_counter() - started) * 1000
+        sampler.done.set()
+        sampler.join()
+        return learned_ms, rest, sampler.peaks["service"]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=15)
+
+
 def served_by(url: str) -> str:
     source: str = httpx.get(url + "/api/token/status").json()["status"]["tokenSource"]
     return source
 
 
 class PeakSampler(threading.Thread):
-    def __init__(self, pids: dict[str, int]) -> None:
+    """Each process's (or process tree's) highest RSS, in MB, read every 20 ms until ``done``."""
+
+    def __init__(self, pids: dict[str, int], *, tree: bool = True) -> None:
         super().__init__(daemon=True)
         self.pids = pids
+        self.tree = tree
         self.peaks = dict.fromkeys(pids, 0.0)
         self.done = threading.Event()
 
     def run(self) -> None:
-        while not self.done.wait(0.02):
+        while True:
             for name, pid in self.pids.items():
-                self.peaks[name] = max(self.peaks[name], tree_rss_mb(pid))
+                with contextlib.suppress(psutil.Error):
+                    rss = tree_rss_mb(pid) if self.tree else psutil.Process(pid).memory_info().rss / MB
+                    self.peaks[name] = max(self.peaks[name], rss)
+            if self.done.wait(0.02):
+                return
 
 
 def main() -> int:
@@ -128,6 +166,16 @@ def main() -> int:
         median, peak = statistics.median(timings[name]), sampler.peaks[name]
         figures = (first_ms, median, idle[name], peak, peak - idle[name])
         print(f"| {name} | {' | '.join(f'{figure:,.0f}' for figure in figures)} | {sources[name]} |")
+    print("\nA cold start of the default set-up, by how the bundle writes its secret:\n")
+    print("| secret written as | learned after ms | service RSS at rest MB | service RSS peak MB |")
+    print("| --- | --- | --- | --- |")
+    for shape in ("literal", "assembled"):
+        fake = FakeSpotify().start()
+        try:
+            learned_ms, rest, peak = learned_from_memory(fake, shape)
+        finally:
+            fake.stop()
+        print(f"| {shape} | {learned_ms:,.0f} | {rest:,.0f} | {peak:,.0f} |")
     return 0
 
 
