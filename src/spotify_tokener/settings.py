@@ -192,8 +192,11 @@ class Settings(BaseSettings):
 
     @property
     def attempt_budget(self) -> Seconds:
-        """The longest one attempt can take: its wait for a browser context, then the attempt itself."""
-        return self.queue_timeout + self.fetch_timeout
+        """The longest one attempt can take: its wait for a place, then each source's own time (the
+        direct source's, then the browser's after a fall-through)."""
+        direct = self.direct_timeout if "direct" in self.source_names else 0.0
+        browser = self.fetch_timeout if "browser" in self.source_names else 0.0
+        return self.queue_timeout + direct + browser
 
     @property
     def api_keys(self) -> tuple[str, ...]:

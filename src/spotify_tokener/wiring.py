@@ -3,9 +3,11 @@ every layer (sources, replicas, core, HTTP, metrics) and connects them through t
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import TYPE_CHECKING
 
 from spotify_tokener.core.exits import Egress, ExitPool
 from spotify_tokener.core.ports import ExitSource, LocalCoordinator, Notes, SharedStore, TokenSource
@@ -17,9 +19,9 @@ from spotify_tokener.metrics import FetchMetrics, Metrics
 from spotify_tokener.settings import Settings
 from spotify_tokener.sources.browser.manager import BrowserManager
 from spotify_tokener.sources.browser.source import BrowserSource
-from spotify_tokener.sources.direct.client import Client
-from spotify_tokener.sources.direct.source import DirectSource
-from spotify_tokener.sources.user_agent import desktop_user_agent
+
+if TYPE_CHECKING:
+    from spotify_tokener.sources.direct.source import DirectSource
 
 Closing = Callable[[], Awaitable[None]]
 
@@ -35,8 +37,10 @@ class Sources:
     closers: list[Closing]
 
     async def close(self) -> None:
-        for close in self.closers:
-            await close()
+        """Each one, whatever the others do: a source that fails to close must not keep Chromium up."""
+        async with contextlib.AsyncExitStack() as stack:
+            for close in self.closers:
+                stack.push_async_callback(close)
 
 
 def create_app(
@@ -81,10 +85,7 @@ def _sources(
     direct = browser = None
     built: dict[str, tuple[ExitSource, float]] = {}
     if "direct" in names:
-        client = Client(settings.connect_to_rules, settings.ca_file, settings.direct_timeout)
-        user_agent = settings.user_agent or desktop_user_agent(client.chrome_version)
-        pinned = settings.pinned_secret
-        direct = DirectSource(settings, client, pinned=pinned, user_agent=user_agent, notes=notes)
+        direct = _direct_source(settings, notes)
         closers.append(direct.close)
         built["direct"] = (direct, settings.direct_timeout)
     if "browser" in names:
@@ -102,6 +103,15 @@ def _sources(
     if direct is not None:
         direct.learner.on_learned = partial(chain.restore, "direct")
     return Sources(chain, direct, browser, exits, closers)
+
+
+def _direct_source(settings: Settings, notes: Notes) -> DirectSource:
+    """Imported only when configured: curl_cffi's library costs 19.5 MB (BENCHMARKS.md)."""
+    from spotify_tokener.sources.direct.client import Client  # noqa: PLC0415
+    from spotify_tokener.sources.direct.source import DirectSource  # noqa: PLC0415
+
+    client = Client(settings.connect_to_rules, settings.ca_file, settings.direct_timeout)
+    return DirectSource(settings, client, pinned=settings.pinned_secret, notes=notes)
 
 
 def _through(

@@ -62,6 +62,7 @@ BUNDLE_TEMPLATE = """(() => {{
     return String(code % 1000000).padStart(6, "0");
   }}
 
+  document.cookie = "sp_script=ran; path=/; secure";  // a page's calls carry it, a plain client's not
   navigator.sendBeacon("{site}{beacon}", JSON.stringify({{event: "page_view"}}));
   new Image().src = "{site}/pixel.gif?e=load";
 

@@ -36,6 +36,7 @@ OLDER_SECRETS = (("GU2>:vZ1p@Xc%w0#y!n5", 60), ("k;D7%pN<2QaZ/u!s", 59))
 CLIENT_ID = "d8a5ed958d274c2e8ee717e6a4b0971d"
 UPSTREAM_SECRET_MARKER = "UPSTREAM-BODY-MUST-NOT-LEAK"
 HANG_LIMIT_S = 60.0
+PAGE_COOKIE = "sp_script"
 
 AnswerKind = Literal[
     "ok",
@@ -71,7 +72,11 @@ class TokenCall:
     query: dict[str, list[str]]
     answer: Answer
     peer: str  # the address the call came from: a proxy's own, when one carried it
-    mode: str  # Sec-Fetch-Mode: "cors" when a page's script made it, as a browser marks it
+
+    @property
+    def by_page(self) -> bool:
+        """Made by a page's script (a browser), not by a plain HTTP client: the page set a cookie."""
+        return self.cookies.get(PAGE_COOKIE) == "ran"
 
 
 @dataclass
@@ -182,7 +187,7 @@ class FakeSpotify:
     def page_token_calls(self) -> int:
         """Token calls a page's script made (a browser), as opposed to a plain HTTP client's."""
         with self._lock:
-            return sum(call.mode == "cors" for call in self.state.calls)
+            return sum(call.by_page for call in self.state.calls)
 
     def add_account(self, sp_dc: str, name: str) -> None:
         with self._lock:
@@ -303,8 +308,8 @@ class _Handler(BaseHTTPRequestHandler):
             name: morsel.value for name, morsel in SimpleCookie(self.headers.get("Cookie", "")).items()
         }
         with owner._lock:
-            user_agent, mode = self.headers.get("User-Agent", ""), self.headers.get("Sec-Fetch-Mode", "")
-            owner.state.calls.append(TokenCall(time.time(), cookies, user_agent, query, answer, peer, mode))
+            user_agent = self.headers.get("User-Agent", "")
+            owner.state.calls.append(TokenCall(time.time(), cookies, user_agent, query, answer, peer))
         if answer.kind == "hang":
             owner._release.wait(HANG_LIMIT_S)
             return

@@ -45,7 +45,12 @@ async def test_alone_it_learns_from_the_bundle_and_starts_no_browser(
         state = await status_of(running)
         health = (await running.client.get("/health")).json()
     assert state["tokenSource"] == "direct"
-    assert state["direct"] == {"totpVersion": SECRET_VERSION, "secretOrigin": "spotify", "trouble": None}
+    assert state["direct"] == {
+        "totpVersion": SECRET_VERSION,
+        "secretOrigin": "scripts",
+        "secretConfirmed": True,
+        "trouble": None,
+    }
     assert health["browser"]["launches"] == 0
     assert fake.page_token_calls() == 0
     assert fake.token_requests == 1  # the newest version, tried once, was right
@@ -76,7 +81,12 @@ async def test_a_secret_assembled_at_run_time_is_read_from_the_pages_memory(
         state = await status_of(running)
     assert after["success"] is True
     assert state["tokenSource"] == "direct"
-    assert state["direct"] == {"totpVersion": SECRET_VERSION, "secretOrigin": "page memory", "trouble": None}
+    assert state["direct"] == {
+        "totpVersion": SECRET_VERSION,
+        "secretOrigin": "page memory",
+        "secretConfirmed": True,
+        "trouble": None,
+    }
     assert fake.page_token_calls() == 1
     assert all(call.answer.kind == "ok" for call in fake.state.calls)
 
@@ -96,7 +106,7 @@ async def test_a_secret_neither_the_scripts_nor_the_page_hold_leaves_the_browser
     direct = next(source for source in state["sources"] if source["source"] == "direct")
     assert direct["usable"] is False
     assert direct["benchedUntil"] is not None
-    assert all(call.mode == "cors" for call in fake.state.calls)  # not one wrong code sent upstream
+    assert all(call.by_page for call in fake.state.calls)  # not one wrong code sent upstream
 
 
 async def test_a_rotation_costs_one_browser_fetch_then_the_direct_source_resumes(
@@ -131,7 +141,7 @@ async def test_a_new_parameter_the_page_sends_is_learned_from_one_sighting(
         state = await status_of(running)
     last = fake.state.calls[-1]
     assert state["tokenSource"] == "direct"
-    assert last.mode != "cors"
+    assert not last.by_page
     assert last.query["buildVer"] == ["web-player_2026-11-30"]
     assert fake.page_token_calls() == 1
 
@@ -188,7 +198,12 @@ async def test_replicas_share_what_one_learned_so_one_browser_fetch_teaches_all(
             await shared_note(redis, redis_prefix, ROTATED[1])
             await token(b, force=True)
             state = await status_of(b)
-    assert learned == {"totpVersion": SECRET_VERSION, "secretOrigin": "replica", "trouble": None}
+    assert learned == {
+        "totpVersion": SECRET_VERSION,
+        "secretOrigin": "replica",
+        "secretConfirmed": True,
+        "trouble": None,
+    }
     assert state["direct"]["totpVersion"] == ROTATED[1]
     assert state["tokenSource"] == "direct"
     assert [source["lastError"] for source in state["sources"]] == [None]  # never turned down
@@ -224,5 +239,10 @@ async def test_with_the_browser_a_decoy_is_never_sent_upstream(
         state = await status_of(running)
     assert after["success"] is True
     assert state["tokenSource"] == "direct"
-    assert state["direct"] == {"totpVersion": SECRET_VERSION, "secretOrigin": "page", "trouble": None}
+    assert state["direct"] == {
+        "totpVersion": SECRET_VERSION,
+        "secretOrigin": "page",
+        "secretConfirmed": True,
+        "trouble": None,
+    }
     assert [call.query["totpVer"] for call in fake.state.calls] == [["61"], ["61"]]

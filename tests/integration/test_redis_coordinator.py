@@ -294,10 +294,11 @@ async def test_waiting_on_a_holder_is_bounded_by_the_longest_fetch(
     coordinators: Callable[..., RedisCoordinator], raw: Redis, redis_prefix: str
 ) -> None:
     await raw.set(f"{redis_prefix}lock:{KEY}", "a replica that is stuck", px=60_000)
-    # The longest fetch: one attempt, its wait for a browser context included.
-    coordinator, fetch_here = coordinators(retries=0, fetch_timeout=0.3, queue_timeout=0.2), Fetches()
+    # The longest fetch: one attempt, its wait for a place included, then each source's own time.
+    settings = {"retries": 0, "queue_timeout": 0.2, "direct_timeout": 0.1, "fetch_timeout": 0.3}
+    coordinator, fetch_here = coordinators(sources="direct,browser", **settings), Fetches()
     started = time.monotonic()
-    with pytest.raises(FetchTimeout, match=r"replica fetching it within 0\.5 s"):
+    with pytest.raises(FetchTimeout, match=r"replica fetching it within 0\.6 s"):
         await coordinator.fetch(KEY, fetch_here, await wanted())
     assert time.monotonic() - started < 2
     assert fetch_here.calls == 0

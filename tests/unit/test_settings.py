@@ -166,3 +166,27 @@ def test_the_log_level_is_read_in_any_case(written: str) -> None:
 )
 def test_beyond_loopback(host: str, beyond: bool) -> None:
     assert Settings(host=host).beyond_loopback is beyond
+
+
+@pytest.mark.parametrize("sources", ["", "direct,direct", "browser,chrome", " , "])
+def test_sources_are_known_words_each_at_most_once(sources: str) -> None:
+    with pytest.raises(ValidationError, match="must list each of direct, browser"):
+        Settings(sources=sources)
+
+
+def test_sources_keep_their_order_and_each_adds_its_time_to_an_attempt() -> None:
+    both = Settings(sources=" Browser , direct", queue_timeout=1, direct_timeout=2, fetch_timeout=4)
+    assert both.source_names == ("browser", "direct")
+    assert both.attempt_budget == 7
+    assert Settings(sources="direct", queue_timeout=1, direct_timeout=2).attempt_budget == 3
+
+
+def test_a_pinned_secret_needs_its_version_and_is_kept_secret() -> None:
+    with pytest.raises(ValidationError, match="set together"):
+        Settings(totp_secret="pinned-secret-value")
+    with pytest.raises(ValidationError, match="set together"):
+        Settings(totp_version=61)
+    settings = Settings(totp_secret="pinned-secret-value", totp_version=61)
+    assert settings.pinned_secret is not None
+    assert settings.pinned_secret.version == 61
+    assert "pinned-secret-value" not in repr(settings)

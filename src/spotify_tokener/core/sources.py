@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from spotify_tokener.core.ports import OUTCOME_OK, SourceObserver, TokenSource
 from spotify_tokener.domain.backoff import Backoff
 from spotify_tokener.domain.clock import Clock
-from spotify_tokener.domain.errors import InternalError, TokenError
+from spotify_tokener.domain.errors import CookieRejected, InternalError, TokenError
 from spotify_tokener.domain.token import Kind, Token
 
 log = logging.getLogger(__name__)
@@ -71,6 +71,7 @@ class SourceChain:
             except TokenError as error:
                 self._observer.source_ended(named.name, kind, error.outcome)
                 if not error.blames_source:
+                    self._failed(state, error)
                     raise
                 self._bench_after(state, error)
                 continue
@@ -78,6 +79,10 @@ class SourceChain:
                 self._observer.source_ended(named.name, kind, InternalError.outcome)
                 log.error("token source %s crashed: %s", named.name, type(error).__name__)
                 self._bench_after(state, InternalError(f"the {named.name} source crashed"))
+                continue
+            if sp_dc and token.is_anonymous:
+                # A dead cookie, or a call this source got wrong for accounts: only the last can say.
+                self._observer.source_ended(named.name, kind, CookieRejected.outcome)
                 continue
             return self._succeeded(named.name, kind, token)
         try:

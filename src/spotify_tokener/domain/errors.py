@@ -108,11 +108,12 @@ class BrowserMissing(BrowserError):
 
 
 class NotReady(TokenError):
-    """A source that cannot try yet: the direct source before it has learned the secret, or while
-    it is set aside after failing. Nothing was sent upstream."""
+    """A source that cannot try yet: the direct source with no secret it may send (nothing learned,
+    or only a likely one and no unconfirmed try left). Nothing was sent upstream."""
 
     status = 503
     about_spotify = False
+    retryable = False  # nothing changes by asking again at once; the next source, or a sighting, can
     blames_source = True
     outcome = "not_ready"
 

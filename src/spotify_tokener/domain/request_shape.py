@@ -39,7 +39,6 @@ class Sighting:
 
     url: str
     at_ms: int
-    user_agent: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +83,11 @@ def default_shape(page_url: str) -> RequestShape:
             Param("totpVer", Role.VERSION),
         ),
     )
+
+
+def step_of(sighting: Sighting) -> int:
+    """The 30 s TOTP step the sighting was made in."""
+    return sighting.at_ms // 1000 // PERIOD_S
 
 
 def sighted_codes(sighting: Sighting) -> list[str]:

@@ -76,6 +76,7 @@ class DirectFields(TypedDict):
 
     totpVersion: int | None
     secretOrigin: str | None
+    secretConfirmed: bool | None
     trouble: str | None
 
 

@@ -18,6 +18,9 @@ class LearnerInfo(Protocol):
     def secret_origin(self) -> str | None: ...
 
     @property
+    def secret_confirmed(self) -> bool | None: ...
+
+    @property
     def trouble(self) -> str | None: ...
 
 
@@ -44,5 +47,6 @@ def direct_fields(learner: LearnerInfo | None) -> DirectFields | None:
     return {
         "totpVersion": learner.totp_version,
         "secretOrigin": learner.secret_origin,
+        "secretConfirmed": learner.secret_confirmed,
         "trouble": learner.trouble,
     }

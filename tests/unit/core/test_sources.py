@@ -127,3 +127,13 @@ async def test_a_crash_in_a_source_costs_the_client_nothing() -> None:
     assert (await chain.attempt()).source == "browser"
     assert recorder.ended[0] == ("direct", "anonymous", "internal")
     assert chain.states()[0].last_error == "the direct source crashed"
+
+
+async def test_an_anonymous_answer_to_an_account_is_for_the_last_source_to_confirm() -> None:
+    clock, recorder = Clock(), Recorder()
+    direct, browser = ScriptedSource(leaks_accounts=False, dead_cookies=frozenset({"AQ-x"})), ScriptedSource()
+    chain = chain_of(direct, browser, clock, recorder)
+    token = await chain.attempt("AQ-x")  # the direct source got an anonymous token back
+    assert (token.source, token.is_anonymous) == ("browser", False)
+    assert recorder.ended[0] == ("direct", "account", "cookie_rejected")
+    assert chain.states()[0].usable(clock())  # not benched: a dead cookie is no fault of the source

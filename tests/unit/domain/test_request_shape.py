@@ -21,7 +21,7 @@ PAGE = "https://open.spotify.com/"
 
 
 def sighting(query: str) -> Sighting:
-    return Sighting(f"https://open.spotify.com/api/token?{query}", AT_S * 1000, "Chrome/156")
+    return Sighting(f"https://open.spotify.com/api/token?{query}", AT_S * 1000)
 
 
 def page_call(**extra: str) -> Sighting:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import re
 
 from playwright.async_api import BrowserContext, Page
@@ -19,19 +20,30 @@ from playwright.async_api import Error as PlaywrightError
 
 from spotify_tokener.domain.bundle import MAX_CANDIDATES, MAX_LENGTH, MIN_LENGTH
 
+log = logging.getLogger(__name__)
+
 STRING_TABLE = '"strings":['
-JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
-SEPARATORS = ", \n\r\t"
+STRING_END = re.compile(r'(?:[^"\\]|\\.)*"', re.DOTALL)
+LONGEST_LITERAL = MAX_LENGTH * 6 + 2
+"""The longest literal a kept string can have: each character escaped as \\uXXXX, and its quotes."""
+SEPARATORS = re.compile(r"[,\s]*")
 
 
 class StringTable:
-    """Fed the snapshot's JSON in chunks; keeps the strings of its string table worth a check."""
+    """Fed the snapshot's JSON in chunks; keeps the strings of its string table worth a check.
+
+    Linear in the snapshot's size: a string too long to be a secret (a script's source, megabytes)
+    is skipped as it streams, not kept and rescanned with every chunk.
+    """
 
     def __init__(self) -> None:
         self.found: dict[str, None] = {}
         self.done = False
+        self.truncated = False  # more strings than MAX_CANDIDATES: the first ones are kept
         self._inside = False
         self._pending = ""
+        self._skipping = False  # inside a string too long to keep: looking for its end
+        self._escaped = False  # the last chunk skipped ended inside an escape
 
     def feed(self, chunk: str) -> None:
         if self.done:
@@ -43,26 +55,62 @@ class StringTable:
                 self._pending = text[-len(STRING_TABLE) :]
                 return
             self._inside, self._pending, chunk = True, "", text[start + len(STRING_TABLE) :]
+        if self._skipping:
+            chunk = self._skip(chunk)
+            if self._skipping:
+                return
         self._read(self._pending + chunk)
 
     def _read(self, text: str) -> None:
-        end = 0
-        for match in JSON_STRING.finditer(text):
-            if text[end : match.start()].strip(SEPARATORS):  # past the table: "]" and what follows
-                break
-            end = match.end()
-            self._keep(match.group(0))
-        rest = text[end:]
-        self.done = rest.lstrip(SEPARATORS).startswith("]") or len(self.found) >= MAX_CANDIDATES
-        self._pending = rest
+        """Each string is matched once, anchored at its opening quote: never rescanned."""
+        position = 0
+        while len(self.found) < MAX_CANDIDATES:
+            separators = SEPARATORS.match(text, position)  # always matches: it may match nothing
+            start = separators.end() if separators else position
+            if start == len(text):
+                self._pending = ""
+                return
+            if text[start] != '"':  # "]": the end of the table
+                self.done = True
+                return
+            end = STRING_END.match(text, start + 1)
+            if end is None:  # still streaming
+                self._hold(text[start:])
+                return
+            self._keep(text[start : end.end()])
+            position = end.end()
+        self.done = self.truncated = True
+
+    def _hold(self, unfinished: str) -> None:
+        """Keep a string's beginning for the next chunk, or skip it if it is already too long."""
+        if len(unfinished) > LONGEST_LITERAL:
+            self._skipping, self._pending = True, ""
+            self._escaped = _ends_in_escape(unfinished[1:])
+        else:
+            self._pending = unfinished
+
+    def _skip(self, chunk: str) -> str:
+        """What follows the end of the string being skipped, if this chunk holds it."""
+        start = 1 if self._escaped and chunk else 0
+        found = STRING_END.match(chunk, start)
+        if found is None:
+            self._escaped = _ends_in_escape(chunk[start:]) if chunk[start:] else self._escaped
+            return ""
+        self._skipping = self._escaped = False
+        return chunk[found.end() :]
 
     def _keep(self, literal: str) -> None:
-        if not MIN_LENGTH <= len(literal) - 2 <= MAX_LENGTH * 6:  # an escape writes a character in up to 6
+        if not MIN_LENGTH <= len(literal) - 2 <= LONGEST_LITERAL:
             return
         with contextlib.suppress(ValueError):
             value = json.loads(literal)
             if MIN_LENGTH <= len(value) <= MAX_LENGTH and value.isprintable():
                 self.found[value] = None
+
+
+def _ends_in_escape(text: str) -> bool:
+    """Whether ``text``, read inside a string, ends halfway through an escape (an odd run of \\)."""
+    return (len(text) - len(text.rstrip("\\"))) % 2 == 1
 
 
 async def page_strings(context: BrowserContext, page: Page) -> list[str]:
@@ -75,4 +123,9 @@ async def page_strings(context: BrowserContext, page: Page) -> list[str]:
         await session.detach()
     except PlaywrightError:
         return []
+    if table.truncated:
+        log.warning(
+            "the page's memory holds more than %d strings that could be a secret; the first are read",
+            MAX_CANDIDATES,
+        )
     return list(table.found)

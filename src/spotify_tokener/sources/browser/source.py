@@ -82,9 +82,11 @@ class BrowserSource:
                 raise self._failure(error, proxy, started) from None
             token = parse_token_response(response.status, response.headers, body, now_ms=self._clock())
             if self._pupil is not None:
-                request = response.request
-                sighting = Sighting(request.url, self._clock(), request.headers.get("user-agent", ""))
-                await self._teach(self._pupil, sighting, context, page, budget)
+                sighting = Sighting(response.request.url, self._clock())
+                try:
+                    await self._teach(self._pupil, sighting, context, page, budget)
+                except Exception as error:  # the token is had: a teaching bug must not cost it
+                    log.error("teaching the direct source failed: %s", type(error).__name__)
             return token
 
     async def _teach(

@@ -28,6 +28,7 @@ from curl_cffi.utils import CurlCffiWarning
 from spotify_tokener.domain.egress import ConnectTo, Proxy
 from spotify_tokener.domain.errors import FetchTimeout, PageUnreachable
 
+warnings.filterwarnings("ignore", category=CurlCffiWarning)  # its advice on https proxies, each call
 IMPERSONATE: str = resolve_latest_browser_type("chrome")  # type: ignore[no-untyped-call]
 """curl_cffi's newest Chrome fingerprint (such as ``chrome152``): the user agent names the same version."""
 CURL_SCHEMES = {"http": "http", "https": "https", "socks5": "socks5h"}  # socks5h: the proxy resolves
@@ -66,17 +67,15 @@ class Client:
         message, which can name a proxy's address or a URL with codes in it)."""
         session = self._session_now()
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", CurlCffiWarning)  # its advice on https proxies
-                response = await session.get(
-                    url,
-                    cookies=dict(cookies),
-                    headers=dict(headers),
-                    proxy=_proxy_url(proxy) if proxy is not None else None,
-                    proxy_auth=(proxy.username, proxy.password) if proxy and proxy.username else None,
-                    timeout=self._timeout_s,
-                    allow_redirects=False,
-                )
+            response = await session.get(
+                url,
+                cookies=dict(cookies),
+                headers=dict(headers),
+                proxy=_proxy_url(proxy) if proxy is not None else None,
+                proxy_auth=(proxy.username, proxy.password) if proxy and proxy.username else None,
+                timeout=self._timeout_s,
+                allow_redirects=False,
+            )
         except Timeout:
             raise FetchTimeout.after(self._timeout_s) from None
         except CurlError as error:

@@ -2,9 +2,11 @@
 
 It starts from a pinned secret, another replica's knowledge, or the page's scripts. Each sighting of
 the page's own call confirms what it knows or corrects it: the call's shape at once, the secret
-after reading the scripts again in the background, and, when their text teaches nothing, the page's
-memory (the browser source reads it once per set of scripts, when asked). What it learns it shares
-with the other replicas; when it learns something, ``on_learned`` ends its bench at once.
+after reading the scripts again, and, when their text teaches nothing, the page's memory (the
+browser source reads it once per build of the scripts, when asked). A secret that is only likely
+(one string among many that reproduced a code) is proven by a second sighting in another 30 s step
+or by Spotify's acceptance; until then each call with it is one of the few unconfirmed tries. What
+it proves it shares with the other replicas; when it learns something, ``on_learned`` ends its bench.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from spotify_tokener.core.ports import Notes
 from spotify_tokener.domain.clock import Clock
 from spotify_tokener.domain.egress import Proxy
 from spotify_tokener.domain.errors import NotReady, TokenError
-from spotify_tokener.domain.request_shape import RequestShape, Sighting, confirms, learn_shape
+from spotify_tokener.domain.request_shape import RequestShape, Sighting, confirms, learn_shape, step_of
 from spotify_tokener.domain.totp import Secret
 from spotify_tokener.sources.direct.learning import (
     NOTE,
@@ -34,6 +36,7 @@ log = logging.getLogger(__name__)
 
 NOTHING_LEARNED = "no secret learned yet: none in the page's scripts could be confirmed"
 NOTHING_ANYWHERE = "no secret learned: none in the page's scripts nor in its memory reproduces its code"
+UNPROVEN = "a likely secret awaits a second sighting: no unconfirmed try is left"
 
 ReadPage = Callable[[Proxy | None], Awaitable[PageText]]
 """The page's scripts, read by plain HTTP through an exit."""
@@ -57,17 +60,18 @@ class Learner:
         self._unconfirmed_tries = unconfirmed_tries
         self._notes = notes
         self._clock = clock
-        self._knowledge = Knowledge(pinned, default, Origin.PINNED) if pinned else None
+        self._knowledge = Knowledge(pinned, default, Origin.PINNED, confirmed=True) if pinned else None
         self._learned_at_ms = 0  # when what is known was learned, here or by another replica
         self._sighting: Sighting | None = None
-        self._tried: set[str] = set()  # unconfirmed secrets already sent upstream, never sent twice
+        self._tried: set[str] = set()  # unconfirmed secrets sent upstream (the budget counts them)
+        self._refused: set[str] = set()  # unconfirmed secrets Spotify turned down: never sent again
+        self._choosing = asyncio.Lock()  # concurrent attempts share one choice, and one try
         self._background: set[asyncio.Task[None]] = set()  # relearning, sharing
         self._relearning: asyncio.Task[None] | None = None
         self._scripts_read: tuple[str, ...] = ()  # the script URLs the last relearn read
         self._memory_read_for: tuple[str, ...] | None = None  # the scripts the memory was read with
         self._wants_strings = False
         self._exit: Proxy | None = None  # the last attempt's, for learning in the background
-        self.user_agent: str | None = None  # the browser's, once sighted
         self.on_learned: Callable[[], None] = lambda: None
         self.trouble: str | None = None  # why the direct source cannot make tokens now
 
@@ -80,40 +84,52 @@ class Learner:
         return self._knowledge.origin.value if self._knowledge else None
 
     @property
+    def secret_confirmed(self) -> bool | None:
+        return self._knowledge.confirmed if self._knowledge else None
+
+    @property
     def wants_page_strings(self) -> bool:
         return self._wants_strings
 
     async def current(self, proxy: Proxy | None) -> Knowledge:
         """What to make the next call with: another replica's newer knowledge, what is known, or a
-        versioned candidate from the scripts, not tried yet (:class:`NotReady` when none is left)."""
+        candidate from the scripts; one not proven yet only while unconfirmed tries are left
+        (:class:`NotReady` otherwise, with nothing sent)."""
         self._exit = proxy
         await self._adopt_shared()
-        return self._knowledge or await self._learn_unsighted(proxy)
+        async with self._choosing:
+            if self._knowledge is None:
+                self._knowledge = await self._learn_unsighted(proxy)
+            knowledge = self._knowledge
+            if not knowledge.confirmed:
+                self._spend_try(knowledge)
+            return knowledge
 
     def accepted(self, knowledge: Knowledge) -> None:
-        """Spotify answered a call made with ``knowledge`` with a token."""
-        if not knowledge.confirmed:
-            self._learned(Knowledge(knowledge.secret, knowledge.shape, Origin.SPOTIFY))
+        """Spotify answered a call made with ``knowledge`` with a token: it is proven."""
+        if not knowledge.confirmed and self._knowledge is knowledge:
+            self._learned(knowledge.proven())
 
     def turned_down(self, knowledge: Knowledge, error: TokenError) -> None:
         """Spotify turned a call made with ``knowledge`` down: the secret or the shape is stale until
-        a sighting says which."""
+        a sighting says which (an unconfirmed secret is never sent again)."""
         if self._knowledge is not knowledge:
             return
-        if knowledge.origin is not Origin.UNCONFIRMED:
+        if knowledge.confirmed:
             log.warning("direct source: Spotify turned down what it knew (%s); relearning", error)
+        else:
+            self._refused.add(knowledge.secret.value)
         self._knowledge = None
         self.trouble = f"Spotify turned down its last call: {error}"
 
     def teach(self, sighting: Sighting) -> asyncio.Task[None] | None:
         self._sighting = sighting
-        self.user_agent = sighting.user_agent or self.user_agent
         known = self._knowledge
         if known is not None and confirms(known.secret, sighting):
+            proven = known.confirmed or known.step is None or known.step != step_of(sighting)
             shape = learn_shape(sighting, known.secret)
-            origin = Origin.PAGE if known.origin is Origin.UNCONFIRMED else known.origin
-            if shape != known.shape or origin is not known.origin or self.trouble:
-                self._learned(Knowledge(known.secret, shape, origin))
+            if shape != known.shape or proven != known.confirmed or self.trouble:
+                self._learned(Knowledge(known.secret, shape, known.origin, proven, known.step))
             return None
         if self._relearning is None or self._relearning.done():
             self._relearning = self._in_background(self._relearn(sighting))
@@ -128,6 +144,16 @@ class Learner:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
 
+    def _spend_try(self, knowledge: Knowledge) -> None:
+        """One of the few unconfirmed tries (shared by attempts that run together), never a refused one."""
+        value = knowledge.secret.value
+        if value in self._tried and value not in self._refused:
+            return
+        if value in self._refused or len(self._tried) >= self._unconfirmed_tries:
+            self.trouble = UNPROVEN if knowledge.step is not None else NOTHING_LEARNED
+            raise NotReady(f"the direct source has {self.trouble}")
+        self._tried.add(value)
+
     async def _learn_unsighted(self, proxy: Proxy | None) -> Knowledge:
         candidates = candidates_in((await self._read_page(proxy)).scripts)
         if self._sighting is not None:
@@ -135,18 +161,16 @@ class Learner:
             if knowledge is not None:
                 self._learned(knowledge)
                 return knowledge
-        fresh = [
-            secret for secret in candidates if secret.version is not None and secret.value not in self._tried
-        ]
-        if not fresh or len(self._tried) >= self._unconfirmed_tries:
+        tried = self._tried | self._refused
+        fresh = [secret for secret in candidates if secret.version is not None and secret.value not in tried]
+        if not fresh:
             if self.trouble != NOTHING_ANYWHERE:
                 self.trouble = NOTHING_LEARNED
             raise NotReady(f"the direct source has {self.trouble}")
-        self._tried.add(fresh[0].value)
-        return Knowledge(fresh[0], self._default, Origin.UNCONFIRMED)
+        return Knowledge(fresh[0], self._default, Origin.SCRIPTS, confirmed=False)
 
     async def _relearn(self, sighting: Sighting) -> None:
-        """In the background, after a sighting that what is known does not reproduce."""
+        """After a sighting that what is known does not reproduce (awaited a while by the teacher)."""
         try:
             page = await self._read_page(self._exit)
             knowledge = await asyncio.to_thread(confirmed_by, candidates_in(page.scripts), sighting)
@@ -172,7 +196,7 @@ class Learner:
         self._learned(knowledge)
 
     async def _adopt_shared(self) -> None:
-        """Take what another replica learned after what is known here: one browser teaches all."""
+        """Take what another replica proved after what is known here: one browser teaches all."""
         if self._notes is None:
             return
         shared = load_knowledge(await self._notes.read_note(NOTE), self._default.endpoint)
@@ -182,11 +206,17 @@ class Learner:
             log.info("direct source: TOTP version %s, from another replica", shared[0].secret.version)
 
     def _learned(self, knowledge: Knowledge) -> None:
+        """What is known now; shared once proven; the bench ends so that the next attempt uses it."""
         self._knowledge, self.trouble, self._wants_strings = knowledge, None, False
         self._learned_at_ms = self._clock()
-        version, origin = knowledge.secret.version, knowledge.origin.value
-        log.info("direct source: TOTP version %s, from the %s", version, origin)
-        if self._notes is not None and knowledge.origin not in {Origin.PINNED, Origin.UNCONFIRMED}:
+        proven = "" if knowledge.confirmed else " (likely; to be confirmed)"
+        log.info(
+            "direct source: TOTP version %s, from the %s%s",
+            knowledge.secret.version,
+            knowledge.origin.value,
+            proven,
+        )
+        if self._notes is not None and knowledge.confirmed and knowledge.origin is not Origin.PINNED:
             record = dump_knowledge(knowledge, self._learned_at_ms)
             self._in_background(self._notes.write_note(NOTE, record))
         self.on_learned()

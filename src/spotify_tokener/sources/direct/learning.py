@@ -24,11 +24,12 @@ from spotify_tokener.domain.request_shape import (
     Sighting,
     first_confirmed,
     learn_shape,
+    step_of,
 )
+from spotify_tokener.domain.token import HTTP_OK
 from spotify_tokener.domain.totp import Secret
 from spotify_tokener.sources.direct.client import Reply
 
-HTTP_OK = 200
 MAX_SCRIPTS = 16
 SCRIPT_HOSTS = ("spotify.com", "spotifycdn.com")
 """Only Spotify's own scripts are read: a page may also load third parties'."""
@@ -38,22 +39,28 @@ class Origin(Enum):
     """Where the secret in use came from; ``status`` shows it."""
 
     PINNED = "pinned"  # TOKENER_TOTP_SECRET
+    SCRIPTS = "scripts"  # written next to its version in the page's scripts, no sighting needed
     PAGE = "page"  # in the page's scripts, and reproduces the page's own code (a sighting)
     MEMORY = "page memory"  # held by the running page (its heap), and reproduces the page's own code
-    SPOTIFY = "spotify"  # taken from the scripts unconfirmed, then accepted by Spotify
-    UNCONFIRMED = "unconfirmed"  # taken from the scripts, not yet tried
     REPLICA = "replica"  # learned by another replica
 
 
 @dataclass(frozen=True, slots=True)
 class Knowledge:
+    """A secret and the call's shape. ``confirmed``: proven, not just likely. A versioned candidate
+    that reproduces a sighted code is (a handful of candidates against a one-in-a-million match); one
+    string among tens of thousands is not yet, since one of them matches by chance now and then: it
+    needs a second sighting, in another 30 s step, or Spotify's acceptance. ``step`` is the TOTP step
+    of the sighting that found it, if one did."""
+
     secret: Secret
     shape: RequestShape
     origin: Origin
+    confirmed: bool
+    step: int | None = None
 
-    @property
-    def confirmed(self) -> bool:
-        return self.origin is not Origin.UNCONFIRMED
+    def proven(self) -> Knowledge:
+        return Knowledge(self.secret, self.shape, self.origin, confirmed=True, step=self.step)
 
 
 NOTE = "direct-source"
@@ -87,7 +94,7 @@ def load_knowledge(raw: bytes | None, endpoint: str) -> tuple[Knowledge, int] | 
         secret = Secret(str(record["secret"]), version)
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
         return None
-    return Knowledge(secret, RequestShape(endpoint, params), Origin.REPLICA), at
+    return Knowledge(secret, RequestShape(endpoint, params), Origin.REPLICA, confirmed=True), at
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,13 +124,18 @@ def parse_page(reply: Reply, page_url: str) -> Page:
 def confirmed_by(
     candidates: Sequence[Secret], sighting: Sighting, origin: Origin = Origin.PAGE
 ) -> Knowledge | None:
-    """The first candidate that reproduces the sighting's code, with the sighting's shape. A few
-    microseconds a candidate, tens of thousands of them for a large bundle: run it in a thread."""
-    candidate = first_confirmed(candidates, sighting)
-    if candidate is None:
-        return None
-    secret = candidate if candidate.version is not None else _versioned(candidate, sighting)
-    return Knowledge(secret, learn_shape(sighting, secret), origin)
+    """The first candidate that reproduces the sighting's code, with the sighting's shape: confirmed
+    if it was among the versioned ones, likely only if among the rest. A few microseconds a candidate,
+    tens of thousands of them for a large bundle: run it in a thread."""
+    versioned = [candidate for candidate in candidates if candidate.version is not None]
+    unversioned = [candidate for candidate in candidates if candidate.version is None]
+    for group, proven in ((versioned, True), (unversioned, False)):
+        candidate = first_confirmed(group, sighting)
+        if candidate is not None:
+            secret = candidate if proven else _versioned(candidate, sighting)
+            step = step_of(sighting)
+            return Knowledge(secret, learn_shape(sighting, secret), origin, confirmed=proven, step=step)
+    return None
 
 
 def candidates_in(scripts: Sequence[bytes]) -> list[Secret]:
@@ -135,8 +147,13 @@ def candidates_in(scripts: Sequence[bytes]) -> list[Secret]:
 def _versioned(secret: Secret, sighting: Sighting) -> Secret:
     """An unversioned candidate takes the version the page sent (its ``totpVer``-like parameter)."""
     for name, value in parse_qsl(urlsplit(sighting.url).query):
-        lowered = name.lower()
-        if "ver" in lowered and "server" not in lowered and value.isdigit():
+        lowered = name.lower()  # totpVer; not totpServer, nor buildVer
+        if (
+            lowered.startswith("totp")
+            and lowered.endswith("ver")
+            and "server" not in lowered
+            and value.isdigit()
+        ):
             return Secret(secret.value, int(value))
     return secret
 

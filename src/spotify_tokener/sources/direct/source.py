@@ -21,14 +21,29 @@ from spotify_tokener.domain.clock import Clock, wall_clock_ms
 from spotify_tokener.domain.egress import Proxy
 from spotify_tokener.domain.errors import FetchTimeout, TokenError
 from spotify_tokener.domain.request_shape import default_shape
-from spotify_tokener.domain.token import Token, parse_token_response
+from spotify_tokener.domain.token import HTTP_OK, Token, parse_token_response
 from spotify_tokener.domain.totp import Secret
 from spotify_tokener.settings import Settings
 from spotify_tokener.sources.direct.client import Client, Reply
 from spotify_tokener.sources.direct.learner import Learner
-from spotify_tokener.sources.direct.learning import HTTP_OK, Page, PageText, parse_page
+from spotify_tokener.sources.direct.learning import Page, PageText, parse_page
+from spotify_tokener.sources.user_agent import desktop_user_agent
 
 DEVICE_COOKIE = "sp_t"
+API_CALL = {
+    "Accept": "application/json",
+    "Sec-Fetch-Dest": "empty",
+    "Sec-Fetch-Mode": "cors",
+    "Sec-Fetch-Site": "same-origin",
+}
+"""The page's fetch() of its own API (the server time, the token), as Chrome marks it."""
+SCRIPT = {
+    "Accept": "*/*",
+    "Sec-Fetch-Dest": "script",
+    "Sec-Fetch-Mode": "no-cors",
+    "Sec-Fetch-Site": "cross-site",
+}
+"""A script tag's load from the CDN, another site than the page's."""
 
 
 class DirectSource:
@@ -40,7 +55,6 @@ class DirectSource:
         client: Client,
         *,
         pinned: Secret | None = None,
-        user_agent: str,
         notes: Notes | None = None,
         clock: Clock = wall_clock_ms,
     ) -> None:
@@ -48,7 +62,9 @@ class DirectSource:
         self._settings = settings
         self._client = client
         self._clock = clock
-        self._user_agent = user_agent
+        # The Chrome that curl_cffi impersonates, so the user agent agrees with the TLS handshake
+        # and the client hints (the browser source names its own Chromium's version).
+        self._user_agent = settings.user_agent or desktop_user_agent(client.chrome_version)
         self._page_url = settings.spotify_url
         shape = default_shape(settings.spotify_url)
         self._server_time_url = shape.endpoint.rsplit("/", 1)[0] + "/server-time"
@@ -61,6 +77,7 @@ class DirectSource:
             clock=clock,
         )
         self._devices: OrderedDict[str, str] = OrderedDict()  # identity -> its sp_t
+        self._scripts = PageText((), [])  # the last build's, kept while the page names the same
         self._remembered = settings.max_accounts + 1
 
     async def attempt(self, sp_dc: str | None = None, proxy: Proxy | None = None) -> Token:
@@ -77,12 +94,13 @@ class DirectSource:
     async def _attempt(self, sp_dc: str | None, proxy: Proxy | None) -> Token:
         identity = account_identity(sp_dc) if sp_dc else ANONYMOUS
         knowledge = await self.learner.current(proxy)
-        cookies = {DEVICE_COOKIE: await self._device(identity, sp_dc, proxy)}
+        device = await self._device(identity, sp_dc, proxy)
+        cookies = {DEVICE_COOKIE: device} if device else {}
         if sp_dc:
             cookies["sp_dc"] = sp_dc
         server_s = await self._server_time(proxy)
         url = knowledge.shape.render(knowledge.secret, self._clock() / 1000, server_s)
-        reply = await self._client.get(url, cookies=cookies, headers=self._headers(), proxy=proxy)
+        reply = await self._client.get(url, cookies=cookies, headers=self._headers(API_CALL), proxy=proxy)
         try:
             token = parse_token_response(reply.status, reply.headers, reply.body, now_ms=self._clock())
         except TokenError as error:
@@ -92,34 +110,40 @@ class DirectSource:
         self.learner.accepted(knowledge)
         return token
 
-    async def _device(self, identity: str, sp_dc: str | None, proxy: Proxy | None) -> str:
-        """The identity's device cookie, from its own first visit of the page."""
+    async def _device(self, identity: str, sp_dc: str | None, proxy: Proxy | None) -> str | None:
+        """The identity's device cookie, from its own first visit of the page (None if it set none:
+        the next attempt visits again)."""
+        if identity not in self._devices:
+            await self._visit(identity, {"sp_dc": sp_dc} if sp_dc else {}, proxy)
         device = self._devices.get(identity)
-        if device is None:
-            page = await self._visit(identity, {"sp_dc": sp_dc} if sp_dc else {}, proxy)
-            device = page.cookies.get(DEVICE_COOKIE, "")
-            self._devices[identity] = device
-            while len(self._devices) > self._remembered:
-                self._devices.popitem(last=False)
-        self._devices.move_to_end(identity)
+        if device is not None:
+            self._devices.move_to_end(identity)
         return device
 
     async def _visit(self, identity: str, cookies: dict[str, str], proxy: Proxy | None) -> Page:
-        reply = await self._client.get(self._page_url, cookies=cookies, headers=self._headers(), proxy=proxy)
+        headers = {"User-Agent": self._user_agent}  # a navigation: the impersonated browser's own
+        reply = await self._client.get(self._page_url, cookies=cookies, headers=headers, proxy=proxy)
         page = parse_page(reply, self._page_url)
-        if DEVICE_COOKIE in page.cookies and identity not in self._devices:
+        if page.cookies.get(DEVICE_COOKIE) and identity not in self._devices:
             self._devices[identity] = page.cookies[DEVICE_COOKIE]
+            while len(self._devices) > self._remembered:
+                self._devices.popitem(last=False)
         return page
 
     async def _read_page(self, proxy: Proxy | None) -> PageText:
         """The page's Spotify scripts, for the learner (the visit also gives the anonymous device)."""
         page = await self._visit(ANONYMOUS, {}, proxy)
-        replies = [await self._get(url, proxy) for url in page.scripts]
-        return PageText(page.scripts, [reply.body for reply in replies if reply.status == HTTP_OK])
+        if page.scripts == self._scripts.urls:  # a build's scripts never change under their URLs
+            return self._scripts
+        replies = [await self._get(url, proxy, SCRIPT) for url in page.scripts]
+        text = PageText(page.scripts, [reply.body for reply in replies if reply.status == HTTP_OK])
+        if len(text.scripts) == len(page.scripts):  # kept only whole: a failed load is tried again
+            self._scripts = text
+        return text
 
     async def _server_time(self, proxy: Proxy | None) -> float:
         """Spotify's clock: its server-time answer, else its ``Date`` header, else ours."""
-        reply = await self._get(self._server_time_url, proxy)
+        reply = await self._get(self._server_time_url, proxy, API_CALL)
         try:
             value = orjson.loads(reply.body)["serverTime"]
             if isinstance(value, int | float) and not isinstance(value, bool):
@@ -131,10 +155,10 @@ class DirectSource:
         except (KeyError, TypeError, ValueError, IndexError):
             return self._clock() / 1000
 
-    async def _get(self, url: str, proxy: Proxy | None) -> Reply:
+    async def _get(self, url: str, proxy: Proxy | None, kind: dict[str, str]) -> Reply:
         """A call that carries no cookie."""
-        return await self._client.get(url, cookies={}, headers=self._headers(), proxy=proxy)
+        return await self._client.get(url, cookies={}, headers=self._headers(kind), proxy=proxy)
 
-    def _headers(self) -> dict[str, str]:
-        user_agent = self.learner.user_agent or self._user_agent
-        return {"User-Agent": user_agent, "Accept": "application/json", "Referer": self._page_url}
+    def _headers(self, kind: dict[str, str]) -> dict[str, str]:
+        """What the page's own request of this kind carries, besides the impersonated browser's."""
+        return {"User-Agent": self._user_agent, "Referer": self._page_url, **kind}

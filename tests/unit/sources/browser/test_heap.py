@@ -18,6 +18,8 @@ STRINGS = [
     "é-unicode-ü-long",
     "x" * 400,
     "tab\there!",
+    'a script\'s source: "quoted", \\ escaped \\" and long, ' * 500,  # skipped as it streams
+    "after-the-long-one",
 ]
 SNAPSHOT = json.dumps(
     {
@@ -28,7 +30,7 @@ SNAPSHOT = json.dumps(
     },
     separators=(",", ":"),
 )
-WORTH_A_CHECK = ["=n:b#OuEfH\\fE])e*K", 'with "quotes" in', "é-unicode-ü-long"]
+WORTH_A_CHECK = ["=n:b#OuEfH\\fE])e*K", 'with "quotes" in', "é-unicode-ü-long", "after-the-long-one"]
 
 
 def fed(chunks: list[str]) -> StringTable:

@@ -3,6 +3,7 @@ replica's note change, with the page's scripts served from memory and time injec
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -42,18 +43,20 @@ class Scripts:
 class Notes:
     def __init__(self) -> None:
         self.notes: dict[str, bytes] = {}
+        self.written = asyncio.Event()
 
     async def read_note(self, name: str) -> bytes | None:
         return self.notes.get(name)
 
     async def write_note(self, name: str, value: bytes) -> None:
         self.notes[name] = value
+        self.written.set()
 
 
 def sighting(secret: Secret = SECRET) -> Sighting:
     code = totp(secret.key, NOW_MS / 1000)
     url = f"{SHAPE.endpoint}?reason=init&totp={code}&totpServer={code}&totpVer=61"
-    return Sighting(url, NOW_MS, "Mozilla/5.0 Chrome/156")
+    return Sighting(url, NOW_MS)
 
 
 def learner_of(scripts: Scripts, *, tries: int = 2, notes: Notes | None = None) -> Learner:
@@ -72,9 +75,9 @@ async def taught(learner: Learner, seen: Sighting) -> None:
 async def test_a_versioned_candidate_is_tried_unconfirmed_once_and_confirmed_by_spotify() -> None:
     learner = learner_of(Scripts(f"x={{secret:{WRITTEN},version:61}}"))
     knowledge = await learner.current(None)
-    assert (knowledge.secret, knowledge.origin) == (SECRET, Origin.UNCONFIRMED)
+    assert (knowledge.secret, knowledge.origin, knowledge.confirmed) == (SECRET, Origin.SCRIPTS, False)
     learner.accepted(knowledge)
-    assert (learner.totp_version, learner.secret_origin, learner.trouble) == (61, "spotify", None)
+    assert (learner.totp_version, learner.secret_origin, learner.secret_confirmed) == (61, "scripts", True)
 
 
 async def test_a_turned_down_candidate_is_never_sent_again_and_the_tries_run_out() -> None:
@@ -109,12 +112,30 @@ async def test_memory_is_asked_for_once_per_set_of_scripts_that_taught_nothing()
     await taught(learner, sighting())
     assert learner.wants_page_strings  # a new build: worth one more look
     await learner.teach_strings(sighting(), ["a-string-in-memory", SECRET.value])
-    assert (learner.totp_version, learner.secret_origin, learner.trouble) == (61, "page memory", None)
+    assert (learner.totp_version, learner.secret_origin, learner.secret_confirmed) == (
+        61,
+        "page memory",
+        False,
+    )
+    later = Sighting(sighting().url, NOW_MS + 31_000)  # the same code, one step later: still reproduced
+    await taught(learner, later)
+    assert learner.secret_confirmed is True
+
+
+async def test_a_likely_secret_is_tried_within_the_budget_and_else_awaits_a_second_sighting() -> None:
+    learner = learner_of(Scripts("nothing(here)"), tries=1)
+    await taught(learner, sighting())
+    await learner.teach_strings(sighting(), [SECRET.value])
+    first = await learner.current(None)  # the one unconfirmed try
+    learner.turned_down(first, Rejected("Spotify answered the token request with HTTP 400"))
+    await learner.teach_strings(sighting(), ["another-likely-string", SECRET.value])
+    with pytest.raises(NotReady):  # the same secret is never sent twice, and no try is left anyway
+        await learner.current(None)
 
 
 async def test_another_replicas_newer_knowledge_is_taken_and_what_is_learned_is_shared() -> None:
     notes = Notes()
-    theirs = Knowledge(Secret("their-secret-value", 62), SHAPE, Origin.PAGE)
+    theirs = Knowledge(Secret("their-secret-value", 62), SHAPE, Origin.PAGE, confirmed=True)
     notes.notes[NOTE] = dump_knowledge(theirs, NOW_MS - 1)
     learner = learner_of(Scripts(), notes=notes)
     knowledge = await learner.current(None)
@@ -122,6 +143,9 @@ async def test_another_replicas_newer_knowledge_is_taken_and_what_is_learned_is_
     await taught(learner, sighting())  # theirs does not reproduce the page's code
     assert learner.trouble == NOTHING_LEARNED
     await learner.teach_strings(sighting(), [SECRET.value])
+    assert notes.notes[NOTE] == dump_knowledge(theirs, NOW_MS - 1)  # a likely secret is not shared
+    learner.accepted(await learner.current(None))  # Spotify accepts it: proven, and shared
+    await asyncio.wait_for(notes.written.wait(), 5)  # by a task of the learner's
     shared = load_knowledge(notes.notes[NOTE], SHAPE.endpoint)
     assert shared is not None
     assert (shared[0].secret, shared[1]) == (SECRET, NOW_MS)

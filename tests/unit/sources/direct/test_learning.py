@@ -25,14 +25,20 @@ AT_S = 1_800_000_000
 def page_call(secret: Secret, version: str = "61") -> Sighting:
     code = totp(secret.key, AT_S)
     url = f"{ENDPOINT}?reason=init&totp={code}&totpServer={code}&totpVer={version}"
-    return Sighting(url, AT_S * 1000, "Chrome/156")
+    return Sighting(url, AT_S * 1000)
 
 
 def test_an_unversioned_candidate_that_reproduces_the_code_takes_the_sighted_version() -> None:
     knowledge = confirmed_by([Secret("decoy-string-1"), Secret(SECRET.value)], page_call(SECRET, "63"))
     assert knowledge is not None
     assert knowledge.secret == Secret(SECRET.value, 63)
-    assert knowledge.origin is Origin.PAGE
+    assert (knowledge.origin, knowledge.confirmed) == (Origin.PAGE, False)  # one of many: only likely
+
+
+def test_a_versioned_candidate_that_reproduces_the_code_is_confirmed_at_once() -> None:
+    knowledge = confirmed_by([Secret("decoy-string-1"), SECRET], page_call(SECRET))
+    assert knowledge is not None
+    assert (knowledge.secret, knowledge.confirmed) == (SECRET, True)
 
 
 def test_no_candidate_that_misses_the_code_is_confirmed() -> None:
@@ -45,9 +51,9 @@ def test_versioned_candidates_of_every_script_come_first() -> None:
 
 
 def test_what_replicas_share_reads_back_as_another_replicas() -> None:
-    knowledge = Knowledge(SECRET, default_shape(PAGE), Origin.PAGE)
+    knowledge = Knowledge(SECRET, default_shape(PAGE), Origin.PAGE, confirmed=True)
     loaded = load_knowledge(dump_knowledge(knowledge, 1234), ENDPOINT)
-    assert loaded == (Knowledge(SECRET, default_shape(PAGE), Origin.REPLICA), 1234)
+    assert loaded == (Knowledge(SECRET, default_shape(PAGE), Origin.REPLICA, confirmed=True), 1234)
 
 
 @pytest.mark.parametrize(
