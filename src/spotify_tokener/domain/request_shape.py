@@ -17,6 +17,10 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from spotify_tokener.domain.totp import DIGITS, NEIGHBOURS, PERIOD_S, Secret, reproduces, totp
 
 DAY_S = 86_400
+CODE_SKEW_STEPS = 10
+"""How far (in 30 s steps, five minutes) a code the page computed for the *server's* time may lie
+from ours, when telling which parameters are codes: the secret is known by then, and a six-digit
+value that its key gives anywhere in that window is a code, not a constant to replay."""
 MS_THRESHOLD = 10**11
 """An epoch timestamp above this is in milliseconds (10**11 seconds is in the year 5138)."""
 CODE = re.compile(rf"\d{{{DIGITS}}}")
@@ -129,7 +133,7 @@ def learn_shape(sighting: Sighting, secret: Secret) -> RequestShape:
 
 def _role(name: str, value: str, key: bytes, version: int | None, at_s: float) -> Role:
     servers = "server" in name.lower() or name.startswith("s")
-    if CODE.fullmatch(value) and reproduces(key, value, at_s):
+    if CODE.fullmatch(value) and reproduces(key, value, at_s, within=CODE_SKEW_STEPS):
         return Role.SERVER_CODE if servers else Role.CLIENT_CODE
     if version is not None and value == str(version) and "ver" in name.lower() and not servers:
         return Role.VERSION

@@ -42,6 +42,7 @@ def totp(key: bytes, at_s: float) -> str:
     return str(code % 10**DIGITS).zfill(DIGITS)
 
 
-def reproduces(key: bytes, code: str, at_s: float) -> bool:
-    """Whether ``key`` gives ``code`` at ``at_s`` or a step either side: a secret confirmed offline."""
-    return any(hmac.compare_digest(totp(key, at_s + step * PERIOD_S), code) for step in NEIGHBOURS)
+def reproduces(key: bytes, code: str, at_s: float, within: int = 1) -> bool:
+    """Whether ``key`` gives ``code`` at ``at_s`` or up to ``within`` steps either side."""
+    steps = range(-within, within + 1)
+    return any(hmac.compare_digest(totp(key, at_s + step * PERIOD_S), code) for step in steps)

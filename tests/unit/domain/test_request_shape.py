@@ -75,3 +75,9 @@ def test_only_the_right_secret_confirms_a_sighting() -> None:
     assert confirms(SECRET, page_call())
     assert not confirms(Secret("not-the-secret", 61), page_call())
     assert not confirms(SECRET, sighting("reason=init"))
+
+
+def test_a_server_code_minutes_away_from_our_clock_is_still_a_code_not_a_constant() -> None:
+    skewed = totp(SECRET.key, AT_S + 240)  # the server's clock four minutes ahead
+    shape = learn_shape(page_call(totpServer=skewed), SECRET)
+    assert Param("totpServer", Role.SERVER_CODE) in shape.params
