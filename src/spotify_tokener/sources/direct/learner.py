@@ -51,6 +51,7 @@ class Learner:
         default: RequestShape,
         *,
         unconfirmed_tries: int,
+        tries_window_ms: int,
         pinned: Secret | None,
         notes: Notes | None,
         clock: Clock,
@@ -58,13 +59,16 @@ class Learner:
         self._read_page = read_page
         self._default = default
         self._unconfirmed_tries = unconfirmed_tries
+        self._tries_window_ms = tries_window_ms
         self._notes = notes
         self._clock = clock
         self._knowledge = Knowledge(pinned, default, Origin.PINNED, confirmed=True) if pinned else None
         self._learned_at_ms = 0  # when what is known was learned, here or by another replica
         self._sighting: Sighting | None = None
-        self._tried: set[str] = set()  # unconfirmed secrets sent upstream (the budget counts them)
-        self._refused: set[str] = set()  # unconfirmed secrets Spotify turned down: never sent again
+        # Unconfirmed secrets sent upstream, and those Spotify turned down, each with when (epoch ms):
+        # within the window, the budget counts the first and a refused one is not sent again.
+        self._tried: dict[str, int] = {}
+        self._refused: dict[str, int] = {}
         self._choosing = asyncio.Lock()  # concurrent attempts share one choice, and one try
         self._background: set[asyncio.Task[None]] = set()  # relearning, sharing
         self._relearning: asyncio.Task[None] | None = None
@@ -111,14 +115,15 @@ class Learner:
             self._learned(knowledge.proven())
 
     def turned_down(self, knowledge: Knowledge, error: TokenError) -> None:
-        """Spotify turned a call made with ``knowledge`` down: the secret or the shape is stale until
-        a sighting says which (an unconfirmed secret is never sent again)."""
+        """Spotify found a call made with ``knowledge`` wrong (a 400 such as "Invalid TOTP"; not a
+        403, a garbled answer or a broken connection, which say nothing of the secret): the secret or
+        the shape is stale until a sighting says which (an unconfirmed secret is never sent again)."""
         if self._knowledge is not knowledge:
             return
         if knowledge.confirmed:
             log.warning("direct source: Spotify turned down what it knew (%s); relearning", error)
         else:
-            self._refused.add(knowledge.secret.value)
+            self._refused[knowledge.secret.value] = self._clock()
         self._knowledge = None
         self.trouble = f"Spotify turned down its last call: {error}"
 
@@ -145,14 +150,23 @@ class Learner:
         await asyncio.gather(*self._background, return_exceptions=True)
 
     def _spend_try(self, knowledge: Knowledge) -> None:
-        """One of the few unconfirmed tries (shared by attempts that run together), never a refused one."""
+        """One of the few unconfirmed tries of the window (shared by attempts that run together),
+        never one Spotify refused within it."""
         value = knowledge.secret.value
-        if value in self._tried and value not in self._refused:
+        tried, refused = self._recent(self._tried), self._recent(self._refused)
+        if value in tried and value not in refused:
             return
-        if value in self._refused or len(self._tried) >= self._unconfirmed_tries:
+        if value in refused or len(tried) >= self._unconfirmed_tries:
             self.trouble = UNPROVEN if knowledge.step is not None else NOTHING_LEARNED
             raise NotReady(f"the direct source has {self.trouble}")
-        self._tried.add(value)
+        self._tried[value] = self._clock()
+
+    def _recent(self, when: dict[str, int]) -> set[str]:
+        """The secrets of ``when`` inside the window (older ones are forgotten)."""
+        since = self._clock() - self._tries_window_ms
+        for value in [value for value, at in when.items() if at <= since]:
+            del when[value]
+        return set(when)
 
     async def _learn_unsighted(self, proxy: Proxy | None) -> Knowledge:
         candidates = candidates_in((await self._read_page(proxy)).scripts)
@@ -161,8 +175,10 @@ class Learner:
             if knowledge is not None:
                 self._learned(knowledge)
                 return knowledge
-        tried = self._tried | self._refused
-        fresh = [secret for secret in candidates if secret.version is not None and secret.value not in tried]
+        refused = self._recent(self._refused)  # one once accepted may be tried again: a fluke 400
+        fresh = [
+            secret for secret in candidates if secret.version is not None and secret.value not in refused
+        ]
         if not fresh:
             if self.trouble != NOTHING_ANYWHERE:
                 self.trouble = NOTHING_LEARNED

@@ -19,7 +19,7 @@ from spotify_tokener.core.accounts import ANONYMOUS, account_identity
 from spotify_tokener.core.ports import Notes
 from spotify_tokener.domain.clock import Clock, wall_clock_ms
 from spotify_tokener.domain.egress import Proxy
-from spotify_tokener.domain.errors import FetchTimeout, TokenError
+from spotify_tokener.domain.errors import FetchTimeout, Rejected
 from spotify_tokener.domain.request_shape import default_shape
 from spotify_tokener.domain.token import HTTP_OK, Token, parse_token_response
 from spotify_tokener.domain.totp import Secret
@@ -72,6 +72,7 @@ class DirectSource:
             self._read_page,
             shape,
             unconfirmed_tries=settings.direct_unconfirmed_tries,
+            tries_window_ms=round(settings.source_bench_max * 1000),
             pinned=pinned,
             notes=notes,
             clock=clock,
@@ -103,9 +104,8 @@ class DirectSource:
         reply = await self._client.get(url, cookies=cookies, headers=self._headers(API_CALL), proxy=proxy)
         try:
             token = parse_token_response(reply.status, reply.headers, reply.body, now_ms=self._clock())
-        except TokenError as error:
-            if error.blames_source:
-                self.learner.turned_down(knowledge, error)
+        except Rejected as error:  # the call itself was wrong: its secret or its shape is stale
+            self.learner.turned_down(knowledge, error)
             raise
         self.learner.accepted(knowledge)
         return token

@@ -27,6 +27,7 @@ SHAPE = default_shape(PAGE)
 SECRET = Secret("=n:b#OuEfH\\fE])e*K", 61)
 WRITTEN = json.dumps(SECRET.value)  # as a script writes it, its backslash escaped
 NOW_MS = 1_800_000_000_000
+WINDOW_MS = 1_800_000  # TOKENER_SOURCE_BENCH_MAX
 
 
 class Scripts:
@@ -59,11 +60,26 @@ def sighting(secret: Secret = SECRET) -> Sighting:
     return Sighting(url, NOW_MS)
 
 
-def learner_of(scripts: Scripts, *, tries: int = 2, notes: Notes | None = None) -> Learner:
-    learned: list[str] = []
-    learner = Learner(scripts, SHAPE, unconfirmed_tries=tries, pinned=None, notes=notes, clock=lambda: NOW_MS)
-    learner.on_learned = lambda: learned.append("restored")
-    return learner
+class Clock:
+    def __init__(self) -> None:
+        self.now_ms = NOW_MS
+
+    def __call__(self) -> int:
+        return self.now_ms
+
+
+def learner_of(
+    scripts: Scripts, *, tries: int = 2, notes: Notes | None = None, clock: Clock | None = None
+) -> Learner:
+    return Learner(
+        scripts,
+        SHAPE,
+        unconfirmed_tries=tries,
+        tries_window_ms=WINDOW_MS,
+        pinned=None,
+        notes=notes,
+        clock=clock or Clock(),
+    )
 
 
 async def taught(learner: Learner, seen: Sighting) -> None:
@@ -150,3 +166,29 @@ async def test_another_replicas_newer_knowledge_is_taken_and_what_is_learned_is_
     assert shared is not None
     assert (shared[0].secret, shared[1]) == (SECRET, NOW_MS)
     assert learner.secret_origin == "page memory"
+
+
+async def test_an_accepted_secret_turned_down_once_is_tried_again_before_it_is_refused() -> None:
+    learner = learner_of(Scripts(f"x={{secret:{WRITTEN},version:61}}"), tries=1)
+    learner.accepted(await learner.current(None))
+    fluke = Rejected("Spotify answered the token request with HTTP 400")
+    learner.turned_down(await learner.current(None), fluke)  # a confirmed secret: forgotten, not refused
+    again = await learner.current(None)  # the same one, read from the scripts, no new try spent
+    assert (again.secret, again.confirmed) == (SECRET, False)
+    learner.turned_down(again, fluke)  # unconfirmed now, and turned down: never sent again
+    with pytest.raises(NotReady):
+        await learner.current(None)
+
+
+async def test_the_unconfirmed_tries_and_refusals_are_forgotten_after_the_window() -> None:
+    clock = Clock()
+    learner = learner_of(Scripts(f"x={{secret:{WRITTEN},version:61}}"), tries=1, clock=clock)
+    fluke = Rejected("Spotify answered the token request with HTTP 400")
+    learner.turned_down(await learner.current(None), fluke)  # refused on its one try
+    clock.now_ms += WINDOW_MS - 1
+    with pytest.raises(NotReady):
+        await learner.current(None)
+    clock.now_ms += 1  # a window later (a bench at its longest): one more try
+    again = await learner.current(None)
+    learner.accepted(again)
+    assert learner.secret_confirmed is True
