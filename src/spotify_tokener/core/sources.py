@@ -63,28 +63,10 @@ class SourceChain:
         kind: Kind = "account" if sp_dc else "anonymous"
         *before, last = self._sources
         for named in before:
-            state = self._states[named.name]
-            if not state.usable(self._clock()):
-                continue
-            try:
-                token = await named.source.attempt(sp_dc)
-            except TokenError as error:
-                self._observer.source_ended(named.name, kind, error.outcome)
-                if not error.blames_source:
-                    self._failed(state, error)
-                    raise
-                self._bench_after(state, error)
-                continue
-            except Exception as error:  # a bug in one source must not cost the client its token
-                self._observer.source_ended(named.name, kind, InternalError.outcome)
-                log.error("token source %s crashed: %s", named.name, type(error).__name__)
-                self._bench_after(state, InternalError(f"the {named.name} source crashed"))
-                continue
-            if sp_dc and token.is_anonymous:
-                # A dead cookie, or a call this source got wrong for accounts: only the last can say.
-                self._observer.source_ended(named.name, kind, CookieRejected.outcome)
-                continue
-            return self._succeeded(named.name, kind, token)
+            if self._states[named.name].usable(self._clock()):
+                token = await self._try(named, sp_dc, kind)
+                if token is not None:
+                    return token
         try:
             token = await last.source.attempt(sp_dc)
         except TokenError as error:
@@ -92,6 +74,29 @@ class SourceChain:
             self._failed(self._states[last.name], error)
             raise
         return self._succeeded(last.name, kind, token)
+
+    async def _try(self, named: NamedSource, sp_dc: str | None, kind: Kind) -> Token | None:
+        """A source before the last: its token, or None for the next source to answer."""
+        state = self._states[named.name]
+        try:
+            token = await named.source.attempt(sp_dc)
+        except TokenError as error:
+            self._observer.source_ended(named.name, kind, error.outcome)
+            if not error.blames_source:
+                self._failed(state, error)
+                raise
+            self._bench_after(state, error)
+            return None
+        except Exception as error:  # a bug in one source must not cost the client its token
+            self._observer.source_ended(named.name, kind, InternalError.outcome)
+            log.error("token source %s crashed: %s", named.name, type(error).__name__)
+            self._bench_after(state, InternalError(f"the {named.name} source crashed"))
+            return None
+        if sp_dc and token.is_anonymous:
+            # A dead cookie, or a call this source got wrong for accounts: only the last can say.
+            self._observer.source_ended(named.name, kind, CookieRejected.outcome)
+            return None
+        return self._succeeded(named.name, kind, token)
 
     def restore(self, name: str) -> None:
         """``name`` learned what it lacked: its bench ends now, not when its time is up."""
