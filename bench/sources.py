@@ -43,14 +43,6 @@ COLUMNS = (
     "peak - idle",
     "served by",
 )
-COLUMNS = (
-    "first token ms",
-    "forced refresh median ms",
-    "idle tree MB",
-    "peak tree MB",
-    "peak - idle",
-    "served by",
-)
 SETUPS: dict[str, dict[str, str]] = {
     "browser": {"TOKENER_SOURCES": "browser"},
     "direct,browser": {"TOKENER_SOURCES": "direct,browser"},
