@@ -11,13 +11,14 @@ cookie, or a path a client made up.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
 
 from spotify_tokener import __version__
+from spotify_tokener.core.bench import Bench
 from spotify_tokener.core.exits import ExitPool
 from spotify_tokener.core.ports import OUTCOME_OK
 from spotify_tokener.core.service import TokenService
@@ -170,30 +171,32 @@ class StateCollector:
         )
 
     def _exit_state(self) -> Iterator[Metric]:
-        if self._exits is None:
-            return
-        benched = GaugeMetricFamily(
-            "tokener_exit_benched",
-            "1 while a proxy is set aside after failing (TOKENER_PROXY_BENCH), by exit.",
-            labels=["exit"],
-        )
-        now = wall_clock_ms()
-        for state in self._exits.states():
-            benched.add_metric([state.proxy.label], int(not state.usable(now)))
-        yield benched
+        if self._exits is not None:
+            yield _benched(
+                "tokener_exit_benched",
+                "1 while a proxy is set aside after failing (TOKENER_PROXY_BENCH), by exit.",
+                "exit",
+                {state.proxy.label: state for state in self._exits.states()},
+            )
 
     def _source_state(self) -> Iterator[Metric]:
-        if self._sources is None:
-            return
-        benched = GaugeMetricFamily(
-            "tokener_source_benched",
-            "1 while a token source is set aside after falling through (TOKENER_SOURCE_BENCH), by source.",
-            labels=["source"],
-        )
-        now = wall_clock_ms()
-        for state in self._sources.states():
-            benched.add_metric([state.name], int(not state.usable(now)))
-        yield benched
+        if self._sources is not None:
+            yield _benched(
+                "tokener_source_benched",
+                "1 while a token source is set aside after falling through (TOKENER_SOURCE_BENCH), "
+                "by source.",
+                "source",
+                {state.name: state for state in self._sources.states()},
+            )
+
+
+def _benched(name: str, documentation: str, label: str, benches: Mapping[str, Bench]) -> Metric:
+    """1 for each of ``benches`` set aside now, 0 for the others."""
+    family = GaugeMetricFamily(name, documentation, labels=[label])
+    now = wall_clock_ms()
+    for value, bench in benches.items():
+        family.add_metric([value], int(not bench.usable(now)))
+    return family
 
 
 class Metrics:

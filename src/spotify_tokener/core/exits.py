@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from spotify_tokener.core.accounts import ANONYMOUS, account_identity
+from spotify_tokener.core.bench import Bench
 from spotify_tokener.core.ports import OUTCOME_OK, ExitObserver, ExitSource
 from spotify_tokener.domain.backoff import Backoff
 from spotify_tokener.domain.clock import Clock
@@ -33,23 +34,15 @@ DIRECT = "direct"
 """A direct connection's name where exits are named by their labels (metrics)."""
 
 
-@dataclass(slots=True)
-class ExitState:
+@dataclass(slots=True, kw_only=True)
+class ExitState(Bench):
     """What the pool knows of one proxy; ``status`` shows it (by its label, never its credentials)."""
 
     proxy: Proxy
-    failures: int = 0  # in a row
-    benched_until_ms: int = 0
-    last_error: str | None = None
-    last_success_ms: int | None = None
-    last_failure_ms: int | None = None
     # When the tries behind the last success and the last counted failure began: a result is news
     # only if its try began after the other kind's did.
     success_began_ms: int | None = None
     failure_began_ms: int | None = None
-
-    def usable(self, now_ms: int) -> bool:
-        return self.benched_until_ms <= now_ms
 
 
 class ExitPool:
@@ -64,7 +57,7 @@ class ExitPool:
         fallback_direct: bool,
         remembered: int,
     ) -> None:
-        self._states = [ExitState(proxy) for proxy in proxies]
+        self._states = [ExitState(proxy=proxy) for proxy in proxies]
         self._by_proxy = {state.proxy: state for state in self._states}
         self._bench = bench
         self._clock = clock

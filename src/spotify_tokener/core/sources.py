@@ -15,6 +15,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from spotify_tokener.core.bench import Bench
 from spotify_tokener.core.ports import OUTCOME_OK, SourceObserver, TokenSource
 from spotify_tokener.domain.backoff import Backoff
 from spotify_tokener.domain.clock import Clock
@@ -24,19 +25,11 @@ from spotify_tokener.domain.token import Kind, Token
 log = logging.getLogger(__name__)
 
 
-@dataclass(slots=True)
-class SourceState:
-    """What the chain knows of one source; ``status`` shows it."""
+@dataclass(slots=True, kw_only=True)
+class SourceState(Bench):
+    """What the chain knows of one source (its failures: fall-throughs); ``status`` shows it."""
 
     name: str
-    failures: int = 0  # fall-throughs in a row
-    benched_until_ms: int = 0
-    last_error: str | None = None
-    last_success_ms: int | None = None
-    last_failure_ms: int | None = None
-
-    def usable(self, now_ms: int) -> bool:
-        return self.benched_until_ms <= now_ms
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +47,7 @@ class SourceChain:
         if not sources:
             raise ValueError("a chain needs at least one source")
         self._sources = list(sources)
-        self._states = {named.name: SourceState(named.name) for named in sources}
+        self._states = {named.name: SourceState(name=named.name) for named in sources}
         self._bench = bench
         self._clock = clock
         self._observer = observer

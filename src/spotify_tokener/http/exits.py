@@ -3,24 +3,14 @@
 from __future__ import annotations
 
 from spotify_tokener.core.exits import ExitPool
+from spotify_tokener.http.bench import bench_fields
 from spotify_tokener.http.schemas import ExitFields, ExitsHealth
 
 
 def exit_fields(pool: ExitPool | None, now_ms: int) -> list[ExitFields] | None:
     if pool is None:
         return None
-    return [
-        {
-            "exit": state.proxy.label,
-            "usable": state.usable(now_ms),
-            "benchedUntil": None if state.usable(now_ms) else state.benched_until_ms,
-            "consecutiveFailures": state.failures,
-            "lastError": state.last_error,
-            "lastFailureAt": state.last_failure_ms,
-            "lastSuccessAt": state.last_success_ms,
-        }
-        for state in pool.states()
-    ]
+    return [{"exit": state.proxy.label, **bench_fields(state, now_ms)} for state in pool.states()]
 
 
 def exits_health(pool: ExitPool | None, now_ms: int) -> ExitsHealth | None:

@@ -59,16 +59,21 @@ class StatusFields(TypedDict):
     direct: DirectFields | None
 
 
-class SourceFields(TypedDict):
-    """One token source (``TOKENER_SOURCES``), in the order they are tried."""
+class BenchFields(TypedDict):
+    """What is known of a proxy or a source that can be set aside (``core/bench.py``)."""
 
-    source: str
     usable: bool
     benchedUntil: int | None
     consecutiveFailures: int
     lastError: str | None
     lastFailureAt: int | None
     lastSuccessAt: int | None
+
+
+class SourceFields(BenchFields):
+    """One token source (``TOKENER_SOURCES``), in the order they are tried."""
+
+    source: str
 
 
 class DirectFields(TypedDict):
@@ -80,16 +85,10 @@ class DirectFields(TypedDict):
     trouble: str | None
 
 
-class ExitFields(TypedDict):
+class ExitFields(BenchFields):
     """One proxy (``TOKENER_PROXY``), named without its credentials."""
 
     exit: str
-    usable: bool
-    benchedUntil: int | None
-    consecutiveFailures: int
-    lastError: str | None
-    lastFailureAt: int | None
-    lastSuccessAt: int | None
 
 
 class StatusBody(TypedDict):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from spotify_tokener.core.sources import SourceChain
+from spotify_tokener.http.bench import bench_fields
 from spotify_tokener.http.schemas import DirectFields, SourceFields
 
 
@@ -27,18 +28,7 @@ class LearnerInfo(Protocol):
 def source_fields(chain: SourceChain | None, now_ms: int) -> list[SourceFields]:
     if chain is None:
         return []
-    return [
-        {
-            "source": state.name,
-            "usable": state.usable(now_ms),
-            "benchedUntil": None if state.usable(now_ms) else state.benched_until_ms,
-            "consecutiveFailures": state.failures,
-            "lastError": state.last_error,
-            "lastFailureAt": state.last_failure_ms,
-            "lastSuccessAt": state.last_success_ms,
-        }
-        for state in chain.states()
-    ]
+    return [{"source": state.name, **bench_fields(state, now_ms)} for state in chain.states()]
 
 
 def direct_fields(learner: LearnerInfo | None) -> DirectFields | None:
