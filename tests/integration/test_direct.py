@@ -33,6 +33,11 @@ async def token(running: Running, *, force: bool = False, **headers: str) -> dic
     return body
 
 
+def proven(origin: str) -> dict[str, Any]:
+    """What ``status`` shows of the direct source holding the fake's secret, proven."""
+    return {"totpVersion": SECRET_VERSION, "secretOrigin": origin, "secretConfirmed": True, "trouble": None}
+
+
 def direct_is_back(state: dict[str, Any]) -> bool:
     return all(source["usable"] for source in state["sources"])
 
@@ -45,12 +50,7 @@ async def test_alone_it_learns_from_the_bundle_and_starts_no_browser(
         state = await status_of(running)
         health = (await running.client.get("/health")).json()
     assert state["tokenSource"] == "direct"
-    assert state["direct"] == {
-        "totpVersion": SECRET_VERSION,
-        "secretOrigin": "scripts",
-        "secretConfirmed": True,
-        "trouble": None,
-    }
+    assert state["direct"] == proven("scripts")
     assert health["browser"]["launches"] == 0
     assert fake.page_token_calls() == 0
     assert fake.token_requests == 1  # the newest version, tried once, was right
@@ -81,12 +81,7 @@ async def test_a_secret_assembled_at_run_time_is_read_from_the_pages_memory(
         state = await status_of(running)
     assert after["success"] is True
     assert state["tokenSource"] == "direct"
-    assert state["direct"] == {
-        "totpVersion": SECRET_VERSION,
-        "secretOrigin": "page memory",
-        "secretConfirmed": True,
-        "trouble": None,
-    }
+    assert state["direct"] == proven("page memory")
     assert fake.page_token_calls() == 1
     assert all(call.answer.kind == "ok" for call in fake.state.calls)
 
@@ -198,12 +193,7 @@ async def test_replicas_share_what_one_learned_so_one_browser_fetch_teaches_all(
             await shared_note(redis, redis_prefix, ROTATED[1])
             await token(b, force=True)
             state = await status_of(b)
-    assert learned == {
-        "totpVersion": SECRET_VERSION,
-        "secretOrigin": "replica",
-        "secretConfirmed": True,
-        "trouble": None,
-    }
+    assert learned == proven("replica")
     assert state["direct"]["totpVersion"] == ROTATED[1]
     assert state["tokenSource"] == "direct"
     assert [source["lastError"] for source in state["sources"]] == [None]  # never turned down
@@ -239,10 +229,5 @@ async def test_with_the_browser_a_decoy_is_never_sent_upstream(
         state = await status_of(running)
     assert after["success"] is True
     assert state["tokenSource"] == "direct"
-    assert state["direct"] == {
-        "totpVersion": SECRET_VERSION,
-        "secretOrigin": "page",
-        "secretConfirmed": True,
-        "trouble": None,
-    }
+    assert state["direct"] == proven("page")
     assert [call.query["totpVer"] for call in fake.state.calls] == [["61"], ["61"]]
