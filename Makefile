@@ -7,7 +7,7 @@ TOOLS := .venv-tools
 TOOLS_STAMP := $(TOOLS)/.setup-stamp
 UV := uv==0.13.9
 
-.PHONY: setup test-deps run test unit integration lint format bench bench-instructions bench-replicas bench-proxies bench-sources soak docker-lint clean
+.PHONY: setup test-deps run test unit integration lint format bench bench-instructions bench-replicas bench-proxies bench-sources bench-browsers soak docker-lint clean
 
 setup: $(STAMP)
 	@scripts/ensure-chromium.sh $(BIN)/python
@@ -35,8 +35,11 @@ PYTEST := PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest
 # The Redis tests start their own redis-server, the proxy tests their own tinyproxy and microsocks
 # (Debian packages), each on a free port; Chromium trusts the fake Spotify's certificate through
 # TOKENER_CA_FILE, which needs NSS's certutil. Debian starts a tinyproxy service when it installs
-# the package; the tests do not need it, so it is stopped and disabled again.
+# the package; the tests do not need it, so it is stopped and disabled again. The service runs
+# Chromium's headless shell; a full Chromium is installed too, for the tests of the browser it falls
+# back to.
 test-deps: setup
+	@command -v chromium >/dev/null || command -v google-chrome >/dev/null || scripts/ensure-apt.sh chromium
 	@command -v redis-server >/dev/null || scripts/ensure-apt.sh redis-server
 	@command -v microsocks >/dev/null || scripts/ensure-apt.sh microsocks
 	@command -v certutil >/dev/null || scripts/ensure-apt.sh libnss3-tools
@@ -81,6 +84,9 @@ bench-proxies: test-deps
 
 bench-sources: test-deps
 	$(BIN)/python bench/sources.py
+
+bench-browsers: test-deps
+	$(BIN)/python bench/browsers.py
 
 # The Docker files' linters, in a venv of their own (not project dependencies, not part of CI).
 docker-lint: $(TOOLS_STAMP)

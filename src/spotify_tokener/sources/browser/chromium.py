@@ -16,10 +16,14 @@ from spotify_tokener.domain.egress import ConnectTo
 from spotify_tokener.domain.errors import BrowserMissing
 
 NODE_CACHE_DIR = "spotify-tokener-node-compile-cache"
-SYSTEM_BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+HEADLESS_SHELL = "chromium-headless-shell"
+# Debian's binary, not its /usr/bin wrapper: the wrapper does not exec, so it would stay the browser's
+# parent and outlive a browser that was killed.
+DEBIAN_HEADLESS_SHELL = Path("/usr/lib/chromium/chromium-headless-shell")
+FULL_BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 INSTALL_HINT = (
-    "no Chromium found: run `make setup`, or `apt-get install -y chromium`, "
-    "or `python -m playwright install chromium`, or set TOKENER_BROWSER_PATH"
+    "no Chromium found: run `make setup`, or `apt-get install -y chromium-headless-shell` (or "
+    "chromium), or `python -m playwright install chromium`, or set TOKENER_BROWSER_PATH"
 )
 SANDBOX_REFUSALS = (
     "no usable sandbox",
@@ -81,16 +85,55 @@ def sandbox_refused(message: str) -> bool:
     return any(marker in text for marker in SANDBOX_REFUSALS)
 
 
-def find_executable(configured: Path | None, playwright_own: str) -> Path:
-    """The browser to launch: configured path, else Playwright's download, else one on PATH."""
+def find_executable(
+    configured: Path | None, playwright_own: str, debian_shell: Path = DEBIAN_HEADLESS_SHELL
+) -> Path:
+    """The browser to launch: the configured one; else a headless shell, Playwright's then the
+    system's; else a full Chromium, Playwright's then one on PATH.
+
+    The headless shell is what Playwright itself runs headless: a full Chromium sets up a whole
+    browser profile for each fresh context, and costs about three times the CPU per fetch
+    (BENCHMARKS.md, "The headless shell").
+    """
     if configured is not None:
         if not configured.is_file():
             raise BrowserMissing(f"TOKENER_BROWSER_PATH does not exist: {configured}")
         return configured
-    if playwright_own and Path(playwright_own).is_file():
-        return Path(playwright_own)
-    for name in SYSTEM_BROWSERS:
-        found = shutil.which(name)
-        if found:
-            return Path(found)
+    own = Path(playwright_own) if playwright_own else None
+    candidates = [
+        playwright_headless_shell(own) if own is not None else None,
+        debian_shell,
+        _on_path(HEADLESS_SHELL),
+        own,
+        *(_on_path(name) for name in FULL_BROWSERS),
+    ]
+    for candidate in candidates:
+        if candidate is not None and candidate.is_file():
+            return candidate
     raise BrowserMissing(INSTALL_HINT)
+
+
+def playwright_headless_shell(chromium: Path) -> Path | None:
+    """The headless shell ``playwright install chromium`` puts beside its Chromium, of the same
+    revision: ``<root>/chromium-<rev>/chrome-<platform>/chrome`` has its shell in
+    ``<root>/chromium_headless_shell-<rev>/chrome-headless-shell-<platform>/chrome-headless-shell``."""
+    build = chromium.parent.parent
+    name, dash, revision = build.name.partition("-")
+    if name != "chromium" or not dash:
+        return None
+    shells = sorted(
+        (build.parent / f"chromium_headless_shell-{revision}").glob(
+            "chrome-headless-shell-*/chrome-headless-shell"
+        )
+    )
+    return shells[0] if shells else None
+
+
+def is_headless_shell(executable: Path) -> bool:
+    """Asked by ``make setup``, which installs a shell where only a full Chromium is found."""
+    return "headless-shell" in executable.name
+
+
+def _on_path(name: str) -> Path | None:
+    found = shutil.which(name)
+    return Path(found) if found else None

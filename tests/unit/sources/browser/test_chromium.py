@@ -11,6 +11,8 @@ from spotify_tokener.sources.browser.chromium import (
     BASE_ARGS,
     chromium_args,
     find_executable,
+    is_headless_shell,
+    playwright_headless_shell,
     sandbox_refused,
     wants_sandbox,
 )
@@ -67,10 +69,24 @@ def executable(path: Path) -> Path:
     return path
 
 
+NO_DEBIAN_SHELL = Path(os.devnull + "-missing")
+
+
+def playwright_download(root: Path, *, with_shell: bool) -> Path:
+    """Playwright's layout after ``playwright install chromium``: its Chromium and, beside it, the
+    headless shell of the same revision (absent with ``--no-shell``)."""
+    (root / "chromium-1255" / "chrome-linux64").mkdir(parents=True)
+    if with_shell:
+        shell_dir = root / "chromium_headless_shell-1255" / "chrome-headless-shell-linux64"
+        shell_dir.mkdir(parents=True)
+        executable(shell_dir / "chrome-headless-shell")
+    return executable(root / "chromium-1255" / "chrome-linux64" / "chrome")
+
+
 def test_configured_path_comes_first(tmp_path: Path) -> None:
     configured = executable(tmp_path / "mine")
-    own = executable(tmp_path / "playwright-chrome")
-    assert find_executable(configured, str(own)) == configured
+    own = playwright_download(tmp_path, with_shell=True)
+    assert find_executable(configured, str(own), NO_DEBIAN_SHELL) == configured
 
 
 def test_a_missing_configured_path_is_an_error(tmp_path: Path) -> None:
@@ -78,18 +94,47 @@ def test_a_missing_configured_path_is_an_error(tmp_path: Path) -> None:
         find_executable(tmp_path / "nope", "")
 
 
-def test_playwright_download_then_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    own = executable(tmp_path / "playwright-chrome")
-    system = executable(tmp_path / "chromium")
-    monkeypatch.setenv("PATH", str(tmp_path))
-    assert find_executable(None, str(own)) == own
-    assert find_executable(None, str(tmp_path / "not-downloaded")) == system
+@pytest.mark.parametrize(
+    ("installed", "chosen"),
+    [
+        ({"playwright-shell", "debian-shell", "shell-on-path", "playwright", "chromium"}, "playwright-shell"),
+        ({"debian-shell", "shell-on-path", "playwright", "chromium"}, "debian-shell"),
+        ({"shell-on-path", "playwright", "chromium"}, "shell-on-path"),
+        ({"playwright", "chromium"}, "playwright"),
+        ({"chromium"}, "chromium"),
+    ],
+)
+def test_a_headless_shell_comes_before_a_full_chromium_and_playwrights_before_the_systems(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, installed: set[str], chosen: str
+) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    found = {"chromium": bin_dir / "chromium", "shell-on-path": bin_dir / "chromium-headless-shell"}
+    for name in {"chromium", "shell-on-path"} & installed:
+        executable(found[name])
+    found["debian-shell"] = tmp_path / "debian-shell"
+    if "debian-shell" in installed:
+        executable(found["debian-shell"])
+    own = playwright_download(tmp_path / "ms-playwright", with_shell="playwright-shell" in installed)
+    found["playwright"] = own
+    found["playwright-shell"] = playwright_headless_shell(own) or own
+    monkeypatch.setenv("PATH", str(bin_dir))
+    playwright_own = str(own) if "playwright" in installed else str(tmp_path / "not-downloaded")
+    assert find_executable(None, playwright_own, found["debian-shell"]) == found[chosen]
+
+
+def test_playwrights_shell_is_looked_for_only_in_its_own_layout(tmp_path: Path) -> None:
+    assert playwright_headless_shell(executable(tmp_path / "chrome")) is None
+    own = playwright_download(tmp_path, with_shell=True)
+    shell = playwright_headless_shell(own)
+    assert shell is not None and is_headless_shell(shell)
+    assert not is_headless_shell(own)
 
 
 def test_nothing_found_says_how_to_fix_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(BrowserMissing, match="make setup"):
-        find_executable(None, os.devnull + "-missing")
+        find_executable(None, os.devnull + "-missing", NO_DEBIAN_SHELL)
 
 
 def test_playwrights_own_feature_list_is_not_overridden() -> None:

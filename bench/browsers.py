@@ -1,0 +1,127 @@
+"""`make bench-browsers`: Chromium's headless shell against the full Chromium, side by side in one run.
+
+Starts the fake Spotify and one service (the browser source alone) per browser. For each: the first
+token after a cold start, the tree's memory at rest after it, then forced refreshes alternating
+between the services while a sampler records each tree's peak memory. CPU per refresh counts the
+whole tree, the renderers that lived for one fetch included (their time is added to the process
+that reaped them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+import httpx
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.conftest import free_port  # noqa: E402
+from tests.fake_spotify import FakeSpotify  # noqa: E402
+
+from bench.measure import service_env, tree_rss_mb, tree_sum, wait_for  # noqa: E402
+from bench.run import machine  # noqa: E402
+from bench.sources import PeakSampler  # noqa: E402
+from spotify_tokener.sources.browser.chromium import DEBIAN_HEADLESS_SHELL, FULL_BROWSERS  # noqa: E402
+
+ROUNDS = 30
+COLUMNS = (
+    "first token ms",
+    "forced refresh median ms",
+    "CPU per refresh ms",
+    "idle tree MB",
+    "peak tree MB",
+)
+
+
+def browsers() -> dict[str, str]:
+    full = next(filter(None, map(shutil.which, FULL_BROWSERS)), None)
+    if full is None or not DEBIAN_HEADLESS_SHELL.is_file():
+        raise SystemExit("needs both chromium and chromium-headless-shell: make test-deps")
+    return {"headless shell": str(DEBIAN_HEADLESS_SHELL), "full Chromium": full}
+
+
+def tree_cpu_s(pid: int) -> float:
+    """The tree's CPU time, with that of descendants already exited and reaped within it."""
+
+    def spent(process: psutil.Process) -> float:
+        times = process.cpu_times()
+        return times.user + times.system + times.children_user + times.children_system
+
+    return tree_sum(pid, spent)
+
+
+@contextmanager
+def service(fake: FakeSpotify, executable: str) -> Iterator[tuple[str, int, float]]:
+    """A running service, its pid, and how long its first token took from the process start (ms)."""
+    port = free_port()
+    env = service_env(
+        fake,
+        port,
+        TOKENER_LOG_LEVEL="WARNING",
+        TOKENER_FORCE_MIN_INTERVAL="0",
+        TOKENER_BROWSER_PATH=executable,
+    )
+    started = time.perf_counter()
+    process = subprocess.Popen([sys.executable, "-m", "spotify_tokener"], env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(url + "/health", timeout_s=30)
+        httpx.get(url + "/api/token", timeout=60).raise_for_status()
+        yield url, process.pid, (time.perf_counter() - started) * 1000
+    finally:
+        process.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=15)
+
+
+def main() -> int:
+    chosen = browsers()
+    fake = FakeSpotify().start()
+    timings: dict[str, list[float]] = {name: [] for name in chosen}
+    cpu: dict[str, float] = dict.fromkeys(chosen, 0.0)
+    try:
+        with ExitStack() as stack:
+            running = {name: stack.enter_context(service(fake, path)) for name, path in chosen.items()}
+            time.sleep(2)  # the first fetch's context is closed
+            idle = {name: tree_rss_mb(pid) for name, (_, pid, _) in running.items()}
+            sampler = PeakSampler({name: pid for name, (_, pid, _) in running.items()})
+            sampler.start()
+            for _ in range(ROUNDS):
+                for name, (url, pid, _) in running.items():
+                    before, started = tree_cpu_s(pid), time.perf_counter()
+                    httpx.get(url + "/api/token?force=1", timeout=60).raise_for_status()
+                    timings[name].append((time.perf_counter() - started) * 1000)
+                    time.sleep(0.2)  # the fetch's context closes and its renderers are reaped
+                    cpu[name] += tree_cpu_s(pid) - before
+            sampler.done.set()
+            sampler.join()
+    finally:
+        fake.stop()
+    print(f"\nmachine: {machine()}\n{ROUNDS} forced refreshes per browser, alternating\n")
+    print(f"| browser | {' | '.join(COLUMNS)} |")
+    print(f"| --- | {' | '.join('---' for _ in COLUMNS)} |")
+    for name, (_, _, first_ms) in running.items():
+        figures = (
+            first_ms,
+            statistics.median(timings[name]),
+            cpu[name] / ROUNDS * 1000,
+            idle[name],
+            sampler.peaks[name],
+        )
+        print(f"| {name} | {' | '.join(f'{figure:,.0f}' for figure in figures)} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
