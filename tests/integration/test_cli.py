@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-pytestmark = pytest.mark.duration(5)  # the longest files go first: tests/conftest.py
+pytestmark = pytest.mark.duration(6)  # the longest files go first: tests/conftest.py
 
 
 def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:

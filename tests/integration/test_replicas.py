@@ -22,7 +22,7 @@ from tests.fake_spotify import Answer, FakeSpotify
 from tests.prometheus import Scrape
 from tests.redis_server import RedisServer
 
-pytestmark = pytest.mark.duration(43)  # the longest files go first: tests/conftest.py
+pytestmark = pytest.mark.duration(14)  # the longest files go first: tests/conftest.py
 
 SettingsMaker = Callable[..., Settings]
 
