@@ -21,7 +21,7 @@ LABEL org.opencontainers.image.title="spotify-tokener" \
 
 # Debian's Chromium headless shell (bookworm-security follows Chrome stable) rather than Playwright's
 # download: one browser, from the distribution's security updates. The shell, not the full Chromium:
-# it is what Playwright itself runs headless, at a third of the CPU per fetch (BENCHMARKS.md). Versions
+# it is what Playwright itself runs headless, much lighter per fetch (BENCHMARKS.md). Versions
 # are not pinned because bookworm-security replaces the old package as soon as a fix ships.
 # libatomic1: the Node binary inside Playwright's driver needs it, and the slim image lacks it.
 # libnss3-tools: certutil, which fills Chromium's trust store when TOKENER_CA_FILE is set.

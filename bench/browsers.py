@@ -4,11 +4,13 @@ Starts the fake Spotify and one service (the browser source alone) per browser. 
 token after a cold start, the tree's memory at rest after it, then forced refreshes alternating
 between the services while a sampler records each tree's peak memory. CPU per refresh counts the
 whole tree, the renderers that lived for one fetch included (their time is added to the process
-that reaped them).
+that reaped them). Last, what one more open context costs: each browser launched by Playwright alone,
+contexts opened one by one on the fake page and held, the tree's PSS read after each.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import shutil
 import signal
@@ -22,25 +24,35 @@ from pathlib import Path
 
 import httpx
 import psutil
+from playwright.async_api import async_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.conftest import free_port  # noqa: E402
 from tests.fake_spotify import FakeSpotify  # noqa: E402
+from tests.fake_spotify.assets import SITE  # noqa: E402
 
-from bench.measure import service_env, tree_rss_mb, tree_sum, wait_for  # noqa: E402
+from bench.measure import service_env, tree_pss_mb, tree_rss_mb, tree_sum, wait_for  # noqa: E402
 from bench.run import machine  # noqa: E402
 from bench.sources import PeakSampler  # noqa: E402
-from spotify_tokener.sources.browser.chromium import DEBIAN_HEADLESS_SHELL, FULL_BROWSERS  # noqa: E402
+from spotify_tokener.domain.egress import parse_connect_to  # noqa: E402
+from spotify_tokener.sources.browser.chromium import (  # noqa: E402
+    DEBIAN_HEADLESS_SHELL,
+    FULL_BROWSERS,
+    chromium_args,
+)
+from spotify_tokener.sources.browser.filters import is_token_request  # noqa: E402
 
 ROUNDS = 30
+CONTEXTS = 5
 COLUMNS = (
     "first token ms",
     "forced refresh median ms",
     "CPU per refresh ms",
     "idle tree MB",
     "peak tree MB",
+    "PSS per open context MB",
 )
 
 
@@ -85,41 +97,68 @@ def service(fake: FakeSpotify, executable: str) -> Iterator[tuple[str, int, floa
             process.wait(timeout=15)
 
 
-def main() -> int:
-    chosen = browsers()
-    fake = FakeSpotify().start()
+async def pss_per_context_mb(fake: FakeSpotify, executable: str) -> float:
+    """The tree's PSS with ``CONTEXTS`` contexts open, less that with one, per added context."""
+    args = chromium_args("--ignore-certificate-errors", parse_connect_to(fake.connect_to))
+    figures = []
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=executable, args=args)
+        for _ in range(CONTEXTS):
+            page = await (await browser.new_context()).new_page()
+            async with page.expect_response(lambda response: is_token_request(response.url)) as caught:
+                await page.goto(SITE, wait_until="commit")
+            await (await caught.value).finished()
+            await asyncio.sleep(0.5)  # the page's work is over
+            figures.append(sum(tree_pss_mb(child.pid) for child in psutil.Process().children()))
+        await browser.close()
+    return (figures[-1] - figures[0]) / (CONTEXTS - 1)
+
+
+def refresh_figures(fake: FakeSpotify, chosen: dict[str, str]) -> dict[str, list[float]]:
+    """Per browser: first token ms, forced refresh median ms, CPU ms per refresh, idle and peak MB."""
     timings: dict[str, list[float]] = {name: [] for name in chosen}
     cpu: dict[str, float] = dict.fromkeys(chosen, 0.0)
-    try:
-        with ExitStack() as stack:
-            running = {name: stack.enter_context(service(fake, path)) for name, path in chosen.items()}
-            time.sleep(2)  # the first fetch's context is closed
-            idle = {name: tree_rss_mb(pid) for name, (_, pid, _) in running.items()}
-            sampler = PeakSampler({name: pid for name, (_, pid, _) in running.items()})
-            sampler.start()
-            for _ in range(ROUNDS):
-                for name, (url, pid, _) in running.items():
-                    before, started = tree_cpu_s(pid), time.perf_counter()
-                    httpx.get(url + "/api/token?force=1", timeout=60).raise_for_status()
-                    timings[name].append((time.perf_counter() - started) * 1000)
-                    time.sleep(0.2)  # the fetch's context closes and its renderers are reaped
-                    cpu[name] += tree_cpu_s(pid) - before
-            sampler.done.set()
-            sampler.join()
-    finally:
-        fake.stop()
-    print(f"\nmachine: {machine()}\n{ROUNDS} forced refreshes per browser, alternating\n")
-    print(f"| browser | {' | '.join(COLUMNS)} |")
-    print(f"| --- | {' | '.join('---' for _ in COLUMNS)} |")
-    for name, (_, _, first_ms) in running.items():
-        figures = (
+    with ExitStack() as stack:
+        running = {name: stack.enter_context(service(fake, path)) for name, path in chosen.items()}
+        time.sleep(2)  # the first fetch's context is closed
+        idle = {name: tree_rss_mb(pid) for name, (_, pid, _) in running.items()}
+        sampler = PeakSampler({name: pid for name, (_, pid, _) in running.items()})
+        sampler.start()
+        for _ in range(ROUNDS):
+            for name, (url, pid, _) in running.items():
+                before, started = tree_cpu_s(pid), time.perf_counter()
+                httpx.get(url + "/api/token?force=1", timeout=60).raise_for_status()
+                timings[name].append((time.perf_counter() - started) * 1000)
+                time.sleep(0.2)  # the fetch's context closes and its renderers are reaped
+                cpu[name] += tree_cpu_s(pid) - before
+        sampler.done.set()
+        sampler.join()
+    return {
+        name: [
             first_ms,
             statistics.median(timings[name]),
             cpu[name] / ROUNDS * 1000,
             idle[name],
             sampler.peaks[name],
-        )
-        print(f"| {name} | {' | '.join(f'{figure:,.0f}' for figure in figures)} |")
+        ]
+        for name, (_, _, first_ms) in running.items()
+    }
+
+
+def main() -> int:
+    chosen = browsers()
+    fake = FakeSpotify().start()
+    try:
+        figures = refresh_figures(fake, chosen)
+        for name, executable in chosen.items():
+            figures[name].append(asyncio.run(pss_per_context_mb(fake, executable)))
+    finally:
+        fake.stop()
+    print(f"\nmachine: {machine()}\n{ROUNDS} forced refreshes per browser, alternating\n")
+    print(f"| browser | {' | '.join(COLUMNS)} |")
+    print(f"| --- | {' | '.join('---' for _ in COLUMNS)} |")
+    for name, row in figures.items():
+        print(f"| {name} | {' | '.join(f'{figure:,.0f}' for figure in row)} |")
     return 0
 
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Make sure a browser the service can drive is installed; quick when one already is.
-# Wanted: Chromium's headless shell, which costs a third of a full Chromium's CPU per fetch
+# Wanted: Chromium's headless shell, much lighter per fetch than a full Chromium
 # (BENCHMARKS.md, "The headless shell"). From Playwright's own download where it works, else the
 # system package; a full Chromium is the fallback where no shell can be had. The service chooses among
 # what is installed (spotify_tokener/sources/browser/chromium.py); this script asks it what it would.
@@ -56,7 +56,7 @@ fi
 status=0; chosen || status=$?
 if [[ $status == 2 ]]; then
     touch "$NO_SHELL_MARK"
-    echo "note: no headless shell could be installed; the service runs the full Chromium, at about three times the CPU per fetch"
+    echo "note: no headless shell could be installed; the service runs the full Chromium, slower and costlier per fetch (BENCHMARKS.md)"
 fi
 if [[ $status != 1 ]]; then
     exit 0

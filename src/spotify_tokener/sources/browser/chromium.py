@@ -92,7 +92,7 @@ def find_executable(
     system's; else a full Chromium, Playwright's then one on PATH.
 
     The headless shell is what Playwright itself runs headless: a full Chromium sets up a whole
-    browser profile for each fresh context, and costs about three times the CPU per fetch
+    browser profile for each fresh context, which makes every fetch slower and costlier
     (BENCHMARKS.md, "The headless shell").
     """
     if configured is not None:
