@@ -36,10 +36,12 @@ PYTEST := PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest
 # (Debian packages), each on a free port; Chromium trusts the fake Spotify's certificate through
 # TOKENER_CA_FILE, which needs NSS's certutil. Debian starts a tinyproxy service when it installs
 # the package; the tests do not need it, so it is stopped and disabled again. The service runs
-# Chromium's headless shell; a full Chromium is installed too, for the tests of the browser it falls
-# back to.
+# Chromium's headless shell; a full Chromium is installed too, for the test of what only the full
+# browser does (it orphans a crash handler), and for `make bench-browsers`.
+FULL_CHROMIUM := from spotify_tokener.sources.browser.chromium import full_chromium; \
+	raise SystemExit(full_chromium(None) is None)
 test-deps: setup
-	@command -v chromium >/dev/null || command -v google-chrome >/dev/null || scripts/ensure-apt.sh chromium
+	@$(BIN)/python -c '$(FULL_CHROMIUM)' || scripts/ensure-apt.sh chromium
 	@command -v redis-server >/dev/null || scripts/ensure-apt.sh redis-server
 	@command -v microsocks >/dev/null || scripts/ensure-apt.sh microsocks
 	@command -v certutil >/dev/null || scripts/ensure-apt.sh libnss3-tools

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
 import signal
 import statistics
 import subprocess
@@ -25,6 +24,7 @@ from pathlib import Path
 import httpx
 import psutil
 from playwright.async_api import async_playwright
+from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -38,14 +38,18 @@ from bench.run import machine  # noqa: E402
 from bench.sources import PeakSampler  # noqa: E402
 from spotify_tokener.domain.egress import parse_connect_to  # noqa: E402
 from spotify_tokener.sources.browser.chromium import (  # noqa: E402
-    DEBIAN_HEADLESS_SHELL,
-    FULL_BROWSERS,
     chromium_args,
+    full_chromium,
+    headless_shell,
 )
 from spotify_tokener.sources.browser.filters import is_token_request  # noqa: E402
 
 ROUNDS = 30
 CONTEXTS = 5
+START_S, ANSWER_S, STOP_S = 30, 60, 15  # generous: a cold launch on a busy machine
+SETTLE_S = 2.0  # after the first token: its context is closed
+REAPED_S = 0.2  # after a refresh: its context is closed and its renderers reaped
+PAGE_DONE_S = 0.5  # after a page's token call: its work is over
 COLUMNS = (
     "first token ms",
     "forced refresh median ms",
@@ -57,10 +61,13 @@ COLUMNS = (
 
 
 def browsers() -> dict[str, str]:
-    full = next(filter(None, map(shutil.which, FULL_BROWSERS)), None)
-    if full is None or not DEBIAN_HEADLESS_SHELL.is_file():
-        raise SystemExit("needs both chromium and chromium-headless-shell: make test-deps")
-    return {"headless shell": str(DEBIAN_HEADLESS_SHELL), "full Chromium": full}
+    """A headless shell and a full Chromium, each found as the service finds them."""
+    with sync_playwright() as playwright:
+        own = Path(playwright.chromium.executable_path)
+    shell, full = headless_shell(own), full_chromium(own)
+    if shell is None or full is None:
+        raise SystemExit("needs a headless shell and a full Chromium: make setup, then make test-deps")
+    return {"headless shell": str(shell), "full Chromium": str(full)}
 
 
 def tree_cpu_s(pid: int) -> float:
@@ -88,13 +95,13 @@ def service(fake: FakeSpotify, executable: str) -> Iterator[tuple[str, int, floa
     process = subprocess.Popen([sys.executable, "-m", "spotify_tokener"], env=env)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for(url + "/health", timeout_s=30)
-        httpx.get(url + "/api/token", timeout=60).raise_for_status()
+        wait_for(url + "/health", timeout_s=START_S)
+        httpx.get(url + "/api/token", timeout=ANSWER_S).raise_for_status()
         yield url, process.pid, (time.perf_counter() - started) * 1000
     finally:
         process.send_signal(signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=15)
+            process.wait(timeout=STOP_S)
 
 
 async def pss_per_context_mb(fake: FakeSpotify, executable: str) -> float:
@@ -108,7 +115,7 @@ async def pss_per_context_mb(fake: FakeSpotify, executable: str) -> float:
             async with page.expect_response(lambda response: is_token_request(response.url)) as caught:
                 await page.goto(SITE, wait_until="commit")
             await (await caught.value).finished()
-            await asyncio.sleep(0.5)  # the page's work is over
+            await asyncio.sleep(PAGE_DONE_S)
             figures.append(sum(tree_pss_mb(child.pid) for child in psutil.Process().children()))
         await browser.close()
     return (figures[-1] - figures[0]) / (CONTEXTS - 1)
@@ -120,16 +127,16 @@ def refresh_figures(fake: FakeSpotify, chosen: dict[str, str]) -> dict[str, list
     cpu: dict[str, float] = dict.fromkeys(chosen, 0.0)
     with ExitStack() as stack:
         running = {name: stack.enter_context(service(fake, path)) for name, path in chosen.items()}
-        time.sleep(2)  # the first fetch's context is closed
+        time.sleep(SETTLE_S)
         idle = {name: tree_rss_mb(pid) for name, (_, pid, _) in running.items()}
         sampler = PeakSampler({name: pid for name, (_, pid, _) in running.items()})
         sampler.start()
         for _ in range(ROUNDS):
             for name, (url, pid, _) in running.items():
                 before, started = tree_cpu_s(pid), time.perf_counter()
-                httpx.get(url + "/api/token?force=1", timeout=60).raise_for_status()
+                httpx.get(url + "/api/token?force=1", timeout=ANSWER_S).raise_for_status()
                 timings[name].append((time.perf_counter() - started) * 1000)
-                time.sleep(0.2)  # the fetch's context closes and its renderers are reaped
+                time.sleep(REAPED_S)
                 cpu[name] += tree_cpu_s(pid) - before
         sampler.done.set()
         sampler.join()

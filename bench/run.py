@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -40,6 +41,7 @@ from bench.measure import (  # noqa: E402
     wait_for,
     wrk,
 )
+from spotify_tokener.sources.browser.chromium import find_executable  # noqa: E402
 
 IDLE_S = 3
 REFRESHES = 7
@@ -232,11 +234,12 @@ def table(figures: dict[str, float]) -> str:
 
 
 def machine() -> str:
-    chromium = subprocess.run(["chromium", "--version"], capture_output=True, text=True, check=False).stdout
-    return (
-        f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"{chromium.strip() or 'Chromium (version unknown)'}"
-    )
+    """The machine, and the browser the service launches unless told otherwise (by its version and file)."""
+    with sync_playwright() as playwright:
+        executable = find_executable(None, playwright.chromium.executable_path)
+    version = subprocess.run([executable, "--version"], capture_output=True, text=True, check=False).stdout
+    chromium = f"{version.strip() or 'Chromium (version unknown)'} ({executable.name})"
+    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {chromium}"
 
 
 def main() -> int:

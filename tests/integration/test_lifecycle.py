@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -18,7 +17,7 @@ import psutil
 import pytest
 
 from spotify_tokener.settings import Settings
-from spotify_tokener.sources.browser.chromium import FULL_BROWSERS, find_executable
+from spotify_tokener.sources.browser.chromium import find_executable, full_chromium
 from spotify_tokener.sources.browser.reaper import REAP_INTERVAL_S
 from tests.conftest import running_server
 from tests.fake_spotify import Answer, FakeSpotify
@@ -35,14 +34,6 @@ def chromium_pids(pids: set[int]) -> set[int]:
         with contextlib.suppress(psutil.Error):
             if "chrom" in psutil.Process(pid).name().lower():
                 found.add(pid)
-    return found
-
-
-def full_chromium() -> str:
-    """A full Chromium, which ``make test`` installs beside the headless shell the service prefers:
-    it double-forks a crash handler, which the shell does not start."""
-    found = next(filter(None, map(shutil.which, FULL_BROWSERS)), None)
-    assert found, "no full Chromium on PATH: `make test-deps` installs one"
     return found
 
 
@@ -202,7 +193,9 @@ async def test_a_signal_mid_fetch_stops_everything_within_seconds(
 async def test_the_service_adopts_and_reaps_chromiums_orphans(
     fake: FakeSpotify, service_process: Callable[..., tuple[subprocess.Popen[str], str]]
 ) -> None:
-    process, url = service_process(TOKENER_BROWSER_IDLE="1", TOKENER_BROWSER_PATH=full_chromium())
+    full = full_chromium(None)  # only the full browser double-forks a crash handler
+    assert full is not None, "no full Chromium on PATH: `make test-deps` installs one"
+    process, url = service_process(TOKENER_BROWSER_IDLE="1", TOKENER_BROWSER_PATH=str(full))
     async with httpx.AsyncClient(base_url=url, timeout=30) as client:
         assert (await client.get("/api/token")).status_code == 200  # a full Chromium serves as well
         service = psutil.Process(process.pid)

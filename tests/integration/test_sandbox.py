@@ -9,13 +9,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from spotify_tokener.settings import Settings
+from spotify_tokener.sources.browser.chromium import find_executable
 from tests.conftest import running_server
 from tests.fake_spotify import FakeSpotify
 
@@ -28,14 +28,13 @@ REFUSAL = "[FATAL:zygote_host_impl_linux.cc(128)] No usable sandbox! Update your
 @pytest.fixture
 def no_userns_chromium(tmp_path: Path) -> tuple[Path, Path]:
     """(wrapper, the file each launch's arguments are appended to)."""
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert chromium, "these tests need a system Chromium (make setup installs one)"
+    chromium = find_executable(None, "")  # the system's browser the service would run
     launches = tmp_path / "launches"
     wrapper = tmp_path / "chromium"
     wrapper.write_text(
         "#!/bin/sh\n"
         f'echo "$*" >> {launches}\n'
-        'case " $* " in *" --no-sandbox "*) exec ' + chromium + ' "$@";; esac\n'
+        f'case " $* " in *" --no-sandbox "*) exec {chromium} "$@";; esac\n'
         f'echo "{REFUSAL}" >&2\n'
         "exit 1\n"
     )

@@ -16,14 +16,21 @@ from spotify_tokener.domain.egress import ConnectTo
 from spotify_tokener.domain.errors import BrowserMissing
 
 NODE_CACHE_DIR = "spotify-tokener-node-compile-cache"
-HEADLESS_SHELL = "chromium-headless-shell"
+# Every headless shell's name has this: Debian's chromium-headless-shell, Playwright's chrome-headless-shell.
+SHELL_MARK = "headless-shell"
+HEADLESS_SHELL = f"chromium-{SHELL_MARK}"
 # Debian's binary, not its /usr/bin wrapper: the wrapper does not exec, so it would stay the browser's
 # parent and outlive a browser that was killed.
-DEBIAN_HEADLESS_SHELL = Path("/usr/lib/chromium/chromium-headless-shell")
+DEBIAN_HEADLESS_SHELL = Path(f"/usr/lib/chromium/{HEADLESS_SHELL}")
 FULL_BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+# Playwright's registry on Linux: <root>/chromium-<rev>/chrome-linux64/chrome, and beside it
+# <root>/chromium_headless_shell-<rev>/chrome-headless-shell-linux64/chrome-headless-shell.
+PLAYWRIGHT_CHROMIUM_DIR = "chromium"
+PLAYWRIGHT_SHELL_DIR = "chromium_headless_shell"
+PLAYWRIGHT_SHELL = f"chrome-{SHELL_MARK}"
 INSTALL_HINT = (
     "no Chromium found: run `make setup`, or `apt-get install -y chromium-headless-shell` (or "
-    "chromium), or `python -m playwright install chromium`, or set TOKENER_BROWSER_PATH"
+    "chromium), or `python -m playwright install --only-shell chromium`, or set TOKENER_BROWSER_PATH"
 )
 SANDBOX_REFUSALS = (
     "no usable sandbox",
@@ -88,8 +95,7 @@ def sandbox_refused(message: str) -> bool:
 def find_executable(
     configured: Path | None, playwright_own: str, debian_shell: Path = DEBIAN_HEADLESS_SHELL
 ) -> Path:
-    """The browser to launch: the configured one; else a headless shell, Playwright's then the
-    system's; else a full Chromium, Playwright's then one on PATH.
+    """The browser to launch: the configured one; else a headless shell; else a full Chromium.
 
     The headless shell is what Playwright itself runs headless: a full Chromium sets up a whole
     browser profile for each fresh context, which makes every fetch slower and costlier
@@ -100,38 +106,45 @@ def find_executable(
             raise BrowserMissing(f"TOKENER_BROWSER_PATH does not exist: {configured}")
         return configured
     own = Path(playwright_own) if playwright_own else None
-    candidates = [
-        playwright_headless_shell(own) if own is not None else None,
-        debian_shell,
-        _on_path(HEADLESS_SHELL),
-        own,
-        *(_on_path(name) for name in FULL_BROWSERS),
-    ]
-    for candidate in candidates:
-        if candidate is not None and candidate.is_file():
-            return candidate
-    raise BrowserMissing(INSTALL_HINT)
+    found = headless_shell(own, debian_shell) or full_chromium(own)
+    if found is None:
+        raise BrowserMissing(INSTALL_HINT)
+    return found
+
+
+def headless_shell(playwright_own: Path | None, debian_shell: Path = DEBIAN_HEADLESS_SHELL) -> Path | None:
+    """Playwright's shell, then Debian's, then one on PATH."""
+    own_shell = playwright_headless_shell(playwright_own) if playwright_own is not None else None
+    return _first_file(own_shell, debian_shell, _on_path(HEADLESS_SHELL))
+
+
+def full_chromium(playwright_own: Path | None) -> Path | None:
+    """Playwright's full Chromium, then one on PATH: where no shell is installed, and for the tests of
+    what only the full browser does (it double-forks a crash handler, which the shell never starts)."""
+    return _first_file(playwright_own, *(_on_path(name) for name in FULL_BROWSERS))
 
 
 def playwright_headless_shell(chromium: Path) -> Path | None:
-    """The headless shell ``playwright install chromium`` puts beside its Chromium, of the same
-    revision: ``<root>/chromium-<rev>/chrome-<platform>/chrome`` has its shell in
-    ``<root>/chromium_headless_shell-<rev>/chrome-headless-shell-<platform>/chrome-headless-shell``."""
+    """The headless shell of the same revision beside Playwright's Chromium (Linux layout).
+
+    Playwright names only its full Chromium (``executable_path``), although it runs the shell itself
+    for headless launches; given that path explicitly, it would launch the full browser.
+    """
     build = chromium.parent.parent
     name, dash, revision = build.name.partition("-")
-    if name != "chromium" or not dash:
+    if name != PLAYWRIGHT_CHROMIUM_DIR or not dash:
         return None
-    shells = sorted(
-        (build.parent / f"chromium_headless_shell-{revision}").glob(
-            "chrome-headless-shell-*/chrome-headless-shell"
-        )
-    )
-    return shells[0] if shells else None
+    shell_dir = build.parent / f"{PLAYWRIGHT_SHELL_DIR}-{revision}"
+    return _first_file(*sorted(shell_dir.glob(f"{PLAYWRIGHT_SHELL}-*/{PLAYWRIGHT_SHELL}")))
 
 
 def is_headless_shell(executable: Path) -> bool:
     """Asked by ``make setup``, which installs a shell where only a full Chromium is found."""
-    return "headless-shell" in executable.name
+    return SHELL_MARK in executable.name
+
+
+def _first_file(*candidates: Path | None) -> Path | None:
+    return next((path for path in candidates if path is not None and path.is_file()), None)
 
 
 def _on_path(name: str) -> Path | None:

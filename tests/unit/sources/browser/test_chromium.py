@@ -70,22 +70,25 @@ def executable(path: Path) -> Path:
 
 
 NO_DEBIAN_SHELL = Path(os.devnull + "-missing")
+CHROME = Path("chromium-1255/chrome-linux64/chrome")
+SHELL = Path("chromium_headless_shell-1255/chrome-headless-shell-linux64/chrome-headless-shell")
 
 
-def playwright_download(root: Path, *, with_shell: bool) -> Path:
-    """Playwright's layout after ``playwright install chromium``: its Chromium and, beside it, the
-    headless shell of the same revision (absent with ``--no-shell``)."""
-    (root / "chromium-1255" / "chrome-linux64").mkdir(parents=True)
-    if with_shell:
-        shell_dir = root / "chromium_headless_shell-1255" / "chrome-headless-shell-linux64"
-        shell_dir.mkdir(parents=True)
-        executable(shell_dir / "chrome-headless-shell")
-    return executable(root / "chromium-1255" / "chrome-linux64" / "chrome")
+def playwright_download(root: Path, *, chromium: bool = True, shell: Path | None = SHELL) -> Path:
+    """Playwright's layout under ``root`` (``install chromium``, ``--only-shell``, ``--no-shell``):
+    the path Playwright names as its Chromium, whether or not that one is installed."""
+    if shell is not None:
+        (root / shell).parent.mkdir(parents=True)
+        executable(root / shell)
+    if chromium:
+        (root / CHROME).parent.mkdir(parents=True)
+        executable(root / CHROME)
+    return root / CHROME
 
 
 def test_configured_path_comes_first(tmp_path: Path) -> None:
     configured = executable(tmp_path / "mine")
-    own = playwright_download(tmp_path, with_shell=True)
+    own = playwright_download(tmp_path)
     assert find_executable(configured, str(own), NO_DEBIAN_SHELL) == configured
 
 
@@ -94,47 +97,68 @@ def test_a_missing_configured_path_is_an_error(tmp_path: Path) -> None:
         find_executable(tmp_path / "nope", "")
 
 
-@pytest.mark.parametrize(
-    ("installed", "chosen"),
-    [
-        ({"playwright-shell", "debian-shell", "shell-on-path", "playwright", "chromium"}, "playwright-shell"),
-        ({"debian-shell", "shell-on-path", "playwright", "chromium"}, "debian-shell"),
-        ({"shell-on-path", "playwright", "chromium"}, "shell-on-path"),
-        ({"playwright", "chromium"}, "playwright"),
-        ({"chromium"}, "chromium"),
-    ],
-)
+# Most preferred first; each case installs one and everything after it.
+PREFERENCE = ("playwright-shell", "debian-shell", "bin/chromium-headless-shell", "playwright", "bin/chromium")
+
+
+@pytest.mark.parametrize("chosen", PREFERENCE)
 def test_a_headless_shell_comes_before_a_full_chromium_and_playwrights_before_the_systems(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, installed: set[str], chosen: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chosen: str
 ) -> None:
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    found = {"chromium": bin_dir / "chromium", "shell-on-path": bin_dir / "chromium-headless-shell"}
-    for name in {"chromium", "shell-on-path"} & installed:
-        executable(found[name])
-    found["debian-shell"] = tmp_path / "debian-shell"
-    if "debian-shell" in installed:
-        executable(found["debian-shell"])
-    own = playwright_download(tmp_path / "ms-playwright", with_shell="playwright-shell" in installed)
-    found["playwright"] = own
-    found["playwright-shell"] = playwright_headless_shell(own) or own
-    monkeypatch.setenv("PATH", str(bin_dir))
-    playwright_own = str(own) if "playwright" in installed else str(tmp_path / "not-downloaded")
-    assert find_executable(None, playwright_own, found["debian-shell"]) == found[chosen]
+    installed = PREFERENCE[PREFERENCE.index(chosen) :]
+    (tmp_path / "bin").mkdir()
+    for name in set(installed) & {"bin/chromium", "bin/chromium-headless-shell", "debian-shell"}:
+        executable(tmp_path / name)
+    root = tmp_path / "ms-playwright"
+    own = playwright_download(
+        root, chromium="playwright" in installed, shell=SHELL if "playwright-shell" in installed else None
+    )
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    expected = {"playwright-shell": root / SHELL, "playwright": root / CHROME}.get(chosen, tmp_path / chosen)
+    assert find_executable(None, str(own), tmp_path / "debian-shell") == expected
 
 
-def test_playwrights_shell_is_looked_for_only_in_its_own_layout(tmp_path: Path) -> None:
-    assert playwright_headless_shell(executable(tmp_path / "chrome")) is None
-    own = playwright_download(tmp_path, with_shell=True)
-    shell = playwright_headless_shell(own)
-    assert shell is not None and is_headless_shell(shell)
-    assert not is_headless_shell(own)
+def test_playwrights_shell_alone_is_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    own = playwright_download(tmp_path, chromium=False)  # playwright install --only-shell chromium
+    assert find_executable(None, str(own), NO_DEBIAN_SHELL) == tmp_path / SHELL
+
+
+def test_without_playwrights_download_the_system_is_searched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    system = executable(tmp_path / "chromium")
+    assert find_executable(None, "", NO_DEBIAN_SHELL) == system
+
+
+@pytest.mark.parametrize(
+    ("chromium", "shell"),
+    [
+        (CHROME, Path("chromium_headless_shell-1254/chrome-headless-shell-linux64/chrome-headless-shell")),
+        (Path("firefox-1255/firefox/firefox"), SHELL),
+    ],
+    ids=["another-revision", "not-playwrights-chromium"],
+)
+def test_a_shell_is_taken_only_as_the_same_builds(tmp_path: Path, chromium: Path, shell: Path) -> None:
+    (tmp_path / chromium).parent.mkdir(parents=True)
+    own = executable(tmp_path / chromium)
+    playwright_download(tmp_path, chromium=False, shell=shell)
+    assert playwright_headless_shell(own) is None
+
+
+def test_a_shell_is_told_from_a_full_chromium(tmp_path: Path) -> None:
+    playwright_download(tmp_path)
+    assert is_headless_shell(tmp_path / SHELL)
+    assert is_headless_shell(Path("/usr/lib/chromium/chromium-headless-shell"))
+    assert not is_headless_shell(tmp_path / CHROME)
+    assert not is_headless_shell(Path("/usr/bin/chromium"))
 
 
 def test_nothing_found_says_how_to_fix_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(BrowserMissing, match="make setup"):
-        find_executable(None, os.devnull + "-missing", NO_DEBIAN_SHELL)
+        find_executable(None, str(tmp_path / CHROME), NO_DEBIAN_SHELL)
 
 
 def test_playwrights_own_feature_list_is_not_overridden() -> None:
