@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 
 from spotify_tokener.settings import Settings
 from spotify_tokener.sources.direct.learning import NOTE
-from tests.conftest import Running, Serve, running_server, status_of, wait_for_status
+from tests.conftest import Running, Serve, free_port, running_server, status_of, wait_for_status
 from tests.fake_spotify import FakeSpotify
 from tests.fake_spotify.server import SECRET_VERSION
 from tests.redis_server import RedisServer
@@ -231,3 +231,12 @@ async def test_with_the_browser_a_decoy_is_never_sent_upstream(
     assert state["tokenSource"] == "direct"
     assert state["direct"] == proven("page")
     assert [call.query["totpVer"] for call in fake.state.calls] == [["61"], ["61"]]
+
+
+async def test_an_unreachable_spotify_is_named_by_curls_cause(make_settings: SettingsMaker) -> None:
+    closed = free_port()
+    rules = f"open.spotify.com:443:127.0.0.1:{closed},open.spotifycdn.com:443:127.0.0.1:{closed}"
+    async with running_server(make_settings(sources="direct", retries=0, connect_to=rules)) as running:
+        response = await running.client.get("/api/token")
+    assert response.status_code == 502
+    assert response.json()["error"] == "Spotify could not be reached (couldnt connect, curl error 7)"

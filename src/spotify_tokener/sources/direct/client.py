@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from curl_cffi import CurlOpt
+from curl_cffi import CurlECode, CurlOpt
 from curl_cffi._wrapper import ffi, lib  # CONNECT_TO needs a curl list, which the session cannot build
 from curl_cffi.curl import CurlError
 from curl_cffi.requests import AsyncSession
@@ -80,9 +80,8 @@ class Client:
             raise FetchTimeout.after(self._timeout_s) from None
         except CurlError as error:
             where = f" through {proxy.label}" if proxy is not None else ""
-            raise PageUnreachable(
-                f"Spotify could not be reached{where} (curl error {int(error.code)})"
-            ) from None
+            cause = _curl_cause(error.code)
+            raise PageUnreachable(f"Spotify could not be reached{where} ({cause})") from None
         return Reply(
             response.status_code,
             {name.lower(): value for name, value in response.headers.items() if value is not None},
@@ -138,3 +137,12 @@ def _trust_bundle(ca_file: Path) -> Path:
     with os.fdopen(handle, "wb") as file:
         file.write(b"\n".join(parts))
     return Path(name)
+
+
+def _curl_cause(code: int) -> str:
+    """curl's name for a failure reads like Chromium's ``net::ERR_...``; the bare number does not."""
+    try:
+        name = CurlECode(code).name
+    except ValueError:
+        return f"curl error {code}"
+    return f"{name.lower().replace('_', ' ')}, curl error {code}"
