@@ -8,6 +8,7 @@ The rules built from several settings (freshness, backoff) are built here, once.
 from __future__ import annotations
 
 import ipaddress
+import os
 import shlex
 import ssl
 from pathlib import Path
@@ -342,3 +343,12 @@ def requested_log_format() -> LogFormat:
         return _LogFormatAlone().log_format
     except ValidationError:
         return "text"
+
+
+def forget_environment() -> None:
+    """Drop the service's variables from this process's environment once ``Settings`` holds them: the
+    Playwright driver and Chromium inherit the environment, and a browser has no use for a proxy's
+    password, an API key or a pinned secret."""
+    prefix = Settings.model_config["env_prefix"]
+    for name in [name for name in os.environ if name.startswith(prefix)]:
+        del os.environ[name]

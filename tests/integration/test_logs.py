@@ -1,4 +1,5 @@
-"""The service's own process with TOKENER_LOG_FORMAT=json: every line it writes is one JSON object."""
+"""The service's own process: with TOKENER_LOG_FORMAT=json every line it writes is one JSON object, and
+no secret reaches its output or the environment of the processes it starts."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Callable
 
 import httpx
 import orjson
+import psutil
 import pytest
 
 from tests.fake_spotify import Answer, FakeSpotify
@@ -18,6 +20,13 @@ pytestmark = pytest.mark.duration(3)  # the longest files go first: tests/confte
 
 COOKIE = "AQLogs-session-cookie_0123456789abcdef"
 StartService = Callable[..., tuple[subprocess.Popen[str], str]]
+
+
+def inherited_environments(pid: int) -> list[dict[str, str]]:
+    """The environment of every process the service started, with at least one browser among them."""
+    children = psutil.Process(pid).children(recursive=True)
+    assert any("chrom" in child.name().lower() for child in children), children
+    return [child.environ() for child in children]
 
 
 async def test_json_lines_parse_and_carry_no_secret(fake: FakeSpotify, service_process: StartService) -> None:
@@ -58,9 +67,13 @@ async def test_the_direct_sources_lines_never_show_a_secret(
         assert (await client.get("/api/token")).status_code == 200  # turned down, then the browser
         state = (await client.get("/api/token/status")).json()["status"]
         assert (await client.get("/api/token", headers={"Cookie": f"sp_dc={COOKIE}"})).status_code == 200
+    environments = inherited_environments(process.pid)
     process.send_signal(signal.SIGTERM)
     assert await asyncio.to_thread(process.wait, 15) == 0
     output = process.stdout.read() if process.stdout else ""
+    for environment in environments:  # the driver's and Chromium's: the settings stay with the service
+        assert not [name for name in environment if name.startswith("TOKENER_")]
+        assert pinned not in str(environment)
     assert "relearning" in output
     assert "direct source: TOTP version 61, from the page" in output
     for secret in (pinned, SECRET, COOKIE, *fake.issued_tokens()):
