@@ -9,7 +9,6 @@ import os
 import shlex
 import shutil
 import tempfile
-from collections.abc import Sequence
 from pathlib import Path
 
 from spotify_tokener.domain.egress import ConnectTo
@@ -58,15 +57,13 @@ def enable_node_compile_cache() -> None:
     os.environ.setdefault("NODE_COMPILE_CACHE", str(Path(tempfile.gettempdir()) / NODE_CACHE_DIR))
 
 
-def chromium_args(extra: str, connect_to: ConnectTo, spki: Sequence[str] = ()) -> list[str]:
-    """Flags for every launch: quiet networking, Docker-safe /dev/shm, the connect-to overrides, the
-    extra certificates trusted (by public key), then the operator's extras (Chromium keeps the last of
-    a repeated flag, so theirs win).
+def chromium_args(extra: str, connect_to: ConnectTo) -> list[str]:
+    """Flags for every launch: quiet networking, Docker-safe /dev/shm, the connect-to overrides, then the
+    operator's extras (Chromium keeps the last of a repeated flag, so theirs win).
 
     No ``--no-sandbox`` here: Playwright adds it whenever a launch asks for no sandbox.
     """
-    trusted = [f"--ignore-certificate-errors-spki-list={','.join(spki)}"] if spki else []
-    return [*BASE_ARGS, *resolver_rules(connect_to), *trusted, *shlex.split(extra)]
+    return [*BASE_ARGS, *resolver_rules(connect_to), *shlex.split(extra)]
 
 
 def resolver_rules(connect_to: ConnectTo) -> list[str]:
