@@ -31,7 +31,7 @@ from spotify_tokener.http.health import BrowserInfo
 
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4  # the classic text format every Prometheus reads
 ATTEMPT_OUTCOMES = (OUTCOME_OK, *(failure.outcome for failure in ATTEMPT_FAILURES))
-# Bucket bounds around the attempt durations BENCHMARKS.md reports, up to past TOKENER_FETCH_TIMEOUT.
+# Bucket bounds around the attempt durations BENCHMARKS.md reports, past the default attempt timeouts.
 FETCH_BUCKETS = (0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0)
 
 

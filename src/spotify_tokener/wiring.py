@@ -106,7 +106,7 @@ def _sources(
 
 
 def _direct_source(settings: Settings, notes: Notes) -> DirectSource:
-    """Imported only when configured: curl_cffi's library costs 19.5 MB (BENCHMARKS.md)."""
+    """Imported only when configured: curl_cffi's library is large (BENCHMARKS.md)."""
     from spotify_tokener.sources.direct.client import Client  # noqa: PLC0415
     from spotify_tokener.sources.direct.source import DirectSource  # noqa: PLC0415
 

@@ -75,7 +75,7 @@ class RequestShape:
 
 
 def default_shape(page_url: str) -> RequestShape:
-    """The call as CONTEXT.md describes it, until the browser has shown the page's own."""
+    """The call as the web player made it in late 2026, until the browser has shown the page's own."""
     parts = urlsplit(page_url)
     return RequestShape(
         urlunsplit((parts.scheme, parts.netloc, "/api/token", "", "")),

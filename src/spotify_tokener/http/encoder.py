@@ -2,8 +2,8 @@
 
 A token answer changes only in its ``timestamp``, which is in milliseconds. So the hot answer (LavaSrc's
 call, nearly all traffic) is encoded at most once per millisecond: everything before ``timestamp`` once
-per token, then only the stamp. Every other answer is encoded when it is made (measured in
-BENCHMARKS.md: a microsecond, on requests that are rare).
+per token, then only the stamp. Every other answer is encoded when it is made: cheap, and those
+requests are rare (BENCHMARKS.md).
 """
 
 from __future__ import annotations

@@ -98,7 +98,7 @@ class RedisCoordinator:
         await self._quietly(self._redis.set(self._key("note", name), value))
 
     async def _watch(self) -> None:
-        """Keep ``available`` true to the minute for /health and the metrics, fetches or not."""
+        """Keep ``available`` true within a lock's lifetime for /health and the metrics, fetches or not."""
         while True:
             try:
                 await self._redis.ping()

@@ -1,7 +1,7 @@
 """One Chromium, launched on demand and closed when idle, shared by short-lived contexts.
 
-Launching costs about a second and an idle Chromium costs well over 100 MB, so the browser lives
-only while fetches happen: the first fetch starts the Playwright driver and Chromium, the last one
+Launching is slow and an idle Chromium is large (BENCHMARKS.md), so the browser lives only while
+fetches happen: the first fetch starts the Playwright driver and Chromium, the last one
 arms an idle timer, and the timer closes both. A crashed browser or driver is noticed on the next
 fetch and replaced.
 """

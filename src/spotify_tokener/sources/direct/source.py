@@ -1,8 +1,8 @@
 """The direct source: the page's token call made without a browser, with what the browser taught.
 
 One attempt is a few small HTTPS calls (a page visit once per identity, for its device cookie; the
-server's time; the token call), tens of milliseconds instead of a browser's hundreds, and no
-Chromium in memory. What it cannot know by itself (the TOTP secret, the call's shape) its
+server's time; the token call): a fraction of a browser's time (BENCHMARKS.md), and no Chromium
+in memory. What it cannot know by itself (the TOTP secret, the call's shape) its
 :class:`Learner` learns; when Spotify turns that knowledge down, the attempt fails in a way the chain
 hands to the next source, and the learner relearns from the next sighting.
 """
