@@ -192,12 +192,16 @@ class Settings(BaseSettings):
         return parse_connect_to(self.connect_to)
 
     @property
+    def source_timeouts(self) -> dict[str, Seconds]:
+        """Each configured source's own share of an attempt, by name."""
+        timeouts = {"direct": self.direct_timeout, "browser": self.fetch_timeout}
+        return {name: timeouts[name] for name in self.source_names}
+
+    @property
     def attempt_budget(self) -> Seconds:
         """The longest one attempt can take: its wait for a place, then each source's own time (the
         direct source's, then the browser's after a fall-through)."""
-        direct = self.direct_timeout if "direct" in self.source_names else 0.0
-        browser = self.fetch_timeout if "browser" in self.source_names else 0.0
-        return self.queue_timeout + direct + browser
+        return self.queue_timeout + sum(self.source_timeouts.values())
 
     @property
     def api_keys(self) -> tuple[str, ...]:

@@ -83,22 +83,20 @@ def _sources(
     names = settings.source_names
     closers: list[Closing] = []
     direct = browser = None
-    built: dict[str, tuple[ExitSource, float]] = {}
+    built: dict[str, ExitSource] = {}
     if "direct" in names:
         direct = _direct_source(settings, notes)
         closers.append(direct.close)
-        built["direct"] = (direct, settings.direct_timeout)
+        built["direct"] = direct
     if "browser" in names:
         browser = lent if lent is not None else BrowserManager(settings)
         if lent is None:
             closers.append(browser.close)
         pupil = direct.learner if direct is not None else None
-        built["browser"] = (
-            BrowserSource(settings, browser, pupil=pupil),
-            settings.fetch_timeout,
-        )
+        built["browser"] = BrowserSource(settings, browser, pupil=pupil)
     exits = _exit_pool(settings)
-    named = [NamedSource(name, _through(exits, *built[name], observer)) for name in names]
+    timeouts = settings.source_timeouts
+    named = [NamedSource(name, _through(exits, built[name], timeouts[name], observer)) for name in names]
     chain = SourceChain(named, settings.source_bench_rule, wall_clock_ms, observer)
     if direct is not None:
         direct.learner.on_learned = partial(chain.restore, "direct")

@@ -177,6 +177,7 @@ def test_sources_are_known_words_each_at_most_once(sources: str) -> None:
 def test_sources_keep_their_order_and_each_adds_its_time_to_an_attempt() -> None:
     both = Settings(sources=" Browser , direct", queue_timeout=1, direct_timeout=2, fetch_timeout=4)
     assert both.source_names == ("browser", "direct")
+    assert both.source_timeouts == {"browser": 4, "direct": 2}
     assert both.attempt_budget == 7
     assert Settings(sources="direct", queue_timeout=1, direct_timeout=2).attempt_budget == 3
 
