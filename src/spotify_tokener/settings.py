@@ -84,9 +84,9 @@ class Settings(BaseSettings):
     max_contexts: int = Field(
         4, ge=2, le=64, description="Browser contexts at once; one is kept for the anonymous token."
     )
-    queue_size: int = Field(8, ge=0, description="Account fetches waiting for a context; more are refused.")
+    queue_size: int = Field(8, ge=0, description="Account attempts waiting for a context; more are refused.")
     queue_timeout: Seconds = Field(
-        10.0, gt=0, description="The longest an account fetch waits for a context."
+        10.0, gt=0, description="The longest an account attempt waits for a context."
     )
     retry_jitter: float = Field(
         0.5, ge=0, le=1, description="Each wait between attempts is stretched by up to this fraction."
@@ -122,7 +122,7 @@ class Settings(BaseSettings):
         False, description="With every proxy benched, connect directly instead of through the first to heal."
     )
     proxy_connect_timeout: Seconds = Field(
-        5.0, gt=0, description="The most reaching Spotify through a proxy may take, before trying the next."
+        3.0, gt=0, description="The most reaching Spotify through a proxy may take, before trying the next."
     )
     proxy_bench: Seconds = Field(
         30.0, gt=0, description="A failing proxy is set aside this long, doubling while it keeps failing."

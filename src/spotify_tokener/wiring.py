@@ -108,7 +108,9 @@ def _direct_source(settings: Settings, notes: Notes) -> DirectSource:
     from spotify_tokener.sources.direct.client import Client  # noqa: PLC0415
     from spotify_tokener.sources.direct.source import DirectSource  # noqa: PLC0415
 
-    client = Client(settings.connect_to_rules, settings.ca_file, settings.direct_timeout)
+    client = Client(
+        settings.connect_to_rules, settings.ca_file, settings.direct_timeout, settings.proxy_connect_timeout
+    )
     return DirectSource(settings, client, pinned=settings.pinned_secret, notes=notes)
 
 

@@ -223,6 +223,29 @@ async def test_a_proxy_that_never_answers_costs_the_attempt_a_second_not_the_tok
     assert stuck["lastError"] == f"the proxy {silent} did not answer in time"
 
 
+async def test_the_direct_source_moves_past_a_proxy_that_never_answers_in_the_same_attempt(
+    fake: FakeSpotify, microsocks: Microsocks, make_settings: SettingsMaker
+) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as black_hole:  # takes connections, never answers
+        silent = f"http://127.0.0.1:{black_hole.getsockname()[1]}"
+        settings = make_settings(
+            sources="direct",
+            proxy=f"{silent},{microsocks.url()}",
+            proxy_connect_timeout=0.5,
+            direct_timeout=20,
+            retries=0,
+        )
+        async with running_server(settings) as running:
+            response = await running.client.post("/api/token/refresh")
+            status = await status_of(running)
+    assert response.status_code == 200
+    assert status["tokenSource"] == "direct"
+    assert all(source["usable"] for source in status["sources"])  # the proxy's fault, not the source's
+    stuck = next(entry for entry in status["exits"] if entry["exit"] == silent)
+    assert stuck["usable"] is False
+    assert stuck["lastError"] == f"the proxy {silent} did not answer in time"
+
+
 async def test_the_direct_source_leaves_through_each_kind_of_proxy(
     proxy: ProxyProcess, fake: FakeSpotify, make_settings: SettingsMaker, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -45,8 +45,11 @@ class Reply:
 class Client:
     """One connection pool to Spotify for every identity; each call names its cookies and exit."""
 
-    def __init__(self, connect_to: ConnectTo, ca_file: Path | None, timeout_s: float) -> None:
+    def __init__(
+        self, connect_to: ConnectTo, ca_file: Path | None, timeout_s: float, proxy_connect_timeout_s: float
+    ) -> None:
         self._timeout_s = timeout_s
+        self._proxy_connect_timeout_s = min(proxy_connect_timeout_s, timeout_s)
         self._connect_to = _curl_list([f"{a.host}:{a.port}:{b.host}:{b.port}" for a, b in connect_to.items()])
         self._bundle = _trust_bundle(ca_file) if ca_file is not None else None
         self._session: AsyncSession[Any] | None = None
@@ -64,7 +67,10 @@ class Client:
         proxy: Proxy | None = None,
     ) -> Reply:
         """``url``'s answer; a transport failure is :class:`PageUnreachable` (never quoting curl's
-        message, which can name a proxy's address or a URL with codes in it)."""
+        message, which can name a proxy's address or a URL with codes in it).
+
+        Through a proxy, connecting (the proxy's handshake, its tunnel, TLS) has a shorter limit of its
+        own, so a proxy that never answers leaves the rest of the attempt to the next one."""
         session = self._session_now()
         try:
             response = await session.get(
@@ -73,10 +79,12 @@ class Client:
                 headers=dict(headers),
                 proxy=_proxy_url(proxy) if proxy is not None else None,
                 proxy_auth=(proxy.username, proxy.password) if proxy and proxy.username else None,
-                timeout=self._timeout_s,
+                timeout=self._timeouts(proxy),
                 allow_redirects=False,
             )
-        except Timeout:
+        except Timeout as error:
+            if proxy is not None and _never_sent(error):
+                raise PageUnreachable(f"the proxy {proxy.label} did not answer in time") from None
             raise FetchTimeout.after(self._timeout_s) from None
         except CurlError as error:
             where = f" through {proxy.label}" if proxy is not None else ""
@@ -88,6 +96,12 @@ class Client:
             response.content,
             {name: value for name, value in response.cookies.items() if value is not None},
         )
+
+    def _timeouts(self, proxy: Proxy | None) -> float | tuple[float, float]:
+        """The whole call's limit, or, through a proxy, curl's (connect, rest) pair with the same sum."""
+        if proxy is None:
+            return self._timeout_s
+        return (self._proxy_connect_timeout_s, self._timeout_s - self._proxy_connect_timeout_s)
 
     async def close(self) -> None:
         if self._session is not None:
@@ -146,3 +160,9 @@ def _curl_cause(code: int) -> str:
     except ValueError:
         return f"curl error {code}"
     return f"{name.lower().replace('_', ' ')}, curl error {code}"
+
+
+def _never_sent(error: Timeout) -> bool:
+    """Whether the call timed out before its request went out: still connecting."""
+    response = error.response
+    return response is None or response.request_size == 0
