@@ -127,7 +127,11 @@ def _token_failures(api_keys: bool) -> dict[str, Any]:
             "FailureBody",
             headers=_RETRY_AFTER,
         ),
-        "504": _answer("No token within TOKENER_FETCH_TIMEOUT", "FailureBody", headers=_RETRY_AFTER),
+        "504": _answer(
+            "No token in time (TOKENER_DIRECT_TIMEOUT, TOKENER_FETCH_TIMEOUT)",
+            "FailureBody",
+            headers=_RETRY_AFTER,
+        ),
     }
 
 
