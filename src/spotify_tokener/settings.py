@@ -192,6 +192,12 @@ class Settings(BaseSettings):
         return parse_connect_to(self.connect_to)
 
     @property
+    def remembered_identities(self) -> int:
+        """What per-identity memory (a proxy, a device cookie) keeps: every account slot, and the
+        anonymous token."""
+        return self.max_accounts + 1
+
+    @property
     def source_timeouts(self) -> dict[str, Seconds]:
         """Each configured source's own share of an attempt, by name."""
         timeouts = {"direct": self.direct_timeout, "browser": self.fetch_timeout}

@@ -133,7 +133,7 @@ def _exit_pool(settings: Settings) -> ExitPool | None:
         settings.exit_bench,
         wall_clock_ms,
         fallback_direct=settings.proxy_fallback_direct,
-        remembered=settings.max_accounts + 1,  # every account, and the anonymous token
+        remembered=settings.remembered_identities,
     )
 
 

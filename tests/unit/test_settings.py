@@ -182,6 +182,10 @@ def test_sources_keep_their_order_and_each_adds_its_time_to_an_attempt() -> None
     assert Settings(sources="direct", queue_timeout=1, direct_timeout=2).attempt_budget == 3
 
 
+def test_per_identity_memory_holds_every_account_and_the_anonymous_token() -> None:
+    assert Settings(max_accounts=7).remembered_identities == 8
+
+
 def test_a_pinned_secret_needs_its_version_and_is_kept_secret() -> None:
     with pytest.raises(ValidationError, match="set together"):
         Settings(totp_secret="pinned-secret-value")

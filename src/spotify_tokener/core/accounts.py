@@ -29,6 +29,11 @@ def account_identity(sp_dc: str) -> str:
     return f"account:{hashlib.sha256(sp_dc.encode()).hexdigest()}"
 
 
+def identity_of(sp_dc: str | None) -> str:
+    """The identity a request stands for: its account's, or the anonymous token's without a cookie."""
+    return account_identity(sp_dc) if sp_dc else ANONYMOUS
+
+
 class AccountSlots:
     """Bounded: a service shared by many bots must not grow without limit with their accounts."""
 

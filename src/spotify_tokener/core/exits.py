@@ -16,7 +16,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from spotify_tokener.core.accounts import ANONYMOUS, account_identity
+from spotify_tokener.core.accounts import identity_of
 from spotify_tokener.core.bench import Bench
 from spotify_tokener.core.ports import OUTCOME_OK, ExitObserver, ExitSource
 from spotify_tokener.domain.backoff import Backoff
@@ -175,7 +175,7 @@ class Egress:
         self._clock = clock
 
     async def attempt(self, sp_dc: str | None = None) -> Token:
-        identity = account_identity(sp_dc) if sp_dc else ANONYMOUS
+        identity = identity_of(sp_dc)
         tried: list[Try] = []
         try:
             async with asyncio.timeout(self._timeout_s):

@@ -30,7 +30,7 @@ from spotify_tokener.domain.errors import (
     UpstreamError,
 )
 from spotify_tokener.domain.freshness import Freshness
-from spotify_tokener.domain.token import Kind, Token
+from spotify_tokener.domain.token import Kind, Token, kind_of
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ class Fetcher:
         raise AssertionError("tenacity stops by raising")  # pragma: no cover
 
     async def _attempt(self, number: int, sp_dc: str | None) -> Token:
-        kind: Kind = "account" if sp_dc else "anonymous"
+        kind = kind_of(sp_dc)
         async with self._admission.place(kind):
             return await self._logged_attempt(number, sp_dc, kind)
 

@@ -20,7 +20,7 @@ from spotify_tokener.core.ports import OUTCOME_OK, SourceObserver, TokenSource
 from spotify_tokener.domain.backoff import Backoff
 from spotify_tokener.domain.clock import Clock
 from spotify_tokener.domain.errors import CookieRejected, InternalError, TokenError
-from spotify_tokener.domain.token import Kind, Token
+from spotify_tokener.domain.token import Kind, Token, kind_of
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class SourceChain:
         self._observer = observer
 
     async def attempt(self, sp_dc: str | None = None) -> Token:
-        kind: Kind = "account" if sp_dc else "anonymous"
+        kind = kind_of(sp_dc)
         *before, last = self._sources
         for named in before:
             if self._states[named.name].usable(self._clock()):

@@ -22,6 +22,11 @@ Kind = Literal["anonymous", "account"]
 KINDS: tuple[Kind, ...] = ("anonymous", "account")
 
 
+def kind_of(sp_dc: str | None) -> Kind:
+    """The kind of token a request asks for: an account's with a cookie, else the anonymous one."""
+    return "account" if sp_dc else "anonymous"
+
+
 @dataclass(frozen=True, slots=True)
 class Token:
     access_token: str

@@ -22,7 +22,7 @@ from spotify_tokener.core.service import TokenService
 from spotify_tokener.core.sources import SourceChain
 from spotify_tokener.domain.clock import wall_clock_ms
 from spotify_tokener.domain.errors import TokenError
-from spotify_tokener.domain.token import Kind
+from spotify_tokener.domain.token import kind_of
 from spotify_tokener.http import openapi
 from spotify_tokener.http.auth import ApiKeys, presented_key
 from spotify_tokener.http.counts import ERROR, HIT, MISS, RequestCounts
@@ -163,7 +163,7 @@ class App:
         return await self._serve_token(request, force=True, sp_dc=sp_dc)
 
     async def _serve_token(self, request: Request, *, force: bool, sp_dc: str | None) -> Response:
-        kind: Kind = "anonymous" if sp_dc is None else "account"
+        kind = kind_of(sp_dc)
         try:
             served = await self.service.get_token(force=force, sp_dc=sp_dc, left=request.left)
         except TokenError as error:

@@ -5,7 +5,7 @@ from collections.abc import Callable
 
 import pytest
 
-from spotify_tokener.core.accounts import AccountSlots, account_identity
+from spotify_tokener.core.accounts import ANONYMOUS, AccountSlots, account_identity, identity_of
 from spotify_tokener.core.service import TokenService
 from spotify_tokener.core.slot import TokenSlot
 from spotify_tokener.domain.backoff import Backoff
@@ -52,6 +52,8 @@ def test_the_identity_is_a_hash_not_the_cookie() -> None:
     assert identity.startswith("account:")
     assert len(identity.removeprefix("account:")) == 64
     assert identity == account_identity("AQ-secret-cookie") != account_identity("AQ-other")
+    assert identity_of("AQ-secret-cookie") == identity
+    assert identity_of(None) == identity_of("") == ANONYMOUS
 
 
 async def test_least_recently_used_accounts_are_dropped() -> None:

@@ -4,7 +4,7 @@ import orjson
 import pytest
 
 from spotify_tokener.domain.errors import RateLimited, Refused, UpstreamError
-from spotify_tokener.domain.token import Token, parse_retry_after, parse_token_response
+from spotify_tokener.domain.token import Token, kind_of, parse_retry_after, parse_token_response
 
 NOW_MS = 1_800_000_000_000
 HOUR_MS = 3_600_000
@@ -101,3 +101,8 @@ def test_rate_limit_without_retry_after() -> None:
 def test_retry_after_forms(value: str | None, expected: float | None) -> None:
     now_s = 1445412420.0  # 2015-10-21 07:27:00 UTC
     assert parse_retry_after(value, now_s) == expected
+
+
+def test_a_cookie_asks_for_an_accounts_token_and_no_cookie_for_the_anonymous_one() -> None:
+    assert kind_of("AQ-cookie") == "account"
+    assert kind_of(None) == kind_of("") == "anonymous"

@@ -15,7 +15,7 @@ from email.utils import parsedate_to_datetime
 
 import orjson
 
-from spotify_tokener.core.accounts import ANONYMOUS, account_identity
+from spotify_tokener.core.accounts import ANONYMOUS, identity_of
 from spotify_tokener.core.ports import Notes
 from spotify_tokener.domain.clock import Clock, wall_clock_ms
 from spotify_tokener.domain.egress import Proxy
@@ -79,7 +79,7 @@ class DirectSource:
         )
         self._devices: OrderedDict[str, str] = OrderedDict()  # identity -> its sp_t
         self._scripts = PageText((), [])  # the last build's, kept while the page names the same
-        self._remembered = settings.max_accounts + 1
+        self._remembered = settings.remembered_identities
 
     async def attempt(self, sp_dc: str | None = None, proxy: Proxy | None = None) -> Token:
         try:
@@ -93,7 +93,7 @@ class DirectSource:
         await self._client.close()
 
     async def _attempt(self, sp_dc: str | None, proxy: Proxy | None) -> Token:
-        identity = account_identity(sp_dc) if sp_dc else ANONYMOUS
+        identity = identity_of(sp_dc)
         knowledge = await self.learner.current(proxy)
         device = await self._device(identity, sp_dc, proxy)
         cookies = {DEVICE_COOKIE: device} if device else {}
