@@ -20,6 +20,8 @@ HTTP_OK = 200
 Kind = Literal["anonymous", "account"]
 """A token's kind: anonymous (no cookie), or an account's (a ``sp_dc`` cookie)."""
 KINDS: tuple[Kind, ...] = ("anonymous", "account")
+SP_DC = "sp_dc"
+"""Spotify's session cookie: a request that brings one asks for that account's token."""
 
 
 def kind_of(sp_dc: str | None) -> Kind:

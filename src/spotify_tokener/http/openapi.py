@@ -10,8 +10,9 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from spotify_tokener import __version__
+from spotify_tokener.domain.token import SP_DC
 from spotify_tokener.http import schemas
-from spotify_tokener.http.params import COOKIE_OCTETS, FALSE_WORDS, MAX_COOKIE_SIZE, SP_DC, TRUE_WORDS
+from spotify_tokener.http.params import COOKIE_OCTETS, FALSE_WORDS, MAX_COOKIE_SIZE, TRUE_WORDS
 from spotify_tokener.http.router import Route
 
 
@@ -62,7 +63,7 @@ _FORCE_PARAMETER = {
 
 _SP_DC_OCTETS = f"{COOKIE_OCTETS.pattern.removesuffix('+')}{{1,{MAX_COOKIE_SIZE - len(SP_DC)}}}"
 _SP_DC_PARAMETER = {
-    "name": "sp_dc",
+    "name": SP_DC,
     "in": "cookie",
     "required": False,
     "description": "A logged-in Spotify session (what LavaSrc sends when `spDc` is set): the answer is "

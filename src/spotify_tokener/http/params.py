@@ -6,11 +6,12 @@ import re
 from collections.abc import Iterable
 from urllib.parse import parse_qsl
 
+from spotify_tokener.domain.token import SP_DC
+
 TRUE_WORDS = frozenset({"1", "true", "yes"})
 FALSE_WORDS = frozenset({"", "0", "false", "no"})
 MAX_QUERY_LENGTH = 2048
 MAX_COOKIE_SIZE = 4096  # name and value together: Chromium refuses a longer cookie (RFC 6265bis)
-SP_DC = "sp_dc"
 HTTP_WHITESPACE = " \t"
 COOKIE_OCTETS = re.compile(r"[\x21\x23-\x2B\x2D-\x3A\x3C-\x5B\x5D-\x7E]+")  # RFC 6265 cookie-octet
 

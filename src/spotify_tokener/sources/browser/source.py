@@ -27,7 +27,7 @@ from spotify_tokener.domain.errors import (
     refusal,
 )
 from spotify_tokener.domain.request_shape import Sighting
-from spotify_tokener.domain.token import Token, parse_retry_after, parse_token_response
+from spotify_tokener.domain.token import SP_DC, Token, parse_retry_after, parse_token_response
 from spotify_tokener.settings import Settings
 from spotify_tokener.sources.browser.filters import TOKEN_HOST, is_token_request, should_block
 from spotify_tokener.sources.browser.heap import page_strings
@@ -142,7 +142,7 @@ async def _add_sp_dc(context: BrowserContext, sp_dc: str) -> None:
     await context.add_cookies(
         [
             {
-                "name": "sp_dc",
+                "name": SP_DC,
                 "value": sp_dc,
                 "domain": SP_DC_DOMAIN,
                 "path": "/",

@@ -21,7 +21,7 @@ from spotify_tokener.domain.clock import Clock, wall_clock_ms
 from spotify_tokener.domain.egress import Proxy
 from spotify_tokener.domain.errors import FetchTimeout, Rejected
 from spotify_tokener.domain.request_shape import default_shape
-from spotify_tokener.domain.token import HTTP_OK, Token, parse_token_response
+from spotify_tokener.domain.token import HTTP_OK, SP_DC, Token, parse_token_response
 from spotify_tokener.domain.totp import Secret
 from spotify_tokener.settings import Settings
 from spotify_tokener.sources.direct.client import Client, Reply
@@ -98,7 +98,7 @@ class DirectSource:
         device = await self._device(identity, sp_dc, proxy)
         cookies = {DEVICE_COOKIE: device} if device else {}
         if sp_dc:
-            cookies["sp_dc"] = sp_dc
+            cookies[SP_DC] = sp_dc
         server_s = await self._server_time(proxy)
         url = knowledge.shape.render(knowledge.secret, self._clock() / 1000, server_s)
         reply = await self._client.get(url, cookies=cookies, headers=self._headers(API_CALL), proxy=proxy)
@@ -114,7 +114,7 @@ class DirectSource:
         """The identity's device cookie, from its own first visit of the page (None if it set none:
         the next attempt visits again)."""
         if identity not in self._devices:
-            await self._visit(identity, {"sp_dc": sp_dc} if sp_dc else {}, proxy)
+            await self._visit(identity, {SP_DC: sp_dc} if sp_dc else {}, proxy)
         device = self._devices.get(identity)
         if device is not None:
             self._devices.move_to_end(identity)
