@@ -100,7 +100,7 @@ TOLERANCES = {
     "service rss MB": 15.0,
 }
 FORCED_OK = {200, 502, 503, 504}
-BUG_MARKERS = ("unhandled", "token fetch crashed", "unexpected error", "Traceback")  # how bugs are logged
+BUG_MARKERS = ("unhandled", "crashed: ", "unexpected error", "Traceback")  # how bugs are logged
 
 
 @dataclass

@@ -39,21 +39,21 @@ def json_lines(stream: io.StringIO) -> list[dict[str, object]]:
 
 def test_text_by_default(stream: io.StringIO) -> None:
     configure_logging("INFO", stream=stream)
-    log.info("token fetch ok: %s", "attempt 1/4")
+    log.info("token attempt %s ok", "1/4")
     line = stream.getvalue()
-    assert line.endswith("INFO    spotify_tokener.test: token fetch ok: attempt 1/4\n")
+    assert line.endswith("INFO    spotify_tokener.test: token attempt 1/4 ok\n")
     with pytest.raises(orjson.JSONDecodeError):
         orjson.loads(line)
 
 
 def test_json_has_time_level_logger_and_message(stream: io.StringIO) -> None:
     configure_logging("INFO", "json", stream=stream)
-    log.warning("token fetch failed: %s, %d ms", "attempt 2/4", 412)
+    log.warning("token attempt %s failed: %d ms", "2/4", 412)
     [entry] = json_lines(stream)
     assert set(entry) == {"time", "level", "logger", "message"}
     assert entry["level"] == "WARNING"
     assert entry["logger"] == "spotify_tokener.test"
-    assert entry["message"] == "token fetch failed: attempt 2/4, 412 ms"
+    assert entry["message"] == "token attempt 2/4 failed: 412 ms"
     assert isinstance(entry["time"], str)
     assert datetime.fromisoformat(entry["time"]).utcoffset() is not None  # with its time zone
 

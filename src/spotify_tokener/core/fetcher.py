@@ -122,22 +122,22 @@ class Fetcher:
 
     async def _logged_attempt(self, number: int, sp_dc: str | None, kind: Kind) -> Token:
         """One attempt, logged as one line. Unexpected errors become client-safe ones."""
-        where = f"attempt {number}/{self._backoff.retries + 1}, {kind}"
+        attempt = f"token attempt {number}/{self._backoff.retries + 1}"
         started = time.perf_counter()
         try:
             token = self._checked(await self._source.attempt(sp_dc), kind)
         except TokenError as error:
             self._observer.attempt_ended(kind, error.outcome, time.perf_counter() - started, number)
-            log.warning("token fetch failed: %s, %.0f ms: %s", where, _ms_since(started), error)
+            log.warning("%s failed: %s, %.0f ms: %s", attempt, kind, _ms_since(started), error)
             raise
         except Exception as error:
             # Only the type: a library's message could quote the cookie it was handed.
             self._observer.attempt_ended(kind, InternalError.outcome, time.perf_counter() - started, number)
-            log.error("token fetch crashed: %s: %s", where, type(error).__name__)
+            log.error("%s crashed: %s: %s", attempt, kind, type(error).__name__)
             raise InternalError("unexpected error while fetching a token") from None
         self._observer.attempt_ended(kind, OUTCOME_OK, time.perf_counter() - started, number)
         remaining_s = token.remaining_ms(self._clock()) // 1000
-        log.info("token fetch ok: %s, %.0f ms, expires in %d s", where, _ms_since(started), remaining_s)
+        log.info("%s ok: %s, %.0f ms, expires in %d s", attempt, kind, _ms_since(started), remaining_s)
         return token
 
     def _checked(self, token: Token, wanted: Kind) -> Token:

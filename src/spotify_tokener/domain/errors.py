@@ -75,9 +75,10 @@ class Refused(UpstreamError):
 
 
 class FetchTimeout(TokenError):
-    """The page did not produce a token within the attempt's time budget.
+    """No token in time: a source ran out of its share of an attempt, or a replica waited out the
+    fetch another one holds the lock for.
 
-    Not shared with other replicas: the budget also covers this replica's browser starting.
+    Not shared with other replicas: the time also covers this replica's own browser starting.
     """
 
     status = 504

@@ -238,7 +238,7 @@ class Learner:
         self.on_learned()
 
     def _troubled(self, why: str) -> None:
-        """Said once, not at every browser fetch while it lasts."""
+        """Said once, not at every browser attempt while it lasts."""
         if why != self.trouble:
             log.warning("direct source: %s; the browser source carries on alone", why)
         self.trouble = why
