@@ -113,7 +113,7 @@ class ExitPool:
         if _began_before(started_ms, state.success_began_ms):
             return max(state.benched_until_ms - now, 0) / 1000
         if _began_before(started_ms, state.last_failure_ms):
-            seconds = min(error.retry_after or 0.0, self._bench.cooldown_max_s)
+            seconds = min(self._bench.honoured_s(error.retry_after or 0.0), self._bench.cooldown_max_s)
         else:
             state.failures += 1
             state.failure_began_ms = started_ms

@@ -28,8 +28,13 @@ class Backoff:
         """
         delay = self.base_s * 2.0 ** min(max(failures, 1) - 1, MAX_DOUBLINGS)
         if retry_after is not None:
-            delay = max(delay, min(retry_after, self.retry_after_max_s))
+            delay = max(delay, self.honoured_s(retry_after))
         return delay * (1 + self.jitter * draw)
+
+    def honoured_s(self, retry_after: float) -> float:
+        """How much of a ``Retry-After`` is honoured, upstream's or told to a client: a server's
+        whim (a day, say) must not park the service, nor its clients, for longer than the cap."""
+        return min(retry_after, self.retry_after_max_s)
 
     def cooldown_s(self, failed_fetches: int, retry_after: float | None) -> float:
         """The pause after a failed fetch (itself retried): the doubling goes on where the retries stopped."""

@@ -20,6 +20,7 @@ import orjson
 from spotify_tokener.core.exits import ExitPool
 from spotify_tokener.core.service import TokenService
 from spotify_tokener.core.sources import SourceChain
+from spotify_tokener.domain.backoff import Backoff
 from spotify_tokener.domain.clock import wall_clock_ms
 from spotify_tokener.domain.errors import TokenError
 from spotify_tokener.domain.token import kind_of
@@ -80,7 +81,7 @@ class App:
         self.sources = sources
         self._learner = learner
         self._closing = closing
-        self._retry_after_max = settings.retry_after_max
+        self._backoff = settings.backoff
         self._started = time.monotonic()
         self._keys = ApiKeys(settings.api_keys)
         self._hot = HotAnswer(lambda: service.anonymous_token, enabled=not self._keys.enabled)
@@ -168,7 +169,7 @@ class App:
             served = await self.service.get_token(force=force, sp_dc=sp_dc, left=request.left)
         except TokenError as error:
             self.counts.token_answer(kind, ERROR)
-            return _failure(error, self._retry_after_max)
+            return _failure(error, self._backoff)
         self.counts.token_answer(kind, HIT if served.cached else MISS)
         body = encode_token(served.token, cached=served.cached, now_ms=wall_clock_ms())
         return Response(200, body, JSON_NO_STORE)
@@ -233,10 +234,10 @@ def _invalid(error: InvalidParameter) -> Response:
     return json_response(400, body)
 
 
-def _failure(error: TokenError, retry_after_max: float) -> Response:
+def _failure(error: TokenError, backoff: Backoff) -> Response:
     body: FailureBody = {"success": False, "error": str(error), "timestamp": wall_clock_ms()}
     extra: list[tuple[str, str]] = [NO_STORE]
     if error.retry_after is not None:
         # Rounded up: a client told to come back after 2 s, when 2.4 s are needed, is refused again.
-        extra.append(("retry-after", str(max(1, math.ceil(min(error.retry_after, retry_after_max))))))
+        extra.append(("retry-after", str(max(1, math.ceil(backoff.honoured_s(error.retry_after))))))
     return json_response(error.status, body, *extra)

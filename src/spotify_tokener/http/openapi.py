@@ -88,7 +88,7 @@ _RETRY_AFTER = {
     "Retry-After": {
         "description": "Seconds until asking again is worth it: Spotify's own Retry-After on a 429, "
         "the rest of the cool-down after repeated failures, or, when the service is busy, how long "
-        "its queue waits.",
+        "its queue waits; never more than TOKENER_RETRY_AFTER_MAX.",
         "schema": {"type": "integer", "minimum": 1},
     }
 }

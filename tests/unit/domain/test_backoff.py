@@ -21,6 +21,8 @@ def test_retry_after_lengthens_but_never_shortens() -> None:
 
 def test_retry_after_is_capped() -> None:
     assert RULES.delay_s(1, 86_400) == 60
+    assert RULES.honoured_s(86_400) == 60
+    assert RULES.honoured_s(12.5) == 12.5
 
 
 def test_a_thousand_failures_in_a_row_still_give_a_wait() -> None:
