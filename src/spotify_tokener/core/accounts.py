@@ -98,7 +98,7 @@ class AccountSlots:
         """Accounts holding a live token (a slot may exist only to remember a failed fetch)."""
         self.drop_expired()
         now = self._clock()
-        return sum(1 for slot in self._slots.values() if slot.token and slot.token.remaining_ms(now) > 0)
+        return sum(1 for slot in self._slots.values() if slot.token and slot.token.is_alive(now))
 
     async def cancel(self) -> None:
         for slot in list(self._slots.values()):

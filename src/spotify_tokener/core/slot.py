@@ -164,7 +164,7 @@ class TokenSlot:
         if self._flight is not None or self.cooling_down(now_ms):
             return False
         token = self.token
-        return token is None or token.remaining_ms(now_ms) <= 0
+        return token is None or not token.is_alive(now_ms)
 
     async def cancel(self) -> None:
         flight, self._flight = self._flight, None

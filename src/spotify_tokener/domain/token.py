@@ -44,6 +44,10 @@ class Token:
     def remaining_ms(self, now_ms: int) -> int:
         return self.expires_at_ms - now_ms
 
+    def is_alive(self, now_ms: int) -> bool:
+        """Not yet expired: worth keeping and counting, whether or not it may still be served."""
+        return self.remaining_ms(now_ms) > 0
+
     def __repr__(self) -> str:
         """Keep the secret out of logs and tracebacks that format the object."""
         return (

@@ -106,3 +106,9 @@ def test_retry_after_forms(value: str | None, expected: float | None) -> None:
 def test_a_cookie_asks_for_an_accounts_token_and_no_cookie_for_the_anonymous_one() -> None:
     assert kind_of("AQ-cookie") == "account"
     assert kind_of(None) == kind_of("") == "anonymous"
+
+
+def test_a_token_is_alive_until_its_expiry_millisecond() -> None:
+    token = Token("BQ-test", expires_at_ms=1_000, client_id="client", is_anonymous=True)
+    assert token.is_alive(999)
+    assert not token.is_alive(1_000)
