@@ -1,9 +1,9 @@
 """One Chromium, launched on demand and closed when idle, shared by short-lived contexts.
 
 Launching is slow and an idle Chromium is large (BENCHMARKS.md), so the browser lives only while
-fetches happen: the first fetch starts the Playwright driver and Chromium, the last one
+attempts happen: the first attempt starts the Playwright driver and Chromium, the last one
 arms an idle timer, and the timer closes both. A crashed browser or driver is noticed on the next
-fetch and replaced.
+attempt and replaced.
 """
 
 from __future__ import annotations
@@ -69,8 +69,8 @@ class BrowserManager:
         """A fresh, isolated context on the shared browser, leaving through ``proxy`` if given; an empty
         ``user_agent`` means a desktop Chrome one of the browser's own version.
 
-        Closing it happens in the background: a fetch that timed out must not also wait for the
-        cleanup, and a fetch that succeeded has its token already.
+        Closing it happens in the background: an attempt that timed out must not also wait for the
+        cleanup, and an attempt that succeeded has its token already.
         """
         self._active += 1
         self._cancel_idle_timer()
@@ -127,8 +127,8 @@ class BrowserManager:
     async def _open_context(self, user_agent: str, server: str | None) -> BrowserContext:
         """A context on the running browser, relaunching it once if it turns out to be dead.
 
-        Playwright learns of a killed Chromium a moment after the fetch it broke has failed, so the
-        next fetch can find it still "connected"; that fetch gets a new browser, not a second error.
+        Playwright learns of a killed Chromium a moment after the attempt it broke has failed, so the
+        next attempt can find it still "connected"; that attempt gets a new browser, not a second error.
         """
         browser = await self._ensure_browser()
         try:
@@ -228,7 +228,7 @@ class BrowserManager:
         )
 
     async def _discard(self, browser: Browser, why: str) -> None:
-        """Tear ``browser`` down, unless another fetch has already replaced it."""
+        """Tear ``browser`` down, unless another attempt has already replaced it."""
         async with self._launch_lock:
             if self._browser is browser:
                 log.warning("dropping the browser: %s", why)
@@ -276,7 +276,7 @@ class BrowserManager:
 
     async def _close_when_idle(self) -> None:
         await asyncio.sleep(self._settings.browser_idle)
-        self._idle_task = None  # past this point a new fetch must not cancel a half-done teardown
+        self._idle_task = None  # past this point a new attempt must not cancel a half-done teardown
         async with self._launch_lock:
             if self._active == 0 and (self._browser is not None or self._playwright is not None):
                 await self._teardown()
