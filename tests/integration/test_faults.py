@@ -21,7 +21,7 @@ from tests.prometheus import Scrape
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.duration(28)]
 
 SettingsMaker = Callable[..., Settings]
-ATTEMPT_MS = re.compile(r"attempt \d+/\d+, anonymous, (\d+) ms")
+ATTEMPT_MS = re.compile(r"attempt \d+/\d+ \w+: anonymous, (\d+) ms")
 
 
 @pytest.mark.parametrize(("answer", "status", "cause"), FAULTS)
