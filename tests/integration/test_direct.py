@@ -4,6 +4,8 @@ browser's sighting, rotation and a changed call without a client noticing, and a
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -71,8 +73,9 @@ async def test_the_secret_is_found_in_either_static_shape(
 
 
 async def test_a_secret_assembled_at_run_time_is_read_from_the_pages_memory(
-    make_settings: SettingsMaker, fake: FakeSpotify, serve: Serve
+    make_settings: SettingsMaker, fake: FakeSpotify, serve: Serve, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="spotify_tokener.sources.browser.source")
     fake.write_secret_as("assembled")
     async with serve(make_settings(sources=BOTH)) as running:
         await token(running)  # nothing in the scripts: the browser answers, and reads the page's memory
@@ -84,6 +87,10 @@ async def test_a_secret_assembled_at_run_time_is_read_from_the_pages_memory(
     assert state["direct"] == proven("page memory")
     assert fake.page_token_calls() == 1
     assert all(call.answer.kind == "ok" for call in fake.state.calls)
+    read = re.search(r"read (\d+) strings .*, (\d+) of them the browser's own", caplog.text)
+    assert read is not None
+    held, browsers_own = int(read[1]), int(read[2])
+    assert held > 2 * (held - browsers_own)  # most of what a page holds is the browser's own
 
 
 async def test_a_secret_neither_the_scripts_nor_the_page_hold_leaves_the_browser_to_serve_alone(

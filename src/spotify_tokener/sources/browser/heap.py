@@ -6,6 +6,10 @@ keeps it in memory for its next renewal. A heap snapshot lists every string the 
 be large (the real web player's runs to tens of MB), so it is read as it streams in, keeping only the
 strings that could be a secret; it is taken only when the direct source asks for it, after reading
 the scripts failed.
+
+Each string is a candidate checked against one sighted six-digit code, so each is a small chance of a
+false match: the fewer, the better. Most of a page's strings are the browser's own (interface and
+property names), held by an empty page of the same origin too; those are left out.
 """
 
 from __future__ import annotations
@@ -111,6 +115,22 @@ class StringTable:
 def _ends_in_escape(text: str) -> bool:
     """Whether ``text``, read inside a string, ends halfway through an escape (an odd run of \\)."""
     return (len(text) - len(text.rstrip("\\"))) % 2 == 1
+
+
+async def empty_page_strings(context: BrowserContext, url: str) -> frozenset[str] | None:
+    """The strings an empty document at ``url`` holds: the browser's own (None if it cannot be read).
+    Served by the context itself, so nothing is sent anywhere; ``context`` must be one of its own, so
+    that no page of the player shares its heap."""
+    try:
+        await context.route(
+            "**/*", lambda route: route.fulfill(status=200, content_type="text/html", body="")
+        )
+        page = await context.new_page()
+        await page.goto(url)
+    except PlaywrightError:
+        return None
+    strings = await page_strings(context, page)
+    return frozenset(strings) if strings else None
 
 
 async def page_strings(context: BrowserContext, page: Page) -> list[str]:

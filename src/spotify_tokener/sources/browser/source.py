@@ -30,7 +30,7 @@ from spotify_tokener.domain.request_shape import Sighting
 from spotify_tokener.domain.token import SP_DC, Token, parse_retry_after, parse_token_response
 from spotify_tokener.settings import Settings
 from spotify_tokener.sources.browser.filters import TOKEN_HOST, is_token_request, should_block
-from spotify_tokener.sources.browser.heap import page_strings
+from spotify_tokener.sources.browser.heap import empty_page_strings, page_strings
 from spotify_tokener.sources.browser.manager import BrowserManager
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,7 @@ class BrowserSource:
         self._browser = browser
         self._clock = clock
         self._pupil = pupil
+        self._browsers_own: tuple[int, frozenset[str]] | None = None  # (for which launch, strings)
 
     async def attempt(self, sp_dc: str | None = None, proxy: Proxy | None = None) -> Token:
         try:
@@ -104,11 +105,29 @@ class BrowserSource:
         try:
             async with asyncio.timeout(_left(budget)):
                 strings = await page_strings(context, page)
+                own = await self._browsers_own_strings()
         except TimeoutError:
             log.warning("reading the page's memory took longer than the attempt allowed; it is tried again")
             return
-        log.info("read %d strings from the page's memory in %.0f ms", len(strings), _ms_since(started))
-        pupil.teach_strings(sighting, strings)
+        kept = [string for string in strings if string not in own]
+        log.info(
+            "read %d strings from the page's memory in %.0f ms, %d of them the browser's own",
+            len(strings),
+            _ms_since(started),
+            len(strings) - len(kept),
+        )
+        pupil.teach_strings(sighting, kept)
+
+    async def _browsers_own_strings(self) -> frozenset[str]:
+        """What an empty page of the player's origin holds, read once per launch of the browser."""
+        launch = self._browser.launches
+        if self._browsers_own is None or self._browsers_own[0] != launch:
+            async with self._browser.context(self._settings.user_agent) as context:
+                own = await empty_page_strings(context, self._settings.spotify_url)
+            if own is None:
+                return frozenset()
+            self._browsers_own = (launch, own)
+        return self._browsers_own[1]
 
     async def _load_and_catch(self, page: Page) -> Response:
         async with page.expect_response(lambda r: is_token_request(r.url), timeout=0) as caught:

@@ -124,6 +124,8 @@ class Learner:
             log.warning("direct source: Spotify turned down what it knew (%s); relearning", error)
         else:
             self._refused[knowledge.secret.value] = self._clock()
+        if knowledge.origin is Origin.MEMORY:  # a chance match among the page's many strings
+            self._memory_read_for = None  # the next sighting's code tells them apart
         self._knowledge = None
         self.trouble = f"Spotify turned down its last call: {error}"
 
@@ -204,7 +206,8 @@ class Learner:
         self._learned(knowledge)
 
     async def _learn_from_memory(self, sighting: Sighting, strings: list[str]) -> None:
-        candidates = [Secret(value) for value in strings]
+        refused = self._recent(self._refused)
+        candidates = [Secret(value) for value in strings if value not in refused]
         knowledge = await asyncio.to_thread(confirmed_by, candidates, sighting, Origin.MEMORY)
         if knowledge is None:
             self._troubled(NOTHING_ANYWHERE)

@@ -149,6 +149,20 @@ async def test_a_likely_secret_is_tried_within_the_budget_and_else_awaits_a_seco
         await learner.current(None)
 
 
+async def test_a_chance_match_in_memory_turned_down_has_the_memory_read_again() -> None:
+    chance = Secret("a-string-that-happened-to-match")
+    learner = learner_of(Scripts("nothing(here)"))
+    await taught(learner, sighting(chance))
+    await learner.teach_strings(sighting(chance), [chance.value, SECRET.value])
+    wrong = await learner.current(None)
+    assert wrong.secret.value == chance.value
+    learner.turned_down(wrong, Rejected("Spotify answered the token request with HTTP 400"))
+    await taught(learner, sighting())
+    assert learner.wants_page_strings  # the same scripts, but what their memory gave was refused
+    await learner.teach_strings(sighting(), [chance.value, SECRET.value])
+    assert (await learner.current(None)).secret == SECRET
+
+
 async def test_another_replicas_newer_knowledge_is_taken_and_what_is_learned_is_shared() -> None:
     notes = Notes()
     theirs = Knowledge(Secret("their-secret-value", 62), SHAPE, Origin.PAGE, confirmed=True)
