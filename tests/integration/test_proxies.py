@@ -202,8 +202,11 @@ async def test_an_https_proxy_whose_certificate_is_not_trusted_is_benched(
     assert fake.token_requests == 0
 
 
+@pytest.mark.parametrize(
+    ("source", "source_timeout"), [("browser", "fetch_timeout"), ("direct", "direct_timeout")]
+)
 async def test_a_proxy_that_never_answers_costs_the_attempt_a_second_not_the_token(
-    fake: FakeSpotify, microsocks: Microsocks, make_settings: SettingsMaker
+    fake: FakeSpotify, microsocks: Microsocks, make_settings: SettingsMaker, source: str, source_timeout: str
 ) -> None:
     # Its own browser: the relays take their connect timeout from the browser's settings. The attempt
     # has 20 s for a cold launch and a page load on a loaded machine; without the connect timeout,
@@ -211,36 +214,19 @@ async def test_a_proxy_that_never_answers_costs_the_attempt_a_second_not_the_tok
     with socket.create_server(("127.0.0.1", 0)) as black_hole:  # takes connections, never answers
         silent = f"http://127.0.0.1:{black_hole.getsockname()[1]}"
         settings = make_settings(
-            proxy=f"{silent},{microsocks.url()}", proxy_connect_timeout=1, fetch_timeout=20, retries=0
+            sources=source,
+            proxy=f"{silent},{microsocks.url()}",
+            proxy_connect_timeout=1,
+            retries=0,
+            **{source_timeout: 20},
         )
         async with running_server(settings) as running:
             response = await running.client.post("/api/token/refresh")
             status = await status_of(running)
     assert response.status_code == 200
     assert fake.token_calls_from(SOCKS_EXIT) >= 1
-    stuck = next(entry for entry in status["exits"] if entry["exit"] == silent)
-    assert stuck["usable"] is False
-    assert stuck["lastError"] == f"the proxy {silent} did not answer in time"
-
-
-async def test_the_direct_source_moves_past_a_proxy_that_never_answers_in_the_same_attempt(
-    fake: FakeSpotify, microsocks: Microsocks, make_settings: SettingsMaker
-) -> None:
-    with socket.create_server(("127.0.0.1", 0)) as black_hole:  # takes connections, never answers
-        silent = f"http://127.0.0.1:{black_hole.getsockname()[1]}"
-        settings = make_settings(
-            sources="direct",
-            proxy=f"{silent},{microsocks.url()}",
-            proxy_connect_timeout=0.5,
-            direct_timeout=20,
-            retries=0,
-        )
-        async with running_server(settings) as running:
-            response = await running.client.post("/api/token/refresh")
-            status = await status_of(running)
-    assert response.status_code == 200
-    assert status["tokenSource"] == "direct"
-    assert all(source["usable"] for source in status["sources"])  # the proxy's fault, not the source's
+    assert status["tokenSource"] == source
+    assert all(entry["usable"] for entry in status["sources"])  # the proxy's fault, not the source's
     stuck = next(entry for entry in status["exits"] if entry["exit"] == silent)
     assert stuck["usable"] is False
     assert stuck["lastError"] == f"the proxy {silent} did not answer in time"
