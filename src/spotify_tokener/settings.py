@@ -359,6 +359,6 @@ def forget_environment() -> None:
     """Drop the service's variables from this process's environment once ``Settings`` holds them: the
     Playwright driver and Chromium inherit the environment, and a browser has no use for a proxy's
     password, an API key or a pinned secret."""
-    prefix = Settings.model_config["env_prefix"]
-    for name in [name for name in os.environ if name.startswith(prefix)]:
+    prefix = Settings.model_config["env_prefix"].upper()  # names are read regardless of case
+    for name in [name for name in os.environ if name.upper().startswith(prefix)]:
         del os.environ[name]

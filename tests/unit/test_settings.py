@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
 from spotify_tokener.cli import describe, load_settings, parse_args
-from spotify_tokener.settings import Settings, requested_log_format
+from spotify_tokener.settings import Settings, forget_environment, requested_log_format
 
 
 def test_defaults_match_the_documentation() -> None:
@@ -195,3 +196,17 @@ def test_a_pinned_secret_needs_its_version_and_is_kept_secret() -> None:
     assert settings.pinned_secret is not None
     assert settings.pinned_secret.version == 61
     assert "pinned-secret-value" not in repr(settings)
+
+
+def test_the_settings_leave_the_environment_once_read_whatever_their_case(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TOKENER_API_KEY", "upper-case-key")
+    monkeypatch.setenv("tokener_proxy", "http://user:s3cret@proxy.example:8080")
+    monkeypatch.setenv("PORT", "4000")
+    settings = Settings()
+    forget_environment()
+    assert settings.api_keys == ("upper-case-key",)
+    assert settings.proxies[0].password == "s3cret"
+    assert not [name for name in os.environ if name.upper().startswith("TOKENER_")]
+    assert os.environ["PORT"] == "4000"  # not the service's own: the bare name others use too

@@ -40,8 +40,10 @@ class StringTable:
     is skipped as it streams, not kept and rescanned with every chunk.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, known: frozenset[str] = frozenset()) -> None:
+        """``known``: strings not worth keeping (the browser's own), left out before the cap counts."""
         self.found: dict[str, None] = {}
+        self._known = known
         self.done = False
         self.truncated = False  # more strings than MAX_CANDIDATES: the first ones are kept
         self._inside = False
@@ -108,7 +110,7 @@ class StringTable:
             return
         with contextlib.suppress(ValueError):
             value = json.loads(literal)
-            if MIN_LENGTH <= len(value) <= MAX_LENGTH and value.isprintable():
+            if MIN_LENGTH <= len(value) <= MAX_LENGTH and value.isprintable() and value not in self._known:
                 self.found[value] = None
 
 
@@ -133,9 +135,10 @@ async def empty_page_strings(context: BrowserContext, url: str) -> frozenset[str
     return frozenset(strings) if strings else None
 
 
-async def page_strings(context: BrowserContext, page: Page) -> list[str]:
-    """The strings the page holds that could be a secret (empty if the snapshot cannot be taken)."""
-    table = StringTable()
+async def page_strings(context: BrowserContext, page: Page, known: frozenset[str] = frozenset()) -> list[str]:
+    """The strings the page holds that could be a secret, less ``known`` (empty if the snapshot cannot be
+    taken)."""
+    table = StringTable(known)
     try:
         session = await context.new_cdp_session(page)
         session.on("HeapProfiler.addHeapSnapshotChunk", lambda event: table.feed(event["chunk"]))

@@ -58,6 +58,7 @@ class BrowserSource:
         self._clock = clock
         self._pupil = pupil
         self._browsers_own: tuple[int, frozenset[str]] | None = None  # (for which launch, strings)
+        self._reading_own = asyncio.Lock()
 
     async def attempt(self, sp_dc: str | None = None, proxy: Proxy | None = None) -> Token:
         try:
@@ -104,30 +105,31 @@ class BrowserSource:
         started = time.monotonic()
         try:
             async with asyncio.timeout(_left(budget)):
-                strings = await page_strings(context, page)
                 own = await self._browsers_own_strings()
+                strings = await page_strings(context, page, own)
         except TimeoutError:
             log.warning("reading the page's memory took longer than the attempt allowed; it is tried again")
             return
-        kept = [string for string in strings if string not in own]
         log.info(
-            "read %d strings from the page's memory in %.0f ms, %d of them the browser's own",
+            "read %d strings from the page's memory in %.0f ms, besides the %d an empty page holds",
             len(strings),
             _ms_since(started),
-            len(strings) - len(kept),
+            len(own),
         )
-        pupil.teach_strings(sighting, kept)
+        pupil.teach_strings(sighting, strings)
 
     async def _browsers_own_strings(self) -> frozenset[str]:
-        """What an empty page of the player's origin holds, read once per launch of the browser."""
-        launch = self._browser.launches
-        if self._browsers_own is None or self._browsers_own[0] != launch:
-            async with self._browser.context(self._settings.user_agent) as context:
-                own = await empty_page_strings(context, self._settings.spotify_url)
-            if own is None:
-                return frozenset()
-            self._browsers_own = (launch, own)
-        return self._browsers_own[1]
+        """What an empty page of the player's origin holds, read once per launch of the browser (in a
+        context of its own: for a moment, one more than the attempts' places)."""
+        async with self._reading_own:
+            if self._browsers_own is None or self._browsers_own[0] != self._browser.launches:
+                async with self._browser.context(self._settings.user_agent) as context:
+                    launch = self._browser.launches  # the context's own launch, if it started one
+                    own = await empty_page_strings(context, self._settings.spotify_url)
+                if own is None:
+                    return frozenset()
+                self._browsers_own = (launch, own)
+            return self._browsers_own[1]
 
     async def _load_and_catch(self, page: Page) -> Response:
         async with page.expect_response(lambda r: is_token_request(r.url), timeout=0) as caught:

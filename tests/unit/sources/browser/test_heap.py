@@ -8,6 +8,7 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
+from spotify_tokener.domain.bundle import MAX_CANDIDATES
 from spotify_tokener.sources.browser.heap import StringTable
 
 STRINGS = [
@@ -59,3 +60,12 @@ def test_a_snapshot_cut_short_keeps_what_it_read() -> None:
     table = fed(['{"strings":["complete-one","half-writ'])
     assert list(table.found) == ["complete-one"]
     assert not table.done
+
+
+def test_known_strings_are_left_out_before_the_cap_counts() -> None:
+    browsers_own = [f"browser-own-{number:06d}" for number in range(MAX_CANDIDATES)]
+    snapshot = json.dumps({"strings": [*browsers_own, "the-page's-own-string"]}, separators=(",", ":"))
+    table = StringTable(known=frozenset(browsers_own))
+    table.feed(snapshot)
+    assert list(table.found) == ["the-page's-own-string"]
+    assert not table.truncated

@@ -163,6 +163,19 @@ async def test_a_chance_match_in_memory_turned_down_has_the_memory_read_again() 
     assert (await learner.current(None)).secret == SECRET
 
 
+async def test_a_string_spotify_turned_down_is_left_out_when_the_memory_is_read_again() -> None:
+    chance = Secret("a-string-that-happened-to-match")
+    learner = learner_of(Scripts("nothing(here)"))
+    await taught(learner, sighting(chance))
+    await learner.teach_strings(sighting(chance), [chance.value])
+    learner.turned_down(
+        await learner.current(None), Rejected("Spotify answered the token request with HTTP 400")
+    )
+    await taught(learner, sighting(chance))  # the same code again: only the refused string gives it
+    await learner.teach_strings(sighting(chance), [chance.value])
+    assert learner.trouble == NOTHING_ANYWHERE
+
+
 async def test_another_replicas_newer_knowledge_is_taken_and_what_is_learned_is_shared() -> None:
     notes = Notes()
     theirs = Knowledge(Secret("their-secret-value", 62), SHAPE, Origin.PAGE, confirmed=True)
