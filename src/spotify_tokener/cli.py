@@ -25,6 +25,9 @@ from spotify_tokener.wiring import create_app
 log = logging.getLogger(__name__)
 
 DRIVER_GONE = "Connection closed while reading from the driver"
+PREFIX = Settings.model_config["env_prefix"]
+BARE_NAMES = {name.upper() for name, field in Settings.model_fields.items() if field.validation_alias}
+"""The settings also read without the prefix (HOST, PORT), as the original project read them."""
 EXIT_CONFIG = 2
 EXIT_RUNTIME = 1
 
@@ -35,8 +38,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="Serve Spotify web-player access tokens over HTTP. "
         "Every setting is an environment variable; see docs/configuration.md.",
     )
-    parser.add_argument("--host", help="address to listen on (env HOST, default 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="port to listen on (env PORT, default 3000)")
+    fields = Settings.model_fields
+    parser.add_argument("--host", help=f"address to listen on (env HOST, default {fields['host'].default})")
+    parser.add_argument(
+        "--port", type=int, help=f"port to listen on (env PORT, default {fields['port'].default})"
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser.parse_args(argv)
 
@@ -54,8 +60,8 @@ def describe(error: ValidationError) -> str:
         if not item["loc"]:  # a rule across settings: its message names them
             lines.append(f"invalid settings: {message}")
             continue
-        field = str(item["loc"][0]).upper().removeprefix("TOKENER_")
-        name = f"{field} (or TOKENER_{field})" if field in {"HOST", "PORT"} else f"TOKENER_{field}"
+        field = str(item["loc"][0]).upper().removeprefix(PREFIX)
+        name = f"{field} (or {PREFIX}{field})" if field in BARE_NAMES else f"{PREFIX}{field}"
         lines.append(f"invalid setting {name}: {message}")
     return "\n".join(lines)
 
