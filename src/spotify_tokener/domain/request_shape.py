@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import Enum
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from spotify_tokener.domain.totp import DIGITS, NEIGHBOURS, PERIOD_S, Secret, reproduces, totp
+from spotify_tokener.domain.totp import DIGITS, NEIGHBOURS, PERIOD_S, Secret, reproduces, step_at, totp
 
 DAY_S = 86_400
 CODE_SKEW_STEPS = 10
@@ -91,7 +91,7 @@ def default_shape(page_url: str) -> RequestShape:
 
 def step_of(sighting: Sighting) -> int:
     """The 30 s TOTP step the sighting was made in."""
-    return sighting.at_ms // 1000 // PERIOD_S
+    return step_at(sighting.at_ms)
 
 
 def sighted_codes(sighting: Sighting) -> list[str]:

@@ -33,6 +33,11 @@ def derive_key(secret: str) -> bytes:
     return "".join(str(ord(char) ^ ((index % 33) + 9)) for index, char in enumerate(secret)).encode()
 
 
+def step_at(at_ms: int) -> int:
+    """The 30 s step a moment (epoch ms) falls in: one code for all of it."""
+    return at_ms // 1000 // PERIOD_S
+
+
 def totp(key: bytes, at_s: float) -> str:
     """The code for the 30 s step that ``at_s`` (epoch seconds) falls in."""
     counter = int(at_s) // PERIOD_S

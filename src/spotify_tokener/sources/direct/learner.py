@@ -5,8 +5,9 @@ the page's own call confirms what it knows or corrects it: the call's shape at o
 after reading the scripts again, and, when their text teaches nothing, the page's memory (the
 browser source reads it once per build of the scripts, when asked, and again after Spotify turned
 down what it gave). A secret that is only likely
-(one string among many that reproduced a code) is proven by a second sighting in another 30 s step
-or by Spotify's acceptance; until then each call with it is one of the few unconfirmed tries. What
+(one string among many that reproduced a code) is proven by a second sighting, or by Spotify's
+acceptance of a code, of another 30 s step; until then each call with it is one of the few
+unconfirmed tries. What
 it proves it shares with the other replicas; when it learns something, ``on_learned`` ends its bench.
 """
 
@@ -21,7 +22,7 @@ from spotify_tokener.domain.clock import Clock
 from spotify_tokener.domain.egress import Proxy
 from spotify_tokener.domain.errors import NotReady, TokenError
 from spotify_tokener.domain.request_shape import RequestShape, Sighting, confirms, learn_shape, step_of
-from spotify_tokener.domain.totp import Secret
+from spotify_tokener.domain.totp import Secret, step_at
 from spotify_tokener.sources.direct.learning import (
     NOTE,
     Knowledge,
@@ -110,9 +111,12 @@ class Learner:
                 self._spend_try(knowledge)
             return knowledge
 
-    def accepted(self, knowledge: Knowledge) -> None:
-        """Spotify answered a call made with ``knowledge`` with a token: it is proven."""
-        if not knowledge.confirmed and self._knowledge is knowledge:
+    def accepted(self, knowledge: Knowledge, called_at_ms: int) -> None:
+        """Spotify answered a call made with ``knowledge`` (its code for ``called_at_ms``) with a token:
+        proof, unless that code is the one sighted, which a chance match reproduces as well."""
+        if knowledge.confirmed or self._knowledge is not knowledge:
+            return
+        if knowledge.step is None or step_at(called_at_ms) != knowledge.step:
             self._learned(knowledge.proven())
 
     def turned_down(self, knowledge: Knowledge, error: TokenError) -> None:

@@ -49,9 +49,9 @@ class Origin(Enum):
 class Knowledge:
     """A secret and the call's shape. ``confirmed``: proven, not just likely. A versioned candidate
     that reproduces a sighted code is (a handful of candidates against a one-in-a-million match); one
-    string among tens of thousands is not yet, since one of them matches by chance now and then: it
-    needs a second sighting, in another 30 s step, or Spotify's acceptance. ``step`` is the TOTP step
-    of the sighting that found it, if one did."""
+    string among hundreds or thousands is not yet, since one of them matches by chance now and then: it
+    needs a second sighting, or Spotify's acceptance of a code, of another 30 s step (the sighted code
+    itself proves nothing more). ``step`` is the TOTP step of the sighting that found it, if one did."""
 
     secret: Secret
     shape: RequestShape

@@ -100,14 +100,15 @@ class DirectSource:
         if sp_dc:
             cookies[SP_DC] = sp_dc
         server_s = await self._server_time(proxy)
-        url = knowledge.shape.render(knowledge.secret, self._clock() / 1000, server_s)
+        called_at_ms = self._clock()
+        url = knowledge.shape.render(knowledge.secret, called_at_ms / 1000, server_s)
         reply = await self._client.get(url, cookies=cookies, headers=self._headers(API_CALL), proxy=proxy)
         try:
             token = parse_token_response(reply.status, reply.headers, reply.body, now_ms=self._clock())
         except Rejected as error:  # the call itself was wrong: its secret or its shape is stale
             self.learner.turned_down(knowledge, error)
             raise
-        self.learner.accepted(knowledge)
+        self.learner.accepted(knowledge, called_at_ms)
         return token
 
     async def _device(self, identity: str, sp_dc: str | None, proxy: Proxy | None) -> str | None:

@@ -92,7 +92,7 @@ async def test_a_versioned_candidate_is_tried_unconfirmed_once_and_confirmed_by_
     learner = learner_of(Scripts(f"x={{secret:{WRITTEN},version:61}}"))
     knowledge = await learner.current(None)
     assert (knowledge.secret, knowledge.origin, knowledge.confirmed) == (SECRET, Origin.SCRIPTS, False)
-    learner.accepted(knowledge)
+    learner.accepted(knowledge, NOW_MS)
     assert (learner.totp_version, learner.secret_origin, learner.secret_confirmed) == (61, "scripts", True)
 
 
@@ -187,7 +187,11 @@ async def test_another_replicas_newer_knowledge_is_taken_and_what_is_learned_is_
     assert learner.trouble == NOTHING_LEARNED
     await learner.teach_strings(sighting(), [SECRET.value])
     assert notes.notes[NOTE] == dump_knowledge(theirs, NOW_MS - 1)  # a likely secret is not shared
-    learner.accepted(await learner.current(None))  # Spotify accepts it: proven, and shared
+    likely = await learner.current(None)
+    learner.accepted(likely, NOW_MS + 1_000)  # the sighted code itself: a chance match gives it too
+    assert learner.secret_confirmed is False
+    assert notes.notes[NOTE] == dump_knowledge(theirs, NOW_MS - 1)
+    learner.accepted(likely, NOW_MS + 30_000)  # a code of the next step: proven, and shared
     await asyncio.wait_for(notes.written.wait(), 5)  # by a task of the learner's
     shared = load_knowledge(notes.notes[NOTE], SHAPE.endpoint)
     assert shared is not None
@@ -197,7 +201,7 @@ async def test_another_replicas_newer_knowledge_is_taken_and_what_is_learned_is_
 
 async def test_an_accepted_secret_turned_down_once_is_tried_again_before_it_is_refused() -> None:
     learner = learner_of(Scripts(f"x={{secret:{WRITTEN},version:61}}"), tries=1)
-    learner.accepted(await learner.current(None))
+    learner.accepted(await learner.current(None), NOW_MS)
     fluke = Rejected("Spotify answered the token request with HTTP 400")
     learner.turned_down(await learner.current(None), fluke)  # a confirmed secret: forgotten, not refused
     again = await learner.current(None)  # the same one, read from the scripts, no new try spent
@@ -217,5 +221,5 @@ async def test_the_unconfirmed_tries_and_refusals_are_forgotten_after_the_window
         await learner.current(None)
     clock.now_ms += 1  # a window later (a bench at its longest): one more try
     again = await learner.current(None)
-    learner.accepted(again)
+    learner.accepted(again, clock.now_ms)
     assert learner.secret_confirmed is True
