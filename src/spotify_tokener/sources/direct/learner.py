@@ -4,11 +4,10 @@ It starts from a pinned secret, another replica's knowledge, or the page's scrip
 the page's own call confirms what it knows or corrects it: the call's shape at once, the secret
 after reading the scripts again, and, when their text teaches nothing, the page's memory (the
 browser source reads it once per build of the scripts, when asked, and again after Spotify turned
-down what it gave). A secret that is only likely
-(one string among many that reproduced a code) is proven by a second sighting, or by Spotify's
-acceptance of a code, of another 30 s step; until then each call with it is one of the few
-unconfirmed tries. What
-it proves it shares with the other replicas; when it learns something, ``on_learned`` ends its bench.
+down what it gave). A secret that is only likely (one string among many that reproduced a code) is
+proven by a second sighting, or by Spotify's acceptance of a code, of another 30 s step; until then
+each call with it is one of the few unconfirmed tries. What it proves it shares with the other
+replicas; when it learns something, ``on_learned`` ends its bench.
 """
 
 from __future__ import annotations
