@@ -12,7 +12,7 @@ RUN python -m venv /opt/venv
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY src ./src
-RUN /opt/venv/bin/pip install --no-cache-dir .
+RUN /opt/venv/bin/pip install --no-cache-dir ".[browser]"
 
 FROM python:3.11-slim-bookworm
 LABEL org.opencontainers.image.title="spotify-tokener" \

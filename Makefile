@@ -20,8 +20,8 @@ $(STAMP): pyproject.toml
 	@# uv installs several times faster than pip (BENCHMARKS.md); pip remains the fallback where uv cannot.
 	@# Compiled at install, once and in parallel: where PYTHONDONTWRITEBYTECODE is set, every process
 	@# (each test worker, each service a test starts) would otherwise compile its imports again.
-	$(BIN)/python -m pip install --quiet $(UV) && $(BIN)/python -m uv pip install --quiet --compile-bytecode --python $(BIN)/python -e '.[dev]' \
-		|| $(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet $(UV) && $(BIN)/python -m uv pip install --quiet --compile-bytecode --python $(BIN)/python -e '.[browser,dev]' \
+		|| $(BIN)/python -m pip install --quiet -e '.[browser,dev]'
 	@touch $(STAMP)
 
 run: setup
