@@ -5,6 +5,16 @@
 # docs/docker.md: Compose, what each image weighs, podman (--format docker), arm64, an extra CA for the build.
 
 # ---- Build stages: of these, only /opt/venv reaches an image.
+# The pins, read from pyproject.toml: only a change to them, not to the rest of that file, installs the
+# dependencies again; and a change under src/ rebuilds only the last, quick steps.
+FROM python:3.11-slim-bookworm AS pins
+WORKDIR /src
+COPY pyproject.toml ./
+RUN python -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb")); \
+        print(*p["build-system"]["requires"], sep="\n", file=open("build.txt", "w")); \
+        print(*p["project"]["dependencies"], sep="\n", file=open("runtime.txt", "w")); \
+        print(*p["project"]["optional-dependencies"]["browser"], sep="\n", file=open("browser.txt", "w"))'
+
 # Every dependency ships wheels for amd64 and arm64 (checked, docs/docker.md): no compiler needed.
 FROM python:3.11-slim-bookworm AS deps
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PIP_ROOT_USER_ACTION=ignore
@@ -16,17 +26,12 @@ RUN apt-get update \
 COPY scripts/with-build-ca.sh /usr/local/bin/with-build-ca
 COPY scripts/image-venv.sh /usr/local/bin/image-venv
 WORKDIR /src
-COPY pyproject.toml ./
+COPY --from=pins /src/build.txt /src/runtime.txt /src/browser.txt ./
 # Two virtualenvs: /opt/tools builds (pip, and the setuptools pyproject.toml asks for), /opt/venv runs
-# and is made without pip, setuptools or wheel. The pins are read from pyproject.toml, before the
-# sources are copied: a change under src/ then rebuilds only the last, quick steps.
+# and is made without pip, setuptools or wheel.
 RUN --mount=type=secret,id=build_ca \
     python -m venv /opt/tools \
     && python -m venv --without-pip /opt/venv \
-    && python -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb")); \
-        print(*p["build-system"]["requires"], sep="\n", file=open("build.txt", "w")); \
-        print(*p["project"]["dependencies"], sep="\n", file=open("runtime.txt", "w")); \
-        print(*p["project"]["optional-dependencies"]["browser"], sep="\n", file=open("browser.txt", "w"))' \
     && with-build-ca /opt/tools/bin/pip install --quiet -r build.txt \
     && with-build-ca /opt/tools/bin/pip --python /opt/venv/bin/python install --quiet -r runtime.txt
 
@@ -35,7 +40,7 @@ RUN --mount=type=secret,id=build_ca \
     with-build-ca /opt/tools/bin/pip --python /opt/venv/bin/python install --quiet -r browser.txt
 
 FROM deps AS wheel
-COPY README.md ./
+COPY pyproject.toml README.md ./
 COPY src ./src
 RUN /opt/tools/bin/pip wheel --quiet --no-deps --no-build-isolation --wheel-dir /wheels .
 
