@@ -112,7 +112,7 @@ async def test_a_secret_neither_the_scripts_nor_the_page_hold_leaves_the_browser
     assert state["tokenSource"] == "browser"
     direct = next(source for source in state["sources"] if source["source"] == "direct")
     assert direct["usable"] is False
-    assert direct["benchedUntil"] is not None
+    assert direct["retryAt"] is not None
     assert all(call.by_page for call in fake.state.calls)  # not one wrong code sent upstream
 
 
@@ -217,7 +217,7 @@ async def test_unconfirmed_secrets_are_tried_on_spotify_at_most_the_allowed_numb
     make_settings: SettingsMaker, fake: FakeSpotify
 ) -> None:
     fake.list_decoys(("decoy-secret-number-3", 64), ("decoy-secret-number-2", 63), ("decoy-secret-1", 62))
-    settings = make_settings(sources="direct", direct_unconfirmed_tries=2, retries=1, source_bench=0.01)
+    settings = make_settings(sources="direct", direct_unconfirmed_tries=2, retries=1, source_cooldown=0.01)
     async with running_server(settings) as running:
         answers = [await running.client.post("/api/token/refresh") for _ in range(4)]
         state = await status_of(running)

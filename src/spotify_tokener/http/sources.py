@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Protocol
 
 from spotify_tokener.core.sources import SourceChain
-from spotify_tokener.http.bench import bench_fields
 from spotify_tokener.http.schemas import DirectFields, SourceFields
+from spotify_tokener.http.standing import standing_fields
 
 
 class LearnerInfo(Protocol):
@@ -28,7 +28,7 @@ class LearnerInfo(Protocol):
 def source_fields(chain: SourceChain | None, now_ms: int) -> list[SourceFields]:
     if chain is None:
         return []
-    return [{"source": state.name, **bench_fields(state, now_ms)} for state in chain.states()]
+    return [{"source": state.name, **standing_fields(state, now_ms)} for state in chain.states()]
 
 
 def direct_fields(learner: LearnerInfo | None) -> DirectFields | None:

@@ -7,7 +7,7 @@ browser source reads it once per build of the scripts, when asked, and again aft
 down what it gave). A secret that is only likely (one string among many that reproduced a code) is
 proven by a second sighting, or by Spotify's acceptance of a code, of another 30 s step; until then
 each call with it is one of the few unconfirmed tries. What it proves it shares with the other
-replicas; when it learns something, ``on_learned`` ends its bench.
+replicas; when it learns something, ``on_learned`` ends its cool-down.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from collections.abc import Awaitable, Callable, Coroutine
 
 from spotify_tokener.core.ports import Notes
 from spotify_tokener.domain.clock import Clock
-from spotify_tokener.domain.egress import Proxy
 from spotify_tokener.domain.errors import NotReady, TokenError
+from spotify_tokener.domain.proxy import Proxy
 from spotify_tokener.domain.request_shape import RequestShape, Sighting, confirms, learn_shape, step_of
 from spotify_tokener.domain.totp import Secret, step_at
 from spotify_tokener.sources.direct.learning import (
@@ -40,7 +40,7 @@ NOTHING_ANYWHERE = "no secret learned: none in the page's scripts nor in its mem
 UNPROVEN = "a likely secret awaits a second sighting: no unconfirmed try is left"
 
 ReadPage = Callable[[Proxy | None], Awaitable[PageText]]
-"""The page's scripts, read by plain HTTP through an exit."""
+"""The page's scripts, read by plain HTTP through a proxy (or none)."""
 
 
 class Learner:
@@ -76,7 +76,7 @@ class Learner:
         self._scripts_read: tuple[str, ...] = ()  # the script URLs the last relearn read
         self._memory_read_for: tuple[str, ...] | None = None  # the scripts the memory was read with
         self._wants_strings = False
-        self._exit: Proxy | None = None  # the last attempt's, for learning in the background
+        self._proxy: Proxy | None = None  # the last attempt's, for learning in the background
         self.on_learned: Callable[[], None] = lambda: None
         self.trouble: str | None = None  # why the direct source cannot make tokens now
 
@@ -100,7 +100,7 @@ class Learner:
         """What to make the next call with: another replica's newer knowledge, what is known, or a
         candidate from the scripts; one not proven yet only while unconfirmed tries are left
         (:class:`NotReady` otherwise, with nothing sent)."""
-        self._exit = proxy
+        self._proxy = proxy
         await self._adopt_shared()
         async with self._choosing:
             if self._knowledge is None:
@@ -194,7 +194,7 @@ class Learner:
     async def _relearn(self, sighting: Sighting) -> None:
         """After a sighting that what is known does not reproduce (awaited a while by the teacher)."""
         try:
-            page = await self._read_page(self._exit)
+            page = await self._read_page(self._proxy)
             knowledge = await asyncio.to_thread(confirmed_by, candidates_in(page.scripts), sighting)
         except TokenError as error:
             self._troubled(f"could not read the web player's scripts: {error}")
@@ -229,7 +229,7 @@ class Learner:
             log.info("direct source: TOTP version %s, from another replica", shared[0].secret.version)
 
     def _learned(self, knowledge: Knowledge) -> None:
-        """What is known now; shared once proven; the bench ends so that the next attempt uses it."""
+        """What is known now; shared once proven; the cool-down ends so that the next attempt uses it."""
         self._knowledge, self.trouble, self._wants_strings = knowledge, None, False
         self._learned_at_ms = self._clock()
         proven = "" if knowledge.confirmed else " (likely; to be confirmed)"

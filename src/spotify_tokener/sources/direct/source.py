@@ -18,8 +18,8 @@ import orjson
 from spotify_tokener.core.accounts import ANONYMOUS, identity_of
 from spotify_tokener.core.ports import Notes
 from spotify_tokener.domain.clock import Clock, wall_clock_ms
-from spotify_tokener.domain.egress import Proxy
 from spotify_tokener.domain.errors import FetchTimeout, Rejected
+from spotify_tokener.domain.proxy import Proxy
 from spotify_tokener.domain.request_shape import default_shape
 from spotify_tokener.domain.token import HTTP_OK, SP_DC, Token, parse_token_response
 from spotify_tokener.domain.totp import Secret
@@ -47,7 +47,7 @@ SCRIPT = {
 
 
 class DirectSource:
-    """An :class:`~spotify_tokener.core.ports.ExitSource` that needs no browser."""
+    """An :class:`~spotify_tokener.core.ports.ProxiedSource` that needs no browser."""
 
     def __init__(
         self,
@@ -72,7 +72,7 @@ class DirectSource:
             self._read_page,
             shape,
             unconfirmed_tries=settings.direct_unconfirmed_tries,
-            tries_window_ms=round(settings.source_bench_max * 1000),
+            tries_window_ms=round(settings.source_cooldown_max * 1000),
             pinned=pinned,
             notes=notes,
             clock=clock,

@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from spotify_tokener.domain.egress import Proxy
 from spotify_tokener.domain.errors import NotReady, Rejected
+from spotify_tokener.domain.proxy import Proxy
 from spotify_tokener.domain.request_shape import Sighting, default_shape
 from spotify_tokener.domain.totp import Secret, totp
 from spotify_tokener.sources.direct.learner import NOTHING_ANYWHERE, NOTHING_LEARNED, Learner
@@ -27,7 +27,7 @@ SHAPE = default_shape(PAGE)
 SECRET = Secret("=n:b#OuEfH\\fE])e*K", 61)
 WRITTEN = json.dumps(SECRET.value)  # as a script writes it, its backslash escaped
 NOW_MS = 1_800_000_000_000
-WINDOW_MS = 1_800_000  # TOKENER_SOURCE_BENCH_MAX
+WINDOW_MS = 1_800_000  # TOKENER_SOURCE_COOLDOWN_MAX
 
 
 class Scripts:
