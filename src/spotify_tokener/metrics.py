@@ -18,10 +18,10 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
 
 from spotify_tokener import __version__
+from spotify_tokener.core.chain import SourceChain
 from spotify_tokener.core.ports import OUTCOME_OK
 from spotify_tokener.core.proxies import NO_PROXY, ProxyPool
 from spotify_tokener.core.service import TokenService
-from spotify_tokener.core.sources import SourceChain
 from spotify_tokener.core.standing import Standing
 from spotify_tokener.domain.clock import wall_clock_ms
 from spotify_tokener.domain.errors import ATTEMPT_FAILURES

@@ -34,6 +34,7 @@ RENAMED = {
     "TOKENER_SOURCE_BENCH": "TOKENER_SOURCE_COOLDOWN",
     "TOKENER_SOURCE_BENCH_MAX": "TOKENER_SOURCE_COOLDOWN_MAX",
     "TOKENER_PROXY_FALLBACK_DIRECT": "TOKENER_PROXY_OPTIONAL",
+    "TOKENER_DIRECT_UNCONFIRMED_TRIES": "TOKENER_DIRECT_UNPROVEN_TRIES",
 }
 """Old names still read, for one release (0.2), with a warning at start (:func:`deprecated_names`)."""
 
@@ -114,11 +115,12 @@ class Settings(BaseSettings):
     direct_timeout: Seconds = Field(
         5.0, gt=0, le=60, description="The most one direct attempt may take before the next source answers."
     )
-    direct_unconfirmed_tries: int = Field(
+    direct_unproven_tries: int = Field(
         2,
         ge=0,
         le=10,
-        description="Secrets read from the scripts but not confirmed, tried on Spotify (each once).",
+        validation_alias=_renamed("TOKENER_DIRECT_UNPROVEN_TRIES"),
+        description="Secrets read from the scripts but not proven, tried on Spotify (each once).",
     )
     totp_secret: SecretStr = Field(
         SecretStr(""), description="Pin the TOTP secret the direct source starts with (it still relearns)."

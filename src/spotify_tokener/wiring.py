@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
 
+from spotify_tokener.core.chain import NamedSource, SourceChain
 from spotify_tokener.core.ports import LocalCoordinator, Notes, ProxiedSource, SharedStore, TokenSource
 from spotify_tokener.core.proxies import ProxyPool, ThroughProxies
 from spotify_tokener.core.service import TokenService
-from spotify_tokener.core.sources import NamedSource, SourceChain
 from spotify_tokener.domain.clock import wall_clock_ms
 from spotify_tokener.http.app import App
 from spotify_tokener.metrics import FetchMetrics, Metrics

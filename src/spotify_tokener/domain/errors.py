@@ -110,7 +110,7 @@ class BrowserMissing(BrowserError):
 
 class NotReady(TokenError):
     """A source that cannot try yet: the direct source with no secret it may send (nothing learned,
-    or only a likely one and no unconfirmed try left). Nothing was sent upstream."""
+    or only a likely one and no unproven try left). Nothing was sent upstream."""
 
     status = 503
     about_spotify = False

@@ -17,9 +17,9 @@ from typing import Protocol
 
 import orjson
 
+from spotify_tokener.core.chain import SourceChain
 from spotify_tokener.core.proxies import ProxyPool
 from spotify_tokener.core.service import TokenService
-from spotify_tokener.core.sources import SourceChain
 from spotify_tokener.domain.backoff import Backoff
 from spotify_tokener.domain.clock import wall_clock_ms
 from spotify_tokener.domain.errors import TokenError

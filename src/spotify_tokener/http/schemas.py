@@ -81,7 +81,7 @@ class DirectFields(TypedDict):
 
     totpVersion: int | None
     secretOrigin: str | None
-    secretConfirmed: bool | None
+    secretProven: bool | None
     trouble: str | None
 
 

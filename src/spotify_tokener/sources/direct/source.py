@@ -25,8 +25,8 @@ from spotify_tokener.domain.token import HTTP_OK, SP_DC, Token, parse_token_resp
 from spotify_tokener.domain.totp import Secret
 from spotify_tokener.settings import Settings
 from spotify_tokener.sources.direct.client import Client, Reply
+from spotify_tokener.sources.direct.knowledge import Page, PageText, parse_page
 from spotify_tokener.sources.direct.learner import Learner
-from spotify_tokener.sources.direct.learning import Page, PageText, parse_page
 from spotify_tokener.sources.user_agent import desktop_user_agent
 
 DEVICE_COOKIE = "sp_t"
@@ -71,7 +71,7 @@ class DirectSource:
         self.learner = Learner(
             self._read_page,
             shape,
-            unconfirmed_tries=settings.direct_unconfirmed_tries,
+            unproven_tries=settings.direct_unproven_tries,
             tries_window_ms=round(settings.source_cooldown_max * 1000),
             pinned=pinned,
             notes=notes,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from spotify_tokener.core.sources import NamedSource, SourceChain
+from spotify_tokener.core.chain import NamedSource, SourceChain
 from spotify_tokener.domain.backoff import Backoff
 from spotify_tokener.domain.errors import (
     BrowserError,
