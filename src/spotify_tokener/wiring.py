@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from spotify_tokener.core.chain import NamedSource, SourceChain
 from spotify_tokener.core.ports import LocalCoordinator, Notes, ProxiedSource, SharedStore, TokenSource
 from spotify_tokener.core.proxies import ProxyPool, ThroughProxies
-from spotify_tokener.core.service import TokenService
+from spotify_tokener.core.service import CoreConfig, TokenService
 from spotify_tokener.domain.clock import wall_clock_ms
 from spotify_tokener.http.app import App
 from spotify_tokener.metrics import FetchMetrics, Metrics
@@ -61,7 +61,7 @@ def create_app(
         sources = Sources(chain, None, browser, None, [])
     else:
         sources = _sources(settings, metrics.fetches, browser, store)
-    service = TokenService(sources.chain, settings, coordinator=store, observer=metrics.fetches)
+    service = TokenService(sources.chain, core_config(settings), coordinator=store, observer=metrics.fetches)
     app = App(
         service,
         settings,
@@ -74,6 +74,21 @@ def create_app(
     )
     metrics.watch(app.counts, service, sources.browser, sources.proxies, sources.chain)
     return app
+
+
+def core_config(settings: Settings) -> CoreConfig:
+    return CoreConfig(
+        freshness=settings.freshness,
+        backoff=settings.backoff,
+        places=settings.max_contexts,
+        queue=settings.queue_size,
+        queue_wait_s=settings.queue_timeout,
+        max_accounts=settings.max_accounts,
+        new_accounts_per_minute=settings.new_accounts_per_minute,
+        rejected_cookie_memory_s=settings.rejected_cookie_memory,
+        allow_accounts=settings.allow_accounts,
+        refresh_interval_s=settings.refresh_interval,
+    )
 
 
 def _sources(

@@ -16,14 +16,13 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from spotify_tokener.core.accounts import identity_of
 from spotify_tokener.core.ports import OUTCOME_OK, ProxiedSource, ProxyObserver
 from spotify_tokener.core.standing import Standing
 from spotify_tokener.domain.backoff import Backoff
 from spotify_tokener.domain.clock import Clock
 from spotify_tokener.domain.errors import FetchTimeout, ProxyRule, TokenError, failure_of
 from spotify_tokener.domain.proxy import Proxy
-from spotify_tokener.domain.token import Token
+from spotify_tokener.domain.token import Token, identity_of
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 from functools import partial
 
-from spotify_tokener.core.accounts import ANONYMOUS, AccountSlots
+from spotify_tokener.core.accounts import AccountSlots
 from spotify_tokener.core.fetcher import Fetcher
 from spotify_tokener.core.places import Places
 from spotify_tokener.core.ports import (
@@ -25,12 +25,29 @@ from spotify_tokener.core.ports import (
     TokenSource,
 )
 from spotify_tokener.core.slot import CachedToken, Served, TokenSlot, Watcher
+from spotify_tokener.domain.backoff import Backoff
 from spotify_tokener.domain.clock import Clock, Sleep, real_sleep, wall_clock_ms
 from spotify_tokener.domain.errors import AccountsDisabled, CookieRejected, TokenError
-from spotify_tokener.domain.token import Token
-from spotify_tokener.settings import Settings
+from spotify_tokener.domain.freshness import Freshness
+from spotify_tokener.domain.token import ANONYMOUS, Token
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class CoreConfig:
+    """The settings the core reads, and only those (``wiring.core_config`` builds it from ``Settings``)."""
+
+    freshness: Freshness
+    backoff: Backoff
+    places: int  # attempts at once, one of them kept for the anonymous token
+    queue: int  # account attempts that may wait for a place
+    queue_wait_s: float
+    max_accounts: int
+    new_accounts_per_minute: int
+    rejected_cookie_memory_s: float
+    allow_accounts: bool
+    refresh_interval_s: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,20 +75,20 @@ class TokenService:
     def __init__(
         self,
         source: TokenSource,
-        settings: Settings,
+        config: CoreConfig,
         *,
         clock: Clock = wall_clock_ms,
         sleep: Sleep = real_sleep,
         coordinator: Coordinator | None = None,
         observer: FetchObserver = NO_OBSERVER,
     ) -> None:
-        self._settings = settings
+        self._config = config
         self._clock = clock
         self._sleep = sleep
         self._coordinator: Coordinator = coordinator or LocalCoordinator()
-        self.freshness = freshness = settings.freshness
-        backoff = settings.backoff
-        self.places = Places(settings.max_contexts, settings.queue_size, settings.queue_timeout, sleep)
+        self.freshness = freshness = config.freshness
+        backoff = config.backoff
+        self.places = Places(config.places, config.queue, config.queue_wait_s, sleep)
         self._fetcher = Fetcher(
             source,
             places=self.places,
@@ -85,12 +102,12 @@ class TokenService:
         self._fetch_anonymous = self._coordinated(self._anonymous, self._fetcher.fetch)
         self._force_anonymous = self._coordinated(self._anonymous, self._fetcher.fetch, force=True)
         self._accounts = AccountSlots(
-            settings.max_accounts,
+            config.max_accounts,
             freshness,
             backoff,
             clock,
-            new_per_minute=settings.new_accounts_per_minute,
-            rejected_for_ms=round(settings.rejected_cookie_memory * 1000),
+            new_per_minute=config.new_accounts_per_minute,
+            rejected_for_ms=round(config.rejected_cookie_memory_s * 1000),
         )
         self._refresher: asyncio.Task[None] | None = None
 
@@ -130,7 +147,7 @@ class TokenService:
         if sp_dc is None:
             fetch = self._force_anonymous if force else self._fetch_anonymous
             return await self._anonymous.get(fetch, force=force, left=left)
-        if not self._settings.allow_accounts:
+        if not self._config.allow_accounts:
             raise AccountsDisabled("account tokens (sp_dc cookie) are disabled on this service")
         slot = self._accounts.slot_for(sp_dc)
         fetch = self._coordinated(slot, partial(self._fetcher.fetch, sp_dc, slot.awaited), force=force)
@@ -194,7 +211,7 @@ class TokenService:
             wait_ms = retry_at - now
         else:
             wait_ms = self.freshness.ms_until_refresh(slot.token, _fetched_at(slot), now)
-        return min(max(wait_ms, 0) / 1000, self._settings.refresh_interval)
+        return min(max(wait_ms, 0) / 1000, self._config.refresh_interval_s)
 
 
 def _fetched_at(slot: TokenSlot) -> int | None:

@@ -6,14 +6,14 @@ from collections.abc import Callable
 
 import pytest
 
-from spotify_tokener.core.accounts import ANONYMOUS, account_identity
 from spotify_tokener.core.ports import Fetch, Wanted
 from spotify_tokener.core.service import TokenService
 from spotify_tokener.core.slot import TokenSlot
 from spotify_tokener.domain.clock import wall_clock_ms
 from spotify_tokener.domain.errors import BrowserMissing, RateLimited, ShuttingDown, TokenError, UpstreamError
-from spotify_tokener.domain.token import Token
+from spotify_tokener.domain.token import ANONYMOUS, Token, account_identity
 from spotify_tokener.settings import Settings
+from spotify_tokener.wiring import core_config
 from tests.scripted import ScriptedSource
 from tests.unit.core.conftest import scripted, service_with
 from tests.virtual_time import VirtualTime
@@ -338,7 +338,7 @@ async def test_fetches_go_through_the_coordinator_by_identity_never_by_cookie(
 ) -> None:
     shared = Token("BQ-from-another-replica", wall_clock_ms() + 3_600_000, "client", True)
     coordinator, source = SharingCoordinator(shared), ScriptedSource()
-    service = TokenService(source, unit_settings(), coordinator=coordinator)
+    service = TokenService(source, core_config(unit_settings()), coordinator=coordinator)
     stopper.append(service)
     anonymous = await service.get_token()
     again = await service.get_token(force=True)
