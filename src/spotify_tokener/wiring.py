@@ -4,6 +4,7 @@ every layer (sources, replicas, core, HTTP, metrics) and connects them through t
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
@@ -78,16 +79,7 @@ def create_app(
 
 def core_config(settings: Settings) -> CoreConfig:
     return CoreConfig(
-        freshness=settings.freshness,
-        backoff=settings.backoff,
-        places=settings.max_contexts,
-        queue=settings.queue_size,
-        queue_wait_s=settings.queue_timeout,
-        max_accounts=settings.max_accounts,
-        new_accounts_per_minute=settings.new_accounts_per_minute,
-        rejected_cookie_memory_s=settings.rejected_cookie_memory,
-        allow_accounts=settings.allow_accounts,
-        refresh_interval_s=settings.refresh_interval,
+        **{field.name: getattr(settings, field.name) for field in dataclasses.fields(CoreConfig)}
     )
 
 

@@ -36,18 +36,18 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class CoreConfig:
-    """The settings the core reads, and only those (``wiring.core_config`` builds it from ``Settings``)."""
+    """The settings the core reads, and only those, named as in ``Settings`` (``wiring.core_config``)."""
 
     freshness: Freshness
     backoff: Backoff
-    places: int  # attempts at once, one of them kept for the anonymous token
-    queue: int  # account attempts that may wait for a place
-    queue_wait_s: float
+    max_contexts: int  # places: attempts at once, one of them kept for the anonymous token
+    queue_size: int
+    queue_timeout: float
     max_accounts: int
     new_accounts_per_minute: int
-    rejected_cookie_memory_s: float
+    rejected_cookie_memory: float
     allow_accounts: bool
-    refresh_interval_s: float
+    refresh_interval: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +88,7 @@ class TokenService:
         self._coordinator: Coordinator = coordinator or LocalCoordinator()
         self.freshness = freshness = config.freshness
         backoff = config.backoff
-        self.places = Places(config.places, config.queue, config.queue_wait_s, sleep)
+        self.places = Places(config.max_contexts, config.queue_size, config.queue_timeout, sleep)
         self._fetcher = Fetcher(
             source,
             places=self.places,
@@ -107,7 +107,7 @@ class TokenService:
             backoff,
             clock,
             new_per_minute=config.new_accounts_per_minute,
-            rejected_for_ms=round(config.rejected_cookie_memory_s * 1000),
+            rejected_for_ms=round(config.rejected_cookie_memory * 1000),
         )
         self._refresher: asyncio.Task[None] | None = None
 
@@ -211,7 +211,7 @@ class TokenService:
             wait_ms = retry_at - now
         else:
             wait_ms = self.freshness.ms_until_refresh(slot.token, _fetched_at(slot), now)
-        return min(max(wait_ms, 0) / 1000, self._config.refresh_interval_s)
+        return min(max(wait_ms, 0) / 1000, self._config.refresh_interval)
 
 
 def _fetched_at(slot: TokenSlot) -> int | None:

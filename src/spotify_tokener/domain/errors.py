@@ -155,7 +155,7 @@ class ProxyRule(Enum):
 
 @dataclass(frozen=True, slots=True)
 class Failure:
-    """What one kind of failure does. Kinds raised outside a fetch (``in_fetch=False``) do none of it."""
+    """What one kind of failure does. Those that end no attempt do none of it but the status."""
 
     when: str
     status: int  # the client's HTTP status
@@ -164,14 +164,14 @@ class Failure:
     proxy: ProxyRule = ProxyRule.INNOCENT  # through a proxy: whether the next one is tried at once
     shared: bool = False  # about Spotify, so other replicas waiting on the same fetch take it as theirs
     cools_down: bool = True  # the slot cools down: nothing goes upstream for it until then, unless forced
-    in_fetch: bool = True
+    ends: str = "attempt"  # or "fetch" (before any attempt), "wait" (a caller's), "request" (before any)
     counted_as: str = ""  # the metric outcome, when not the kind itself
 
 
 NEXT, SPENT, IF_ANONYMOUS = ProxyRule.NEXT, ProxyRule.SPENT, ProxyRule.NEXT_IF_ANONYMOUS
 
 FAILURES: dict[str, Failure] = {
-    "error": Failure("the base of the others, never raised", 502, in_fetch=False),
+    "error": Failure("the base of the others, never raised", 502, ends="request"),
     "upstream": Failure("an answer not understood", 502, retried=True, next_source=True, shared=True),
     "server_error": Failure("Spotify answered 5xx", 502, retried=True, shared=True, counted_as="upstream"),
     "rejected": Failure("Spotify answered another 4xx", 502, retried=True, next_source=True, shared=True),
@@ -188,10 +188,10 @@ FAILURES: dict[str, Failure] = {
     "not_ready": Failure("the direct source knows no secret", 503, next_source=True),
     "internal": Failure("a bug (in a source: a crash)", 500, next_source=True),
     "cookie_rejected": Failure("an anonymous token for a cookie", 401, shared=True),
-    "overloaded": Failure("no place, or too many new accounts", 503, cools_down=False),
-    "accounts_disabled": Failure("accounts turned off", 403, in_fetch=False),
-    "shutting_down": Failure("the service stopped", 503, in_fetch=False),
-    "left": Failure("the client hung up", 499, in_fetch=False),
+    "overloaded": Failure("no place, or too many new accounts", 503, cools_down=False, ends="fetch"),
+    "accounts_disabled": Failure("accounts turned off", 403, ends="request"),
+    "shutting_down": Failure("the service stopped", 503, ends="wait"),
+    "left": Failure("the client hung up", 499, ends="wait"),
 }
 
 
@@ -215,27 +215,9 @@ def failure_table() -> str:
             said[row.cools_down],
         ]
         counted = f" (counted as `{row.counted_as}`)" if row.counted_as else ""
-        shown = cells if row.in_fetch else ["—"] * len(cells)
+        shown = cells if row.ends in ("attempt", "fetch") else ["—"] * len(cells)
         lines.append(f"| `{kind}`: {row.when}{counted} | {row.status} | {' | '.join(shown)} |")
     return "\n".join(lines) + "\n"
-
-
-# What one fetch attempt can end with, so its metric series exist before the first failure. The
-# others are decided before any attempt (AccountsDisabled, Overloaded) or end a wait, not an attempt
-# (ShuttingDown, CallerLeft).
-ATTEMPT_FAILURES: tuple[type[TokenError], ...] = (
-    UpstreamError,
-    Rejected,
-    PageUnreachable,
-    RateLimited,
-    Refused,
-    FetchTimeout,
-    BrowserError,
-    BrowserMissing,
-    NotReady,
-    CookieRejected,
-    InternalError,
-)
 
 
 HTTP_FORBIDDEN = 403
@@ -264,3 +246,5 @@ def _subclasses(kind: type[TokenError]) -> list[type[TokenError]]:
 
 
 _BY_NAME = {kind.__name__: kind for kind in _subclasses(TokenError)}
+ATTEMPT_FAILURES = tuple(kind for kind in _BY_NAME.values() if FAILURES[kind.kind].ends == "attempt")
+"""What one attempt can end with, so that its metric series exist before the first failure."""
