@@ -11,6 +11,7 @@ import ipaddress
 import os
 import shlex
 import ssl
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal, Self
 from urllib.parse import urlsplit
@@ -149,6 +150,11 @@ class Settings(BaseSettings):
     )
     redis_timeout: Seconds = Field(1.0, gt=0, description="The most one Redis command may take.")
 
+    state_dir: Path | None = Field(
+        default_factory=lambda: default_state_dir(os.environ),
+        description="What was learned, kept across restarts; empty: nothing kept.",
+    )
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: LogFormat = Field("text", description="json: one JSON object per line.")
 
@@ -227,6 +233,12 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_path_is_unset(cls, value: object) -> object:
         """``TOKENER_BROWSER_PATH=`` (empty) means "find one", not the current directory."""
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("state_dir", mode="before")
+    @classmethod
+    def _empty_state_dir_is_off(cls, value: object) -> object:
+        """``TOKENER_STATE_DIR=`` (empty) keeps nothing, rather than the current directory."""
         return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("ca_file")
@@ -336,6 +348,17 @@ class Settings(BaseSettings):
         if (self.totp_version is None) != (not self.totp_secret.get_secret_value()):
             raise ValueError("TOKENER_TOTP_SECRET and TOKENER_TOTP_VERSION are set together or not at all")
         return self
+
+
+def default_state_dir(environ: Mapping[str, str]) -> Path | None:
+    """The user's state folder (XDG's), or None where there is no home to put it in."""
+    base = environ.get("XDG_STATE_HOME", "")
+    if not os.path.isabs(base):  # the XDG rule: a relative value is ignored
+        home = environ.get("HOME", "")
+        if not os.path.isabs(home):
+            return None
+        base = os.path.join(home, ".local", "state")
+    return Path(base) / "spotify-tokener"
 
 
 class _LogFormatAlone(BaseSettings):
