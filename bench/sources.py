@@ -10,10 +10,12 @@ tree's peak memory (driver and Chromium included).
 from __future__ import annotations
 
 import contextlib
+import shutil
 import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -101,6 +103,67 @@ def learned_from_memory(fake: FakeSpotify, shape: SecretShape) -> tuple[float, f
         process.wait(timeout=15)
 
 
+RESTART_RUNS = 3
+COUNTED = ("page", "bundle", "token")
+
+
+def first_token_after_restart(fake: FakeSpotify, state_dir: Path, kept: str) -> tuple[float, ...]:
+    """A start of the default set-up with ``state_dir`` holding ``kept`` (``nothing``, ``secret``:
+    what was learned but no token, as if it had expired, or ``all``): ms from the process's start to
+    its first token, ms until it answered at all (Python's start-up, the same whatever was kept),
+    and the pages, bundles, token calls and browser launches that cost."""
+    if kept == "nothing":
+        shutil.rmtree(state_dir, ignore_errors=True)
+    elif kept == "secret":
+        (state_dir / "token.json").unlink(missing_ok=True)
+    before = [fake.count(what) for what in COUNTED]
+    port = free_port()
+    env = service_env(fake, port, TOKENER_LOG_LEVEL="WARNING", TOKENER_SOURCES="direct,browser")
+    env.update(TOKENER_CA_FILE=str(fake.ca_file), TOKENER_STATE_DIR=str(state_dir))
+    started = time.monotonic()
+    process = subprocess.Popen([sys.executable, "-m", "spotify_tokener"], env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        up_ms = (wait_for(url + "/health", timeout_s=30) - started) * 1000
+        httpx.get(url + "/api/token", timeout=60).raise_for_status()
+        first_ms = (time.monotonic() - started) * 1000
+        launches = httpx.get(url + "/health").json()["browser"]["launches"]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=15)
+    return (
+        first_ms,
+        up_ms,
+        *(fake.count(what) - was for what, was in zip(COUNTED, before, strict=True)),
+        launches,
+    )
+
+
+def restarts() -> None:
+    """``make bench-sources``' part on the state folder: a cold start against two restarts."""
+    cases = {"nothing": "cold start", "secret": "restart, secret kept", "all": "restart, token kept too"}
+    fake = FakeSpotify().start()
+    runs: dict[str, list[tuple[float, ...]]] = {kept: [] for kept in cases}
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            for _ in range(RESTART_RUNS):
+                for kept in cases:  # each restart finds what the run before it kept
+                    runs[kept].append(first_token_after_restart(fake, Path(folder) / "state", kept))
+    finally:
+        fake.stop()
+    print(
+        f"\nThe default set-up started with a state folder (TOKENER_STATE_DIR), median of {RESTART_RUNS}:\n"
+    )
+    print(
+        "| start | first token ms from process start | of which start-up ms | pages | bundles | token calls | browsers |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for kept, name in cases.items():
+        first_ms, up_ms = (statistics.median(run[i] for run in runs[kept]) for i in (0, 1))
+        counts = " | ".join(f"{max(run[i] for run in runs[kept]):.0f}" for i in range(2, 6))
+        print(f"| {name} | {first_ms:,.0f} | {up_ms:,.0f} | {counts} |")
+
+
 def served_by(url: str) -> str:
     source: str = httpx.get(url + "/api/token/status").json()["status"]["tokenSource"]
     return source
@@ -168,6 +231,7 @@ def main() -> int:
         finally:
             fake.stop()
         print(f"| {shape} | {learned_ms:,.0f} | {rest:,.0f} | {peak:,.0f} |")
+    restarts()
     return 0
 
 
