@@ -154,10 +154,16 @@ def restarts() -> None:
     print(
         f"\nThe default set-up started with a state folder (TOKENER_STATE_DIR), median of {RESTART_RUNS}:\n"
     )
-    print(
-        "| start | first token ms from process start | of which start-up ms | pages | bundles | token calls | browsers |"
+    columns = (
+        "start",
+        "first token ms",
+        "of which start-up ms",
+        "pages",
+        "bundles",
+        "token calls",
+        "browsers",
     )
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print(f"| {' | '.join(columns)} |\n|{' --- |' * len(columns)}")
     for kept, name in cases.items():
         first_ms, up_ms = (statistics.median(run[i] for run in runs[kept]) for i in (0, 1))
         counts = " | ".join(f"{max(run[i] for run in runs[kept]):.0f}" for i in range(2, 6))
