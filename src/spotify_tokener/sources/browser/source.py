@@ -74,7 +74,7 @@ class BrowserSource:
                 await _add_sp_dc(context, sp_dc)
             try:
                 # The route before the page: a page opened while the route is being set up can
-                # miss it and load everything it blocks (BENCHMARKS.md, "Issue 13").
+                # miss it and load everything it blocks (measured: some pages loaded their images).
                 await context.route("**/*", _filter_route)
                 page = await context.new_page()
                 response = await self._load_and_catch(page)
