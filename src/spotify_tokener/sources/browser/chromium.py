@@ -11,8 +11,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from spotify_tokener.domain.egress import ConnectTo
 from spotify_tokener.domain.errors import BrowserMissing
+from spotify_tokener.domain.proxy import ConnectTo
 
 NODE_CACHE_DIR = "spotify-tokener-node-compile-cache"
 # Every headless shell's name has this: Debian's chromium-headless-shell, Playwright's chrome-headless-shell.

@@ -18,7 +18,6 @@ from playwright.async_api import Error as PlaywrightError
 
 from spotify_tokener.core.ports import Pupil
 from spotify_tokener.domain.clock import Clock, wall_clock_ms
-from spotify_tokener.domain.egress import Proxy
 from spotify_tokener.domain.errors import (
     BrowserError,
     FetchTimeout,
@@ -26,6 +25,7 @@ from spotify_tokener.domain.errors import (
     TokenError,
     refusal,
 )
+from spotify_tokener.domain.proxy import Proxy
 from spotify_tokener.domain.request_shape import Sighting
 from spotify_tokener.domain.token import SP_DC, Token, parse_retry_after, parse_token_response
 from spotify_tokener.settings import Settings
