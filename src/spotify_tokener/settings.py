@@ -262,16 +262,11 @@ class Settings(BaseSettings):
         """Whether clients on other machines can reach the port (the host is validated as an address)."""
         return not ipaddress.ip_address(self.host).is_loopback
 
-    @field_validator("browser_path", "ca_file", mode="before")
+    @field_validator("browser_path", "ca_file", "state_dir", mode="before")
     @classmethod
     def _empty_path_is_unset(cls, value: object) -> object:
-        """``TOKENER_BROWSER_PATH=`` (empty) means "find one", not the current directory."""
-        return None if isinstance(value, str) and not value.strip() else value
-
-    @field_validator("state_dir", mode="before")
-    @classmethod
-    def _empty_state_dir_is_off(cls, value: object) -> object:
-        """``TOKENER_STATE_DIR=`` (empty) keeps nothing, rather than the current directory."""
+        """``TOKENER_BROWSER_PATH=`` (empty) means "find one", ``TOKENER_STATE_DIR=`` "keep nothing";
+        neither the current directory."""
         return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("ca_file")
@@ -384,14 +379,10 @@ class Settings(BaseSettings):
 
 
 def default_state_dir(environ: Mapping[str, str]) -> Path | None:
-    """The user's state folder (XDG's), or None where there is no home to put it in."""
-    base = environ.get("XDG_STATE_HOME", "")
-    if not os.path.isabs(base):  # the XDG rule: a relative value is ignored
-        home = environ.get("HOME", "")
-        if not os.path.isabs(home):
-            return None
-        base = os.path.join(home, ".local", "state")
-    return Path(base) / "spotify-tokener"
+    """The user's state folder (XDG's: a relative value is ignored), or None without a home."""
+    home, base = Path(environ.get("HOME", "")), Path(environ.get("XDG_STATE_HOME", ""))
+    base = base if base.is_absolute() else home / ".local" / "state"
+    return base / "spotify-tokener" if base.is_absolute() else None
 
 
 class _LogFormatAlone(BaseSettings):

@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from spotify_tokener.state import MAX_DOCUMENT, StateFolder, file_refusal, folder_refusal, parse_document
+from spotify_tokener.state import MAX_DOCUMENT, StateFolder, parse_document, refusal
 
 ME, SOMEONE = 1000, 1001
 FILE, FOLDER = stat.S_IFREG, stat.S_IFDIR
@@ -48,7 +48,7 @@ def test_only_a_json_object_of_bounded_size_is_a_document(raw: bytes, document: 
 def test_a_file_is_believed_only_if_plain_ours_and_written_by_no_one_else(
     mode: int, owner: int, refused: str | None
 ) -> None:
-    assert file_refusal(mode, owner, ME) == refused
+    assert refusal(mode, owner, ME) == refused
 
 
 @pytest.mark.parametrize(
@@ -61,16 +61,17 @@ def test_a_file_is_believed_only_if_plain_ours_and_written_by_no_one_else(
     ],
 )
 def test_a_folder_is_used_only_if_ours(mode: int, owner: int, refused: str | None) -> None:
-    assert folder_refusal(mode, owner, ME) == refused
+    assert refusal(mode, owner, ME, folder=True) == refused
 
 
 def mode_of(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def test_a_document_is_written_whole_owner_only_and_read_back(tmp_path: Path) -> None:
+async def test_a_document_is_written_whole_owner_only_and_read_back(tmp_path: Path) -> None:
     folder = StateFolder(tmp_path / "deep" / "state")
-    folder.save("learned.json", {"version": 61})  # no event loop: written at once
+    folder.save("learned.json", {"version": 61})
+    await folder.close()
     assert folder.load("learned.json") == {"version": 61}
     assert mode_of(tmp_path / "deep" / "state") == 0o700
     assert mode_of(tmp_path / "deep" / "state" / "learned.json") == 0o600
@@ -123,31 +124,34 @@ def test_a_damaged_file_is_ignored_with_one_warning(
     assert "token.json is ignored" in warnings[0].getMessage()
 
 
-def test_a_folder_that_cannot_be_made_is_not_used_with_one_warning(
+async def test_a_folder_that_cannot_be_made_is_not_used_with_one_warning(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     (tmp_path / "a-file").write_bytes(b"")
     folder = StateFolder(tmp_path / "a-file" / "state")
     assert folder.load("token.json") is None
     folder.save("token.json", {"a": 1})
+    await folder.close()
     assert folder.load("learned.json") is None
     warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
     assert len(warnings) == 1
     assert "is not used" in warnings[0]
 
 
-def test_a_write_that_fails_warns_once_and_never_raises(
+async def test_a_write_that_fails_warns_once_and_never_raises(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     folder = StateFolder(tmp_path)
     assert folder.load("token.json") is None  # the folder is checked and usable
     (tmp_path / "token.json").mkdir()  # os.replace cannot put a file over a folder
     folder.save("token.json", {"a": 1})
+    await folder.close()
     folder.save("token.json", {"a": 2})
+    await folder.close()
     warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
     assert len(warnings) == 1
     assert "could not be written" in warnings[0]
-    assert [path.name for path in tmp_path.iterdir()] == ["token.json"]  # no temporary file left
+    assert os.listdir(tmp_path) == ["token.json"]  # no temporary file left
 
 
 def test_a_name_that_is_not_a_documents_is_a_programming_error(tmp_path: Path) -> None:

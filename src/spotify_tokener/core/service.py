@@ -189,10 +189,7 @@ class TokenService:
         kept = kept_token(self._kept.load(ANONYMOUS_DOCUMENT), self._clock(), self.freshness)
         if kept is not None:
             self._anonymous.resume(*kept)
-            log.info(
-                "anonymous token kept from before the restart, served for another %d s",
-                (self.freshness.serve_until_ms(kept[0]) - self._clock()) // 1000,
-            )
+            log.info("anonymous token kept from before the restart, expiring at %d ms", kept[0].expires_at_ms)
 
     def _keep(self, cached: CachedToken) -> None:
         record = {**token_payload(cached.token), "fetchedAtMs": cached.fetched_at_ms}
@@ -235,13 +232,10 @@ def kept_token(
 ) -> tuple[Token, int] | None:
     """A kept token and when it was fetched, read as warily as an answer from the network: an
     anonymous one, servable now, neither fetched in the future nor expiring implausibly far ahead."""
-    if document is None:
-        return None
     try:
-        token = token_from_payload(document)
+        token, fetched_at = token_from_payload(document or {}), (document or {}).get("fetchedAtMs")
     except UpstreamError:
         return None
-    fetched_at = document.get("fetchedAtMs")
     if isinstance(fetched_at, bool) or not isinstance(fetched_at, int):
         return None
     text = token.access_token + token.client_id + (token.source or "")

@@ -69,9 +69,7 @@ NOTE = "direct-source"
 """The name what was learned is shared under between replicas (``core/ports.Notes``)."""
 
 
-MAX_SECRET = 256  # characters: real secrets are a few dozen
-MAX_PARAMS = 32
-MAX_PARAM = 512  # characters of a parameter's name or value
+MAX_PARAMS, MAX_TEXT = 32, 512  # a record's bounds: its parameters, the characters of each string
 
 
 def knowledge_record(knowledge: Knowledge, learned_at_ms: int) -> dict[str, Any]:
@@ -93,57 +91,39 @@ def dump_knowledge(knowledge: Knowledge, learned_at_ms: int) -> bytes:
 def load_knowledge(raw: bytes | None, endpoint: str) -> tuple[Knowledge, int] | None:
     """Another replica's knowledge and when it was learned (:func:`knowledge_from`)."""
     try:
-        record = orjson.loads(raw) if raw else None
+        return knowledge_from(orjson.loads(raw) if raw else None, endpoint, Origin.REPLICA)
     except orjson.JSONDecodeError:
         return None
-    return knowledge_from(record, endpoint, Origin.REPLICA)
 
 
 def knowledge_from(record: object, endpoint: str, origin: Origin) -> tuple[Knowledge, int] | None:
     """Proven knowledge and when it was learned, read as warily as an answer from the network: it
     must call ``endpoint`` (a record that would send the call elsewhere is ignored), and every field
-    have its type and a sensible size."""
-    fields = ("secret", "version", "learnedAtMs", "params")
-    if not isinstance(record, dict) or record.get("endpoint") != endpoint or not set(fields) <= set(record):
-        return None
-    value, version, at, params = (record[key] for key in fields)
-    if not (
-        _text(value, MAX_SECRET)
-        and (version is None or _count(version))
-        and _count(at)
-        and isinstance(params, list)
-        and len(params) <= MAX_PARAMS
-    ):
-        return None
+    have its type and bounds."""
     try:
-        shape = tuple(_param(entry) for entry in params)
-    except (TypeError, ValueError):
+        if not isinstance(record, dict) or record["endpoint"] != endpoint:
+            return None
+        value, version, at = record["secret"], record["version"], record["learnedAtMs"]
+        shape = tuple(
+            Param(name, Role(role), text) for name, role, text in record["params"][: MAX_PARAMS + 1]
+        )
+    except (KeyError, TypeError, ValueError):
         return None
-    secret = Secret(str(value), version)
-    return Knowledge(secret, RequestShape(endpoint, shape), origin, proven=True), at
+    texts = [value, *(part for param in shape for part in (param.name, param.value))]
+    if len(shape) > MAX_PARAMS or not all(map(_text, texts)) or not _count(at) or not _count(version or 0):
+        return None
+    return Knowledge(Secret(value, version), RequestShape(endpoint, shape), origin, proven=True), at
 
 
 def bundle_from(record: dict[str, Any] | None) -> tuple[str, ...]:
     """The script URLs a kept record names, if they read well (else none)."""
     urls = record.get("bundle") if record else None
-    if (
-        not isinstance(urls, list)
-        or len(urls) > MAX_SCRIPTS
-        or not all(_text(url, MAX_PARAM) for url in urls)
-    ):
-        return ()
-    return tuple(urls)
+    fine = isinstance(urls, list) and len(urls) <= MAX_SCRIPTS and all(map(_text, urls))
+    return tuple(urls) if fine and urls else ()
 
 
-def _param(entry: object) -> Param:
-    if not isinstance(entry, list) or not all(_text(part, MAX_PARAM) for part in entry):
-        raise ValueError("not a parameter")
-    name, role, value = entry  # a ValueError unless three
-    return Param(name, Role(role), value)
-
-
-def _text(value: object, limit: int) -> bool:
-    return isinstance(value, str) and len(value) <= limit and value.isprintable()
+def _text(value: object) -> bool:
+    return isinstance(value, str) and len(value) <= MAX_TEXT and value.isprintable()
 
 
 def _count(value: object) -> bool:
