@@ -82,3 +82,16 @@ def test_a_broken_link_is_found(tmp_path: Path) -> None:
         "other.md#twice-2: no such heading",
         "#nowhere: no such heading",
     ]
+
+
+def test_every_test_reliability_names_exists() -> None:
+    """RELIABILITY.md's table is only as good as the tests it names: a renamed test must take it along."""
+    table = (ROOT / "RELIABILITY.md").read_text()
+    sources = "\n".join(path.read_text() for path in (ROOT / "tests").rglob("test_*.py"))
+    files = {path.relative_to(ROOT / "tests").as_posix() for path in (ROOT / "tests").rglob("test_*.py")}
+    named_files = set(re.findall(r"`((?:unit/|integration/)?[\w/]*test_\w+\.py)", table))
+    missing_files = {name for name in named_files if not any(f.endswith(name) for f in files)}
+    missing_tests = {
+        name for name in re.findall(r"::(test_\w+)", table) if not re.search(rf"def {name}\b", sources)
+    }
+    assert (missing_files, missing_tests) == (set(), set())
