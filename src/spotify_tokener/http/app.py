@@ -17,9 +17,9 @@ from typing import Protocol
 
 import orjson
 
-from spotify_tokener.core.exits import ExitPool
+from spotify_tokener.core.chain import SourceChain
+from spotify_tokener.core.proxies import ProxyPool
 from spotify_tokener.core.service import TokenService
-from spotify_tokener.core.sources import SourceChain
 from spotify_tokener.domain.backoff import Backoff
 from spotify_tokener.domain.clock import wall_clock_ms
 from spotify_tokener.domain.errors import TokenError
@@ -28,7 +28,6 @@ from spotify_tokener.http import openapi
 from spotify_tokener.http.auth import ApiKeys, presented_key
 from spotify_tokener.http.counts import ERROR, HIT, MISS, RequestCounts
 from spotify_tokener.http.encoder import HotAnswer, encode_token
-from spotify_tokener.http.exits import exit_fields, exits_health
 from spotify_tokener.http.health import BrowserInfo, health_body
 from spotify_tokener.http.params import InvalidParameter, parse_force, parse_sp_dc
 from spotify_tokener.http.router import (
@@ -43,8 +42,8 @@ from spotify_tokener.http.router import (
     error_response,
     json_response,
 )
-from spotify_tokener.http.schemas import FailureBody, StatusBody, ValidationErrorBody
-from spotify_tokener.http.sources import LearnerInfo, direct_fields, source_fields
+from spotify_tokener.http.schemas import FailureBody, ValidationErrorBody
+from spotify_tokener.http.status import LearnerInfo, proxies_health, status_body
 from spotify_tokener.settings import Settings
 
 TOKEN_PATH = "/api/token"  # noqa: S105 - a path, not a secret
@@ -69,7 +68,7 @@ class App:
         browser: BrowserInfo | None = None,
         closing: Callable[[], Awaitable[None]] | None = None,
         *,
-        exits: ExitPool | None = None,
+        proxies: ProxyPool | None = None,
         sources: SourceChain | None = None,
         learner: LearnerInfo | None = None,
     ) -> None:
@@ -77,7 +76,7 @@ class App:
         self.service = service
         self.metrics = metrics
         self.browser = browser
-        self.exits = exits
+        self.proxies = proxies
         self.sources = sources
         self._learner = learner
         self._closing = closing
@@ -175,37 +174,13 @@ class App:
         return Response(200, body, JSON_NO_STORE)
 
     async def status(self, request: Request) -> Response:
-        state, now = self.service.status(), wall_clock_ms()
-        body: StatusBody = {
-            "success": True,
-            "status": {
-                "hasToken": state.has_token,
-                "isValid": state.is_valid,
-                "shouldProactivelyRefresh": state.should_refresh,
-                "expiresAt": state.expires_at_ms,
-                "isRefreshing": state.refreshing,
-                "timeUntilExpiry": state.ms_until_expiry,
-                "timeUntilProactiveRefresh": state.ms_until_refresh,
-                "lastError": state.last_error,
-                "consecutiveFailures": state.consecutive_failures,
-                "lastRefreshAt": state.refreshed_at_ms,
-                "accountsCached": state.accounts_cached,
-                "coolingDown": state.cooling_down,
-                "retryAt": state.retry_at_ms,
-                "exits": exit_fields(self.exits, now),
-                "allExitsBenched": self.exits.all_benched() if self.exits is not None else None,
-                "tokenSource": state.token_source,
-                "sources": source_fields(self.sources, now),
-                "direct": direct_fields(self._learner),
-            },
-            "timestamp": now,
-        }
+        body = status_body(self.service, self.proxies, self.sources, self._learner, wall_clock_ms())
         return json_response(200, body, NO_STORE)
 
     async def health(self, request: Request) -> Response:
         uptime_s = time.monotonic() - self._started
         body = health_body(uptime_s, self.browser, self.service.shared_store_available)
-        body["exits"] = exits_health(self.exits, body["timestamp"])
+        body["proxies"] = proxies_health(self.proxies, body["timestamp"])
         return json_response(200, body, NO_STORE)
 
     async def metrics_text(self, request: Request) -> Response:
