@@ -4,10 +4,14 @@
 #   docker run -d --name tokener -p 127.0.0.1:3000:3000 spotify-tokener
 # docs/docker.md: Compose, what each image weighs, podman (--format docker), arm64, an extra CA for the build.
 
+# Another base only where python:3.11-slim-bookworm cannot be had as such (a mirror, `make image-test`'s
+# stand-in for another architecture): Debian bookworm with Python 3.11.
+ARG BASE_IMAGE=python:3.11-slim-bookworm
+
 # ---- Build stages: of these, only /opt/venv reaches an image.
 # The pins, read from pyproject.toml: only a change to them, not to the rest of that file, installs the
 # dependencies again; and a change under src/ rebuilds only the last, quick steps.
-FROM python:3.11-slim-bookworm AS pins
+FROM ${BASE_IMAGE} AS pins
 WORKDIR /src
 COPY pyproject.toml ./
 RUN python -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb")); \
@@ -16,7 +20,7 @@ RUN python -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb")); \
         print(*p["project"]["optional-dependencies"]["browser"], sep="\n", file=open("browser.txt", "w"))'
 
 # Every dependency ships wheels for amd64 and arm64 (checked, docs/docker.md): no compiler needed.
-FROM python:3.11-slim-bookworm AS deps
+FROM ${BASE_IMAGE} AS deps
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PIP_ROOT_USER_ACTION=ignore
 # binutils: strip, for scripts/image-venv.sh.
 # hadolint ignore=DL3008
@@ -53,7 +57,7 @@ COPY --from=wheel /wheels /wheels
 RUN image-venv
 
 # ---- What both images share.
-FROM python:3.11-slim-bookworm AS runtime
+FROM ${BASE_IMAGE} AS runtime
 LABEL org.opencontainers.image.title="spotify-tokener" \
       org.opencontainers.image.description="Serves Spotify web-player access tokens to LavaSrc and other clients." \
       org.opencontainers.image.licenses="MIT"

@@ -92,8 +92,9 @@ bench-browsers: test-deps
 
 # Both images built and run as users run them, against the fake Spotify (docs/docker.md, "make image-test"):
 # docker where its daemon answers, else podman (installed if missing). A few minutes on a cold cache.
+# ARCH=arm64: the slim image for arm64 under qemu-user-static (not in CI: slow).
 image-test: setup
-	$(BIN)/python scripts/image_test.py
+	IMAGE_ARCH=$(ARCH) $(BIN)/python scripts/image_test.py
 
 # The Docker files' linters, in a venv of their own (not project dependencies, not part of CI).
 docker-lint: $(TOOLS_STAMP)

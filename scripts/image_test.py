@@ -11,7 +11,9 @@ Environment (docs/docker.md, "make image-test"):
   IMAGE_RUN_FLAGS    flags for every container run (default: found by trying, see ``run_flags``)
   IMAGE_BUILD_FLAGS  extra flags for every build
   IMAGE_BUILD_CA     a CA bundle the build trusts besides the system's (default: $PIP_CERT if set)
-  IMAGE_TARGETS      the images to build and check (default: "slim full")
+  IMAGE_TARGETS      the images to build and check (default: "slim full"; another architecture: "slim")
+  IMAGE_ARCH         another architecture (Debian's name, e.g. arm64; `make image-test ARCH=arm64`): built
+                     under qemu-user-static on a stand-in base for it, and checked as users run it
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import platform
 import resource
 import shlex
 import shutil
@@ -70,6 +73,42 @@ CLEAN_APT = (
     'Dir::Cache::pkgcache ""',
     'Dir::Cache::srcpkgcache ""',
 )
+
+
+@dataclass(frozen=True)
+class Arch:
+    """The architecture to build for: this machine's, or another one under emulation."""
+
+    name: str  # Debian's: amd64, arm64
+    native: bool
+
+    @property
+    def base(self) -> str:
+        return BASE if self.native else f"localhost/spotify-tokener-base:{self.name}"
+
+    def tag(self, target: str) -> str:
+        return f"spotify-tokener:{target}" if self.native else f"spotify-tokener:{target}-{self.name}"
+
+    def build_flags(self) -> list[str]:
+        return (
+            []
+            if self.native
+            else ["--platform", f"linux/{self.name}", "--build-arg", f"BASE_IMAGE={self.base}"]
+        )
+
+
+def arch() -> Arch:
+    here = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+    wanted = os.environ.get("IMAGE_ARCH") or here
+    if wanted != here:
+        qemu = {"amd64": "x86_64", "arm64": "aarch64"}.get(wanted, wanted)
+        registered = Path(f"/proc/sys/fs/binfmt_misc/qemu-{qemu}")
+        if not registered.exists():
+            print(f"    {wanted} needs qemu-user-static: installing it from the distribution")
+            sh([str(ROOT / "scripts/ensure-apt.sh"), "qemu-user-static", "binfmt-support"], timeout=900)
+        if not registered.exists():
+            raise Failed(f"{wanted} binaries cannot run here: try `update-binfmts --enable qemu-{qemu}`")
+    return Arch(wanted, native=wanted == here)
 
 
 class Failed(Exception):
@@ -148,13 +187,14 @@ def engine() -> Engine:
     return found
 
 
-def ensure_base(engine: Engine) -> str:
-    """The base image: present, pulled, or made from Debian's packages where no registry answers."""
-    if engine.exists(BASE):
+def ensure_base(engine: Engine, arch: Arch) -> str:
+    """The base image: present, pulled, or made from Debian's packages where no registry answers
+    (always, for another architecture: a pulled one would take the native one's name)."""
+    if engine.exists(arch.base):
         return "present"
-    if sh(engine("pull", BASE), check=False, timeout=300).returncode == 0:
+    if arch.native and sh(engine("pull", BASE), check=False, timeout=300).returncode == 0:
         return "pulled"
-    print(f"    {STAND_IN_NOTE}")
+    print(f"    {STAND_IN_NOTE if arch.native else f'a stand-in base for {arch.name}, made with mmdebstrap'}")
     if not shutil.which("mmdebstrap"):
         sh([str(ROOT / "scripts/ensure-apt.sh"), "mmdebstrap"], timeout=900)
     options = [f"--dpkgopt={o}" for o in SLIM_DPKG] + [f"--aptopt={o}" for o in CLEAN_APT]
@@ -162,12 +202,15 @@ def ensure_base(engine: Engine) -> str:
         "mmdebstrap",
         "--variant=minbase",
         "--quiet",
+        f"--architectures={arch.name}",
         *options,
         "--include=python3,python3-venv,python3-pip,python-is-python3,ca-certificates",
         "bookworm",
         "-",
     ]
-    load = engine("import", "--change", "ENV LANG=C.UTF-8", "--change", 'CMD ["python3"]', "-", BASE)
+    its_arch = ["--arch", arch.name] if engine.name == "podman" else ["--platform", f"linux/{arch.name}"]
+    changes = ["--change", "ENV LANG=C.UTF-8", "--change", 'CMD ["python3"]']
+    load = engine("import", *its_arch, *changes, "-", arch.base)
     with subprocess.Popen(make, stdout=subprocess.PIPE) as maker:
         loaded = subprocess.run(load, stdin=maker.stdout, capture_output=True, text=True, check=False)
     if maker.returncode != 0 or loaded.returncode != 0:
@@ -175,7 +218,7 @@ def ensure_base(engine: Engine) -> str:
     return "stand-in"
 
 
-def run_flags(engine: Engine) -> list[str]:
+def run_flags(engine: Engine, base: str) -> list[str]:
     """The first set of flags a container starts with here. Some hosts refuse the resource limits
     podman asks for by default (runc: "error setting rlimits"): then the caller's own limits, else
     modest ones, are asked for instead."""
@@ -187,15 +230,16 @@ def run_flags(engine: Engine) -> list[str]:
         for name, limit in (("nofile", resource.RLIMIT_NOFILE), ("nproc", resource.RLIMIT_NPROC))
     ]
     for flags in ([], own, ["--ulimit=nofile=1024:1024", "--ulimit=nproc=1024:1024"]):
-        if sh(engine("run", "--rm", *flags, BASE, "true"), check=False, timeout=120).returncode == 0:
+        if sh(engine("run", "--rm", *flags, base, "true"), check=False, timeout=120).returncode == 0:
             return flags
-    raise Failed(f"no container starts here: {shlex.join(engine('run', '--rm', BASE, 'true'))}")
+    raise Failed(f"no container starts here: {shlex.join(engine('run', '--rm', base, 'true'))}")
 
 
-def build(engine: Engine, target: str, tag: str, log: Path) -> None:
+def build(engine: Engine, arch: Arch, target: str, tag: str, log: Path) -> None:
     ca = os.environ.get("IMAGE_BUILD_CA") or os.environ.get("PIP_CERT", "")
     secret = ["--secret", f"id=build_ca,src={ca}"] if ca else []
-    command = engine("build", *engine.build_flags(), *secret, "--target", target, "-t", tag, str(ROOT))
+    flags = [*engine.build_flags(), *arch.build_flags(), *secret]
+    command = engine("build", *flags, "--target", target, "-t", tag, str(ROOT))
     with log.open("w") as out:
         done = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, check=False)
     if done.returncode != 0:
@@ -203,13 +247,13 @@ def build(engine: Engine, target: str, tag: str, log: Path) -> None:
         raise Failed(f"{shlex.join(command)} exited {done.returncode} (whole log: {log}):\n{tail}")
 
 
-def sizes(engine: Engine, tag: str) -> float:
+def sizes(engine: Engine, tag: str, base: str) -> float:
     """Prints the layers the image adds to its base and returns their weight in MB."""
-    added = (int(engine.inspect(tag, "{{.Size}}")) - int(engine.inspect(BASE, "{{.Size}}"))) / 1e6
+    added = (int(engine.inspect(tag, "{{.Size}}")) - int(engine.inspect(base, "{{.Size}}"))) / 1e6
     layers = sh(
         engine("history", "--no-trunc", "--format", "{{.Size}}\t{{.CreatedBy}}", tag)
     ).stdout.splitlines()
-    base_layers = len(sh(engine("history", "--quiet", BASE)).stdout.splitlines())
+    base_layers = len(sh(engine("history", "--quiet", base)).stdout.splitlines())
     print(f"    {tag} adds {added:.0f} MB to its base; its layers, newest first:")
     for line in layers[: len(layers) - base_layers]:
         size, created_by = line.split("\t", 1)
@@ -252,6 +296,7 @@ class Check:
     tag: str
     prefix: str
     made: list[list[str]]  # the commands that remove what was made, run at exit
+    patience_s: float = 60  # for a container to answer /health (longer under emulation)
 
     def start(self, name: str, *flags: str, env: dict[str, str] | None = None) -> tuple[str, str]:
         """Runs the image detached on the host's network; returns its name and its address."""
@@ -284,7 +329,7 @@ class Check:
         )
         url = f"http://127.0.0.1:{port}"
         try:
-            wait_for(f"{container} answering /health", lambda: self.answers(url, container), 60)
+            wait_for(f"{container} answering /health", lambda: self.answers(url, container), self.patience_s)
         except Failed as failure:
             raise Failed(f"{failure}\n{self.logs(container)}") from None
         return container, url
@@ -374,7 +419,6 @@ def clean(made: list[list[str]]) -> None:
 
 def main() -> int:
     signal.signal(signal.SIGTERM, _exit_on)  # so that `finally` cleans up on a CI's cancel too
-    targets = os.environ.get("IMAGE_TARGETS", "slim full").split()
     timings, made = Timings(), list[list[str]]()
     prefix = f"tokener-image-test-{os.getpid()}"
     fake = FakeSpotify().start()
@@ -382,10 +426,11 @@ def main() -> int:
     LOGS.mkdir(parents=True, exist_ok=True)
     try:
         with timings.step("container engine"):
-            found = engine()
-        with timings.step(f"base image ({BASE})"):
-            print(f"    base: {ensure_base(found)}")
-        found.run_flags = run_flags(found)
+            found, wanted = engine(), arch()
+        targets = os.environ.get("IMAGE_TARGETS", "slim full" if wanted.native else "slim").split()
+        with timings.step(f"base image ({wanted.base}, {wanted.name})"):
+            print(f"    base: {ensure_base(found, wanted)}")
+        found.run_flags = run_flags(found, wanted.base)
         print(f"    {found.name}, options {found.options or 'none'}, run flags {found.run_flags or 'none'}")
         ca_file = scratch / "ca.pem"  # readable by the container's user, unlike the fake's own 0600 file
         shutil.copyfile(fake.ca_file, ca_file)
@@ -393,17 +438,18 @@ def main() -> int:
         scratch.chmod(0o755)
         added: dict[str, float] = {}
         for target in targets:
-            tag = f"spotify-tokener:{target}"
+            tag = wanted.tag(target)
             with timings.step(f"build {tag} (--target {target})"):
-                build(found, target, tag, LOGS / f"build-{target}.log")
-            added[target] = sizes(found, tag)
+                build(found, wanted, target, tag, LOGS / f"build-{target}-{wanted.name}.log")
+            added[target] = sizes(found, tag, wanted.base)
             # The full image is checked through its browser: its default would answer from the direct source.
             env = {"TOKENER_SOURCES": "browser"} if target == "full" else {}
-            check = Check(found, fake, ca_file, target, tag, prefix, made)
+            check = Check(found, fake, ca_file, target, tag, prefix, made, 60 if wanted.native else 600)
             with timings.step(f"check {tag} as users run it"):
                 check.as_users_run_it(env)
-            with timings.step(f"check {tag} read-only, with its state on a volume"):
-                check.read_only_with_state(env)
+            if wanted.native:  # under emulation: started, serving, stopping, and that is enough
+                with timings.step(f"check {tag} read-only, with its state on a volume"):
+                    check.read_only_with_state(env)
         over = {t: mb for t, mb in added.items() if mb > LIMIT_MB[t]}
         if over:
             raise Failed(f"over the size limit: {over} (limits in MB added to the base: {LIMIT_MB})")
