@@ -26,7 +26,7 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PIP_ROOT_USER_ACTION=igno
 # hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends binutils \
-    && rm -rf /var/lib/apt/lists/*
+    && apt-get clean && rm -rf /var/lib/apt/lists/*
 COPY scripts/with-build-ca.sh /usr/local/bin/with-build-ca
 COPY scripts/image-venv.sh /usr/local/bin/image-venv
 WORKDIR /src
@@ -66,7 +66,7 @@ LABEL org.opencontainers.image.title="spotify-tokener" \
 # hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends tini \
-    && rm -rf /var/lib/apt/lists/*
+    && apt-get clean && rm -rf /var/lib/apt/lists/*
 
 # Never root: a compromised page gets an unprivileged user with no capabilities, not root.
 # The state folder belongs to that user, and so does a new named volume mounted over it (docs/docker.md).
@@ -123,7 +123,7 @@ RUN mkdir -p /tmp/no-x11/DEBIAN \
     && rm -rf /tmp/no-x11 /tmp/no-x11.deb \
     && apt-get update \
     && apt-get install -y --no-install-recommends chromium-headless-shell libatomic1 libnss3-tools \
-    && rm -rf /var/lib/apt/lists/*
+    && apt-get clean && rm -rf /var/lib/apt/lists/*
 COPY --from=venv-full /opt/venv /opt/venv
 # hadolint ignore=DL3064
 ENV TOKENER_BROWSER_PATH=/usr/lib/chromium/chromium-headless-shell
