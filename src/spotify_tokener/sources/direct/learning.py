@@ -24,6 +24,7 @@ from spotify_tokener.domain.request_shape import (
     Sighting,
     first_confirmed,
     learn_shape,
+    sighted_codes,
     step_of,
 )
 from spotify_tokener.domain.token import HTTP_OK
@@ -125,14 +126,17 @@ def confirmed_by(
     candidates: Sequence[Secret], sighting: Sighting, origin: Origin = Origin.PAGE
 ) -> Knowledge | None:
     """The first candidate that reproduces the sighting's code, with the sighting's shape: confirmed
-    if it was among the versioned ones, likely only if among the rest. A few microseconds a candidate,
-    tens of thousands of them for a large bundle: run it in a thread."""
+    if it was among the versioned ones; among the rest, only one that reproduces every code, and
+    confirmed only if they were of two steps (the page's and the server's clocks either side of a
+    step's end), likely otherwise. A few microseconds a candidate, tens of thousands of them for a
+    large bundle: run it in a thread."""
     versioned = [candidate for candidate in candidates if candidate.version is not None]
     unversioned = [candidate for candidate in candidates if candidate.version is None]
-    for group, proven in ((versioned, True), (unversioned, False)):
-        candidate = first_confirmed(group, sighting)
+    two_steps = len(set(sighted_codes(sighting))) > 1  # client and server codes of different steps
+    for group, proven in ((versioned, True), (unversioned, two_steps)):
+        candidate = first_confirmed(group, sighting, every_code=group is unversioned)
         if candidate is not None:
-            secret = candidate if proven else _versioned(candidate, sighting)
+            secret = candidate if group is versioned else _versioned(candidate, sighting)
             step = step_of(sighting)
             return Knowledge(secret, learn_shape(sighting, secret), origin, confirmed=proven, step=step)
     return None
