@@ -21,7 +21,7 @@ from tests.fake_spotify import FakeSpotify
 from tests.fake_spotify.server import SECRET_VERSION
 from tests.redis_server import RedisServer
 
-pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.duration(5)]
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 SettingsMaker = Callable[..., Settings]
 BOTH = "direct,browser"

@@ -42,7 +42,6 @@ from tests.conftest import free_port
 from tests.scripted import Outcome, ScriptedSource
 
 Case: TypeAlias = schemathesis.Case[Any]
-pytestmark = pytest.mark.duration(10)  # the longest files go first: tests/conftest.py
 
 EXAMPLES = 150
 API_KEY = "fuzz-key"
