@@ -99,12 +99,12 @@ def sighted_codes(sighting: Sighting) -> list[str]:
     return [value for _, value in parse_qsl(urlsplit(sighting.url).query) if CODE.fullmatch(value)]
 
 
-def confirms(secret: Secret, sighting: Sighting) -> bool:
+def matches(secret: Secret, sighting: Sighting) -> bool:
     """Whether ``secret`` gives a code the page sent, at the time it sent it."""
-    return first_confirmed([secret], sighting) is not None
+    return first_matching([secret], sighting) is not None
 
 
-def first_confirmed(
+def first_matching(
     candidates: Iterable[Secret], sighting: Sighting, *, every_code: bool = False
 ) -> Secret | None:
     """The first candidate that gives a code the page sent, at the time it sent it: the sighting

@@ -8,10 +8,10 @@ from spotify_tokener.domain.request_shape import (
     Param,
     Role,
     Sighting,
-    confirms,
     default_shape,
-    first_confirmed,
+    first_matching,
     learn_shape,
+    matches,
     sighted_codes,
 )
 from spotify_tokener.domain.totp import Secret, totp
@@ -73,18 +73,18 @@ def test_the_default_is_the_call_context_describes() -> None:
 
 def test_only_the_right_secret_confirms_a_sighting() -> None:
     assert sighted_codes(page_call()) == [totp(SECRET.key, AT_S)] * 2
-    assert confirms(SECRET, page_call())
-    assert not confirms(Secret("not-the-secret", 61), page_call())
-    assert not confirms(SECRET, sighting("reason=init"))
+    assert matches(SECRET, page_call())
+    assert not matches(Secret("not-the-secret", 61), page_call())
+    assert not matches(SECRET, sighting("reason=init"))
 
 
 def test_a_string_that_gives_one_code_of_two_steps_is_not_taken_when_every_code_is_asked_for() -> None:
     chance = Secret("gives-the-page-code-by-chance")
     two_steps = page_call(totp=totp(chance.key, AT_S), totpServer=totp(SECRET.key, AT_S + 60))
-    assert first_confirmed([chance], two_steps) == chance
-    assert first_confirmed([chance, SECRET], two_steps, every_code=True) is None
+    assert first_matching([chance], two_steps) == chance
+    assert first_matching([chance, SECRET], two_steps, every_code=True) is None
     own = page_call(totpServer=totp(SECRET.key, AT_S + 60))  # the secret's own codes, two steps apart
-    assert first_confirmed([chance, SECRET], own, every_code=True) == SECRET
+    assert first_matching([chance, SECRET], own, every_code=True) == SECRET
 
 
 def test_a_server_code_minutes_away_from_our_clock_is_still_a_code_not_a_constant() -> None:
