@@ -24,9 +24,9 @@ from spotify_tokener.domain.request_shape import default_shape
 from spotify_tokener.domain.token import HTTP_OK, SP_DC, Token, parse_token_response
 from spotify_tokener.domain.totp import Secret
 from spotify_tokener.settings import Settings
-from spotify_tokener.sources.direct.client import Client, Reply
 from spotify_tokener.sources.direct.learner import Learner
 from spotify_tokener.sources.direct.learning import Page, PageText, parse_page
+from spotify_tokener.sources.http_client import Client, Reply
 from spotify_tokener.sources.user_agent import desktop_user_agent
 
 DEVICE_COOKIE = "sp_t"
@@ -73,6 +73,7 @@ class DirectSource:
             shape,
             unconfirmed_tries=settings.direct_unconfirmed_tries,
             tries_window_ms=round(settings.source_bench_max * 1000),
+            teach_backoff_ms=round(settings.teach_backoff * 1000),
             pinned=pinned,
             notes=notes,
             clock=clock,
