@@ -227,9 +227,7 @@ async def test_the_unconfirmed_tries_and_refusals_are_forgotten_after_the_window
     assert learner.secret_confirmed is True
 
 
-async def test_a_teaching_that_found_nothing_is_not_wanted_again_until_the_scripts_change_or_time_passes() -> (
-    None
-):
+async def test_a_teaching_that_found_nothing_is_wanted_again_only_for_new_scripts_or_much_later() -> None:
     scripts, clock = Scripts("nothing(here)"), Clock()
     learner = learner_of(scripts, clock=clock)
     assert learner.wants_teacher  # nothing known
