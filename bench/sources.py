@@ -178,7 +178,7 @@ def main() -> int:
         finally:
             fake.stop()
         row = f"{first_ms:,.0f} | {first_by} | {learned_ms:,.0f} | {rest:,.0f} | {peak:,.0f}"
-        print(f"| {shape} | {figures} |")
+        print(f"| {shape} | {row} |")
     return 0
 
 

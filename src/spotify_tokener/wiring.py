@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
 
-from spotify_tokener.core.exits import Egress, ExitPool
-from spotify_tokener.core.ports import ExitSource, LocalCoordinator, Notes, SharedStore, TokenSource
+from spotify_tokener.core.chain import NamedSource, SourceChain
+from spotify_tokener.core.ports import LocalCoordinator, Notes, ProxiedSource, SharedStore, TokenSource
+from spotify_tokener.core.proxies import ProxyPool, ThroughProxies
 from spotify_tokener.core.service import TokenService
-from spotify_tokener.core.sources import NamedSource, SourceChain
 from spotify_tokener.core.teaching import Teaching
 from spotify_tokener.domain.clock import wall_clock_ms
 from spotify_tokener.http.app import App
@@ -39,7 +39,7 @@ class Sources:
     chain: SourceChain
     direct: DirectSource | None
     browser: LazyBrowser | None
-    exits: ExitPool | None
+    proxies: ProxyPool | None
     closers: list[Closing]
 
     async def close(self) -> None:
@@ -62,7 +62,7 @@ def create_app(
     store = _shared_store(settings)
     if source is not None:
         chain = SourceChain(
-            [NamedSource("injected", source)], settings.source_bench_rule, wall_clock_ms, metrics.fetches
+            [NamedSource("injected", source)], settings.source_cooldown_rule, wall_clock_ms, metrics.fetches
         )
         lent = LazyBrowser(settings, None, browser) if browser is not None else None
         sources = Sources(chain, None, lent, None, [])
@@ -75,23 +75,23 @@ def create_app(
         metrics,
         sources.browser,
         sources.close,
-        exits=sources.exits,
+        proxies=sources.proxies,
         sources=sources.chain,
         learner=sources.direct.learner if sources.direct else None,
     )
-    metrics.watch(app.counts, service, sources.browser, sources.exits, sources.chain)
+    metrics.watch(app.counts, service, sources.browser, sources.proxies, sources.chain)
     return app
 
 
 def _sources(
     settings: Settings, observer: FetchMetrics, lent: BrowserManager | None, notes: Notes
 ) -> Sources:
-    """The configured sources in their order, each leaving through the exits when there are any; the
-    browser left out where it cannot run (said once), unless nothing else is configured."""
+    """The configured sources in their order, each leaving through the proxies when there are any;
+    the browser left out where it cannot run (said once), unless nothing else is configured."""
     names = settings.source_names
     closers: list[Closing] = []
     direct = browser = None
-    built: dict[str, ExitSource] = {}
+    built: dict[str, ProxiedSource] = {}
     if "direct" in names:
         direct = _direct_source(settings, notes)
         closers.append(direct.close)
@@ -111,20 +111,20 @@ def _sources(
                 browser.unavailable,
                 ", ".join(names),
             )
-    exits = _exit_pool(settings)
+    proxies = _proxy_pool(settings)
     timeouts = settings.source_timeouts
     named = {
-        name: NamedSource(name, _through(exits, built[name], timeouts[name], observer), name != "embed")
+        name: NamedSource(name, _through(proxies, built[name], timeouts[name], observer), name != "embed")
         for name in names
     }
-    chain = SourceChain(list(named.values()), settings.source_bench_rule, wall_clock_ms, observer)
+    chain = SourceChain(list(named.values()), settings.source_cooldown_rule, wall_clock_ms, observer)
     if direct is not None:
         direct.learner.on_learned = partial(chain.restore, "direct")
         if "browser" in named:
             teaching = Teaching(named["browser"].source, lambda: direct.learner.wants_teacher, observer)
             chain.fell_back = teaching.offer
             closers.insert(0, teaching.close)  # before the browser closes under it
-    return Sources(chain, direct, browser, exits, closers)
+    return Sources(chain, direct, browser, proxies, closers)
 
 
 def _client(settings: Settings, timeout_s: float) -> Client:
@@ -149,24 +149,24 @@ def _embed_source(settings: Settings) -> EmbedSource:
 
 
 def _through(
-    exits: ExitPool | None, source: ExitSource, timeout_s: float, observer: FetchMetrics
+    proxies: ProxyPool | None, source: ProxiedSource, timeout_s: float, observer: FetchMetrics
 ) -> TokenSource:
-    """``source`` sending its attempts out through the exits, if there are any."""
-    if exits is None:
+    """``source`` sending its attempts out through the proxies, if there are any."""
+    if proxies is None:
         return source
-    return Egress(source, exits, observer, timeout_s, wall_clock_ms)
+    return ThroughProxies(source, proxies, observer, timeout_s, wall_clock_ms)
 
 
-def _exit_pool(settings: Settings) -> ExitPool | None:
+def _proxy_pool(settings: Settings) -> ProxyPool | None:
     """The proxies to leave through, when there are any."""
     proxies = settings.proxies
     if not proxies:
         return None
-    return ExitPool(
+    return ProxyPool(
         proxies,
-        settings.exit_bench,
+        settings.proxy_cooldown_rule,
         wall_clock_ms,
-        fallback_direct=settings.proxy_fallback_direct,
+        optional=settings.proxy_optional,
         remembered=settings.remembered_identities,
     )
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from spotify_tokener.core.sources import NO_ACCOUNT_SOURCE
+from spotify_tokener.core.chain import NO_ACCOUNT_SOURCE
 from spotify_tokener.settings import Settings
 from spotify_tokener.sources.browser.lazy import NO_PLAYWRIGHT
 from tests.conftest import Running, Serve, running_server, status_of, wait_for_status
@@ -110,7 +110,7 @@ async def test_a_page_without_a_usable_token_is_named_and_the_next_source_answer
     assert (alone.status_code, alone.json()["error"]) == (502, cause)
     assert UPSTREAM_SECRET_MARKER not in alone.text
     assert "token attempt 1/1 failed: anonymous, " in caplog.text
-    assert f"token source embed set aside for 30 s, the next one answers: {cause}" in caplog.text
+    assert f"token source embed cools down for 30 s, the next one answers: {cause}" in caplog.text
     assert (behind["success"], state["tokenSource"]) == (True, "direct")
 
 
@@ -171,7 +171,7 @@ async def test_where_nothing_can_be_learned_the_embed_page_serves_and_the_browse
     make_settings: SettingsMaker, fake: FakeSpotify, serve: Serve
 ) -> None:
     fake.write_secret_as("key_only")
-    settings = make_settings(sources=DEFAULT, source_bench=0.01)  # the direct source tries every time
+    settings = make_settings(sources=DEFAULT, source_cooldown=0.01)  # the direct source tries every time
     async with serve(settings) as running:
         await token(running)
         await wait_for_status(running, lambda state: "memory" in (state["direct"]["trouble"] or ""), 15)

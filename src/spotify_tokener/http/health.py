@@ -52,6 +52,6 @@ def health_body(uptime_s: float, browser: BrowserInfo | None, redis_available: b
             "unavailable": browser.unavailable if browser is not None else None,
         },
         "redis": redis,
-        "exits": None,
+        "proxies": None,
         "timestamp": wall_clock_ms(),
     }

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from spotify_tokener.core.ports import Pupil
-from spotify_tokener.domain.egress import Proxy
 from spotify_tokener.domain.errors import BrowserMissing
+from spotify_tokener.domain.proxy import Proxy
 from spotify_tokener.domain.token import Token
 from spotify_tokener.settings import Settings
 from spotify_tokener.sources.browser.chromium import INSTALL_HINT, installed
@@ -43,7 +43,7 @@ def unavailable(settings: Settings) -> str | None:
 
 
 class LazyBrowser:
-    """An :class:`~spotify_tokener.core.ports.ExitSource`, and the browser as ``/health`` shows it."""
+    """An :class:`~spotify_tokener.core.ports.ProxiedSource`, and the browser as ``/health`` shows it."""
 
     def __init__(self, settings: Settings, pupil: Pupil | None, lent: BrowserManager | None = None) -> None:
         """``lent``: a browser that someone else runs and closes (tests); it is always available."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 
 from spotify_tokener.domain.clock import Clock, wall_clock_ms
-from spotify_tokener.domain.egress import Proxy
 from spotify_tokener.domain.embed import embed_url, parse_embed_page
 from spotify_tokener.domain.errors import (
     HTTP_TOO_MANY_REQUESTS,
@@ -20,6 +19,7 @@ from spotify_tokener.domain.errors import (
     UpstreamError,
     refusal,
 )
+from spotify_tokener.domain.proxy import Proxy
 from spotify_tokener.domain.token import HTTP_OK, Token, parse_retry_after
 from spotify_tokener.settings import Settings
 from spotify_tokener.sources.http_client import Client, Reply
@@ -34,7 +34,7 @@ IFRAME = {"Sec-Fetch-Dest": "iframe", "Sec-Fetch-Mode": "navigate", "Sec-Fetch-S
 
 
 class EmbedSource:
-    """An :class:`~spotify_tokener.core.ports.ExitSource` for anonymous tokens only."""
+    """An :class:`~spotify_tokener.core.ports.ProxiedSource` for anonymous tokens only."""
 
     def __init__(self, settings: Settings, client: Client, clock: Clock = wall_clock_ms) -> None:
         self._client = client
