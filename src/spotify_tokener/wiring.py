@@ -4,6 +4,7 @@ every layer (sources, replicas, core, HTTP, metrics) and connects them through t
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -11,15 +12,24 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from spotify_tokener.core.chain import NamedSource, SourceChain
-from spotify_tokener.core.ports import LocalCoordinator, Notes, ProxiedSource, SharedStore, TokenSource
+from spotify_tokener.core.ports import (
+    NO_STATE,
+    LocalCoordinator,
+    Notes,
+    ProxiedSource,
+    SharedStore,
+    StateStore,
+    TokenSource,
+)
 from spotify_tokener.core.proxies import ProxyPool, ThroughProxies
-from spotify_tokener.core.service import TokenService
+from spotify_tokener.core.service import CoreConfig, TokenService
 from spotify_tokener.core.teaching import Teaching
 from spotify_tokener.domain.clock import wall_clock_ms
 from spotify_tokener.http.app import App
 from spotify_tokener.metrics import FetchMetrics, Metrics
 from spotify_tokener.settings import Settings
 from spotify_tokener.sources.browser.lazy import LazyBrowser
+from spotify_tokener.state import StateFolder
 
 if TYPE_CHECKING:
     from spotify_tokener.sources.browser.manager import BrowserManager
@@ -60,6 +70,8 @@ def create_app(
     """
     metrics = Metrics()
     store = _shared_store(settings)
+    folder = StateFolder(settings.state_dir) if settings.state_dir is not None else None
+    kept: StateStore = folder or NO_STATE
     if source is not None:
         chain = SourceChain(
             [NamedSource("injected", source)], settings.source_cooldown_rule, wall_clock_ms, metrics.fetches
@@ -67,8 +79,14 @@ def create_app(
         lent = LazyBrowser(settings, None, browser) if browser is not None else None
         sources = Sources(chain, None, lent, None, [])
     else:
-        sources = _sources(settings, metrics.fetches, browser, store)
-    service = TokenService(sources.chain, settings, coordinator=store, observer=metrics.fetches)
+        sources = _sources(settings, metrics.fetches, browser, store, kept)
+    if folder is not None:
+        sources.closers.insert(0, folder.close)  # closed last (a stack): what they learned is written
+    # With Redis, the token replicas share is Redis's (it outlives a restart): the folder keeps none.
+    kept_token = NO_STATE if settings.redis_url.get_secret_value() else kept
+    service = TokenService(
+        sources.chain, core_config(settings), coordinator=store, observer=metrics.fetches, kept=kept_token
+    )
     app = App(
         service,
         settings,
@@ -83,8 +101,14 @@ def create_app(
     return app
 
 
+def core_config(settings: Settings) -> CoreConfig:
+    return CoreConfig(
+        **{field.name: getattr(settings, field.name) for field in dataclasses.fields(CoreConfig)}
+    )
+
+
 def _sources(
-    settings: Settings, observer: FetchMetrics, lent: BrowserManager | None, notes: Notes
+    settings: Settings, observer: FetchMetrics, lent: BrowserManager | None, notes: Notes, kept: StateStore
 ) -> Sources:
     """The configured sources in their order, each leaving through the proxies when there are any;
     the browser left out where it cannot run (said once), unless nothing else is configured."""
@@ -93,7 +117,7 @@ def _sources(
     direct = browser = None
     built: dict[str, ProxiedSource] = {}
     if "direct" in names:
-        direct = _direct_source(settings, notes)
+        direct = _direct_source(settings, notes, kept)
         closers.append(direct.close)
         built["direct"] = direct
     if "embed" in names:
@@ -123,7 +147,7 @@ def _sources(
         if "browser" in named:
             teaching = Teaching(named["browser"].source, lambda: direct.learner.wants_teacher, observer)
             chain.fell_back = teaching.offer
-            closers.insert(0, teaching.close)  # before the browser closes under it
+            closers.append(teaching.close)  # closed first (a stack): before the browser under it
     return Sources(chain, direct, browser, proxies, closers)
 
 
@@ -135,11 +159,11 @@ def _client(settings: Settings, timeout_s: float) -> Client:
     return Client(settings.connect_to_rules, settings.ca_file, timeout_s, settings.proxy_connect_timeout)
 
 
-def _direct_source(settings: Settings, notes: Notes) -> DirectSource:
+def _direct_source(settings: Settings, notes: Notes, kept: StateStore) -> DirectSource:
     from spotify_tokener.sources.direct.source import DirectSource  # noqa: PLC0415
 
     client = _client(settings, settings.direct_timeout)
-    return DirectSource(settings, client, pinned=settings.pinned_secret, notes=notes)
+    return DirectSource(settings, client, pinned=settings.pinned_secret, notes=notes, kept=kept)
 
 
 def _embed_source(settings: Settings) -> EmbedSource:

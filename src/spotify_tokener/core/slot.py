@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from spotify_tokener.core.ports import Fetch, Left
 from spotify_tokener.domain.backoff import Backoff
 from spotify_tokener.domain.clock import Clock
-from spotify_tokener.domain.errors import CallerLeft, Overloaded, ShuttingDown, TokenError
+from spotify_tokener.domain.errors import CallerLeft, ShuttingDown, TokenError, failure_of
 from spotify_tokener.domain.freshness import Freshness
 from spotify_tokener.domain.token import Kind, Token
 
@@ -166,6 +166,10 @@ class TokenSlot:
         token = self.token
         return token is None or not token.is_alive(now_ms)
 
+    def resume(self, token: Token, fetched_at_ms: int) -> None:
+        """Hold a token kept from before a restart (the core judged it servable), as if just fetched."""
+        self._hold(token, fetched_at_ms)
+
     async def cancel(self) -> None:
         flight, self._flight = self._flight, None
         if flight is not None:
@@ -180,7 +184,7 @@ class TokenSlot:
         """The failure that started the cool-down, telling the client when the next try is due."""
         error = self._last_error
         assert error is not None, "cooling down implies a recorded failure"
-        return type(error)(str(error), retry_after=max(self._retry_at_ms - now_ms, 0) / 1000)
+        return type(error)(str(error), retry_after=max(self._retry_at_ms - now_ms, 0) / 1000, kind=error.kind)
 
     async def _join(self, fetch: Fetch, left: Left | None) -> Token:
         flight = self._start(fetch)
@@ -200,21 +204,21 @@ class TokenSlot:
     async def _run(self, fetch: Fetch) -> Token:
         try:
             token = await fetch()
-        except Overloaded:
-            raise  # the service was busy, not this identity's fetch failing: no cool-down, no record
         except TokenError as error:
-            self._last_error = error
-            self._failures += 1
-            cooldown_s = self._backoff.cooldown_s(self._failures, error.retry_after)
-            self._retry_at_ms = self._clock() + round(cooldown_s * 1000)
+            if failure_of(error).cools_down:  # not when the service was merely busy: no record either
+                self._last_error = error
+                self._failures += 1
+                cooldown_s = self._backoff.cooldown_s(self._failures, error.retry_after)
+                self._retry_at_ms = self._clock() + round(cooldown_s * 1000)
             raise
         finally:
             self._flight, self._wanted_alone = None, False
         self._hold(token)
         return token
 
-    def _hold(self, token: Token) -> None:
-        cached = CachedToken(token, self._freshness.serve_until_ms(token), self._clock())
+    def _hold(self, token: Token, fetched_at_ms: int | None = None) -> None:
+        fetched_at = self._clock() if fetched_at_ms is None else fetched_at_ms
+        cached = CachedToken(token, self._freshness.serve_until_ms(token), fetched_at)
         self._cached = cached
         self._last_error, self._failures, self._retry_at_ms = None, 0, 0
         for watcher in self._watchers:

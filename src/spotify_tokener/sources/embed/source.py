@@ -13,7 +13,7 @@ import asyncio
 from spotify_tokener.domain.clock import Clock, wall_clock_ms
 from spotify_tokener.domain.embed import embed_url, parse_embed_page
 from spotify_tokener.domain.errors import (
-    HTTP_TOO_MANY_REQUESTS,
+    HTTP_SERVER_ERRORS,
     AccountsDisabled,
     FetchTimeout,
     UpstreamError,
@@ -70,11 +70,9 @@ class EmbedSource:
         raise UpstreamError(f"the embed page's tokens had too little life left to serve, {TRIES} times")
 
     def _refusal(self, reply: Reply) -> UpstreamError:
-        """A 429 is about the address or the pace, as for any call; any other refusal is this page's
-        own (the token call may well work), so the next source answers."""
-        if reply.status == HTTP_TOO_MANY_REQUESTS:
-            retry_after = parse_retry_after(reply.headers.get("retry-after"), self._clock() / 1000)
-            return refusal(reply.status, "the embed page", retry_after)
-        error = refusal(reply.status, "the embed page")
-        error.blames_source = True
-        return error
+        """A 5xx is this page's own trouble (the token call may well work): the next source answers.
+        Any other refusal means what it means for any call (a 429: the address or the pace)."""
+        if reply.status >= HTTP_SERVER_ERRORS:
+            return UpstreamError(f"Spotify answered the embed page with HTTP {reply.status}")
+        retry_after = parse_retry_after(reply.headers.get("retry-after"), self._clock() / 1000)
+        return refusal(reply.status, "the embed page", retry_after)
