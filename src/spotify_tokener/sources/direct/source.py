@@ -24,9 +24,9 @@ from spotify_tokener.domain.request_shape import default_shape
 from spotify_tokener.domain.token import ANONYMOUS, HTTP_OK, SP_DC, Token, identity_of, parse_token_response
 from spotify_tokener.domain.totp import Secret
 from spotify_tokener.settings import Settings
-from spotify_tokener.sources.direct.client import Client, Reply
 from spotify_tokener.sources.direct.knowledge import Page, PageText, parse_page
 from spotify_tokener.sources.direct.learner import Learner
+from spotify_tokener.sources.http_client import Client, Reply
 from spotify_tokener.sources.user_agent import desktop_user_agent
 
 DEVICE_COOKIE = "sp_t"
@@ -79,6 +79,7 @@ class DirectSource:
             shape,
             unproven_tries=settings.direct_unproven_tries,
             tries_window_ms=round(settings.source_cooldown_max * 1000),
+            teach_backoff_ms=round(settings.teach_backoff * 1000),
             pinned=pinned,
             notes=notes,
             clock=clock,
