@@ -20,6 +20,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from spotify_tokener import __version__
 from spotify_tokener.core.bench import Bench
 from spotify_tokener.core.exits import ExitPool
+from spotify_tokener.core.hashes import OUTCOMES, HashKeeper
 from spotify_tokener.core.ports import OUTCOME_OK
 from spotify_tokener.core.service import TokenService
 from spotify_tokener.core.sources import SourceChain
@@ -98,7 +99,10 @@ class StateCollector:
         browser: BrowserInfo | None,
         exits: ExitPool | None,
         sources: SourceChain | None,
+        *,
+        hashes: HashKeeper | None,
     ) -> None:
+        self._hashes = hashes
         self._counts = counts
         self._service = service
         self._browser = browser
@@ -111,6 +115,8 @@ class StateCollector:
         yield from self._browser_state()
         yield from self._exit_state()
         yield from self._source_state()
+        if self._hashes is not None:
+            yield from _hash_state(self._hashes)
         build = InfoMetricFamily("tokener_build", "The running version.")
         build.add_metric([], {"version": __version__})
         yield build
@@ -190,6 +196,29 @@ class StateCollector:
             )
 
 
+def _hash_state(hashes: HashKeeper) -> Iterator[Metric]:
+    if hashes.current is not None:
+        yield GaugeMetricFamily(
+            "tokener_hashes_age_seconds",
+            "Seconds since the web player's page last showed the bundle the served hashes come from.",
+            value=max(0.0, wall_clock_ms() / 1000 - hashes.current.updated_at),
+        )
+    relearns = CounterMetricFamily(
+        "tokener_hashes_relearns",
+        "Readings of the hashes, by outcome: learned (a new bundle), unchanged (the same bundle), "
+        "replica (another replica's newer set), failed.",
+        labels=["outcome"],
+    )
+    for outcome in OUTCOMES:
+        relearns.add_metric([outcome], hashes.relearns[outcome])
+    yield relearns
+    yield CounterMetricFamily(
+        "tokener_hashes_stale_reports",
+        "Hashes clients reported refused (GET /api/hashes?stale=), served or not.",
+        value=hashes.stale_reports,
+    )
+
+
 def _benched(name: str, documentation: str, label: str, benches: Mapping[str, Bench]) -> Metric:
     """1 for each of ``benches`` set aside now, 0 for the others."""
     family = GaugeMetricFamily(name, documentation, labels=[label])
@@ -216,10 +245,12 @@ class Metrics:
         browser: BrowserInfo | None,
         exits: ExitPool | None = None,
         sources: SourceChain | None = None,
+        *,
+        hashes: HashKeeper | None = None,
     ) -> None:
-        """Report these request counts, and the state of this service, browser, exits and sources,
-        at every scrape."""
-        self.registry.register(StateCollector(counts, service, browser, exits, sources))
+        """Report these request counts, and the state of this service, browser, exits, sources and
+        hashes, at every scrape."""
+        self.registry.register(StateCollector(counts, service, browser, exits, sources, hashes=hashes))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

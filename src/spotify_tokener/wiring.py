@@ -9,18 +9,24 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
 
+from spotify_tokener.core.accounts import ANONYMOUS
 from spotify_tokener.core.exits import Egress, ExitPool
+from spotify_tokener.core.hashes import HashKeeper, Learn
 from spotify_tokener.core.ports import ExitSource, LocalCoordinator, Notes, SharedStore, TokenSource
 from spotify_tokener.core.service import TokenService
 from spotify_tokener.core.sources import NamedSource, SourceChain
 from spotify_tokener.domain.clock import wall_clock_ms
+from spotify_tokener.domain.errors import UpstreamError
+from spotify_tokener.domain.hashes import HashSet
 from spotify_tokener.http.app import App
 from spotify_tokener.metrics import FetchMetrics, Metrics
 from spotify_tokener.settings import Settings
 from spotify_tokener.sources.browser.manager import BrowserManager
 from spotify_tokener.sources.browser.source import BrowserSource
+from spotify_tokener.sources.user_agent import desktop_user_agent
 
 if TYPE_CHECKING:
+    from spotify_tokener.sources.direct.client import Client
     from spotify_tokener.sources.direct.source import DirectSource
 
 Closing = Callable[[], Awaitable[None]]
@@ -44,13 +50,16 @@ class Sources:
 
 
 def create_app(
-    settings: Settings, source: TokenSource | None = None, browser: BrowserManager | None = None
+    settings: Settings,
+    source: TokenSource | None = None,
+    browser: BrowserManager | None = None,
+    hashes: Learn | None = None,
 ) -> App:
     """A new, isolated instance.
 
-    ``source`` replaces every configured source (the API without a browser, for tests). ``browser``
-    lends an already running browser to the browser source; the instance then leaves closing it to
-    its owner.
+    ``source`` replaces every configured source (the API without a browser, for tests), and
+    ``hashes`` the reading of the hashes (with ``source``, none unless given). ``browser`` lends an
+    already running browser to the browser source; the instance then leaves closing it to its owner.
     """
     metrics = Metrics()
     store = _shared_store(settings)
@@ -62,18 +71,66 @@ def create_app(
     else:
         sources = _sources(settings, metrics.fetches, browser, store)
     service = TokenService(sources.chain, settings, coordinator=store, observer=metrics.fetches)
+    if source is not None and hashes is None:
+        hashes = _no_web_player
+    keeper = _hash_keeper(settings, sources, store, hashes)
     app = App(
         service,
         settings,
         metrics,
         sources.browser,
         sources.close,
+        hashes=keeper,
         exits=sources.exits,
         sources=sources.chain,
         learner=sources.direct.learner if sources.direct else None,
     )
-    metrics.watch(app.counts, service, sources.browser, sources.exits, sources.chain)
+    metrics.watch(app.counts, service, sources.browser, sources.exits, sources.chain, hashes=keeper)
     return app
+
+
+def _hash_keeper(settings: Settings, sources: Sources, notes: Notes, reader: Learn | None) -> HashKeeper:
+    """The hashes, read by the direct source's reader, or by one of their own made when first asked
+    for (curl_cffi is imported only then); a deploy the direct source's visits see is followed."""
+
+    async def learn(known: HashSet | None) -> HashSet:
+        nonlocal reader
+        if reader is None:
+            reader = _hash_reader(settings, sources)
+        return await reader(known)
+
+    keeper = HashKeeper(
+        learn,
+        notes=notes,
+        state=None,
+        clock=wall_clock_ms,
+        min_interval_s=settings.hashes_min_interval,
+        max_age_s=settings.hashes_max_age,
+    )
+    if sources.direct is not None:
+        sources.direct.web.on_page = lambda page: keeper.seen(page.scripts)
+    sources.closers.append(keeper.close)
+    return keeper
+
+
+async def _no_web_player(known: HashSet | None) -> HashSet:
+    raise UpstreamError("this instance reads no web player")
+
+
+def _hash_reader(settings: Settings, sources: Sources) -> Learn:
+    from spotify_tokener.sources.direct.hashes import HashReader  # noqa: PLC0415
+    from spotify_tokener.sources.direct.reader import WebPlayer  # noqa: PLC0415
+
+    if sources.direct is not None:
+        web = sources.direct.web
+    else:
+        client = _client(settings)
+        sources.closers.append(client.close)
+        web = WebPlayer(
+            client, settings.spotify_url, settings.user_agent or desktop_user_agent(client.chrome_version)
+        )
+    exits = sources.exits
+    return HashReader(web, lambda: next(iter(exits.order(ANONYMOUS)), None) if exits else None, wall_clock_ms)
 
 
 def _sources(
@@ -105,13 +162,17 @@ def _sources(
 
 def _direct_source(settings: Settings, notes: Notes) -> DirectSource:
     """Imported only when configured: curl_cffi's library is large (BENCHMARKS.md)."""
-    from spotify_tokener.sources.direct.client import Client  # noqa: PLC0415
     from spotify_tokener.sources.direct.source import DirectSource  # noqa: PLC0415
 
-    client = Client(
+    return DirectSource(settings, _client(settings), pinned=settings.pinned_secret, notes=notes)
+
+
+def _client(settings: Settings) -> Client:
+    from spotify_tokener.sources.direct.client import Client  # noqa: PLC0415
+
+    return Client(
         settings.connect_to_rules, settings.ca_file, settings.direct_timeout, settings.proxy_connect_timeout
     )
-    return DirectSource(settings, client, pinned=settings.pinned_secret, notes=notes)
 
 
 def _through(

@@ -18,11 +18,13 @@ from typing import Protocol
 import orjson
 
 from spotify_tokener.core.exits import ExitPool
+from spotify_tokener.core.hashes import HashKeeper
 from spotify_tokener.core.service import TokenService
 from spotify_tokener.core.sources import SourceChain
 from spotify_tokener.domain.backoff import Backoff
 from spotify_tokener.domain.clock import wall_clock_ms
 from spotify_tokener.domain.errors import TokenError
+from spotify_tokener.domain.hashes import METADATA_TYPES, OPERATION, SHA256, HashSet
 from spotify_tokener.domain.token import kind_of
 from spotify_tokener.http import openapi
 from spotify_tokener.http.auth import ApiKeys, presented_key
@@ -30,7 +32,7 @@ from spotify_tokener.http.counts import ERROR, HIT, MISS, RequestCounts
 from spotify_tokener.http.encoder import HotAnswer, encode_token
 from spotify_tokener.http.exits import exit_fields, exits_health
 from spotify_tokener.http.health import BrowserInfo, health_body
-from spotify_tokener.http.params import InvalidParameter, parse_force, parse_sp_dc
+from spotify_tokener.http.params import InvalidParameter, parse_force, parse_one, parse_sp_dc
 from spotify_tokener.http.router import (
     JSON_NO_STORE,
     NO_STORE,
@@ -43,7 +45,13 @@ from spotify_tokener.http.router import (
     error_response,
     json_response,
 )
-from spotify_tokener.http.schemas import FailureBody, StatusBody, ValidationErrorBody
+from spotify_tokener.http.schemas import (
+    FailureBody,
+    HashesBody,
+    MetadataBody,
+    StatusBody,
+    ValidationErrorBody,
+)
 from spotify_tokener.http.sources import LearnerInfo, direct_fields, source_fields
 from spotify_tokener.settings import Settings
 
@@ -69,6 +77,7 @@ class App:
         browser: BrowserInfo | None = None,
         closing: Callable[[], Awaitable[None]] | None = None,
         *,
+        hashes: HashKeeper,
         exits: ExitPool | None = None,
         sources: SourceChain | None = None,
         learner: LearnerInfo | None = None,
@@ -80,6 +89,7 @@ class App:
         self.exits = exits
         self.sources = sources
         self._learner = learner
+        self._hashes = hashes
         self._closing = closing
         self._backoff = settings.backoff
         self._started = time.monotonic()
@@ -103,6 +113,8 @@ class App:
             Route(TOKEN_PATH, "GET", self.get_token, openapi.token_get),
             Route("/api/token/refresh", "POST", self.refresh, openapi.token_refresh),
             Route("/api/token/status", "GET", self.status, openapi.token_status),
+            Route("/api/hashes", "GET", self.hashes, openapi.hashes),
+            Route("/api/metadata", "GET", self.metadata, openapi.metadata),
             Route("/health", "GET", self.health, openapi.health, open=True),
             Route("/metrics", "GET", self.metrics_text, openapi.metrics),
             Route("/openapi.json", "GET", self.openapi, open=True),
@@ -202,6 +214,51 @@ class App:
         }
         return json_response(200, body, NO_STORE)
 
+    async def hashes(self, request: Request) -> Response:
+        """Every operation's hash; ``stale``: a hash Spotify refused, relearned at once if served."""
+        try:
+            stale = parse_one(request.query_string, "stale", SHA256)
+        except InvalidParameter as error:
+            return _invalid(error)
+        return await self._with_hashes(self._hashes_body, stale)
+
+    async def metadata(self, request: Request) -> Response:
+        """One operation's hash, by the fork's ``type`` word or by its ``operation`` name."""
+        try:
+            operation = parse_one(request.query_string, "operation", OPERATION)
+            kind = parse_one(request.query_string, "type", OPERATION)
+        except InvalidParameter as error:
+            return _invalid(error)
+        name = operation or METADATA_TYPES.get(kind or "")
+        if name is None and kind is None:
+            return _invalid(InvalidParameter("give 'type' or 'operation'"))
+        if name is None:
+            return error_response(404, f"unknown type; one of {', '.join(METADATA_TYPES)}")
+        return await self._with_hashes(partial(_metadata_body, name))
+
+    async def _with_hashes(
+        self, answer: Callable[[HashSet], Response | None], stale: str | None = None
+    ) -> Response:
+        """``answer`` for the set to serve; the last failure when there is none."""
+        try:
+            served = await self._hashes.get(stale)
+        except TokenError as error:
+            return _failure(error, self._backoff)
+        return answer(served) or error_response(404, "the web player's scripts name no such operation")
+
+    def _hashes_body(self, served: HashSet) -> Response:
+        error = self._hashes.last_error
+        body: HashesBody = {
+            "version": 1,
+            "updated_at": served.updated_at,
+            "bundle": served.bundle,
+            "appVersion": served.app_version,
+            "operations": dict(served.operations),
+            "age": max(0, wall_clock_ms() // 1000 - served.updated_at),
+            "lastError": str(error) if error is not None else None,
+        }
+        return json_response(200, body, NO_STORE)
+
     async def health(self, request: Request) -> Response:
         uptime_s = time.monotonic() - self._started
         body = health_body(uptime_s, self.browser, self.service.shared_store_available)
@@ -223,6 +280,22 @@ class App:
     async def swagger_asset(self, name: str, request: Request) -> Response:
         headers = [("content-type", openapi.SWAGGER_FILES[name])]
         return Response(200, headers=headers, file=str(openapi.SWAGGER_ASSETS / name))
+
+
+def _metadata_body(name: str, served: HashSet) -> Response | None:
+    digest = served.operations.get(name)
+    if digest is None:
+        return None
+    body: MetadataBody = {
+        "success": True,
+        "operationName": name,
+        "hash": digest,
+        "spotifyAppVersion": served.app_version,
+        "bundle": served.bundle,
+        "updated_at": served.updated_at,
+        "timestamp": wall_clock_ms(),
+    }
+    return json_response(200, body, NO_STORE)
 
 
 def _invalid(error: InvalidParameter) -> Response:

@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from spotify_tokener import __version__
+from spotify_tokener.domain.hashes import METADATA_TYPES, OPERATION, SHA256
 from spotify_tokener.domain.token import SP_DC
 from spotify_tokener.http import schemas
 from spotify_tokener.http.params import COOKIE_OCTETS, FALSE_WORDS, MAX_COOKIE_SIZE, TRUE_WORDS
@@ -144,6 +145,8 @@ def _components(api_keys: bool) -> dict[str, Any]:
         schemas.ErrorBody,
         schemas.StatusBody,
         schemas.HealthBody,
+        schemas.HashesBody,
+        schemas.MetadataBody,
     )
     found: dict[str, Any] = {}
     for body in bodies:
@@ -179,6 +182,54 @@ def token_status(api_keys: bool) -> dict[str, Any]:
     return {
         "summary": "The cache and refresher state (times in ms)",
         "responses": {"200": _answer("Status", "StatusBody"), **_key_refused(api_keys)},
+    }
+
+
+def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
+
+
+def _hash_failures(api_keys: bool) -> dict[str, Any]:
+    """When no set of hashes was ever read: the last reading's failure."""
+    unread = "No hashes read yet, and the last reading failed"
+    return {
+        "400": _answer("A bad parameter", "ValidationErrorBody"),
+        **_key_refused(api_keys),
+        **{status: _answer(unread, "FailureBody", headers=_RETRY_AFTER) for status in ("502", "503", "504")},
+    }
+
+
+def hashes(api_keys: bool) -> dict[str, Any]:
+    stale = _query(
+        "stale",
+        "A hash Spotify refused (PersistedQueryNotFound): if it is served, the page is read again before "
+        "answering (at most once per TOKENER_HASHES_MIN_INTERVAL, whoever reports).",
+        {"type": "string", "pattern": f"^{SHA256.pattern}$"},
+    )
+    return {
+        "summary": "The persisted-query hashes of the web player's current bundle, and its app version",
+        "parameters": [stale],
+        "responses": {
+            "200": _answer("Every operation; the last set known while reading fails", "HashesBody"),
+            **_hash_failures(api_keys),
+        },
+    }
+
+
+def metadata(api_keys: bool) -> dict[str, Any]:
+    words = ", ".join(f"{word} ({name})" for word, name in METADATA_TYPES.items())
+    name = {"type": "string", "pattern": f"^{OPERATION.pattern}$"}
+    return {
+        "summary": "One operation's hash and the app version; give type or operation",
+        "parameters": [
+            _query("type", f"One of: {words}", {"type": "string", "enum": list(METADATA_TYPES)}),
+            _query("operation", "Any operation's name (wins over type)", name),
+        ],
+        "responses": {
+            "200": _answer("The operation's hash", "MetadataBody"),
+            "404": _answer("An unknown type, or an operation the scripts do not name", "ErrorBody"),
+            **_hash_failures(api_keys),
+        },
     }
 
 

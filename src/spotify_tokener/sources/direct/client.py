@@ -19,19 +19,28 @@ from typing import Any
 
 from curl_cffi import CurlECode, CurlOpt
 from curl_cffi._wrapper import ffi, lib  # CONNECT_TO needs a curl list, which the session cannot build
-from curl_cffi.curl import CurlError
+from curl_cffi.curl import CURL_WRITEFUNC_ERROR, CurlError
 from curl_cffi.requests import AsyncSession
 from curl_cffi.requests.exceptions import Timeout
 from curl_cffi.requests.impersonate import resolve_latest_browser_type
 from curl_cffi.utils import CurlCffiWarning
 
 from spotify_tokener.domain.egress import ConnectTo, Proxy
-from spotify_tokener.domain.errors import FetchTimeout, PageUnreachable
+from spotify_tokener.domain.errors import FetchTimeout, PageUnreachable, UpstreamError
 
 warnings.filterwarnings("ignore", category=CurlCffiWarning)  # its advice on https proxies, each call
 IMPERSONATE: str = resolve_latest_browser_type("chrome")  # type: ignore[no-untyped-call]
 """curl_cffi's newest Chrome fingerprint (such as ``chrome152``): the user agent names the same version."""
 CURL_SCHEMES = {"http": "http", "https": "https", "socks5": "socks5h"}  # socks5h: the proxy resolves
+ANSWER_MAX = 2 << 20
+"""The most a body may hold unless the call says otherwise (the page, the server's time, a token)."""
+
+
+@dataclass(slots=True)
+class Budget:
+    """Bytes that several calls (one learning's scripts) may still read between them."""
+
+    left: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,13 +74,18 @@ class Client:
         cookies: Mapping[str, str],
         headers: Mapping[str, str],
         proxy: Proxy | None = None,
+        limit: int = ANSWER_MAX,
+        budget: Budget | None = None,
     ) -> Reply:
         """``url``'s answer; a transport failure is :class:`PageUnreachable` (never quoting curl's
-        message, which can name a proxy's address or a URL with codes in it).
+        message, which can name a proxy's address or a URL with codes in it). A body past ``limit``
+        bytes, or past what ``budget`` has left, is an :class:`UpstreamError`: its transfer is
+        aborted there, so memory stays bounded whatever the other end sends.
 
         Through a proxy, connecting (the proxy's handshake, its tunnel, TLS) has a shorter limit of its
         own, so a proxy that never answers leaves the rest of the attempt to the next one."""
         session = self._session_now()
+        capped = _Capped(limit, budget)
         try:
             response = await session.get(
                 url,
@@ -81,19 +95,25 @@ class Client:
                 proxy_auth=(proxy.username, proxy.password) if proxy and proxy.username else None,
                 timeout=self._timeouts(proxy),
                 allow_redirects=False,
+                content_callback=capped.take,
             )
         except Timeout as error:
             if proxy is not None and _never_sent(error):
                 raise PageUnreachable(f"the proxy {proxy.label} did not answer in time") from None
             raise FetchTimeout.after(self._timeout_s) from None
         except CurlError as error:
+            if capped.over:
+                cut = len(capped.body)
+                raise UpstreamError(
+                    f"Spotify's answer was cut off at {cut} bytes: more than is read"
+                ) from None
             where = f" through {proxy.label}" if proxy is not None else ""
             cause = _curl_cause(error.code)
             raise PageUnreachable(f"Spotify could not be reached{where} ({cause})") from None
         return Reply(
             response.status_code,
             {name.lower(): value for name, value in response.headers.items() if value is not None},
-            response.content,
+            bytes(capped.body),
             {name: value for name, value in response.cookies.items() if value is not None},
         )
 
@@ -128,6 +148,22 @@ class Client:
                 curl_options=options,
             )
         return self._session
+
+
+class _Capped:
+    """A body read as it comes (curl's write callback, on the event loop's thread), up to a limit."""
+
+    def __init__(self, limit: int, budget: Budget | None) -> None:
+        self.limit, self.budget = limit, budget
+        self.body = bytearray()
+        self.over = False
+
+    def take(self, chunk: bytes) -> int:
+        self.body += chunk
+        if self.budget is not None:
+            self.budget.left -= len(chunk)
+        self.over = len(self.body) > self.limit or (self.budget is not None and self.budget.left < 0)
+        return CURL_WRITEFUNC_ERROR if self.over else len(chunk)
 
 
 def _proxy_url(proxy: Proxy) -> str:

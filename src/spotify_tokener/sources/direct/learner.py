@@ -32,6 +32,7 @@ from spotify_tokener.sources.direct.learning import (
     dump_knowledge,
     load_knowledge,
 )
+from spotify_tokener.sources.direct.reader import parsed
 
 log = logging.getLogger(__name__)
 
@@ -175,9 +176,9 @@ class Learner:
         return set(when)
 
     async def _learn_unsighted(self, proxy: Proxy | None) -> Knowledge:
-        candidates = candidates_in((await self._read_page(proxy)).scripts)
+        candidates = await parsed(candidates_in, (await self._read_page(proxy)).scripts)
         if self._sighting is not None:
-            knowledge = await asyncio.to_thread(confirmed_by, candidates, self._sighting)
+            knowledge = await parsed(confirmed_by, candidates, self._sighting)
             if knowledge is not None:
                 self._learned(knowledge)
                 return knowledge
@@ -195,7 +196,7 @@ class Learner:
         """After a sighting that what is known does not reproduce (awaited a while by the teacher)."""
         try:
             page = await self._read_page(self._exit)
-            knowledge = await asyncio.to_thread(confirmed_by, candidates_in(page.scripts), sighting)
+            knowledge = await parsed(lambda: confirmed_by(candidates_in(page.scripts), sighting))
         except TokenError as error:
             self._troubled(f"could not read the web player's scripts: {error}")
             return
@@ -212,7 +213,7 @@ class Learner:
     async def _learn_from_memory(self, sighting: Sighting, strings: list[str]) -> None:
         refused = self._recent(self._refused)
         candidates = [Secret(value) for value in strings if value not in refused]
-        knowledge = await asyncio.to_thread(confirmed_by, candidates, sighting, Origin.MEMORY)
+        knowledge = await parsed(confirmed_by, candidates, sighting, Origin.MEMORY)
         if knowledge is None:
             self._troubled(NOTHING_ANYWHERE)
             return
