@@ -70,7 +70,7 @@ async def test_the_metadata_answers(make_settings: SettingsMaker, fake: FakeSpot
     assert typed["hash"] == pathfinder.sha256("getAlbum")
     assert typed["spotifyAppVersion"] == pathfinder.app_version
     assert named["hash"] == pathfinder.sha256("searchDesktop")
-    assert (unknown_type.status_code, unknown_operation.status_code, neither.status_code) == (404, 404, 400)
+    assert (unknown_type.status_code, unknown_operation.status_code, neither.status_code) == (404, 404, 404)
     assert "error" in unknown_type.json() and "error" in unknown_operation.json()
 
 

@@ -230,10 +230,10 @@ class App:
         except InvalidParameter as error:
             return _invalid(error)
         name = operation or METADATA_TYPES.get(kind or "")
-        if name is None and kind is None:
-            return _invalid(InvalidParameter("give 'type' or 'operation'"))
         if name is None:
-            return error_response(404, f"unknown type; one of {', '.join(METADATA_TYPES)}")
+            return error_response(
+                404, f"no such type: give type (one of {', '.join(METADATA_TYPES)}) or operation"
+            )
         return await self._with_hashes(partial(_metadata_body, name))
 
     async def _with_hashes(

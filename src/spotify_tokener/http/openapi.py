@@ -227,7 +227,7 @@ def metadata(api_keys: bool) -> dict[str, Any]:
         ],
         "responses": {
             "200": _answer("The operation's hash", "MetadataBody"),
-            "404": _answer("An unknown type, or an operation the scripts do not name", "ErrorBody"),
+            "404": _answer("No type or an unknown one, or an operation the scripts do not name", "ErrorBody"),
             **_hash_failures(api_keys),
         },
     }

@@ -10,13 +10,12 @@ import orjson
 import pytest
 
 from spotify_tokener.domain.errors import UpstreamError
-from spotify_tokener.domain.hashes import HashSet
 from spotify_tokener.http.app import App
 from spotify_tokener.http.params import InvalidParameter
 from spotify_tokener.http.router import Request, Response
 from spotify_tokener.settings import Settings
 from spotify_tokener.wiring import create_app
-from tests.scripted import ScriptedSource
+from tests.scripted import ScriptedSource, scripted_hashes
 from tests.unit.conftest import FakeScope, RecordingProtocol, served
 from tests.virtual_time import settle
 
@@ -25,15 +24,8 @@ def request(path: str, method: str = "GET", query: str = "") -> Request:
     return Request(method, path, query, {})
 
 
-HASHES = HashSet("web-player.0123abcd.js", "1.2.3.456.g0123abcd", {"getTrack": "ab" * 32}, 1_800_000_000)
-
-
-async def read_hashes(known: HashSet | None) -> HashSet:
-    return HASHES
-
-
 def app_with(source: ScriptedSource, settings: Settings) -> App:
-    return create_app(settings, source, hashes=read_hashes)
+    return create_app(settings, source, hashes=scripted_hashes)
 
 
 def body(response: Response) -> dict[str, object]:
@@ -127,7 +119,7 @@ async def test_each_route_is_served_and_documented_from_its_one_declaration(app:
     assert {"/api/token", "/api/token/refresh", "/health", "/metrics"} <= set(paths)
     for route in app.routes:
         status = (await app.dispatch(request(route.path, method=route.method))).status
-        assert status == (400 if route.path == "/api/metadata" else 200), route.path  # type or operation
+        assert status == (404 if route.path == "/api/metadata" else 200), route.path  # no type named
     assert "text/plain" in paths["/metrics"]["get"]["responses"]["200"]["content"]
     schemas = document["components"]
     assert isinstance(schemas, dict)
