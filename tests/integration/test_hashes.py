@@ -14,6 +14,7 @@ from spotify_tokener.settings import Settings
 from tests.conftest import Running, running_server
 from tests.fake_spotify import FakeSpotify
 from tests.fake_spotify.server import UPSTREAM_SECRET_MARKER
+from tests.redis_server import RedisServer
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.duration(4)]
 
@@ -182,3 +183,23 @@ async def test_large_bodies_are_parsed_off_the_loop_or_cut_off(
     else:
         assert "cut off" in answer.json()["error"]
     assert latencies and max(latencies) < 1.0, (len(latencies), sorted(latencies)[-5:])
+
+
+async def test_replicas_share_what_one_read_through_redis(
+    make_settings: SettingsMaker, fake: FakeSpotify, shared_redis: RedisServer, redis_prefix: str
+) -> None:
+    shared = {"redis_url": shared_redis.url, "redis_prefix": redis_prefix}
+    async with (
+        running_server(direct(make_settings, **shared)) as first,
+        running_server(direct(make_settings, **shared)) as second,
+    ):
+        old = (await hashes(first))["operations"]["getTrack"]
+        pages = fake.count("page")
+        assert (await hashes(second))["operations"]["getTrack"] == old
+        assert fake.count("page") == pages  # the other replica's set: no reading
+        fake.deploy(NEW_VERSION)
+        await hashes(first, f"?stale={old}")
+        pages = fake.count("page")
+        body = await hashes(second, f"?stale={old}")
+    assert body["operations"] == fake.state.pathfinder.operations()
+    assert fake.count("page") == pages

@@ -151,7 +151,10 @@ def _json(raw: bytes | None) -> object:
 
 
 def _newer(shared: HashSet, known: HashSet | None, now_ms: int) -> bool:
-    """Whether another replica read the page after this one did (and not in the future)."""
+    """Whether another replica read the page after this one did (and not in the future); within the
+    same second, if it saw another bundle."""
     if shared.updated_at * 1000 > now_ms + 60_000:
         return False
-    return known is None or shared.updated_at > known.updated_at
+    if known is None or shared.updated_at > known.updated_at:
+        return True
+    return shared.updated_at == known.updated_at and shared.bundle != known.bundle
