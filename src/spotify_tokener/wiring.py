@@ -10,11 +10,11 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from spotify_tokener.core.accounts import ANONYMOUS
-from spotify_tokener.core.exits import Egress, ExitPool
+from spotify_tokener.core.chain import NamedSource, SourceChain
 from spotify_tokener.core.hashes import HashKeeper, Learn
-from spotify_tokener.core.ports import ExitSource, LocalCoordinator, Notes, SharedStore, TokenSource
+from spotify_tokener.core.ports import LocalCoordinator, Notes, ProxiedSource, SharedStore, TokenSource
+from spotify_tokener.core.proxies import ProxyPool, ThroughProxies
 from spotify_tokener.core.service import TokenService
-from spotify_tokener.core.sources import NamedSource, SourceChain
 from spotify_tokener.domain.clock import wall_clock_ms
 from spotify_tokener.domain.errors import UpstreamError
 from spotify_tokener.domain.hashes import HashSet
@@ -39,7 +39,7 @@ class Sources:
     chain: SourceChain
     direct: DirectSource | None
     browser: BrowserManager | None
-    exits: ExitPool | None
+    proxies: ProxyPool | None
     closers: list[Closing]
 
     async def close(self) -> None:
@@ -65,7 +65,7 @@ def create_app(
     store = _shared_store(settings)
     if source is not None:
         chain = SourceChain(
-            [NamedSource("injected", source)], settings.source_bench_rule, wall_clock_ms, metrics.fetches
+            [NamedSource("injected", source)], settings.source_cooldown_rule, wall_clock_ms, metrics.fetches
         )
         sources = Sources(chain, None, browser, None, [])
     else:
@@ -81,11 +81,11 @@ def create_app(
         sources.browser,
         sources.close,
         hashes=keeper,
-        exits=sources.exits,
+        proxies=sources.proxies,
         sources=sources.chain,
         learner=sources.direct.learner if sources.direct else None,
     )
-    metrics.watch(app.counts, service, sources.browser, sources.exits, sources.chain, hashes=keeper)
+    metrics.watch(app.counts, service, sources.browser, sources.proxies, sources.chain, hashes=keeper)
     return app
 
 
@@ -129,18 +129,20 @@ def _hash_reader(settings: Settings, sources: Sources) -> Learn:
         web = WebPlayer(
             client, settings.spotify_url, settings.user_agent or desktop_user_agent(client.chrome_version)
         )
-    exits = sources.exits
-    return HashReader(web, lambda: next(iter(exits.order(ANONYMOUS)), None) if exits else None, wall_clock_ms)
+    proxies = sources.proxies
+    return HashReader(
+        web, lambda: next(iter(proxies.order(ANONYMOUS)), None) if proxies else None, wall_clock_ms
+    )
 
 
 def _sources(
     settings: Settings, observer: FetchMetrics, lent: BrowserManager | None, notes: Notes
 ) -> Sources:
-    """The configured sources in their order, each leaving through the exits when there are any."""
+    """The configured sources in their order, each leaving through the proxies when there are any."""
     names = settings.source_names
     closers: list[Closing] = []
     direct = browser = None
-    built: dict[str, ExitSource] = {}
+    built: dict[str, ProxiedSource] = {}
     if "direct" in names:
         direct = _direct_source(settings, notes)
         closers.append(direct.close)
@@ -151,13 +153,13 @@ def _sources(
             closers.append(browser.close)
         pupil = direct.learner if direct is not None else None
         built["browser"] = BrowserSource(settings, browser, pupil=pupil)
-    exits = _exit_pool(settings)
+    proxies = _proxy_pool(settings)
     timeouts = settings.source_timeouts
-    named = [NamedSource(name, _through(exits, built[name], timeouts[name], observer)) for name in names]
-    chain = SourceChain(named, settings.source_bench_rule, wall_clock_ms, observer)
+    named = [NamedSource(name, _through(proxies, built[name], timeouts[name], observer)) for name in names]
+    chain = SourceChain(named, settings.source_cooldown_rule, wall_clock_ms, observer)
     if direct is not None:
         direct.learner.on_learned = partial(chain.restore, "direct")
-    return Sources(chain, direct, browser, exits, closers)
+    return Sources(chain, direct, browser, proxies, closers)
 
 
 def _direct_source(settings: Settings, notes: Notes) -> DirectSource:
@@ -176,24 +178,24 @@ def _client(settings: Settings) -> Client:
 
 
 def _through(
-    exits: ExitPool | None, source: ExitSource, timeout_s: float, observer: FetchMetrics
+    proxies: ProxyPool | None, source: ProxiedSource, timeout_s: float, observer: FetchMetrics
 ) -> TokenSource:
-    """``source`` sending its attempts out through the exits, if there are any."""
-    if exits is None:
+    """``source`` sending its attempts out through the proxies, if there are any."""
+    if proxies is None:
         return source
-    return Egress(source, exits, observer, timeout_s, wall_clock_ms)
+    return ThroughProxies(source, proxies, observer, timeout_s, wall_clock_ms)
 
 
-def _exit_pool(settings: Settings) -> ExitPool | None:
+def _proxy_pool(settings: Settings) -> ProxyPool | None:
     """The proxies to leave through, when there are any."""
     proxies = settings.proxies
     if not proxies:
         return None
-    return ExitPool(
+    return ProxyPool(
         proxies,
-        settings.exit_bench,
+        settings.proxy_cooldown_rule,
         wall_clock_ms,
-        fallback_direct=settings.proxy_fallback_direct,
+        optional=settings.proxy_optional,
         remembered=settings.remembered_identities,
     )
 

@@ -7,7 +7,7 @@ import pytest
 from pydantic import ValidationError
 
 from spotify_tokener.cli import describe, load_settings, parse_args
-from spotify_tokener.settings import Settings, forget_environment, requested_log_format
+from spotify_tokener.settings import Settings, deprecated_names, forget_environment, requested_log_format
 
 
 def test_defaults_match_the_documentation() -> None:
@@ -210,3 +210,19 @@ def test_the_settings_leave_the_environment_once_read_whatever_their_case(
     assert settings.proxies[0].password == "s3cret"
     assert not [name for name in os.environ if name.upper().startswith("TOKENER_")]
     assert os.environ["PORT"] == "4000"  # not the service's own: the bare name others use too
+
+
+def test_an_old_name_is_still_read_with_one_warning_naming_the_new_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert deprecated_names() is None
+    monkeypatch.setenv("TOKENER_PROXY_BENCH", "12")
+    monkeypatch.setenv("tokener_proxy_fallback_direct", "true")
+    monkeypatch.setenv("TOKENER_SOURCE_BENCH", "99")
+    monkeypatch.setenv("TOKENER_SOURCE_COOLDOWN", "7")  # the new name wins
+    settings = Settings()
+    assert (settings.proxy_cooldown, settings.proxy_optional, settings.source_cooldown) == (12, True, 7)
+    warning = deprecated_names()
+    assert warning is not None
+    assert "TOKENER_PROXY_BENCH (now TOKENER_PROXY_COOLDOWN)" in warning
+    assert "TOKENER_PROXY_FALLBACK_DIRECT (now TOKENER_PROXY_OPTIONAL)" in warning

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from functools import partial
 
 from spotify_tokener.core.accounts import ANONYMOUS, AccountSlots
-from spotify_tokener.core.admission import Admission
 from spotify_tokener.core.fetcher import Fetcher
+from spotify_tokener.core.places import Places
 from spotify_tokener.core.ports import (
     NO_OBSERVER,
     Coordinator,
@@ -71,10 +71,10 @@ class TokenService:
         self._coordinator: Coordinator = coordinator or LocalCoordinator()
         self.freshness = freshness = settings.freshness
         backoff = settings.backoff
-        self.admission = Admission(settings.max_contexts, settings.queue_size, settings.queue_timeout, sleep)
+        self.places = Places(settings.max_contexts, settings.queue_size, settings.queue_timeout, sleep)
         self._fetcher = Fetcher(
             source,
-            admission=self.admission,
+            places=self.places,
             backoff=backoff,
             freshness=freshness,
             clock=clock,

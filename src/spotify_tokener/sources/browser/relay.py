@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 from python_socks import ProxyConnectionError, ProxyError, ProxyTimeoutError, ProxyType
 from python_socks.async_.asyncio.v2 import Proxy as Upstream
 
-from spotify_tokener.domain.egress import DEFAULT_PORTS, HOSTNAME, ConnectTo, Endpoint, Proxy
+from spotify_tokener.domain.proxy import DEFAULT_PORTS, HOSTNAME, ConnectTo, Endpoint, Proxy
 
 log = logging.getLogger(__name__)
 

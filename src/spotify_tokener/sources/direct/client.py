@@ -25,8 +25,8 @@ from curl_cffi.requests.exceptions import Timeout
 from curl_cffi.requests.impersonate import resolve_latest_browser_type
 from curl_cffi.utils import CurlCffiWarning
 
-from spotify_tokener.domain.egress import ConnectTo, Proxy
 from spotify_tokener.domain.errors import FetchTimeout, PageUnreachable, UpstreamError
+from spotify_tokener.domain.proxy import ConnectTo, Proxy
 
 warnings.filterwarnings("ignore", category=CurlCffiWarning)  # its advice on https proxies, each call
 IMPERSONATE: str = resolve_latest_browser_type("chrome")  # type: ignore[no-untyped-call]
@@ -52,7 +52,7 @@ class Reply:
 
 
 class Client:
-    """One connection pool to Spotify for every identity; each call names its cookies and exit."""
+    """One connection pool to Spotify for every identity; each call names its cookies and proxy."""
 
     def __init__(
         self, connect_to: ConnectTo, ca_file: Path | None, timeout_s: float, proxy_connect_timeout_s: float

@@ -8,9 +8,9 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from spotify_tokener.domain.clock import Clock
-from spotify_tokener.domain.egress import Proxy
 from spotify_tokener.domain.errors import UpstreamError, refusal
 from spotify_tokener.domain.hashes import HashSet, bundle_name, bundle_url, chunk_urls, operations_in
+from spotify_tokener.domain.proxy import Proxy
 from spotify_tokener.domain.token import HTTP_OK
 from spotify_tokener.sources.direct.reader import WebPlayer, learning_budget, parsed
 

@@ -13,9 +13,9 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from spotify_tokener.domain.egress import Proxy
+from spotify_tokener.domain.proxy import Proxy
 from spotify_tokener.sources.direct.client import ANSWER_MAX, Budget, Client, Reply
-from spotify_tokener.sources.direct.learning import Page, parse_page
+from spotify_tokener.sources.direct.knowledge import Page, parse_page
 
 SCRIPT_MAX = 10 << 20
 LEARNING_MAX = 32 << 20

@@ -18,15 +18,15 @@ import orjson
 from spotify_tokener.core.accounts import ANONYMOUS, identity_of
 from spotify_tokener.core.ports import Notes
 from spotify_tokener.domain.clock import Clock, wall_clock_ms
-from spotify_tokener.domain.egress import Proxy
 from spotify_tokener.domain.errors import FetchTimeout, Rejected
+from spotify_tokener.domain.proxy import Proxy
 from spotify_tokener.domain.request_shape import default_shape
 from spotify_tokener.domain.token import HTTP_OK, SP_DC, Token, parse_token_response
 from spotify_tokener.domain.totp import Secret
 from spotify_tokener.settings import Settings
 from spotify_tokener.sources.direct.client import Client
+from spotify_tokener.sources.direct.knowledge import Page, PageText
 from spotify_tokener.sources.direct.learner import Learner
-from spotify_tokener.sources.direct.learning import Page, PageText
 from spotify_tokener.sources.direct.reader import WebPlayer, learning_budget
 from spotify_tokener.sources.user_agent import desktop_user_agent
 
@@ -41,7 +41,7 @@ API_CALL = {
 
 
 class DirectSource:
-    """An :class:`~spotify_tokener.core.ports.ExitSource` that needs no browser."""
+    """An :class:`~spotify_tokener.core.ports.ProxiedSource` that needs no browser."""
 
     def __init__(
         self,
@@ -65,8 +65,8 @@ class DirectSource:
         self.learner = Learner(
             self._read_page,
             shape,
-            unconfirmed_tries=settings.direct_unconfirmed_tries,
-            tries_window_ms=round(settings.source_bench_max * 1000),
+            unproven_tries=settings.direct_unproven_tries,
+            tries_window_ms=round(settings.source_cooldown_max * 1000),
             pinned=pinned,
             notes=notes,
             clock=clock,

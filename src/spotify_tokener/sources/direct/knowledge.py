@@ -2,7 +2,7 @@
 
 Learning reads the web player's page and scripts by plain HTTP and takes the candidates that
 ``domain/bundle.py`` offers. With a sighting from the browser (the page's own call, its codes and
-its time), a candidate is confirmed offline, at no cost upstream. Without one, a few versioned
+its time), a candidate is proven offline, at no cost upstream. Without one, a few versioned
 candidates may be tried on Spotify itself, each once: a wrong TOTP is an easy signal to ban on.
 """
 
@@ -23,7 +23,7 @@ from spotify_tokener.domain.request_shape import (
     RequestShape,
     Role,
     Sighting,
-    first_confirmed,
+    first_matching,
     learn_shape,
     step_of,
 )
@@ -48,7 +48,7 @@ class Origin(Enum):
 
 @dataclass(frozen=True, slots=True)
 class Knowledge:
-    """A secret and the call's shape. ``confirmed``: proven, not just likely. A versioned candidate
+    """A secret and the call's shape. ``proven``, not just likely. A versioned candidate
     that reproduces a sighted code is (a handful of candidates against a one-in-a-million match); one
     string among hundreds or thousands is not yet, since one of them matches by chance now and then: it
     needs a second sighting, or Spotify's acceptance of a code, of another 30 s step (the sighted code
@@ -57,11 +57,11 @@ class Knowledge:
     secret: Secret
     shape: RequestShape
     origin: Origin
-    confirmed: bool
+    proven: bool
     step: int | None = None
 
-    def proven(self) -> Knowledge:
-        return Knowledge(self.secret, self.shape, self.origin, confirmed=True, step=self.step)
+    def as_proven(self) -> Knowledge:
+        return Knowledge(self.secret, self.shape, self.origin, proven=True, step=self.step)
 
 
 NOTE = "direct-source"
@@ -95,7 +95,7 @@ def load_knowledge(raw: bytes | None, endpoint: str) -> tuple[Knowledge, int] | 
         secret = Secret(str(record["secret"]), version)
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
         return None
-    return Knowledge(secret, RequestShape(endpoint, params), Origin.REPLICA, confirmed=True), at
+    return Knowledge(secret, RequestShape(endpoint, params), Origin.REPLICA, proven=True), at
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,20 +124,20 @@ def parse_page(reply: Reply, page_url: str) -> Page:
     return Page(dict(reply.cookies), scripts, app_version(html))
 
 
-def confirmed_by(
+def knowledge_matching(
     candidates: Sequence[Secret], sighting: Sighting, origin: Origin = Origin.PAGE
 ) -> Knowledge | None:
-    """The first candidate that reproduces the sighting's code, with the sighting's shape: confirmed
+    """The first candidate that reproduces the sighting's code, with the sighting's shape: proven
     if it was among the versioned ones, likely only if among the rest. A few microseconds a candidate,
     tens of thousands of them for a large bundle: run it in a thread."""
     versioned = [candidate for candidate in candidates if candidate.version is not None]
     unversioned = [candidate for candidate in candidates if candidate.version is None]
     for group, proven in ((versioned, True), (unversioned, False)):
-        candidate = first_confirmed(group, sighting)
+        candidate = first_matching(group, sighting)
         if candidate is not None:
             secret = candidate if proven else _versioned(candidate, sighting)
             step = step_of(sighting)
-            return Knowledge(secret, learn_shape(sighting, secret), origin, confirmed=proven, step=step)
+            return Knowledge(secret, learn_shape(sighting, secret), origin, proven=proven, step=step)
     return None
 
 
