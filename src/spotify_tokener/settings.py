@@ -11,6 +11,7 @@ import ipaddress
 import os
 import shlex
 import ssl
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal, Self
 from urllib.parse import urlsplit
@@ -189,6 +190,11 @@ class Settings(BaseSettings):
     )
     redis_timeout: Seconds = Field(1.0, gt=0, description="The most one Redis command may take.")
 
+    state_dir: Path | None = Field(
+        default_factory=lambda: default_state_dir(os.environ),
+        description="What was learned, kept across restarts; empty: nothing kept.",
+    )
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: LogFormat = Field("text", description="json: one JSON object per line.")
 
@@ -263,10 +269,11 @@ class Settings(BaseSettings):
         """Whether clients on other machines can reach the port (the host is validated as an address)."""
         return not ipaddress.ip_address(self.host).is_loopback
 
-    @field_validator("browser_path", "ca_file", mode="before")
+    @field_validator("browser_path", "ca_file", "state_dir", mode="before")
     @classmethod
     def _empty_path_is_unset(cls, value: object) -> object:
-        """``TOKENER_BROWSER_PATH=`` (empty) means "find one", not the current directory."""
+        """``TOKENER_BROWSER_PATH=`` (empty) means "find one", ``TOKENER_STATE_DIR=`` "keep nothing";
+        neither the current directory."""
         return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("ca_file")
@@ -376,6 +383,13 @@ class Settings(BaseSettings):
         if (self.totp_version is None) != (not self.totp_secret.get_secret_value()):
             raise ValueError("TOKENER_TOTP_SECRET and TOKENER_TOTP_VERSION are set together or not at all")
         return self
+
+
+def default_state_dir(environ: Mapping[str, str]) -> Path | None:
+    """The user's state folder (XDG's: a relative value is ignored), or None without a home."""
+    home, base = Path(environ.get("HOME", "")), Path(environ.get("XDG_STATE_HOME", ""))
+    base = base if base.is_absolute() else home / ".local" / "state"
+    return base / "spotify-tokener" if base.is_absolute() else None
 
 
 class _LogFormatAlone(BaseSettings):

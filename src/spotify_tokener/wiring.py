@@ -12,7 +12,15 @@ from typing import TYPE_CHECKING
 from spotify_tokener.core.accounts import ANONYMOUS
 from spotify_tokener.core.chain import NamedSource, SourceChain
 from spotify_tokener.core.hashes import HashKeeper, Learn
-from spotify_tokener.core.ports import LocalCoordinator, Notes, ProxiedSource, SharedStore, TokenSource
+from spotify_tokener.core.ports import (
+    NO_STATE,
+    LocalCoordinator,
+    Notes,
+    ProxiedSource,
+    SharedStore,
+    StateStore,
+    TokenSource,
+)
 from spotify_tokener.core.proxies import ProxyPool, ThroughProxies
 from spotify_tokener.core.service import TokenService
 from spotify_tokener.domain.clock import wall_clock_ms
@@ -24,6 +32,7 @@ from spotify_tokener.settings import Settings
 from spotify_tokener.sources.browser.manager import BrowserManager
 from spotify_tokener.sources.browser.source import BrowserSource
 from spotify_tokener.sources.user_agent import desktop_user_agent
+from spotify_tokener.state import StateFolder
 
 if TYPE_CHECKING:
     from spotify_tokener.sources.direct.client import Client
@@ -63,17 +72,25 @@ def create_app(
     """
     metrics = Metrics()
     store = _shared_store(settings)
+    folder = StateFolder(settings.state_dir) if settings.state_dir is not None else None
+    kept: StateStore = folder or NO_STATE
     if source is not None:
         chain = SourceChain(
             [NamedSource("injected", source)], settings.source_cooldown_rule, wall_clock_ms, metrics.fetches
         )
         sources = Sources(chain, None, browser, None, [])
     else:
-        sources = _sources(settings, metrics.fetches, browser, store)
-    service = TokenService(sources.chain, settings, coordinator=store, observer=metrics.fetches)
+        sources = _sources(settings, metrics.fetches, browser, store, kept)
+    if folder is not None:
+        sources.closers.insert(0, folder.close)  # closed last (a stack): what they learned is written
+    # With Redis, the token replicas share is Redis's (it outlives a restart): the folder keeps none.
+    kept_token = NO_STATE if settings.redis_url.get_secret_value() else kept
+    service = TokenService(
+        sources.chain, settings, coordinator=store, observer=metrics.fetches, kept=kept_token
+    )
     if source is not None and hashes is None:
         hashes = _no_web_player
-    keeper = _hash_keeper(settings, sources, store, hashes)
+    keeper = _hash_keeper(settings, sources, store, kept, hashes)
     app = App(
         service,
         settings,
@@ -89,7 +106,9 @@ def create_app(
     return app
 
 
-def _hash_keeper(settings: Settings, sources: Sources, notes: Notes, reader: Learn | None) -> HashKeeper:
+def _hash_keeper(
+    settings: Settings, sources: Sources, notes: Notes, kept: StateStore, reader: Learn | None
+) -> HashKeeper:
     """The hashes, read by the direct source's reader, or by one of their own made when first asked
     for (curl_cffi is imported only then); a deploy the direct source's visits see is followed."""
 
@@ -102,7 +121,7 @@ def _hash_keeper(settings: Settings, sources: Sources, notes: Notes, reader: Lea
     keeper = HashKeeper(
         learn,
         notes=notes,
-        state=None,
+        state=kept,
         clock=wall_clock_ms,
         min_interval_s=settings.hashes_min_interval,
         max_age_s=settings.hashes_max_age,
@@ -136,7 +155,7 @@ def _hash_reader(settings: Settings, sources: Sources) -> Learn:
 
 
 def _sources(
-    settings: Settings, observer: FetchMetrics, lent: BrowserManager | None, notes: Notes
+    settings: Settings, observer: FetchMetrics, lent: BrowserManager | None, notes: Notes, kept: StateStore
 ) -> Sources:
     """The configured sources in their order, each leaving through the proxies when there are any."""
     names = settings.source_names
@@ -144,7 +163,7 @@ def _sources(
     direct = browser = None
     built: dict[str, ProxiedSource] = {}
     if "direct" in names:
-        direct = _direct_source(settings, notes)
+        direct = _direct_source(settings, notes, kept)
         closers.append(direct.close)
         built["direct"] = direct
     if "browser" in names:
@@ -162,11 +181,11 @@ def _sources(
     return Sources(chain, direct, browser, proxies, closers)
 
 
-def _direct_source(settings: Settings, notes: Notes) -> DirectSource:
+def _direct_source(settings: Settings, notes: Notes, kept: StateStore) -> DirectSource:
     """Imported only when configured: curl_cffi's library is large (BENCHMARKS.md)."""
     from spotify_tokener.sources.direct.source import DirectSource  # noqa: PLC0415
 
-    return DirectSource(settings, _client(settings), pinned=settings.pinned_secret, notes=notes)
+    return DirectSource(settings, _client(settings), pinned=settings.pinned_secret, notes=notes, kept=kept)
 
 
 def _client(settings: Settings) -> Client:

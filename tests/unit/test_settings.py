@@ -7,7 +7,13 @@ import pytest
 from pydantic import ValidationError
 
 from spotify_tokener.cli import describe, load_settings, parse_args
-from spotify_tokener.settings import Settings, deprecated_names, forget_environment, requested_log_format
+from spotify_tokener.settings import (
+    Settings,
+    default_state_dir,
+    deprecated_names,
+    forget_environment,
+    requested_log_format,
+)
 
 
 def test_defaults_match_the_documentation() -> None:
@@ -226,3 +232,27 @@ def test_an_old_name_is_still_read_with_one_warning_naming_the_new_one(
     assert warning is not None
     assert "TOKENER_PROXY_BENCH (now TOKENER_PROXY_COOLDOWN)" in warning
     assert "TOKENER_PROXY_FALLBACK_DIRECT (now TOKENER_PROXY_OPTIONAL)" in warning
+
+
+@pytest.mark.parametrize(
+    ("environ", "folder"),
+    [
+        ({"XDG_STATE_HOME": "/var/state", "HOME": "/home/bot"}, "/var/state/spotify-tokener"),
+        ({"XDG_STATE_HOME": "relative", "HOME": "/home/bot"}, "/home/bot/.local/state/spotify-tokener"),
+        ({"HOME": "/home/bot"}, "/home/bot/.local/state/spotify-tokener"),
+        ({}, None),
+    ],
+)
+def test_the_state_folder_is_the_users_own_by_default(environ: dict[str, str], folder: str | None) -> None:
+    found = default_state_dir(environ)
+    assert (str(found) if found else None) == folder
+
+
+def test_an_empty_state_dir_keeps_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TOKENER_STATE_DIR")
+    monkeypatch.setenv("XDG_STATE_HOME", "/var/state")
+    assert Settings().state_dir == Path("/var/state/spotify-tokener")
+    monkeypatch.setenv("TOKENER_STATE_DIR", "")
+    assert Settings().state_dir is None
+    monkeypatch.setenv("TOKENER_STATE_DIR", "/data")
+    assert Settings().state_dir == Path("/data")

@@ -13,11 +13,10 @@ import asyncio
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, Protocol
 
 import orjson
 
-from spotify_tokener.core.ports import Notes
+from spotify_tokener.core.ports import Notes, StateStore
 from spotify_tokener.domain.clock import Clock
 from spotify_tokener.domain.errors import FetchTimeout, TokenError, UpstreamError
 from spotify_tokener.domain.hashes import HashSet, bundle_name, bundle_url, hash_record, load_hash_record
@@ -33,14 +32,6 @@ Learn = Callable[[HashSet | None], Awaitable[HashSet]]
 """The set the page shows now, given the one known (returned again, dated now, if nothing changed)."""
 
 
-class StateStore(Protocol):
-    """Named JSON documents kept across restarts (best effort)."""
-
-    def load(self, name: str) -> dict[str, Any] | None: ...
-
-    def save(self, name: str, document: dict[str, Any]) -> None: ...
-
-
 class HashKeeper:
     """What ``/api/hashes`` serves; ``relearns`` and ``stale_reports`` are read by the metrics."""
 
@@ -49,14 +40,14 @@ class HashKeeper:
         learn: Learn,
         *,
         notes: Notes,
-        state: StateStore | None,
+        state: StateStore,
         clock: Clock,
         min_interval_s: float,
         max_age_s: float,
     ) -> None:
         self._learn, self._notes, self._state, self._clock = learn, notes, state, clock
         self._min_interval_ms, self._max_age_s = round(min_interval_s * 1000), max_age_s
-        self.current = load_hash_record(state.load(DOCUMENT)) if state is not None else None
+        self.current = load_hash_record(state.load(DOCUMENT))
         self.last_error: TokenError | None = None
         self._began_ms: int | None = None  # when the last learning began
         self._flight: asyncio.Task[None] | None = None
@@ -130,8 +121,7 @@ class HashKeeper:
         self.current, self.last_error = learned, None
         self.relearns[outcome] += 1
         record = hash_record(learned)
-        if self._state is not None:
-            self._state.save(DOCUMENT, record)
+        self._state.save(DOCUMENT, record)
         if share:
             await self._notes.write_note(NOTE, orjson.dumps(record))
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from spotify_tokener.domain.proxy import Proxy
 from spotify_tokener.domain.request_shape import Sighting
@@ -79,6 +79,31 @@ class Notes(Protocol):
     async def read_note(self, name: str) -> bytes | None: ...
 
     async def write_note(self, name: str, value: bytes) -> None: ...
+
+
+class StateStore(Protocol):
+    """Named JSON documents kept across restarts (``TOKENER_STATE_DIR``); never an account's secret.
+
+    Best effort: ``load`` reads anything missing or unreadable as None, and ``save`` returns at once
+    (the write follows, off the path of any answer).
+    """
+
+    def load(self, name: str) -> dict[str, Any] | None: ...
+
+    def save(self, name: str, document: dict[str, Any]) -> None: ...
+
+
+class NoState:
+    """Nothing kept: ``TOKENER_STATE_DIR`` is empty."""
+
+    def load(self, name: str) -> dict[str, Any] | None:
+        return None
+
+    def save(self, name: str, document: dict[str, Any]) -> None:
+        return None
+
+
+NO_STATE = NoState()
 
 
 class SharedStore(Coordinator, Notes, Protocol):

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import orjson
@@ -44,6 +45,7 @@ class Origin(Enum):
     PAGE = "page"  # in the page's scripts, and reproduces the page's own code (a sighting)
     MEMORY = "page memory"  # held by the running page (its heap), and reproduces the page's own code
     REPLICA = "replica"  # learned by another replica
+    KEPT = "state folder"  # learned before a restart (TOKENER_STATE_DIR)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,34 +70,65 @@ NOTE = "direct-source"
 """The name what was learned is shared under between replicas (``core/ports.Notes``)."""
 
 
+MAX_PARAMS, MAX_TEXT = 32, 512  # a record's bounds: its parameters, the characters of each string
+
+
+def knowledge_record(knowledge: Knowledge, learned_at_ms: int) -> dict[str, Any]:
+    """What replicas share, and the state folder keeps: the secret, its version and the call's
+    shape; never a cookie."""
+    return {
+        "secret": knowledge.secret.value,
+        "version": knowledge.secret.version,
+        "endpoint": knowledge.shape.endpoint,
+        "params": [[param.name, param.role.value, param.value] for param in knowledge.shape.params],
+        "learnedAtMs": learned_at_ms,
+    }
+
+
 def dump_knowledge(knowledge: Knowledge, learned_at_ms: int) -> bytes:
-    """What replicas share: the secret, its version and the call's shape; never a cookie."""
-    return orjson.dumps(
-        {
-            "secret": knowledge.secret.value,
-            "version": knowledge.secret.version,
-            "endpoint": knowledge.shape.endpoint,
-            "params": [[param.name, param.role.value, param.value] for param in knowledge.shape.params],
-            "learnedAtMs": learned_at_ms,
-        }
-    )
+    return orjson.dumps(knowledge_record(knowledge, learned_at_ms))
 
 
 def load_knowledge(raw: bytes | None, endpoint: str) -> tuple[Knowledge, int] | None:
-    """Another replica's knowledge and when it was learned, if it reads well and calls ``endpoint``
-    (a record that would send the call elsewhere is ignored)."""
+    """Another replica's knowledge and when it was learned (:func:`knowledge_from`)."""
     try:
-        record = orjson.loads(raw) if raw else None
+        return knowledge_from(orjson.loads(raw) if raw else None, endpoint, Origin.REPLICA)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def knowledge_from(record: object, endpoint: str, origin: Origin) -> tuple[Knowledge, int] | None:
+    """Proven knowledge and when it was learned, read as warily as an answer from the network: it
+    must call ``endpoint`` (a record that would send the call elsewhere is ignored), and every field
+    have its type and bounds."""
+    try:
         if not isinstance(record, dict) or record["endpoint"] != endpoint:
             return None
-        version, at = record["version"], record["learnedAtMs"]
-        params = tuple(Param(str(name), Role(role), str(value)) for name, role, value in record["params"])
-        if not isinstance(at, int) or not (version is None or isinstance(version, int)):
-            return None
-        secret = Secret(str(record["secret"]), version)
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        value, version, at = record["secret"], record["version"], record["learnedAtMs"]
+        shape = tuple(
+            Param(name, Role(role), text) for name, role, text in record["params"][: MAX_PARAMS + 1]
+        )
+    except (KeyError, TypeError, ValueError):
         return None
-    return Knowledge(secret, RequestShape(endpoint, params), Origin.REPLICA, proven=True), at
+    texts = [value, *(part for param in shape for part in (param.name, param.value))]
+    if len(shape) > MAX_PARAMS or not all(map(_text, texts)) or not _count(at) or not _count(version or 0):
+        return None
+    return Knowledge(Secret(value, version), RequestShape(endpoint, shape), origin, proven=True), at
+
+
+def bundle_from(record: dict[str, Any] | None) -> tuple[str, ...]:
+    """The script URLs a kept record names, if they read well (else none)."""
+    urls = record.get("bundle") if record else None
+    fine = isinstance(urls, list) and len(urls) <= MAX_SCRIPTS and all(map(_text, urls))
+    return tuple(urls) if fine and urls else ()
+
+
+def _text(value: object) -> bool:
+    return isinstance(value, str) and len(value) <= MAX_TEXT and value.isprintable()
+
+
+def _count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 @dataclass(frozen=True, slots=True)

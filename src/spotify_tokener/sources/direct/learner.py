@@ -16,7 +16,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 
-from spotify_tokener.core.ports import Notes
+from spotify_tokener.core.ports import NO_STATE, Notes, StateStore
 from spotify_tokener.domain.clock import Clock
 from spotify_tokener.domain.errors import NotReady, TokenError
 from spotify_tokener.domain.proxy import Proxy
@@ -27,9 +27,12 @@ from spotify_tokener.sources.direct.knowledge import (
     Knowledge,
     Origin,
     PageText,
+    bundle_from,
     candidates_in,
     dump_knowledge,
+    knowledge_from,
     knowledge_matching,
+    knowledge_record,
     load_knowledge,
 )
 from spotify_tokener.sources.direct.reader import parsed
@@ -39,6 +42,9 @@ log = logging.getLogger(__name__)
 NOTHING_LEARNED = "no secret learned yet: none in the page's scripts could be proven"
 NOTHING_ANYWHERE = "no secret learned: none in the page's scripts nor in its memory reproduces its code"
 UNPROVEN = "a likely secret awaits a second sighting: no unproven try is left"
+
+LEARNED = "learned.json"
+"""The state folder's document of what was proven (never a merely likely secret)."""
 
 ReadPage = Callable[[Proxy | None], Awaitable[PageText]]
 """The page's scripts, read by plain HTTP through a proxy (or none)."""
@@ -57,15 +63,24 @@ class Learner:
         pinned: Secret | None,
         notes: Notes | None,
         clock: Clock,
+        kept: StateStore = NO_STATE,
     ) -> None:
+        """``kept`` holds what was proven across restarts; a pinned secret goes before it, and
+        another replica's knowledge (``notes``) after it, as soon as there is any."""
         self._read_page = read_page
         self._default = default
         self._unproven_tries = unproven_tries
         self._tries_window_ms = tries_window_ms
         self._notes = notes
         self._clock = clock
+        self._kept = kept
+        self._bundle: tuple[str, ...] = ()  # the scripts the page named when it was last read
         self._knowledge = Knowledge(pinned, default, Origin.PINNED, proven=True) if pinned else None
-        self._learned_at_ms = 0  # when what is known was learned, here or by another replica
+        if self._knowledge is None:
+            self._knowledge = self._kept_knowledge()
+        # When what is known was learned, here or by another replica; 0 for what was kept, so that
+        # another replica's knowledge, where there is any, is taken over it.
+        self._learned_at_ms = 0
         self._sighting: Sighting | None = None
         # Unproven secrets sent upstream, and those Spotify turned down, each with when (epoch ms):
         # within the window, the budget counts the first and a refused one is not sent again.
@@ -176,7 +191,8 @@ class Learner:
         return set(when)
 
     async def _learn_unsighted(self, proxy: Proxy | None) -> Knowledge:
-        candidates = await parsed(candidates_in, (await self._read_page(proxy)).scripts)
+        page = await self._read_page(proxy)
+        self._bundle, candidates = page.urls, await parsed(candidates_in, page.scripts)
         if self._sighting is not None:
             knowledge = await parsed(knowledge_matching, candidates, self._sighting)
             if knowledge is not None:
@@ -196,6 +212,7 @@ class Learner:
         """After a sighting that what is known does not reproduce (awaited a while by the teacher)."""
         try:
             page = await self._read_page(self._proxy)
+            self._bundle = page.urls
             knowledge = await parsed(lambda: knowledge_matching(candidates_in(page.scripts), sighting))
         except TokenError as error:
             self._troubled(f"could not read the web player's scripts: {error}")
@@ -227,6 +244,7 @@ class Learner:
         if shared is not None and shared[1] > self._learned_at_ms:
             self._knowledge, self._learned_at_ms = shared
             self.trouble = None
+            self._keep(*shared)
             log.info("direct source: TOTP version %s, from another replica", shared[0].secret.version)
 
     def _learned(self, knowledge: Knowledge) -> None:
@@ -240,10 +258,26 @@ class Learner:
             knowledge.origin.value,
             proven,
         )
-        if self._notes is not None and knowledge.proven and knowledge.origin is not Origin.PINNED:
-            record = dump_knowledge(knowledge, self._learned_at_ms)
-            self._in_background(self._notes.write_note(NOTE, record))
+        if knowledge.proven and knowledge.origin is not Origin.PINNED:
+            self._keep(knowledge, self._learned_at_ms)
+            if self._notes is not None:
+                record = dump_knowledge(knowledge, self._learned_at_ms)
+                self._in_background(self._notes.write_note(NOTE, record))
         self.on_learned()
+
+    def _keep(self, knowledge: Knowledge, learned_at_ms: int) -> None:
+        """Proven knowledge, for the next start; with the scripts it came with (the bundle's name)."""
+        self._kept.save(LEARNED, {**knowledge_record(knowledge, learned_at_ms), "bundle": list(self._bundle)})
+
+    def _kept_knowledge(self) -> Knowledge | None:
+        """What a previous run proved: the first token after a restart needs neither page nor bundle."""
+        record = self._kept.load(LEARNED)
+        kept = knowledge_from(record, self._default.endpoint, Origin.KEPT)
+        if kept is None:
+            return None
+        self._bundle = bundle_from(record)
+        log.info("direct source: TOTP version %s, kept from before the restart", kept[0].secret.version)
+        return kept[0]
 
     def _troubled(self, why: str) -> None:
         """Said once, not at every browser attempt while it lasts."""

@@ -10,13 +10,14 @@ hands to the next source, and the learner relearns from the next sighting.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections import OrderedDict
 from email.utils import parsedate_to_datetime
 
 import orjson
 
 from spotify_tokener.core.accounts import ANONYMOUS, identity_of
-from spotify_tokener.core.ports import Notes
+from spotify_tokener.core.ports import NO_STATE, Notes, StateStore
 from spotify_tokener.domain.clock import Clock, wall_clock_ms
 from spotify_tokener.domain.errors import FetchTimeout, Rejected
 from spotify_tokener.domain.proxy import Proxy
@@ -31,6 +32,10 @@ from spotify_tokener.sources.direct.reader import WebPlayer, learning_budget
 from spotify_tokener.sources.user_agent import desktop_user_agent
 
 DEVICE_COOKIE = "sp_t"
+DEVICE = "device.json"
+"""The state folder's document of the anonymous device cookie (an account's is never kept)."""
+COOKIE_VALUE = re.compile(r"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]{1,256}")
+"""RFC 6265's cookie-octets, of a sensible length: what a kept device cookie must be."""
 API_CALL = {
     "Accept": "application/json",
     "Sec-Fetch-Dest": "empty",
@@ -51,8 +56,10 @@ class DirectSource:
         pinned: Secret | None = None,
         notes: Notes | None = None,
         clock: Clock = wall_clock_ms,
+        kept: StateStore = NO_STATE,
     ) -> None:
-        """``notes`` is where replicas share what they learned (Redis, through its coordinator)."""
+        """``notes`` is where replicas share what they learned (Redis, through its coordinator);
+        ``kept``, what this one learned and the anonymous device, across restarts."""
         self._settings = settings
         self._client = client
         self._clock = clock
@@ -70,8 +77,13 @@ class DirectSource:
             pinned=pinned,
             notes=notes,
             clock=clock,
+            kept=kept,
         )
+        self._kept = kept
         self._devices: OrderedDict[str, str] = OrderedDict()  # identity -> its sp_t
+        device = (kept.load(DEVICE) or {}).get(DEVICE_COOKIE)
+        if isinstance(device, str) and COOKIE_VALUE.fullmatch(device):
+            self._devices[ANONYMOUS] = device
         self._scripts = PageText((), [])  # the last build's, kept while the page names the same
         self._remembered = settings.remembered_identities
 
@@ -119,6 +131,8 @@ class DirectSource:
         page = await self.web.page(proxy, cookies)
         if page.cookies.get(DEVICE_COOKIE) and identity not in self._devices:
             self._devices[identity] = page.cookies[DEVICE_COOKIE]
+            if identity == ANONYMOUS:
+                self._kept.save(DEVICE, {DEVICE_COOKIE: page.cookies[DEVICE_COOKIE]})
             while len(self._devices) > self._remembered:
                 self._devices.popitem(last=False)
         return page

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import pytest
 
@@ -18,6 +19,8 @@ from spotify_tokener.sources.direct.knowledge import (
     Origin,
     PageText,
     dump_knowledge,
+    knowledge_from,
+    knowledge_record,
     load_knowledge,
 )
 from spotify_tokener.sources.direct.learner import NOTHING_ANYWHERE, NOTHING_LEARNED, Learner
@@ -223,3 +226,88 @@ async def test_the_unproven_tries_and_refusals_are_forgotten_after_the_window() 
     again = await learner.current(None)
     learner.accepted(again, clock.now_ms)
     assert learner.secret_proven is True
+
+
+class State:
+    """A state store in memory."""
+
+    def __init__(self, **documents: dict[str, Any]) -> None:
+        self.documents = {f"{name}.json": document for name, document in documents.items()}
+
+    def load(self, name: str) -> dict[str, Any] | None:
+        return self.documents.get(name)
+
+    def save(self, name: str, document: dict[str, Any]) -> None:
+        self.documents[name] = document
+
+
+def kept_learner(scripts: Scripts, state: State, notes: Notes | None = None) -> Learner:
+    return Learner(
+        scripts,
+        SHAPE,
+        unproven_tries=2,
+        tries_window_ms=WINDOW_MS,
+        pinned=None,
+        notes=notes,
+        clock=Clock(),
+        kept=state,
+    )
+
+
+async def test_what_was_proven_is_kept_with_its_bundle_and_used_after_a_restart_without_a_page() -> None:
+    state, scripts = State(), Scripts("nothing(here)")
+    learner = kept_learner(scripts, state)
+    await taught(learner, sighting())
+    await learner.teach_strings(sighting(), [SECRET.value])
+    assert "learned.json" not in state.documents  # likely only: not kept
+    likely = await learner.current(None)
+    learner.accepted(likely, NOW_MS + 30_000)
+    assert state.documents["learned.json"]["bundle"] == list(scripts.urls)
+    unread = Scripts()
+    restarted = kept_learner(unread, state)
+    knowledge = await restarted.current(None)
+    assert (knowledge.secret, knowledge.shape, knowledge.proven) == (SECRET, likely.shape, True)
+    assert (restarted.secret_origin, unread.reads) == ("state folder", 0)
+
+
+async def test_a_kept_secret_turned_down_is_learned_again_as_on_a_first_start() -> None:
+    stale = Knowledge(Secret("a-stale-secret", 60), SHAPE, Origin.PAGE, proven=True)
+    state, scripts = (
+        State(learned=knowledge_record(stale, NOW_MS)),
+        Scripts(f"x={{secret:{WRITTEN},version:61}}"),
+    )
+    learner = kept_learner(scripts, state)
+    kept = await learner.current(None)
+    learner.turned_down(kept, Rejected("Spotify answered the token request with HTTP 400"))
+    again = await learner.current(None)
+    assert (again.secret, again.origin, scripts.reads) == (SECRET, Origin.SCRIPTS, 1)
+
+
+async def test_another_replicas_knowledge_goes_before_what_was_kept() -> None:
+    notes = Notes()
+    theirs = Knowledge(Secret("their-secret-value", 62), SHAPE, Origin.PAGE, proven=True)
+    notes.notes[NOTE] = dump_knowledge(theirs, NOW_MS - 10 * WINDOW_MS)  # older than the kept one
+    state = State(learned=knowledge_record(Knowledge(SECRET, SHAPE, Origin.PAGE, True), NOW_MS))
+    learner = kept_learner(Scripts(), state, notes)
+    assert learner.secret_origin == "state folder"
+    assert (await learner.current(None)).secret == theirs.secret
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"secret": "x" * 1000},
+        {"secret": 61},
+        {"version": -1},
+        {"version": True},
+        {"learnedAtMs": "1"},
+        {"params": [["a", "fixed"]]},
+        {"params": [["a", "fixed", "b"]] * 40},
+        {"params": [["a", "fixed", "\x00"]]},
+        {"endpoint": "https://evil.example/api/token"},
+    ],
+)
+def test_kept_knowledge_is_read_as_warily_as_a_network_answer(change: dict[str, Any]) -> None:
+    record = {**knowledge_record(Knowledge(SECRET, SHAPE, Origin.PAGE, True), NOW_MS), **change}
+    assert knowledge_from(record, SHAPE.endpoint, Origin.KEPT) is None
+    assert kept_learner(Scripts(), State(learned=record)).secret_origin is None
