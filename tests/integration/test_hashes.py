@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -203,3 +204,16 @@ async def test_replicas_share_what_one_read_through_redis(
         body = await hashes(second, f"?stale={old}")
     assert body["operations"] == fake.state.pathfinder.operations()
     assert fake.count("page") == pages
+
+
+async def test_a_restart_reads_nothing_again_with_a_state_folder(
+    make_settings: SettingsMaker, fake: FakeSpotify, tmp_path: Path
+) -> None:
+    settings = direct(make_settings, state_dir=tmp_path)
+    async with running_server(settings) as running:
+        known = await hashes(running)
+    bundles, chunks = fake.count("bundle"), fake.count("chunk")
+    async with running_server(settings) as running:
+        again = await hashes(running)
+    assert again["operations"] == known["operations"] and again["updated_at"] == known["updated_at"]
+    assert (fake.count("bundle"), fake.count("chunk")) == (bundles, chunks)
