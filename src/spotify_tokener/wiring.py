@@ -36,6 +36,7 @@ from spotify_tokener.state import StateFolder
 
 if TYPE_CHECKING:
     from spotify_tokener.sources.direct.client import Client
+    from spotify_tokener.sources.direct.reader import WebPlayer
     from spotify_tokener.sources.direct.source import DirectSource
 
 Closing = Callable[[], Awaitable[None]]
@@ -107,19 +108,21 @@ def create_app(
 
 
 def _hash_keeper(
-    settings: Settings, sources: Sources, notes: Notes, kept: StateStore, reader: Learn | None
+    settings: Settings, sources: Sources, notes: Notes, kept: StateStore, learn: Learn | None
 ) -> HashKeeper:
-    """The hashes, read by the direct source's reader, or by one of their own made when first asked
-    for (curl_cffi is imported only then); a deploy the direct source's visits see is followed."""
+    """The hashes, read by the direct source's reader (with the browser alone, by one made at the
+    first need: curl_cffi is imported only then); the direct source's page visits show deploys."""
+    web = [sources.direct.web] if sources.direct else []
+    proxies = sources.proxies
 
-    async def learn(known: HashSet | None) -> HashSet:
-        nonlocal reader
-        if reader is None:
-            reader = _hash_reader(settings, sources)
-        return await reader(known)
+    async def read(known: HashSet | None) -> HashSet:
+        if not web:
+            web.append(_web_player(settings, sources.closers))
+        proxy = next(iter(proxies.order(ANONYMOUS)), None) if proxies else None
+        return await web[0].hashes(known, proxy, wall_clock_ms() // 1000)
 
     keeper = HashKeeper(
-        learn,
+        learn or read,
         notes=notes,
         state=kept,
         clock=wall_clock_ms,
@@ -136,21 +139,13 @@ async def _no_web_player(known: HashSet | None) -> HashSet:
     raise UpstreamError("this instance reads no web player")
 
 
-def _hash_reader(settings: Settings, sources: Sources) -> Learn:
-    from spotify_tokener.sources.direct.hashes import HashReader  # noqa: PLC0415
+def _web_player(settings: Settings, closers: list[Closing]) -> WebPlayer:
     from spotify_tokener.sources.direct.reader import WebPlayer  # noqa: PLC0415
 
-    if sources.direct is not None:
-        web = sources.direct.web
-    else:
-        client = _client(settings)
-        sources.closers.append(client.close)
-        web = WebPlayer(
-            client, settings.spotify_url, settings.user_agent or desktop_user_agent(client.chrome_version)
-        )
-    proxies = sources.proxies
-    return HashReader(
-        web, lambda: next(iter(proxies.order(ANONYMOUS)), None) if proxies else None, wall_clock_ms
+    client = _client(settings)
+    closers.append(client.close)
+    return WebPlayer(
+        client, settings.spotify_url, settings.user_agent or desktop_user_agent(client.chrome_version)
     )
 
 

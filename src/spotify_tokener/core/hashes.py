@@ -96,9 +96,9 @@ class HashKeeper:
     async def _relearn(self, stale: str | None) -> None:
         known = self.current
         try:
-            shared = load_hash_record(_json(await self._notes.read_note(NOTE)))
-            if shared is not None and _newer(shared, known, self._clock()) and not shared.serves(stale or ""):
-                await self._keep(shared, "replica", share=False)
+            shared = load_hash_record(await self._notes.read_note(NOTE))
+            if shared is not None and _newer(shared, known, self._clock()) and not shared.serves(stale):
+                await self._keep(shared, "replica")
                 return
             async with asyncio.timeout(LEARNING_TIMEOUT_S):
                 learned = await self._learn(known)
@@ -109,21 +109,16 @@ class HashKeeper:
         except Exception as error:  # a background task: nobody else would see it; only its type
             self._failed(UpstreamError(f"reading the hashes crashed ({type(error).__name__})"))
         else:
-            changed = known is None or learned.bundle != known.bundle
-            await self._keep(learned, "learned" if changed else "unchanged", share=True)
+            await self._keep(learned, "unchanged" if known and learned.bundle == known.bundle else "learned")
 
-    async def _keep(self, learned: HashSet, outcome: str, *, share: bool) -> None:
+    async def _keep(self, learned: HashSet, outcome: str) -> None:
         if outcome != "unchanged":
-            where = "web player" if share else "other replicas"
-            log.info(
-                "hashes: %d operations of %s, from the %s", len(learned.operations), learned.bundle, where
-            )
+            log.info("hashes: %d operations of %s (%s)", len(learned.operations), learned.bundle, outcome)
         self.current, self.last_error = learned, None
         self.relearns[outcome] += 1
-        record = hash_record(learned)
-        self._state.save(DOCUMENT, record)
-        if share:
-            await self._notes.write_note(NOTE, orjson.dumps(record))
+        self._state.save(DOCUMENT, hash_record(learned))
+        if outcome != "replica":
+            await self._notes.write_note(NOTE, orjson.dumps(hash_record(learned)))
 
     def _failed(self, error: TokenError) -> None:
         if self.last_error is None or str(error) != str(self.last_error):
@@ -133,18 +128,7 @@ class HashKeeper:
         self.relearns["failed"] += 1
 
 
-def _json(raw: bytes | None) -> object:
-    try:
-        return orjson.loads(raw) if raw else None
-    except orjson.JSONDecodeError:
-        return None
-
-
 def _newer(shared: HashSet, known: HashSet | None, now_ms: int) -> bool:
-    """Whether another replica read the page after this one did (and not in the future); within the
-    same second, if it saw another bundle."""
-    if shared.updated_at * 1000 > now_ms + 60_000:
-        return False
-    if known is None or shared.updated_at > known.updated_at:
-        return True
-    return shared.updated_at == known.updated_at and shared.bundle != known.bundle
+    """Whether another replica read the page since this one did (and not in the future)."""
+    fresh = shared.updated_at * 1000 <= now_ms + 60_000
+    return fresh and (known is None or (shared.updated_at >= known.updated_at and shared != known))

@@ -1,11 +1,11 @@
-"""What a client of the web player's own API needs besides a token, read from the player's text.
+"""What clients of the web player's own API (pathfinder) need besides a token, read from its text.
 
-Pathfinder takes *persisted queries*: an operation's name and the sha256 of its query, which only the
-web player's scripts carry, and which Spotify retires at its deploys. The main bundle holds some as
-``"getTrack","query","<64 hex>"``; the rest sit in webpack chunks that two maps in the bundle name (a
-chunk's id to its name, its id to its content hash). The page carries the app version clients send,
-as base64 JSON in ``<script id="appServerConfig">``. A set is one bundle's operations; its record is
-the API's answer, what replicas share and what is kept across restarts, read back like any input.
+Pathfinder takes an operation's name and the sha256 of its query, which only the player's scripts
+carry and which Spotify retires at its deploys: the main bundle holds some as
+``"getTrack","query","<64 hex>"``, webpack chunks the rest, named by two maps in the bundle (chunk id
+to name, chunk id to content hash). The page carries the app version, base64 JSON in
+``<script id="appServerConfig">``. A set's record is the API's answer, what replicas share and what
+a restart finds: read back like any input.
 """
 
 from __future__ import annotations
@@ -20,12 +20,10 @@ from urllib.parse import urljoin, urlsplit
 
 import orjson
 
-RECORD_VERSION = 1  # the shape's version, as the hosted hash workers write it
-MAX_CHUNKS = 400
-MAX_OPERATIONS = 5000
+MAX_CHUNKS, MAX_OPERATIONS = 400, 5000
 OPERATION = re.compile(r"[A-Za-z_$][\w$]{0,99}")
 SHA256 = re.compile(r"[0-9a-f]{64}")
-METADATA_TYPES = {
+METADATA_TYPES = {  # /api/metadata?type=, in the words of a fork of the original service
     "track": "getTrack",
     "album": "getAlbum",
     "playlist": "fetchPlaylist",
@@ -33,7 +31,6 @@ METADATA_TYPES = {
     "artistOverview": "queryArtistOverview",
     "trackRecommender": "internalLinkRecommenderTrack",
 }
-"""``/api/metadata?type=``'s words, as a fork of the original service named the operations."""
 _TRIPLE = re.compile(rf'"({OPERATION.pattern})"\s*,\s*"(?:query|mutation)"\s*,\s*"({SHA256.pattern})"')
 _BUNDLE = re.compile(r"web-player\.[0-9a-f]{4,}\.m?js")  # the main one: not vendor~ nor encore~
 _CONFIG = re.compile(r"""<script[^>]*\bid=["']?appServerConfig\b[^>]*>([A-Za-z0-9+/=\s]{1,65536})</script>""")
@@ -44,24 +41,26 @@ _HEX = re.compile(r"[0-9a-f]{6,}")
 
 @dataclass(frozen=True, slots=True)
 class HashSet:
-    """One bundle's operations; ``updated_at`` (epoch s) is when the page last showed that bundle."""
+    """One bundle's operations; ``updated_at`` (epoch s): when the page last named that bundle."""
 
     bundle: str
     app_version: str | None
     operations: Mapping[str, str]
     updated_at: int
 
-    def serves(self, sha256: str) -> bool:
+    def serves(self, sha256: str | None) -> bool:
         return sha256 in self.operations.values()
 
 
+def bundle_name(url: str) -> str:
+    return urlsplit(url).path.rsplit("/", 1)[-1]
+
+
 def bundle_url(scripts: Iterable[str]) -> str | None:
-    """The main bundle among the page's scripts."""
     return next((url for url in scripts if _BUNDLE.fullmatch(bundle_name(url))), None)
 
 
 def app_version(html: str) -> str | None:
-    """``clientVersion`` of the page's ``appServerConfig``, if it reads well."""
     found = _CONFIG.search(html)
     try:
         config = orjson.loads(base64.b64decode("".join(found[1].split()))) if found else None
@@ -72,8 +71,8 @@ def app_version(html: str) -> str | None:
 
 
 def chunk_urls(bundle: str, url: str) -> list[str]:
-    """The scripts the bundle's chunk maps name, beside it: a map whose values are all hexadecimal
-    gives the chunks' hashes (unless it builds a stylesheet's name), the other maps their names."""
+    """The chunks the bundle's maps name, beside it: a map of hexadecimal values gives hashes (unless
+    a stylesheet's name is built with it), the other maps give names."""
     hashes: list[dict[str, str]] = []
     names: dict[str, str] = {}
     for found in _MAP.finditer(bundle):
@@ -88,46 +87,43 @@ def chunk_urls(bundle: str, url: str) -> list[str]:
 
 def operations_in(scripts: Iterable[bytes]) -> dict[str, str]:
     """Every persisted query the scripts name, with its hash (a later script's wins)."""
-    found = (match for script in scripts for match in _TRIPLE.finditer(script.decode("utf-8", "replace")))
     operations: dict[str, str] = {}
-    for match in found:
-        operations[match[1]] = match[2]
-        if len(operations) >= MAX_OPERATIONS:
-            break
-    return operations
+    for script in scripts:
+        operations.update(_TRIPLE.findall(script.decode("utf-8", "replace")))
+    return dict(list(operations.items())[:MAX_OPERATIONS])
 
 
 def hash_record(served: HashSet) -> dict[str, Any]:
+    """In the shape the hosted hash workers use (``version`` 1), with the app version."""
+    at, operations = served.updated_at, dict(served.operations)
     return {
-        "version": RECORD_VERSION,
-        "updated_at": served.updated_at,
+        "version": 1,
+        "updated_at": at,
         "bundle": served.bundle,
         "appVersion": served.app_version,
-        "operations": dict(served.operations),
+        "operations": operations,
     }
 
 
 def load_hash_record(record: object) -> HashSet | None:
     """A record from Redis or the state folder, if every part of it is what this service writes."""
-    if not isinstance(record, dict) or record.get("version") != RECORD_VERSION:
+    try:
+        record = orjson.loads(record) if isinstance(record, bytes) else record
+    except orjson.JSONDecodeError:
         return None
-    bundle, version, at = record.get("bundle"), record.get("appVersion"), record.get("updated_at")
-    operations = record.get("operations")
-    if (
-        not isinstance(bundle, str)
-        or not _BUNDLE.fullmatch(bundle)
-        or not (version is None or (isinstance(version, str) and len(version) <= 100))
-        or not isinstance(at, int)
-        or isinstance(at, bool)
-        or not isinstance(operations, dict)
-        or not 0 < len(operations) <= MAX_OPERATIONS
+    if not isinstance(record, dict) or record.get("version") != 1:
+        return None
+    bundle, version, at, ops = (
+        record.get(key) for key in ("bundle", "appVersion", "updated_at", "operations")
+    )
+    if not (
+        isinstance(bundle, str)
+        and _BUNDLE.fullmatch(bundle)
+        and (version is None or (isinstance(version, str) and len(version) <= 100))
+        and type(at) is int
+        and isinstance(ops, dict)
+        and 0 < len(ops) <= MAX_OPERATIONS
+        and all(isinstance(d, str) and OPERATION.fullmatch(n) and SHA256.fullmatch(d) for n, d in ops.items())
     ):
         return None
-    for name, digest in operations.items():
-        if not OPERATION.fullmatch(name) or not isinstance(digest, str) or not SHA256.fullmatch(digest):
-            return None
-    return HashSet(bundle, version, operations, at)
-
-
-def bundle_name(url: str) -> str:
-    return urlsplit(url).path.rsplit("/", 1)[-1]
+    return HashSet(bundle, version, ops, at)

@@ -24,7 +24,7 @@ from spotify_tokener.core.service import TokenService
 from spotify_tokener.domain.backoff import Backoff
 from spotify_tokener.domain.clock import wall_clock_ms
 from spotify_tokener.domain.errors import TokenError
-from spotify_tokener.domain.hashes import METADATA_TYPES, OPERATION, SHA256, HashSet
+from spotify_tokener.domain.hashes import METADATA_TYPES, OPERATION, SHA256, hash_record
 from spotify_tokener.domain.token import kind_of
 from spotify_tokener.http import openapi
 from spotify_tokener.http.auth import ApiKeys, presented_key
@@ -45,13 +45,7 @@ from spotify_tokener.http.router import (
     error_response,
     json_response,
 )
-from spotify_tokener.http.schemas import (
-    FailureBody,
-    HashesBody,
-    MetadataBody,
-    StatusBody,
-    ValidationErrorBody,
-)
+from spotify_tokener.http.schemas import FailureBody, MetadataBody, StatusBody, ValidationErrorBody
 from spotify_tokener.http.sources import LearnerInfo, direct_fields, source_fields
 from spotify_tokener.settings import Settings
 
@@ -215,47 +209,37 @@ class App:
         return json_response(200, body, NO_STORE)
 
     async def hashes(self, request: Request) -> Response:
-        """Every operation's hash; ``stale``: a hash Spotify refused, relearned at once if served."""
+        """Every operation's hash; ``stale``: a hash Spotify refused, read again at once if served."""
         try:
-            stale = parse_one(request.query_string, "stale", SHA256)
-        except InvalidParameter as error:
-            return _invalid(error)
-        return await self._with_hashes(self._hashes_body, stale)
+            served = await self._hashes.get(parse_one(request.query_string, "stale", SHA256))
+        except (InvalidParameter, TokenError) as error:
+            return _refusal(error, self._backoff)
+        failed = self._hashes.last_error
+        age = max(0, wall_clock_ms() // 1000 - served.updated_at)
+        body = {**hash_record(served), "age": age, "lastError": str(failed) if failed else None}
+        return json_response(200, body, NO_STORE)
 
     async def metadata(self, request: Request) -> Response:
         """One operation's hash, by the fork's ``type`` word or by its ``operation`` name."""
+        query = request.query_string
         try:
-            operation = parse_one(request.query_string, "operation", OPERATION)
-            kind = parse_one(request.query_string, "type", OPERATION)
-        except InvalidParameter as error:
-            return _invalid(error)
-        name = operation or METADATA_TYPES.get(kind or "")
-        if name is None:
+            kind = parse_one(query, "type", OPERATION)
+            name = parse_one(query, "operation", OPERATION) or METADATA_TYPES.get(kind or "")
+            served = await self._hashes.get() if name else None
+        except (InvalidParameter, TokenError) as error:
+            return _refusal(error, self._backoff)
+        if served is None or name is None or name not in served.operations:
             return error_response(
-                404, f"no such type: give type (one of {', '.join(METADATA_TYPES)}) or operation"
+                404, f"no such operation: give type ({', '.join(METADATA_TYPES)}) or operation"
             )
-        return await self._with_hashes(partial(_metadata_body, name))
-
-    async def _with_hashes(
-        self, answer: Callable[[HashSet], Response | None], stale: str | None = None
-    ) -> Response:
-        """``answer`` for the set to serve; the last failure when there is none."""
-        try:
-            served = await self._hashes.get(stale)
-        except TokenError as error:
-            return _failure(error, self._backoff)
-        return answer(served) or error_response(404, "the web player's scripts name no such operation")
-
-    def _hashes_body(self, served: HashSet) -> Response:
-        error = self._hashes.last_error
-        body: HashesBody = {
-            "version": 1,
-            "updated_at": served.updated_at,
+        body: MetadataBody = {
+            "success": True,
+            "operationName": name,
+            "hash": served.operations[name],
+            "spotifyAppVersion": served.app_version,
             "bundle": served.bundle,
-            "appVersion": served.app_version,
-            "operations": dict(served.operations),
-            "age": max(0, wall_clock_ms() // 1000 - served.updated_at),
-            "lastError": str(error) if error is not None else None,
+            "updated_at": served.updated_at,
+            "timestamp": wall_clock_ms(),
         }
         return json_response(200, body, NO_STORE)
 
@@ -282,20 +266,8 @@ class App:
         return Response(200, headers=headers, file=str(openapi.SWAGGER_ASSETS / name))
 
 
-def _metadata_body(name: str, served: HashSet) -> Response | None:
-    digest = served.operations.get(name)
-    if digest is None:
-        return None
-    body: MetadataBody = {
-        "success": True,
-        "operationName": name,
-        "hash": digest,
-        "spotifyAppVersion": served.app_version,
-        "bundle": served.bundle,
-        "updated_at": served.updated_at,
-        "timestamp": wall_clock_ms(),
-    }
-    return json_response(200, body, NO_STORE)
+def _refusal(error: InvalidParameter | TokenError, backoff: Backoff) -> Response:
+    return _invalid(error) if isinstance(error, InvalidParameter) else _failure(error, backoff)
 
 
 def _invalid(error: InvalidParameter) -> Response:

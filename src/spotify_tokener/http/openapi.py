@@ -185,18 +185,17 @@ def token_status(api_keys: bool) -> dict[str, Any]:
     }
 
 
+def _hash_operation(
+    summary: str, parameters: list[Any], ok: dict[str, Any], api_keys: bool
+) -> dict[str, Any]:
+    failed = _answer("No hashes read yet: the last reading's failure", "FailureBody", headers=_RETRY_AFTER)
+    bad = _answer("A bad parameter", "ValidationErrorBody")
+    statuses = {"400": bad, **_key_refused(api_keys), "502": failed, "503": failed, "504": failed}
+    return {"summary": summary, "parameters": parameters, "responses": {**ok, **statuses}}
+
+
 def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
-
-
-def _hash_failures(api_keys: bool) -> dict[str, Any]:
-    """When no set of hashes was ever read: the last reading's failure."""
-    unread = "No hashes read yet, and the last reading failed"
-    return {
-        "400": _answer("A bad parameter", "ValidationErrorBody"),
-        **_key_refused(api_keys),
-        **{status: _answer(unread, "FailureBody", headers=_RETRY_AFTER) for status in ("502", "503", "504")},
-    }
+    return {"name": name, "in": "query", "description": description, "schema": schema}
 
 
 def hashes(api_keys: bool) -> dict[str, Any]:
@@ -206,31 +205,25 @@ def hashes(api_keys: bool) -> dict[str, Any]:
         "answering (at most once per TOKENER_HASHES_MIN_INTERVAL, whoever reports).",
         {"type": "string", "pattern": f"^{SHA256.pattern}$"},
     )
-    return {
-        "summary": "The persisted-query hashes of the web player's current bundle, and its app version",
-        "parameters": [stale],
-        "responses": {
-            "200": _answer("Every operation; the last set known while reading fails", "HashesBody"),
-            **_hash_failures(api_keys),
-        },
-    }
+    ok = {"200": _answer("Every operation; the last set known while reading fails", "HashesBody")}
+    return _hash_operation("The web player's persisted-query hashes and app version", [stale], ok, api_keys)
 
 
 def metadata(api_keys: bool) -> dict[str, Any]:
     words = ", ".join(f"{word} ({name})" for word, name in METADATA_TYPES.items())
-    name = {"type": "string", "pattern": f"^{OPERATION.pattern}$"}
-    return {
-        "summary": "One operation's hash and the app version; give type or operation",
-        "parameters": [
-            _query("type", f"One of: {words}", {"type": "string", "enum": list(METADATA_TYPES)}),
-            _query("operation", "Any operation's name (wins over type)", name),
-        ],
-        "responses": {
-            "200": _answer("The operation's hash", "MetadataBody"),
-            "404": _answer("No type or an unknown one, or an operation the scripts do not name", "ErrorBody"),
-            **_hash_failures(api_keys),
-        },
+    parameters = [
+        _query("type", f"One of: {words}", {"type": "string", "enum": list(METADATA_TYPES)}),
+        _query(
+            "operation",
+            "Any operation's name (wins over type)",
+            {"type": "string", "pattern": f"^{OPERATION.pattern}$"},
+        ),
+    ]
+    ok = {
+        "200": _answer("The operation's hash", "MetadataBody"),
+        "404": _answer("No type or an unknown one, or an operation the scripts do not name", "ErrorBody"),
     }
+    return _hash_operation("One operation's hash and the app version", parameters, ok, api_keys)
 
 
 def health(api_keys: bool) -> dict[str, Any]:

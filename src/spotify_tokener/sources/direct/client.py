@@ -85,7 +85,7 @@ class Client:
         Through a proxy, connecting (the proxy's handshake, its tunnel, TLS) has a shorter limit of its
         own, so a proxy that never answers leaves the rest of the attempt to the next one."""
         session = self._session_now()
-        capped = _Capped(limit, budget)
+        capped = _Capped(limit, budget or Budget(limit))
         try:
             response = await session.get(
                 url,
@@ -103,10 +103,7 @@ class Client:
             raise FetchTimeout.after(self._timeout_s) from None
         except CurlError as error:
             if capped.over:
-                cut = len(capped.body)
-                raise UpstreamError(
-                    f"Spotify's answer was cut off at {cut} bytes: more than is read"
-                ) from None
+                raise UpstreamError(f"Spotify's answer was cut off at {len(capped.body)} bytes") from None
             where = f" through {proxy.label}" if proxy is not None else ""
             cause = _curl_cause(error.code)
             raise PageUnreachable(f"Spotify could not be reached{where} ({cause})") from None
@@ -153,16 +150,13 @@ class Client:
 class _Capped:
     """A body read as it comes (curl's write callback, on the event loop's thread), up to a limit."""
 
-    def __init__(self, limit: int, budget: Budget | None) -> None:
-        self.limit, self.budget = limit, budget
-        self.body = bytearray()
-        self.over = False
+    def __init__(self, limit: int, budget: Budget) -> None:
+        self.limit, self.budget, self.body, self.over = limit, budget, bytearray(), False
 
     def take(self, chunk: bytes) -> int:
         self.body += chunk
-        if self.budget is not None:
-            self.budget.left -= len(chunk)
-        self.over = len(self.body) > self.limit or (self.budget is not None and self.budget.left < 0)
+        self.budget.left -= len(chunk)
+        self.over = len(self.body) > self.limit or self.budget.left < 0
         return CURL_WRITEFUNC_ERROR if self.over else len(chunk)
 
 

@@ -1,9 +1,10 @@
-"""The one reader of the web player's page and scripts, for the secret's learning and for the hashes.
+"""The one reader of the web player's page and scripts, for the secret's learning and the hashes.
 
 Whoever answers in Spotify's place may send bodies of any size, and text built to be slow to parse.
 Every body is cut off as it streams (the page at 2 MB, a script at 10 MB, one learning's scripts at
-32 MB in all), and every parse of what was read runs in one worker thread: neither memory nor the
-event loop that serves cached tokens is at the upstream's mercy, and two learnings never parse at once.
+32 MB in all), and every parse runs in one worker thread: neither memory nor the event loop that
+serves cached tokens is at the upstream's mercy. The hashes: the page, its bundle, then the chunks
+the bundle names, one after the other.
 """
 
 from __future__ import annotations
@@ -11,12 +12,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any, TypeVar
 
+from spotify_tokener.domain.errors import UpstreamError, refusal
+from spotify_tokener.domain.hashes import HashSet, bundle_name, bundle_url, chunk_urls, operations_in
 from spotify_tokener.domain.proxy import Proxy
-from spotify_tokener.sources.direct.client import ANSWER_MAX, Budget, Client, Reply
+from spotify_tokener.domain.token import HTTP_OK
+from spotify_tokener.sources.direct.client import Budget, Client, Reply
 from spotify_tokener.sources.direct.knowledge import Page, parse_page
 
+HTTP_NOT_FOUND = 404
 SCRIPT_MAX = 10 << 20
 LEARNING_MAX = 32 << 20
 SCRIPT = {
@@ -36,24 +42,16 @@ async def parsed(work: Callable[..., T], *args: Any) -> T:
     return await asyncio.get_running_loop().run_in_executor(_PARSER, work, *args)
 
 
-def learning_budget() -> Budget:
-    return Budget(LEARNING_MAX)
-
-
 class WebPlayer:
     """The page as a navigation asks for it, its scripts as script tags load them."""
 
     def __init__(self, client: Client, page_url: str, user_agent: str) -> None:
-        self.client = client
-        self.page_url = page_url
-        self.user_agent = user_agent
+        self.client, self.page_url, self.user_agent = client, page_url, user_agent
         self.on_page: Callable[[Page], None] = lambda page: None  # every visit, whatever its reason
 
     async def page(self, proxy: Proxy | None, cookies: Mapping[str, str] | None = None) -> Page:
         headers = {"User-Agent": self.user_agent}  # a navigation: the impersonated browser's own
-        reply = await self.client.get(
-            self.page_url, cookies=cookies or {}, headers=headers, proxy=proxy, limit=ANSWER_MAX
-        )
+        reply = await self.client.get(self.page_url, cookies=cookies or {}, headers=headers, proxy=proxy)
         page = await parsed(parse_page, reply, self.page_url)
         self.on_page(page)
         return page
@@ -66,3 +64,27 @@ class WebPlayer:
     def headers(self, kind: Mapping[str, str]) -> dict[str, str]:
         """What the page's own request of this kind carries, besides the impersonated browser's."""
         return {"User-Agent": self.user_agent, "Referer": self.page_url, **kind}
+
+    async def hashes(self, known: HashSet | None, proxy: Proxy | None, now_s: int) -> HashSet:
+        """The set the page shows now: ``known`` again, dated now, while it names the same bundle."""
+        page = await self.page(proxy)
+        url = bundle_url(page.scripts)
+        if url is None:
+            raise UpstreamError("the web player page names no web-player bundle")
+        if known is not None and known.bundle == bundle_name(url):
+            return replace(known, app_version=page.app_version or known.app_version, updated_at=now_s)
+        budget = Budget(LEARNING_MAX)
+        main = await self.script(url, proxy, budget)
+        if main.status != HTTP_OK:
+            raise refusal(main.status, "the web player's bundle")
+        scripts = [main.body]
+        for chunk in await parsed(lambda: chunk_urls(main.body.decode("utf-8", "replace"), url)):
+            reply = await self.script(chunk, proxy, budget)
+            if reply.status == HTTP_OK:
+                scripts.append(reply.body)
+            elif reply.status != HTTP_NOT_FOUND:  # not there: a map read wrong, holding nothing
+                raise refusal(reply.status, "a script of the web player")
+        operations = await parsed(operations_in, scripts)
+        if not operations:
+            raise UpstreamError("no persisted-query hash found in the web player's scripts")
+        return HashSet(bundle_name(url), page.app_version, operations, now_s)

@@ -25,10 +25,10 @@ from spotify_tokener.domain.request_shape import default_shape
 from spotify_tokener.domain.token import HTTP_OK, SP_DC, Token, parse_token_response
 from spotify_tokener.domain.totp import Secret
 from spotify_tokener.settings import Settings
-from spotify_tokener.sources.direct.client import Client
+from spotify_tokener.sources.direct.client import Budget, Client
 from spotify_tokener.sources.direct.knowledge import Page, PageText
 from spotify_tokener.sources.direct.learner import Learner
-from spotify_tokener.sources.direct.reader import WebPlayer, learning_budget
+from spotify_tokener.sources.direct.reader import LEARNING_MAX, WebPlayer
 from spotify_tokener.sources.user_agent import desktop_user_agent
 
 DEVICE_COOKIE = "sp_t"
@@ -142,7 +142,7 @@ class DirectSource:
         page = await self._visit(ANONYMOUS, {}, proxy)
         if page.scripts == self._scripts.urls:  # a build's scripts never change under their URLs
             return self._scripts
-        budget = learning_budget()
+        budget = Budget(LEARNING_MAX)
         replies = [await self.web.script(url, proxy, budget) for url in page.scripts]
         text = PageText(page.scripts, [reply.body for reply in replies if reply.status == HTTP_OK])
         if len(text.scripts) == len(page.scripts):  # kept only whole: a failed load is tried again
