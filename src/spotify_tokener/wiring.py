@@ -4,12 +4,12 @@ every layer (sources, replicas, core, HTTP, metrics) and connects them through t
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
 
-from spotify_tokener.core.accounts import ANONYMOUS
 from spotify_tokener.core.chain import NamedSource, SourceChain
 from spotify_tokener.core.hashes import HashKeeper, Learn
 from spotify_tokener.core.ports import (
@@ -22,10 +22,11 @@ from spotify_tokener.core.ports import (
     TokenSource,
 )
 from spotify_tokener.core.proxies import ProxyPool, ThroughProxies
-from spotify_tokener.core.service import TokenService
+from spotify_tokener.core.service import CoreConfig, TokenService
 from spotify_tokener.domain.clock import wall_clock_ms
 from spotify_tokener.domain.errors import UpstreamError
 from spotify_tokener.domain.hashes import HashSet
+from spotify_tokener.domain.token import ANONYMOUS
 from spotify_tokener.http.app import App
 from spotify_tokener.metrics import FetchMetrics, Metrics
 from spotify_tokener.settings import Settings
@@ -87,7 +88,7 @@ def create_app(
     # With Redis, the token replicas share is Redis's (it outlives a restart): the folder keeps none.
     kept_token = NO_STATE if settings.redis_url.get_secret_value() else kept
     service = TokenService(
-        sources.chain, settings, coordinator=store, observer=metrics.fetches, kept=kept_token
+        sources.chain, core_config(settings), coordinator=store, observer=metrics.fetches, kept=kept_token
     )
     if source is not None and hashes is None:
         hashes = _no_web_player
@@ -146,6 +147,12 @@ def _web_player(settings: Settings, closers: list[Closing]) -> WebPlayer:
     closers.append(client.close)
     return WebPlayer(
         client, settings.spotify_url, settings.user_agent or desktop_user_agent(client.chrome_version)
+    )
+
+
+def core_config(settings: Settings) -> CoreConfig:
+    return CoreConfig(
+        **{field.name: getattr(settings, field.name) for field in dataclasses.fields(CoreConfig)}
     )
 
 

@@ -19,7 +19,7 @@ from spotify_tokener.core.ports import OUTCOME_OK, SourceObserver, TokenSource
 from spotify_tokener.core.standing import Standing
 from spotify_tokener.domain.backoff import Backoff
 from spotify_tokener.domain.clock import Clock
-from spotify_tokener.domain.errors import CookieRejected, InternalError, TokenError
+from spotify_tokener.domain.errors import CookieRejected, InternalError, TokenError, failure_of
 from spotify_tokener.domain.token import Kind, Token, kind_of
 
 log = logging.getLogger(__name__)
@@ -73,17 +73,13 @@ class SourceChain:
         state = self._states[named.name]
         try:
             token = await named.source.attempt(sp_dc)
-        except TokenError as error:
-            self._observer.source_ended(named.name, kind, error.outcome)
-            if not error.blames_source:
-                self._failed(state, error)
+        except Exception as error:  # a bug in one source must not cost the client its token either
+            failure = error if isinstance(error, TokenError) else self._crashed(named.name, error)
+            self._observer.source_ended(named.name, kind, failure.outcome)
+            if not failure_of(failure).next_source:
+                self._failed(state, failure)
                 raise
-            self._cool_down(state, error)
-            return None
-        except Exception as error:  # a bug in one source must not cost the client its token
-            self._observer.source_ended(named.name, kind, InternalError.outcome)
-            log.error("token source %s crashed: %s", named.name, type(error).__name__)
-            self._cool_down(state, InternalError(f"the {named.name} source crashed"))
+            self._cool_down(state, failure)
             return None
         if sp_dc and token.is_anonymous:
             # A dead cookie, or a call this source got wrong for accounts: only the last can say.
@@ -107,6 +103,11 @@ class SourceChain:
         state.last_success_ms = self._clock()
         self._observer.source_ended(name, kind, OUTCOME_OK)
         return dataclasses.replace(token, source=name)
+
+    @staticmethod
+    def _crashed(name: str, error: Exception) -> InternalError:
+        log.error("token source %s crashed: %s", name, type(error).__name__)
+        return InternalError(f"the {name} source crashed")
 
     def _failed(self, state: SourceState, error: TokenError) -> None:
         state.last_error, state.last_failure_ms = str(error), self._clock()

@@ -16,13 +16,12 @@ from email.utils import parsedate_to_datetime
 
 import orjson
 
-from spotify_tokener.core.accounts import ANONYMOUS, identity_of
 from spotify_tokener.core.ports import NO_STATE, Notes, StateStore
 from spotify_tokener.domain.clock import Clock, wall_clock_ms
 from spotify_tokener.domain.errors import FetchTimeout, Rejected
 from spotify_tokener.domain.proxy import Proxy
 from spotify_tokener.domain.request_shape import default_shape
-from spotify_tokener.domain.token import HTTP_OK, SP_DC, Token, parse_token_response
+from spotify_tokener.domain.token import ANONYMOUS, HTTP_OK, SP_DC, Token, identity_of, parse_token_response
 from spotify_tokener.domain.totp import Secret
 from spotify_tokener.settings import Settings
 from spotify_tokener.sources.direct.client import Budget, Client
