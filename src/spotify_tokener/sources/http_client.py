@@ -1,4 +1,5 @@
-"""HTTPS to Spotify without a browser, with a browser's TLS and HTTP/2 fingerprint (curl_cffi).
+"""HTTPS to Spotify without a browser, with a browser's TLS and HTTP/2 fingerprint (curl_cffi), for
+every source that needs none (direct, embed).
 
 Python's own TLS handshake tells a firewall at once that no browser is calling; curl_cffi's
 impersonation presents Chrome's. Cookies are the caller's alone: the session keeps no jar, so no
@@ -103,7 +104,7 @@ class Client:
             raise FetchTimeout.after(self._timeout_s) from None
         except CurlError as error:
             if capped.over:
-                raise UpstreamError(f"Spotify's answer was cut off at {len(capped.body)} bytes") from None
+                raise UpstreamError(f"Spotify's answer is longer than {capped.limit} bytes") from None
             where = f" through {proxy.label}" if proxy is not None else ""
             cause = _curl_cause(error.code)
             raise PageUnreachable(f"Spotify could not be reached{where} ({cause})") from None
@@ -156,7 +157,8 @@ class _Capped:
     def take(self, chunk: bytes) -> int:
         self.body += chunk
         self.budget.left -= len(chunk)
-        self.over = len(self.body) > self.limit or self.budget.left < 0
+        self.limit = min(self.limit, len(self.body) + self.budget.left)  # what this one may still take
+        self.over = len(self.body) > self.limit
         return CURL_WRITEFUNC_ERROR if self.over else len(chunk)
 
 
