@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import trustme
 
+from spotify_tokener.domain.egress import tunnel_refused
 from spotify_tokener.settings import Settings
 from tests.conftest import Running, Serve, free_port, running_server, status_of
 from tests.fake_spotify import FakeSpotify
@@ -177,7 +178,9 @@ async def test_a_refused_password_is_named_and_never_shown(
         status = await status_of(running)
         health = (await running.client.get("/health")).json()
     assert response.status_code == 502
-    assert response.json()["error"] == f"the proxy {proxy.label} refused the connection" + REFUSED_DETAIL
+    # tinyproxy answers a wrong password with 401, not 407
+    why = tunnel_refused(401) if proxy.scheme != "socks5" else "refused the connection" + REFUSED_DETAIL
+    assert response.json()["error"] == f"the proxy {proxy.label} {why}"
     assert exit_named(status, proxy)["lastError"] == response.json()["error"]
     assert health["exits"] == {"total": 1, "usable": 0, "allBenched": True}
     assert fake.token_requests == 0

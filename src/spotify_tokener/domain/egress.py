@@ -57,6 +57,11 @@ ConnectTo = dict[Endpoint, Endpoint]
 """Where each overridden host:port is really reached (curl's ``--connect-to``)."""
 
 
+def tunnel_refused(status: int) -> str:
+    """Why a proxy refused a tunnel, as read after its label."""
+    return f"refused the connection (HTTP {status}: its rules, or the host unreachable from it)"
+
+
 def parse_proxies(text: str) -> tuple[Proxy, ...]:
     """Comma-separated proxy URLs, in the order they are preferred; empty means none."""
     proxies = tuple(parse_proxy(part.strip()) for part in text.split(",") if part.strip())

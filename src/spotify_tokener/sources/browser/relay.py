@@ -3,15 +3,16 @@
 Chromium cannot give a SOCKS5 proxy a password, and through any proxy it names the host it wants,
 so ``TOKENER_CONNECT_TO`` could not reach past one. So Chromium never sees the operator's proxies:
 a context leaves through a relay on 127.0.0.1 that speaks password-less SOCKS5 to Chromium and opens
-each connection through the real proxy (http, https or socks5, with its credentials; python-socks),
-to the host asked after the connect-to override. It opens connections to Spotify's hosts and ports
-only, named strictly, so another process on this machine cannot borrow the proxy for anything else.
-TLS stays end to end between Chromium and Spotify: what Spotify sees is still Chromium.
+each connection through the real proxy (http or https: its own CONNECT; socks5: python-socks), with
+its credentials, to the host asked after the connect-to override. It opens connections to Spotify's
+hosts and ports only, named strictly, so another process on this machine cannot borrow the proxy for
+anything else. TLS stays end to end between Chromium and Spotify: what Spotify sees is still Chromium.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import ipaddress
 import logging
@@ -25,7 +26,7 @@ from urllib.parse import urlsplit
 from python_socks import ProxyConnectionError, ProxyError, ProxyTimeoutError, ProxyType
 from python_socks.async_.asyncio.v2 import Proxy as Upstream
 
-from spotify_tokener.domain.egress import DEFAULT_PORTS, HOSTNAME, ConnectTo, Endpoint, Proxy
+from spotify_tokener.domain.egress import DEFAULT_PORTS, HOSTNAME, ConnectTo, Endpoint, Proxy, tunnel_refused
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +37,16 @@ IPV4, DOMAIN, IPV6 = 0x01, 0x03, 0x04
 SUCCEEDED, FAILED, NOT_ALLOWED, UNSUPPORTED_COMMAND = 0x00, 0x01, 0x02, 0x07
 CHUNK = 64 * 1024
 HTTPS_PORT = 443
-UPSTREAM_TYPES = {"http": ProxyType.HTTP, "https": ProxyType.HTTP, "socks5": ProxyType.SOCKS5}
+REPLY_HEAD_CAP = 16 * 1024  # a CONNECT reply's status line and headers; a longer one is no proxy's
+NOT_HTTP = "did not answer its CONNECT like an HTTP proxy"
 
 
 class HandshakeError(Exception):
     """The client did not speak the SOCKS5 we answer (a CONNECT without authentication)."""
+
+
+class TunnelRefused(Exception):
+    """An HTTP proxy did not open the tunnel; the message says why in our words, never its body."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,14 +72,18 @@ class Relay:
         ``connect_timeout_s`` bounds reaching the destination through the proxy, so a proxy that
         drops connections silently leaves the attempt time to try the next one."""
         self.proxy = proxy
-        self._upstream = Upstream(
-            UPSTREAM_TYPES[proxy.scheme],
-            proxy.host,
-            proxy.port,
-            proxy.username or None,
-            proxy.password or None,
-            rdns=True,  # the proxy resolves Spotify's names, as a browser behind it would have it do
-            proxy_ssl=tls if proxy.scheme == "https" else None,
+        self._tls = tls if proxy.scheme == "https" else None
+        self._socks = (
+            Upstream(
+                ProxyType.SOCKS5,
+                proxy.host,
+                proxy.port,
+                proxy.username or None,
+                proxy.password or None,
+                rdns=True,  # the proxy resolves Spotify's names, as a browser behind it would have it do
+            )
+            if proxy.scheme == "socks5"
+            else None
         )
         self._connect_to = connect_to
         self._allowed = allowed
@@ -128,26 +138,35 @@ class Relay:
         if not self._allowed(wanted):
             await reply(writer, NOT_ALLOWED)
             return
-        target = self._connect_to.get(wanted, wanted)
         try:
-            stream = await self._upstream.connect(target.host, target.port, timeout=self._connect_timeout_s)
-        except (ProxyConnectionError, ProxyTimeoutError, ProxyError, ssl.SSLError, OSError) as error:
+            async with asyncio.timeout(self._connect_timeout_s):
+                far_reader, far_writer = await self._open(self._connect_to.get(wanted, wanted))
+        except (ProxyConnectionError, ProxyTimeoutError, ProxyError, TunnelRefused, OSError) as error:
             self._note_failure(error)
             await reply(writer, FAILED)
             return
         self._logged = None
-        self._writers.add(stream.writer)
+        self._writers.add(far_writer)
         try:
             await reply(writer, SUCCEEDED)
-            await _pipe_both_ways(reader, writer, stream.reader, stream.writer, self._connect_timeout_s)
+            await _pipe_both_ways(reader, writer, far_reader, far_writer, self._connect_timeout_s)
         finally:
-            self._writers.discard(stream.writer)
-            stream.writer.close()
+            self._writers.discard(far_writer)
+            far_writer.close()
+
+    async def _open(self, target: Endpoint) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A connection to ``target`` through the proxy: a SOCKS5 one's, or an HTTP CONNECT tunnel."""
+        if self._socks is not None:
+            stream = await self._socks.connect(target.host, target.port)
+            return stream.reader, stream.writer
+        return await http_tunnel(self.proxy, target, self._tls)
 
     def _note_failure(self, error: Exception) -> None:
         """Why the proxy let us down, in our words: a library's message could quote what it was sent."""
         if isinstance(error, ProxyTimeoutError | TimeoutError):
             why = "did not answer in time"
+        elif isinstance(error, TunnelRefused):
+            why = str(error)
         elif isinstance(error, ProxyError):
             why = "refused the connection (its credentials, its rules, or the host unreachable from it)"
         elif isinstance(error, ssl.SSLError):
@@ -158,6 +177,48 @@ class Relay:
             log.warning("proxy %s %s", self.proxy.label, why)
             self._logged = why
         self._last_failure = Failure(why, time.monotonic())
+
+
+async def http_tunnel(
+    proxy: Proxy, target: Endpoint, tls: ssl.SSLContext | None
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A CONNECT tunnel through an HTTP(S) proxy. Its reply is read up to the blank line however
+    many pieces it comes in (python-socks parses one read, so a reply in two broke TLS and benched a
+    good proxy), and what follows the blank line stays in the reader: the tunnel's first bytes."""
+    server_hostname = proxy.host if tls is not None else None
+    reader, writer = await asyncio.open_connection(
+        proxy.host, proxy.port, ssl=tls, server_hostname=server_hostname, limit=REPLY_HEAD_CAP
+    )
+    try:
+        writer.write(_connect_request(proxy, target))
+        try:
+            status = _reply_status(await reader.readuntil(b"\r\n\r\n"))
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            raise TunnelRefused(NOT_HTTP) from None
+        if not 200 <= status < 300:
+            raise TunnelRefused(tunnel_refused(status))
+    except BaseException:
+        writer.close()
+        raise
+    return reader, writer
+
+
+def _connect_request(proxy: Proxy, target: Endpoint) -> bytes:
+    authority = f"[{target.host}]:{target.port}" if ":" in target.host else str(target)
+    lines = [f"CONNECT {authority} HTTP/1.1", f"Host: {authority}"]
+    if proxy.username:
+        basic = base64.b64encode(f"{proxy.username}:{proxy.password}".encode("latin-1")).decode()
+        lines.append(f"Proxy-Authorization: Basic {basic}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def _reply_status(head: bytes) -> int:
+    """The status of ``HTTP/1.x NNN reason``; anything else is no HTTP proxy's reply."""
+    version, _, rest = head.partition(b" ")
+    code = rest[:3]
+    if not version.startswith(b"HTTP/1.") or not code.isdigit() or rest[3:4] not in (b" ", b"\r"):
+        raise TunnelRefused(NOT_HTTP)
+    return int(code)
 
 
 async def read_connect_request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Endpoint:
