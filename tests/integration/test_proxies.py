@@ -4,12 +4,14 @@ the fake Spotify: which proxy carried a call is the fake's word (each proxy leav
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 import trustme
 
@@ -270,3 +272,26 @@ async def test_the_direct_source_names_a_proxy_that_refuses_its_password_and_nev
     assert fake.token_requests == 0
     for secret in (wrong, PASSWORD):
         assert secret not in shown + caplog.text + answer.text
+
+
+def listening_ports() -> set[int]:
+    return {c.laddr.port for c in psutil.Process().net_connections("tcp") if c.status == psutil.CONN_LISTEN}
+
+
+async def test_the_relay_closes_with_the_idle_browser(
+    fake: FakeSpotify, tinyproxy: Tinyproxy, make_settings: SettingsMaker
+) -> None:
+    """Any local process can reach a relay: it listens only while the browser that needs it runs."""
+    before = listening_ports()
+    settings = make_settings(sources="browser", proxy=tinyproxy.url(), browser_idle=0.5)
+    async with running_server(settings) as running:
+        await refreshed(running)
+        relays = listening_ports() - before - {settings.port}
+        assert len(relays) == 1
+        async with asyncio.timeout(15):  # the browser closes after 0.5 s idle, the relay with it
+            while relays & listening_ports():  # noqa: ASYNC110 - polls the process's sockets
+                await asyncio.sleep(0.05)
+        assert (await running.client.get("/health")).json()["browser"]["running"] is False
+        assert fake.token_calls_from(HTTP_EXIT) >= 1  # the relay was the way out
+        await refreshed(running)  # and it listens again for the next browser
+        assert fake.token_calls_from(HTTP_EXIT) >= 2

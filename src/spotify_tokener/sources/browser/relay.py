@@ -37,6 +37,8 @@ IPV4, DOMAIN, IPV6 = 0x01, 0x03, 0x04
 SUCCEEDED, FAILED, NOT_ALLOWED, UNSUPPORTED_COMMAND = 0x00, 0x01, 0x02, 0x07
 CHUNK = 64 * 1024
 HTTPS_PORT = 443
+MAX_TUNNELS = 32  # Chromium's own limit of sockets per proxy server: more is not Chromium
+TUNNEL_IDLE_S = 30.0  # a tunnel silent both ways this long is cut (contexts live for seconds)
 REPLY_HEAD_CAP = 16 * 1024  # a CONNECT reply's status line and headers; a longer one is no proxy's
 NOT_HTTP = "did not answer its CONNECT like an HTTP proxy"
 
@@ -67,10 +69,14 @@ class Relay:
         allowed: Callable[[Endpoint], bool],
         tls: ssl.SSLContext,
         connect_timeout_s: float,
+        *,
+        max_tunnels: int = MAX_TUNNELS,
+        idle_s: float = TUNNEL_IDLE_S,
     ) -> None:
         """``tls`` verifies an https proxy's certificate (the connections through it carry their own);
         ``connect_timeout_s`` bounds reaching the destination through the proxy, so a proxy that
-        drops connections silently leaves the attempt time to try the next one."""
+        drops connections silently leaves the attempt time to try the next one. Any local process
+        can connect to the relay: ``max_tunnels`` and ``idle_s`` bound what it can hold of the proxy."""
         self.proxy = proxy
         self._tls = tls if proxy.scheme == "https" else None
         self._socks = (
@@ -88,6 +94,8 @@ class Relay:
         self._connect_to = connect_to
         self._allowed = allowed
         self._connect_timeout_s = connect_timeout_s
+        self._max_tunnels = max_tunnels
+        self._idle_s = idle_s
         self._server: asyncio.Server | None = None
         self._address = ""
         self._starting = asyncio.Lock()
@@ -109,16 +117,24 @@ class Relay:
         failure = self._last_failure
         return failure.why if failure is not None and failure.at >= started else None
 
-    async def close(self) -> None:
-        """Stop listening, end every connection, and wait for their handlers to return."""
+    def shut(self) -> None:
+        """Stop listening and end every connection now; the next :meth:`address` listens anew."""
         if self._server is not None:
             self._server.close()
+            self._server = None
         for writer in list(self._writers):
             writer.close()
+
+    async def close(self) -> None:
+        """:meth:`shut`, and wait for the connections' handlers to return."""
+        self.shut()
         if self._handlers:
             await asyncio.wait(self._handlers, timeout=self._connect_timeout_s)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if len(self._handlers) >= self._max_tunnels:
+            writer.close()
+            return
         handler = asyncio.current_task()
         if handler is not None:
             self._handlers.add(handler)
@@ -149,7 +165,9 @@ class Relay:
         self._writers.add(far_writer)
         try:
             await reply(writer, SUCCEEDED)
-            await _pipe_both_ways(reader, writer, far_reader, far_writer, self._connect_timeout_s)
+            await _pipe_both_ways(
+                (reader, writer), (far_reader, far_writer), self._connect_timeout_s, self._idle_s
+            )
         finally:
             self._writers.discard(far_writer)
             far_writer.close()
@@ -263,32 +281,39 @@ async def reply(writer: asyncio.StreamWriter, code: int) -> None:
     await writer.drain()
 
 
-async def _pipe_both_ways(
-    client_reader: asyncio.StreamReader,
-    client_writer: asyncio.StreamWriter,
-    upstream_reader: asyncio.StreamReader,
-    upstream_writer: asyncio.StreamWriter,
-    grace_s: float,
-) -> None:
+Ends = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+async def _pipe_both_ways(client: Ends, far: Ends, grace_s: float, idle_s: float) -> None:
     """Copy bytes both ways. An end of stream one way is passed on; the other way then has
-    ``grace_s`` to end too, and whatever is left is cut (the caller closes both ends)."""
-    copies = {
-        asyncio.ensure_future(_copy(client_reader, upstream_writer)),
-        asyncio.ensure_future(_copy(upstream_reader, client_writer)),
-    }
-    try:
-        _, left = await asyncio.wait(copies, return_when=asyncio.FIRST_COMPLETED)
-        if left:
-            await asyncio.wait(left, timeout=grace_s)
-    finally:
-        for copy in copies:
-            copy.cancel()
-        await asyncio.gather(*copies, return_exceptions=True)
+    ``grace_s`` to end too, and whatever is left is cut (the caller closes both ends); so is a
+    tunnel where nothing moved either way for ``idle_s`` (TimeoutError)."""
+    loop = asyncio.get_running_loop()
+    async with asyncio.timeout(idle_s) as idle:
+
+        def moved() -> None:
+            idle.reschedule(loop.time() + idle_s)
+
+        copies = {
+            asyncio.ensure_future(_copy(client[0], far[1], moved)),
+            asyncio.ensure_future(_copy(far[0], client[1], moved)),
+        }
+        try:
+            _, left = await asyncio.wait(copies, return_when=asyncio.FIRST_COMPLETED)
+            if left:
+                await asyncio.wait(left, timeout=grace_s)
+        finally:
+            for copy in copies:
+                copy.cancel()
+            await asyncio.gather(*copies, return_exceptions=True)
 
 
-async def _copy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _copy(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, moved: Callable[[], None]
+) -> None:
     with contextlib.suppress(ConnectionError, OSError):
         while data := await reader.read(CHUNK):
+            moved()
             writer.write(data)
             await writer.drain()
         if writer.can_write_eof():
