@@ -26,7 +26,15 @@ from urllib.parse import urlsplit
 from python_socks import ProxyConnectionError, ProxyError, ProxyTimeoutError, ProxyType
 from python_socks.async_.asyncio.v2 import Proxy as Upstream
 
-from spotify_tokener.domain.egress import DEFAULT_PORTS, HOSTNAME, ConnectTo, Endpoint, Proxy, tunnel_refused
+from spotify_tokener.domain.egress import (
+    DEFAULT_PORTS,
+    HOSTNAME,
+    ConnectTo,
+    Endpoint,
+    Proxy,
+    credentials_refused,
+    tunnel_refused,
+)
 
 log = logging.getLogger(__name__)
 
@@ -185,6 +193,8 @@ class Relay:
             why = "did not answer in time"
         elif isinstance(error, TunnelRefused):
             why = str(error)
+        elif isinstance(error, ProxyError) and "authentication failure" in str(error):  # python-socks' words
+            why = credentials_refused("SOCKS5")
         elif isinstance(error, ProxyError):
             why = "refused the connection (its credentials, its rules, or the host unreachable from it)"
         elif isinstance(error, ssl.SSLError):

@@ -9,6 +9,7 @@ identity's cookie ever rides along with another's call. ``TOKENER_CONNECT_TO`` a
 from __future__ import annotations
 
 import os
+import re
 import ssl
 import tempfile
 import warnings
@@ -25,13 +26,15 @@ from curl_cffi.requests.exceptions import Timeout
 from curl_cffi.requests.impersonate import resolve_latest_browser_type
 from curl_cffi.utils import CurlCffiWarning
 
-from spotify_tokener.domain.egress import ConnectTo, Proxy
+from spotify_tokener.domain.egress import ConnectTo, Proxy, credentials_refused, tunnel_refused
 from spotify_tokener.domain.errors import FetchTimeout, PageUnreachable
 
 warnings.filterwarnings("ignore", category=CurlCffiWarning)  # its advice on https proxies, each call
 IMPERSONATE: str = resolve_latest_browser_type("chrome")  # type: ignore[no-untyped-call]
 """curl_cffi's newest Chrome fingerprint (such as ``chrome152``): the user agent names the same version."""
 CURL_SCHEMES = {"http": "http", "https": "https", "socks5": "socks5h"}  # socks5h: the proxy resolves
+TUNNEL_REFUSED = re.compile(r"CONNECT tunnel failed, response (\d{3})")  # curl's words, not the proxy's
+SOCKS_REFUSED = "rejected by the SOCKS5 server"
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +90,8 @@ class Client:
                 raise PageUnreachable(f"the proxy {proxy.label} did not answer in time") from None
             raise FetchTimeout.after(self._timeout_s) from None
         except CurlError as error:
+            if proxy is not None and (refused := _proxy_refusal(str(error))) is not None:
+                raise PageUnreachable(f"the proxy {proxy.label} {refused}") from None
             where = f" through {proxy.label}" if proxy is not None else ""
             cause = _curl_cause(error.code)
             raise PageUnreachable(f"Spotify could not be reached{where} ({cause})") from None
@@ -160,6 +165,15 @@ def _curl_cause(code: int) -> str:
     except ValueError:
         return f"curl error {code}"
     return f"{name.lower().replace('_', ' ')}, curl error {code}"
+
+
+def _proxy_refusal(message: str) -> str | None:
+    """Why the proxy itself refused, read from curl's message (which is never shown: it can name
+    the proxy's address): its credentials above all, else the status of its CONNECT reply."""
+    if SOCKS_REFUSED in message:
+        return credentials_refused("SOCKS5")
+    status = TUNNEL_REFUSED.search(message)
+    return tunnel_refused(int(status[1])) if status is not None else None
 
 
 def _never_sent(error: Timeout) -> bool:

@@ -211,6 +211,10 @@ async def test_what_follows_the_blank_line_in_the_same_read_goes_into_the_tunnel
             b"HTTP/1.1 403 Forbidden\r\n\r\n",
             "refused the connection (HTTP 403: its rules, or the host unreachable from it)",
         ),
+        (
+            b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic\r\n\r\n",
+            "refused its credentials (HTTP 407: a wrong or missing user or password)",
+        ),
         (b"SSH-2.0-OpenSSH_9.6\r\n\r\n", "did not answer its CONNECT like an HTTP proxy"),
         (
             b"HTTP/1.1 200 OK\r\nX: " + b"a" * 20_000 + b"\r\n\r\n",
