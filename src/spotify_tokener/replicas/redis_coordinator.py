@@ -124,7 +124,7 @@ class RedisCoordinator:
         while True:
             acquired = await lock.acquire()
             try:
-                found = _outcome(wanted, before, await self._records(identity))
+                found = _outcome(wanted, before, await self._records(identity), self._clock())
             except BaseException:
                 if acquired:
                     await asyncio.shield(self._quietly(lock.release()))
@@ -209,10 +209,10 @@ class RedisCoordinator:
         self.available, self._said_down = True, False
 
 
-def _outcome(wanted: Wanted, before: Records, now: Records) -> Token | TokenError | None:
+def _outcome(wanted: Wanted, before: Records, now: Records, now_ms: int) -> Token | TokenError | None:
     """What to take from Redis, if anything: a token the core wants, or a failure recorded since we
     began waiting (so waiters share the holder's failure instead of each trying again)."""
-    shared = load_shared_token(now[0])
+    shared = load_shared_token(now[0], now_ms)
     if shared is not None and wanted(shared.token, shared.fetched_at_ms):
         return shared.token
     if now[1] is not None and now[1] != before[1]:
