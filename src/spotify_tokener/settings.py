@@ -262,9 +262,13 @@ class Settings(BaseSettings):
     @field_validator("spotify_url")
     @classmethod
     def _spotify_url_is_a_web_address(cls, value: str) -> str:
+        """Plain http only to this machine (a test double): anywhere else it would carry the
+        ``sp_dc`` cookies and the tokens in clear text."""
         parts = urlsplit(value)
         if parts.scheme not in {"http", "https"} or not parts.hostname:
             raise ValueError("must be an http(s) URL, such as https://open.spotify.com/")
+        if parts.scheme == "http" and not _is_loopback(parts.hostname):
+            raise ValueError("must start with https:// (http:// would send cookies and tokens in clear text)")
         return value
 
     @field_validator("browser_args")
@@ -336,6 +340,13 @@ class Settings(BaseSettings):
         if (self.totp_version is None) != (not self.totp_secret.get_secret_value()):
             raise ValueError("TOKENER_TOTP_SECRET and TOKENER_TOTP_VERSION are set together or not at all")
         return self
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 class _LogFormatAlone(BaseSettings):

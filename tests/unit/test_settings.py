@@ -143,6 +143,8 @@ def test_good_redis_urls_pass(url: str) -> None:
         ("host", "999.1.1.1", "must be an IP address"),
         ("host", "localhost", "must be an IP address"),
         ("spotify_url", "notaurl", "must be an http(s) URL"),
+        ("spotify_url", "http://open.spotify.com/", "must start with https://"),
+        ("spotify_url", "http://mirror.example:8080/", "must start with https://"),
         ("browser_args", '"--unclosed', "cannot be split like a shell line"),
         ("api_key", " , ,", "holds no key"),
         ("ca_file", "/nonexistent/extra.pem", "/nonexistent/extra.pem does not exist"),
@@ -210,3 +212,8 @@ def test_the_settings_leave_the_environment_once_read_whatever_their_case(
     assert settings.proxies[0].password == "s3cret"
     assert not [name for name in os.environ if name.upper().startswith("TOKENER_")]
     assert os.environ["PORT"] == "4000"  # not the service's own: the bare name others use too
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8080/", "http://localhost/", "http://[::1]:3001/"])
+def test_a_plain_http_page_is_allowed_on_this_machine_only(url: str) -> None:
+    assert Settings(spotify_url=url).spotify_url == url
