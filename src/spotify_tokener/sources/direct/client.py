@@ -28,6 +28,7 @@ from curl_cffi.utils import CurlCffiWarning
 
 from spotify_tokener.domain.egress import ConnectTo, Proxy, credentials_refused, tunnel_refused
 from spotify_tokener.domain.errors import FetchTimeout, PageUnreachable
+from spotify_tokener.sources.trust import sweep_dead, temp_prefix
 
 warnings.filterwarnings("ignore", category=CurlCffiWarning)  # its advice on https proxies, each call
 IMPERSONATE: str = resolve_latest_browser_type("chrome")  # type: ignore[no-untyped-call]
@@ -35,6 +36,7 @@ IMPERSONATE: str = resolve_latest_browser_type("chrome")  # type: ignore[no-unty
 CURL_SCHEMES = {"http": "http", "https": "https", "socks5": "socks5h"}  # socks5h: the proxy resolves
 TUNNEL_REFUSED = re.compile(r"CONNECT tunnel failed, response (\d{3})")  # curl's words, not the proxy's
 SOCKS_REFUSED = "rejected by the SOCKS5 server"
+TRUST_PREFIX = "spotify-tokener-trust-"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +56,7 @@ class Client:
         self._timeout_s = timeout_s
         self._proxy_connect_timeout_s = min(proxy_connect_timeout_s, timeout_s)
         self._connect_to = _curl_list([f"{a.host}:{a.port}:{b.host}:{b.port}" for a, b in connect_to.items()])
+        sweep_dead(TRUST_PREFIX)  # bundles of processes killed before their close
         self._bundle = _trust_bundle(ca_file) if ca_file is not None else None
         self._session: AsyncSession[Any] | None = None
 
@@ -152,7 +155,7 @@ def _trust_bundle(ca_file: Path) -> Path:
     system = ssl.get_default_verify_paths().cafile
     parts = [Path(system).read_bytes()] if system and Path(system).is_file() else []
     parts.append(ca_file.read_bytes())
-    handle, name = tempfile.mkstemp(prefix="spotify-tokener-trust-", suffix=".pem")
+    handle, name = tempfile.mkstemp(prefix=temp_prefix(TRUST_PREFIX), suffix=".pem")
     with os.fdopen(handle, "wb") as file:
         file.write(b"\n".join(parts))
     return Path(name)
