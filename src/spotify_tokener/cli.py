@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from spotify_tokener import __version__
 from spotify_tokener.http.server import TokenerServer
 from spotify_tokener.logs import LogFormat, configure_logging
-from spotify_tokener.settings import Settings, forget_environment, requested_log_format
+from spotify_tokener.settings import Settings, forget_environment, requested_log_format, stray_variables
 from spotify_tokener.sources.browser.reaper import become_subreaper, reap_forever, reap_orphans
 from spotify_tokener.wiring import create_app
 
@@ -110,8 +110,11 @@ def main(argv: list[str] | None = None) -> int:
         configure_logging("ERROR", log_format)
         report(describe(error), log_format)
         return EXIT_CONFIG
+    strays = stray_variables()
     forget_environment()
     configure_logging(settings.log_level, settings.log_format)
+    for stray in strays:
+        log.warning("%s", stray)
     try:
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             runner.run(_serve(settings))

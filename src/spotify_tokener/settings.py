@@ -7,10 +7,12 @@ The rules built from several settings (freshness, backoff) are built here, once.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 import shlex
 import ssl
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal, Self
 from urllib.parse import urlsplit
@@ -364,6 +366,20 @@ def requested_log_format() -> LogFormat:
         return _LogFormatAlone().log_format
     except ValidationError:
         return "text"
+
+
+def stray_variables(environ: Mapping[str, str] = os.environ) -> list[str]:
+    """A warning for each ``TOKENER_`` variable that names no setting, with the closest setting:
+    a typo would otherwise leave the default in force, silently. Names only, never a value."""
+    prefix = Settings.model_config["env_prefix"].upper()
+    known = [prefix + name.upper() for name in Settings.model_fields]
+    warnings = []
+    for name in sorted(name for name in environ if name.upper().startswith(prefix)):
+        if name.upper() not in known:
+            closest = difflib.get_close_matches(name.upper(), known, n=1)
+            guess = f"; did you mean {closest[0]}?" if closest else ""
+            warnings.append(f"{name} is not a setting and is ignored{guess}")
+    return warnings
 
 
 def forget_environment() -> None:

@@ -7,7 +7,7 @@ import pytest
 from pydantic import ValidationError
 
 from spotify_tokener.cli import describe, load_settings, parse_args
-from spotify_tokener.settings import Settings, forget_environment, requested_log_format
+from spotify_tokener.settings import Settings, forget_environment, requested_log_format, stray_variables
 
 
 def test_defaults_match_the_documentation() -> None:
@@ -217,3 +217,20 @@ def test_the_settings_leave_the_environment_once_read_whatever_their_case(
 @pytest.mark.parametrize("url", ["http://127.0.0.1:8080/", "http://localhost/", "http://[::1]:3001/"])
 def test_a_plain_http_page_is_allowed_on_this_machine_only(url: str) -> None:
     assert Settings(spotify_url=url).spotify_url == url
+
+
+def test_a_mistyped_setting_is_named_with_the_closest_one_and_never_its_value() -> None:
+    environ = {
+        "TOKENER_SORCES": "direct-secret-value",
+        "tokener_proxy_conect_timeout": "2",
+        "TOKENER_ZZZZZZZZ": "x",
+        "TOKENER_SOURCES": "direct",
+        "TOKENER_HOST": "127.0.0.1",
+        "PATH": "/usr/bin",
+    }
+    assert stray_variables(environ) == [
+        "TOKENER_SORCES is not a setting and is ignored; did you mean TOKENER_SOURCES?",
+        "TOKENER_ZZZZZZZZ is not a setting and is ignored",
+        "tokener_proxy_conect_timeout is not a setting and is ignored; "
+        "did you mean TOKENER_PROXY_CONNECT_TIMEOUT?",
+    ]
