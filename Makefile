@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 		|| { echo "error: Python 3.11+ is needed; try: make PYTHON=python3.11 $(MAKECMDGOALS)"; exit 1; }
 	@$(BIN)/python -m pip --version >/dev/null 2>&1 || { rm -rf $(VENV); $(PYTHON) -m venv $(VENV); } \
 		|| { echo "error: cannot create a virtualenv; on Debian/Ubuntu: apt-get install -y python3-venv"; exit 1; }
-	@# uv installs several times faster than pip (BENCHMARKS.md); pip remains the fallback where uv cannot.
+	@# uv installs several times faster than pip (measured: 16 s to 6 s); pip remains the fallback where uv cannot.
 	@# Compiled at install, once and in parallel: where PYTHONDONTWRITEBYTECODE is set, every process
 	@# (each test worker, each service a test starts) would otherwise compile its imports again.
 	$(BIN)/python -m pip install --quiet $(UV) && $(BIN)/python -m uv pip install --quiet --compile-bytecode --python $(BIN)/python -e '.[browser,dev]' \
@@ -29,7 +29,7 @@ run: setup
 
 # Each test worker and each service a test starts imports the same modules, and pytest rewrites every
 # test module's asserts: let them keep their caches even where PYTHONDONTWRITEBYTECODE is set (it is on
-# some CI machines), which halves a worker's start (BENCHMARKS.md, "The test suite").
+# some CI machines), which halves a worker's start (measured: 3.6 s to 1.6 s to collect the suite).
 PYTEST := PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest
 
 # The Redis tests start their own redis-server, the proxy tests their own tinyproxy and microsocks

@@ -36,7 +36,7 @@ from tests.fake_spotify.assets import SITE  # noqa: E402
 from bench.measure import service_env, tree_pss_mb, tree_rss_mb, tree_sum, wait_for  # noqa: E402
 from bench.run import machine  # noqa: E402
 from bench.sources import PeakSampler  # noqa: E402
-from spotify_tokener.domain.egress import parse_connect_to  # noqa: E402
+from spotify_tokener.domain.proxy import parse_connect_to  # noqa: E402
 from spotify_tokener.sources.browser.chromium import (  # noqa: E402
     chromium_args,
     full_chromium,

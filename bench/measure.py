@@ -39,6 +39,7 @@ def service_env(fake: FakeSpotify, port: int, **settings: str) -> dict[str, str]
         "TOKENER_CONNECT_TO": fake.connect_to,
         "TOKENER_BROWSER_ARGS": "--ignore-certificate-errors",
         "TOKENER_SOURCES": "browser",  # the browser's figures; bench/sources.py compares the sources
+        "TOKENER_STATE_DIR": "",  # every start a cold one, unless a bench keeps a folder on purpose
         **settings,
     }
 

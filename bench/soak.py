@@ -62,7 +62,7 @@ SERVICE_ENV = {
     "TOKENER_COOLDOWN_MAX": "1",
     "TOKENER_STALE_MARGIN": str(STALE_MARGIN_S),
     "TOKENER_DIRECT_TIMEOUT": "2",
-    "TOKENER_SOURCE_BENCH": "1",  # a rotation's bench ends soon: the direct source is tried again
+    "TOKENER_SOURCE_COOLDOWN": "1",  # a rotation's cool-down ends soon: the direct source is tried again
     "TOKENER_LOG_LEVEL": "WARNING",
 }
 ROTATED = ("soak-rotated-secret-Vb71", 62)

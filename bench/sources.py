@@ -9,11 +9,14 @@ tree's peak memory (driver and Chromium included).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import shutil
 import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -33,6 +36,8 @@ from tests.fake_spotify.server import SECRET, SECRET_VERSION  # noqa: E402
 
 from bench.measure import MB, service_env, tree_rss_mb, wait_for  # noqa: E402
 from bench.run import machine  # noqa: E402
+from spotify_tokener.settings import Settings  # noqa: E402
+from spotify_tokener.wiring import create_app  # noqa: E402
 
 ROUNDS = 20
 COLUMNS = (
@@ -99,6 +104,66 @@ def learned_from_memory(fake: FakeSpotify, shape: SecretShape) -> tuple[float, f
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=15)
+
+
+RESTART_RUNS = 5
+COUNTED = ("page", "bundle", "token")
+RESTART_CASES = {"nothing": "cold start", "secret": "restart, secret kept", "all": "restart, token kept too"}
+
+
+async def first_token_after_restart(fake: FakeSpotify, state_dir: Path, kept: str) -> tuple[float, ...]:
+    """One start of the default set-up, in this process (Python's start-up and imports left out: on a
+    busy machine they drown the rest), with ``state_dir`` holding ``kept`` (``nothing``; ``secret``,
+    what was learned but no token, as if it had expired; or ``all``): ms from the service's start to
+    its first token, and the pages, bundles, token calls and browser launches that cost."""
+    if kept == "nothing":
+        shutil.rmtree(state_dir, ignore_errors=True)
+    elif kept == "secret":
+        (state_dir / "token.json").unlink(missing_ok=True)
+    before = [fake.count(what) for what in COUNTED]
+    settings = Settings(
+        sources="direct,browser",
+        connect_to=fake.connect_to,
+        ca_file=fake.ca_file,
+        state_dir=state_dir,
+        log_level="WARNING",
+    )
+    started = time.perf_counter()
+    app = create_app(settings)
+    async with app.lifespan():
+        await app.service.get_token()
+        first_ms = (time.perf_counter() - started) * 1000
+        launches = app.browser.launches if app.browser is not None else 0
+    counts = (fake.count(what) - was for what, was in zip(COUNTED, before, strict=True))
+    return first_ms, *counts, launches
+
+
+async def restart_runs(fake: FakeSpotify, folder: Path) -> dict[str, list[tuple[float, ...]]]:
+    runs: dict[str, list[tuple[float, ...]]] = {kept: [] for kept in RESTART_CASES}
+    await first_token_after_restart(fake, folder, "nothing")  # imports and first connections, not timed
+    for _ in range(RESTART_RUNS):
+        for kept in RESTART_CASES:  # each restart finds what the start before it kept
+            runs[kept].append(await first_token_after_restart(fake, folder, kept))
+    return runs
+
+
+def restarts() -> None:
+    """``make bench-sources``' part on the state folder: a cold start against two restarts."""
+    fake = FakeSpotify().start()
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            runs = asyncio.run(restart_runs(fake, Path(folder) / "state"))
+    finally:
+        fake.stop()
+    print(
+        f"\nThe default set-up started with a state folder (TOKENER_STATE_DIR), median of {RESTART_RUNS}:\n"
+    )
+    columns = ("start", "first token ms", "pages", "bundles", "token calls", "browsers")
+    print(f"| {' | '.join(columns)} |\n|{' --- |' * len(columns)}")
+    for kept, name in RESTART_CASES.items():
+        first_ms = statistics.median(run[0] for run in runs[kept])
+        counts = " | ".join(f"{max(run[i] for run in runs[kept]):.0f}" for i in range(1, 5))
+        print(f"| {name} | {first_ms:,.1f} | {counts} |")
 
 
 def served_by(url: str) -> str:
@@ -168,6 +233,7 @@ def main() -> int:
         finally:
             fake.stop()
         print(f"| {shape} | {learned_ms:,.0f} | {rest:,.0f} | {peak:,.0f} |")
+    restarts()
     return 0
 
 

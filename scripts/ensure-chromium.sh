@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Make sure a browser the service can drive is installed; quick when one already is.
 # Wanted: Chromium's headless shell, much lighter per fetch than a full Chromium
-# (BENCHMARKS.md, "The headless shell"). From Playwright's own download where it works, else the
+# (BENCHMARKS.md, make bench-browsers). From Playwright's own download where it works, else the
 # system package; a full Chromium is the fallback where no shell can be had. The service chooses among
 # what is installed (spotify_tokener/sources/browser/chromium.py); this script asks it what it would.
 set -euo pipefail

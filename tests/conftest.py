@@ -31,6 +31,7 @@ FAST: dict[str, Any] = {
     "fetch_timeout": 20.0,  # the default: several cold launches at once on a machine running two suites
     "shutdown_timeout": 3.0,
     "force_min_interval": 0.0,  # tests force back to back; the limit has tests of its own
+    "state_dir": "",  # nothing kept between tests; tests of the state folder give their own
 }
 
 
@@ -52,6 +53,7 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("TOKENER_") or name in {"HOST", "PORT"}:
             monkeypatch.delenv(name)
+    monkeypatch.setenv("TOKENER_STATE_DIR", "")  # not the user's own state folder
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
-"""Serve Spotify web-player access tokens harvested with a headless Chromium."""
+"""Serve Spotify web-player access tokens to LavaSrc and other clients, fetched without a browser
+where it can and with a headless Chromium where it must."""
 
 from importlib.metadata import PackageNotFoundError, version
 

@@ -18,7 +18,13 @@ from pydantic import ValidationError
 from spotify_tokener import __version__
 from spotify_tokener.http.server import TokenerServer
 from spotify_tokener.logs import LogFormat, configure_logging
-from spotify_tokener.settings import Settings, forget_environment, requested_log_format, stray_variables
+from spotify_tokener.settings import (
+    Settings,
+    deprecated_names,
+    forget_environment,
+    requested_log_format,
+    stray_variables,
+)
 from spotify_tokener.sources.browser.reaper import become_subreaper, reap_forever, reap_orphans
 from spotify_tokener.wiring import create_app
 
@@ -26,7 +32,7 @@ log = logging.getLogger(__name__)
 
 DRIVER_GONE = "Connection closed while reading from the driver"
 PREFIX = Settings.model_config["env_prefix"]
-BARE_NAMES = {name.upper() for name, field in Settings.model_fields.items() if field.validation_alias}
+BARE_NAMES = {"HOST", "PORT"}
 """The settings also read without the prefix (HOST, PORT), as the original project read them."""
 EXIT_CONFIG = 2
 EXIT_RUNTIME = 1
@@ -110,11 +116,12 @@ def main(argv: list[str] | None = None) -> int:
         configure_logging("ERROR", log_format)
         report(describe(error), log_format)
         return EXIT_CONFIG
-    strays = stray_variables()
-    forget_environment()
     configure_logging(settings.log_level, settings.log_format)
-    for stray in strays:
+    if deprecated := deprecated_names():
+        log.warning("%s", deprecated)
+    for stray in stray_variables():
         log.warning("%s", stray)
+    forget_environment()
     try:
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             runner.run(_serve(settings))

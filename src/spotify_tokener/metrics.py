@@ -18,11 +18,11 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
 
 from spotify_tokener import __version__
-from spotify_tokener.core.bench import Bench
-from spotify_tokener.core.exits import ExitPool
+from spotify_tokener.core.chain import SourceChain
 from spotify_tokener.core.ports import OUTCOME_OK
+from spotify_tokener.core.proxies import NO_PROXY, ProxyPool
 from spotify_tokener.core.service import TokenService
-from spotify_tokener.core.sources import SourceChain
+from spotify_tokener.core.standing import Standing
 from spotify_tokener.domain.clock import wall_clock_ms
 from spotify_tokener.domain.errors import ATTEMPT_FAILURES
 from spotify_tokener.domain.token import KINDS, Kind
@@ -58,15 +58,28 @@ class FetchMetrics:
             ["kind"],
             registry=registry,
         )
-        self._exits = Counter(
-            "tokener_exit_attempts",
-            "Tries through each exit (a proxy as scheme://host:port, or direct), by outcome.",
-            ["exit", "outcome"],
+        self._proxies = Counter(
+            "tokener_proxy_tries",
+            "Tries through each proxy (scheme://host:port, or none), by outcome.",
+            ["proxy", "outcome"],
             registry=registry,
         )
         self._sources = Counter(
+            "tokener_source_tries",
+            "Each token source's try within an attempt (TOKENER_SOURCES), by kind of token and outcome.",
+            ["source", "kind", "outcome"],
+            registry=registry,
+        )
+        # The names before 0.2, exported beside the new ones for one release (CHANGELOG).
+        self._exits = Counter(
+            "tokener_exit_attempts",
+            "Deprecated: tokener_proxy_tries.",
+            ["exit", "outcome"],
+            registry=registry,
+        )
+        self._old_sources = Counter(
             "tokener_source_attempts",
-            "Each token source's part of an attempt (TOKENER_SOURCES), by kind of token and outcome.",
+            "Deprecated: tokener_source_tries.",
             ["source", "kind", "outcome"],
             registry=registry,
         )
@@ -81,11 +94,13 @@ class FetchMetrics:
         if attempt > 1:
             self._retries.labels(kind).inc()
 
-    def exit_ended(self, exit_label: str, outcome: str) -> None:
-        self._exits.labels(exit_label, outcome).inc()
+    def proxy_ended(self, proxy_label: str, outcome: str) -> None:
+        self._proxies.labels(proxy_label, outcome).inc()
+        self._exits.labels("direct" if proxy_label == NO_PROXY else proxy_label, outcome).inc()
 
     def source_ended(self, source: str, kind: Kind, outcome: str) -> None:
         self._sources.labels(source, kind, outcome).inc()
+        self._old_sources.labels(source, kind, outcome).inc()
 
 
 class StateCollector:
@@ -96,20 +111,20 @@ class StateCollector:
         counts: RequestCounts,
         service: TokenService,
         browser: BrowserInfo | None,
-        exits: ExitPool | None,
+        proxies: ProxyPool | None,
         sources: SourceChain | None,
     ) -> None:
         self._counts = counts
         self._service = service
         self._browser = browser
-        self._exits = exits
+        self._proxies = proxies
         self._sources = sources
 
     def collect(self) -> Iterator[Metric]:
         yield from self._requests()
         yield from self._token_state()
         yield from self._browser_state()
-        yield from self._exit_state()
+        yield from self._proxy_state()
         yield from self._source_state()
         build = InfoMetricFamily("tokener_build", "The running version.")
         build.add_metric([], {"version": __version__})
@@ -170,32 +185,31 @@ class StateCollector:
             value=browser.launches if browser is not None else 0,
         )
 
-    def _exit_state(self) -> Iterator[Metric]:
-        if self._exits is not None:
-            yield _benched(
-                "tokener_exit_benched",
-                "1 while a proxy is set aside after failing (TOKENER_PROXY_BENCH), by exit.",
-                "exit",
-                {state.proxy.label: state for state in self._exits.states()},
+    def _proxy_state(self) -> Iterator[Metric]:
+        if self._proxies is not None:
+            standings = {state.proxy.label: state for state in self._proxies.states()}
+            doc = "1 while a proxy cools down after failing (TOKENER_PROXY_COOLDOWN), by proxy."
+            yield _cooling_down("tokener_proxy_cooling_down", doc, "proxy", standings)
+            yield _cooling_down(
+                "tokener_exit_benched", "Deprecated: tokener_proxy_cooling_down.", "exit", standings
             )
 
     def _source_state(self) -> Iterator[Metric]:
         if self._sources is not None:
-            yield _benched(
-                "tokener_source_benched",
-                "1 while a token source is set aside after falling through (TOKENER_SOURCE_BENCH), "
-                "by source.",
-                "source",
-                {state.name: state for state in self._sources.states()},
+            standings = {state.name: state for state in self._sources.states()}
+            doc = "1 while a token source cools down after falling through (TOKENER_SOURCE_COOLDOWN)."
+            yield _cooling_down("tokener_source_cooling_down", doc, "source", standings)
+            yield _cooling_down(
+                "tokener_source_benched", "Deprecated: tokener_source_cooling_down.", "source", standings
             )
 
 
-def _benched(name: str, documentation: str, label: str, benches: Mapping[str, Bench]) -> Metric:
-    """1 for each of ``benches`` set aside now, 0 for the others."""
+def _cooling_down(name: str, documentation: str, label: str, standings: Mapping[str, Standing]) -> Metric:
+    """1 for each of ``standings`` cooling down now, 0 for the others."""
     family = GaugeMetricFamily(name, documentation, labels=[label])
     now = wall_clock_ms()
-    for value, bench in benches.items():
-        family.add_metric([value], int(not bench.usable(now)))
+    for value, standing in standings.items():
+        family.add_metric([value], int(not standing.usable(now)))
     return family
 
 
@@ -214,12 +228,12 @@ class Metrics:
         counts: RequestCounts,
         service: TokenService,
         browser: BrowserInfo | None,
-        exits: ExitPool | None = None,
+        proxies: ProxyPool | None = None,
         sources: SourceChain | None = None,
     ) -> None:
-        """Report these request counts, and the state of this service, browser, exits and sources,
+        """Report these request counts, and the state of this service, browser, proxies and sources,
         at every scrape."""
-        self.registry.register(StateCollector(counts, service, browser, exits, sources))
+        self.registry.register(StateCollector(counts, service, browser, proxies, sources))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

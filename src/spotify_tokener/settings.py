@@ -21,8 +21,8 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from spotify_tokener.domain.backoff import Backoff
-from spotify_tokener.domain.egress import ConnectTo, Proxy, parse_connect_to, parse_proxies
 from spotify_tokener.domain.freshness import Freshness
+from spotify_tokener.domain.proxy import ConnectTo, Proxy, parse_connect_to, parse_proxies
 from spotify_tokener.domain.totp import Secret
 from spotify_tokener.logs import LogFormat
 
@@ -30,10 +30,26 @@ Seconds = float
 SOURCES = ("direct", "browser")
 REDIS_SCHEMES = frozenset({"redis", "rediss", "unix"})
 PEM_CERTIFICATE = b"-----BEGIN CERTIFICATE-----"
+RENAMED = {
+    "TOKENER_PROXY_BENCH": "TOKENER_PROXY_COOLDOWN",
+    "TOKENER_PROXY_BENCH_MAX": "TOKENER_PROXY_COOLDOWN_MAX",
+    "TOKENER_SOURCE_BENCH": "TOKENER_SOURCE_COOLDOWN",
+    "TOKENER_SOURCE_BENCH_MAX": "TOKENER_SOURCE_COOLDOWN_MAX",
+    "TOKENER_PROXY_FALLBACK_DIRECT": "TOKENER_PROXY_OPTIONAL",
+    "TOKENER_DIRECT_UNCONFIRMED_TRIES": "TOKENER_DIRECT_UNPROVEN_TRIES",
+}
+"""Old names still read, for one release (0.2), with a warning at start (:func:`deprecated_names`)."""
+
+
+def _renamed(new: str) -> AliasChoices:
+    """The new name, and the old one it replaces (the new wins when both are set)."""
+    return AliasChoices(new, *(old for old, renamed in RENAMED.items() if renamed == new))
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="TOKENER_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="TOKENER_", extra="ignore", frozen=True, validate_by_name=True
+    )
 
     host: str = Field("127.0.0.1", validation_alias=AliasChoices("TOKENER_HOST", "HOST", "host"))
     port: int = Field(3000, ge=0, le=65535, validation_alias=AliasChoices("TOKENER_PORT", "PORT", "port"))
@@ -101,36 +117,53 @@ class Settings(BaseSettings):
     direct_timeout: Seconds = Field(
         5.0, gt=0, le=60, description="The most one direct attempt may take before the next source answers."
     )
-    direct_unconfirmed_tries: int = Field(
+    direct_unproven_tries: int = Field(
         2,
         ge=0,
         le=10,
-        description="Secrets read from the scripts but not confirmed, tried on Spotify (each once).",
+        validation_alias=_renamed("TOKENER_DIRECT_UNPROVEN_TRIES"),
+        description="Secrets read from the scripts but not proven, tried on Spotify (each once).",
     )
     totp_secret: SecretStr = Field(
         SecretStr(""), description="Pin the TOTP secret the direct source starts with (it still relearns)."
     )
     totp_version: int | None = Field(None, ge=1, description="The pinned secret's version.")
-    source_bench: Seconds = Field(
-        30.0, gt=0, description="A source that fell through is set aside this long, doubling while it fails."
+    source_cooldown: Seconds = Field(
+        30.0,
+        gt=0,
+        validation_alias=_renamed("TOKENER_SOURCE_COOLDOWN"),
+        description="A source that fell through cools down this long, doubling while it fails.",
     )
-    source_bench_max: Seconds = Field(1800.0, gt=0, description="The longest a source is set aside.")
+    source_cooldown_max: Seconds = Field(
+        1800.0,
+        gt=0,
+        validation_alias=_renamed("TOKENER_SOURCE_COOLDOWN_MAX"),
+        description="The longest a source cools down.",
+    )
 
     proxy: SecretStr = Field(
         SecretStr(""),
         description="Proxies every call to Spotify leaves through (http, https, socks5), comma-separated.",
     )
-    proxy_fallback_direct: bool = Field(
-        False, description="With every proxy benched, connect directly instead of through the first to heal."
+    proxy_optional: bool = Field(
+        False,
+        validation_alias=_renamed("TOKENER_PROXY_OPTIONAL"),
+        description="With every proxy cooling down, go without one instead of through the first to heal.",
     )
     proxy_connect_timeout: Seconds = Field(
         3.0, gt=0, description="The most reaching Spotify through a proxy may take, before trying the next."
     )
-    proxy_bench: Seconds = Field(
-        30.0, gt=0, description="A failing proxy is set aside this long, doubling while it keeps failing."
+    proxy_cooldown: Seconds = Field(
+        30.0,
+        gt=0,
+        validation_alias=_renamed("TOKENER_PROXY_COOLDOWN"),
+        description="A failing proxy cools down this long, doubling while it keeps failing.",
     )
-    proxy_bench_max: Seconds = Field(
-        900.0, gt=0, description="The longest a proxy is set aside, a Retry-After included."
+    proxy_cooldown_max: Seconds = Field(
+        900.0,
+        gt=0,
+        validation_alias=_renamed("TOKENER_PROXY_COOLDOWN_MAX"),
+        description="The longest a proxy cools down, a Retry-After included.",
     )
     ca_file: Path | None = Field(
         None,
@@ -151,6 +184,11 @@ class Settings(BaseSettings):
     )
     redis_timeout: Seconds = Field(1.0, gt=0, description="The most one Redis command may take.")
 
+    state_dir: Path | None = Field(
+        default_factory=lambda: default_state_dir(os.environ),
+        description="What was learned, kept across restarts; empty: nothing kept.",
+    )
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: LogFormat = Field("text", description="json: one JSON object per line.")
 
@@ -167,14 +205,14 @@ class Settings(BaseSettings):
         )
 
     @property
-    def exit_bench(self) -> Backoff:
-        """How long a failing proxy is set aside: the cool-down rule, with its own base and cap."""
-        return Backoff(self.proxy_bench, 0, self.proxy_bench_max, self.proxy_bench_max)
+    def proxy_cooldown_rule(self) -> Backoff:
+        """How long a failing proxy cools down: the cool-down rule, with its own base and cap."""
+        return Backoff(self.proxy_cooldown, 0, self.proxy_cooldown_max, self.proxy_cooldown_max)
 
     @property
-    def source_bench_rule(self) -> Backoff:
-        """How long a source that fell through is set aside: the cool-down rule, its own base and cap."""
-        return Backoff(self.source_bench, 0, self.source_bench_max, self.source_bench_max)
+    def source_cooldown_rule(self) -> Backoff:
+        """How long a source that fell through cools down: the cool-down rule, its own base and cap."""
+        return Backoff(self.source_cooldown, 0, self.source_cooldown_max, self.source_cooldown_max)
 
     @property
     def source_names(self) -> tuple[str, ...]:
@@ -225,10 +263,11 @@ class Settings(BaseSettings):
         """Whether clients on other machines can reach the port (the host is validated as an address)."""
         return not ipaddress.ip_address(self.host).is_loopback
 
-    @field_validator("browser_path", "ca_file", mode="before")
+    @field_validator("browser_path", "ca_file", "state_dir", mode="before")
     @classmethod
     def _empty_path_is_unset(cls, value: object) -> object:
-        """``TOKENER_BROWSER_PATH=`` (empty) means "find one", not the current directory."""
+        """``TOKENER_BROWSER_PATH=`` (empty) means "find one", ``TOKENER_STATE_DIR=`` "keep nothing";
+        neither the current directory."""
         return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("ca_file")
@@ -344,6 +383,13 @@ class Settings(BaseSettings):
         return self
 
 
+def default_state_dir(environ: Mapping[str, str]) -> Path | None:
+    """The user's state folder (XDG's: a relative value is ignored), or None without a home."""
+    home, base = Path(environ.get("HOME", "")), Path(environ.get("XDG_STATE_HOME", ""))
+    base = base if base.is_absolute() else home / ".local" / "state"
+    return base / "spotify-tokener" if base.is_absolute() else None
+
+
 def _is_loopback(host: str) -> bool:
     try:
         return ipaddress.ip_address(host).is_loopback
@@ -368,6 +414,13 @@ def requested_log_format() -> LogFormat:
         return "text"
 
 
+def deprecated_names() -> str | None:
+    """One warning for the old names set in the environment, naming those that replace them."""
+    present = {name.upper() for name in os.environ}
+    used = [f"{old} (now {new})" for old, new in RENAMED.items() if old in present]
+    return f"deprecated settings, read until the next release: {', '.join(used)}" if used else None
+
+
 def stray_variables(environ: Mapping[str, str] = os.environ) -> list[str]:
     """A warning for each ``TOKENER_`` variable that names no setting, with the closest setting:
     a typo would otherwise leave the default in force, silently. Names only, never a value."""
@@ -375,7 +428,7 @@ def stray_variables(environ: Mapping[str, str] = os.environ) -> list[str]:
     known = [prefix + name.upper() for name in Settings.model_fields]
     warnings = []
     for name in sorted(name for name in environ if name.upper().startswith(prefix)):
-        if name.upper() not in known:
+        if name.upper() not in known and name.upper() not in RENAMED:
             closest = difflib.get_close_matches(name.upper(), known, n=1)
             guess = f"; did you mean {closest[0]}?" if closest else ""
             warnings.append(f"{name} is not a setting and is ignored{guess}")

@@ -9,16 +9,25 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
 
-from spotify_tokener.core.exits import Egress, ExitPool
-from spotify_tokener.core.ports import ExitSource, LocalCoordinator, Notes, SharedStore, TokenSource
+from spotify_tokener.core.chain import NamedSource, SourceChain
+from spotify_tokener.core.ports import (
+    NO_STATE,
+    LocalCoordinator,
+    Notes,
+    ProxiedSource,
+    SharedStore,
+    StateStore,
+    TokenSource,
+)
+from spotify_tokener.core.proxies import ProxyPool, ThroughProxies
 from spotify_tokener.core.service import TokenService
-from spotify_tokener.core.sources import NamedSource, SourceChain
 from spotify_tokener.domain.clock import wall_clock_ms
 from spotify_tokener.http.app import App
 from spotify_tokener.metrics import FetchMetrics, Metrics
 from spotify_tokener.settings import Settings
 from spotify_tokener.sources.browser.manager import BrowserManager
 from spotify_tokener.sources.browser.source import BrowserSource
+from spotify_tokener.state import StateFolder
 
 if TYPE_CHECKING:
     from spotify_tokener.sources.direct.source import DirectSource
@@ -33,7 +42,7 @@ class Sources:
     chain: SourceChain
     direct: DirectSource | None
     browser: BrowserManager | None
-    exits: ExitPool | None
+    proxies: ProxyPool | None
     closers: list[Closing]
 
     async def close(self) -> None:
@@ -54,38 +63,46 @@ def create_app(
     """
     metrics = Metrics()
     store = _shared_store(settings)
+    folder = StateFolder(settings.state_dir) if settings.state_dir is not None else None
+    kept: StateStore = folder or NO_STATE
     if source is not None:
         chain = SourceChain(
-            [NamedSource("injected", source)], settings.source_bench_rule, wall_clock_ms, metrics.fetches
+            [NamedSource("injected", source)], settings.source_cooldown_rule, wall_clock_ms, metrics.fetches
         )
         sources = Sources(chain, None, browser, None, [])
     else:
-        sources = _sources(settings, metrics.fetches, browser, store)
-    service = TokenService(sources.chain, settings, coordinator=store, observer=metrics.fetches)
+        sources = _sources(settings, metrics.fetches, browser, store, kept)
+    if folder is not None:
+        sources.closers.insert(0, folder.close)  # closed last (a stack): what they learned is written
+    # With Redis, the token replicas share is Redis's (it outlives a restart): the folder keeps none.
+    kept_token = NO_STATE if settings.redis_url.get_secret_value() else kept
+    service = TokenService(
+        sources.chain, settings, coordinator=store, observer=metrics.fetches, kept=kept_token
+    )
     app = App(
         service,
         settings,
         metrics,
         sources.browser,
         sources.close,
-        exits=sources.exits,
+        proxies=sources.proxies,
         sources=sources.chain,
         learner=sources.direct.learner if sources.direct else None,
     )
-    metrics.watch(app.counts, service, sources.browser, sources.exits, sources.chain)
+    metrics.watch(app.counts, service, sources.browser, sources.proxies, sources.chain)
     return app
 
 
 def _sources(
-    settings: Settings, observer: FetchMetrics, lent: BrowserManager | None, notes: Notes
+    settings: Settings, observer: FetchMetrics, lent: BrowserManager | None, notes: Notes, kept: StateStore
 ) -> Sources:
-    """The configured sources in their order, each leaving through the exits when there are any."""
+    """The configured sources in their order, each leaving through the proxies when there are any."""
     names = settings.source_names
     closers: list[Closing] = []
     direct = browser = None
-    built: dict[str, ExitSource] = {}
+    built: dict[str, ProxiedSource] = {}
     if "direct" in names:
-        direct = _direct_source(settings, notes)
+        direct = _direct_source(settings, notes, kept)
         closers.append(direct.close)
         built["direct"] = direct
     if "browser" in names:
@@ -94,16 +111,16 @@ def _sources(
             closers.append(browser.close)
         pupil = direct.learner if direct is not None else None
         built["browser"] = BrowserSource(settings, browser, pupil=pupil)
-    exits = _exit_pool(settings)
+    proxies = _proxy_pool(settings)
     timeouts = settings.source_timeouts
-    named = [NamedSource(name, _through(exits, built[name], timeouts[name], observer)) for name in names]
-    chain = SourceChain(named, settings.source_bench_rule, wall_clock_ms, observer)
+    named = [NamedSource(name, _through(proxies, built[name], timeouts[name], observer)) for name in names]
+    chain = SourceChain(named, settings.source_cooldown_rule, wall_clock_ms, observer)
     if direct is not None:
         direct.learner.on_learned = partial(chain.restore, "direct")
-    return Sources(chain, direct, browser, exits, closers)
+    return Sources(chain, direct, browser, proxies, closers)
 
 
-def _direct_source(settings: Settings, notes: Notes) -> DirectSource:
+def _direct_source(settings: Settings, notes: Notes, kept: StateStore) -> DirectSource:
     """Imported only when configured: curl_cffi's library is large (BENCHMARKS.md)."""
     from spotify_tokener.sources.direct.client import Client  # noqa: PLC0415
     from spotify_tokener.sources.direct.source import DirectSource  # noqa: PLC0415
@@ -111,28 +128,28 @@ def _direct_source(settings: Settings, notes: Notes) -> DirectSource:
     client = Client(
         settings.connect_to_rules, settings.ca_file, settings.direct_timeout, settings.proxy_connect_timeout
     )
-    return DirectSource(settings, client, pinned=settings.pinned_secret, notes=notes)
+    return DirectSource(settings, client, pinned=settings.pinned_secret, notes=notes, kept=kept)
 
 
 def _through(
-    exits: ExitPool | None, source: ExitSource, timeout_s: float, observer: FetchMetrics
+    proxies: ProxyPool | None, source: ProxiedSource, timeout_s: float, observer: FetchMetrics
 ) -> TokenSource:
-    """``source`` sending its attempts out through the exits, if there are any."""
-    if exits is None:
+    """``source`` sending its attempts out through the proxies, if there are any."""
+    if proxies is None:
         return source
-    return Egress(source, exits, observer, timeout_s, wall_clock_ms)
+    return ThroughProxies(source, proxies, observer, timeout_s, wall_clock_ms)
 
 
-def _exit_pool(settings: Settings) -> ExitPool | None:
+def _proxy_pool(settings: Settings) -> ProxyPool | None:
     """The proxies to leave through, when there are any."""
     proxies = settings.proxies
     if not proxies:
         return None
-    return ExitPool(
+    return ProxyPool(
         proxies,
-        settings.exit_bench,
+        settings.proxy_cooldown_rule,
         wall_clock_ms,
-        fallback_direct=settings.proxy_fallback_direct,
+        optional=settings.proxy_optional,
         remembered=settings.remembered_identities,
     )
 

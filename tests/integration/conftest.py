@@ -101,6 +101,7 @@ def service_process(fake: FakeSpotify) -> Iterator[Callable[..., tuple[subproces
             "TOKENER_RETRIES": "0",
             "TOKENER_FORCE_MIN_INTERVAL": "0",  # these tests force back to back
             "TOKENER_SOURCES": "browser",  # these tests are about the browser's processes
+            "TOKENER_STATE_DIR": "",  # not the user's own state folder
             **env,
         }
         process = subprocess.Popen(

@@ -1,6 +1,6 @@
 """The attacks of issue 12, reproduced at a bounded size: a burst of accounts, a flood of dead cookies,
 more fetches in flight than the account cache holds, clients that hang up. Each test fails without the
-bound it checks (RELIABILITY.md, "Abuse")."""
+bound it checks (RELIABILITY.md)."""
 
 from __future__ import annotations
 

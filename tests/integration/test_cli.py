@@ -18,7 +18,7 @@ def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("TOKENER_")}
     return subprocess.run(
         [sys.executable, "-m", "spotify_tokener", *args],
-        env={**environment, **env},
+        env={**environment, "TOKENER_STATE_DIR": "", **env},  # not the user's own state folder
         capture_output=True,
         text=True,
         timeout=30,

@@ -15,7 +15,7 @@ import pytest
 from redis.asyncio import Redis
 
 from spotify_tokener.settings import Settings
-from spotify_tokener.sources.direct.learning import NOTE
+from spotify_tokener.sources.direct.knowledge import NOTE
 from tests.conftest import Running, Serve, free_port, running_server, status_of, wait_for_status
 from tests.fake_spotify import FakeSpotify
 from tests.fake_spotify.server import SECRET_VERSION
@@ -37,7 +37,7 @@ async def token(running: Running, *, force: bool = False, **headers: str) -> dic
 
 def proven(origin: str) -> dict[str, Any]:
     """What ``status`` shows of the direct source holding the fake's secret, proven."""
-    return {"totpVersion": SECRET_VERSION, "secretOrigin": origin, "secretConfirmed": True, "trouble": None}
+    return {"totpVersion": SECRET_VERSION, "secretOrigin": origin, "secretProven": True, "trouble": None}
 
 
 def direct_is_back(state: dict[str, Any]) -> bool:
@@ -112,7 +112,7 @@ async def test_a_secret_neither_the_scripts_nor_the_page_hold_leaves_the_browser
     assert state["tokenSource"] == "browser"
     direct = next(source for source in state["sources"] if source["source"] == "direct")
     assert direct["usable"] is False
-    assert direct["benchedUntil"] is not None
+    assert direct["retryAt"] is not None
     assert all(call.by_page for call in fake.state.calls)  # not one wrong code sent upstream
 
 
@@ -190,9 +190,9 @@ async def test_replicas_share_what_one_learned_so_one_browser_fetch_teaches_all(
     redis_prefix: str,
 ) -> None:
     shared = {"redis_url": shared_redis.url, "redis_prefix": redis_prefix}
-    # B cannot learn by itself: no browser, and no unconfirmed secret may be tried on Spotify.
+    # B cannot learn by itself: no browser, and no unproven secret may be tried on Spotify.
     teacher = make_settings(sources=BOTH, **shared)
-    pupil = make_settings(sources="direct", direct_unconfirmed_tries=0, **shared)
+    pupil = make_settings(sources="direct", direct_unproven_tries=0, **shared)
     async with serve(teacher) as a, Redis.from_url(shared_redis.url) as redis:
         await token(a)
         await shared_note(redis, redis_prefix, SECRET_VERSION)
@@ -213,11 +213,11 @@ async def test_replicas_share_what_one_learned_so_one_browser_fetch_teaches_all(
     assert all("sp_dc" not in call.cookies for call in fake.state.calls)
 
 
-async def test_unconfirmed_secrets_are_tried_on_spotify_at_most_the_allowed_number_of_times(
+async def test_unproven_secrets_are_tried_on_spotify_at_most_the_allowed_number_of_times(
     make_settings: SettingsMaker, fake: FakeSpotify
 ) -> None:
     fake.list_decoys(("decoy-secret-number-3", 64), ("decoy-secret-number-2", 63), ("decoy-secret-1", 62))
-    settings = make_settings(sources="direct", direct_unconfirmed_tries=2, retries=1, source_bench=0.01)
+    settings = make_settings(sources="direct", direct_unproven_tries=2, retries=1, source_cooldown=0.01)
     async with running_server(settings) as running:
         answers = [await running.client.post("/api/token/refresh") for _ in range(4)]
         state = await status_of(running)
@@ -233,8 +233,8 @@ async def test_with_the_browser_a_decoy_is_never_sent_upstream(
     make_settings: SettingsMaker, fake: FakeSpotify, serve: Serve
 ) -> None:
     fake.list_decoys(("decoy-secret-number-1", 62))
-    async with serve(make_settings(sources=BOTH, direct_unconfirmed_tries=0)) as running:
-        await token(running)  # nothing confirmed yet: the browser answers and is seen
+    async with serve(make_settings(sources=BOTH, direct_unproven_tries=0)) as running:
+        await token(running)  # nothing proven yet: the browser answers and is seen
         await wait_for_status(running, lambda state: state["direct"]["totpVersion"] is not None, within_s=10)
         await wait_for_status(running, direct_is_back, within_s=5)
         after = await token(running, force=True)

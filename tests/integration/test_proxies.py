@@ -15,7 +15,7 @@ import psutil
 import pytest
 import trustme
 
-from spotify_tokener.domain.egress import credentials_refused
+from spotify_tokener.domain.proxy import credentials_refused
 from spotify_tokener.settings import Settings
 from tests.conftest import Running, Serve, free_port, running_server, status_of
 from tests.fake_spotify import FakeSpotify
@@ -71,9 +71,9 @@ async def everything_shown(running: Running) -> str:
     return "\n".join([(await running.client.get(path)).text for path in paths])
 
 
-def exit_named(status: dict[str, Any], proxy: ProxyProcess) -> dict[str, Any]:
-    exits: list[dict[str, Any]] = status["exits"]
-    return next(entry for entry in exits if entry["exit"] == proxy.label)
+def proxy_named(status: dict[str, Any], proxy: ProxyProcess) -> dict[str, Any]:
+    proxies: list[dict[str, Any]] = status["proxies"]
+    return next(entry for entry in proxies if entry["proxy"] == proxy.label)
 
 
 async def test_every_call_to_spotify_leaves_through_the_proxy(
@@ -90,8 +90,8 @@ async def test_every_call_to_spotify_leaves_through_the_proxy(
         status = await status_of(running)
     assert body["accessToken"] in fake.issued_tokens()
     assert fake.token_calls_from(proxy.leaves_from) == len(fake.state.calls) >= 1
-    assert exit_named(status, proxy)["usable"] is True
-    assert exit_named(status, proxy)["lastSuccessAt"] is not None
+    assert proxy_named(status, proxy)["usable"] is True
+    assert proxy_named(status, proxy)["lastSuccessAt"] is not None
     plain = proxy.behind if isinstance(proxy, TlsFront) else proxy
     if isinstance(plain, Tinyproxy):
         assert f"CONNECT 127.0.0.1:{fake.port}" in plain.log  # tinyproxy's own account of it
@@ -118,13 +118,13 @@ async def test_a_proxy_killed_mid_run_is_rotated_out_with_no_client_error(
         health = (await running.client.get("/health")).json()
     assert fake.token_calls_from(HTTP_EXIT) == before
     assert fake.token_calls_from(SOCKS_EXIT) == 3
-    dead = exit_named(status, tinyproxy)
+    dead = proxy_named(status, tinyproxy)
     assert dead["usable"] is False
     assert dead["lastError"] == f"the proxy {tinyproxy.label} could not be reached"
-    assert health["exits"] == {"total": 2, "usable": 1, "allBenched": False}
+    assert health["proxies"] == {"total": 2, "usable": 1, "allCoolingDown": False}
 
 
-async def test_a_429_on_one_exit_moves_the_attempt_to_another_for_the_retry_after(
+async def test_a_429_on_one_proxy_moves_the_attempt_to_another_for_the_retry_after(
     fake: FakeSpotify,
     tinyproxy: Tinyproxy,
     microsocks: Microsocks,
@@ -139,16 +139,17 @@ async def test_a_429_on_one_exit_moves_the_attempt_to_another_for_the_retry_afte
         status = await status_of(running)
         metrics = Scrape((await running.client.get("/metrics")).text)
     assert body["accessToken"] in fake.issued_tokens()
-    assert fake.token_calls_from(HTTP_EXIT) == 1  # benched after its one 429...
+    assert fake.token_calls_from(HTTP_EXIT) == 1  # cooling down after its one 429...
     assert fake.token_calls_from(SOCKS_EXIT) >= 2  # ...while the other carried every token
-    benched = exit_named(status, tinyproxy)
-    assert benched["benchedUntil"] - benched["lastFailureAt"] == 120_000  # the Retry-After, not 30 s
+    cooling = proxy_named(status, tinyproxy)
+    assert cooling["retryAt"] - cooling["lastFailureAt"] == 120_000  # the Retry-After, not 30 s
     assert status["consecutiveFailures"] == 0  # the anonymous token never failed
-    assert metrics.value("tokener_exit_attempts_total", exit=tinyproxy.label, outcome="rate_limited") == 1
-    assert metrics.value("tokener_exit_benched", exit=tinyproxy.label) == 1
+    assert metrics.value("tokener_proxy_tries_total", proxy=tinyproxy.label, outcome="rate_limited") == 1
+    assert metrics.value("tokener_proxy_cooling_down", proxy=tinyproxy.label) == 1
+    assert metrics.value("tokener_exit_benched", exit=tinyproxy.label) == 1  # deprecated, still there
 
 
-async def test_an_account_stays_on_its_exit(
+async def test_an_account_stays_on_its_proxy(
     fake: FakeSpotify,
     tinyproxy: Tinyproxy,
     microsocks: Microsocks,
@@ -182,14 +183,14 @@ async def test_a_refused_password_is_named_and_never_shown(
     assert response.status_code == 502
     how = "SOCKS5" if proxy.scheme == "socks5" else "HTTP 401"  # tinyproxy's answer, where most say 407
     assert response.json()["error"] == f"the proxy {proxy.label} {credentials_refused(how)}"
-    assert exit_named(status, proxy)["lastError"] == response.json()["error"]
-    assert health["exits"] == {"total": 1, "usable": 0, "allBenched": True}
+    assert proxy_named(status, proxy)["lastError"] == response.json()["error"]
+    assert health["proxies"] == {"total": 1, "usable": 0, "allCoolingDown": True}
     assert fake.token_requests == 0
     for secret in (PASSWORD, wrong):
         assert secret not in shown + caplog.text + response.text
 
 
-async def test_an_https_proxy_whose_certificate_is_not_trusted_is_benched(
+async def test_an_https_proxy_whose_certificate_is_not_trusted_is_cooling_down(
     fake: FakeSpotify, tinyproxy: Tinyproxy, make_settings: SettingsMaker, serve: Serve
 ) -> None:
     stranger = trustme.CA().issue_cert("127.0.0.1")  # not from the authority TOKENER_CA_FILE holds
@@ -199,7 +200,7 @@ async def test_an_https_proxy_whose_certificate_is_not_trusted_is_benched(
             status = await status_of(running)
     assert response.status_code == 502
     assert response.json()["error"] == f"the proxy {front.label} failed its TLS handshake"
-    assert exit_named(status, front)["usable"] is False
+    assert proxy_named(status, front)["usable"] is False
     assert fake.token_requests == 0
 
 
@@ -228,7 +229,7 @@ async def test_a_proxy_that_never_answers_costs_the_attempt_a_second_not_the_tok
     assert fake.token_calls_from(SOCKS_EXIT) >= 1
     assert status["tokenSource"] == source
     assert all(entry["usable"] for entry in status["sources"])  # the proxy's fault, not the source's
-    stuck = next(entry for entry in status["exits"] if entry["exit"] == silent)
+    stuck = next(entry for entry in status["proxies"] if entry["proxy"] == silent)
     assert stuck["usable"] is False
     assert stuck["lastError"] == f"the proxy {silent} did not answer in time"
 

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
+from spotify_tokener.core.proxies import NO_PROXY
 from spotify_tokener.domain.errors import (
     BrowserError,
     BrowserMissing,
@@ -16,6 +17,7 @@ from spotify_tokener.domain.errors import (
 )
 from spotify_tokener.domain.token import Token
 from spotify_tokener.http.app import App
+from spotify_tokener.metrics import Metrics
 from spotify_tokener.settings import Settings
 from spotify_tokener.wiring import create_app
 from tests.prometheus import Scrape
@@ -163,3 +165,21 @@ async def test_with_a_key_set_metrics_need_it(unit_settings: SettingsMaker) -> N
     found = await scrape(app, headers={"authorization": "Bearer scrape-key"})
     assert found.value("tokener_http_requests_total", route="/metrics", status="401") == 1
     assert "scrape-key" not in found.text
+
+
+def test_the_names_before_0_2_are_still_exported_beside_the_new_ones() -> None:
+    metrics = Metrics()
+    metrics.fetches.proxy_ended(NO_PROXY, "ok")
+    metrics.fetches.proxy_ended("http://a:3128", "refused")
+    metrics.fetches.source_ended("direct", "anonymous", "not_ready")
+    found = Scrape(metrics.render().decode())
+    assert found.value("tokener_proxy_tries_total", proxy="none", outcome="ok") == 1
+    assert found.value("tokener_exit_attempts_total", exit="direct", outcome="ok") == 1
+    assert found.value("tokener_exit_attempts_total", exit="http://a:3128", outcome="refused") == 1
+    assert (
+        found.value("tokener_source_tries_total", source="direct", kind="anonymous", outcome="not_ready") == 1
+    )
+    assert (
+        found.value("tokener_source_attempts_total", source="direct", kind="anonymous", outcome="not_ready")
+        == 1
+    )

@@ -7,7 +7,14 @@ import pytest
 from pydantic import ValidationError
 
 from spotify_tokener.cli import describe, load_settings, parse_args
-from spotify_tokener.settings import Settings, forget_environment, requested_log_format, stray_variables
+from spotify_tokener.settings import (
+    Settings,
+    default_state_dir,
+    deprecated_names,
+    forget_environment,
+    requested_log_format,
+    stray_variables,
+)
 
 
 def test_defaults_match_the_documentation() -> None:
@@ -212,6 +219,46 @@ def test_the_settings_leave_the_environment_once_read_whatever_their_case(
     assert settings.proxies[0].password == "s3cret"
     assert not [name for name in os.environ if name.upper().startswith("TOKENER_")]
     assert os.environ["PORT"] == "4000"  # not the service's own: the bare name others use too
+
+
+def test_an_old_name_is_still_read_with_one_warning_naming_the_new_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert deprecated_names() is None
+    monkeypatch.setenv("TOKENER_PROXY_BENCH", "12")
+    monkeypatch.setenv("tokener_proxy_fallback_direct", "true")
+    monkeypatch.setenv("TOKENER_SOURCE_BENCH", "99")
+    monkeypatch.setenv("TOKENER_SOURCE_COOLDOWN", "7")  # the new name wins
+    settings = Settings()
+    assert (settings.proxy_cooldown, settings.proxy_optional, settings.source_cooldown) == (12, True, 7)
+    warning = deprecated_names()
+    assert warning is not None
+    assert "TOKENER_PROXY_BENCH (now TOKENER_PROXY_COOLDOWN)" in warning
+    assert "TOKENER_PROXY_FALLBACK_DIRECT (now TOKENER_PROXY_OPTIONAL)" in warning
+
+
+@pytest.mark.parametrize(
+    ("environ", "folder"),
+    [
+        ({"XDG_STATE_HOME": "/var/state", "HOME": "/home/bot"}, "/var/state/spotify-tokener"),
+        ({"XDG_STATE_HOME": "relative", "HOME": "/home/bot"}, "/home/bot/.local/state/spotify-tokener"),
+        ({"HOME": "/home/bot"}, "/home/bot/.local/state/spotify-tokener"),
+        ({}, None),
+    ],
+)
+def test_the_state_folder_is_the_users_own_by_default(environ: dict[str, str], folder: str | None) -> None:
+    found = default_state_dir(environ)
+    assert (str(found) if found else None) == folder
+
+
+def test_an_empty_state_dir_keeps_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TOKENER_STATE_DIR")
+    monkeypatch.setenv("XDG_STATE_HOME", "/var/state")
+    assert Settings().state_dir == Path("/var/state/spotify-tokener")
+    monkeypatch.setenv("TOKENER_STATE_DIR", "")
+    assert Settings().state_dir is None
+    monkeypatch.setenv("TOKENER_STATE_DIR", "/data")
+    assert Settings().state_dir == Path("/data")
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:8080/", "http://localhost/", "http://[::1]:3001/"])

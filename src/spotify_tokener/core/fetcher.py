@@ -1,7 +1,7 @@
 """A fetch: attempts at the token source, retried with backoff, each one logged and reported.
 
 An *attempt* is one call to the source; a *fetch* is the attempts it takes, up to 1 + retries, and
-fewer once nobody waits for it any more. Every attempt first takes a place (:class:`Admission`), and
+fewer once nobody waits for it any more. Every attempt first takes a place (:class:`Places`), and
 its token is checked here before anyone sees it: the identity it was asked for, and enough life left
 to be served.
 """
@@ -17,7 +17,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
-from spotify_tokener.core.admission import Admission
+from spotify_tokener.core.places import Places
 from spotify_tokener.core.ports import OUTCOME_OK, FetchObserver, TokenSource
 from spotify_tokener.domain.backoff import Backoff
 from spotify_tokener.domain.clock import Clock, Sleep
@@ -74,7 +74,7 @@ class Fetcher:
         self,
         source: TokenSource,
         *,
-        admission: Admission,
+        places: Places,
         backoff: Backoff,
         freshness: Freshness,
         clock: Clock,
@@ -82,7 +82,7 @@ class Fetcher:
         observer: FetchObserver,
     ) -> None:
         self._source = source
-        self._admission = admission
+        self._places = places
         self._backoff = backoff
         self._freshness = freshness
         self._clock = clock
@@ -117,7 +117,7 @@ class Fetcher:
 
     async def _attempt(self, number: int, sp_dc: str | None) -> Token:
         kind = kind_of(sp_dc)
-        async with self._admission.place(kind):
+        async with self._places.place(kind):
             return await self._logged_attempt(number, sp_dc, kind)
 
     async def _logged_attempt(self, number: int, sp_dc: str | None, kind: Kind) -> Token:

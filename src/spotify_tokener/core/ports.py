@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Any, Protocol
 
-from spotify_tokener.domain.egress import Proxy
+from spotify_tokener.domain.proxy import Proxy
 from spotify_tokener.domain.request_shape import Sighting
 from spotify_tokener.domain.token import Kind, Token
 
@@ -33,8 +33,8 @@ class TokenSource(Protocol):
     async def attempt(self, sp_dc: str | None = None) -> Token: ...
 
 
-class ExitSource(Protocol):
-    """A token source that can leave through a given proxy (``None``: directly), for the exit pool."""
+class ProxiedSource(Protocol):
+    """A token source that can leave through a given proxy (``None``: none), for the proxy pool."""
 
     async def attempt(self, sp_dc: str | None = None, proxy: Proxy | None = None) -> Token: ...
 
@@ -81,6 +81,31 @@ class Notes(Protocol):
     async def write_note(self, name: str, value: bytes) -> None: ...
 
 
+class StateStore(Protocol):
+    """Named JSON documents kept across restarts (``TOKENER_STATE_DIR``); never an account's secret.
+
+    Best effort: ``load`` reads anything missing or unreadable as None, and ``save`` returns at once
+    (the write follows, off the path of any answer).
+    """
+
+    def load(self, name: str) -> dict[str, Any] | None: ...
+
+    def save(self, name: str, document: dict[str, Any]) -> None: ...
+
+
+class NoState:
+    """Nothing kept: ``TOKENER_STATE_DIR`` is empty."""
+
+    def load(self, name: str) -> dict[str, Any] | None:
+        return None
+
+    def save(self, name: str, document: dict[str, Any]) -> None:
+        return None
+
+
+NO_STATE = NoState()
+
+
 class SharedStore(Coordinator, Notes, Protocol):
     """What replicas share: fetches, and notes."""
 
@@ -113,10 +138,10 @@ class FetchObserver(Protocol):
         """One attempt ended: ``attempt`` counts from 1, so anything above 1 was a retry."""
 
 
-class ExitObserver(Protocol):
-    """Told how each try through an exit ended (a proxy's label, or ``direct``); the metrics again."""
+class ProxyObserver(Protocol):
+    """Told how each try through a proxy ended (its label, or ``none``); the metrics again."""
 
-    def exit_ended(self, exit_label: str, outcome: str) -> None: ...
+    def proxy_ended(self, proxy_label: str, outcome: str) -> None: ...
 
 
 class SourceObserver(Protocol):
@@ -131,7 +156,7 @@ class NoObserver:
     def attempt_ended(self, kind: Kind, outcome: str, seconds: float, attempt: int) -> None:
         return None
 
-    def exit_ended(self, exit_label: str, outcome: str) -> None:
+    def proxy_ended(self, proxy_label: str, outcome: str) -> None:
         return None
 
     def source_ended(self, source: str, kind: Kind, outcome: str) -> None:

@@ -11,26 +11,35 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 from spotify_tokener.core.accounts import ANONYMOUS, AccountSlots
-from spotify_tokener.core.admission import Admission
 from spotify_tokener.core.fetcher import Fetcher
+from spotify_tokener.core.places import Places
 from spotify_tokener.core.ports import (
     NO_OBSERVER,
+    NO_STATE,
     Coordinator,
     Fetch,
     FetchObserver,
     Left,
     LocalCoordinator,
+    StateStore,
     TokenSource,
 )
 from spotify_tokener.core.slot import CachedToken, Served, TokenSlot, Watcher
 from spotify_tokener.domain.clock import Clock, Sleep, real_sleep, wall_clock_ms
-from spotify_tokener.domain.errors import AccountsDisabled, CookieRejected, TokenError
-from spotify_tokener.domain.token import Token
+from spotify_tokener.domain.errors import AccountsDisabled, CookieRejected, TokenError, UpstreamError
+from spotify_tokener.domain.freshness import Freshness
+from spotify_tokener.domain.token import Token, token_from_payload, token_payload
 from spotify_tokener.settings import Settings
 
 log = logging.getLogger(__name__)
+
+ANONYMOUS_DOCUMENT = "token.json"
+LONGEST_LIFE_MS = 2 * 3600 * 1000
+"""Spotify's tokens last an hour: a kept one said to last longer than this is not believed."""
+MAX_TOKEN_CHARS = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,17 +73,20 @@ class TokenService:
         sleep: Sleep = real_sleep,
         coordinator: Coordinator | None = None,
         observer: FetchObserver = NO_OBSERVER,
+        kept: StateStore = NO_STATE,
     ) -> None:
+        """``kept`` holds the anonymous token across restarts (never an account's)."""
         self._settings = settings
+        self._kept = kept
         self._clock = clock
         self._sleep = sleep
         self._coordinator: Coordinator = coordinator or LocalCoordinator()
         self.freshness = freshness = settings.freshness
         backoff = settings.backoff
-        self.admission = Admission(settings.max_contexts, settings.queue_size, settings.queue_timeout, sleep)
+        self.places = Places(settings.max_contexts, settings.queue_size, settings.queue_timeout, sleep)
         self._fetcher = Fetcher(
             source,
-            admission=self.admission,
+            places=self.places,
             backoff=backoff,
             freshness=freshness,
             clock=clock,
@@ -97,6 +109,8 @@ class TokenService:
     async def start(self) -> None:
         """Begin renewing in the background; the first fetch starts at once."""
         await self._coordinator.start()
+        self._resume()
+        self._anonymous.watch(self._keep)
         self._refresher = asyncio.get_running_loop().create_task(self._refresh_forever())
 
     async def stop(self) -> None:
@@ -170,6 +184,17 @@ class TokenService:
             token_source=token.source if token else None,
         )
 
+    def _resume(self) -> None:
+        """The anonymous token kept from before a restart, while it is still servable: no fetch."""
+        kept = kept_token(self._kept.load(ANONYMOUS_DOCUMENT), self._clock(), self.freshness)
+        if kept is not None:
+            self._anonymous.resume(*kept)
+            log.info("anonymous token kept from before the restart, expiring at %d ms", kept[0].expires_at_ms)
+
+    def _keep(self, cached: CachedToken) -> None:
+        record = {**token_payload(cached.token), "fetchedAtMs": cached.fetched_at_ms}
+        self._kept.save(ANONYMOUS_DOCUMENT, record)
+
     async def _refresh_forever(self) -> None:
         """Renew the anonymous token; accounts are only renewed when their owners ask again."""
         slot = self._anonymous
@@ -200,3 +225,27 @@ class TokenService:
 def _fetched_at(slot: TokenSlot) -> int | None:
     cached = slot.cached
     return cached.fetched_at_ms if cached else None
+
+
+def kept_token(
+    document: dict[str, Any] | None, now_ms: int, freshness: Freshness
+) -> tuple[Token, int] | None:
+    """A kept token and when it was fetched, read as warily as an answer from the network: an
+    anonymous one, servable now, neither fetched in the future nor expiring implausibly far ahead."""
+    try:
+        token, fetched_at = token_from_payload(document or {}), (document or {}).get("fetchedAtMs")
+    except UpstreamError:
+        return None
+    if isinstance(fetched_at, bool) or not isinstance(fetched_at, int):
+        return None
+    text = token.access_token + token.client_id + (token.source or "")
+    plausible = (
+        token.is_anonymous
+        and freshness.is_servable(token, now_ms)
+        and token.remaining_ms(now_ms) <= LONGEST_LIFE_MS
+        and now_ms - LONGEST_LIFE_MS <= fetched_at <= now_ms
+        and len(text) <= MAX_TOKEN_CHARS
+        and text.isascii()
+        and text.isprintable()
+    )
+    return (token, fetched_at) if plausible else None

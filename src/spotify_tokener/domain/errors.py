@@ -14,7 +14,7 @@ class TokenError(Exception):
     status: int = 502
     retryable: bool = True
     about_spotify: bool = True  # every replica would see it too; False: this replica's own trouble
-    blames_exit: bool = False  # through a proxy, the proxy may be the cause: another one may succeed
+    blames_proxy: bool = False  # the proxy may be the cause: another one may succeed
     blames_source: bool = False  # another token source may succeed where this one failed
     outcome: str = "error"
 
@@ -45,7 +45,7 @@ class PageUnreachable(UpstreamError):
     """The web player did not load (a network error): Spotify's trouble, or this replica's network."""
 
     about_spotify = False
-    blames_exit = True
+    blames_proxy = True
     outcome = "unreachable"
 
 
@@ -62,7 +62,7 @@ class RateLimited(UpstreamError):
     """Spotify answered 429; ``retry_after`` carries its ``Retry-After`` when it sent one."""
 
     status = 503
-    blames_exit = True
+    blames_proxy = True
     blames_source = False  # about the address or the pace: another source would only add calls
     outcome = "rate_limited"
 
@@ -70,7 +70,7 @@ class RateLimited(UpstreamError):
 class Refused(UpstreamError):
     """Spotify answered 403: its firewall turns some addresses and fingerprints away."""
 
-    blames_exit = True
+    blames_proxy = True
     outcome = "refused"
 
 
@@ -83,7 +83,7 @@ class FetchTimeout(TokenError):
 
     status = 504
     about_spotify = False
-    blames_exit = True
+    blames_proxy = True
     blames_source = True
     outcome = "timeout"
 
@@ -110,7 +110,7 @@ class BrowserMissing(BrowserError):
 
 class NotReady(TokenError):
     """A source that cannot try yet: the direct source with no secret it may send (nothing learned,
-    or only a likely one and no unconfirmed try left). Nothing was sent upstream."""
+    or only a likely one and no unproven try left). Nothing was sent upstream."""
 
     status = 503
     about_spotify = False

@@ -99,12 +99,12 @@ def sighted_codes(sighting: Sighting) -> list[str]:
     return [value for _, value in parse_qsl(urlsplit(sighting.url).query) if CODE.fullmatch(value)]
 
 
-def confirms(secret: Secret, sighting: Sighting) -> bool:
+def matches(secret: Secret, sighting: Sighting) -> bool:
     """Whether ``secret`` gives a code the page sent, at the time it sent it."""
-    return first_confirmed([secret], sighting) is not None
+    return first_matching([secret], sighting) is not None
 
 
-def first_confirmed(candidates: Iterable[Secret], sighting: Sighting) -> Secret | None:
+def first_matching(candidates: Iterable[Secret], sighting: Sighting) -> Secret | None:
     """The first candidate that gives a code the page sent, at the time it sent it: the sighting
     read once for them all (tens of thousands of candidates, from a page's memory)."""
     codes = set(sighted_codes(sighting))

@@ -17,9 +17,9 @@ from typing import Protocol
 
 import orjson
 
-from spotify_tokener.core.exits import ExitPool
+from spotify_tokener.core.chain import SourceChain
+from spotify_tokener.core.proxies import ProxyPool
 from spotify_tokener.core.service import TokenService
-from spotify_tokener.core.sources import SourceChain
 from spotify_tokener.domain.backoff import Backoff
 from spotify_tokener.domain.clock import wall_clock_ms
 from spotify_tokener.domain.errors import TokenError
@@ -28,9 +28,9 @@ from spotify_tokener.http import openapi
 from spotify_tokener.http.auth import ApiKeys, presented_key
 from spotify_tokener.http.counts import ERROR, HIT, MISS, RequestCounts
 from spotify_tokener.http.encoder import HotAnswer, encode_token
-from spotify_tokener.http.exits import exit_fields, exits_health
 from spotify_tokener.http.health import BrowserInfo, health_body
 from spotify_tokener.http.params import InvalidParameter, parse_force, parse_sp_dc
+from spotify_tokener.http.proxies import proxies_health, proxy_fields
 from spotify_tokener.http.router import (
     JSON_NO_STORE,
     NO_STORE,
@@ -69,7 +69,7 @@ class App:
         browser: BrowserInfo | None = None,
         closing: Callable[[], Awaitable[None]] | None = None,
         *,
-        exits: ExitPool | None = None,
+        proxies: ProxyPool | None = None,
         sources: SourceChain | None = None,
         learner: LearnerInfo | None = None,
     ) -> None:
@@ -77,7 +77,7 @@ class App:
         self.service = service
         self.metrics = metrics
         self.browser = browser
-        self.exits = exits
+        self.proxies = proxies
         self.sources = sources
         self._learner = learner
         self._closing = closing
@@ -192,8 +192,8 @@ class App:
                 "accountsCached": state.accounts_cached,
                 "coolingDown": state.cooling_down,
                 "retryAt": state.retry_at_ms,
-                "exits": exit_fields(self.exits, now),
-                "allExitsBenched": self.exits.all_benched() if self.exits is not None else None,
+                "proxies": proxy_fields(self.proxies, now),
+                "allProxiesCoolingDown": self.proxies.all_cooling_down() if self.proxies else None,
                 "tokenSource": state.token_source,
                 "sources": source_fields(self.sources, now),
                 "direct": direct_fields(self._learner),
@@ -205,7 +205,7 @@ class App:
     async def health(self, request: Request) -> Response:
         uptime_s = time.monotonic() - self._started
         body = health_body(uptime_s, self.browser, self.service.shared_store_available)
-        body["exits"] = exits_health(self.exits, body["timestamp"])
+        body["proxies"] = proxies_health(self.proxies, body["timestamp"])
         return json_response(200, body, NO_STORE)
 
     async def metrics_text(self, request: Request) -> Response:

@@ -48,6 +48,6 @@ def health_body(uptime_s: float, browser: BrowserInfo | None, redis_available: b
             "executable": str(browser.executable) if browser and browser.executable else None,
         },
         "redis": redis,
-        "exits": None,
+        "proxies": None,
         "timestamp": wall_clock_ms(),
     }

@@ -81,7 +81,7 @@ class Request:
         return values
 
 
-@dataclass(slots=True)  # not frozen: built on every request (BENCHMARKS.md, "What changed the figures")
+@dataclass(slots=True)  # not frozen: built on every request, and a frozen one cost ~0.5 µs to build
 class Response:
     status: int
     body: bytes = b""

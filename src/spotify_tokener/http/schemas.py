@@ -52,25 +52,25 @@ class StatusFields(TypedDict):
     accountsCached: int
     coolingDown: bool
     retryAt: int | None
-    exits: list[ExitFields] | None
-    allExitsBenched: bool | None
+    proxies: list[ProxyFields] | None
+    allProxiesCoolingDown: bool | None
     tokenSource: str | None
     sources: list[SourceFields]
     direct: DirectFields | None
 
 
-class BenchFields(TypedDict):
-    """What is known of a proxy or a source that can be set aside (``core/bench.py``)."""
+class StandingFields(TypedDict):
+    """What is known of a proxy or a source that can cool down (``core/standing.py``)."""
 
     usable: bool
-    benchedUntil: int | None
+    retryAt: int | None
     consecutiveFailures: int
     lastError: str | None
     lastFailureAt: int | None
     lastSuccessAt: int | None
 
 
-class SourceFields(BenchFields):
+class SourceFields(StandingFields):
     """One token source (``TOKENER_SOURCES``), in the order they are tried."""
 
     source: str
@@ -81,14 +81,14 @@ class DirectFields(TypedDict):
 
     totpVersion: int | None
     secretOrigin: str | None
-    secretConfirmed: bool | None
+    secretProven: bool | None
     trouble: str | None
 
 
-class ExitFields(BenchFields):
+class ProxyFields(StandingFields):
     """One proxy (``TOKENER_PROXY``), named without its credentials."""
 
-    exit: str
+    proxy: str
 
 
 class StatusBody(TypedDict):
@@ -115,12 +115,12 @@ class RedisFields(TypedDict):
     available: bool
 
 
-class ExitsHealth(TypedDict):
-    """Present when TOKENER_PROXY is set: how many proxies are usable, and whether all are benched."""
+class ProxiesHealth(TypedDict):
+    """Present when TOKENER_PROXY is set: how many proxies are usable, and whether all cool down."""
 
     total: int
     usable: int
-    allBenched: bool
+    allCoolingDown: bool
 
 
 class HealthBody(TypedDict):
@@ -130,5 +130,5 @@ class HealthBody(TypedDict):
     memory: MemoryFields
     browser: BrowserFields
     redis: RedisFields | None
-    exits: ExitsHealth | None
+    proxies: ProxiesHealth | None
     timestamp: int

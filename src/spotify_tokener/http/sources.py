@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from spotify_tokener.core.sources import SourceChain
-from spotify_tokener.http.bench import bench_fields
+from spotify_tokener.core.chain import SourceChain
 from spotify_tokener.http.schemas import DirectFields, SourceFields
+from spotify_tokener.http.standing import standing_fields
 
 
 class LearnerInfo(Protocol):
@@ -19,7 +19,7 @@ class LearnerInfo(Protocol):
     def secret_origin(self) -> str | None: ...
 
     @property
-    def secret_confirmed(self) -> bool | None: ...
+    def secret_proven(self) -> bool | None: ...
 
     @property
     def trouble(self) -> str | None: ...
@@ -28,7 +28,7 @@ class LearnerInfo(Protocol):
 def source_fields(chain: SourceChain | None, now_ms: int) -> list[SourceFields]:
     if chain is None:
         return []
-    return [{"source": state.name, **bench_fields(state, now_ms)} for state in chain.states()]
+    return [{"source": state.name, **standing_fields(state, now_ms)} for state in chain.states()]
 
 
 def direct_fields(learner: LearnerInfo | None) -> DirectFields | None:
@@ -37,6 +37,6 @@ def direct_fields(learner: LearnerInfo | None) -> DirectFields | None:
     return {
         "totpVersion": learner.totp_version,
         "secretOrigin": learner.secret_origin,
-        "secretConfirmed": learner.secret_confirmed,
+        "secretProven": learner.secret_proven,
         "trouble": learner.trouble,
     }

@@ -3,16 +3,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from spotify_tokener.core.accounts import ANONYMOUS, account_identity
 from spotify_tokener.core.ports import Fetch, Wanted
-from spotify_tokener.core.service import TokenService
+from spotify_tokener.core.service import TokenService, kept_token
 from spotify_tokener.core.slot import TokenSlot
 from spotify_tokener.domain.clock import wall_clock_ms
 from spotify_tokener.domain.errors import BrowserMissing, RateLimited, ShuttingDown, TokenError, UpstreamError
-from spotify_tokener.domain.token import Token
+from spotify_tokener.domain.freshness import Freshness
+from spotify_tokener.domain.token import Token, token_payload
 from spotify_tokener.settings import Settings
 from tests.scripted import ScriptedSource
 from tests.unit.core.conftest import scripted, service_with
@@ -400,3 +402,74 @@ async def test_what_a_slot_takes_from_another_replica(time: VirtualTime) -> None
     assert not slot.accepts(short, now, requested_at_ms=now, force=False)
     assert slot.accepts(newer, now - 9_999, requested_at_ms=now, force=True)  # within the force gap
     assert not slot.accepts(newer, now - 10_000, requested_at_ms=now, force=True)
+
+
+class MemoryState:
+    """A state store in memory: what a test put there, and every save."""
+
+    def __init__(self, **documents: dict[str, Any]) -> None:
+        self.documents = {f"{name}.json": document for name, document in documents.items()}
+        self.saves: list[tuple[str, dict[str, Any]]] = []
+
+    def load(self, name: str) -> dict[str, Any] | None:
+        return self.documents.get(name)
+
+    def save(self, name: str, document: dict[str, Any]) -> None:
+        self.saves.append((name, document))
+        self.documents[name] = document
+
+
+NOW = 1_800_000_000_000
+FRESHNESS = Freshness.from_seconds(300, 600, 30)
+
+
+def kept(**changes: Any) -> dict[str, Any]:
+    """A token record as the service writes it, fetched a minute ago with 50 minutes left."""
+    token = Token("BQ-kept", NOW + 50 * 60_000, "client", is_anonymous=True, source="direct")
+    return {**token_payload(token), "fetchedAtMs": NOW - 60_000, **changes}
+
+
+@pytest.mark.parametrize(
+    ("document", "believed"),
+    [
+        (kept(), True),
+        (None, False),
+        (kept(isAnonymous=False), False),  # an account's token is never kept, nor believed
+        (kept(accessTokenExpirationTimestampMs=NOW + 200_000), False),  # inside the buffer
+        (kept(accessTokenExpirationTimestampMs=NOW + 3 * 3600_000), False),  # implausibly far ahead
+        (kept(fetchedAtMs=NOW + 1), False),  # fetched in the future
+        (kept(fetchedAtMs=True), False),
+        (kept(fetchedAtMs="1"), False),
+        (kept(accessToken=""), False),
+        (kept(accessToken="BQ\nforged-header"), False),
+        (kept(accessToken="BQ" + "x" * 5000), False),
+        (kept(accessTokenExpirationTimestampMs="soon"), False),
+        ({"fetchedAtMs": NOW}, False),
+    ],
+)
+def test_a_kept_token_is_believed_only_if_anonymous_servable_and_plausible(
+    document: dict[str, Any] | None, believed: bool
+) -> None:
+    found = kept_token(document, NOW, FRESHNESS)
+    assert (found is not None) == believed
+    if found is not None:
+        assert found == (Token("BQ-kept", NOW + 50 * 60_000, "client", True, "direct"), NOW - 60_000)
+
+
+async def test_a_kept_token_is_served_without_a_fetch_and_each_new_anonymous_one_is_kept(
+    unit_settings: SettingsMaker, stopper: list[TokenService]
+) -> None:
+    now = wall_clock_ms()
+    state = MemoryState(token=kept(accessTokenExpirationTimestampMs=now + 50 * 60_000, fetchedAtMs=now))
+    source = ScriptedSource()
+    service = TokenService(source, unit_settings(), kept=state)
+    stopper.append(service)
+    await service.start()
+    served = await service.get_token()
+    assert (served.token.access_token, served.cached, source.calls) == ("BQ-kept", True, [])
+    assert state.saves == []  # what was read is not written back
+    forced = await service.get_token(force=True)
+    await service.get_token(sp_dc="AQ-account-cookie")
+    assert [(name, document["accessToken"]) for name, document in state.saves] == [
+        ("token.json", forced.token.access_token)
+    ]

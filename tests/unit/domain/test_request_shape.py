@@ -8,9 +8,9 @@ from spotify_tokener.domain.request_shape import (
     Param,
     Role,
     Sighting,
-    confirms,
     default_shape,
     learn_shape,
+    matches,
     sighted_codes,
 )
 from spotify_tokener.domain.totp import Secret, totp
@@ -72,9 +72,9 @@ def test_the_default_is_the_call_context_describes() -> None:
 
 def test_only_the_right_secret_confirms_a_sighting() -> None:
     assert sighted_codes(page_call()) == [totp(SECRET.key, AT_S)] * 2
-    assert confirms(SECRET, page_call())
-    assert not confirms(Secret("not-the-secret", 61), page_call())
-    assert not confirms(SECRET, sighting("reason=init"))
+    assert matches(SECRET, page_call())
+    assert not matches(Secret("not-the-secret", 61), page_call())
+    assert not matches(SECRET, sighting("reason=init"))
 
 
 def test_a_server_code_minutes_away_from_our_clock_is_still_a_code_not_a_constant() -> None:

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 from playwright.async_api import Browser, BrowserContext, Playwright, ProxySettings, async_playwright
 from playwright.async_api import Error as PlaywrightError
 
-from spotify_tokener.domain.egress import Proxy
 from spotify_tokener.domain.errors import BrowserError, BrowserMissing
+from spotify_tokener.domain.proxy import Proxy
 from spotify_tokener.settings import Settings
 from spotify_tokener.sources.browser.chromium import (
     chromium_args,

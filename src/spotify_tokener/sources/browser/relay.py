@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 from python_socks import ProxyConnectionError, ProxyError, ProxyTimeoutError, ProxyType
 from python_socks.async_.asyncio.v2 import Proxy as Upstream
 
-from spotify_tokener.domain.egress import (
+from spotify_tokener.domain.proxy import (
     DEFAULT_PORTS,
     HOSTNAME,
     ConnectTo,

@@ -18,7 +18,6 @@ from playwright.async_api import Error as PlaywrightError
 
 from spotify_tokener.core.ports import Pupil
 from spotify_tokener.domain.clock import Clock, wall_clock_ms
-from spotify_tokener.domain.egress import Proxy
 from spotify_tokener.domain.errors import (
     BrowserError,
     FetchTimeout,
@@ -26,6 +25,7 @@ from spotify_tokener.domain.errors import (
     TokenError,
     refusal,
 )
+from spotify_tokener.domain.proxy import Proxy
 from spotify_tokener.domain.request_shape import Sighting
 from spotify_tokener.domain.token import SP_DC, Token, parse_retry_after, parse_token_response
 from spotify_tokener.settings import Settings
@@ -74,7 +74,7 @@ class BrowserSource:
                 await _add_sp_dc(context, sp_dc)
             try:
                 # The route before the page: a page opened while the route is being set up can
-                # miss it and load everything it blocks (BENCHMARKS.md, "Issue 13").
+                # miss it and load everything it blocks (measured: some pages loaded their images).
                 await context.route("**/*", _filter_route)
                 page = await context.new_page()
                 response = await self._load_and_catch(page)

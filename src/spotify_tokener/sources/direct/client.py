@@ -26,8 +26,8 @@ from curl_cffi.requests.exceptions import Timeout
 from curl_cffi.requests.impersonate import resolve_latest_browser_type
 from curl_cffi.utils import CurlCffiWarning
 
-from spotify_tokener.domain.egress import ConnectTo, Proxy, credentials_refused, tunnel_refused
 from spotify_tokener.domain.errors import FetchTimeout, PageUnreachable
+from spotify_tokener.domain.proxy import ConnectTo, Proxy, credentials_refused, tunnel_refused
 from spotify_tokener.sources.trust import sweep_dead, temp_prefix
 
 warnings.filterwarnings("ignore", category=CurlCffiWarning)  # its advice on https proxies, each call
@@ -48,7 +48,7 @@ class Reply:
 
 
 class Client:
-    """One connection pool to Spotify for every identity; each call names its cookies and exit."""
+    """One connection pool to Spotify for every identity; each call names its cookies and proxy."""
 
     def __init__(
         self, connect_to: ConnectTo, ca_file: Path | None, timeout_s: float, proxy_connect_timeout_s: float

@@ -1,13 +1,13 @@
 """What the direct source knows, and how it comes to know it: the pupil the browser source teaches.
 
 It starts from a pinned secret, another replica's knowledge, or the page's scripts. Each sighting of
-the page's own call confirms what it knows or corrects it: the call's shape at once, the secret
+the page's own call proves what it knows or corrects it: the call's shape at once, the secret
 after reading the scripts again, and, when their text teaches nothing, the page's memory (the
 browser source reads it once per build of the scripts, when asked, and again after Spotify turned
 down what it gave). A secret that is only likely (one string among many that reproduced a code) is
 proven by a second sighting, or by Spotify's acceptance of a code, of another 30 s step; until then
-each call with it is one of the few unconfirmed tries. What it proves it shares with the other
-replicas; when it learns something, ``on_learned`` ends its bench.
+each call with it is one of the few unproven tries. What it proves it shares with the other
+replicas; when it learns something, ``on_learned`` ends its cool-down.
 """
 
 from __future__ import annotations
@@ -16,31 +16,37 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 
-from spotify_tokener.core.ports import Notes
+from spotify_tokener.core.ports import NO_STATE, Notes, StateStore
 from spotify_tokener.domain.clock import Clock
-from spotify_tokener.domain.egress import Proxy
 from spotify_tokener.domain.errors import NotReady, TokenError
-from spotify_tokener.domain.request_shape import RequestShape, Sighting, confirms, learn_shape, step_of
+from spotify_tokener.domain.proxy import Proxy
+from spotify_tokener.domain.request_shape import RequestShape, Sighting, learn_shape, matches, step_of
 from spotify_tokener.domain.totp import Secret, step_at
-from spotify_tokener.sources.direct.learning import (
+from spotify_tokener.sources.direct.knowledge import (
     NOTE,
     Knowledge,
     Origin,
     PageText,
+    bundle_from,
     candidates_in,
-    confirmed_by,
     dump_knowledge,
+    knowledge_from,
+    knowledge_matching,
+    knowledge_record,
     load_knowledge,
 )
 
 log = logging.getLogger(__name__)
 
-NOTHING_LEARNED = "no secret learned yet: none in the page's scripts could be confirmed"
+NOTHING_LEARNED = "no secret learned yet: none in the page's scripts could be proven"
 NOTHING_ANYWHERE = "no secret learned: none in the page's scripts nor in its memory reproduces its code"
-UNPROVEN = "a likely secret awaits a second sighting: no unconfirmed try is left"
+UNPROVEN = "a likely secret awaits a second sighting: no unproven try is left"
+
+LEARNED = "learned.json"
+"""The state folder's document of what was proven (never a merely likely secret)."""
 
 ReadPage = Callable[[Proxy | None], Awaitable[PageText]]
-"""The page's scripts, read by plain HTTP through an exit."""
+"""The page's scripts, read by plain HTTP through a proxy (or none)."""
 
 
 class Learner:
@@ -51,22 +57,31 @@ class Learner:
         read_page: ReadPage,
         default: RequestShape,
         *,
-        unconfirmed_tries: int,
+        unproven_tries: int,
         tries_window_ms: int,
         pinned: Secret | None,
         notes: Notes | None,
         clock: Clock,
+        kept: StateStore = NO_STATE,
     ) -> None:
+        """``kept`` holds what was proven across restarts; a pinned secret goes before it, and
+        another replica's knowledge (``notes``) after it, as soon as there is any."""
         self._read_page = read_page
         self._default = default
-        self._unconfirmed_tries = unconfirmed_tries
+        self._unproven_tries = unproven_tries
         self._tries_window_ms = tries_window_ms
         self._notes = notes
         self._clock = clock
-        self._knowledge = Knowledge(pinned, default, Origin.PINNED, confirmed=True) if pinned else None
-        self._learned_at_ms = 0  # when what is known was learned, here or by another replica
+        self._kept = kept
+        self._bundle: tuple[str, ...] = ()  # the scripts the page named when it was last read
+        self._knowledge = Knowledge(pinned, default, Origin.PINNED, proven=True) if pinned else None
+        if self._knowledge is None:
+            self._knowledge = self._kept_knowledge()
+        # When what is known was learned, here or by another replica; 0 for what was kept, so that
+        # another replica's knowledge, where there is any, is taken over it.
+        self._learned_at_ms = 0
         self._sighting: Sighting | None = None
-        # Unconfirmed secrets sent upstream, and those Spotify turned down, each with when (epoch ms):
+        # Unproven secrets sent upstream, and those Spotify turned down, each with when (epoch ms):
         # within the window, the budget counts the first and a refused one is not sent again.
         self._tried: dict[str, int] = {}
         self._refused: dict[str, int] = {}
@@ -76,7 +91,7 @@ class Learner:
         self._scripts_read: tuple[str, ...] = ()  # the script URLs the last relearn read
         self._memory_read_for: tuple[str, ...] | None = None  # the scripts the memory was read with
         self._wants_strings = False
-        self._exit: Proxy | None = None  # the last attempt's, for learning in the background
+        self._proxy: Proxy | None = None  # the last attempt's, for learning in the background
         self.on_learned: Callable[[], None] = lambda: None
         self.trouble: str | None = None  # why the direct source cannot make tokens now
 
@@ -89,8 +104,8 @@ class Learner:
         return self._knowledge.origin.value if self._knowledge else None
 
     @property
-    def secret_confirmed(self) -> bool | None:
-        return self._knowledge.confirmed if self._knowledge else None
+    def secret_proven(self) -> bool | None:
+        return self._knowledge.proven if self._knowledge else None
 
     @property
     def wants_page_strings(self) -> bool:
@@ -98,33 +113,33 @@ class Learner:
 
     async def current(self, proxy: Proxy | None) -> Knowledge:
         """What to make the next call with: another replica's newer knowledge, what is known, or a
-        candidate from the scripts; one not proven yet only while unconfirmed tries are left
+        candidate from the scripts; one not proven yet only while unproven tries are left
         (:class:`NotReady` otherwise, with nothing sent)."""
-        self._exit = proxy
+        self._proxy = proxy
         await self._adopt_shared()
         async with self._choosing:
             if self._knowledge is None:
                 self._knowledge = await self._learn_unsighted(proxy)
             knowledge = self._knowledge
-            if not knowledge.confirmed:
+            if not knowledge.proven:
                 self._spend_try(knowledge)
             return knowledge
 
     def accepted(self, knowledge: Knowledge, called_at_ms: int) -> None:
         """Spotify answered a call made with ``knowledge`` (its code for ``called_at_ms``) with a token:
         proof, unless that code is the one sighted, which a chance match reproduces as well."""
-        if knowledge.confirmed or self._knowledge is not knowledge:
+        if knowledge.proven or self._knowledge is not knowledge:
             return
         if knowledge.step is None or step_at(called_at_ms) != knowledge.step:
-            self._learned(knowledge.proven())
+            self._learned(knowledge.as_proven())
 
     def turned_down(self, knowledge: Knowledge, error: TokenError) -> None:
         """Spotify found a call made with ``knowledge`` wrong (a 400 such as "Invalid TOTP"; not a
         403, a garbled answer or a broken connection, which say nothing of the secret): the secret or
-        the shape is stale until a sighting says which (an unconfirmed secret is never sent again)."""
+        the shape is stale until a sighting says which (an unproven secret is never sent again)."""
         if self._knowledge is not knowledge:
             return
-        if knowledge.confirmed:
+        if knowledge.proven:
             log.warning("direct source: Spotify turned down what it knew (%s); relearning", error)
         else:
             self._refused[knowledge.secret.value] = self._clock()
@@ -136,10 +151,10 @@ class Learner:
     def teach(self, sighting: Sighting) -> asyncio.Task[None] | None:
         self._sighting = sighting
         known = self._knowledge
-        if known is not None and confirms(known.secret, sighting):
-            proven = known.confirmed or known.step is None or known.step != step_of(sighting)
+        if known is not None and matches(known.secret, sighting):
+            proven = known.proven or known.step is None or known.step != step_of(sighting)
             shape = learn_shape(sighting, known.secret)
-            if shape != known.shape or proven != known.confirmed or self.trouble:
+            if shape != known.shape or proven != known.proven or self.trouble:
                 self._learned(Knowledge(known.secret, shape, known.origin, proven, known.step))
             return None
         if self._relearning is None or self._relearning.done():
@@ -156,13 +171,13 @@ class Learner:
         await asyncio.gather(*self._background, return_exceptions=True)
 
     def _spend_try(self, knowledge: Knowledge) -> None:
-        """One of the few unconfirmed tries of the window (shared by attempts that run together),
+        """One of the few unproven tries of the window (shared by attempts that run together),
         never one Spotify refused within it."""
         value = knowledge.secret.value
         tried, refused = self._recent(self._tried), self._recent(self._refused)
         if value in tried and value not in refused:
             return
-        if value in refused or len(tried) >= self._unconfirmed_tries:
+        if value in refused or len(tried) >= self._unproven_tries:
             self.trouble = UNPROVEN if knowledge.step is not None else NOTHING_LEARNED
             raise NotReady(f"the direct source has {self.trouble}")
         self._tried[value] = self._clock()
@@ -175,9 +190,10 @@ class Learner:
         return set(when)
 
     async def _learn_unsighted(self, proxy: Proxy | None) -> Knowledge:
-        candidates = candidates_in((await self._read_page(proxy)).scripts)
+        page = await self._read_page(proxy)
+        self._bundle, candidates = page.urls, candidates_in(page.scripts)
         if self._sighting is not None:
-            knowledge = await asyncio.to_thread(confirmed_by, candidates, self._sighting)
+            knowledge = await asyncio.to_thread(knowledge_matching, candidates, self._sighting)
             if knowledge is not None:
                 self._learned(knowledge)
                 return knowledge
@@ -189,13 +205,14 @@ class Learner:
             if self.trouble != NOTHING_ANYWHERE:
                 self.trouble = NOTHING_LEARNED
             raise NotReady(f"the direct source has {self.trouble}")
-        return Knowledge(fresh[0], self._default, Origin.SCRIPTS, confirmed=False)
+        return Knowledge(fresh[0], self._default, Origin.SCRIPTS, proven=False)
 
     async def _relearn(self, sighting: Sighting) -> None:
         """After a sighting that what is known does not reproduce (awaited a while by the teacher)."""
         try:
-            page = await self._read_page(self._exit)
-            knowledge = await asyncio.to_thread(confirmed_by, candidates_in(page.scripts), sighting)
+            page = await self._read_page(self._proxy)
+            self._bundle = page.urls
+            knowledge = await asyncio.to_thread(knowledge_matching, candidates_in(page.scripts), sighting)
         except TokenError as error:
             self._troubled(f"could not read the web player's scripts: {error}")
             return
@@ -212,7 +229,7 @@ class Learner:
     async def _learn_from_memory(self, sighting: Sighting, strings: list[str]) -> None:
         refused = self._recent(self._refused)
         candidates = [Secret(value) for value in strings if value not in refused]
-        knowledge = await asyncio.to_thread(confirmed_by, candidates, sighting, Origin.MEMORY)
+        knowledge = await asyncio.to_thread(knowledge_matching, candidates, sighting, Origin.MEMORY)
         if knowledge is None:
             self._troubled(NOTHING_ANYWHERE)
             return
@@ -226,23 +243,40 @@ class Learner:
         if shared is not None and shared[1] > self._learned_at_ms:
             self._knowledge, self._learned_at_ms = shared
             self.trouble = None
+            self._keep(*shared)
             log.info("direct source: TOTP version %s, from another replica", shared[0].secret.version)
 
     def _learned(self, knowledge: Knowledge) -> None:
-        """What is known now; shared once proven; the bench ends so that the next attempt uses it."""
+        """What is known now; shared once proven; the cool-down ends so that the next attempt uses it."""
         self._knowledge, self.trouble, self._wants_strings = knowledge, None, False
         self._learned_at_ms = self._clock()
-        proven = "" if knowledge.confirmed else " (likely; to be confirmed)"
+        proven = "" if knowledge.proven else " (likely; to be proven)"
         log.info(
             "direct source: TOTP version %s, from the %s%s",
             knowledge.secret.version,
             knowledge.origin.value,
             proven,
         )
-        if self._notes is not None and knowledge.confirmed and knowledge.origin is not Origin.PINNED:
-            record = dump_knowledge(knowledge, self._learned_at_ms)
-            self._in_background(self._notes.write_note(NOTE, record))
+        if knowledge.proven and knowledge.origin is not Origin.PINNED:
+            self._keep(knowledge, self._learned_at_ms)
+            if self._notes is not None:
+                record = dump_knowledge(knowledge, self._learned_at_ms)
+                self._in_background(self._notes.write_note(NOTE, record))
         self.on_learned()
+
+    def _keep(self, knowledge: Knowledge, learned_at_ms: int) -> None:
+        """Proven knowledge, for the next start; with the scripts it came with (the bundle's name)."""
+        self._kept.save(LEARNED, {**knowledge_record(knowledge, learned_at_ms), "bundle": list(self._bundle)})
+
+    def _kept_knowledge(self) -> Knowledge | None:
+        """What a previous run proved: the first token after a restart needs neither page nor bundle."""
+        record = self._kept.load(LEARNED)
+        kept = knowledge_from(record, self._default.endpoint, Origin.KEPT)
+        if kept is None:
+            return None
+        self._bundle = bundle_from(record)
+        log.info("direct source: TOTP version %s, kept from before the restart", kept[0].secret.version)
+        return kept[0]
 
     def _troubled(self, why: str) -> None:
         """Said once, not at every browser attempt while it lasts."""

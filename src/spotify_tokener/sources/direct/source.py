@@ -10,26 +10,31 @@ hands to the next source, and the learner relearns from the next sighting.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections import OrderedDict
 from email.utils import parsedate_to_datetime
 
 import orjson
 
 from spotify_tokener.core.accounts import ANONYMOUS, identity_of
-from spotify_tokener.core.ports import Notes
+from spotify_tokener.core.ports import NO_STATE, Notes, StateStore
 from spotify_tokener.domain.clock import Clock, wall_clock_ms
-from spotify_tokener.domain.egress import Proxy
 from spotify_tokener.domain.errors import FetchTimeout, Rejected
+from spotify_tokener.domain.proxy import Proxy
 from spotify_tokener.domain.request_shape import default_shape
 from spotify_tokener.domain.token import HTTP_OK, SP_DC, Token, parse_token_response
 from spotify_tokener.domain.totp import Secret
 from spotify_tokener.settings import Settings
 from spotify_tokener.sources.direct.client import Client, Reply
+from spotify_tokener.sources.direct.knowledge import Page, PageText, parse_page
 from spotify_tokener.sources.direct.learner import Learner
-from spotify_tokener.sources.direct.learning import Page, PageText, parse_page
 from spotify_tokener.sources.user_agent import desktop_user_agent
 
 DEVICE_COOKIE = "sp_t"
+DEVICE = "device.json"
+"""The state folder's document of the anonymous device cookie (an account's is never kept)."""
+COOKIE_VALUE = re.compile(r"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]{1,256}")
+"""RFC 6265's cookie-octets, of a sensible length: what a kept device cookie must be."""
 API_CALL = {
     "Accept": "application/json",
     "Sec-Fetch-Dest": "empty",
@@ -47,7 +52,7 @@ SCRIPT = {
 
 
 class DirectSource:
-    """An :class:`~spotify_tokener.core.ports.ExitSource` that needs no browser."""
+    """An :class:`~spotify_tokener.core.ports.ProxiedSource` that needs no browser."""
 
     def __init__(
         self,
@@ -57,8 +62,10 @@ class DirectSource:
         pinned: Secret | None = None,
         notes: Notes | None = None,
         clock: Clock = wall_clock_ms,
+        kept: StateStore = NO_STATE,
     ) -> None:
-        """``notes`` is where replicas share what they learned (Redis, through its coordinator)."""
+        """``notes`` is where replicas share what they learned (Redis, through its coordinator);
+        ``kept``, what this one learned and the anonymous device, across restarts."""
         self._settings = settings
         self._client = client
         self._clock = clock
@@ -71,13 +78,18 @@ class DirectSource:
         self.learner = Learner(
             self._read_page,
             shape,
-            unconfirmed_tries=settings.direct_unconfirmed_tries,
-            tries_window_ms=round(settings.source_bench_max * 1000),
+            unproven_tries=settings.direct_unproven_tries,
+            tries_window_ms=round(settings.source_cooldown_max * 1000),
             pinned=pinned,
             notes=notes,
             clock=clock,
+            kept=kept,
         )
+        self._kept = kept
         self._devices: OrderedDict[str, str] = OrderedDict()  # identity -> its sp_t
+        device = (kept.load(DEVICE) or {}).get(DEVICE_COOKIE)
+        if isinstance(device, str) and COOKIE_VALUE.fullmatch(device):
+            self._devices[ANONYMOUS] = device
         self._scripts = PageText((), [])  # the last build's, kept while the page names the same
         self._remembered = settings.remembered_identities
 
@@ -127,6 +139,8 @@ class DirectSource:
         page = parse_page(reply, self._page_url)
         if page.cookies.get(DEVICE_COOKIE) and identity not in self._devices:
             self._devices[identity] = page.cookies[DEVICE_COOKIE]
+            if identity == ANONYMOUS:
+                self._kept.save(DEVICE, {DEVICE_COOKIE: page.cookies[DEVICE_COOKIE]})
             while len(self._devices) > self._remembered:
                 self._devices.popitem(last=False)
         return page

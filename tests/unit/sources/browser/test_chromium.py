@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from spotify_tokener.domain.egress import parse_connect_to
 from spotify_tokener.domain.errors import BrowserMissing
+from spotify_tokener.domain.proxy import parse_connect_to
 from spotify_tokener.sources.browser.chromium import (
     BASE_ARGS,
     chromium_args,

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from spotify_tokener.domain.egress import Endpoint, Proxy, parse_connect_to
+from spotify_tokener.domain.proxy import Endpoint, Proxy, parse_connect_to
 from spotify_tokener.sources.browser.relay import (
     HandshakeError,
     Relay,

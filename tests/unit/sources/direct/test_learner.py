@@ -5,29 +5,32 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import pytest
 
-from spotify_tokener.domain.egress import Proxy
 from spotify_tokener.domain.errors import NotReady, Rejected
+from spotify_tokener.domain.proxy import Proxy
 from spotify_tokener.domain.request_shape import Sighting, default_shape
 from spotify_tokener.domain.totp import Secret, totp
-from spotify_tokener.sources.direct.learner import NOTHING_ANYWHERE, NOTHING_LEARNED, Learner
-from spotify_tokener.sources.direct.learning import (
+from spotify_tokener.sources.direct.knowledge import (
     NOTE,
     Knowledge,
     Origin,
     PageText,
     dump_knowledge,
+    knowledge_from,
+    knowledge_record,
     load_knowledge,
 )
+from spotify_tokener.sources.direct.learner import NOTHING_ANYWHERE, NOTHING_LEARNED, Learner
 
 PAGE = "https://open.spotify.com/"
 SHAPE = default_shape(PAGE)
 SECRET = Secret("=n:b#OuEfH\\fE])e*K", 61)
 WRITTEN = json.dumps(SECRET.value)  # as a script writes it, its backslash escaped
 NOW_MS = 1_800_000_000_000
-WINDOW_MS = 1_800_000  # TOKENER_SOURCE_BENCH_MAX
+WINDOW_MS = 1_800_000  # TOKENER_SOURCE_COOLDOWN_MAX
 
 
 class Scripts:
@@ -74,7 +77,7 @@ def learner_of(
     return Learner(
         scripts,
         SHAPE,
-        unconfirmed_tries=tries,
+        unproven_tries=tries,
         tries_window_ms=WINDOW_MS,
         pinned=None,
         notes=notes,
@@ -88,12 +91,12 @@ async def taught(learner: Learner, seen: Sighting) -> None:
         await learning
 
 
-async def test_a_versioned_candidate_is_tried_unconfirmed_once_and_confirmed_by_spotify() -> None:
+async def test_a_versioned_candidate_is_tried_unproven_once_and_proven_by_spotify() -> None:
     learner = learner_of(Scripts(f"x={{secret:{WRITTEN},version:61}}"))
     knowledge = await learner.current(None)
-    assert (knowledge.secret, knowledge.origin, knowledge.confirmed) == (SECRET, Origin.SCRIPTS, False)
+    assert (knowledge.secret, knowledge.origin, knowledge.proven) == (SECRET, Origin.SCRIPTS, False)
     learner.accepted(knowledge, NOW_MS)
-    assert (learner.totp_version, learner.secret_origin, learner.secret_confirmed) == (61, "scripts", True)
+    assert (learner.totp_version, learner.secret_origin, learner.secret_proven) == (61, "scripts", True)
 
 
 async def test_a_turned_down_candidate_is_never_sent_again_and_the_tries_run_out() -> None:
@@ -108,7 +111,7 @@ async def test_a_turned_down_candidate_is_never_sent_again_and_the_tries_run_out
     assert learner.trouble == NOTHING_LEARNED
 
 
-async def test_a_sighting_confirms_an_unversioned_string_offline_and_takes_its_shape() -> None:
+async def test_a_sighting_proves_an_unversioned_string_offline_and_takes_its_shape() -> None:
     learner = learner_of(Scripts(f'const parts = [{WRITTEN}, "another-string-x"];'), tries=0)
     await taught(learner, sighting())
     assert (learner.totp_version, learner.secret_origin, learner.wants_page_strings) == (61, "page", False)
@@ -128,21 +131,21 @@ async def test_memory_is_asked_for_once_per_set_of_scripts_that_taught_nothing()
     await taught(learner, sighting())
     assert learner.wants_page_strings  # a new build: worth one more look
     await learner.teach_strings(sighting(), ["a-string-in-memory", SECRET.value])
-    assert (learner.totp_version, learner.secret_origin, learner.secret_confirmed) == (
+    assert (learner.totp_version, learner.secret_origin, learner.secret_proven) == (
         61,
         "page memory",
         False,
     )
     later = Sighting(sighting().url, NOW_MS + 31_000)  # the same code, one step later: still reproduced
     await taught(learner, later)
-    assert learner.secret_confirmed is True
+    assert learner.secret_proven is True
 
 
 async def test_a_likely_secret_is_tried_within_the_budget_and_else_awaits_a_second_sighting() -> None:
     learner = learner_of(Scripts("nothing(here)"), tries=1)
     await taught(learner, sighting())
     await learner.teach_strings(sighting(), [SECRET.value])
-    first = await learner.current(None)  # the one unconfirmed try
+    first = await learner.current(None)  # the one unproven try
     learner.turned_down(first, Rejected("Spotify answered the token request with HTTP 400"))
     await learner.teach_strings(sighting(), ["another-likely-string", SECRET.value])
     with pytest.raises(NotReady):  # the same secret is never sent twice, and no try is left anyway
@@ -178,7 +181,7 @@ async def test_a_string_spotify_turned_down_is_left_out_when_the_memory_is_read_
 
 async def test_another_replicas_newer_knowledge_is_taken_and_what_is_learned_is_shared() -> None:
     notes = Notes()
-    theirs = Knowledge(Secret("their-secret-value", 62), SHAPE, Origin.PAGE, confirmed=True)
+    theirs = Knowledge(Secret("their-secret-value", 62), SHAPE, Origin.PAGE, proven=True)
     notes.notes[NOTE] = dump_knowledge(theirs, NOW_MS - 1)
     learner = learner_of(Scripts(), notes=notes)
     knowledge = await learner.current(None)
@@ -189,7 +192,7 @@ async def test_another_replicas_newer_knowledge_is_taken_and_what_is_learned_is_
     assert notes.notes[NOTE] == dump_knowledge(theirs, NOW_MS - 1)  # a likely secret is not shared
     likely = await learner.current(None)
     learner.accepted(likely, NOW_MS + 1_000)  # the sighted code itself: a chance match gives it too
-    assert learner.secret_confirmed is False
+    assert learner.secret_proven is False
     assert notes.notes[NOTE] == dump_knowledge(theirs, NOW_MS - 1)
     learner.accepted(likely, NOW_MS + 30_000)  # a code of the next step: proven, and shared
     await asyncio.wait_for(notes.written.wait(), 5)  # by a task of the learner's
@@ -203,15 +206,15 @@ async def test_an_accepted_secret_turned_down_once_is_tried_again_before_it_is_r
     learner = learner_of(Scripts(f"x={{secret:{WRITTEN},version:61}}"), tries=1)
     learner.accepted(await learner.current(None), NOW_MS)
     fluke = Rejected("Spotify answered the token request with HTTP 400")
-    learner.turned_down(await learner.current(None), fluke)  # a confirmed secret: forgotten, not refused
+    learner.turned_down(await learner.current(None), fluke)  # a proven secret: forgotten, not refused
     again = await learner.current(None)  # the same one, read from the scripts, no new try spent
-    assert (again.secret, again.confirmed) == (SECRET, False)
-    learner.turned_down(again, fluke)  # unconfirmed now, and turned down: never sent again
+    assert (again.secret, again.proven) == (SECRET, False)
+    learner.turned_down(again, fluke)  # unproven now, and turned down: never sent again
     with pytest.raises(NotReady):
         await learner.current(None)
 
 
-async def test_the_unconfirmed_tries_and_refusals_are_forgotten_after_the_window() -> None:
+async def test_the_unproven_tries_and_refusals_are_forgotten_after_the_window() -> None:
     clock = Clock()
     learner = learner_of(Scripts(f"x={{secret:{WRITTEN},version:61}}"), tries=1, clock=clock)
     fluke = Rejected("Spotify answered the token request with HTTP 400")
@@ -222,4 +225,89 @@ async def test_the_unconfirmed_tries_and_refusals_are_forgotten_after_the_window
     clock.now_ms += 1  # a window later (a bench at its longest): one more try
     again = await learner.current(None)
     learner.accepted(again, clock.now_ms)
-    assert learner.secret_confirmed is True
+    assert learner.secret_proven is True
+
+
+class State:
+    """A state store in memory."""
+
+    def __init__(self, **documents: dict[str, Any]) -> None:
+        self.documents = {f"{name}.json": document for name, document in documents.items()}
+
+    def load(self, name: str) -> dict[str, Any] | None:
+        return self.documents.get(name)
+
+    def save(self, name: str, document: dict[str, Any]) -> None:
+        self.documents[name] = document
+
+
+def kept_learner(scripts: Scripts, state: State, notes: Notes | None = None) -> Learner:
+    return Learner(
+        scripts,
+        SHAPE,
+        unproven_tries=2,
+        tries_window_ms=WINDOW_MS,
+        pinned=None,
+        notes=notes,
+        clock=Clock(),
+        kept=state,
+    )
+
+
+async def test_what_was_proven_is_kept_with_its_bundle_and_used_after_a_restart_without_a_page() -> None:
+    state, scripts = State(), Scripts("nothing(here)")
+    learner = kept_learner(scripts, state)
+    await taught(learner, sighting())
+    await learner.teach_strings(sighting(), [SECRET.value])
+    assert "learned.json" not in state.documents  # likely only: not kept
+    likely = await learner.current(None)
+    learner.accepted(likely, NOW_MS + 30_000)
+    assert state.documents["learned.json"]["bundle"] == list(scripts.urls)
+    unread = Scripts()
+    restarted = kept_learner(unread, state)
+    knowledge = await restarted.current(None)
+    assert (knowledge.secret, knowledge.shape, knowledge.proven) == (SECRET, likely.shape, True)
+    assert (restarted.secret_origin, unread.reads) == ("state folder", 0)
+
+
+async def test_a_kept_secret_turned_down_is_learned_again_as_on_a_first_start() -> None:
+    stale = Knowledge(Secret("a-stale-secret", 60), SHAPE, Origin.PAGE, proven=True)
+    state, scripts = (
+        State(learned=knowledge_record(stale, NOW_MS)),
+        Scripts(f"x={{secret:{WRITTEN},version:61}}"),
+    )
+    learner = kept_learner(scripts, state)
+    kept = await learner.current(None)
+    learner.turned_down(kept, Rejected("Spotify answered the token request with HTTP 400"))
+    again = await learner.current(None)
+    assert (again.secret, again.origin, scripts.reads) == (SECRET, Origin.SCRIPTS, 1)
+
+
+async def test_another_replicas_knowledge_goes_before_what_was_kept() -> None:
+    notes = Notes()
+    theirs = Knowledge(Secret("their-secret-value", 62), SHAPE, Origin.PAGE, proven=True)
+    notes.notes[NOTE] = dump_knowledge(theirs, NOW_MS - 10 * WINDOW_MS)  # older than the kept one
+    state = State(learned=knowledge_record(Knowledge(SECRET, SHAPE, Origin.PAGE, True), NOW_MS))
+    learner = kept_learner(Scripts(), state, notes)
+    assert learner.secret_origin == "state folder"
+    assert (await learner.current(None)).secret == theirs.secret
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"secret": "x" * 1000},
+        {"secret": 61},
+        {"version": -1},
+        {"version": True},
+        {"learnedAtMs": "1"},
+        {"params": [["a", "fixed"]]},
+        {"params": [["a", "fixed", "b"]] * 40},
+        {"params": [["a", "fixed", "\x00"]]},
+        {"endpoint": "https://evil.example/api/token"},
+    ],
+)
+def test_kept_knowledge_is_read_as_warily_as_a_network_answer(change: dict[str, Any]) -> None:
+    record = {**knowledge_record(Knowledge(SECRET, SHAPE, Origin.PAGE, True), NOW_MS), **change}
+    assert knowledge_from(record, SHAPE.endpoint, Origin.KEPT) is None
+    assert kept_learner(Scripts(), State(learned=record)).secret_origin is None

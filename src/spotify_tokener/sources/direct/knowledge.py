@@ -2,7 +2,7 @@
 
 Learning reads the web player's page and scripts by plain HTTP and takes the candidates that
 ``domain/bundle.py`` offers. With a sighting from the browser (the page's own call, its codes and
-its time), a candidate is confirmed offline, at no cost upstream. Without one, a few versioned
+its time), a candidate is proven offline, at no cost upstream. Without one, a few versioned
 candidates may be tried on Spotify itself, each once: a wrong TOTP is an easy signal to ban on.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import orjson
@@ -22,7 +23,7 @@ from spotify_tokener.domain.request_shape import (
     RequestShape,
     Role,
     Sighting,
-    first_confirmed,
+    first_matching,
     learn_shape,
     step_of,
 )
@@ -43,11 +44,12 @@ class Origin(Enum):
     PAGE = "page"  # in the page's scripts, and reproduces the page's own code (a sighting)
     MEMORY = "page memory"  # held by the running page (its heap), and reproduces the page's own code
     REPLICA = "replica"  # learned by another replica
+    KEPT = "state folder"  # learned before a restart (TOKENER_STATE_DIR)
 
 
 @dataclass(frozen=True, slots=True)
 class Knowledge:
-    """A secret and the call's shape. ``confirmed``: proven, not just likely. A versioned candidate
+    """A secret and the call's shape. ``proven``, not just likely. A versioned candidate
     that reproduces a sighted code is (a handful of candidates against a one-in-a-million match); one
     string among hundreds or thousands is not yet, since one of them matches by chance now and then: it
     needs a second sighting, or Spotify's acceptance of a code, of another 30 s step (the sighted code
@@ -56,45 +58,76 @@ class Knowledge:
     secret: Secret
     shape: RequestShape
     origin: Origin
-    confirmed: bool
+    proven: bool
     step: int | None = None
 
-    def proven(self) -> Knowledge:
-        return Knowledge(self.secret, self.shape, self.origin, confirmed=True, step=self.step)
+    def as_proven(self) -> Knowledge:
+        return Knowledge(self.secret, self.shape, self.origin, proven=True, step=self.step)
 
 
 NOTE = "direct-source"
 """The name what was learned is shared under between replicas (``core/ports.Notes``)."""
 
 
+MAX_PARAMS, MAX_TEXT = 32, 512  # a record's bounds: its parameters, the characters of each string
+
+
+def knowledge_record(knowledge: Knowledge, learned_at_ms: int) -> dict[str, Any]:
+    """What replicas share, and the state folder keeps: the secret, its version and the call's
+    shape; never a cookie."""
+    return {
+        "secret": knowledge.secret.value,
+        "version": knowledge.secret.version,
+        "endpoint": knowledge.shape.endpoint,
+        "params": [[param.name, param.role.value, param.value] for param in knowledge.shape.params],
+        "learnedAtMs": learned_at_ms,
+    }
+
+
 def dump_knowledge(knowledge: Knowledge, learned_at_ms: int) -> bytes:
-    """What replicas share: the secret, its version and the call's shape; never a cookie."""
-    return orjson.dumps(
-        {
-            "secret": knowledge.secret.value,
-            "version": knowledge.secret.version,
-            "endpoint": knowledge.shape.endpoint,
-            "params": [[param.name, param.role.value, param.value] for param in knowledge.shape.params],
-            "learnedAtMs": learned_at_ms,
-        }
-    )
+    return orjson.dumps(knowledge_record(knowledge, learned_at_ms))
 
 
 def load_knowledge(raw: bytes | None, endpoint: str) -> tuple[Knowledge, int] | None:
-    """Another replica's knowledge and when it was learned, if it reads well and calls ``endpoint``
-    (a record that would send the call elsewhere is ignored)."""
+    """Another replica's knowledge and when it was learned (:func:`knowledge_from`)."""
     try:
-        record = orjson.loads(raw) if raw else None
+        return knowledge_from(orjson.loads(raw) if raw else None, endpoint, Origin.REPLICA)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def knowledge_from(record: object, endpoint: str, origin: Origin) -> tuple[Knowledge, int] | None:
+    """Proven knowledge and when it was learned, read as warily as an answer from the network: it
+    must call ``endpoint`` (a record that would send the call elsewhere is ignored), and every field
+    have its type and bounds."""
+    try:
         if not isinstance(record, dict) or record["endpoint"] != endpoint:
             return None
-        version, at = record["version"], record["learnedAtMs"]
-        params = tuple(Param(str(name), Role(role), str(value)) for name, role, value in record["params"])
-        if not isinstance(at, int) or not (version is None or isinstance(version, int)):
-            return None
-        secret = Secret(str(record["secret"]), version)
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        value, version, at = record["secret"], record["version"], record["learnedAtMs"]
+        shape = tuple(
+            Param(name, Role(role), text) for name, role, text in record["params"][: MAX_PARAMS + 1]
+        )
+    except (KeyError, TypeError, ValueError):
         return None
-    return Knowledge(secret, RequestShape(endpoint, params), Origin.REPLICA, confirmed=True), at
+    texts = [value, *(part for param in shape for part in (param.name, param.value))]
+    if len(shape) > MAX_PARAMS or not all(map(_text, texts)) or not _count(at) or not _count(version or 0):
+        return None
+    return Knowledge(Secret(value, version), RequestShape(endpoint, shape), origin, proven=True), at
+
+
+def bundle_from(record: dict[str, Any] | None) -> tuple[str, ...]:
+    """The script URLs a kept record names, if they read well (else none)."""
+    urls = record.get("bundle") if record else None
+    fine = isinstance(urls, list) and len(urls) <= MAX_SCRIPTS and all(map(_text, urls))
+    return tuple(urls) if fine and urls else ()
+
+
+def _text(value: object) -> bool:
+    return isinstance(value, str) and len(value) <= MAX_TEXT and value.isprintable()
+
+
+def _count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,20 +154,20 @@ def parse_page(reply: Reply, page_url: str) -> Page:
     return Page(dict(reply.cookies), scripts)
 
 
-def confirmed_by(
+def knowledge_matching(
     candidates: Sequence[Secret], sighting: Sighting, origin: Origin = Origin.PAGE
 ) -> Knowledge | None:
-    """The first candidate that reproduces the sighting's code, with the sighting's shape: confirmed
+    """The first candidate that reproduces the sighting's code, with the sighting's shape: proven
     if it was among the versioned ones, likely only if among the rest. A few microseconds a candidate,
     tens of thousands of them for a large bundle: run it in a thread."""
     versioned = [candidate for candidate in candidates if candidate.version is not None]
     unversioned = [candidate for candidate in candidates if candidate.version is None]
     for group, proven in ((versioned, True), (unversioned, False)):
-        candidate = first_confirmed(group, sighting)
+        candidate = first_matching(group, sighting)
         if candidate is not None:
             secret = candidate if proven else _versioned(candidate, sighting)
             step = step_of(sighting)
-            return Knowledge(secret, learn_shape(sighting, secret), origin, confirmed=proven, step=step)
+            return Knowledge(secret, learn_shape(sighting, secret), origin, proven=proven, step=step)
     return None
 
 

@@ -27,7 +27,7 @@ UNREADABLE = (
 
 @dataclass(frozen=True, slots=True)
 class Proxy:
-    """One exit: a proxy an upstream call may leave through."""
+    """A proxy an upstream call may leave through."""
 
     scheme: str
     host: str

@@ -7,12 +7,12 @@ import pytest
 
 from spotify_tokener.domain.request_shape import Sighting, default_shape
 from spotify_tokener.domain.totp import Secret, totp
-from spotify_tokener.sources.direct.learning import (
+from spotify_tokener.sources.direct.knowledge import (
     Knowledge,
     Origin,
     candidates_in,
-    confirmed_by,
     dump_knowledge,
+    knowledge_matching,
     load_knowledge,
 )
 
@@ -29,20 +29,20 @@ def page_call(secret: Secret, version: str = "61") -> Sighting:
 
 
 def test_an_unversioned_candidate_that_reproduces_the_code_takes_the_sighted_version() -> None:
-    knowledge = confirmed_by([Secret("decoy-string-1"), Secret(SECRET.value)], page_call(SECRET, "63"))
+    knowledge = knowledge_matching([Secret("decoy-string-1"), Secret(SECRET.value)], page_call(SECRET, "63"))
     assert knowledge is not None
     assert knowledge.secret == Secret(SECRET.value, 63)
-    assert (knowledge.origin, knowledge.confirmed) == (Origin.PAGE, False)  # one of many: only likely
+    assert (knowledge.origin, knowledge.proven) == (Origin.PAGE, False)  # one of many: only likely
 
 
-def test_a_versioned_candidate_that_reproduces_the_code_is_confirmed_at_once() -> None:
-    knowledge = confirmed_by([Secret("decoy-string-1"), SECRET], page_call(SECRET))
+def test_a_versioned_candidate_that_reproduces_the_code_is_proven_at_once() -> None:
+    knowledge = knowledge_matching([Secret("decoy-string-1"), SECRET], page_call(SECRET))
     assert knowledge is not None
-    assert (knowledge.secret, knowledge.confirmed) == (SECRET, True)
+    assert (knowledge.secret, knowledge.proven) == (SECRET, True)
 
 
-def test_no_candidate_that_misses_the_code_is_confirmed() -> None:
-    assert confirmed_by([Secret("decoy-string-1", 61)], page_call(SECRET)) is None
+def test_no_candidate_that_misses_the_code_is_proven() -> None:
+    assert knowledge_matching([Secret("decoy-string-1", 61)], page_call(SECRET)) is None
 
 
 def test_versioned_candidates_of_every_script_come_first() -> None:
@@ -51,9 +51,9 @@ def test_versioned_candidates_of_every_script_come_first() -> None:
 
 
 def test_what_replicas_share_reads_back_as_another_replicas() -> None:
-    knowledge = Knowledge(SECRET, default_shape(PAGE), Origin.PAGE, confirmed=True)
+    knowledge = Knowledge(SECRET, default_shape(PAGE), Origin.PAGE, proven=True)
     loaded = load_knowledge(dump_knowledge(knowledge, 1234), ENDPOINT)
-    assert loaded == (Knowledge(SECRET, default_shape(PAGE), Origin.REPLICA, confirmed=True), 1234)
+    assert loaded == (Knowledge(SECRET, default_shape(PAGE), Origin.REPLICA, proven=True), 1234)
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from spotify_tokener.domain.egress import Endpoint, Proxy, parse_connect_to, parse_proxies, tunnel_refused
+from spotify_tokener.domain.proxy import Endpoint, Proxy, parse_connect_to, parse_proxies, tunnel_refused
 
 PASSWORD = "pa:ss@wörd"
 

@@ -2,8 +2,8 @@
 
 A source that fails in a way another might not (a rejected TOTP, an answer it cannot read, a broken
 transport, nothing learned yet) hands the attempt to the next one at once, so the client never sees
-that failure, and is *benched* for a doubling while. The last source is never skipped: with every
-other one benched, the service still answers as that source alone would. A failure that is about
+that failure, and *cools down* for a doubling while. The last source is never skipped: with every
+other one cooling down, the service still answers as that source alone would. A failure that is about
 Spotify (a 429, a 5xx) ends the attempt, so one attempt makes one upstream call, and the fetcher's
 retry and ``Retry-After`` rules apply as they do with one source.
 """
@@ -15,8 +15,8 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from spotify_tokener.core.bench import Bench
 from spotify_tokener.core.ports import OUTCOME_OK, SourceObserver, TokenSource
+from spotify_tokener.core.standing import Standing
 from spotify_tokener.domain.backoff import Backoff
 from spotify_tokener.domain.clock import Clock
 from spotify_tokener.domain.errors import CookieRejected, InternalError, TokenError
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True, kw_only=True)
-class SourceState(Bench):
+class SourceState(Standing):
     """What the chain knows of one source (its failures: fall-throughs); ``status`` shows it."""
 
     name: str
@@ -42,13 +42,13 @@ class SourceChain:
     """A :class:`TokenSource` made of others; the token it returns names the one that obtained it."""
 
     def __init__(
-        self, sources: Sequence[NamedSource], bench: Backoff, clock: Clock, observer: SourceObserver
+        self, sources: Sequence[NamedSource], cooldown: Backoff, clock: Clock, observer: SourceObserver
     ) -> None:
         if not sources:
             raise ValueError("a chain needs at least one source")
         self._sources = list(sources)
         self._states = {named.name: SourceState(name=named.name) for named in sources}
-        self._bench = bench
+        self._cooldown = cooldown
         self._clock = clock
         self._observer = observer
 
@@ -78,12 +78,12 @@ class SourceChain:
             if not error.blames_source:
                 self._failed(state, error)
                 raise
-            self._bench_after(state, error)
+            self._cool_down(state, error)
             return None
         except Exception as error:  # a bug in one source must not cost the client its token
             self._observer.source_ended(named.name, kind, InternalError.outcome)
             log.error("token source %s crashed: %s", named.name, type(error).__name__)
-            self._bench_after(state, InternalError(f"the {named.name} source crashed"))
+            self._cool_down(state, InternalError(f"the {named.name} source crashed"))
             return None
         if sp_dc and token.is_anonymous:
             # A dead cookie, or a call this source got wrong for accounts: only the last can say.
@@ -92,18 +92,18 @@ class SourceChain:
         return self._succeeded(named.name, kind, token)
 
     def restore(self, name: str) -> None:
-        """``name`` learned what it lacked: its bench ends now, not when its time is up."""
+        """``name`` learned what it lacked: its cool-down ends now, not when its time is up."""
         state = self._states[name]
-        if state.failures or state.benched_until_ms:
+        if state.failures or state.retry_at_ms:
             log.info("token source %s is back", name)
-        state.failures, state.benched_until_ms = 0, 0
+        state.failures, state.retry_at_ms = 0, 0
 
     def states(self) -> list[SourceState]:
         return list(self._states.values())
 
     def _succeeded(self, name: str, kind: Kind, token: Token) -> Token:
         state = self._states[name]
-        state.failures, state.benched_until_ms = 0, 0
+        state.failures, state.retry_at_ms = 0, 0
         state.last_success_ms = self._clock()
         self._observer.source_ended(name, kind, OUTCOME_OK)
         return dataclasses.replace(token, source=name)
@@ -111,11 +111,11 @@ class SourceChain:
     def _failed(self, state: SourceState, error: TokenError) -> None:
         state.last_error, state.last_failure_ms = str(error), self._clock()
 
-    def _bench_after(self, state: SourceState, error: TokenError) -> None:
+    def _cool_down(self, state: SourceState, error: TokenError) -> None:
         state.failures += 1
         self._failed(state, error)
-        seconds = self._bench.cooldown_s(state.failures, None)
-        state.benched_until_ms = self._clock() + round(seconds * 1000)
+        seconds = self._cooldown.cooldown_s(state.failures, None)
+        state.retry_at_ms = self._clock() + round(seconds * 1000)
         log.warning(
-            "token source %s set aside for %.0f s, the next one answers: %s", state.name, seconds, error
+            "token source %s cools down for %.0f s, the next one answers: %s", state.name, seconds, error
         )

@@ -1,4 +1,4 @@
-"""The exit pool's rules on an injected clock, and the egress moving an attempt between exits."""
+"""The proxy pool's rules on an injected clock, and ThroughProxies moving an attempt between them."""
 
 from __future__ import annotations
 
@@ -9,9 +9,8 @@ from dataclasses import dataclass, field
 import pytest
 
 from spotify_tokener.core.accounts import ANONYMOUS, account_identity
-from spotify_tokener.core.exits import DIRECT, Egress, Exit, ExitPool
+from spotify_tokener.core.proxies import NO_PROXY, ProxyPool, ThroughProxies
 from spotify_tokener.domain.backoff import Backoff
-from spotify_tokener.domain.egress import Proxy
 from spotify_tokener.domain.errors import (
     CookieRejected,
     FetchTimeout,
@@ -21,6 +20,7 @@ from spotify_tokener.domain.errors import (
     TokenError,
     UpstreamError,
 )
+from spotify_tokener.domain.proxy import Proxy
 from spotify_tokener.domain.token import Token
 
 A, B, C = (Proxy("http", host, 3128, "user", "topsecret") for host in ("a", "b", "c"))
@@ -39,11 +39,11 @@ class Clock:
         self.now_ms += round(seconds * SECOND)
 
 
-def pool_of(*proxies: Proxy, clock: Clock, fallback_direct: bool = False, remembered: int = 10) -> ExitPool:
-    return ExitPool(proxies, BENCH, clock, fallback_direct=fallback_direct, remembered=remembered)
+def pool_of(*proxies: Proxy, clock: Clock, optional: bool = False, remembered: int = 10) -> ProxyPool:
+    return ProxyPool(proxies, BENCH, clock, optional=optional, remembered=remembered)
 
 
-def test_new_identities_are_spread_and_each_keeps_its_exit() -> None:
+def test_new_identities_are_spread_and_each_keeps_its_proxy() -> None:
     clock = Clock()
     pool = pool_of(A, B, C, clock=clock)
     first = {}
@@ -57,7 +57,7 @@ def test_new_identities_are_spread_and_each_keeps_its_exit() -> None:
         assert {name: pool.order(name)[0] for name in first} == first
 
 
-def test_with_an_exit_benched_new_identities_are_spread_evenly_over_the_others() -> None:
+def test_with_an_proxy_cooling_down_new_identities_are_spread_evenly_over_the_others() -> None:
     clock = Clock()
     pool = pool_of(A, B, C, clock=clock)
     pool.failed(A, PageUnreachable("down"), clock())
@@ -70,7 +70,7 @@ def test_with_an_exit_benched_new_identities_are_spread_evenly_over_the_others()
     assert sorted(chosen) == ["b", "b", "c", "c"]
 
 
-def test_a_failing_exit_is_benched_for_a_doubling_while_then_comes_back() -> None:
+def test_a_failing_proxy_is_cooling_down_for_a_doubling_while_then_comes_back() -> None:
     clock = Clock()
     pool = pool_of(A, B, clock=clock)
     error = PageUnreachable("the proxy http://a:3128 could not be reached")
@@ -104,7 +104,7 @@ def test_tries_that_fail_together_double_the_bench_once() -> None:
     assert pool.failed(A, RateLimited("429"), clock()) == 120  # third failure in a row: 30 * 4
 
 
-def test_a_failure_of_a_try_older_than_the_last_success_benches_nothing() -> None:
+def test_a_failure_of_a_try_older_than_the_last_success_cools_nothing_down() -> None:
     clock = Clock()
     pool = pool_of(A, B, clock=clock)
     slow = clock()  # a try that will time out, begun before...
@@ -136,7 +136,7 @@ def test_a_success_that_began_before_a_failure_does_not_lift_its_bench() -> None
     assert pool.order("x") == [B]
 
 
-def test_an_identity_moves_only_when_its_exit_is_benched_and_stays_where_it_moved() -> None:
+def test_an_identity_moves_only_when_its_proxy_is_cooling_down_and_stays_where_it_moved() -> None:
     clock = Clock()
     pool = pool_of(A, B, clock=clock)
     pool.succeeded(A, "account", clock())
@@ -147,25 +147,25 @@ def test_an_identity_moves_only_when_its_exit_is_benched_and_stays_where_it_move
     assert pool.order("account") == [B, A]
 
 
-def test_with_every_exit_benched_the_first_to_come_back_is_used_never_a_direct_connection() -> None:
+def test_with_every_proxy_cooling_down_the_first_to_come_back_is_used_never_a_direct_connection() -> None:
     clock = Clock()
     pool = pool_of(A, B, clock=clock)
     pool.failed(A, PageUnreachable("down"), clock())
     pool.failed(A, PageUnreachable("down"), clock())  # 60 s
     pool.failed(B, PageUnreachable("down"), clock())  # 30 s
-    assert pool.all_benched()
+    assert pool.all_cooling_down()
     assert pool.order("x") == [B]
 
 
 def test_a_direct_connection_is_the_last_resort_only_when_allowed() -> None:
     clock = Clock()
-    pool = pool_of(A, clock=clock, fallback_direct=True)
+    pool = pool_of(A, clock=clock, optional=True)
     assert pool.order("x") == [A, None]
     pool.failed(A, PageUnreachable("down"), clock())
     assert pool.order("x") == [None]
 
 
-def test_the_exits_remembered_per_identity_are_bounded() -> None:
+def test_the_proxies_remembered_per_identity_are_bounded() -> None:
     clock = Clock()
     pool = pool_of(A, B, clock=clock, remembered=2)
     for name in ("one", "two", "three"):
@@ -176,12 +176,12 @@ def test_the_exits_remembered_per_identity_are_bounded() -> None:
 
 
 @dataclass
-class ByExit:
-    """A source whose answer depends on the exit; records each try."""
+class ByProxy:
+    """A source whose answer depends on the proxy; records each try."""
 
-    answers: dict[Exit, TokenError | Callable[[], TokenError]] = field(default_factory=dict)
-    tries: list[tuple[str | None, Exit]] = field(default_factory=list)
-    hang: set[Exit] = field(default_factory=set)
+    answers: dict[Proxy | None, TokenError | Callable[[], TokenError]] = field(default_factory=dict)
+    tries: list[tuple[str | None, Proxy | None]] = field(default_factory=list)
+    hang: set[Proxy | None] = field(default_factory=set)
 
     async def attempt(self, sp_dc: str | None = None, proxy: Proxy | None = None) -> Token:
         self.tries.append((sp_dc, proxy))
@@ -197,13 +197,15 @@ class ByExit:
 class Outcomes:
     seen: list[tuple[str, str]] = field(default_factory=list)
 
-    def exit_ended(self, exit_label: str, outcome: str) -> None:
-        self.seen.append((exit_label, outcome))
+    def proxy_ended(self, proxy_label: str, outcome: str) -> None:
+        self.seen.append((proxy_label, outcome))
 
 
-def egress(source: ByExit, pool: ExitPool, timeout_s: float = 5.0) -> tuple[Egress, Outcomes]:
+def through_proxies(
+    source: ByProxy, pool: ProxyPool, timeout_s: float = 5.0
+) -> tuple[ThroughProxies, Outcomes]:
     outcomes = Outcomes()
-    return Egress(source, pool, outcomes, timeout_s, Clock()), outcomes
+    return ThroughProxies(source, pool, outcomes, timeout_s, Clock()), outcomes
 
 
 @pytest.mark.parametrize(
@@ -214,26 +216,28 @@ def egress(source: ByExit, pool: ExitPool, timeout_s: float = 5.0) -> tuple[Egre
         Refused("Spotify refused the token request (403)"),
     ],
 )
-async def test_an_exits_failure_moves_the_same_attempt_to_the_next_exit(failure: TokenError) -> None:
+async def test_a_proxys_failure_moves_the_same_attempt_to_the_next_proxy(failure: TokenError) -> None:
     clock = Clock()
     pool = pool_of(A, B, clock=clock)
-    source = ByExit({A: failure})
-    route, outcomes = egress(source, pool)
+    source = ByProxy({A: failure})
+    route, outcomes = through_proxies(source, pool)
     token = await route.attempt()
     assert token.access_token == "BQ-token"
     assert [proxy for _, proxy in source.tries] == [A, B]
     assert outcomes.seen == [("http://a:3128", failure.outcome), ("http://b:3128", "ok")]
-    assert pool.order(ANONYMOUS) == [B]  # benched, and the anonymous token now leaves through B
+    assert pool.order(ANONYMOUS) == [B]  # cooling down, and the anonymous token now leaves through B
 
 
-async def test_an_accounts_429_or_403_benches_nothing_but_its_network_failures_do() -> None:
+async def test_an_accounts_429_or_403_cools_nothing_down_but_its_network_failures_do() -> None:
     pool = pool_of(A, B, clock=Clock())
-    route, _ = egress(ByExit({A: Refused("Spotify refused the token request (403)")}), pool)
+    route, _ = through_proxies(ByProxy({A: Refused("Spotify refused the token request (403)")}), pool)
     with pytest.raises(Refused):
         await route.attempt("AQ-cookie")  # maybe the account: other callers keep proxy A...
     assert pool.order(ANONYMOUS)[0] == A
     assert pool.order(account_identity("AQ-cookie"))[0] == B  # ...while its own retry moves on
-    route, _ = egress(ByExit({A: PageUnreachable("the proxy http://a:3128 could not be reached")}), pool)
+    route, _ = through_proxies(
+        ByProxy({A: PageUnreachable("the proxy http://a:3128 could not be reached")}), pool
+    )
     assert (await route.attempt("AQ-another-cookie")).access_token == "BQ-token"  # tried A, then B
     assert A not in pool.order(ANONYMOUS)
 
@@ -242,31 +246,31 @@ async def test_an_accounts_429_or_403_benches_nothing_but_its_network_failures_d
     "failure",
     [CookieRejected("sp_dc cookie was not accepted"), UpstreamError("Spotify answered with HTTP 500")],
 )
-async def test_a_failure_that_is_not_the_exits_ends_the_attempt_and_benches_nothing(
+async def test_a_failure_that_is_not_the_proxys_ends_the_attempt_and_cools_nothing_down(
     failure: TokenError,
 ) -> None:
     pool = pool_of(A, B, clock=Clock())
-    source = ByExit({A: failure})
-    route, _ = egress(source, pool)
+    source = ByProxy({A: failure})
+    route, _ = through_proxies(source, pool)
     with pytest.raises(type(failure)):
         await route.attempt("AQ-cookie")
     assert [proxy for _, proxy in source.tries] == [A]
     assert not any(state.failures for state in pool.states())
 
 
-async def test_when_every_exit_fails_the_attempt_ends_with_the_last_failure() -> None:
+async def test_when_every_proxy_fails_the_attempt_ends_with_the_last_failure() -> None:
     pool = pool_of(A, B, clock=Clock())
-    route, _ = egress(ByExit({A: PageUnreachable("a down"), B: Refused("b refused")}), pool)
+    route, _ = through_proxies(ByProxy({A: PageUnreachable("a down"), B: Refused("b refused")}), pool)
     with pytest.raises(Refused):
         await route.attempt()
-    assert pool.all_benched()
+    assert pool.all_cooling_down()
 
 
-async def test_a_hanging_exit_costs_one_attempt_its_time_and_is_benched() -> None:
+async def test_a_hanging_proxy_costs_one_attempt_its_time_and_is_cooling_down() -> None:
     clock = Clock()
     pool = pool_of(A, B, clock=clock)
-    source = ByExit(hang={A})
-    route, outcomes = egress(source, pool, timeout_s=0.02)
+    source = ByProxy(hang={A})
+    route, outcomes = through_proxies(source, pool, timeout_s=0.02)
     with pytest.raises(FetchTimeout, match=r"within 0\.02 s"):
         await route.attempt()
     assert outcomes.seen == [("http://a:3128", "timeout")]
@@ -274,19 +278,19 @@ async def test_a_hanging_exit_costs_one_attempt_its_time_and_is_benched() -> Non
     assert source.tries[-1] == (None, B)
 
 
-async def test_an_account_is_kept_on_the_exit_that_served_it() -> None:
+async def test_an_account_is_kept_on_the_proxy_that_served_it() -> None:
     pool = pool_of(A, B, C, clock=Clock())
-    source = ByExit()
-    route, _ = egress(source, pool)
+    source = ByProxy()
+    route, _ = through_proxies(source, pool)
     for _ in range(4):
         await route.attempt("AQ-cookie")
-    exits = {proxy for sp_dc, proxy in source.tries}
-    assert len(exits) == 1
-    assert pool.order(account_identity("AQ-cookie"))[0] in exits
+    proxies = {proxy for sp_dc, proxy in source.tries}
+    assert len(proxies) == 1
+    assert pool.order(account_identity("AQ-cookie"))[0] in proxies
 
 
 async def test_a_direct_try_is_counted_as_direct() -> None:
-    pool = pool_of(A, clock=Clock(), fallback_direct=True)
-    route, outcomes = egress(ByExit({A: PageUnreachable("down")}), pool)
+    pool = pool_of(A, clock=Clock(), optional=True)
+    route, outcomes = through_proxies(ByProxy({A: PageUnreachable("down")}), pool)
     await route.attempt()
-    assert outcomes.seen == [("http://a:3128", "unreachable"), (DIRECT, "ok")]
+    assert outcomes.seen == [("http://a:3128", "unreachable"), (NO_PROXY, "ok")]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from spotify_tokener.core.sources import NamedSource, SourceChain
+from spotify_tokener.core.chain import NamedSource, SourceChain
 from spotify_tokener.domain.backoff import Backoff
 from spotify_tokener.domain.errors import (
     BrowserError,
@@ -70,7 +70,7 @@ async def test_a_failure_of_the_source_falls_through_at_once_and_benches_it(erro
     assert token.source == "browser"
     assert recorder.ended == [("direct", "anonymous", error.outcome), ("browser", "anonymous", "ok")]
     state = chain.states()[0]
-    assert (state.usable(clock()), state.benched_until_ms, state.last_error) == (
+    assert (state.usable(clock()), state.retry_at_ms, state.last_error) == (
         False,
         NOW + 30_000,
         str(error),
@@ -104,7 +104,7 @@ async def test_a_benched_source_is_skipped_and_its_bench_doubles_until_it_is_res
     assert len(direct.calls) == 1
     clock.now_ms += 30_000
     await chain.attempt()
-    assert chain.states()[0].benched_until_ms == clock() + 60_000
+    assert chain.states()[0].retry_at_ms == clock() + 60_000
     chain.restore("direct")
     assert (await chain.attempt("AQ-cookie")).source == "direct"
     assert chain.states()[0].failures == 0

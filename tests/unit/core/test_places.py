@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from spotify_tokener.core.admission import Admission
+from spotify_tokener.core.places import Places
 from spotify_tokener.core.service import TokenService
 from spotify_tokener.domain.errors import Overloaded, UpstreamError
 from spotify_tokener.settings import Settings
@@ -17,37 +17,37 @@ from tests.virtual_time import VirtualTime, settle
 SettingsMaker = Callable[..., Settings]
 
 
-async def occupy(admission: Admission, release: asyncio.Event) -> None:
-    async with admission.place("account"):
+async def occupy(places: Places, release: asyncio.Event) -> None:
+    async with places.place("account"):
         await release.wait()
 
 
 async def test_accounts_share_every_place_but_one_then_queue_then_are_refused(time: VirtualTime) -> None:
-    admission = Admission(places=3, queue=1, wait_s=10, sleep=time.sleep)
+    places = Places(places=3, queue=1, wait_s=10, sleep=time.sleep)
     release = asyncio.Event()
-    holders = [asyncio.create_task(occupy(admission, release)) for _ in range(2)]
-    queued = asyncio.create_task(occupy(admission, release))
+    holders = [asyncio.create_task(occupy(places, release)) for _ in range(2)]
+    queued = asyncio.create_task(occupy(places, release))
     await settle()
-    assert admission.queued == 1
+    assert places.queued == 1
     with pytest.raises(Overloaded) as refused:  # at once: no wait
-        async with admission.place("account"):
+        async with places.place("account"):
             pass
     assert refused.value.retry_after == 10
-    async with admission.place("anonymous"):  # its place is kept, whatever the accounts do
+    async with places.place("anonymous"):  # its place is kept, whatever the accounts do
         pass
     release.set()
     await asyncio.gather(*holders, queued)
-    assert admission.queued == 0
+    assert places.queued == 0
 
 
 async def test_a_queued_attempt_gives_up_at_its_budget_and_its_turn_passes_on(time: VirtualTime) -> None:
-    admission = Admission(places=2, queue=2, wait_s=10, sleep=time.sleep)
+    places = Places(places=2, queue=2, wait_s=10, sleep=time.sleep)
     release = asyncio.Event()
-    holder = asyncio.create_task(occupy(admission, release))
+    holder = asyncio.create_task(occupy(places, release))
     await settle()
-    late = asyncio.create_task(occupy(admission, release))
+    late = asyncio.create_task(occupy(places, release))
     await time.advance(9)
-    later = asyncio.create_task(occupy(admission, release))
+    later = asyncio.create_task(occupy(places, release))
     await time.advance(1)
     with pytest.raises(Overloaded):
         await late
@@ -56,17 +56,17 @@ async def test_a_queued_attempt_gives_up_at_its_budget_and_its_turn_passes_on(ti
 
 
 async def test_a_cancelled_waiter_leaves_the_queue(time: VirtualTime) -> None:
-    admission = Admission(places=2, queue=1, wait_s=10, sleep=time.sleep)
+    places = Places(places=2, queue=1, wait_s=10, sleep=time.sleep)
     release = asyncio.Event()
-    holder = asyncio.create_task(occupy(admission, release))
-    leaving = asyncio.create_task(occupy(admission, release))
+    holder = asyncio.create_task(occupy(places, release))
+    leaving = asyncio.create_task(occupy(places, release))
     await settle()
     leaving.cancel()
     await settle()
-    assert admission.queued == 0
+    assert places.queued == 0
     release.set()
     await holder
-    async with admission.place("account"):  # the place came back
+    async with places.place("account"):  # the place came back
         pass
 
 
@@ -117,19 +117,19 @@ async def test_a_token_that_arrives_after_its_waiters_left_is_kept(
 
 
 async def test_a_waiter_cancelled_as_it_is_handed_a_place_passes_it_on(time: VirtualTime) -> None:
-    admission = Admission(places=2, queue=2, wait_s=10, sleep=time.sleep)
+    places = Places(places=2, queue=2, wait_s=10, sleep=time.sleep)
     release = asyncio.Event()
-    holder = asyncio.create_task(occupy(admission, release))
-    handed = asyncio.create_task(occupy(admission, asyncio.Event()))
+    holder = asyncio.create_task(occupy(places, release))
+    handed = asyncio.create_task(occupy(places, asyncio.Event()))
     await settle()
     release.set()
     await asyncio.sleep(0)  # the holder leaves and hands its place over...
     handed.cancel()  # ...and the one it went to is cancelled before it runs
     await asyncio.gather(holder, handed, return_exceptions=True)
-    entering = asyncio.create_task(occupy(admission, release))
+    entering = asyncio.create_task(occupy(places, release))
     await settle()
     assert entering.done()  # the place came back: no wait, no refusal
-    assert admission.queued == 0
+    assert places.queued == 0
 
 
 async def test_retries_stop_when_the_last_waiter_leaves_during_the_wait_before_one(

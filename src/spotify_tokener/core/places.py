@@ -21,7 +21,7 @@ from spotify_tokener.domain.errors import Overloaded
 from spotify_tokener.domain.token import Kind
 
 
-class Admission:
+class Places:
     """Places for attempts: ``places - 1`` for accounts, in turn, and one kept for the anonymous token."""
 
     def __init__(self, places: int, queue: int, wait_s: float, sleep: Sleep) -> None:
