@@ -4,6 +4,8 @@ every layer (sources, replicas, core, HTTP, metrics) and connects them through t
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
@@ -20,17 +22,22 @@ from spotify_tokener.core.ports import (
     TokenSource,
 )
 from spotify_tokener.core.proxies import ProxyPool, ThroughProxies
-from spotify_tokener.core.service import TokenService
+from spotify_tokener.core.service import CoreConfig, TokenService
+from spotify_tokener.core.teaching import Teaching
 from spotify_tokener.domain.clock import wall_clock_ms
 from spotify_tokener.http.app import App
 from spotify_tokener.metrics import FetchMetrics, Metrics
 from spotify_tokener.settings import Settings
-from spotify_tokener.sources.browser.manager import BrowserManager
-from spotify_tokener.sources.browser.source import BrowserSource
+from spotify_tokener.sources.browser.lazy import LazyBrowser
 from spotify_tokener.state import StateFolder
 
 if TYPE_CHECKING:
+    from spotify_tokener.sources.browser.manager import BrowserManager
     from spotify_tokener.sources.direct.source import DirectSource
+    from spotify_tokener.sources.embed.source import EmbedSource
+    from spotify_tokener.sources.http_client import Client
+
+log = logging.getLogger(__name__)
 
 Closing = Callable[[], Awaitable[None]]
 
@@ -41,7 +48,7 @@ class Sources:
 
     chain: SourceChain
     direct: DirectSource | None
-    browser: BrowserManager | None
+    browser: LazyBrowser | None
     proxies: ProxyPool | None
     closers: list[Closing]
 
@@ -69,7 +76,8 @@ def create_app(
         chain = SourceChain(
             [NamedSource("injected", source)], settings.source_cooldown_rule, wall_clock_ms, metrics.fetches
         )
-        sources = Sources(chain, None, browser, None, [])
+        lent = LazyBrowser(settings, None, browser) if browser is not None else None
+        sources = Sources(chain, None, lent, None, [])
     else:
         sources = _sources(settings, metrics.fetches, browser, store, kept)
     if folder is not None:
@@ -77,7 +85,7 @@ def create_app(
     # With Redis, the token replicas share is Redis's (it outlives a restart): the folder keeps none.
     kept_token = NO_STATE if settings.redis_url.get_secret_value() else kept
     service = TokenService(
-        sources.chain, settings, coordinator=store, observer=metrics.fetches, kept=kept_token
+        sources.chain, core_config(settings), coordinator=store, observer=metrics.fetches, kept=kept_token
     )
     app = App(
         service,
@@ -93,10 +101,17 @@ def create_app(
     return app
 
 
+def core_config(settings: Settings) -> CoreConfig:
+    return CoreConfig(
+        **{field.name: getattr(settings, field.name) for field in dataclasses.fields(CoreConfig)}
+    )
+
+
 def _sources(
     settings: Settings, observer: FetchMetrics, lent: BrowserManager | None, notes: Notes, kept: StateStore
 ) -> Sources:
-    """The configured sources in their order, each leaving through the proxies when there are any."""
+    """The configured sources in their order, each leaving through the proxies when there are any;
+    the browser left out where it cannot run (said once), unless nothing else is configured."""
     names = settings.source_names
     closers: list[Closing] = []
     direct = browser = None
@@ -105,30 +120,56 @@ def _sources(
         direct = _direct_source(settings, notes, kept)
         closers.append(direct.close)
         built["direct"] = direct
+    if "embed" in names:
+        embed = _embed_source(settings)
+        closers.append(embed.close)
+        built["embed"] = embed
     if "browser" in names:
-        browser = lent if lent is not None else BrowserManager(settings)
-        if lent is None:
-            closers.append(browser.close)
-        pupil = direct.learner if direct is not None else None
-        built["browser"] = BrowserSource(settings, browser, pupil=pupil)
+        browser = LazyBrowser(settings, direct.learner if direct is not None else None, lent)
+        closers.append(browser.close)
+        built["browser"] = browser
+        if browser.unavailable is not None and len(names) > 1:
+            names = tuple(name for name in names if name != "browser")
+            log.warning(
+                "the browser source is unavailable: %s; serving from %s",
+                browser.unavailable,
+                ", ".join(names),
+            )
     proxies = _proxy_pool(settings)
     timeouts = settings.source_timeouts
-    named = [NamedSource(name, _through(proxies, built[name], timeouts[name], observer)) for name in names]
-    chain = SourceChain(named, settings.source_cooldown_rule, wall_clock_ms, observer)
+    named = {
+        name: NamedSource(name, _through(proxies, built[name], timeouts[name], observer), name != "embed")
+        for name in names
+    }
+    chain = SourceChain(list(named.values()), settings.source_cooldown_rule, wall_clock_ms, observer)
     if direct is not None:
         direct.learner.on_learned = partial(chain.restore, "direct")
+        if "browser" in named:
+            teaching = Teaching(named["browser"].source, lambda: direct.learner.wants_teacher, observer)
+            chain.fell_back = teaching.offer
+            closers.append(teaching.close)  # closed first (a stack): before the browser under it
     return Sources(chain, direct, browser, proxies, closers)
 
 
+def _client(settings: Settings, timeout_s: float) -> Client:
+    """Imported only when a browserless source is configured: curl_cffi's library is large
+    (BENCHMARKS.md)."""
+    from spotify_tokener.sources.http_client import Client  # noqa: PLC0415
+
+    return Client(settings.connect_to_rules, settings.ca_file, timeout_s, settings.proxy_connect_timeout)
+
+
 def _direct_source(settings: Settings, notes: Notes, kept: StateStore) -> DirectSource:
-    """Imported only when configured: curl_cffi's library is large (BENCHMARKS.md)."""
-    from spotify_tokener.sources.direct.client import Client  # noqa: PLC0415
     from spotify_tokener.sources.direct.source import DirectSource  # noqa: PLC0415
 
-    client = Client(
-        settings.connect_to_rules, settings.ca_file, settings.direct_timeout, settings.proxy_connect_timeout
-    )
+    client = _client(settings, settings.direct_timeout)
     return DirectSource(settings, client, pinned=settings.pinned_secret, notes=notes, kept=kept)
+
+
+def _embed_source(settings: Settings) -> EmbedSource:
+    from spotify_tokener.sources.embed.source import EmbedSource  # noqa: PLC0415
+
+    return EmbedSource(settings, _client(settings, settings.embed_timeout))
 
 
 def _through(

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from spotify_tokener.domain.errors import failure_table
+
 ROOT = Path(__file__).resolve().parents[2]
 SKIPPED = {".git", "node_modules", "fake_spotify", "fixtures"}  # and every .venv*
 
@@ -95,3 +97,10 @@ def test_every_test_reliability_names_exists() -> None:
         name for name in re.findall(r"::(test_\w+)", table) if not re.search(rf"def {name}\b", sources)
     }
     assert (missing_files, missing_tests) == (set(), set())
+
+
+def test_the_failure_table_in_the_operations_guide_is_the_codes() -> None:
+    """On a difference, paste ``failure_table()``'s text between the markers."""
+    text = (ROOT / "docs" / "operations.md").read_text()
+    shown = text.split("<!-- failures:begin -->\n", 1)[1].split("<!-- failures:end -->", 1)[0]
+    assert shown == failure_table()

@@ -11,7 +11,6 @@ evicted (its next request would start a second fetch).
 
 from __future__ import annotations
 
-import hashlib
 from collections import OrderedDict
 
 from spotify_tokener.core.slot import TokenSlot
@@ -20,18 +19,7 @@ from spotify_tokener.domain.clock import Clock
 from spotify_tokener.domain.errors import COOKIE_REJECTED, CookieRejected, Overloaded
 from spotify_tokener.domain.freshness import Freshness
 from spotify_tokener.domain.rate import RateLimit
-
-ANONYMOUS = "anonymous"  # the anonymous token's identity, as replicas share it
-
-
-def account_identity(sp_dc: str) -> str:
-    """An account's identity, as replicas share it: a hash of its cookie, never the cookie."""
-    return f"account:{hashlib.sha256(sp_dc.encode()).hexdigest()}"
-
-
-def identity_of(sp_dc: str | None) -> str:
-    """The identity a request stands for: its account's, or the anonymous token's without a cookie."""
-    return account_identity(sp_dc) if sp_dc else ANONYMOUS
+from spotify_tokener.domain.token import account_identity
 
 
 class AccountSlots:

@@ -28,6 +28,7 @@ from spotify_tokener.domain.errors import (
     Overloaded,
     TokenError,
     UpstreamError,
+    failure_of,
 )
 from spotify_tokener.domain.freshness import Freshness
 from spotify_tokener.domain.token import Kind, Token, kind_of
@@ -95,7 +96,9 @@ class Fetcher:
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._backoff.retries + 1) | StopWhenUnawaited(awaited),
             wait=RetryAfterWait(self._backoff),
-            retry=retry_if_exception(lambda error: isinstance(error, TokenError) and error.retryable),
+            retry=retry_if_exception(
+                lambda error: isinstance(error, TokenError) and failure_of(error).retried
+            ),
             sleep=self._sleep,
             reraise=True,
         )

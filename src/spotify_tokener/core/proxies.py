@@ -16,14 +16,13 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from spotify_tokener.core.accounts import identity_of
 from spotify_tokener.core.ports import OUTCOME_OK, ProxiedSource, ProxyObserver
 from spotify_tokener.core.standing import Standing
 from spotify_tokener.domain.backoff import Backoff
 from spotify_tokener.domain.clock import Clock
-from spotify_tokener.domain.errors import FetchTimeout, TokenError
+from spotify_tokener.domain.errors import FetchTimeout, ProxyRule, TokenError, failure_of
 from spotify_tokener.domain.proxy import Proxy
-from spotify_tokener.domain.token import Token
+from spotify_tokener.domain.token import Token, identity_of
 
 log = logging.getLogger(__name__)
 
@@ -140,13 +139,6 @@ def _began_before(started_ms: int, other_ms: int | None) -> bool:
     return other_ms is not None and started_ms < other_ms
 
 
-def proxy_to_blame(error: TokenError, *, account: bool) -> bool:
-    """Whether another proxy might not have failed this way, for everyone. Spotify's 429s and 403s on
-    an account's request may be about the account, not the address: only the anonymous token's cool
-    a proxy down (otherwise a handful of bad cookies could cool every proxy down for every caller)."""
-    return error.blames_proxy and not (account and error.about_spotify)
-
-
 @dataclass(frozen=True, slots=True)
 class Try:
     """One proxy tried within an attempt, and when (epoch ms)."""
@@ -190,13 +182,17 @@ class ThroughProxies:
             try:
                 token = await self._source.attempt(sp_dc, proxy)
             except TokenError as error:
-                if proxy is None or not proxy_to_blame(error, account=sp_dc is not None):
+                rule = failure_of(error).proxy
+                # Spotify's 429s and 403s on an account's request may be about the account, not the
+                # address: a handful of bad cookies must not cool every proxy down for every caller.
+                account_refused = rule is ProxyRule.NEXT_IF_ANONYMOUS and sp_dc is not None
+                if proxy is None or rule is ProxyRule.INNOCENT or account_refused:
                     self._report(proxy, error.outcome)
-                    if proxy is not None and error.blames_proxy:  # an account refused: its retry moves
+                    if proxy is not None and account_refused:  # its retry moves on
                         self._pool.move_on(identity, proxy)
                     raise
                 self._failed(tried[-1], error)
-                if isinstance(error, FetchTimeout):  # the attempt's time is spent
+                if rule is ProxyRule.SPENT:
                     raise
                 last = error
                 continue

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from spotify_tokener.core.accounts import ANONYMOUS, AccountSlots
+from spotify_tokener.core.accounts import AccountSlots
 from spotify_tokener.core.fetcher import Fetcher
 from spotify_tokener.core.places import Places
 from spotify_tokener.core.ports import (
@@ -28,11 +28,11 @@ from spotify_tokener.core.ports import (
     TokenSource,
 )
 from spotify_tokener.core.slot import CachedToken, Served, TokenSlot, Watcher
+from spotify_tokener.domain.backoff import Backoff
 from spotify_tokener.domain.clock import Clock, Sleep, real_sleep, wall_clock_ms
 from spotify_tokener.domain.errors import AccountsDisabled, CookieRejected, TokenError, UpstreamError
 from spotify_tokener.domain.freshness import Freshness
-from spotify_tokener.domain.token import Token, token_from_payload, token_payload
-from spotify_tokener.settings import Settings
+from spotify_tokener.domain.token import ANONYMOUS, Token, token_from_payload, token_payload
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,22 @@ ANONYMOUS_DOCUMENT = "token.json"
 LONGEST_LIFE_MS = 2 * 3600 * 1000
 """Spotify's tokens last an hour: a kept one said to last longer than this is not believed."""
 MAX_TOKEN_CHARS = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class CoreConfig:
+    """The settings the core reads, and only those, named as in ``Settings`` (``wiring.core_config``)."""
+
+    freshness: Freshness
+    backoff: Backoff
+    max_contexts: int  # places: attempts at once, one of them kept for the anonymous token
+    queue_size: int
+    queue_timeout: float
+    max_accounts: int
+    new_accounts_per_minute: int
+    rejected_cookie_memory: float
+    allow_accounts: bool
+    refresh_interval: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +83,7 @@ class TokenService:
     def __init__(
         self,
         source: TokenSource,
-        settings: Settings,
+        config: CoreConfig,
         *,
         clock: Clock = wall_clock_ms,
         sleep: Sleep = real_sleep,
@@ -76,14 +92,14 @@ class TokenService:
         kept: StateStore = NO_STATE,
     ) -> None:
         """``kept`` holds the anonymous token across restarts (never an account's)."""
-        self._settings = settings
+        self._config = config
         self._kept = kept
         self._clock = clock
         self._sleep = sleep
         self._coordinator: Coordinator = coordinator or LocalCoordinator()
-        self.freshness = freshness = settings.freshness
-        backoff = settings.backoff
-        self.places = Places(settings.max_contexts, settings.queue_size, settings.queue_timeout, sleep)
+        self.freshness = freshness = config.freshness
+        backoff = config.backoff
+        self.places = Places(config.max_contexts, config.queue_size, config.queue_timeout, sleep)
         self._fetcher = Fetcher(
             source,
             places=self.places,
@@ -97,12 +113,12 @@ class TokenService:
         self._fetch_anonymous = self._coordinated(self._anonymous, self._fetcher.fetch)
         self._force_anonymous = self._coordinated(self._anonymous, self._fetcher.fetch, force=True)
         self._accounts = AccountSlots(
-            settings.max_accounts,
+            config.max_accounts,
             freshness,
             backoff,
             clock,
-            new_per_minute=settings.new_accounts_per_minute,
-            rejected_for_ms=round(settings.rejected_cookie_memory * 1000),
+            new_per_minute=config.new_accounts_per_minute,
+            rejected_for_ms=round(config.rejected_cookie_memory * 1000),
         )
         self._refresher: asyncio.Task[None] | None = None
 
@@ -144,7 +160,7 @@ class TokenService:
         if sp_dc is None:
             fetch = self._force_anonymous if force else self._fetch_anonymous
             return await self._anonymous.get(fetch, force=force, left=left)
-        if not self._settings.allow_accounts:
+        if not self._config.allow_accounts:
             raise AccountsDisabled("account tokens (sp_dc cookie) are disabled on this service")
         slot = self._accounts.slot_for(sp_dc)
         fetch = self._coordinated(slot, partial(self._fetcher.fetch, sp_dc, slot.awaited), force=force)
@@ -219,7 +235,7 @@ class TokenService:
             wait_ms = retry_at - now
         else:
             wait_ms = self.freshness.ms_until_refresh(slot.token, _fetched_at(slot), now)
-        return min(max(wait_ms, 0) / 1000, self._settings.refresh_interval)
+        return min(max(wait_ms, 0) / 1000, self._config.refresh_interval)
 
 
 def _fetched_at(slot: TokenSlot) -> int | None:

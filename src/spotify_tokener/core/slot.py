@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from spotify_tokener.core.ports import Fetch, Left
 from spotify_tokener.domain.backoff import Backoff
 from spotify_tokener.domain.clock import Clock
-from spotify_tokener.domain.errors import CallerLeft, Overloaded, ShuttingDown, TokenError
+from spotify_tokener.domain.errors import CallerLeft, ShuttingDown, TokenError, failure_of
 from spotify_tokener.domain.freshness import Freshness
 from spotify_tokener.domain.token import Kind, Token
 
@@ -186,7 +186,7 @@ class TokenSlot:
         """The failure that started the cool-down, telling the client when the next try is due."""
         error = self._last_error
         assert error is not None, "cooling down implies a recorded failure"
-        return type(error)(str(error), retry_after=max(self._retry_at_ms - now_ms, 0) / 1000)
+        return type(error)(str(error), retry_after=max(self._retry_at_ms - now_ms, 0) / 1000, kind=error.kind)
 
     async def _join(self, fetch: Fetch, left: Left | None) -> Token:
         flight = self._start(fetch)
@@ -206,13 +206,12 @@ class TokenSlot:
     async def _run(self, fetch: Fetch) -> Token:
         try:
             token = await fetch()
-        except Overloaded:
-            raise  # the service was busy, not this identity's fetch failing: no cool-down, no record
         except TokenError as error:
-            self._last_error = error
-            self._failures += 1
-            cooldown_s = self._backoff.cooldown_s(self._failures, error.retry_after)
-            self._retry_at_ms = self._clock() + round(cooldown_s * 1000)
+            if failure_of(error).cools_down:  # not when the service was merely busy: no record either
+                self._last_error = error
+                self._failures += 1
+                cooldown_s = self._backoff.cooldown_s(self._failures, error.retry_after)
+                self._retry_at_ms = self._clock() + round(cooldown_s * 1000)
             raise
         finally:
             self._flight, self._wanted_alone = None, False

@@ -1,91 +1,90 @@
-"""Failures a client may be told about.
+"""Failures a client may be told about, and what each one does: the one table of it (``FAILURES``).
 
 Every message here is written by us and is safe to return in an HTTP body: no upstream body,
-token or cookie is ever interpolated into one. ``status`` is the HTTP status the API answers with;
-``outcome`` is the word a fetch attempt that failed this way is counted under in the metrics.
+token or cookie is ever interpolated into one. An error carries its kind (its class), its message
+and a ``Retry-After``; what the service does about it (the client's status, a retry, the next
+source or proxy, other replicas, a cool-down) is read from ``FAILURES`` and nowhere else.
+docs/operations.md shows the table as :func:`failure_table` renders it (a test compares them).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class _Read(Generic[T]):
+    """What ``FAILURES`` says of a failure, read on its class or on an instance."""
+
+    def __init__(self, read: Callable[[str, Failure], T]) -> None:
+        self._read = read
+
+    def __get__(self, error: TokenError | None, cls: type[TokenError]) -> T:
+        kind = (error or cls).kind
+        return self._read(kind, FAILURES[kind])
+
 
 class TokenError(Exception):
-    """A token could not be obtained; ``str(self)`` is a short, client-safe cause."""
+    """A token could not be obtained; ``str(self)`` is a short, client-safe cause. ``kind`` names its
+    row of ``FAILURES``: its class's, or one the raiser names (a 5xx: an ``UpstreamError`` of its own)."""
 
-    status: int = 502
-    retryable: bool = True
-    about_spotify: bool = True  # every replica would see it too; False: this replica's own trouble
-    blames_proxy: bool = False  # the proxy may be the cause: another one may succeed
-    blames_source: bool = False  # another token source may succeed where this one failed
-    outcome: str = "error"
+    kind = "error"
+    status = _Read(lambda kind, row: row.status)  # the HTTP status the API answers with
+    outcome = _Read(lambda kind, row: row.counted_as or kind)  # the metric word an attempt ended with
 
-    def __init__(
-        self, message: str, *, retry_after: float | None = None, blames_source: bool | None = None
-    ) -> None:
+    def __init__(self, message: str, *, retry_after: float | None = None, kind: str | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
-        if blames_source is not None:
-            self.blames_source = blames_source
+        if kind is not None:
+            self.kind = kind
 
 
 class UpstreamError(TokenError):
     """Spotify answered, but not with a usable token (bad status, bad body, short-lived token)."""
 
-    blames_source = True  # an answer not understood: the request may be what is wrong
-    outcome = "upstream"
+    kind = "upstream"
 
 
 class Rejected(UpstreamError):
     """Spotify found the request itself wrong (a 4xx such as 400 "Invalid TOTP"): a stale secret or
     request shape, which another source, or a relearn, can get right."""
 
-    outcome = "rejected"
+    kind = "rejected"
 
 
 class PageUnreachable(UpstreamError):
     """The web player did not load (a network error): Spotify's trouble, or this replica's network."""
 
-    about_spotify = False
-    blames_proxy = True
-    outcome = "unreachable"
+    kind = "unreachable"
 
 
 class InternalError(TokenError):
     """A bug of ours surfaced during a fetch; retrying the same code will not help."""
 
-    status = 500
-    about_spotify = False
-    retryable = False
-    outcome = "internal"
+    kind = "internal"
 
 
 class RateLimited(UpstreamError):
     """Spotify answered 429; ``retry_after`` carries its ``Retry-After`` when it sent one."""
 
-    status = 503
-    blames_proxy = True
-    blames_source = False  # about the address or the pace: another source would only add calls
-    outcome = "rate_limited"
+    kind = "rate_limited"
 
 
 class Refused(UpstreamError):
     """Spotify answered 403: its firewall turns some addresses and fingerprints away."""
 
-    blames_proxy = True
-    outcome = "refused"
+    kind = "refused"
 
 
 class FetchTimeout(TokenError):
     """No token in time: a source ran out of its share of an attempt, or a replica waited out the
-    fetch another one holds the lock for.
+    fetch another one holds the lock for."""
 
-    Not shared with other replicas: the time also covers this replica's own browser starting.
-    """
-
-    status = 504
-    about_spotify = False
-    blames_proxy = True
-    blames_source = True
-    outcome = "timeout"
+    kind = "timeout"
 
     @classmethod
     def after(cls, seconds: float) -> FetchTimeout:
@@ -95,56 +94,39 @@ class FetchTimeout(TokenError):
 class BrowserError(TokenError):
     """The browser crashed, disconnected or failed to start; a relaunch may fix it."""
 
-    status = 503
-    about_spotify = False
-    blames_source = True
-    outcome = "browser"
+    kind = "browser"
 
 
 class BrowserMissing(BrowserError):
     """No Chromium is installed; retrying cannot help until an operator installs one."""
 
-    retryable = False
-    outcome = "browser_missing"
+    kind = "browser_missing"
 
 
 class NotReady(TokenError):
     """A source that cannot try yet: the direct source with no secret it may send (nothing learned,
     or only a likely one and no unproven try left). Nothing was sent upstream."""
 
-    status = 503
-    about_spotify = False
-    retryable = False  # nothing changes by asking again at once; the next source, or a sighting, can
-    blames_source = True
-    outcome = "not_ready"
+    kind = "not_ready"
 
 
 class ShuttingDown(TokenError):
     """The service is stopping and abandoned the fetch this request waited on."""
 
-    status = 503
-    about_spotify = False
-    retryable = False
-    outcome = "shutting_down"
+    kind = "shutting_down"
 
 
 class CallerLeft(TokenError):
     """The caller hung up while waiting for a fetch; its answer goes nowhere (499, nginx's word)."""
 
-    status = 499
-    about_spotify = False
-    retryable = False
-    outcome = "left"
+    kind = "left"
 
 
 class Overloaded(TokenError):
     """Refused before any attempt: the browser's places and their queue are taken, or too many new
     accounts came at once. ``retry_after`` says when asking again is worth it."""
 
-    status = 503
-    about_spotify = False
-    retryable = False  # a retry would queue again: the client is told when to come back instead
-    outcome = "overloaded"
+    kind = "overloaded"
 
 
 COOKIE_REJECTED = "sp_dc cookie was not accepted"
@@ -153,35 +135,89 @@ COOKIE_REJECTED = "sp_dc cookie was not accepted"
 class CookieRejected(TokenError):
     """Spotify answered a ``sp_dc`` request with an anonymous token: the cookie is dead or wrong."""
 
-    status = 401
-    retryable = False
-    outcome = "cookie_rejected"
+    kind = "cookie_rejected"
 
 
 class AccountsDisabled(TokenError):
     """The operator turned account tokens off (``TOKENER_ALLOW_ACCOUNTS=false``)."""
 
-    status = 403
-    retryable = False
-    outcome = "accounts_disabled"
+    kind = "accounts_disabled"
 
 
-# What one fetch attempt can end with, so its metric series exist before the first failure. The
-# others are decided before any attempt (AccountsDisabled, Overloaded) or end a wait, not an attempt
-# (ShuttingDown, CallerLeft).
-ATTEMPT_FAILURES: tuple[type[TokenError], ...] = (
-    UpstreamError,
-    Rejected,
-    PageUnreachable,
-    RateLimited,
-    Refused,
-    FetchTimeout,
-    BrowserError,
-    BrowserMissing,
-    NotReady,
-    CookieRejected,
-    InternalError,
-)
+class ProxyRule(Enum):
+    """What a failure through a proxy says of that proxy."""
+
+    INNOCENT = "no"
+    NEXT = "yes"
+    NEXT_IF_ANONYMOUS = "anonymous token only (an account's next attempt moves on)"
+    SPENT = "no: it cools down, but the attempt's time is spent"
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """What one kind of failure does. Those that end no attempt do none of it but the status."""
+
+    when: str
+    status: int  # the client's HTTP status
+    retried: bool = False  # the fetch makes another attempt, after a backoff
+    next_source: bool = False  # a source before the last cools down and the next one answers at once
+    proxy: ProxyRule = ProxyRule.INNOCENT  # through a proxy: whether the next one is tried at once
+    shared: bool = False  # about Spotify, so other replicas waiting on the same fetch take it as theirs
+    cools_down: bool = True  # the slot cools down: nothing goes upstream for it until then, unless forced
+    ends: str = "attempt"  # or "fetch" (before any attempt), "wait" (a caller's), "request" (before any)
+    counted_as: str = ""  # the metric outcome, when not the kind itself
+
+
+NEXT, SPENT, IF_ANONYMOUS = ProxyRule.NEXT, ProxyRule.SPENT, ProxyRule.NEXT_IF_ANONYMOUS
+
+FAILURES: dict[str, Failure] = {
+    "error": Failure("the base of the others, never raised", 502, ends="request"),
+    "upstream": Failure("an answer not understood", 502, retried=True, next_source=True, shared=True),
+    "server_error": Failure("Spotify answered 5xx", 502, retried=True, shared=True, counted_as="upstream"),
+    "rejected": Failure("Spotify answered another 4xx", 502, retried=True, next_source=True, shared=True),
+    "refused": Failure(
+        "Spotify answered 403", 502, retried=True, next_source=True, proxy=IF_ANONYMOUS, shared=True
+    ),
+    "rate_limited": Failure("Spotify answered 429", 503, retried=True, proxy=IF_ANONYMOUS, shared=True),
+    "unreachable": Failure("no connection", 502, retried=True, next_source=True, proxy=NEXT),
+    "timeout": Failure(
+        "a source or a wait ran out of time", 504, retried=True, next_source=True, proxy=SPENT
+    ),
+    "browser": Failure("the browser crashed", 503, retried=True, next_source=True),
+    "browser_missing": Failure("no Chromium installed", 503, next_source=True),
+    "not_ready": Failure("the direct source knows no secret", 503, next_source=True),
+    "internal": Failure("a bug (in a source: a crash)", 500, next_source=True),
+    "cookie_rejected": Failure("an anonymous token for a cookie", 401, shared=True),
+    "overloaded": Failure("no place, or too many new accounts", 503, cools_down=False, ends="fetch"),
+    "accounts_disabled": Failure("accounts turned off", 403, ends="request"),
+    "shutting_down": Failure("the service stopped", 503, ends="wait"),
+    "left": Failure("the client hung up", 499, ends="wait"),
+}
+
+
+def failure_of(error: TokenError) -> Failure:
+    return FAILURES[error.kind]
+
+
+def failure_table() -> str:
+    """``FAILURES`` as the Markdown table docs/operations.md holds."""
+    lines = [
+        "| failure | status | retried | next source | next proxy | shared | cool-down |",
+        "| --- " * 7 + "|",
+    ]
+    for kind, row in list(FAILURES.items())[1:]:  # not the base's
+        said = {True: "yes", False: "no"}
+        cells = [
+            said[row.retried],
+            said[row.next_source],
+            row.proxy.value,
+            said[row.shared],
+            said[row.cools_down],
+        ]
+        counted = f" (counted as `{row.counted_as}`)" if row.counted_as else ""
+        shown = cells if row.ends in ("attempt", "fetch") else ["—"] * len(cells)
+        lines.append(f"| `{kind}`: {row.when}{counted} | {row.status} | {' | '.join(shown)} |")
+    return "\n".join(lines) + "\n"
 
 
 HTTP_FORBIDDEN = 403
@@ -195,8 +231,8 @@ def refusal(status: int, what: str, retry_after: float | None = None) -> Upstrea
         return RateLimited(f"Spotify rate-limited {what} (429)", retry_after=retry_after)
     if status == HTTP_FORBIDDEN:
         return Refused(f"Spotify refused {what} (403)")
-    if status >= HTTP_SERVER_ERRORS:  # Spotify's own trouble: every source would meet it too
-        return UpstreamError(f"Spotify answered {what} with HTTP {status}", blames_source=False)
+    if status >= HTTP_SERVER_ERRORS:
+        return UpstreamError(f"Spotify answered {what} with HTTP {status}", kind="server_error")
     return Rejected(f"Spotify answered {what} with HTTP {status}")
 
 
@@ -210,3 +246,5 @@ def _subclasses(kind: type[TokenError]) -> list[type[TokenError]]:
 
 
 _BY_NAME = {kind.__name__: kind for kind in _subclasses(TokenError)}
+ATTEMPT_FAILURES = tuple(kind for kind in _BY_NAME.values() if FAILURES[kind.kind].ends == "attempt")
+"""What one attempt can end with, so that its metric series exist before the first failure."""

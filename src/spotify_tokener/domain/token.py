@@ -6,6 +6,7 @@ whether it is a token worth serving.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -27,9 +28,22 @@ SP_DC = "sp_dc"
 """Spotify's session cookie: a request that brings one asks for that account's token."""
 
 
+ANONYMOUS = "anonymous"  # the anonymous token's identity, as replicas share it
+
+
 def kind_of(sp_dc: str | None) -> Kind:
     """The kind of token a request asks for: an account's with a cookie, else the anonymous one."""
     return "account" if sp_dc else "anonymous"
+
+
+def identity_of(sp_dc: str | None) -> str:
+    """Who a request's token is for, as replicas share it: its account's, or the anonymous token."""
+    return account_identity(sp_dc) if sp_dc else ANONYMOUS
+
+
+def account_identity(sp_dc: str) -> str:
+    """An account's identity: a hash of its cookie, never the cookie."""
+    return f"account:{hashlib.sha256(sp_dc.encode()).hexdigest()}"
 
 
 @dataclass(frozen=True, slots=True)

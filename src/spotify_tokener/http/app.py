@@ -30,7 +30,6 @@ from spotify_tokener.http.counts import ERROR, HIT, MISS, RequestCounts
 from spotify_tokener.http.encoder import HotAnswer, encode_token
 from spotify_tokener.http.health import BrowserInfo, health_body
 from spotify_tokener.http.params import InvalidParameter, parse_force, parse_sp_dc
-from spotify_tokener.http.proxies import proxies_health, proxy_fields
 from spotify_tokener.http.router import (
     JSON_NO_STORE,
     NO_STORE,
@@ -43,8 +42,8 @@ from spotify_tokener.http.router import (
     error_response,
     json_response,
 )
-from spotify_tokener.http.schemas import FailureBody, StatusBody, ValidationErrorBody
-from spotify_tokener.http.sources import LearnerInfo, direct_fields, source_fields
+from spotify_tokener.http.schemas import FailureBody, ValidationErrorBody
+from spotify_tokener.http.status import LearnerInfo, proxies_health, status_body
 from spotify_tokener.settings import Settings
 
 TOKEN_PATH = "/api/token"  # noqa: S105 - a path, not a secret
@@ -175,31 +174,7 @@ class App:
         return Response(200, body, JSON_NO_STORE)
 
     async def status(self, request: Request) -> Response:
-        state, now = self.service.status(), wall_clock_ms()
-        body: StatusBody = {
-            "success": True,
-            "status": {
-                "hasToken": state.has_token,
-                "isValid": state.is_valid,
-                "shouldProactivelyRefresh": state.should_refresh,
-                "expiresAt": state.expires_at_ms,
-                "isRefreshing": state.refreshing,
-                "timeUntilExpiry": state.ms_until_expiry,
-                "timeUntilProactiveRefresh": state.ms_until_refresh,
-                "lastError": state.last_error,
-                "consecutiveFailures": state.consecutive_failures,
-                "lastRefreshAt": state.refreshed_at_ms,
-                "accountsCached": state.accounts_cached,
-                "coolingDown": state.cooling_down,
-                "retryAt": state.retry_at_ms,
-                "proxies": proxy_fields(self.proxies, now),
-                "allProxiesCoolingDown": self.proxies.all_cooling_down() if self.proxies else None,
-                "tokenSource": state.token_source,
-                "sources": source_fields(self.sources, now),
-                "direct": direct_fields(self._learner),
-            },
-            "timestamp": now,
-        }
+        body = status_body(self.service, self.proxies, self.sources, self._learner, wall_clock_ms())
         return json_response(200, body, NO_STORE)
 
     async def health(self, request: Request) -> Response:

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from spotify_tokener.domain.errors import TokenError, UpstreamError, error_named
+from spotify_tokener.domain.errors import TokenError, UpstreamError, error_named, failure_of
 from spotify_tokener.domain.token import Token, is_plausible, token_from_payload, token_payload
 
 MAX_MESSAGE = 200  # a shared failure's message goes into HTTP bodies: keep it a short cause
@@ -69,7 +69,7 @@ def load_failure(raw: bytes | str) -> TokenError:
         )
     except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError):
         return UpstreamError(UNKNOWN_FAILURE)
-    return error if error.about_spotify else UpstreamError(UNKNOWN_FAILURE)
+    return error if failure_of(error).shared else UpstreamError(UNKNOWN_FAILURE)
 
 
 def _seconds(value: object) -> float | None:

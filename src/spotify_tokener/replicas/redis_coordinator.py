@@ -26,7 +26,7 @@ from redis.exceptions import LockError, RedisError
 
 from spotify_tokener.core.ports import Fetch, Wanted
 from spotify_tokener.domain.clock import Clock, wall_clock_ms
-from spotify_tokener.domain.errors import FetchTimeout, TokenError
+from spotify_tokener.domain.errors import FetchTimeout, TokenError, failure_of
 from spotify_tokener.domain.token import Token
 from spotify_tokener.replicas.records import (
     dump_failure,
@@ -157,7 +157,7 @@ class RedisCoordinator:
         try:
             token = await fetch_here()
         except TokenError as error:
-            if error.about_spotify:  # a replica's own trouble (its browser) is not the others' fate
+            if failure_of(error).shared:  # a replica's own trouble (its browser) is not the others' fate
                 record = dump_failure(error)
                 await self._quietly(
                     self._redis.set(self._key("failure", identity), record, px=self._ttl_ms())

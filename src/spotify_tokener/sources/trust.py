@@ -2,7 +2,7 @@
 
 Every source reads the same file, so a mirror or a test double with its own certificate is trusted
 by all of them, through a proxy too: here for Python's TLS (the relay's handshake with an https
-proxy), in ``browser/trust_store.py`` for Chromium, in ``direct/client.py`` for curl.
+proxy), in ``browser/trust_store.py`` for Chromium, in ``http_client.py`` for curl.
 
 Both of those copy it into the shared temporary folder under a name that starts with this process's
 id, so what a killed process left behind is found and removed by the next one: :func:`sweep_dead`.

@@ -9,6 +9,7 @@ import pytest
 
 from spotify_tokener.core.service import TokenService
 from spotify_tokener.settings import Settings
+from spotify_tokener.wiring import core_config
 from tests.scripted import Outcome, ScriptedSource
 from tests.virtual_time import VirtualTime
 
@@ -31,9 +32,9 @@ def service_with(
 ) -> TokenService:
     """A service on real time, or on ``time``'s (then ``source`` must share it), stopped after the test."""
     service = (
-        TokenService(source, settings, clock=time.clock, sleep=time.sleep)
+        TokenService(source, core_config(settings), clock=time.clock, sleep=time.sleep)
         if time is not None
-        else TokenService(source, settings)
+        else TokenService(source, core_config(settings))
     )
     stopper.append(service)
     return service

@@ -5,13 +5,13 @@ from collections.abc import Callable
 
 import pytest
 
-from spotify_tokener.core.accounts import ANONYMOUS, AccountSlots, account_identity, identity_of
+from spotify_tokener.core.accounts import AccountSlots
 from spotify_tokener.core.service import TokenService
 from spotify_tokener.core.slot import TokenSlot
 from spotify_tokener.domain.backoff import Backoff
 from spotify_tokener.domain.errors import AccountsDisabled, CookieRejected, Overloaded, UpstreamError
 from spotify_tokener.domain.freshness import Freshness
-from spotify_tokener.domain.token import Token
+from spotify_tokener.domain.token import ANONYMOUS, Token, account_identity, identity_of
 from spotify_tokener.settings import Settings
 from tests.scripted import ScriptedSource
 from tests.unit.core.conftest import scripted, service_with

@@ -19,6 +19,7 @@ from spotify_tokener.domain.errors import (
 )
 from spotify_tokener.domain.token import Kind
 from spotify_tokener.settings import Settings
+from spotify_tokener.wiring import core_config
 from tests.scripted import ScriptedSource
 
 SettingsMaker = Callable[..., Settings]
@@ -37,7 +38,7 @@ async def test_each_attempt_is_reported_once_with_its_number(unit_settings: Sett
     failure = UpstreamError("Spotify answered the token request with HTTP 500")
     observer = RecordingObserver()
     source = ScriptedSource(failure, failure, delay=DELAY_S)
-    service = TokenService(source, unit_settings(retries=3), observer=observer)
+    service = TokenService(source, core_config(unit_settings(retries=3)), observer=observer)
     await service.get_token()
     outcomes = [(kind, outcome, attempt) for kind, outcome, _, attempt in observer.attempts]
     assert outcomes == [("anonymous", "upstream", 1), ("anonymous", "upstream", 2), ("anonymous", "ok", 3)]
@@ -47,7 +48,7 @@ async def test_each_attempt_is_reported_once_with_its_number(unit_settings: Sett
 async def test_an_account_whose_cookie_is_refused(unit_settings: SettingsMaker) -> None:
     observer = RecordingObserver()
     source = ScriptedSource(dead_cookies=frozenset({"AQ-dead"}))
-    service = TokenService(source, unit_settings(), observer=observer)
+    service = TokenService(source, core_config(unit_settings()), observer=observer)
     with pytest.raises(CookieRejected):
         await service.get_token(sp_dc="AQ-dead")
     assert [(kind, outcome) for kind, outcome, _, _ in observer.attempts] == [("account", "cookie_rejected")]

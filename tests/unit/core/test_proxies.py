@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from spotify_tokener.core.accounts import ANONYMOUS, account_identity
 from spotify_tokener.core.proxies import NO_PROXY, ProxyPool, ThroughProxies
 from spotify_tokener.domain.backoff import Backoff
 from spotify_tokener.domain.errors import (
@@ -21,7 +20,7 @@ from spotify_tokener.domain.errors import (
     UpstreamError,
 )
 from spotify_tokener.domain.proxy import Proxy
-from spotify_tokener.domain.token import Token
+from spotify_tokener.domain.token import ANONYMOUS, Token, account_identity
 
 A, B, C = (Proxy("http", host, 3128, "user", "topsecret") for host in ("a", "b", "c"))
 BENCH = Backoff(30.0, 0, 900.0, 900.0)

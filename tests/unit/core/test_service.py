@@ -7,15 +7,15 @@ from typing import Any
 
 import pytest
 
-from spotify_tokener.core.accounts import ANONYMOUS, account_identity
 from spotify_tokener.core.ports import Fetch, Wanted
 from spotify_tokener.core.service import TokenService, kept_token
 from spotify_tokener.core.slot import TokenSlot
 from spotify_tokener.domain.clock import wall_clock_ms
 from spotify_tokener.domain.errors import BrowserMissing, RateLimited, ShuttingDown, TokenError, UpstreamError
 from spotify_tokener.domain.freshness import Freshness
-from spotify_tokener.domain.token import Token, token_payload
+from spotify_tokener.domain.token import ANONYMOUS, Token, account_identity, token_payload
 from spotify_tokener.settings import Settings
+from spotify_tokener.wiring import core_config
 from tests.scripted import ScriptedSource
 from tests.unit.core.conftest import scripted, service_with
 from tests.virtual_time import VirtualTime
@@ -359,7 +359,7 @@ async def test_fetches_go_through_the_coordinator_by_identity_never_by_cookie(
 ) -> None:
     shared = Token("BQ-from-another-replica", wall_clock_ms() + 3_600_000, "client", True)
     coordinator, source = SharingCoordinator(shared), ScriptedSource()
-    service = TokenService(source, unit_settings(), coordinator=coordinator)
+    service = TokenService(source, core_config(unit_settings()), coordinator=coordinator)
     stopper.append(service)
     anonymous = await service.get_token()
     again = await service.get_token(force=True)
@@ -462,7 +462,7 @@ async def test_a_kept_token_is_served_without_a_fetch_and_each_new_anonymous_one
     now = wall_clock_ms()
     state = MemoryState(token=kept(accessTokenExpirationTimestampMs=now + 50 * 60_000, fetchedAtMs=now))
     source = ScriptedSource()
-    service = TokenService(source, unit_settings(), kept=state)
+    service = TokenService(source, core_config(unit_settings()), kept=state)
     stopper.append(service)
     await service.start()
     served = await service.get_token()

@@ -16,18 +16,17 @@ from email.utils import parsedate_to_datetime
 
 import orjson
 
-from spotify_tokener.core.accounts import ANONYMOUS, identity_of
 from spotify_tokener.core.ports import NO_STATE, Notes, StateStore
 from spotify_tokener.domain.clock import Clock, wall_clock_ms
 from spotify_tokener.domain.errors import FetchTimeout, Rejected
 from spotify_tokener.domain.proxy import Proxy
 from spotify_tokener.domain.request_shape import default_shape
-from spotify_tokener.domain.token import HTTP_OK, SP_DC, Token, parse_token_response
+from spotify_tokener.domain.token import ANONYMOUS, HTTP_OK, SP_DC, Token, identity_of, parse_token_response
 from spotify_tokener.domain.totp import Secret
 from spotify_tokener.settings import Settings
-from spotify_tokener.sources.direct.client import Client, Reply
 from spotify_tokener.sources.direct.knowledge import Page, PageText, parse_page
 from spotify_tokener.sources.direct.learner import Learner
+from spotify_tokener.sources.http_client import Client, Reply
 from spotify_tokener.sources.user_agent import desktop_user_agent
 
 DEVICE_COOKIE = "sp_t"
@@ -80,6 +79,7 @@ class DirectSource:
             shape,
             unproven_tries=settings.direct_unproven_tries,
             tries_window_ms=round(settings.source_cooldown_max * 1000),
+            teach_backoff_ms=round(settings.teach_backoff * 1000),
             pinned=pinned,
             notes=notes,
             clock=clock,

@@ -1,4 +1,5 @@
-"""HTTPS to Spotify without a browser, with a browser's TLS and HTTP/2 fingerprint (curl_cffi).
+"""HTTPS to Spotify without a browser, with a browser's TLS and HTTP/2 fingerprint (curl_cffi), for
+every source that needs none (direct, embed).
 
 Python's own TLS handshake tells a firewall at once that no browser is calling; curl_cffi's
 impersonation presents Chrome's. Cookies are the caller's alone: the session keeps no jar, so no
@@ -20,13 +21,13 @@ from typing import Any
 
 from curl_cffi import CurlECode, CurlOpt
 from curl_cffi._wrapper import ffi, lib  # CONNECT_TO needs a curl list, which the session cannot build
-from curl_cffi.curl import CurlError
+from curl_cffi.curl import CURL_WRITEFUNC_ERROR, CurlError
 from curl_cffi.requests import AsyncSession
 from curl_cffi.requests.exceptions import Timeout
 from curl_cffi.requests.impersonate import resolve_latest_browser_type
 from curl_cffi.utils import CurlCffiWarning
 
-from spotify_tokener.domain.errors import FetchTimeout, PageUnreachable
+from spotify_tokener.domain.errors import FetchTimeout, PageUnreachable, UpstreamError
 from spotify_tokener.domain.proxy import ConnectTo, Proxy, credentials_refused, tunnel_refused
 from spotify_tokener.sources.trust import sweep_dead, temp_prefix
 
@@ -71,13 +72,16 @@ class Client:
         cookies: Mapping[str, str],
         headers: Mapping[str, str],
         proxy: Proxy | None = None,
+        limit: int | None = None,
     ) -> Reply:
         """``url``'s answer; a transport failure is :class:`PageUnreachable` (never quoting curl's
-        message, which can name a proxy's address or a URL with codes in it).
+        message, which can name a proxy's address or a URL with codes in it). With ``limit``, a body
+        longer than that many bytes is an :class:`UpstreamError`, its transfer aborted there.
 
         Through a proxy, connecting (the proxy's handshake, its tunnel, TLS) has a shorter limit of its
         own, so a proxy that never answers leaves the rest of the attempt to the next one."""
         session = self._session_now()
+        capped = _Capped(limit) if limit is not None else None
         try:
             response = await session.get(
                 url,
@@ -87,12 +91,15 @@ class Client:
                 proxy_auth=(proxy.username, proxy.password) if proxy and proxy.username else None,
                 timeout=self._timeouts(proxy),
                 allow_redirects=False,
+                content_callback=capped.take if capped is not None else None,
             )
         except Timeout as error:
             if proxy is not None and _never_sent(error):
                 raise PageUnreachable(f"the proxy {proxy.label} did not answer in time") from None
             raise FetchTimeout.after(self._timeout_s) from None
         except CurlError as error:
+            if capped is not None and capped.over:
+                raise UpstreamError(f"Spotify's answer is longer than {capped.limit} bytes") from None
             if proxy is not None and (refused := _proxy_refusal(str(error))) is not None:
                 raise PageUnreachable(f"the proxy {proxy.label} {refused}") from None
             where = f" through {proxy.label}" if proxy is not None else ""
@@ -101,7 +108,7 @@ class Client:
         return Reply(
             response.status_code,
             {name.lower(): value for name, value in response.headers.items() if value is not None},
-            response.content,
+            bytes(capped.body) if capped is not None else response.content,
             {name: value for name, value in response.cookies.items() if value is not None},
         )
 
@@ -136,6 +143,22 @@ class Client:
                 curl_options=options,
             )
         return self._session
+
+
+class _Capped:
+    """A body read up to a limit: past it, curl is told to abort the transfer (memory stays bounded)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.body = bytearray()
+
+    @property
+    def over(self) -> bool:
+        return len(self.body) > self.limit
+
+    def take(self, chunk: bytes) -> int:
+        self.body += chunk[: self.limit + 1 - len(self.body)]
+        return CURL_WRITEFUNC_ERROR if self.over else len(chunk)
 
 
 def _proxy_url(proxy: Proxy) -> str:

@@ -1,4 +1,4 @@
-"""The direct source's client, where it touches the machine: the trust bundle curl reads."""
+"""The curl_cffi client of the browserless sources, where it touches the machine: the trust bundle."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import trustme
 
-from spotify_tokener.sources.direct.client import TRUST_PREFIX, Client
+from spotify_tokener.sources.http_client import TRUST_PREFIX, Client
 
 
 @pytest.fixture
