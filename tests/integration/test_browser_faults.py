@@ -87,15 +87,20 @@ async def test_chromium_killed_mid_fetch_is_retried_in_a_new_one(
     assert health["browser"]["launches"] == 2
 
 
+ACCOUNT = "AQSurvivor-session-cookie_0123456789abcdef"
+
+
 async def test_the_fetch_right_after_chromium_died_gets_a_new_one(
     make_settings: SettingsMaker, fake: FakeSpotify
 ) -> None:
     """No retries to hide it: the fetch after the one Chromium died in must not fail too, although
-    Playwright is told of the death only a moment later."""
+    Playwright is told of the death only a moment later. (An account's: the anonymous token cools
+    down after its failure, forced or not.)"""
     async with running_server(make_settings(retries=0, browser_idle=30)) as running:
         assert (await running.client.get("/api/token")).status_code == 200
         broken = await forced_with_fault(running, fake, "chromium-killed")
-        right_after = await running.client.get("/api/token?force=1")
+        fake.add_account(ACCOUNT, "survivor")  # after the fault's reset, which forgets accounts
+        right_after = await running.client.get("/api/token", headers={"Cookie": f"sp_dc={ACCOUNT}"})
         health = (await running.client.get("/health")).json()
     assert broken.status_code == 503
     assert broken.json()["error"] == "the browser crashed or closed during the fetch"
