@@ -190,6 +190,13 @@ class Settings(BaseSettings):
         "(a mirror, a test double), through the proxies too.",
     )
 
+    hashes_min_interval: Seconds = Field(
+        60.0, ge=0, description="The persisted-query hashes are read from the page at most this often."
+    )
+    hashes_max_age: Seconds = Field(
+        3600.0, gt=0, description="Hashes last confirmed this long ago are checked again when asked for."
+    )
+
     redis_url: SecretStr = Field(
         SecretStr(""), description="Empty: tokens in this process only. Set: shared by every replica."
     )

@@ -38,6 +38,15 @@ CURL_SCHEMES = {"http": "http", "https": "https", "socks5": "socks5h"}  # socks5
 TUNNEL_REFUSED = re.compile(r"CONNECT tunnel failed, response (\d{3})")  # curl's words, not the proxy's
 SOCKS_REFUSED = "rejected by the SOCKS5 server"
 TRUST_PREFIX = "spotify-tokener-trust-"
+ANSWER_MAX = 2 << 20
+"""The most a body may hold unless the call says otherwise (the page, the server's time, a token)."""
+
+
+@dataclass(slots=True)
+class Budget:
+    """Bytes that several calls (one learning's scripts) may still read between them."""
+
+    left: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,16 +81,18 @@ class Client:
         cookies: Mapping[str, str],
         headers: Mapping[str, str],
         proxy: Proxy | None = None,
-        limit: int | None = None,
+        limit: int = ANSWER_MAX,
+        budget: Budget | None = None,
     ) -> Reply:
         """``url``'s answer; a transport failure is :class:`PageUnreachable` (never quoting curl's
-        message, which can name a proxy's address or a URL with codes in it). With ``limit``, a body
-        longer than that many bytes is an :class:`UpstreamError`, its transfer aborted there.
+        message, which can name a proxy's address or a URL with codes in it). A body past ``limit``
+        bytes, or past what ``budget`` has left, is an :class:`UpstreamError`: its transfer is
+        aborted there, so memory stays bounded whatever the other end sends.
 
         Through a proxy, connecting (the proxy's handshake, its tunnel, TLS) has a shorter limit of its
         own, so a proxy that never answers leaves the rest of the attempt to the next one."""
         session = self._session_now()
-        capped = _Capped(limit) if limit is not None else None
+        capped = _Capped(limit, budget or Budget(limit))
         try:
             response = await session.get(
                 url,
@@ -91,14 +102,14 @@ class Client:
                 proxy_auth=(proxy.username, proxy.password) if proxy and proxy.username else None,
                 timeout=self._timeouts(proxy),
                 allow_redirects=False,
-                content_callback=capped.take if capped is not None else None,
+                content_callback=capped.take,
             )
         except Timeout as error:
             if proxy is not None and _never_sent(error):
                 raise PageUnreachable(f"the proxy {proxy.label} did not answer in time") from None
             raise FetchTimeout.after(self._timeout_s) from None
         except CurlError as error:
-            if capped is not None and capped.over:
+            if capped.over:
                 raise UpstreamError(f"Spotify's answer is longer than {capped.limit} bytes") from None
             if proxy is not None and (refused := _proxy_refusal(str(error))) is not None:
                 raise PageUnreachable(f"the proxy {proxy.label} {refused}") from None
@@ -108,7 +119,7 @@ class Client:
         return Reply(
             response.status_code,
             {name.lower(): value for name, value in response.headers.items() if value is not None},
-            bytes(capped.body) if capped is not None else response.content,
+            bytes(capped.body),
             {name: value for name, value in response.cookies.items() if value is not None},
         )
 
@@ -146,18 +157,16 @@ class Client:
 
 
 class _Capped:
-    """A body read up to a limit: past it, curl is told to abort the transfer (memory stays bounded)."""
+    """A body read as it comes (curl's write callback, on the event loop's thread), up to a limit."""
 
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.body = bytearray()
-
-    @property
-    def over(self) -> bool:
-        return len(self.body) > self.limit
+    def __init__(self, limit: int, budget: Budget) -> None:
+        self.limit, self.budget, self.body, self.over = limit, budget, bytearray(), False
 
     def take(self, chunk: bytes) -> int:
-        self.body += chunk[: self.limit + 1 - len(self.body)]
+        self.body += chunk
+        self.budget.left -= len(chunk)
+        self.limit = min(self.limit, len(self.body) + self.budget.left)  # what this one may still take
+        self.over = len(self.body) > self.limit
         return CURL_WRITEFUNC_ERROR if self.over else len(chunk)
 
 

@@ -18,6 +18,7 @@ import orjson
 
 from spotify_tokener.domain.bundle import script_urls, secret_candidates
 from spotify_tokener.domain.errors import refusal
+from spotify_tokener.domain.hashes import app_version
 from spotify_tokener.domain.request_shape import (
     Param,
     RequestShape,
@@ -140,10 +141,12 @@ class PageText:
 
 @dataclass(frozen=True, slots=True)
 class Page:
-    """One visit of the web player: what it set (the device cookie) and the scripts it names."""
+    """One visit of the web player: what it set (the device cookie), the scripts it names, and the
+    app version it gives clients."""
 
     cookies: dict[str, str]
     scripts: tuple[str, ...]
+    app_version: str | None = None
 
 
 def parse_page(reply: Reply, page_url: str) -> Page:
@@ -151,7 +154,7 @@ def parse_page(reply: Reply, page_url: str) -> Page:
         raise refusal(reply.status, "the web player page")
     html = reply.body.decode("utf-8", "replace")
     scripts = tuple(url for url in script_urls(html, page_url) if _spotifys(url))[:MAX_SCRIPTS]
-    return Page(dict(reply.cookies), scripts)
+    return Page(dict(reply.cookies), scripts, app_version(html))
 
 
 def knowledge_matching(
