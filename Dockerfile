@@ -99,7 +99,7 @@ CMD ["spotify-tokener"]
 FROM runtime AS slim
 COPY --from=venv-slim /opt/venv /opt/venv
 # hadolint ignore=DL3064
-ENV TOKENER_SOURCES=direct
+ENV TOKENER_SOURCES=direct,embed
 # Numeric, so Kubernetes' runAsNonRoot can check it.
 USER 10001:10001
 

@@ -7,6 +7,7 @@ The rules built from several settings (freshness, backoff) are built here, once.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 import shlex
@@ -20,13 +21,14 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from spotify_tokener.domain.backoff import Backoff
+from spotify_tokener.domain.embed import ENTITY, ENTITY_TYPES
 from spotify_tokener.domain.freshness import Freshness
 from spotify_tokener.domain.proxy import ConnectTo, Proxy, parse_connect_to, parse_proxies
 from spotify_tokener.domain.totp import Secret
 from spotify_tokener.logs import LogFormat
 
 Seconds = float
-SOURCES = ("direct", "browser")
+SOURCES = ("direct", "embed", "browser")
 REDIS_SCHEMES = frozenset({"redis", "rediss", "unix"})
 PEM_CERTIFICATE = b"-----BEGIN CERTIFICATE-----"
 RENAMED = {
@@ -110,8 +112,9 @@ class Settings(BaseSettings):
     )
 
     sources: str = Field(
-        "direct,browser",
-        description="Token sources tried in order within each attempt (direct, browser), comma-separated.",
+        "direct,embed,browser",
+        description="Token sources tried in order within each attempt (direct, embed, browser), "
+        "comma-separated.",
     )
     direct_timeout: Seconds = Field(
         5.0, gt=0, le=60, description="The most one direct attempt may take before the next source answers."
@@ -127,6 +130,19 @@ class Settings(BaseSettings):
         SecretStr(""), description="Pin the TOTP secret the direct source starts with (it still relearns)."
     )
     totp_version: int | None = Field(None, ge=1, description="The pinned secret's version.")
+    embed_timeout: Seconds = Field(
+        10.0, gt=0, le=60, description="The most one embed attempt (its few page loads) may take."
+    )
+    embed_entity: str = Field(
+        "track/11dFghVXANMlKmJXsNCbNl",
+        description="TYPE/ID of the public entity whose embed page is loaded for its token.",
+    )
+    teach_backoff: Seconds = Field(
+        21600.0,
+        gt=0,
+        description="A background teaching that found nothing is tried again this late, or when the "
+        "page's scripts change.",
+    )
     source_cooldown: Seconds = Field(
         30.0,
         gt=0,
@@ -172,6 +188,13 @@ class Settings(BaseSettings):
         "",
         description="HOST:PORT:TARGET_HOST:TARGET_PORT entries, comma-separated: reach HOST at TARGET "
         "(a mirror, a test double), through the proxies too.",
+    )
+
+    hashes_min_interval: Seconds = Field(
+        60.0, ge=0, description="The persisted-query hashes are read from the page at most this often."
+    )
+    hashes_max_age: Seconds = Field(
+        3600.0, gt=0, description="Hashes last confirmed this long ago are checked again when asked for."
     )
 
     redis_url: SecretStr = Field(
@@ -239,13 +262,13 @@ class Settings(BaseSettings):
     @property
     def source_timeouts(self) -> dict[str, Seconds]:
         """Each configured source's own share of an attempt, by name."""
-        timeouts = {"direct": self.direct_timeout, "browser": self.fetch_timeout}
+        timeouts = {"direct": self.direct_timeout, "embed": self.embed_timeout, "browser": self.fetch_timeout}
         return {name: timeouts[name] for name in self.source_names}
 
     @property
     def attempt_budget(self) -> Seconds:
         """The longest one attempt can take: its wait for a place, then each source's own time (the
-        direct source's, then the browser's after a fall-through)."""
+        direct source's, then the embed source's and the browser's after fall-throughs)."""
         return self.queue_timeout + sum(self.source_timeouts.values())
 
     @property
@@ -302,9 +325,13 @@ class Settings(BaseSettings):
     @field_validator("spotify_url")
     @classmethod
     def _spotify_url_is_a_web_address(cls, value: str) -> str:
+        """Plain http only to this machine (a test double): anywhere else it would carry the
+        ``sp_dc`` cookies and the tokens in clear text."""
         parts = urlsplit(value)
         if parts.scheme not in {"http", "https"} or not parts.hostname:
             raise ValueError("must be an http(s) URL, such as https://open.spotify.com/")
+        if parts.scheme == "http" and not _is_loopback(parts.hostname):
+            raise ValueError("must start with https:// (http:// would send cookies and tokens in clear text)")
         return value
 
     @field_validator("browser_args")
@@ -339,6 +366,16 @@ class Settings(BaseSettings):
         if unknown or not names or len(set(names)) != len(names):
             raise ValueError(
                 f"must list each of {', '.join(SOURCES)} at most once, at least one (got {value!r})"
+            )
+        return value
+
+    @field_validator("embed_entity")
+    @classmethod
+    def _embed_entity_is_one(cls, value: str) -> str:
+        if ENTITY.fullmatch(value) is None:
+            raise ValueError(
+                f"must be TYPE/ID, TYPE one of {', '.join(ENTITY_TYPES)} and ID 22 letters and digits "
+                f"(got {value!r})"
             )
         return value
 
@@ -385,6 +422,13 @@ def default_state_dir(environ: Mapping[str, str]) -> Path | None:
     return base / "spotify-tokener" if base.is_absolute() else None
 
 
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 class _LogFormatAlone(BaseSettings):
     """TOKENER_LOG_FORMAT read from the same sources, with the same name rules, as ``Settings`` reads it."""
 
@@ -407,6 +451,20 @@ def deprecated_names() -> str | None:
     present = {name.upper() for name in os.environ}
     used = [f"{old} (now {new})" for old, new in RENAMED.items() if old in present]
     return f"deprecated settings, read until the next release: {', '.join(used)}" if used else None
+
+
+def stray_variables(environ: Mapping[str, str] = os.environ) -> list[str]:
+    """A warning for each ``TOKENER_`` variable that names no setting, with the closest setting:
+    a typo would otherwise leave the default in force, silently. Names only, never a value."""
+    prefix = Settings.model_config["env_prefix"].upper()
+    known = [prefix + name.upper() for name in Settings.model_fields]
+    warnings = []
+    for name in sorted(name for name in environ if name.upper().startswith(prefix)):
+        if name.upper() not in known and name.upper() not in RENAMED:
+            closest = difflib.get_close_matches(name.upper(), known, n=1)
+            guess = f"; did you mean {closest[0]}?" if closest else ""
+            warnings.append(f"{name} is not a setting and is ignored{guess}")
+    return warnings
 
 
 def forget_environment() -> None:

@@ -27,6 +27,7 @@ import trustme
 
 from tests.fake_spotify import assets
 from tests.fake_spotify.assets import SecretShape
+from tests.fake_spotify.pathfinder import Pathfinder
 from tests.fake_spotify.totp import accepts, derive_key
 
 SECRET = "=n:b#OuEfH\\fE])e*K"
@@ -62,6 +63,11 @@ class Answer:
     retry_after: str | None = None
     delay_s: float = 0.0
     life_s: float = 3600.0
+
+
+EmbedPage = Literal["ok", "no_session", "garbled", "huge", "status"]
+"""ok: a session token whose life comes from the pool; no_session: the page without one; garbled: a
+__NEXT_DATA__ that is not JSON; huge: megabytes before it; status: ``embed_status``, no page."""
 
 
 @dataclass
@@ -102,10 +108,16 @@ class State:
     decoys: list[tuple[str, int]] = field(default_factory=list)  # listed first, never accepted
     secret_shape: SecretShape = "literal"
     required: dict[str, str] = field(default_factory=dict)  # parameters the page sends and calls need
+    server_ahead_s: int = 0  # how far the server's clock (its server-time answer) runs ahead
+    pathfinder: Pathfinder = field(default_factory=Pathfinder)
+    embed_page: EmbedPage = "ok"
+    embed_status: int = 500
+    embed_lives: list[float] = field(default_factory=list)  # the pool's next tokens' lives, then:
+    embed_life_s: float = 3000.0
 
     @property
     def bundle_path(self) -> str:
-        return assets.bundle_path(self.secrets[0][1])
+        return assets.bundle_path(self.secrets[0][1], self.pathfinder.build)
 
 
 class FakeSpotify:
@@ -179,10 +191,37 @@ class FakeSpotify:
         with self._lock:
             self.state.secret_shape = shape
 
+    def run_server_clock_ahead(self, seconds: int) -> None:
+        """The server's clock runs ``seconds`` ahead of the page's: a page's call then carries the
+        codes of two 30 s steps (its own and the server's time), as one does where the clocks differ."""
+        with self._lock:
+            self.state.server_ahead_s = seconds
+
     def require(self, name: str, value: str) -> None:
         """The page starts sending ``name=value`` with its token call, and calls without it fail."""
         with self._lock:
             self.state.required[name] = value
+
+    def deploy(self, app_version: str | None = None) -> None:
+        """A new build: every persisted query gets a new hash, the bundle and its chunks new names."""
+        with self._lock:
+            self.state.pathfinder.deploy(app_version)
+
+    def pad_bundle(self, size: int) -> None:
+        """The main bundle grows by ``size`` bytes of junk (a hostile or broken upstream)."""
+        with self._lock:
+            self.state.pathfinder.padding = size
+
+    def embed_pool(self, *lives_s: float, then: float | None = None) -> None:
+        """The lives left (seconds) of the next tokens the embed page hands out; ``then`` after them."""
+        with self._lock:
+            self.state.embed_lives.extend(lives_s)
+            if then is not None:
+                self.state.embed_life_s = then
+
+    def embed_answers(self, page: EmbedPage, status: int = 500) -> None:
+        with self._lock:
+            self.state.embed_page, self.state.embed_status = page, status
 
     def page_token_calls(self) -> int:
         """Token calls a page's script made (a browser), as opposed to a plain HTTP client's."""
@@ -258,9 +297,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, body, content_type)
         elif path == "/":
             self._page()
+        elif path.startswith(assets.EMBED_PATH):
+            self._embed(path.removeprefix(assets.EMBED_PATH))
         elif path == "/api/server-time":
             self.owner._record("server_time")
-            self._send_json(200, {"serverTime": int(time.time())})
+            self._send_json(200, {"serverTime": int(time.time()) + self.owner.state.server_ahead_s})
         elif path == "/api/token":
             self._token()
         elif path == "/get_access_token":
@@ -276,7 +317,7 @@ class _Handler(BaseHTTPRequestHandler):
         if path == state.bundle_path:
             listed = [*state.decoys, *state.secrets]
             bundle = assets.render_bundle(listed, state.secret_shape, state.required, len(state.decoys))
-            return "bundle", bundle, "text/javascript"
+            return "bundle", bundle + state.pathfinder.bundle_section().encode(), "text/javascript"
         if path == assets.CSS_PATH:
             return "css", b"body{font-family:CircularSp}" + b" " * assets.HEAVY_BYTES, "text/css"
         if path == assets.FONT_PATH:
@@ -285,7 +326,8 @@ class _Handler(BaseHTTPRequestHandler):
             return "image", heavy, "image/jpeg"
         if path == assets.BEACON_PATH:
             return "beacon", b"", "text/plain"
-        return None
+        chunk = state.pathfinder.chunk(path)
+        return ("chunk", chunk, "text/javascript") if chunk is not None else None
 
     def _page(self) -> None:
         state = self.owner.state
@@ -295,8 +337,25 @@ class _Handler(BaseHTTPRequestHandler):
         if state.page_status != 200:
             self._send(state.page_status, b"<h1>Service unavailable</h1>", "text/html")
             return
-        body = assets.render_page(skip_token=state.skip_token_call, bundle=state.bundle_path)
+        body = assets.render_page(
+            skip_token=state.skip_token_call,
+            bundle=state.bundle_path,
+            config=state.pathfinder.config_script(),
+        )
         self._send(200, body, "text/html; charset=utf-8", cookies=[f"sp_t={secrets.token_hex(16)}"])
+
+    def _embed(self, entity: str) -> None:
+        owner, state = self.owner, self.owner.state
+        owner._record("embed")
+        if state.embed_page == "status":
+            self._send(state.embed_status, f"<h1>{UPSTREAM_SECRET_MARKER}</h1>".encode(), "text/html")
+            return
+        with owner._lock:
+            life = state.embed_lives.pop(0) if state.embed_lives else state.embed_life_s
+        session = self._issue(life, None) if state.embed_page != "no_session" else None
+        body = assets.render_embed(entity, session, garbled=state.embed_page == "garbled")
+        padding = b" " * (3 * 1024 * 1024) if state.embed_page == "huge" else b""
+        self._send(200, padding + body, "text/html; charset=utf-8")
 
     def _token(self) -> None:
         owner = self.owner
