@@ -20,13 +20,14 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from spotify_tokener.domain.backoff import Backoff
+from spotify_tokener.domain.embed import ENTITY, ENTITY_TYPES
 from spotify_tokener.domain.freshness import Freshness
 from spotify_tokener.domain.proxy import ConnectTo, Proxy, parse_connect_to, parse_proxies
 from spotify_tokener.domain.totp import Secret
 from spotify_tokener.logs import LogFormat
 
 Seconds = float
-SOURCES = ("direct", "browser")
+SOURCES = ("direct", "embed", "browser")
 REDIS_SCHEMES = frozenset({"redis", "rediss", "unix"})
 PEM_CERTIFICATE = b"-----BEGIN CERTIFICATE-----"
 RENAMED = {
@@ -110,8 +111,9 @@ class Settings(BaseSettings):
     )
 
     sources: str = Field(
-        "direct,browser",
-        description="Token sources tried in order within each attempt (direct, browser), comma-separated.",
+        "direct,embed,browser",
+        description="Token sources tried in order within each attempt (direct, embed, browser), "
+        "comma-separated.",
     )
     direct_timeout: Seconds = Field(
         5.0, gt=0, le=60, description="The most one direct attempt may take before the next source answers."
@@ -127,6 +129,19 @@ class Settings(BaseSettings):
         SecretStr(""), description="Pin the TOTP secret the direct source starts with (it still relearns)."
     )
     totp_version: int | None = Field(None, ge=1, description="The pinned secret's version.")
+    embed_timeout: Seconds = Field(
+        10.0, gt=0, le=60, description="The most one embed attempt (its few page loads) may take."
+    )
+    embed_entity: str = Field(
+        "track/11dFghVXANMlKmJXsNCbNl",
+        description="TYPE/ID of the public entity whose embed page is loaded for its token.",
+    )
+    teach_backoff: Seconds = Field(
+        21600.0,
+        gt=0,
+        description="A background teaching that found nothing is tried again this late, or when the "
+        "page's scripts change.",
+    )
     source_cooldown: Seconds = Field(
         30.0,
         gt=0,
@@ -246,13 +261,13 @@ class Settings(BaseSettings):
     @property
     def source_timeouts(self) -> dict[str, Seconds]:
         """Each configured source's own share of an attempt, by name."""
-        timeouts = {"direct": self.direct_timeout, "browser": self.fetch_timeout}
+        timeouts = {"direct": self.direct_timeout, "embed": self.embed_timeout, "browser": self.fetch_timeout}
         return {name: timeouts[name] for name in self.source_names}
 
     @property
     def attempt_budget(self) -> Seconds:
         """The longest one attempt can take: its wait for a place, then each source's own time (the
-        direct source's, then the browser's after a fall-through)."""
+        direct source's, then the embed source's and the browser's after fall-throughs)."""
         return self.queue_timeout + sum(self.source_timeouts.values())
 
     @property
@@ -346,6 +361,16 @@ class Settings(BaseSettings):
         if unknown or not names or len(set(names)) != len(names):
             raise ValueError(
                 f"must list each of {', '.join(SOURCES)} at most once, at least one (got {value!r})"
+            )
+        return value
+
+    @field_validator("embed_entity")
+    @classmethod
+    def _embed_entity_is_one(cls, value: str) -> str:
+        if ENTITY.fullmatch(value) is None:
+            raise ValueError(
+                f"must be TYPE/ID, TYPE one of {', '.join(ENTITY_TYPES)} and ID 22 letters and digits "
+                f"(got {value!r})"
             )
         return value
 

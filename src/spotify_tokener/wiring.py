@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
@@ -23,6 +24,7 @@ from spotify_tokener.core.ports import (
 )
 from spotify_tokener.core.proxies import ProxyPool, ThroughProxies
 from spotify_tokener.core.service import CoreConfig, TokenService
+from spotify_tokener.core.teaching import Teaching
 from spotify_tokener.domain.clock import wall_clock_ms
 from spotify_tokener.domain.errors import UpstreamError
 from spotify_tokener.domain.hashes import HashSet
@@ -30,15 +32,18 @@ from spotify_tokener.domain.token import ANONYMOUS
 from spotify_tokener.http.app import App
 from spotify_tokener.metrics import FetchMetrics, Metrics
 from spotify_tokener.settings import Settings
-from spotify_tokener.sources.browser.manager import BrowserManager
-from spotify_tokener.sources.browser.source import BrowserSource
+from spotify_tokener.sources.browser.lazy import LazyBrowser
 from spotify_tokener.sources.user_agent import desktop_user_agent
 from spotify_tokener.state import StateFolder
 
 if TYPE_CHECKING:
-    from spotify_tokener.sources.direct.client import Client
+    from spotify_tokener.sources.browser.manager import BrowserManager
     from spotify_tokener.sources.direct.reader import WebPlayer
     from spotify_tokener.sources.direct.source import DirectSource
+    from spotify_tokener.sources.embed.source import EmbedSource
+    from spotify_tokener.sources.http_client import Client
+
+log = logging.getLogger(__name__)
 
 Closing = Callable[[], Awaitable[None]]
 
@@ -49,7 +54,7 @@ class Sources:
 
     chain: SourceChain
     direct: DirectSource | None
-    browser: BrowserManager | None
+    browser: LazyBrowser | None
     proxies: ProxyPool | None
     closers: list[Closing]
 
@@ -80,7 +85,8 @@ def create_app(
         chain = SourceChain(
             [NamedSource("injected", source)], settings.source_cooldown_rule, wall_clock_ms, metrics.fetches
         )
-        sources = Sources(chain, None, browser, None, [])
+        lent = LazyBrowser(settings, None, browser) if browser is not None else None
+        sources = Sources(chain, None, lent, None, [])
     else:
         sources = _sources(settings, metrics.fetches, browser, store, kept)
     if folder is not None:
@@ -143,7 +149,7 @@ async def _no_web_player(known: HashSet | None) -> HashSet:
 def _web_player(settings: Settings, closers: list[Closing]) -> WebPlayer:
     from spotify_tokener.sources.direct.reader import WebPlayer  # noqa: PLC0415
 
-    client = _client(settings)
+    client = _client(settings, settings.direct_timeout)
     closers.append(client.close)
     return WebPlayer(
         client, settings.spotify_url, settings.user_agent or desktop_user_agent(client.chrome_version)
@@ -159,7 +165,8 @@ def core_config(settings: Settings) -> CoreConfig:
 def _sources(
     settings: Settings, observer: FetchMetrics, lent: BrowserManager | None, notes: Notes, kept: StateStore
 ) -> Sources:
-    """The configured sources in their order, each leaving through the proxies when there are any."""
+    """The configured sources in their order, each leaving through the proxies when there are any;
+    the browser left out where it cannot run (said once), unless nothing else is configured."""
     names = settings.source_names
     closers: list[Closing] = []
     direct = browser = None
@@ -168,34 +175,56 @@ def _sources(
         direct = _direct_source(settings, notes, kept)
         closers.append(direct.close)
         built["direct"] = direct
+    if "embed" in names:
+        embed = _embed_source(settings)
+        closers.append(embed.close)
+        built["embed"] = embed
     if "browser" in names:
-        browser = lent if lent is not None else BrowserManager(settings)
-        if lent is None:
-            closers.append(browser.close)
-        pupil = direct.learner if direct is not None else None
-        built["browser"] = BrowserSource(settings, browser, pupil=pupil)
+        browser = LazyBrowser(settings, direct.learner if direct is not None else None, lent)
+        closers.append(browser.close)
+        built["browser"] = browser
+        if browser.unavailable is not None and len(names) > 1:
+            names = tuple(name for name in names if name != "browser")
+            log.warning(
+                "the browser source is unavailable: %s; serving from %s",
+                browser.unavailable,
+                ", ".join(names),
+            )
     proxies = _proxy_pool(settings)
     timeouts = settings.source_timeouts
-    named = [NamedSource(name, _through(proxies, built[name], timeouts[name], observer)) for name in names]
-    chain = SourceChain(named, settings.source_cooldown_rule, wall_clock_ms, observer)
+    named = {
+        name: NamedSource(name, _through(proxies, built[name], timeouts[name], observer), name != "embed")
+        for name in names
+    }
+    chain = SourceChain(list(named.values()), settings.source_cooldown_rule, wall_clock_ms, observer)
     if direct is not None:
         direct.learner.on_learned = partial(chain.restore, "direct")
+        if "browser" in named:
+            teaching = Teaching(named["browser"].source, lambda: direct.learner.wants_teacher, observer)
+            chain.fell_back = teaching.offer
+            closers.append(teaching.close)  # closed first (a stack): before the browser under it
     return Sources(chain, direct, browser, proxies, closers)
 
 
+def _client(settings: Settings, timeout_s: float) -> Client:
+    """Imported only when a browserless source is configured: curl_cffi's library is large
+    (BENCHMARKS.md)."""
+    from spotify_tokener.sources.http_client import Client  # noqa: PLC0415
+
+    return Client(settings.connect_to_rules, settings.ca_file, timeout_s, settings.proxy_connect_timeout)
+
+
 def _direct_source(settings: Settings, notes: Notes, kept: StateStore) -> DirectSource:
-    """Imported only when configured: curl_cffi's library is large (BENCHMARKS.md)."""
     from spotify_tokener.sources.direct.source import DirectSource  # noqa: PLC0415
 
-    return DirectSource(settings, _client(settings), pinned=settings.pinned_secret, notes=notes, kept=kept)
+    client = _client(settings, settings.direct_timeout)
+    return DirectSource(settings, client, pinned=settings.pinned_secret, notes=notes, kept=kept)
 
 
-def _client(settings: Settings) -> Client:
-    from spotify_tokener.sources.direct.client import Client  # noqa: PLC0415
+def _embed_source(settings: Settings) -> EmbedSource:
+    from spotify_tokener.sources.embed.source import EmbedSource  # noqa: PLC0415
 
-    return Client(
-        settings.connect_to_rules, settings.ca_file, settings.direct_timeout, settings.proxy_connect_timeout
-    )
+    return EmbedSource(settings, _client(settings, settings.embed_timeout))
 
 
 def _through(

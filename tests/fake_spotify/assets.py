@@ -25,6 +25,13 @@ CDN = "https://open.spotifycdn.com"
 SITE = "https://open.spotify.com"
 
 HEAVY_BYTES = 256 * 1024
+EMBED_PATH = "/embed/"
+
+EMBED_TEMPLATE = """<!DOCTYPE html><html lang="en"><head><meta charSet="utf-8"/>
+<title>Spotify Embed</title><script src="{cdn}/embed/_next/static/chunks/main-5a8c3f.js" defer></script>
+</head><body><div id="__next"><div data-testid="embed-widget-container"></div></div>
+<script id="__NEXT_DATA__" type="application/json">{data}</script></body></html>
+"""
 
 PAGE_TEMPLATE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Spotify - Web Player</title>
@@ -102,6 +109,29 @@ def render_page(*, skip_token: bool, bundle: str, config: str = "") -> bytes:
         skip="true" if skip_token else "false",
         config=config,
     ).encode()
+
+
+def render_embed(entity: str, session: Mapping[str, object] | None, *, garbled: bool) -> bytes:
+    """The embed page of ``entity`` (``type/id``): Next.js data with the entity and, unless None, a
+    session (the token's fields as Spotify's token answer has them)."""
+    kind, _, spotify_id = entity.partition("/")
+    settings: dict[str, object] = {"isMobile": False, "theme": "dark"}
+    if session is not None:
+        settings["session"] = {**session, "isAnonymous": True}
+    entity_data = {
+        "type": kind,
+        "id": spotify_id,
+        "name": "Cut To The Feeling",
+        "uri": f"spotify:{kind}:{spotify_id}",
+    }
+    data = {
+        "props": {"pageProps": {"state": {"data": {"entity": entity_data}, "settings": settings}}},
+        "page": f"/embed/{kind}/[id]",
+        "query": {"id": spotify_id},
+        "buildId": "fake-build",
+    }
+    text = json.dumps(data).replace("<", "\\u003c")
+    return EMBED_TEMPLATE.format(cdn=CDN, data=text[: len(text) // 2] if garbled else text).encode()
 
 
 def render_bundle(

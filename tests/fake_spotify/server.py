@@ -65,6 +65,11 @@ class Answer:
     life_s: float = 3600.0
 
 
+EmbedPage = Literal["ok", "no_session", "garbled", "huge", "status"]
+"""ok: a session token whose life comes from the pool; no_session: the page without one; garbled: a
+__NEXT_DATA__ that is not JSON; huge: megabytes before it; status: ``embed_status``, no page."""
+
+
 @dataclass
 class TokenCall:
     at: float
@@ -104,6 +109,10 @@ class State:
     secret_shape: SecretShape = "literal"
     required: dict[str, str] = field(default_factory=dict)  # parameters the page sends and calls need
     pathfinder: Pathfinder = field(default_factory=Pathfinder)
+    embed_page: EmbedPage = "ok"
+    embed_status: int = 500
+    embed_lives: list[float] = field(default_factory=list)  # the pool's next tokens' lives, then:
+    embed_life_s: float = 3000.0
 
     @property
     def bundle_path(self) -> str:
@@ -196,6 +205,17 @@ class FakeSpotify:
         with self._lock:
             self.state.pathfinder.padding = size
 
+    def embed_pool(self, *lives_s: float, then: float | None = None) -> None:
+        """The lives left (seconds) of the next tokens the embed page hands out; ``then`` after them."""
+        with self._lock:
+            self.state.embed_lives.extend(lives_s)
+            if then is not None:
+                self.state.embed_life_s = then
+
+    def embed_answers(self, page: EmbedPage, status: int = 500) -> None:
+        with self._lock:
+            self.state.embed_page, self.state.embed_status = page, status
+
     def page_token_calls(self) -> int:
         """Token calls a page's script made (a browser), as opposed to a plain HTTP client's."""
         with self._lock:
@@ -270,6 +290,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, body, content_type)
         elif path == "/":
             self._page()
+        elif path.startswith(assets.EMBED_PATH):
+            self._embed(path.removeprefix(assets.EMBED_PATH))
         elif path == "/api/server-time":
             self.owner._record("server_time")
             self._send_json(200, {"serverTime": int(time.time())})
@@ -314,6 +336,19 @@ class _Handler(BaseHTTPRequestHandler):
             config=state.pathfinder.config_script(),
         )
         self._send(200, body, "text/html; charset=utf-8", cookies=[f"sp_t={secrets.token_hex(16)}"])
+
+    def _embed(self, entity: str) -> None:
+        owner, state = self.owner, self.owner.state
+        owner._record("embed")
+        if state.embed_page == "status":
+            self._send(state.embed_status, f"<h1>{UPSTREAM_SECRET_MARKER}</h1>".encode(), "text/html")
+            return
+        with owner._lock:
+            life = state.embed_lives.pop(0) if state.embed_lives else state.embed_life_s
+        session = self._issue(life, None) if state.embed_page != "no_session" else None
+        body = assets.render_embed(entity, session, garbled=state.embed_page == "garbled")
+        padding = b" " * (3 * 1024 * 1024) if state.embed_page == "huge" else b""
+        self._send(200, padding + body, "text/html; charset=utf-8")
 
     def _token(self) -> None:
         owner = self.owner

@@ -92,7 +92,7 @@ def test_a_busy_port_is_a_clear_error(log_format: str, shared: bool) -> None:
         result = run_cli(
             HOST="127.0.0.1",
             PORT=str(port),
-            TOKENER_BROWSER_PATH="/nonexistent",
+            TOKENER_SOURCES="direct,embed",
             TOKENER_LOG_FORMAT=log_format,
         )
     assert result.returncode == 1

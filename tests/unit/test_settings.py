@@ -177,7 +177,7 @@ def test_beyond_loopback(host: str, beyond: bool) -> None:
 
 @pytest.mark.parametrize("sources", ["", "direct,direct", "browser,chrome", " , "])
 def test_sources_are_known_words_each_at_most_once(sources: str) -> None:
-    with pytest.raises(ValidationError, match="must list each of direct, browser"):
+    with pytest.raises(ValidationError, match="must list each of direct, embed, browser"):
         Settings(sources=sources)
 
 
@@ -187,6 +187,19 @@ def test_sources_keep_their_order_and_each_adds_its_time_to_an_attempt() -> None
     assert both.source_timeouts == {"browser": 4, "direct": 2}
     assert both.attempt_budget == 7
     assert Settings(sources="direct", queue_timeout=1, direct_timeout=2).attempt_budget == 3
+    every = Settings(queue_timeout=1, direct_timeout=2, embed_timeout=3, fetch_timeout=4)
+    assert every.source_names == ("direct", "embed", "browser")  # the default order
+    assert every.attempt_budget == 10
+
+
+@pytest.mark.parametrize(
+    "entity",
+    ["track/11dFghVXANMlKmJXsNCb", "user/11dFghVXANMlKmJXsNCbNl", "track:11dFghVXANMlKmJXsNCbNl", ""],
+)
+def test_the_embed_entity_is_a_known_type_and_a_spotify_id(entity: str) -> None:
+    with pytest.raises(ValidationError, match="TYPE/ID"):
+        Settings(embed_entity=entity)
+    assert Settings(embed_entity="playlist/37i9dQZF1DXcBWIGoYBM5M").embed_entity.startswith("playlist/")
 
 
 def test_per_identity_memory_holds_every_account_and_the_anonymous_token() -> None:

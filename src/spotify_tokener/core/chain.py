@@ -5,24 +5,33 @@ transport, nothing learned yet) hands the attempt to the next one at once, so th
 that failure, and *cools down* for a doubling while. The last source is never skipped: with every
 other one cooling down, the service still answers as that source alone would. A failure that is about
 Spotify (a 429, a 5xx) ends the attempt, so one attempt makes one upstream call, and the fetcher's
-retry and ``Retry-After`` rules apply as they do with one source.
+retry and ``Retry-After`` rules apply as they do with one source. A source that makes anonymous tokens
+only (the embed page's) is left out of an account's attempt.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from spotify_tokener.core.ports import OUTCOME_OK, SourceObserver, TokenSource
 from spotify_tokener.core.standing import Standing
 from spotify_tokener.domain.backoff import Backoff
 from spotify_tokener.domain.clock import Clock
-from spotify_tokener.domain.errors import CookieRejected, InternalError, TokenError, failure_of
+from spotify_tokener.domain.errors import (
+    AccountsDisabled,
+    CookieRejected,
+    InternalError,
+    TokenError,
+    failure_of,
+)
 from spotify_tokener.domain.token import Kind, Token, kind_of
 
 log = logging.getLogger(__name__)
+
+NO_ACCOUNT_SOURCE = "no configured token source makes account tokens (embed makes anonymous ones only)"
 
 
 @dataclass(slots=True, kw_only=True)
@@ -36,6 +45,7 @@ class SourceState(Standing):
 class NamedSource:
     name: str
     source: TokenSource
+    accounts: bool = True  # whether it makes an account's token (the embed page's are anonymous)
 
 
 class SourceChain:
@@ -51,22 +61,33 @@ class SourceChain:
         self._cooldown = cooldown
         self._clock = clock
         self._observer = observer
+        self.fell_back: Callable[[str], None] = lambda name: None
+        """Told which source answered an anonymous attempt that the first one did not (the wiring
+        starts a teaching of the direct source then)."""
 
     async def attempt(self, sp_dc: str | None = None) -> Token:
         kind = kind_of(sp_dc)
-        *before, last = self._sources
+        sources = [named for named in self._sources if named.accounts] if sp_dc else self._sources
+        if not sources:
+            raise AccountsDisabled(NO_ACCOUNT_SOURCE)
+        *before, last = sources
         for named in before:
             if self._states[named.name].usable(self._clock()):
                 token = await self._try(named, sp_dc, kind)
                 if token is not None:
-                    return token
+                    return self._answered(named is not sources[0], token)
         try:
             token = await last.source.attempt(sp_dc)
         except TokenError as error:
             self._observer.source_ended(last.name, kind, error.outcome)
             self._failed(self._states[last.name], error)
             raise
-        return self._succeeded(last.name, kind, token)
+        return self._answered(len(sources) > 1, self._succeeded(last.name, kind, token))
+
+    def _answered(self, fell_back: bool, token: Token) -> Token:
+        if fell_back and token.is_anonymous and token.source is not None:
+            self.fell_back(token.source)
+        return token
 
     async def _try(self, named: NamedSource, sp_dc: str | None, kind: Kind) -> Token | None:
         """A source before the last: its token, or None for the next source to answer."""

@@ -22,6 +22,9 @@ class BrowserInfo(Protocol):
     def launches(self) -> int: ...
     @property
     def executable(self) -> Path | None: ...
+    @property
+    def unavailable(self) -> str | None:
+        """Why the browser source cannot run here (no Playwright, no Chromium); None when it can."""
 
 
 def memory_rss() -> tuple[int, int]:
@@ -46,6 +49,7 @@ def health_body(uptime_s: float, browser: BrowserInfo | None, redis_available: b
             "running": browser is not None and browser.running,
             "launches": browser.launches if browser is not None else 0,
             "executable": str(browser.executable) if browser and browser.executable else None,
+            "unavailable": browser.unavailable if browser is not None else None,
         },
         "redis": redis,
         "proxies": None,

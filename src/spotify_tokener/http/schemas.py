@@ -107,6 +107,7 @@ class BrowserFields(TypedDict):
     running: bool
     launches: int
     executable: str | None
+    unavailable: str | None  # why the browser source cannot run here (no Playwright, no Chromium)
 
 
 class RedisFields(TypedDict):

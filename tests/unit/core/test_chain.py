@@ -7,6 +7,7 @@ import pytest
 from spotify_tokener.core.chain import NamedSource, SourceChain
 from spotify_tokener.domain.backoff import Backoff
 from spotify_tokener.domain.errors import (
+    AccountsDisabled,
     BrowserError,
     FetchTimeout,
     NotReady,
@@ -137,3 +138,39 @@ async def test_an_anonymous_answer_to_an_account_is_for_the_last_source_to_confi
     assert (token.source, token.is_anonymous) == ("browser", False)
     assert recorder.ended[0] == ("direct", "account", "cookie_rejected")
     assert chain.states()[0].usable(clock())  # not benched: a dead cookie is no fault of the source
+
+
+async def test_an_anonymous_only_source_is_left_out_of_an_accounts_attempt() -> None:
+    clock, recorder = Clock(), Recorder()
+    direct, embed = ScriptedSource(*[NotReady("nothing learned")] * 2), ScriptedSource()
+    chain = SourceChain(
+        [NamedSource("direct", direct), NamedSource("embed", embed, accounts=False)], BENCH, clock, recorder
+    )
+    with pytest.raises(NotReady):  # the direct source is the last an account has
+        await chain.attempt("cookie")
+    assert embed.calls == []
+    assert (await chain.attempt()).source == "embed"
+
+
+async def test_with_no_source_for_accounts_an_account_is_told_so_and_nothing_is_called() -> None:
+    embed = ScriptedSource()
+    chain = SourceChain([NamedSource("embed", embed, accounts=False)], BENCH, Clock(), Recorder())
+    with pytest.raises(AccountsDisabled, match="anonymous ones only") as raised:
+        await chain.attempt("cookie")
+    assert (raised.value.status, embed.calls) == (403, [])
+
+
+async def test_an_anonymous_token_from_after_the_first_source_is_reported() -> None:
+    clock = Clock()
+    direct = ScriptedSource(NotReady("nothing learned"), default=3600.0)
+    embed = ScriptedSource()
+    chain = SourceChain(
+        [NamedSource("direct", direct), NamedSource("embed", embed, accounts=False)], BENCH, clock, Recorder()
+    )
+    fell_back: list[str] = []
+    chain.fell_back = fell_back.append
+    await chain.attempt()  # the direct source falls through: the embed source answers
+    await chain.attempt()  # the direct source cools down: the embed source answers
+    clock.now_ms += 31_000
+    await chain.attempt()  # the direct source answers
+    assert fell_back == ["embed", "embed"]

@@ -109,6 +109,18 @@ def find_executable(
     return found
 
 
+def installed(configured: Path | None) -> bool:
+    """Whether a Chromium is there to launch, asked without starting Playwright's driver: the
+    configured one, one :func:`find_executable` takes besides Playwright's, or any in Playwright's
+    download folder (``PLAYWRIGHT_BROWSERS_PATH``, else its default on Linux)."""
+    if configured is not None:
+        return configured.is_file()
+    root = Path(os.environ.get("PLAYWRIGHT_BROWSERS_PATH") or Path.home() / ".cache" / "ms-playwright")
+    downloads = (f"{PLAYWRIGHT_SHELL_DIR}-*/*/{PLAYWRIGHT_SHELL}", f"{PLAYWRIGHT_CHROMIUM_DIR}-*/*/chrome")
+    found = any(path.is_file() for pattern in downloads for path in root.glob(pattern))
+    return found or headless_shell(None) is not None or full_chromium(None) is not None
+
+
 def headless_shell(playwright_own: Path | None, debian_shell: Path = DEBIAN_HEADLESS_SHELL) -> Path | None:
     """Playwright's shell, then Debian's, then one on PATH."""
     own_shell = playwright_headless_shell(playwright_own) if playwright_own is not None else None

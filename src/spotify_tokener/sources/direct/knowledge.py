@@ -30,7 +30,7 @@ from spotify_tokener.domain.request_shape import (
 )
 from spotify_tokener.domain.token import HTTP_OK
 from spotify_tokener.domain.totp import Secret
-from spotify_tokener.sources.direct.client import Reply
+from spotify_tokener.sources.http_client import Reply
 
 MAX_SCRIPTS = 16
 SCRIPT_HOSTS = ("spotify.com", "spotifycdn.com")

@@ -7,7 +7,9 @@ browser source reads it once per build of the scripts, when asked, and again aft
 down what it gave). A secret that is only likely (one string among many that reproduced a code) is
 proven by a second sighting, or by Spotify's acceptance of a code, of another 30 s step; until then
 each call with it is one of the few unproven tries. What it proves it shares with the other
-replicas; when it learns something, ``on_learned`` ends its cool-down.
+replicas; when it learns something, ``on_learned`` ends its cool-down. While another source serves,
+it says whether a browser's teaching could help (:attr:`Learner.wants_teacher`): not after one found
+nothing in these same scripts, until they change or a long while has passed.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ class Learner:
         *,
         unproven_tries: int,
         tries_window_ms: int,
+        teach_backoff_ms: int,
         pinned: Secret | None,
         notes: Notes | None,
         clock: Clock,
@@ -71,6 +74,8 @@ class Learner:
         self._default = default
         self._unproven_tries = unproven_tries
         self._tries_window_ms = tries_window_ms
+        self._teach_backoff_ms = teach_backoff_ms
+        self._nothing_since_ms = 0  # when a teaching last found nothing anywhere
         self._notes = notes
         self._clock = clock
         self._kept = kept
@@ -89,7 +94,7 @@ class Learner:
         self._choosing = asyncio.Lock()  # concurrent attempts share one choice, and one try
         self._background: set[asyncio.Task[None]] = set()  # relearning, sharing
         self._relearning: asyncio.Task[None] | None = None
-        self._scripts_read: tuple[str, ...] = ()  # the script URLs the last relearn read
+        self._scripts_read: tuple[str, ...] = ()  # the script URLs the page named when last read
         self._memory_read_for: tuple[str, ...] | None = None  # the scripts the memory was read with
         self._wants_strings = False
         self._proxy: Proxy | None = None  # the last attempt's, for learning in the background
@@ -111,6 +116,16 @@ class Learner:
     @property
     def wants_page_strings(self) -> bool:
         return self._wants_strings
+
+    @property
+    def wants_teacher(self) -> bool:
+        """Whether a browser's teaching could help now: nothing proven is known, and no teaching
+        found nothing in the scripts the page names now within the back-off."""
+        if self._knowledge is not None and self._knowledge.proven and self.trouble is None:
+            return False
+        if self.trouble != NOTHING_ANYWHERE or self._memory_read_for != self._scripts_read:
+            return True
+        return self._clock() >= self._nothing_since_ms + self._teach_backoff_ms
 
     async def current(self, proxy: Proxy | None) -> Knowledge:
         """What to make the next call with: another replica's newer knowledge, what is known, or a
@@ -193,6 +208,7 @@ class Learner:
     async def _learn_unsighted(self, proxy: Proxy | None) -> Knowledge:
         page = await self._read_page(proxy)
         self._bundle, candidates = page.urls, await parsed(candidates_in, page.scripts)
+        self._scripts_read = page.urls
         if self._sighting is not None:
             knowledge = await parsed(knowledge_matching, candidates, self._sighting)
             if knowledge is not None:
@@ -281,6 +297,8 @@ class Learner:
 
     def _troubled(self, why: str) -> None:
         """Said once, not at every browser attempt while it lasts."""
+        if why == NOTHING_ANYWHERE:
+            self._nothing_since_ms = self._clock()
         if why != self.trouble:
             log.warning("direct source: %s; the browser source carries on alone", why)
         self.trouble = why

@@ -19,8 +19,8 @@ from spotify_tokener.domain.errors import UpstreamError, refusal
 from spotify_tokener.domain.hashes import HashSet, bundle_name, bundle_url, chunk_urls, operations_in
 from spotify_tokener.domain.proxy import Proxy
 from spotify_tokener.domain.token import HTTP_OK
-from spotify_tokener.sources.direct.client import Budget, Client, Reply
 from spotify_tokener.sources.direct.knowledge import Page, parse_page
+from spotify_tokener.sources.http_client import Budget, Client, Reply
 
 HTTP_NOT_FOUND = 404
 SCRIPT_MAX = 10 << 20

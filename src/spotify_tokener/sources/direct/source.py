@@ -24,10 +24,10 @@ from spotify_tokener.domain.request_shape import default_shape
 from spotify_tokener.domain.token import ANONYMOUS, HTTP_OK, SP_DC, Token, identity_of, parse_token_response
 from spotify_tokener.domain.totp import Secret
 from spotify_tokener.settings import Settings
-from spotify_tokener.sources.direct.client import Budget, Client
 from spotify_tokener.sources.direct.knowledge import Page, PageText
 from spotify_tokener.sources.direct.learner import Learner
 from spotify_tokener.sources.direct.reader import LEARNING_MAX, WebPlayer
+from spotify_tokener.sources.http_client import Budget, Client
 from spotify_tokener.sources.user_agent import desktop_user_agent
 
 DEVICE_COOKIE = "sp_t"
@@ -73,6 +73,7 @@ class DirectSource:
             shape,
             unproven_tries=settings.direct_unproven_tries,
             tries_window_ms=round(settings.source_cooldown_max * 1000),
+            teach_backoff_ms=round(settings.teach_backoff * 1000),
             pinned=pinned,
             notes=notes,
             clock=clock,

@@ -31,6 +31,7 @@ SECRET = Secret("=n:b#OuEfH\\fE])e*K", 61)
 WRITTEN = json.dumps(SECRET.value)  # as a script writes it, its backslash escaped
 NOW_MS = 1_800_000_000_000
 WINDOW_MS = 1_800_000  # TOKENER_SOURCE_COOLDOWN_MAX
+TEACH_BACKOFF_MS = 21_600_000  # TOKENER_TEACH_BACKOFF
 
 
 class Scripts:
@@ -79,6 +80,7 @@ def learner_of(
         SHAPE,
         unproven_tries=tries,
         tries_window_ms=WINDOW_MS,
+        teach_backoff_ms=TEACH_BACKOFF_MS,
         pinned=None,
         notes=notes,
         clock=clock or Clock(),
@@ -228,6 +230,37 @@ async def test_the_unproven_tries_and_refusals_are_forgotten_after_the_window() 
     assert learner.secret_proven is True
 
 
+async def test_a_teaching_that_found_nothing_is_wanted_again_only_for_new_scripts_or_much_later() -> None:
+    scripts, clock = Scripts("nothing(here)"), Clock()
+    learner = learner_of(scripts, clock=clock)
+    assert learner.wants_teacher  # nothing known
+    with pytest.raises(NotReady):
+        await learner.current(None)  # the scripts name no secret: nothing is sent
+    await taught(learner, sighting())
+    await learner.teach_strings(sighting(), ["a-string-in-memory"])
+    assert learner.trouble == NOTHING_ANYWHERE
+    assert not learner.wants_teacher
+    clock.now_ms += TEACH_BACKOFF_MS
+    assert learner.wants_teacher  # a long while later: worth one more look
+    clock.now_ms -= TEACH_BACKOFF_MS
+    scripts.urls = ("https://open.spotifycdn.com/b.js",)
+    with pytest.raises(NotReady):
+        await learner.current(None)  # the direct source's own try reads the page: a new build
+    assert learner.wants_teacher
+
+
+async def test_no_teaching_is_wanted_while_a_proven_secret_works() -> None:
+    learner = learner_of(Scripts(f"x={{secret:{WRITTEN},version:61}}"))
+    knowledge = await learner.current(None)
+    assert learner.wants_teacher  # likely, not proven yet
+    learner.accepted(knowledge, NOW_MS)
+    assert not learner.wants_teacher
+    learner.turned_down(
+        await learner.current(None), Rejected("Spotify answered the token request with HTTP 400")
+    )
+    assert learner.wants_teacher
+
+
 class State:
     """A state store in memory."""
 
@@ -247,6 +280,7 @@ def kept_learner(scripts: Scripts, state: State, notes: Notes | None = None) -> 
         SHAPE,
         unproven_tries=2,
         tries_window_ms=WINDOW_MS,
+        teach_backoff_ms=TEACH_BACKOFF_MS,
         pinned=None,
         notes=notes,
         clock=Clock(),

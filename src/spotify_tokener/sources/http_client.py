@@ -1,4 +1,5 @@
-"""HTTPS to Spotify without a browser, with a browser's TLS and HTTP/2 fingerprint (curl_cffi).
+"""HTTPS to Spotify without a browser, with a browser's TLS and HTTP/2 fingerprint (curl_cffi), for
+every source that needs none (direct, embed).
 
 Python's own TLS handshake tells a firewall at once that no browser is calling; curl_cffi's
 impersonation presents Chrome's. Cookies are the caller's alone: the session keeps no jar, so no
@@ -103,7 +104,7 @@ class Client:
             raise FetchTimeout.after(self._timeout_s) from None
         except CurlError as error:
             if capped.over:
-                raise UpstreamError(f"Spotify's answer was cut off at {len(capped.body)} bytes") from None
+                raise UpstreamError(f"Spotify's answer is longer than {capped.limit} bytes") from None
             where = f" through {proxy.label}" if proxy is not None else ""
             cause = _curl_cause(error.code)
             raise PageUnreachable(f"Spotify could not be reached{where} ({cause})") from None
@@ -151,7 +152,7 @@ class _Capped:
     """A body read as it comes (curl's write callback, on the event loop's thread), up to a limit."""
 
     def __init__(self, limit: int, budget: Budget) -> None:
-        self.limit, self.budget, self.body, self.over = limit, budget, bytearray(), False
+        self.limit, self.budget, self.body, self.over = min(limit, budget.left), budget, bytearray(), False
 
     def take(self, chunk: bytes) -> int:
         self.body += chunk

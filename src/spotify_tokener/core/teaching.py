@@ -1,0 +1,59 @@
+"""The browser teaching the direct source in the background, while another source serves clients.
+
+When the direct source cannot make a token and a later source can (the embed page), the client gets
+that token at once; the browser's attempt, which teaches the direct source as it works, runs behind
+it, one at a time and within the browser's own time. It runs only while the pupil says a teaching
+could help, so where nothing can be learned the steady state is the serving source, not a Chromium
+per refresh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+from spotify_tokener.core.ports import OUTCOME_OK, SourceObserver, TokenSource
+from spotify_tokener.domain.errors import InternalError, TokenError
+
+log = logging.getLogger(__name__)
+
+TEACHER = "browser"
+
+
+class Teaching:
+    def __init__(self, teacher: TokenSource, wanted: Callable[[], bool], observer: SourceObserver) -> None:
+        """``wanted``: whether the pupil could learn from a teaching now."""
+        self._teacher = teacher
+        self._wanted = wanted
+        self._observer = observer
+        self.task: asyncio.Task[None] | None = None  # the one under way, or the last
+
+    def offer(self, answered_by: str) -> None:
+        """A source after the first answered an anonymous attempt: teach, unless the teacher itself
+        answered (it taught then), a teaching runs already, or it could not help."""
+        if answered_by == TEACHER or (self.task is not None and not self.task.done()):
+            return
+        if self._wanted():
+            self.task = asyncio.get_running_loop().create_task(self._teach())
+
+    async def close(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+
+    async def _teach(self) -> None:
+        log.info("the browser teaches the direct source in the background")
+        try:
+            await self._teacher.attempt(None)
+        except TokenError as error:
+            self._observer.source_ended(TEACHER, "anonymous", error.outcome)
+            log.warning("the browser's teaching in the background failed: %s", error)
+            return
+        except Exception as error:  # a background task: nobody else would see it; only its type
+            self._observer.source_ended(TEACHER, "anonymous", InternalError.outcome)
+            log.error("the browser's teaching in the background crashed: %s", type(error).__name__)
+            return
+        self._observer.source_ended(TEACHER, "anonymous", OUTCOME_OK)

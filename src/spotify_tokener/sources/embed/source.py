@@ -1,0 +1,78 @@
+"""The embed source: the token of Spotify's embed player, read from its page.
+
+A page that sites put in an iframe to play one public track carries an anonymous web-player token
+from a pool Spotify keeps: no TOTP, nothing to learn, no browser. Its tokens are anonymous only, and
+some arrive with minutes of life left; one that would not be served as fresh is not taken: the page is
+loaded again, a few times at most, before the next source answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from spotify_tokener.domain.clock import Clock, wall_clock_ms
+from spotify_tokener.domain.embed import embed_url, parse_embed_page
+from spotify_tokener.domain.errors import (
+    HTTP_SERVER_ERRORS,
+    AccountsDisabled,
+    FetchTimeout,
+    UpstreamError,
+    refusal,
+)
+from spotify_tokener.domain.proxy import Proxy
+from spotify_tokener.domain.token import HTTP_OK, Token, parse_retry_after
+from spotify_tokener.settings import Settings
+from spotify_tokener.sources.http_client import Client, Reply
+from spotify_tokener.sources.user_agent import desktop_user_agent
+
+TRIES = 3
+"""Page loads per attempt while the pool hands out tokens too short to serve."""
+MAX_PAGE_BYTES = 2 * 1024 * 1024
+"""A real embed page is a few hundred kilobytes; past this the transfer is cut (memory stays bounded)."""
+IFRAME = {"Sec-Fetch-Dest": "iframe", "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Site": "cross-site"}
+"""How Chrome loads a page another site embeds."""
+
+
+class EmbedSource:
+    """An :class:`~spotify_tokener.core.ports.ProxiedSource` for anonymous tokens only."""
+
+    def __init__(self, settings: Settings, client: Client, clock: Clock = wall_clock_ms) -> None:
+        self._client = client
+        self._clock = clock
+        self._timeout_s = settings.embed_timeout
+        self._freshness = settings.freshness
+        self._url = embed_url(settings.spotify_url, settings.embed_entity)
+        user_agent = settings.user_agent or desktop_user_agent(client.chrome_version)
+        self._headers = {"User-Agent": user_agent, **IFRAME}
+
+    async def attempt(self, sp_dc: str | None = None, proxy: Proxy | None = None) -> Token:
+        if sp_dc:  # the chain never asks (core/sources.py); an account must never get a pooled token
+            raise AccountsDisabled("the embed source makes anonymous tokens only")
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                return await self._attempt(proxy)
+        except TimeoutError:
+            raise FetchTimeout.after(self._timeout_s) from None
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    async def _attempt(self, proxy: Proxy | None) -> Token:
+        for _ in range(TRIES):
+            reply = await self._client.get(
+                self._url, cookies={}, headers=self._headers, proxy=proxy, limit=MAX_PAGE_BYTES
+            )
+            if reply.status != HTTP_OK:
+                raise self._refusal(reply)
+            token = await asyncio.to_thread(parse_embed_page, reply.body)  # up to 2 MB of JSON
+            if self._freshness.is_servable(token, self._clock()):
+                return token
+        raise UpstreamError(f"the embed page's tokens had too little life left to serve, {TRIES} times")
+
+    def _refusal(self, reply: Reply) -> UpstreamError:
+        """A 5xx is this page's own trouble (the token call may well work): the next source answers.
+        Any other refusal means what it means for any call (a 429: the address or the pace)."""
+        if reply.status >= HTTP_SERVER_ERRORS:
+            return UpstreamError(f"Spotify answered the embed page with HTTP {reply.status}")
+        retry_after = parse_retry_after(reply.headers.get("retry-after"), self._clock() / 1000)
+        return refusal(reply.status, "the embed page", retry_after)
