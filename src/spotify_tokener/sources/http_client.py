@@ -81,9 +81,9 @@ class Client:
     ) -> Reply:
         """``url``'s answer (to a POST of ``post``, if given); a transport failure is
         :class:`PageUnreachable` (never quoting curl's message, which can name a proxy's address or a
-        URL with codes in it). A body past ``limit``
-        bytes, or past what ``budget`` has left, is an :class:`UpstreamError`: its transfer is
-        aborted there, so memory stays bounded whatever the other end sends.
+        URL with codes in it). A body past ``limit`` bytes, or past what ``budget`` has left, is an
+        :class:`UpstreamError`: its transfer is aborted there, so memory stays bounded whatever the
+        other end sends.
 
         Through a proxy, connecting (the proxy's handshake, its tunnel, TLS) has a shorter limit of its
         own, so a proxy that never answers leaves the rest of the attempt to the next one."""
@@ -156,12 +156,13 @@ class _Capped:
     """A body read as it comes (curl's write callback, on the event loop's thread), up to a limit."""
 
     def __init__(self, limit: int, budget: Budget) -> None:
-        self.limit, self.budget, self.body, self.over = min(limit, budget.left), budget, bytearray(), False
+        self.limit, self.budget, self.body, self.over = limit, budget, bytearray(), False
 
     def take(self, chunk: bytes) -> int:
         self.body += chunk
         self.budget.left -= len(chunk)
-        self.over = len(self.body) > self.limit or self.budget.left < 0
+        self.limit = min(self.limit, len(self.body) + self.budget.left)  # what this one may still take
+        self.over = len(self.body) > self.limit
         return CURL_WRITEFUNC_ERROR if self.over else len(chunk)
 
 
