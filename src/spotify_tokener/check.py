@@ -66,6 +66,7 @@ async def run(settings: Settings) -> Findings:
         for result, token in tried:
             await _validate(result, token, web, hashes or hashes_error or "", proxy)
         browser = sources.browser.version if sources.browser else None
+        pool = sources.proxies.states() if sources.proxies else None
     finally:
         await sources.close()
     results = [result for result, _ in tried]
@@ -90,6 +91,9 @@ async def run(settings: Settings) -> Findings:
             "hashesError": hashes_error,
         },
         "sources": results,
+        "proxies": None
+        if pool is None
+        else [{"proxy": one.proxy.label, "lastError": one.last_error} for one in pool],
         "ms": _ms_since(started),
         "checkedAt": wall_clock_ms(),
     }
@@ -223,7 +227,8 @@ def report(findings: Findings, settings: Settings) -> str:
         f"{platform.platform()}\n"
         f"- {findings['browser'] or 'no browser run'}; curl_cffi as {findings['impersonates']}\n"
         f"- {findings['working']} sources work (exit {exit_status(findings)}), in {findings['ms']} ms\n"
-        f"- learned: `{orjson.dumps(findings['learned']).decode()}`\n\n"
+        f"- learned: `{orjson.dumps(findings['learned']).decode()}`\n"
+        f"- proxies: `{orjson.dumps(findings['proxies']).decode()}`\n\n"
         f"{table(findings, markdown=True)}\n\n"
         f"Settings not at their defaults (secrets masked):\n\n{shown or '    (none)'}\n"
     )

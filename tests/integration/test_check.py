@@ -77,6 +77,8 @@ def test_every_source_works_and_its_token_is_taken_by_the_partner_api(
     assert learned["bundle"] == fake.state.bundle_path.rsplit("/", 1)[-1]
     assert fake.count("pathfinder") == 6  # one call per token, in each of the two runs
     assert 'tokener_check_ok{source="browser"} 1' in metrics.read_text()
+    [proxy] = found["proxies"]
+    assert proxy["proxy"] == "http://127.0.0.1:9" and "could not be reached" in proxy["lastError"]
     assert report.returncode == 0
     assert "| direct | yes | yes |" in report.stdout
     assert "TOKENER_PROXY=http://127.0.0.1:9 (with credentials)" in report.stdout
