@@ -257,11 +257,13 @@ def _masked(name: str, value: object) -> str:
 
 
 def write_textfile(findings: Findings, path: Path) -> None:
-    """node_exporter's textfile collector format, replaced whole (a scrape never reads half a file)."""
+    """node_exporter's textfile collector format, replaced whole (a scrape never reads half a file);
+    a skipped source has no series, so that an alert on a 0 means a source that stopped working."""
+    tried = [one for one in findings["sources"] if not one["skipped"]]
     lines = [
         "# HELP tokener_check_ok Whether the source's token was taken by the partner API in the last check.",
         "# TYPE tokener_check_ok gauge",
-        *(f'tokener_check_ok{{source="{one["source"]}"}} {int(one["ok"])}' for one in findings["sources"]),
+        *(f'tokener_check_ok{{source="{one["source"]}"}} {int(one["ok"])}' for one in tried),
         "# HELP tokener_check_timestamp_seconds When the last check ended.",
         "# TYPE tokener_check_timestamp_seconds gauge",
         f"tokener_check_timestamp_seconds {findings['checkedAt'] / 1000:.3f}",

@@ -67,8 +67,10 @@ def test_settings_are_shown_as_their_variables_with_every_secret_masked() -> Non
 def test_the_textfile_is_replaced_whole(tmp_path: Path) -> None:
     target = tmp_path / "check.prom"
     target.write_text("old\n")
-    write_textfile({"sources": [{"source": "direct", "ok": True}], "checkedAt": 1_700_000_000_000}, target)
+    sources = [{"source": "direct", "ok": True, "skipped": False}, {"source": "browser", "skipped": True}]
+    write_textfile({"sources": sources, "checkedAt": 1_700_000_000_000}, target)
     text = target.read_text()
+    assert "browser" not in text
     assert 'tokener_check_ok{source="direct"} 1\n' in text
     assert "tokener_check_timestamp_seconds 1700000000.000\n" in text
     assert [path.name for path in tmp_path.iterdir()] == ["check.prom"]
