@@ -22,8 +22,6 @@ from spotify_tokener.sources.browser.reaper import reap_orphans
 from tests.conftest import Running, running_server
 from tests.fake_spotify import Answer, FakeSpotify
 
-pytestmark = pytest.mark.duration(20)  # the longest files go first: tests/conftest.py
-
 SettingsMaker = Callable[..., Settings]
 
 

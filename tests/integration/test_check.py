@@ -15,8 +15,6 @@ import pytest
 from tests.fake_spotify import FakeSpotify
 from tests.fake_spotify.server import SECRET, UPSTREAM_SECRET_MARKER, Answer
 
-pytestmark = pytest.mark.duration(20)
-
 SECRETS = {
     "TOKENER_PROXY": "http://alice:pr0xy-pass@127.0.0.1:9",  # nothing listens: the attempt goes direct
     "TOKENER_PROXY_OPTIONAL": "true",

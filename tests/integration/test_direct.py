@@ -22,12 +22,16 @@ from tests.fake_spotify.assets import bundle_path
 from tests.fake_spotify.server import SECRET_VERSION
 from tests.redis_server import RedisServer
 
-pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.duration(5)]
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 SettingsMaker = Callable[..., Settings]
 BOTH = "direct,browser"
 ROTATED = ("p3!Lq9#Vw2@Xz7$Rt5%Y", 62)
 BUNDLE = bundle_path(SECRET_VERSION).rsplit("/", 1)[-1]
+SERVER_AHEAD_S = 60
+"""The page's two codes then fall in two 30 s steps, whatever the moment: the page's memory (hundreds
+of strings) gives one sighted code by chance about once in 400 reads, and codes of two steps about
+once in ten million, so a test of learning from it cannot fail by chance."""
 
 
 async def token(running: Running, *, force: bool = False, **headers: str) -> dict[str, Any]:
@@ -80,6 +84,7 @@ async def test_a_secret_assembled_at_run_time_is_read_from_the_pages_memory(
 ) -> None:
     caplog.set_level(logging.INFO, logger="spotify_tokener.sources.browser.source")
     fake.write_secret_as("assembled")
+    fake.run_server_clock_ahead(SERVER_AHEAD_S)
     async with serve(make_settings(sources=BOTH)) as running:
         await token(running)  # nothing in the scripts: the browser answers, and reads the page's memory
         await wait_for_status(running, direct_is_back, within_s=10)
@@ -87,12 +92,7 @@ async def test_a_secret_assembled_at_run_time_is_read_from_the_pages_memory(
         state = await status_of(running)
     assert after["success"] is True
     assert state["tokenSource"] == "direct"
-    direct = state["direct"]  # proven only by a code of another 30 s step: tests/unit/sources/direct
-    assert (direct["secretOrigin"], direct["totpVersion"], direct["trouble"]) == (
-        "page memory",
-        SECRET_VERSION,
-        None,
-    )
+    assert state["direct"] == proven("page memory")  # at once: the sighting's codes were of two steps
     assert fake.page_token_calls() == 1
     assert all(call.answer.kind == "ok" for call in fake.state.calls)
     read = re.search(r"read (\d+) strings .*, besides the (\d+) an empty page holds", caplog.text)
@@ -105,6 +105,7 @@ async def test_a_secret_neither_the_scripts_nor_the_page_hold_leaves_the_browser
     make_settings: SettingsMaker, fake: FakeSpotify, serve: Serve
 ) -> None:
     fake.write_secret_as("key_only")
+    fake.run_server_clock_ahead(SERVER_AHEAD_S)
     async with serve(make_settings(sources=BOTH)) as running:
         answers = [await token(running, force=True) for _ in range(3)]
         await wait_for_status(

@@ -18,7 +18,7 @@ from tests.integration.fault_cases import FAULTS, HANG_TIMEOUT_S
 from tests.prometheus import Scrape
 
 # Not about the browser's own lifecycle: one warm browser for the module (tests/conftest.py).
-pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.duration(28)]
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 SettingsMaker = Callable[..., Settings]
 ATTEMPT_MS = re.compile(r"attempt \d+/\d+ \w+: anonymous, (\d+) ms")

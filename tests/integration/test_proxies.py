@@ -21,7 +21,7 @@ from tests.prometheus import Scrape
 from tests.proxies import PASSWORD, Microsocks, ProxyProcess, Tinyproxy, TlsFront, started
 
 # Not about the browser's own lifecycle: one warm browser for the module (tests/conftest.py).
-pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.duration(13)]
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 SettingsMaker = Callable[..., Settings]
 ACCOUNT = "AQProxied-session-cookie_0123456789abcdef"

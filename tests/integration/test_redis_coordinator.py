@@ -24,8 +24,6 @@ from spotify_tokener.settings import Settings
 from tests.conftest import free_port
 from tests.redis_server import RedisServer
 
-pytestmark = pytest.mark.duration(9)  # the longest files go first: tests/conftest.py
-
 KEY = "anonymous"
 
 

@@ -22,8 +22,6 @@ from tests.fake_spotify import Answer, FakeSpotify
 from tests.prometheus import Scrape
 from tests.redis_server import RedisServer
 
-pytestmark = pytest.mark.duration(14)  # the longest files go first: tests/conftest.py
-
 SettingsMaker = Callable[..., Settings]
 
 
