@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
+from typing import Literal, get_args, get_origin
 
 import pytest
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from spotify_tokener.cli import describe, load_settings, parse_args
 from spotify_tokener.settings import (
@@ -98,12 +100,34 @@ def test_a_rule_across_settings_is_described_without_a_made_up_variable(
     assert "TOKENER_SETTINGS" not in text
 
 
-def test_every_setting_is_in_the_configuration_table() -> None:
-    readme = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
-    table_rows = [line for line in readme.splitlines() if line.startswith("| `")]
-    for name in Settings.model_fields:
+def documented(default: object) -> str:
+    """A default as the configuration table writes it: ``10.0`` as 10, ``True`` as true, nothing as unset."""
+    value = default.get_secret_value() if isinstance(default, SecretStr) else default
+    if value is None or value == "":
+        return "*(unset)*"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    return f"`{value:g}`" if isinstance(value, float) else f"`{value}`"
+
+
+def test_every_setting_is_in_the_configuration_table_with_its_default_and_bounds() -> None:
+    """The table is the settings' only documentation: a setting added, or a default or a bound changed,
+    in settings.py must be written there too."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
+    rows = {row[2:].split("`")[1]: row.split(" | ") for row in text.splitlines() if row.startswith("| `")}
+    for name, field in Settings.model_fields.items():
         variable = {"host": "HOST", "port": "PORT"}.get(name, f"TOKENER_{name.upper()}")
-        assert any(row.startswith(f"| `{variable}`") for row in table_rows), variable
+        assert variable in rows, variable
+        _, default, bounds, _ = rows[variable]
+        if field.default_factory is None:
+            assert default.replace("*(empty)*", "*(unset)*") == documented(field.default), variable
+        own = [] if "≥ `TOKENER_" in bounds else field.metadata  # another setting's bound is stronger
+        limits = [
+            getattr(limit, key) for limit in own for key in ("ge", "gt", "le", "lt") if hasattr(limit, key)
+        ]
+        words = [*limits, *(get_args(field.annotation) if get_origin(field.annotation) is Literal else ())]
+        missing = [word for word in words if not re.search(rf"(?<![\w.]){word}(?![\w.])", bounds)]
+        assert missing == [], variable
 
 
 def test_api_keys_are_split_and_kept_secret(monkeypatch: pytest.MonkeyPatch) -> None:
