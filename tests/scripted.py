@@ -9,6 +9,7 @@ import itertools
 
 from spotify_tokener.domain.clock import Clock, Sleep, real_sleep, wall_clock_ms
 from spotify_tokener.domain.errors import TokenError
+from spotify_tokener.domain.hashes import METADATA_TYPES, HashSet
 from spotify_tokener.domain.token import Token
 
 Outcome = TokenError | float  # an error to raise, or the lifetime in seconds of the token to return
@@ -48,3 +49,16 @@ class ScriptedSource:
         anonymous = (sp_dc is None or sp_dc in self.dead_cookies) and not self.leaks_accounts
         owner = "anon" if sp_dc is None else sp_dc
         return Token(f"BQ-{owner}-{next(self._serial)}", expires, "client", anonymous)
+
+
+HASHES = HashSet(
+    "web-player.0123abcd.js",
+    "1.2.60.123.g0123abcd",
+    {name: f"{index:064x}" for index, name in enumerate(METADATA_TYPES.values())},
+    1_800_000_000,
+)
+
+
+async def scripted_hashes(known: HashSet | None) -> HashSet:
+    """The hashes for an app without a web player (``create_app``'s ``hashes``)."""
+    return HASHES

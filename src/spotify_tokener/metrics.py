@@ -19,6 +19,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 
 from spotify_tokener import __version__
 from spotify_tokener.core.chain import SourceChain
+from spotify_tokener.core.hashes import OUTCOMES, HashKeeper
 from spotify_tokener.core.ports import OUTCOME_OK
 from spotify_tokener.core.proxies import NO_PROXY, ProxyPool
 from spotify_tokener.core.service import TokenService
@@ -113,7 +114,10 @@ class StateCollector:
         browser: BrowserInfo | None,
         proxies: ProxyPool | None,
         sources: SourceChain | None,
+        *,
+        hashes: HashKeeper | None,
     ) -> None:
+        self._hashes = hashes
         self._counts = counts
         self._service = service
         self._browser = browser
@@ -126,6 +130,8 @@ class StateCollector:
         yield from self._browser_state()
         yield from self._proxy_state()
         yield from self._source_state()
+        if self._hashes is not None:
+            yield from _hash_state(self._hashes)
         build = InfoMetricFamily("tokener_build", "The running version.")
         build.add_metric([], {"version": __version__})
         yield build
@@ -204,6 +210,29 @@ class StateCollector:
             )
 
 
+def _hash_state(hashes: HashKeeper) -> Iterator[Metric]:
+    if hashes.current is not None:
+        yield GaugeMetricFamily(
+            "tokener_hashes_age_seconds",
+            "Seconds since the web player's page last showed the bundle the served hashes come from.",
+            value=max(0.0, wall_clock_ms() / 1000 - hashes.current.updated_at),
+        )
+    relearns = CounterMetricFamily(
+        "tokener_hashes_relearns",
+        "Readings of the hashes, by outcome: learned (a new bundle), unchanged (the same bundle), "
+        "replica (another replica's newer set), failed.",
+        labels=["outcome"],
+    )
+    for outcome in OUTCOMES:
+        relearns.add_metric([outcome], hashes.relearns[outcome])
+    yield relearns
+    yield CounterMetricFamily(
+        "tokener_hashes_stale_reports",
+        "Hashes clients reported refused (GET /api/hashes?stale=), served or not.",
+        value=hashes.stale_reports,
+    )
+
+
 def _cooling_down(name: str, documentation: str, label: str, standings: Mapping[str, Standing]) -> Metric:
     """1 for each of ``standings`` cooling down now, 0 for the others."""
     family = GaugeMetricFamily(name, documentation, labels=[label])
@@ -230,10 +259,12 @@ class Metrics:
         browser: BrowserInfo | None,
         proxies: ProxyPool | None = None,
         sources: SourceChain | None = None,
+        *,
+        hashes: HashKeeper | None = None,
     ) -> None:
-        """Report these request counts, and the state of this service, browser, proxies and sources,
-        at every scrape."""
-        self.registry.register(StateCollector(counts, service, browser, proxies, sources))
+        """Report these request counts, and the state of this service, browser, proxies, sources and
+        hashes, at every scrape."""
+        self.registry.register(StateCollector(counts, service, browser, proxies, sources, hashes=hashes))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

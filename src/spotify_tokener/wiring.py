@@ -12,6 +12,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from spotify_tokener.core.chain import NamedSource, SourceChain
+from spotify_tokener.core.hashes import HashKeeper, Learn
 from spotify_tokener.core.ports import (
     NO_STATE,
     LocalCoordinator,
@@ -25,14 +26,19 @@ from spotify_tokener.core.proxies import ProxyPool, ThroughProxies
 from spotify_tokener.core.service import CoreConfig, TokenService
 from spotify_tokener.core.teaching import Teaching
 from spotify_tokener.domain.clock import wall_clock_ms
+from spotify_tokener.domain.errors import UpstreamError
+from spotify_tokener.domain.hashes import HashSet
+from spotify_tokener.domain.token import ANONYMOUS
 from spotify_tokener.http.app import App
 from spotify_tokener.metrics import FetchMetrics, Metrics
 from spotify_tokener.settings import Settings
 from spotify_tokener.sources.browser.lazy import LazyBrowser
+from spotify_tokener.sources.user_agent import desktop_user_agent
 from spotify_tokener.state import StateFolder
 
 if TYPE_CHECKING:
     from spotify_tokener.sources.browser.manager import BrowserManager
+    from spotify_tokener.sources.direct.reader import WebPlayer
     from spotify_tokener.sources.direct.source import DirectSource
     from spotify_tokener.sources.embed.source import EmbedSource
     from spotify_tokener.sources.http_client import Client
@@ -60,13 +66,16 @@ class Sources:
 
 
 def create_app(
-    settings: Settings, source: TokenSource | None = None, browser: BrowserManager | None = None
+    settings: Settings,
+    source: TokenSource | None = None,
+    browser: BrowserManager | None = None,
+    hashes: Learn | None = None,
 ) -> App:
     """A new, isolated instance.
 
-    ``source`` replaces every configured source (the API without a browser, for tests). ``browser``
-    lends an already running browser to the browser source; the instance then leaves closing it to
-    its owner.
+    ``source`` replaces every configured source (the API without a browser, for tests), and
+    ``hashes`` the reading of the hashes (with ``source``, none unless given). ``browser`` lends an
+    already running browser to the browser source; the instance then leaves closing it to its owner.
     """
     metrics = Metrics()
     store = _shared_store(settings)
@@ -87,18 +96,64 @@ def create_app(
     service = TokenService(
         sources.chain, core_config(settings), coordinator=store, observer=metrics.fetches, kept=kept_token
     )
+    if source is not None and hashes is None:
+        hashes = _no_web_player
+    keeper = _hash_keeper(settings, sources, store, kept, hashes)
     app = App(
         service,
         settings,
         metrics,
         sources.browser,
         sources.close,
+        hashes=keeper,
         proxies=sources.proxies,
         sources=sources.chain,
         learner=sources.direct.learner if sources.direct else None,
     )
-    metrics.watch(app.counts, service, sources.browser, sources.proxies, sources.chain)
+    metrics.watch(app.counts, service, sources.browser, sources.proxies, sources.chain, hashes=keeper)
     return app
+
+
+def _hash_keeper(
+    settings: Settings, sources: Sources, notes: Notes, kept: StateStore, learn: Learn | None
+) -> HashKeeper:
+    """The hashes, read by the direct source's reader (with the browser alone, by one made at the
+    first need: curl_cffi is imported only then); the direct source's page visits show deploys."""
+    web = [sources.direct.web] if sources.direct else []
+    proxies = sources.proxies
+
+    async def read(known: HashSet | None) -> HashSet:
+        if not web:
+            web.append(_web_player(settings, sources.closers))
+        proxy = next(iter(proxies.order(ANONYMOUS)), None) if proxies else None
+        return await web[0].hashes(known, proxy, wall_clock_ms() // 1000)
+
+    keeper = HashKeeper(
+        learn or read,
+        notes=notes,
+        state=kept,
+        clock=wall_clock_ms,
+        min_interval_s=settings.hashes_min_interval,
+        max_age_s=settings.hashes_max_age,
+    )
+    if sources.direct is not None:
+        sources.direct.web.on_page = lambda page: keeper.seen(page.scripts)
+    sources.closers.append(keeper.close)
+    return keeper
+
+
+async def _no_web_player(known: HashSet | None) -> HashSet:
+    raise UpstreamError("this instance reads no web player")
+
+
+def _web_player(settings: Settings, closers: list[Closing]) -> WebPlayer:
+    from spotify_tokener.sources.direct.reader import WebPlayer  # noqa: PLC0415
+
+    client = _client(settings, settings.direct_timeout)
+    closers.append(client.close)
+    return WebPlayer(
+        client, settings.spotify_url, settings.user_agent or desktop_user_agent(client.chrome_version)
+    )
 
 
 def core_config(settings: Settings) -> CoreConfig:

@@ -38,6 +38,7 @@ PAGE_TEMPLATE = """<!doctype html>
 <link rel="stylesheet" href="{cdn}{css}">
 <link rel="preload" as="font" type="font/woff2" crossorigin href="{cdn}{font}">
 <script>window.__fakeSkipToken = {skip};</script>
+{config}
 <script src="https://www.googletagmanager.com/gtm.js" async></script>
 <script src="{cdn}{bundle}" defer></script>
 </head><body><div id="main">{images}</div></body></html>
@@ -92,12 +93,12 @@ BUNDLE_TEMPLATE = """(() => {{
 """
 
 
-def bundle_path(version: int) -> str:
+def bundle_path(version: int, build: int = 0) -> str:
     """The bundle's URL changes with each build, as the real one's hash does."""
-    return f"{BUNDLE_DIR}web-player.{version:04x}c0de.js"
+    return f"{BUNDLE_DIR}web-player.{version:04x}c0de{build or ''}.js"
 
 
-def render_page(*, skip_token: bool, bundle: str) -> bytes:
+def render_page(*, skip_token: bool, bundle: str, config: str = "") -> bytes:
     images = "".join(f'<img src="{CDN}{path}" alt="">' for path in IMAGE_PATHS)
     return PAGE_TEMPLATE.format(
         cdn=CDN,
@@ -106,6 +107,7 @@ def render_page(*, skip_token: bool, bundle: str) -> bytes:
         bundle=bundle,
         images=images,
         skip="true" if skip_token else "false",
+        config=config,
     ).encode()
 
 

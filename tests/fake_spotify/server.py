@@ -27,6 +27,7 @@ import trustme
 
 from tests.fake_spotify import assets
 from tests.fake_spotify.assets import SecretShape
+from tests.fake_spotify.pathfinder import Pathfinder
 from tests.fake_spotify.totp import accepts, derive_key
 
 SECRET = "=n:b#OuEfH\\fE])e*K"
@@ -107,6 +108,8 @@ class State:
     decoys: list[tuple[str, int]] = field(default_factory=list)  # listed first, never accepted
     secret_shape: SecretShape = "literal"
     required: dict[str, str] = field(default_factory=dict)  # parameters the page sends and calls need
+    server_ahead_s: int = 0  # how far the server's clock (its server-time answer) runs ahead
+    pathfinder: Pathfinder = field(default_factory=Pathfinder)
     embed_page: EmbedPage = "ok"
     embed_status: int = 500
     embed_lives: list[float] = field(default_factory=list)  # the pool's next tokens' lives, then:
@@ -114,7 +117,7 @@ class State:
 
     @property
     def bundle_path(self) -> str:
-        return assets.bundle_path(self.secrets[0][1])
+        return assets.bundle_path(self.secrets[0][1], self.pathfinder.build)
 
 
 class FakeSpotify:
@@ -188,10 +191,26 @@ class FakeSpotify:
         with self._lock:
             self.state.secret_shape = shape
 
+    def run_server_clock_ahead(self, seconds: int) -> None:
+        """The server's clock runs ``seconds`` ahead of the page's: a page's call then carries the
+        codes of two 30 s steps (its own and the server's time), as one does where the clocks differ."""
+        with self._lock:
+            self.state.server_ahead_s = seconds
+
     def require(self, name: str, value: str) -> None:
         """The page starts sending ``name=value`` with its token call, and calls without it fail."""
         with self._lock:
             self.state.required[name] = value
+
+    def deploy(self, app_version: str | None = None) -> None:
+        """A new build: every persisted query gets a new hash, the bundle and its chunks new names."""
+        with self._lock:
+            self.state.pathfinder.deploy(app_version)
+
+    def pad_bundle(self, size: int) -> None:
+        """The main bundle grows by ``size`` bytes of junk (a hostile or broken upstream)."""
+        with self._lock:
+            self.state.pathfinder.padding = size
 
     def embed_pool(self, *lives_s: float, then: float | None = None) -> None:
         """The lives left (seconds) of the next tokens the embed page hands out; ``then`` after them."""
@@ -282,7 +301,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._embed(path.removeprefix(assets.EMBED_PATH))
         elif path == "/api/server-time":
             self.owner._record("server_time")
-            self._send_json(200, {"serverTime": int(time.time())})
+            self._send_json(200, {"serverTime": int(time.time()) + self.owner.state.server_ahead_s})
         elif path == "/api/token":
             self._token()
         elif path == "/get_access_token":
@@ -298,7 +317,7 @@ class _Handler(BaseHTTPRequestHandler):
         if path == state.bundle_path:
             listed = [*state.decoys, *state.secrets]
             bundle = assets.render_bundle(listed, state.secret_shape, state.required, len(state.decoys))
-            return "bundle", bundle, "text/javascript"
+            return "bundle", bundle + state.pathfinder.bundle_section().encode(), "text/javascript"
         if path == assets.CSS_PATH:
             return "css", b"body{font-family:CircularSp}" + b" " * assets.HEAVY_BYTES, "text/css"
         if path == assets.FONT_PATH:
@@ -307,7 +326,8 @@ class _Handler(BaseHTTPRequestHandler):
             return "image", heavy, "image/jpeg"
         if path == assets.BEACON_PATH:
             return "beacon", b"", "text/plain"
-        return None
+        chunk = state.pathfinder.chunk(path)
+        return ("chunk", chunk, "text/javascript") if chunk is not None else None
 
     def _page(self) -> None:
         state = self.owner.state
@@ -317,7 +337,11 @@ class _Handler(BaseHTTPRequestHandler):
         if state.page_status != 200:
             self._send(state.page_status, b"<h1>Service unavailable</h1>", "text/html")
             return
-        body = assets.render_page(skip_token=state.skip_token_call, bundle=state.bundle_path)
+        body = assets.render_page(
+            skip_token=state.skip_token_call,
+            bundle=state.bundle_path,
+            config=state.pathfinder.config_script(),
+        )
         self._send(200, body, "text/html; charset=utf-8", cookies=[f"sp_t={secrets.token_hex(16)}"])
 
     def _embed(self, entity: str) -> None:

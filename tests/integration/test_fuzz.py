@@ -27,6 +27,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import unsupported_method
 
+from spotify_tokener.core.hashes import Learn
 from spotify_tokener.domain.errors import (
     BrowserError,
     BrowserMissing,
@@ -35,14 +36,14 @@ from spotify_tokener.domain.errors import (
     TokenError,
     UpstreamError,
 )
+from spotify_tokener.domain.hashes import HashSet
 from spotify_tokener.http.server import TokenerServer
 from spotify_tokener.settings import Settings
 from spotify_tokener.wiring import create_app
 from tests.conftest import free_port
-from tests.scripted import Outcome, ScriptedSource
+from tests.scripted import Outcome, ScriptedSource, scripted_hashes
 
 Case: TypeAlias = schemathesis.Case[Any]
-pytestmark = pytest.mark.duration(10)  # the longest files go first: tests/conftest.py
 
 EXAMPLES = 150
 API_KEY = "fuzz-key"
@@ -59,9 +60,11 @@ SERVER_ERROR = 500
 
 
 @contextlib.contextmanager
-def served_in_thread(settings_: Settings, source: ScriptedSource) -> Iterator[str]:
+def served_in_thread(
+    settings_: Settings, source: ScriptedSource, hashes: Learn = scripted_hashes
+) -> Iterator[str]:
     """The real server on its own event loop, so the synchronous fuzzer can call it."""
-    server = TokenerServer(settings_, create_app(settings_, source))
+    server = TokenerServer(settings_, create_app(settings_, source, hashes=hashes))
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_until_complete, args=(server.run(),), daemon=True)
     thread.start()
@@ -103,13 +106,17 @@ def healthy() -> Iterator[str]:
         yield base
 
 
+async def unreadable_hashes(known: HashSet | None) -> HashSet:
+    raise UPSTREAM_FAILURES[0]
+
+
 @pytest.fixture(scope="module")
 def failing() -> Iterator[str]:
     """Every other fetch fails, each upstream way in turn."""
     outcomes: list[Outcome] = []
     for error in itertools.islice(itertools.cycle(UPSTREAM_FAILURES), 20_000):
         outcomes += [error, 3600.0]
-    with served_in_thread(fuzz_settings(), ScriptedSource(*outcomes)) as base:
+    with served_in_thread(fuzz_settings(), ScriptedSource(*outcomes), unreadable_hashes) as base:
         yield base
 
 

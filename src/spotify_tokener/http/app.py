@@ -18,18 +18,20 @@ from typing import Protocol
 import orjson
 
 from spotify_tokener.core.chain import SourceChain
+from spotify_tokener.core.hashes import HashKeeper
 from spotify_tokener.core.proxies import ProxyPool
 from spotify_tokener.core.service import TokenService
 from spotify_tokener.domain.backoff import Backoff
 from spotify_tokener.domain.clock import wall_clock_ms
 from spotify_tokener.domain.errors import TokenError
+from spotify_tokener.domain.hashes import METADATA_TYPES, OPERATION, SHA256, hash_record
 from spotify_tokener.domain.token import kind_of
 from spotify_tokener.http import openapi
 from spotify_tokener.http.auth import ApiKeys, presented_key
 from spotify_tokener.http.counts import ERROR, HIT, MISS, RequestCounts
 from spotify_tokener.http.encoder import HotAnswer, encode_token
 from spotify_tokener.http.health import BrowserInfo, health_body
-from spotify_tokener.http.params import InvalidParameter, parse_force, parse_sp_dc
+from spotify_tokener.http.params import InvalidParameter, parse_force, parse_one, parse_sp_dc
 from spotify_tokener.http.router import (
     JSON_NO_STORE,
     NO_STORE,
@@ -42,7 +44,7 @@ from spotify_tokener.http.router import (
     error_response,
     json_response,
 )
-from spotify_tokener.http.schemas import FailureBody, ValidationErrorBody
+from spotify_tokener.http.schemas import FailureBody, MetadataBody, ValidationErrorBody
 from spotify_tokener.http.status import LearnerInfo, proxies_health, status_body
 from spotify_tokener.settings import Settings
 
@@ -68,6 +70,7 @@ class App:
         browser: BrowserInfo | None = None,
         closing: Callable[[], Awaitable[None]] | None = None,
         *,
+        hashes: HashKeeper,
         proxies: ProxyPool | None = None,
         sources: SourceChain | None = None,
         learner: LearnerInfo | None = None,
@@ -79,6 +82,7 @@ class App:
         self.proxies = proxies
         self.sources = sources
         self._learner = learner
+        self._hashes = hashes
         self._closing = closing
         self._backoff = settings.backoff
         self._started = time.monotonic()
@@ -102,6 +106,8 @@ class App:
             Route(TOKEN_PATH, "GET", self.get_token, openapi.token_get),
             Route("/api/token/refresh", "POST", self.refresh, openapi.token_refresh),
             Route("/api/token/status", "GET", self.status, openapi.token_status),
+            Route("/api/hashes", "GET", self.hashes, openapi.hashes),
+            Route("/api/metadata", "GET", self.metadata, openapi.metadata),
             Route("/health", "GET", self.health, openapi.health, open=True),
             Route("/metrics", "GET", self.metrics_text, openapi.metrics),
             Route("/openapi.json", "GET", self.openapi, open=True),
@@ -177,6 +183,41 @@ class App:
         body = status_body(self.service, self.proxies, self.sources, self._learner, wall_clock_ms())
         return json_response(200, body, NO_STORE)
 
+    async def hashes(self, request: Request) -> Response:
+        """Every operation's hash; ``stale``: a hash Spotify refused, read again at once if served."""
+        try:
+            served = await self._hashes.get(parse_one(request.query_string, "stale", SHA256))
+        except (InvalidParameter, TokenError) as error:
+            return _refusal(error, self._backoff)
+        failed = self._hashes.last_error
+        age = max(0, wall_clock_ms() // 1000 - served.updated_at)
+        body = {**hash_record(served), "age": age, "lastError": str(failed) if failed else None}
+        return json_response(200, body, NO_STORE)
+
+    async def metadata(self, request: Request) -> Response:
+        """One operation's hash, by the fork's ``type`` word or by its ``operation`` name."""
+        query = request.query_string
+        try:
+            kind = parse_one(query, "type", OPERATION)
+            name = parse_one(query, "operation", OPERATION) or METADATA_TYPES.get(kind or "")
+            served = await self._hashes.get() if name else None
+        except (InvalidParameter, TokenError) as error:
+            return _refusal(error, self._backoff)
+        if served is None or name is None or name not in served.operations:
+            return error_response(
+                404, f"no such operation: give type ({', '.join(METADATA_TYPES)}) or operation"
+            )
+        body: MetadataBody = {
+            "success": True,
+            "operationName": name,
+            "hash": served.operations[name],
+            "spotifyAppVersion": served.app_version,
+            "bundle": served.bundle,
+            "updated_at": served.updated_at,
+            "timestamp": wall_clock_ms(),
+        }
+        return json_response(200, body, NO_STORE)
+
     async def health(self, request: Request) -> Response:
         uptime_s = time.monotonic() - self._started
         body = health_body(uptime_s, self.browser, self.service.shared_store_available)
@@ -198,6 +239,10 @@ class App:
     async def swagger_asset(self, name: str, request: Request) -> Response:
         headers = [("content-type", openapi.SWAGGER_FILES[name])]
         return Response(200, headers=headers, file=str(openapi.SWAGGER_ASSETS / name))
+
+
+def _refusal(error: InvalidParameter | TokenError, backoff: Backoff) -> Response:
+    return _invalid(error) if isinstance(error, InvalidParameter) else _failure(error, backoff)
 
 
 def _invalid(error: InvalidParameter) -> Response:

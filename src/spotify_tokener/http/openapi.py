@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from spotify_tokener import __version__
+from spotify_tokener.domain.hashes import METADATA_TYPES, OPERATION, SHA256
 from spotify_tokener.domain.token import SP_DC
 from spotify_tokener.http import schemas
 from spotify_tokener.http.params import COOKIE_OCTETS, FALSE_WORDS, MAX_COOKIE_SIZE, TRUE_WORDS
@@ -144,6 +145,8 @@ def _components(api_keys: bool) -> dict[str, Any]:
         schemas.ErrorBody,
         schemas.StatusBody,
         schemas.HealthBody,
+        schemas.HashesBody,
+        schemas.MetadataBody,
     )
     found: dict[str, Any] = {}
     for body in bodies:
@@ -180,6 +183,47 @@ def token_status(api_keys: bool) -> dict[str, Any]:
         "summary": "The cache and refresher state (times in ms)",
         "responses": {"200": _answer("Status", "StatusBody"), **_key_refused(api_keys)},
     }
+
+
+def _hash_operation(
+    summary: str, parameters: list[Any], ok: dict[str, Any], api_keys: bool
+) -> dict[str, Any]:
+    failed = _answer("No hashes read yet: the last reading's failure", "FailureBody", headers=_RETRY_AFTER)
+    bad = _answer("A bad parameter", "ValidationErrorBody")
+    statuses = {"400": bad, **_key_refused(api_keys), "502": failed, "503": failed, "504": failed}
+    return {"summary": summary, "parameters": parameters, "responses": {**ok, **statuses}}
+
+
+def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "in": "query", "description": description, "schema": schema}
+
+
+def hashes(api_keys: bool) -> dict[str, Any]:
+    stale = _query(
+        "stale",
+        "A hash Spotify refused (PersistedQueryNotFound): if it is served, the page is read again before "
+        "answering (at most once per TOKENER_HASHES_MIN_INTERVAL, whoever reports).",
+        {"type": "string", "pattern": f"^{SHA256.pattern}$"},
+    )
+    ok = {"200": _answer("Every operation; the last set known while reading fails", "HashesBody")}
+    return _hash_operation("The web player's persisted-query hashes and app version", [stale], ok, api_keys)
+
+
+def metadata(api_keys: bool) -> dict[str, Any]:
+    words = ", ".join(f"{word} ({name})" for word, name in METADATA_TYPES.items())
+    parameters = [
+        _query("type", f"One of: {words}", {"type": "string", "enum": list(METADATA_TYPES)}),
+        _query(
+            "operation",
+            "Any operation's name (wins over type)",
+            {"type": "string", "pattern": f"^{OPERATION.pattern}$"},
+        ),
+    ]
+    ok = {
+        "200": _answer("The operation's hash", "MetadataBody"),
+        "404": _answer("No type or an unknown one, or an operation the scripts do not name", "ErrorBody"),
+    }
+    return _hash_operation("One operation's hash and the app version", parameters, ok, api_keys)
 
 
 def health(api_keys: bool) -> dict[str, Any]:

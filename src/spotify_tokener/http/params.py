@@ -24,23 +24,32 @@ def parse_force(query_string: str) -> bool:
     """Read ``force`` from a raw query string: yes/true/1 force, no/false/0/empty do not."""
     if not query_string:  # LavaSrc's call: the hot path, so skip the parser
         return False
+    value = parse_one(query_string, "force")
+    if value is None:
+        return False
+    word = value.lower()  # no stripping: ' 1' or '1\n' is not one of the words
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise InvalidParameter("'force' must be one of 1, true, yes, 0, false, no (any case) or empty")
+
+
+def parse_one(query_string: str, name: str, pattern: re.Pattern[str] | None = None) -> str | None:
+    """The parameter ``name``, given at most once and matching ``pattern`` if one is given; None if
+    absent. Messages name the parameter, never quote its value."""
     if len(query_string) > MAX_QUERY_LENGTH:
         raise InvalidParameter(f"query string is longer than {MAX_QUERY_LENGTH} characters")
     try:
         pairs = parse_qsl(query_string, keep_blank_values=True, errors="strict")
     except (UnicodeDecodeError, ValueError):
         raise InvalidParameter("query string is not valid UTF-8 percent-encoding") from None
-    values = [value for name, value in pairs if name == "force"]
-    if not values:
-        return False
+    values = [value for key, value in pairs if key == name]
     if len(values) > 1:
-        raise InvalidParameter("'force' must be given at most once")
-    word = values[0].lower()  # no stripping: ' 1' or '1\n' is not one of the words
-    if word in TRUE_WORDS:
-        return True
-    if word in FALSE_WORDS:
-        return False
-    raise InvalidParameter("'force' must be one of 1, true, yes, 0, false, no (any case) or empty")
+        raise InvalidParameter(f"'{name}' must be given at most once")
+    if values and pattern is not None and not pattern.fullmatch(values[0]):
+        raise InvalidParameter(f"'{name}' must match {pattern.pattern}")
+    return values[0] if values else None
 
 
 def parse_sp_dc(cookie_headers: Iterable[str]) -> str | None:

@@ -133,3 +133,27 @@ class HealthBody(TypedDict):
     redis: RedisFields | None
     proxies: ProxiesHealth | None
     timestamp: int
+
+
+class HashesBody(TypedDict):
+    """The persisted-query hashes of the web player's current bundle, in the hosted hash workers' shape."""
+
+    version: Literal[1]
+    updated_at: int  # epoch s: when the page last showed this bundle
+    bundle: str
+    appVersion: str | None  # what clients send as Spotify-App-Version
+    operations: dict[str, str]
+    age: int  # seconds since updated_at
+    lastError: str | None  # why the last reading failed, while this set is served anyway
+
+
+class MetadataBody(TypedDict):
+    """One operation's hash, in the shape a fork of the original service answered with."""
+
+    success: Literal[True]
+    operationName: str
+    hash: str
+    spotifyAppVersion: str | None
+    bundle: str
+    updated_at: int
+    timestamp: int

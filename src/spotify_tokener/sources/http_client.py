@@ -10,6 +10,7 @@ identity's cookie ever rides along with another's call. ``TOKENER_CONNECT_TO`` a
 from __future__ import annotations
 
 import os
+import re
 import ssl
 import tempfile
 import warnings
@@ -27,12 +28,25 @@ from curl_cffi.requests.impersonate import resolve_latest_browser_type
 from curl_cffi.utils import CurlCffiWarning
 
 from spotify_tokener.domain.errors import FetchTimeout, PageUnreachable, UpstreamError
-from spotify_tokener.domain.proxy import ConnectTo, Proxy
+from spotify_tokener.domain.proxy import ConnectTo, Proxy, credentials_refused, tunnel_refused
+from spotify_tokener.sources.trust import sweep_dead, temp_prefix
 
 warnings.filterwarnings("ignore", category=CurlCffiWarning)  # its advice on https proxies, each call
 IMPERSONATE: str = resolve_latest_browser_type("chrome")  # type: ignore[no-untyped-call]
 """curl_cffi's newest Chrome fingerprint (such as ``chrome152``): the user agent names the same version."""
 CURL_SCHEMES = {"http": "http", "https": "https", "socks5": "socks5h"}  # socks5h: the proxy resolves
+TUNNEL_REFUSED = re.compile(r"CONNECT tunnel failed, response (\d{3})")  # curl's words, not the proxy's
+SOCKS_REFUSED = "rejected by the SOCKS5 server"
+TRUST_PREFIX = "spotify-tokener-trust-"
+ANSWER_MAX = 2 << 20
+"""The most a body may hold unless the call says otherwise (the page, the server's time, a token)."""
+
+
+@dataclass(slots=True)
+class Budget:
+    """Bytes that several calls (one learning's scripts) may still read between them."""
+
+    left: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +66,7 @@ class Client:
         self._timeout_s = timeout_s
         self._proxy_connect_timeout_s = min(proxy_connect_timeout_s, timeout_s)
         self._connect_to = _curl_list([f"{a.host}:{a.port}:{b.host}:{b.port}" for a, b in connect_to.items()])
+        sweep_dead(TRUST_PREFIX)  # bundles of processes killed before their close
         self._bundle = _trust_bundle(ca_file) if ca_file is not None else None
         self._session: AsyncSession[Any] | None = None
 
@@ -66,16 +81,18 @@ class Client:
         cookies: Mapping[str, str],
         headers: Mapping[str, str],
         proxy: Proxy | None = None,
-        limit: int | None = None,
+        limit: int = ANSWER_MAX,
+        budget: Budget | None = None,
     ) -> Reply:
         """``url``'s answer; a transport failure is :class:`PageUnreachable` (never quoting curl's
-        message, which can name a proxy's address or a URL with codes in it). With ``limit``, a body
-        longer than that many bytes is an :class:`UpstreamError`, its transfer aborted there.
+        message, which can name a proxy's address or a URL with codes in it). A body past ``limit``
+        bytes, or past what ``budget`` has left, is an :class:`UpstreamError`: its transfer is
+        aborted there, so memory stays bounded whatever the other end sends.
 
         Through a proxy, connecting (the proxy's handshake, its tunnel, TLS) has a shorter limit of its
         own, so a proxy that never answers leaves the rest of the attempt to the next one."""
         session = self._session_now()
-        capped = _Capped(limit) if limit is not None else None
+        capped = _Capped(limit, budget or Budget(limit))
         try:
             response = await session.get(
                 url,
@@ -85,22 +102,24 @@ class Client:
                 proxy_auth=(proxy.username, proxy.password) if proxy and proxy.username else None,
                 timeout=self._timeouts(proxy),
                 allow_redirects=False,
-                content_callback=capped.take if capped is not None else None,
+                content_callback=capped.take,
             )
         except Timeout as error:
             if proxy is not None and _never_sent(error):
                 raise PageUnreachable(f"the proxy {proxy.label} did not answer in time") from None
             raise FetchTimeout.after(self._timeout_s) from None
         except CurlError as error:
-            if capped is not None and capped.over:
+            if capped.over:
                 raise UpstreamError(f"Spotify's answer is longer than {capped.limit} bytes") from None
+            if proxy is not None and (refused := _proxy_refusal(str(error))) is not None:
+                raise PageUnreachable(f"the proxy {proxy.label} {refused}") from None
             where = f" through {proxy.label}" if proxy is not None else ""
             cause = _curl_cause(error.code)
             raise PageUnreachable(f"Spotify could not be reached{where} ({cause})") from None
         return Reply(
             response.status_code,
             {name.lower(): value for name, value in response.headers.items() if value is not None},
-            bytes(capped.body) if capped is not None else response.content,
+            bytes(capped.body),
             {name: value for name, value in response.cookies.items() if value is not None},
         )
 
@@ -138,18 +157,16 @@ class Client:
 
 
 class _Capped:
-    """A body read up to a limit: past it, curl is told to abort the transfer (memory stays bounded)."""
+    """A body read as it comes (curl's write callback, on the event loop's thread), up to a limit."""
 
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.body = bytearray()
-
-    @property
-    def over(self) -> bool:
-        return len(self.body) > self.limit
+    def __init__(self, limit: int, budget: Budget) -> None:
+        self.limit, self.budget, self.body, self.over = limit, budget, bytearray(), False
 
     def take(self, chunk: bytes) -> int:
-        self.body += chunk[: self.limit + 1 - len(self.body)]
+        self.body += chunk
+        self.budget.left -= len(chunk)
+        self.limit = min(self.limit, len(self.body) + self.budget.left)  # what this one may still take
+        self.over = len(self.body) > self.limit
         return CURL_WRITEFUNC_ERROR if self.over else len(chunk)
 
 
@@ -170,7 +187,7 @@ def _trust_bundle(ca_file: Path) -> Path:
     system = ssl.get_default_verify_paths().cafile
     parts = [Path(system).read_bytes()] if system and Path(system).is_file() else []
     parts.append(ca_file.read_bytes())
-    handle, name = tempfile.mkstemp(prefix="spotify-tokener-trust-", suffix=".pem")
+    handle, name = tempfile.mkstemp(prefix=temp_prefix(TRUST_PREFIX), suffix=".pem")
     with os.fdopen(handle, "wb") as file:
         file.write(b"\n".join(parts))
     return Path(name)
@@ -183,6 +200,15 @@ def _curl_cause(code: int) -> str:
     except ValueError:
         return f"curl error {code}"
     return f"{name.lower().replace('_', ' ')}, curl error {code}"
+
+
+def _proxy_refusal(message: str) -> str | None:
+    """Why the proxy itself refused, read from curl's message (which is never shown: it can name
+    the proxy's address): its credentials above all, else the status of its CONNECT reply."""
+    if SOCKS_REFUSED in message:
+        return credentials_refused("SOCKS5")
+    status = TUNNEL_REFUSED.search(message)
+    return tunnel_refused(int(status[1])) if status is not None else None
 
 
 def _never_sent(error: Timeout) -> bool:

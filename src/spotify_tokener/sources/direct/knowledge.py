@@ -18,6 +18,7 @@ import orjson
 
 from spotify_tokener.domain.bundle import script_urls, secret_candidates
 from spotify_tokener.domain.errors import refusal
+from spotify_tokener.domain.hashes import app_version
 from spotify_tokener.domain.request_shape import (
     Param,
     RequestShape,
@@ -25,6 +26,7 @@ from spotify_tokener.domain.request_shape import (
     Sighting,
     first_matching,
     learn_shape,
+    sighted_codes,
     step_of,
 )
 from spotify_tokener.domain.token import HTTP_OK
@@ -140,10 +142,12 @@ class PageText:
 
 @dataclass(frozen=True, slots=True)
 class Page:
-    """One visit of the web player: what it set (the device cookie) and the scripts it names."""
+    """One visit of the web player: what it set (the device cookie), the scripts it names, and the
+    app version it gives clients."""
 
     cookies: dict[str, str]
     scripts: tuple[str, ...]
+    app_version: str | None = None
 
 
 def parse_page(reply: Reply, page_url: str) -> Page:
@@ -151,21 +155,24 @@ def parse_page(reply: Reply, page_url: str) -> Page:
         raise refusal(reply.status, "the web player page")
     html = reply.body.decode("utf-8", "replace")
     scripts = tuple(url for url in script_urls(html, page_url) if _spotifys(url))[:MAX_SCRIPTS]
-    return Page(dict(reply.cookies), scripts)
+    return Page(dict(reply.cookies), scripts, app_version(html))
 
 
 def knowledge_matching(
     candidates: Sequence[Secret], sighting: Sighting, origin: Origin = Origin.PAGE
 ) -> Knowledge | None:
     """The first candidate that reproduces the sighting's code, with the sighting's shape: proven
-    if it was among the versioned ones, likely only if among the rest. A few microseconds a candidate,
-    tens of thousands of them for a large bundle: run it in a thread."""
+    if it was among the versioned ones; among the rest, only one that reproduces every code, and
+    proven only if they were of two steps (the page's and the server's clocks either side of a
+    step's end), likely otherwise. A few microseconds a candidate, tens of thousands of them for a
+    large bundle: run it in a thread."""
     versioned = [candidate for candidate in candidates if candidate.version is not None]
     unversioned = [candidate for candidate in candidates if candidate.version is None]
-    for group, proven in ((versioned, True), (unversioned, False)):
-        candidate = first_matching(group, sighting)
+    two_steps = len(set(sighted_codes(sighting))) > 1  # client and server codes of different steps
+    for group, proven in ((versioned, True), (unversioned, two_steps)):
+        candidate = first_matching(group, sighting, every_code=group is unversioned)
         if candidate is not None:
-            secret = candidate if proven else _versioned(candidate, sighting)
+            secret = candidate if group is versioned else _versioned(candidate, sighting)
             step = step_of(sighting)
             return Knowledge(secret, learn_shape(sighting, secret), origin, proven=proven, step=step)
     return None

@@ -37,6 +37,7 @@ from spotify_tokener.sources.direct.knowledge import (
     knowledge_record,
     load_knowledge,
 )
+from spotify_tokener.sources.direct.reader import parsed
 
 log = logging.getLogger(__name__)
 
@@ -206,10 +207,10 @@ class Learner:
 
     async def _learn_unsighted(self, proxy: Proxy | None) -> Knowledge:
         page = await self._read_page(proxy)
-        self._bundle, candidates = page.urls, candidates_in(page.scripts)
+        self._bundle, candidates = page.urls, await parsed(candidates_in, page.scripts)
         self._scripts_read = page.urls
         if self._sighting is not None:
-            knowledge = await asyncio.to_thread(knowledge_matching, candidates, self._sighting)
+            knowledge = await parsed(knowledge_matching, candidates, self._sighting)
             if knowledge is not None:
                 self._learned(knowledge)
                 return knowledge
@@ -228,7 +229,7 @@ class Learner:
         try:
             page = await self._read_page(self._proxy)
             self._bundle = page.urls
-            knowledge = await asyncio.to_thread(knowledge_matching, candidates_in(page.scripts), sighting)
+            knowledge = await parsed(lambda: knowledge_matching(candidates_in(page.scripts), sighting))
         except TokenError as error:
             self._troubled(f"could not read the web player's scripts: {error}")
             return
@@ -245,7 +246,7 @@ class Learner:
     async def _learn_from_memory(self, sighting: Sighting, strings: list[str]) -> None:
         refused = self._recent(self._refused)
         candidates = [Secret(value) for value in strings if value not in refused]
-        knowledge = await asyncio.to_thread(knowledge_matching, candidates, sighting, Origin.MEMORY)
+        knowledge = await parsed(knowledge_matching, candidates, sighting, Origin.MEMORY)
         if knowledge is None:
             self._troubled(NOTHING_ANYWHERE)
             return

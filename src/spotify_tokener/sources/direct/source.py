@@ -24,9 +24,10 @@ from spotify_tokener.domain.request_shape import default_shape
 from spotify_tokener.domain.token import ANONYMOUS, HTTP_OK, SP_DC, Token, identity_of, parse_token_response
 from spotify_tokener.domain.totp import Secret
 from spotify_tokener.settings import Settings
-from spotify_tokener.sources.direct.knowledge import Page, PageText, parse_page
+from spotify_tokener.sources.direct.knowledge import Page, PageText
 from spotify_tokener.sources.direct.learner import Learner
-from spotify_tokener.sources.http_client import Client, Reply
+from spotify_tokener.sources.direct.reader import LEARNING_MAX, WebPlayer
+from spotify_tokener.sources.http_client import Budget, Client
 from spotify_tokener.sources.user_agent import desktop_user_agent
 
 DEVICE_COOKIE = "sp_t"
@@ -41,13 +42,6 @@ API_CALL = {
     "Sec-Fetch-Site": "same-origin",
 }
 """The page's fetch() of its own API (the server time, the token), as Chrome marks it."""
-SCRIPT = {
-    "Accept": "*/*",
-    "Sec-Fetch-Dest": "script",
-    "Sec-Fetch-Mode": "no-cors",
-    "Sec-Fetch-Site": "cross-site",
-}
-"""A script tag's load from the CDN, another site than the page's."""
 
 
 class DirectSource:
@@ -70,8 +64,8 @@ class DirectSource:
         self._clock = clock
         # The Chrome that curl_cffi impersonates, so the user agent agrees with the TLS handshake
         # and the client hints (the browser source names its own Chromium's version).
-        self._user_agent = settings.user_agent or desktop_user_agent(client.chrome_version)
-        self._page_url = settings.spotify_url
+        user_agent = settings.user_agent or desktop_user_agent(client.chrome_version)
+        self.web = WebPlayer(client, settings.spotify_url, user_agent)
         shape = default_shape(settings.spotify_url)
         self._server_time_url = shape.endpoint.rsplit("/", 1)[0] + "/server-time"
         self.learner = Learner(
@@ -114,7 +108,7 @@ class DirectSource:
         server_s = await self._server_time(proxy)
         called_at_ms = self._clock()
         url = knowledge.shape.render(knowledge.secret, called_at_ms / 1000, server_s)
-        reply = await self._client.get(url, cookies=cookies, headers=self._headers(API_CALL), proxy=proxy)
+        reply = await self._client.get(url, cookies=cookies, headers=self.web.headers(API_CALL), proxy=proxy)
         try:
             token = parse_token_response(reply.status, reply.headers, reply.body, now_ms=self._clock())
         except Rejected as error:  # the call itself was wrong: its secret or its shape is stale
@@ -134,9 +128,7 @@ class DirectSource:
         return device
 
     async def _visit(self, identity: str, cookies: dict[str, str], proxy: Proxy | None) -> Page:
-        headers = {"User-Agent": self._user_agent}  # a navigation: the impersonated browser's own
-        reply = await self._client.get(self._page_url, cookies=cookies, headers=headers, proxy=proxy)
-        page = parse_page(reply, self._page_url)
+        page = await self.web.page(proxy, cookies)
         if page.cookies.get(DEVICE_COOKIE) and identity not in self._devices:
             self._devices[identity] = page.cookies[DEVICE_COOKIE]
             if identity == ANONYMOUS:
@@ -150,7 +142,8 @@ class DirectSource:
         page = await self._visit(ANONYMOUS, {}, proxy)
         if page.scripts == self._scripts.urls:  # a build's scripts never change under their URLs
             return self._scripts
-        replies = [await self._get(url, proxy, SCRIPT) for url in page.scripts]
+        budget = Budget(LEARNING_MAX)
+        replies = [await self.web.script(url, proxy, budget) for url in page.scripts]
         text = PageText(page.scripts, [reply.body for reply in replies if reply.status == HTTP_OK])
         if len(text.scripts) == len(page.scripts):  # kept only whole: a failed load is tried again
             self._scripts = text
@@ -158,7 +151,9 @@ class DirectSource:
 
     async def _server_time(self, proxy: Proxy | None) -> float:
         """Spotify's clock: its server-time answer, else its ``Date`` header, else ours."""
-        reply = await self._get(self._server_time_url, proxy, API_CALL)
+        reply = await self._client.get(
+            self._server_time_url, cookies={}, headers=self.web.headers(API_CALL), proxy=proxy
+        )
         try:
             value = orjson.loads(reply.body)["serverTime"]
             if isinstance(value, int | float) and not isinstance(value, bool):
@@ -169,11 +164,3 @@ class DirectSource:
             return parsedate_to_datetime(reply.headers["date"]).timestamp()
         except (KeyError, TypeError, ValueError, IndexError):
             return self._clock() / 1000
-
-    async def _get(self, url: str, proxy: Proxy | None, kind: dict[str, str]) -> Reply:
-        """A call that carries no cookie."""
-        return await self._client.get(url, cookies={}, headers=self._headers(kind), proxy=proxy)
-
-    def _headers(self, kind: dict[str, str]) -> dict[str, str]:
-        """What the page's own request of this kind carries, besides the impersonated browser's."""
-        return {"User-Agent": self._user_agent, "Referer": self._page_url, **kind}
