@@ -7,7 +7,6 @@ The rules built from several settings (freshness, backoff) are built here, once.
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 import os
 import shlex
@@ -461,6 +460,8 @@ def stray_variables(environ: Mapping[str, str] = os.environ) -> list[str]:
     warnings = []
     for name in sorted(name for name in environ if name.upper().startswith(prefix)):
         if name.upper() not in known and name.upper() not in RENAMED:
+            import difflib  # noqa: PLC0415  # only for a stray variable: nothing else needs it
+
             closest = difflib.get_close_matches(name.upper(), known, n=1)
             guess = f"; did you mean {closest[0]}?" if closest else ""
             warnings.append(f"{name} is not a setting and is ignored{guess}")

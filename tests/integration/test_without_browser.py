@@ -26,6 +26,7 @@ UNUSED = {
     "redis": "TOKENER_REDIS_URL",
     "swagger_ui": "its files are served from disk, found without importing it",
     "jinja2": "swagger_ui's import",
+    "difflib": "the closest setting to a misspelled TOKENER_ variable",
 }
 
 
