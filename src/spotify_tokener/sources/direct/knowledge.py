@@ -62,9 +62,6 @@ class Knowledge:
     proven: bool
     step: int | None = None
 
-    def as_proven(self) -> Knowledge:
-        return Knowledge(self.secret, self.shape, self.origin, proven=True, step=self.step)
-
 
 NOTE = "direct-source"
 """The name what was learned is shared under between replicas (``core/ports.Notes``)."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import replace
 
 from spotify_tokener.core.ports import NO_STATE, Notes, StateStore
 from spotify_tokener.domain.clock import Clock
@@ -79,7 +80,7 @@ class Learner:
         self._notes = notes
         self._clock = clock
         self._kept = kept
-        self._bundle: tuple[str, ...] = ()  # the scripts the page named when it was last read
+        self._bundle: tuple[str, ...] = ()  # the script URLs the page named when it was last read
         self._knowledge = Knowledge(pinned, default, Origin.PINNED, proven=True) if pinned else None
         if self._knowledge is None:
             self._knowledge = self._kept_knowledge()
@@ -94,9 +95,8 @@ class Learner:
         self._choosing = asyncio.Lock()  # concurrent attempts share one choice, and one try
         self._background: set[asyncio.Task[None]] = set()  # relearning, sharing
         self._relearning: asyncio.Task[None] | None = None
-        self._scripts_read: tuple[str, ...] = ()  # the script URLs the page named when last read
         self._memory_read_for: tuple[str, ...] | None = None  # the scripts the memory was read with
-        self._wants_strings = False
+        self.wants_page_strings = False
         self._proxy: Proxy | None = None  # the last attempt's, for learning in the background
         self.on_learned: Callable[[], None] = lambda: None
         self.trouble: str | None = None  # why the direct source cannot make tokens now
@@ -114,16 +114,12 @@ class Learner:
         return self._knowledge.proven if self._knowledge else None
 
     @property
-    def wants_page_strings(self) -> bool:
-        return self._wants_strings
-
-    @property
     def wants_teacher(self) -> bool:
         """Whether a browser's teaching could help now: nothing proven is known, and no teaching
         found nothing in the scripts the page names now within the back-off."""
         if self._knowledge is not None and self._knowledge.proven and self.trouble is None:
             return False
-        if self.trouble != NOTHING_ANYWHERE or self._memory_read_for != self._scripts_read:
+        if self.trouble != NOTHING_ANYWHERE or self._memory_read_for != self._bundle:
             return True
         return self._clock() >= self._nothing_since_ms + self._teach_backoff_ms
 
@@ -147,7 +143,7 @@ class Learner:
         if knowledge.proven or self._knowledge is not knowledge:
             return
         if knowledge.step is None or step_at(called_at_ms) != knowledge.step:
-            self._learned(knowledge.as_proven())
+            self._learned(replace(knowledge, proven=True))
 
     def turned_down(self, knowledge: Knowledge, error: TokenError) -> None:
         """Spotify found a call made with ``knowledge`` wrong (a 400 such as "Invalid TOTP"; not a
@@ -178,7 +174,7 @@ class Learner:
         return self._relearning
 
     def teach_strings(self, sighting: Sighting, strings: list[str]) -> asyncio.Task[None]:
-        self._wants_strings, self._memory_read_for = False, self._scripts_read
+        self.wants_page_strings, self._memory_read_for = False, self._bundle
         return self._in_background(self._learn_from_memory(sighting, strings))
 
     async def close(self) -> None:
@@ -205,10 +201,13 @@ class Learner:
             del when[value]
         return set(when)
 
-    async def _learn_unsighted(self, proxy: Proxy | None) -> Knowledge:
+    async def _candidates(self, proxy: Proxy | None) -> list[Secret]:
         page = await self._read_page(proxy)
-        self._bundle, candidates = page.urls, await parsed(candidates_in, page.scripts)
-        self._scripts_read = page.urls
+        self._bundle = page.urls
+        return await parsed(candidates_in, page.scripts)
+
+    async def _learn_unsighted(self, proxy: Proxy | None) -> Knowledge:
+        candidates = await self._candidates(proxy)
         if self._sighting is not None:
             knowledge = await parsed(knowledge_matching, candidates, self._sighting)
             if knowledge is not None:
@@ -227,9 +226,7 @@ class Learner:
     async def _relearn(self, sighting: Sighting) -> None:
         """After a sighting that what is known does not reproduce (awaited a while by the teacher)."""
         try:
-            page = await self._read_page(self._proxy)
-            self._bundle = page.urls
-            knowledge = await parsed(lambda: knowledge_matching(candidates_in(page.scripts), sighting))
+            knowledge = await parsed(knowledge_matching, await self._candidates(self._proxy), sighting)
         except TokenError as error:
             self._troubled(f"could not read the web player's scripts: {error}")
             return
@@ -237,8 +234,8 @@ class Learner:
             self._troubled(f"learning crashed ({type(error).__name__})")
             return
         if knowledge is None:
-            memory_read = page.urls == self._memory_read_for
-            self._scripts_read, self._wants_strings = page.urls, not memory_read
+            memory_read = self._bundle == self._memory_read_for
+            self.wants_page_strings = not memory_read
             self._troubled(NOTHING_ANYWHERE if memory_read else NOTHING_LEARNED)
             return
         self._learned(knowledge)
@@ -265,7 +262,7 @@ class Learner:
 
     def _learned(self, knowledge: Knowledge) -> None:
         """What is known now; shared once proven; the cool-down ends so that the next attempt uses it."""
-        self._knowledge, self.trouble, self._wants_strings = knowledge, None, False
+        self._knowledge, self.trouble, self.wants_page_strings = knowledge, None, False
         self._learned_at_ms = self._clock()
         proven = "" if knowledge.proven else " (likely; to be proven)"
         log.info(
