@@ -113,7 +113,7 @@ class BrowserSource:
         log.info(
             "read %d strings from the page's memory in %.0f ms, besides the %d an empty page holds",
             len(strings),
-            _ms_since(started),
+            (time.monotonic() - started) * 1000,
             len(own),
         )
         pupil.teach_strings(sighting, strings)
@@ -140,17 +140,18 @@ class BrowserSource:
         return await caught.value
 
     def _failure(self, error: PlaywrightError, proxy: Proxy | None, started: float) -> TokenError:
-        """What a failed page load means; through a proxy that failed meanwhile, the proxy's fault."""
-        failure = _page_failure(error, self._browser.running)
-        if isinstance(failure, PageUnreachable) and proxy is not None:
-            why = self._browser.proxy_failure(proxy, since=started)
-            if why is not None:
-                return PageUnreachable(f"the proxy {proxy.label} {why}")
-        return failure
-
-
-def _ms_since(started: float) -> float:
-    return (time.monotonic() - started) * 1000
+        """Spotify's fault (a network error loading the page), the browser's (crash, close), or,
+        through a proxy that failed meanwhile, the proxy's."""
+        message = str(error)
+        if network := NET_ERROR.search(message):  # Chromium's own code, such as net::ERR_NAME_NOT_RESOLVED
+            failure = f"the Spotify web player could not be loaded ({network.group(0)})"
+        elif not self._browser.running or "crash" in message.lower() or "has been closed" in message:
+            return BrowserError("the browser crashed or closed during the fetch")
+        else:
+            failure = "the Spotify web player could not be loaded"
+        if proxy is not None and (why := self._browser.proxy_failure(proxy, since=started)) is not None:
+            return PageUnreachable(f"the proxy {proxy.label} {why}")
+        return PageUnreachable(failure)
 
 
 def _left(budget: asyncio.Timeout) -> float:
@@ -182,13 +183,3 @@ async def _filter_route(route: Route) -> None:
             await route.abort("blockedbyclient")
         else:
             await route.fallback()
-
-
-def _page_failure(error: PlaywrightError, browser_alive: bool) -> TokenError:
-    """Tell Spotify's fault (a network error loading the page) from the browser's (crash, close)."""
-    message = str(error)
-    if network := NET_ERROR.search(message):  # Chromium's own code, such as net::ERR_NAME_NOT_RESOLVED
-        return PageUnreachable(f"the Spotify web player could not be loaded ({network.group(0)})")
-    if not browser_alive or "crash" in message.lower() or "has been closed" in message:
-        return BrowserError("the browser crashed or closed during the fetch")
-    return PageUnreachable("the Spotify web player could not be loaded")

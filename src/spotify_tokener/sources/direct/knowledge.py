@@ -8,6 +8,7 @@ candidates may be tried on Spotify itself, each once: a wrong TOTP is an easy si
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -35,6 +36,8 @@ from spotify_tokener.sources.http_client import Reply
 MAX_SCRIPTS = 16
 SCRIPT_HOSTS = ("spotify.com", "spotifycdn.com")
 """Only Spotify's own scripts are read: a page may also load third parties'."""
+TOTP_VERSION = re.compile(r"totp(?!.*server).*ver", re.IGNORECASE)
+"""The parameter the page sends the secret's version in: totpVer; not totpServer, nor buildVer."""
 
 
 class Origin(Enum):
@@ -180,13 +183,7 @@ def candidates_in(scripts: Sequence[bytes]) -> list[Secret]:
 def _versioned(secret: Secret, sighting: Sighting) -> Secret:
     """An unversioned candidate takes the version the page sent (its ``totpVer``-like parameter)."""
     for name, value in parse_qsl(urlsplit(sighting.url).query):
-        lowered = name.lower()  # totpVer; not totpServer, nor buildVer
-        if (
-            lowered.startswith("totp")
-            and lowered.endswith("ver")
-            and "server" not in lowered
-            and value.isdigit()
-        ):
+        if TOTP_VERSION.fullmatch(name) and value.isdigit():
             return Secret(secret.value, int(value))
     return secret
 
