@@ -103,9 +103,8 @@ def _ends_in_escape(text: str) -> bool:
 
 
 async def empty_page_strings(context: BrowserContext, url: str) -> frozenset[str] | None:
-    """The strings an empty document at ``url`` holds: the browser's own (None if it cannot be read).
-    Served by the context itself, so nothing is sent anywhere; ``context`` must be one of its own, so
-    that no page of the player shares its heap."""
+    """The browser's own strings. Served by the context itself, so nothing is sent anywhere; ``context``
+    must be one of its own, so that no page of the player shares its heap."""
     try:
         await context.route(
             "**/*", lambda route: route.fulfill(status=200, content_type="text/html", body="")
@@ -119,8 +118,6 @@ async def empty_page_strings(context: BrowserContext, url: str) -> frozenset[str
 
 
 async def page_strings(context: BrowserContext, page: Page, known: frozenset[str] = frozenset()) -> list[str]:
-    """The strings the page holds that could be a secret, less ``known`` (empty if the snapshot cannot be
-    taken)."""
     table = StringTable(known)
     try:
         session = await context.new_cdp_session(page)

@@ -39,8 +39,6 @@ log = logging.getLogger(__name__)
 
 
 class BrowserManager:
-    """Owns the Playwright driver and Chromium; everything else borrows short-lived contexts."""
-
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._args = chromium_args(settings.browser_args, settings.connect_to_rules)
@@ -89,7 +87,7 @@ class BrowserManager:
                 self._idle_task = asyncio.get_running_loop().create_task(self._close_when_idle())
 
     async def close(self) -> None:
-        """Stop browser and driver, waiting for a launch under way so its processes are not orphaned."""
+        """Waits for a launch under way so that its processes are not orphaned."""
         self._closed = True
         self._cancel_idle_timer()
         launching = self._launching
@@ -107,12 +105,11 @@ class BrowserManager:
             self._home = None
 
     def proxy_failure(self, proxy: Proxy, since: float) -> str | None:
-        """Why ``proxy`` failed a connection since ``since`` (monotonic seconds), if it did."""
+        """Why ``proxy`` failed a connection since ``since`` (monotonic), if it did."""
         relay = self._relays.get(proxy)
         return relay.failure_since(since) if relay is not None else None
 
     async def _relay_server(self, proxy: Proxy) -> str:
-        """The address of ``proxy``'s relay, started on first use and kept until :meth:`close`."""
         relay = self._relays.get(proxy)
         if relay is None:
             # Imported with the first proxy: python-socks and its kin cost idle memory (BENCHMARKS.md).
@@ -145,11 +142,8 @@ class BrowserManager:
         return await self._open_context(user_agent, server, retry=False)
 
     async def _ensure_browser(self) -> Browser:
-        """The running browser, launching one if needed.
-
-        The launch runs as its own task: a waiter that is cancelled (a client leaving, a shutdown)
-        must not interrupt it halfway, or the driver process it spawned would never be closed.
-        """
+        """The launch runs as its own task: a waiter that is cancelled (a client leaving, a shutdown)
+        must not interrupt it halfway, or the driver process it spawned would never be closed."""
         async with self._launch_lock:
             if self._browser is not None and self._browser.is_connected():
                 return self._browser
@@ -224,10 +218,7 @@ class BrowserManager:
         )
 
     async def _teardown(self) -> None:
-        """Close browser and driver, tolerating either being dead already.
-
-        Shielded: once the handles are taken, a cancelled caller must not leave the processes open.
-        """
+        """Shielded: once the handles are taken, a cancelled caller must not leave the processes open."""
         browser, playwright = self._browser, self._playwright
         self._browser, self._playwright = None, None
         if browser is not None or playwright is not None:
@@ -240,7 +231,7 @@ class BrowserManager:
             await self._quietly(playwright.stop())
 
     async def _quietly(self, closing: Awaitable[None]) -> None:
-        """Closing what may be dead already, in the time a shutdown allows."""
+        """What is closed may be dead already."""
         with contextlib.suppress(PlaywrightError, TimeoutError, OSError):
             async with asyncio.timeout(self._settings.shutdown_timeout):
                 await closing

@@ -1,15 +1,9 @@
 """What the direct source knows, and how it comes to know it: the pupil the browser source teaches.
 
-It starts from a pinned secret, another replica's knowledge, or the page's scripts. Each sighting of
-the page's own call proves what it knows or corrects it: the call's shape at once, the secret
-after reading the scripts again, and, when their text teaches nothing, the page's memory (the
-browser source reads it once per build of the scripts, when asked, and again after Spotify turned
-down what it gave). A secret that is only likely (one string among many that reproduced a code) is
-proven by a second sighting, or by Spotify's acceptance of a code, of another 30 s step; until then
-each call with it is one of the few unproven tries. What it proves it shares with the other
-replicas; when it learns something, ``on_learned`` ends its cool-down. While another source serves,
-it says whether a browser's teaching could help (:attr:`Learner.wants_teacher`): not after one found
-nothing in these same scripts, until they change or a long while has passed.
+Each sighting of the page's own call proves what is known or corrects it; the page's memory is read
+only when the scripts' text teaches nothing, once per build of them, since it is slow and its many
+strings each risk a chance match. Until a secret is proven, each call with it is one of a few tries:
+a wrong TOTP is an easy signal to ban on.
 """
 
 from __future__ import annotations
@@ -46,11 +40,8 @@ NOTHING_LEARNED = "no secret learned yet: none in the page's scripts could be pr
 NOTHING_ANYWHERE = "no secret learned: none in the page's scripts nor in its memory reproduces its code"
 UNPROVEN = "a likely secret awaits a second sighting: no unproven try is left"
 
-LEARNED = "learned.json"
-"""The state folder's document of what was proven (never a merely likely secret)."""
-
+LEARNED = "learned.json"  # in the state folder: only what was proven
 ReadPage = Callable[[Proxy | None], Awaitable[PageText]]
-"""The page's scripts, read by plain HTTP through a proxy (or none)."""
 
 
 class Learner:
@@ -138,17 +129,15 @@ class Learner:
             return knowledge
 
     def accepted(self, knowledge: Knowledge, called_at_ms: int) -> None:
-        """Spotify answered a call made with ``knowledge`` (its code for ``called_at_ms``) with a token:
-        proof, unless that code is the one sighted, which a chance match reproduces as well."""
+        """Proof, unless the accepted code is the one sighted, which a chance match reproduces too."""
         if knowledge.proven or self._knowledge is not knowledge:
             return
         if knowledge.step is None or step_at(called_at_ms) != knowledge.step:
             self._learned(replace(knowledge, proven=True))
 
     def turned_down(self, knowledge: Knowledge, error: TokenError) -> None:
-        """Spotify found a call made with ``knowledge`` wrong (a 400 such as "Invalid TOTP"; not a
-        403, a garbled answer or a broken connection, which say nothing of the secret): the secret or
-        the shape is stale until a sighting says which (an unproven secret is never sent again)."""
+        """Only for a 400 such as "Invalid TOTP": a 403, a garbled answer or a broken connection say
+        nothing of the secret. Which of secret and shape is stale, the next sighting tells."""
         if self._knowledge is not knowledge:
             return
         if knowledge.proven:
@@ -183,8 +172,7 @@ class Learner:
         await asyncio.gather(*self._background, return_exceptions=True)
 
     def _spend_try(self, knowledge: Knowledge) -> None:
-        """One of the few unproven tries of the window (shared by attempts that run together),
-        never one Spotify refused within it."""
+        """Attempts that run together share one try."""
         value = knowledge.secret.value
         tried, refused = self._recent(self._tried), self._recent(self._refused)
         if value in tried and value not in refused:
@@ -195,7 +183,6 @@ class Learner:
         self._tried[value] = self._clock()
 
     def _recent(self, when: dict[str, int]) -> set[str]:
-        """The secrets of ``when`` inside the window (older ones are forgotten)."""
         since = self._clock() - self._tries_window_ms
         for value in [value for value, at in when.items() if at <= since]:
             del when[value]
@@ -261,7 +248,6 @@ class Learner:
             log.info("direct source: TOTP version %s, from another replica", shared[0].secret.version)
 
     def _learned(self, knowledge: Knowledge) -> None:
-        """What is known now; shared once proven; the cool-down ends so that the next attempt uses it."""
         self._knowledge, self.trouble, self.wants_page_strings = knowledge, None, False
         self._learned_at_ms = self._clock()
         proven = "" if knowledge.proven else " (likely; to be proven)"
@@ -279,11 +265,10 @@ class Learner:
         self.on_learned()
 
     def _keep(self, knowledge: Knowledge, learned_at_ms: int) -> None:
-        """Proven knowledge, for the next start; with the scripts it came with (the bundle's name)."""
         self._kept.save(LEARNED, {**knowledge_record(knowledge, learned_at_ms), "bundle": list(self._bundle)})
 
     def _kept_knowledge(self) -> Knowledge | None:
-        """What a previous run proved: the first token after a restart needs neither page nor bundle."""
+        """So that the first token after a restart needs neither page nor bundle."""
         record = self._kept.load(LEARNED)
         kept = knowledge_from(record, self._default.endpoint, Origin.KEPT)
         if kept is None:
@@ -293,10 +278,9 @@ class Learner:
         return kept[0]
 
     def _troubled(self, why: str) -> None:
-        """Said once, not at every browser attempt while it lasts."""
         if why == NOTHING_ANYWHERE:
             self._nothing_since_ms = self._clock()
-        if why != self.trouble:
+        if why != self.trouble:  # said once, not at every browser attempt while it lasts
             log.warning("direct source: %s; the browser source carries on alone", why)
         self.trouble = why
 
