@@ -192,9 +192,8 @@ class BrowserManager:
         try:
             return await self._launch_chromium(playwright, executable)
         except PlaywrightError as error:
-            if not (
-                self._sandbox and self._settings.browser_sandbox == "auto" and sandbox_refused(str(error))
-            ):
+            auto = self._settings.browser_sandbox == "auto"
+            if not (self._sandbox and auto and sandbox_refused(str(error))):
                 raise
         log.warning(
             "Chromium cannot start its sandbox here; running it without. To keep it, allow user "
