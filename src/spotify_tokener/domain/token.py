@@ -17,6 +17,9 @@ import orjson
 from spotify_tokener.domain.errors import UpstreamError, refusal
 
 HTTP_OK = 200
+LONGEST_LIFE_MS = 2 * 3600 * 1000
+"""Spotify's tokens live an hour: one said to live past two hours from now is not one of its."""
+CLOCK_SKEW_MS = 2000  # how far replicas' clocks may disagree (NTP keeps them within milliseconds)
 
 Kind = Literal["anonymous", "account"]
 """A token's kind: anonymous (no cookie), or an account's (a ``sp_dc`` cookie)."""
@@ -68,6 +71,13 @@ class Token:
             f"Token(expires_at_ms={self.expires_at_ms}, client_id={self.client_id!r}, "
             f"is_anonymous={self.is_anonymous}, source={self.source!r})"
         )
+
+
+def is_plausible(token: Token, fetched_at_ms: int, now_ms: int) -> bool:
+    """Whether a token another process hands over can be Spotify's: fetched no later than now,
+    expiring at most :data:`LONGEST_LIFE_MS` ahead. A record that says otherwise (tampered with, or
+    from a clock gone wrong) would be adopted even by forced requests and renewed in years."""
+    return fetched_at_ms <= now_ms + CLOCK_SKEW_MS and token.expires_at_ms <= now_ms + LONGEST_LIFE_MS
 
 
 def parse_retry_after(value: str | None, now_s: float) -> float | None:
