@@ -10,12 +10,13 @@ import signal
 import sys
 from asyncio import AbstractEventLoop
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import uvloop
 from pydantic import ValidationError
 
-from spotify_tokener import __version__
+from spotify_tokener import __version__, check
 from spotify_tokener.http.server import TokenerServer
 from spotify_tokener.logs import LogFormat, configure_logging
 from spotify_tokener.settings import (
@@ -50,6 +51,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--port", type=int, help=f"port to listen on (env PORT, default {fields['port'].default})"
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    check = parser.add_subparsers(dest="command").add_parser(
+        "check",
+        help="try each configured source once and show Spotify's partner API each token",
+        description="Exit 0: every source works; 1: some do; 2: none does. See docs/check.md.",
+    )
+    check.add_argument("--json", action="store_true", help="print one JSON object")
+    check.add_argument("--report", action="store_true", help="print a redacted bug report to paste")
+    check.add_argument("--textfile", type=Path, help="also write node_exporter textfile metrics here")
     return parser.parse_args(argv)
 
 
@@ -107,6 +116,14 @@ def _quiet_driver_death(server: TokenerServer, loop: AbstractEventLoop, context:
     loop.default_exception_handler(context)
 
 
+def _check(settings: Settings, args: argparse.Namespace) -> int:
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        findings = runner.run(check.run(settings))
+    if args.textfile is not None:
+        check.write_textfile(findings, args.textfile)
+    return check.print_findings(findings, settings, args.json, args.report)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
@@ -116,12 +133,15 @@ def main(argv: list[str] | None = None) -> int:
         configure_logging("ERROR", log_format)
         report(describe(error), log_format)
         return EXIT_CONFIG
-    configure_logging(settings.log_level, settings.log_format)
+    quiet = args.command == "check" and settings.log_level == "INFO"  # the table is what to read
+    configure_logging("WARNING" if quiet else settings.log_level, settings.log_format)
     if deprecated := deprecated_names():
         log.warning("%s", deprecated)
     for stray in stray_variables():
         log.warning("%s", stray)
     forget_environment()
+    if args.command == "check":
+        return _check(settings, args)
     try:
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             runner.run(_serve(settings))

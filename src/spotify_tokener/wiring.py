@@ -156,6 +156,13 @@ def _web_player(settings: Settings, closers: list[Closing]) -> WebPlayer:
     )
 
 
+def standalone_sources(settings: Settings) -> tuple[Sources, WebPlayer]:
+    """The configured sources as the service builds them, with the page's reader, sharing and keeping
+    nothing (no Redis, no state folder): what ``check`` tries beside a running service."""
+    sources = _sources(settings, Metrics().fetches, None, LocalCoordinator(), NO_STATE)
+    return sources, sources.direct.web if sources.direct else _web_player(settings, sources.closers)
+
+
 def core_config(settings: Settings) -> CoreConfig:
     return CoreConfig(
         **{field.name: getattr(settings, field.name) for field in dataclasses.fields(CoreConfig)}

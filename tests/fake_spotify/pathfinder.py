@@ -35,12 +35,17 @@ class Pathfinder:
     build: int = 0
     app_version: str = "1.2.60.123.g0a1b2c3d"
     padding: int = 0
+    retired: bool = False  # the partner API takes none of the hashes the scripts name now
 
     def deploy(self, app_version: str | None = None) -> None:
         """A new build: new hashes, new chunk and bundle names, maybe a new app version."""
-        self.build += 1
+        self.build, self.retired = self.build + 1, False
         if app_version is not None:
             self.app_version = app_version
+
+    def accepts(self, operation: str, sha256: str) -> bool:
+        """What the partner API takes: only the current build's hash of the operation."""
+        return not self.retired and sha256 == self.sha256(operation)
 
     def sha256(self, operation: str) -> str:
         return hashlib.sha256(f"{operation}:{self.build}".encode()).hexdigest()

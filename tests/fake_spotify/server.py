@@ -1,4 +1,5 @@
-"""A local HTTPS stand-in for open.spotify.com and open.spotifycdn.com, with switchable faults.
+"""A local HTTPS stand-in for open.spotify.com, open.spotifycdn.com and the partner API
+(api-partner.spotify.com's pathfinder), with switchable faults.
 
 Chromium reaches it through the real URLs (``TOKENER_CONNECT_TO`` maps both hosts here), so the
 service under test runs exactly as in production. Tests steer it with :class:`Answer` values and
@@ -38,6 +39,12 @@ CLIENT_ID = "d8a5ed958d274c2e8ee717e6a4b0971d"
 UPSTREAM_SECRET_MARKER = "UPSTREAM-BODY-MUST-NOT-LEAK"
 HANG_LIMIT_S = 60.0
 PAGE_COOKIE = "sp_script"
+PARTNER_HOST = "api-partner.spotify.com"
+HOSTS = ("open.spotify.com", "open.spotifycdn.com", PARTNER_HOST)
+PERSISTED_QUERY_NOT_FOUND = {
+    "errors": [{"message": "PersistedQueryNotFound", "extensions": {"code": "PERSISTED_QUERY_NOT_FOUND"}}]
+}
+"""A GraphQL server's answer (HTTP 200) to a persisted-query hash it does not hold."""
 
 AnswerKind = Literal[
     "ok",
@@ -90,6 +97,7 @@ class Issued:
     access_token: str
     anonymous: bool
     account: str | None
+    expires_at: float = 0.0  # time.time()
 
 
 @dataclass
@@ -114,6 +122,8 @@ class State:
     embed_status: int = 500
     embed_lives: list[float] = field(default_factory=list)  # the pool's next tokens' lives, then:
     embed_life_s: float = 3000.0
+    partner_refuses: int | None = None  # every token refused with this status, as if revoked
+    devices: list[str] = field(default_factory=list)  # the device cookies (sp_t) the page set
 
     @property
     def bundle_path(self) -> str:
@@ -128,7 +138,7 @@ class FakeSpotify:
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._httpd.daemon_threads = True
         self.authority = trustme.CA()
-        certificate = self.authority.issue_cert("open.spotify.com", "open.spotifycdn.com", "127.0.0.1")
+        certificate = self.authority.issue_cert(*HOSTS, "127.0.0.1")
         self._httpd.socket = _tls_context(certificate).wrap_socket(self._httpd.socket, server_side=True)
         self.ca_file = _trust_file(self.authority)
         self.port: int = self._httpd.server_address[1]
@@ -136,9 +146,8 @@ class FakeSpotify:
 
     @property
     def connect_to(self) -> str:
-        """TOKENER_CONNECT_TO: both real hostnames reached here, directly or through a proxy."""
-        hosts = ("open.spotify.com", "open.spotifycdn.com")
-        return ",".join(f"{host}:443:127.0.0.1:{self.port}" for host in hosts)
+        """TOKENER_CONNECT_TO: the real hostnames reached here, directly or through a proxy."""
+        return ",".join(f"{host}:443:127.0.0.1:{self.port}" for host in HOSTS)
 
     def start(self) -> FakeSpotify:
         self._thread.start()
@@ -223,6 +232,16 @@ class FakeSpotify:
         with self._lock:
             self.state.embed_page, self.state.embed_status = page, status
 
+    def partner_refuse(self, status: int | None) -> None:
+        """The partner API refuses every token with ``status`` (None: live tokens it issued pass)."""
+        with self._lock:
+            self.state.partner_refuses = status
+
+    def retire_hashes(self) -> None:
+        """The partner API stops taking the hashes the scripts still name (a deploy not yet served)."""
+        with self._lock:
+            self.state.pathfinder.retired = True
+
     def page_token_calls(self) -> int:
         """Token calls a page's script made (a browser), as opposed to a plain HTTP client's."""
         with self._lock:
@@ -283,8 +302,11 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         """Beacons. The body is read, or its bytes would be taken for the next request on the
         connection (which then fails as an unsupported method, 501)."""
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         path = urlsplit(self.path).path
+        if self.headers.get("Host") == PARTNER_HOST and path == "/pathfinder/v2/query":
+            self._pathfinder(body)
+            return
         self.owner._record("beacon" if path == assets.BEACON_PATH else "post")
         self._send(204, b"", "text/plain")
 
@@ -342,7 +364,10 @@ class _Handler(BaseHTTPRequestHandler):
             bundle=state.bundle_path,
             config=state.pathfinder.config_script(),
         )
-        self._send(200, body, "text/html; charset=utf-8", cookies=[f"sp_t={secrets.token_hex(16)}"])
+        device = secrets.token_hex(16)
+        with self.owner._lock:
+            state.devices.append(device)
+        self._send(200, body, "text/html; charset=utf-8", cookies=[f"sp_t={device}"])
 
     def _embed(self, entity: str) -> None:
         owner, state = self.owner, self.owner.state
@@ -356,6 +381,28 @@ class _Handler(BaseHTTPRequestHandler):
         body = assets.render_embed(entity, session, garbled=state.embed_page == "garbled")
         padding = b" " * (3 * 1024 * 1024) if state.embed_page == "huge" else b""
         self._send(200, padding + body, "text/html; charset=utf-8")
+
+    def _pathfinder(self, body: bytes) -> None:
+        """A live token this fake issued, then the operation's current hash, else Spotify's refusals."""
+        owner, state = self.owner, self.owner.state
+        owner._record("pathfinder")
+        bearer = self.headers.get("Authorization", "").removeprefix("Bearer ")
+        with owner._lock:
+            live = any(i.access_token == bearer and i.expires_at > time.time() for i in state.issued)
+        if state.partner_refuses or not live:
+            status = state.partner_refuses or 401
+            self._send_json(status, {"error": {"status": status, "message": UPSTREAM_SECRET_MARKER}})
+            return
+        if self.headers.get("App-Platform") != "WebPlayer":
+            self._send_json(400, {"error": {"status": 400, "message": "missing App-Platform"}})
+            return
+        query = json.loads(body)
+        operation = query["operationName"]
+        if not state.pathfinder.accepts(operation, query["extensions"]["persistedQuery"]["sha256Hash"]):
+            self._send_json(200, PERSISTED_QUERY_NOT_FOUND)
+            return
+        uri = query["variables"]["uri"]
+        self._send_json(200, {"data": {"trackUnion": {"__typename": "Track", "uri": uri, "name": "Fake"}}})
 
     def _token(self) -> None:
         owner = self.owner
@@ -402,7 +449,7 @@ class _Handler(BaseHTTPRequestHandler):
         account = owner.state.accounts.get(sp_dc) if sp_dc else None
         token = "BQ" + secrets.token_urlsafe(48)
         with owner._lock:
-            owner.state.issued.append(Issued(token, account is None, account))
+            owner.state.issued.append(Issued(token, account is None, account, time.time() + life_s))
         return {
             "clientId": CLIENT_ID,
             "accessToken": token,

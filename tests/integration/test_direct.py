@@ -18,6 +18,7 @@ from spotify_tokener.settings import Settings
 from spotify_tokener.sources.direct.knowledge import NOTE
 from tests.conftest import Running, Serve, free_port, running_server, status_of, wait_for_status
 from tests.fake_spotify import FakeSpotify
+from tests.fake_spotify.assets import bundle_path
 from tests.fake_spotify.server import SECRET_VERSION
 from tests.redis_server import RedisServer
 
@@ -26,6 +27,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 SettingsMaker = Callable[..., Settings]
 BOTH = "direct,browser"
 ROTATED = ("p3!Lq9#Vw2@Xz7$Rt5%Y", 62)
+BUNDLE = bundle_path(SECRET_VERSION).rsplit("/", 1)[-1]
 SERVER_AHEAD_S = 60
 """The page's two codes then fall in two 30 s steps, whatever the moment: the page's memory (hundreds
 of strings) gives one sighted code by chance about once in 400 reads, and codes of two steps about
@@ -39,9 +41,10 @@ async def token(running: Running, *, force: bool = False, **headers: str) -> dic
     return body
 
 
-def proven(origin: str) -> dict[str, Any]:
+def proven(origin: str, bundle: str | None = BUNDLE) -> dict[str, Any]:
     """What ``status`` shows of the direct source holding the fake's secret, proven."""
-    return {"totpVersion": SECRET_VERSION, "secretOrigin": origin, "secretProven": True, "trouble": None}
+    known = {"totpVersion": SECRET_VERSION, "secretOrigin": origin, "secretProven": True}
+    return {**known, "trouble": None, "bundle": bundle}
 
 
 def direct_is_back(state: dict[str, Any]) -> bool:
@@ -206,7 +209,7 @@ async def test_replicas_share_what_one_learned_so_one_browser_fetch_teaches_all(
             await shared_note(redis, redis_prefix, ROTATED[1])
             await token(b, force=True)
             state = await status_of(b)
-    assert learned == proven("replica")
+    assert learned == proven("replica", bundle=None)  # learned from a note, no script read
     assert state["direct"]["totpVersion"] == ROTATED[1]
     assert state["tokenSource"] == "direct"
     assert [source["lastError"] for source in state["sources"]] == [None]  # never turned down

@@ -203,6 +203,7 @@ async def test_where_the_browser_cannot_run_the_others_serve_and_it_is_said_once
     why = shown["browser"]["unavailable"]
     assert why == NO_PLAYWRIGHT if hidden == "playwright" else "does not exist" in why
     assert [source["source"] for source in state["sources"]] == ["direct", "embed"]
+    assert state["browser"]["unavailable"] == why  # the status says it too
     assert (body["success"], forced["success"]) == (True, True)
     assert caplog.text.count("the browser source is unavailable") == 1
     async with running_server(make_settings(**{**overrides, "sources": "browser"})) as running:

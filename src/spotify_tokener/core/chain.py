@@ -115,6 +115,10 @@ class SourceChain:
             log.info("token source %s is back", name)
         state.failures, state.retry_at_ms = 0, 0
 
+    @property
+    def sources(self) -> list[NamedSource]:
+        return list(self._sources)
+
     def states(self) -> list[SourceState]:
         return list(self._states.values())
 

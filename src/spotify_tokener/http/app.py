@@ -180,7 +180,9 @@ class App:
         return Response(200, body, JSON_NO_STORE)
 
     async def status(self, request: Request) -> Response:
-        body = status_body(self.service, self.proxies, self.sources, self._learner, wall_clock_ms())
+        body = status_body(
+            self.service, self.proxies, self.sources, self._learner, self.browser, now_ms=wall_clock_ms()
+        )
         return json_response(200, body, NO_STORE)
 
     async def hashes(self, request: Request) -> Response:

@@ -10,7 +10,7 @@ import psutil
 
 from spotify_tokener import __version__
 from spotify_tokener.domain.clock import wall_clock_ms
-from spotify_tokener.http.schemas import HealthBody, RedisFields
+from spotify_tokener.http.schemas import BrowserFields, HealthBody, RedisFields
 
 
 class BrowserInfo(Protocol):
@@ -37,6 +37,15 @@ def memory_rss() -> tuple[int, int]:
     return me.memory_info().rss, children
 
 
+def browser_fields(browser: BrowserInfo | None) -> BrowserFields:
+    return {
+        "running": browser is not None and browser.running,
+        "launches": browser.launches if browser is not None else 0,
+        "executable": str(browser.executable) if browser and browser.executable else None,
+        "unavailable": browser.unavailable if browser is not None else None,
+    }
+
+
 def health_body(uptime_s: float, browser: BrowserInfo | None, redis_available: bool | None) -> HealthBody:
     own, children = memory_rss()
     redis: RedisFields | None = None if redis_available is None else {"available": redis_available}
@@ -45,12 +54,7 @@ def health_body(uptime_s: float, browser: BrowserInfo | None, redis_available: b
         "version": __version__,
         "uptime": round(uptime_s, 3),
         "memory": {"rss": own, "browserRss": children, "totalRss": own + children},
-        "browser": {
-            "running": browser is not None and browser.running,
-            "launches": browser.launches if browser is not None else 0,
-            "executable": str(browser.executable) if browser and browser.executable else None,
-            "unavailable": browser.unavailable if browser is not None else None,
-        },
+        "browser": browser_fields(browser),
         "redis": redis,
         "proxies": None,
         "timestamp": wall_clock_ms(),

@@ -57,6 +57,7 @@ class StatusFields(TypedDict):
     tokenSource: str | None
     sources: list[SourceFields]
     direct: DirectFields | None
+    browser: BrowserFields | None
 
 
 class StandingFields(TypedDict):
@@ -83,6 +84,7 @@ class DirectFields(TypedDict):
     secretOrigin: str | None
     secretProven: bool | None
     trouble: str | None
+    bundle: str | None
 
 
 class ProxyFields(StandingFields):

@@ -1,6 +1,7 @@
 """``GET /api/token/status`` and the proxies' part of ``/health``, built in this one place from what the
-core knows: the anonymous token's state, each proxy's and each source's standing, the direct source's
-knowledge (never its secret, never a proxy's credentials)."""
+core knows: the anonymous token's state, each proxy's and each source's standing (last success, last
+failure and its cause), the direct source's knowledge (never its secret, never a proxy's credentials)
+and the bundle it read, whether the browser can run."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from spotify_tokener.core.chain import SourceChain
 from spotify_tokener.core.proxies import ProxyPool
 from spotify_tokener.core.service import TokenService
 from spotify_tokener.core.standing import Standing
+from spotify_tokener.http.health import BrowserInfo, browser_fields
 from spotify_tokener.http.schemas import DirectFields, ProxiesHealth, StandingFields, StatusBody
 
 
@@ -28,12 +30,17 @@ class LearnerInfo(Protocol):
     @property
     def trouble(self) -> str | None: ...
 
+    @property
+    def bundle(self) -> str | None: ...
+
 
 def status_body(
     service: TokenService,
     proxies: ProxyPool | None,
     chain: SourceChain | None,
     learner: LearnerInfo | None,
+    browser: BrowserInfo | None,
+    *,
     now_ms: int,
 ) -> StatusBody:
     state = service.status()
@@ -62,6 +69,7 @@ def status_body(
             if chain
             else [],
             "direct": _direct(learner),
+            "browser": browser_fields(browser) if browser is not None else None,
         },
         "timestamp": now_ms,
     }
@@ -94,4 +102,5 @@ def _direct(learner: LearnerInfo | None) -> DirectFields | None:
         "secretOrigin": learner.secret_origin,
         "secretProven": learner.secret_proven,
         "trouble": learner.trouble,
+        "bundle": learner.bundle,
     }

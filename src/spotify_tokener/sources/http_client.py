@@ -83,19 +83,23 @@ class Client:
         proxy: Proxy | None = None,
         limit: int = ANSWER_MAX,
         budget: Budget | None = None,
+        post: bytes | None = None,
     ) -> Reply:
-        """``url``'s answer; a transport failure is :class:`PageUnreachable` (never quoting curl's
-        message, which can name a proxy's address or a URL with codes in it). A body past ``limit``
-        bytes, or past what ``budget`` has left, is an :class:`UpstreamError`: its transfer is
-        aborted there, so memory stays bounded whatever the other end sends.
+        """``url``'s answer (to a POST of ``post``, if given); a transport failure is
+        :class:`PageUnreachable` (never quoting curl's message, which can name a proxy's address or a
+        URL with codes in it). A body past ``limit`` bytes, or past what ``budget`` has left, is an
+        :class:`UpstreamError`: its transfer is aborted there, so memory stays bounded whatever the
+        other end sends.
 
         Through a proxy, connecting (the proxy's handshake, its tunnel, TLS) has a shorter limit of its
         own, so a proxy that never answers leaves the rest of the attempt to the next one."""
         session = self._session_now()
         capped = _Capped(limit, budget or Budget(limit))
         try:
-            response = await session.get(
+            response = await session.request(
+                "GET" if post is None else "POST",
                 url,
+                data=post,
                 cookies=dict(cookies),
                 headers=dict(headers),
                 proxy=_proxy_url(proxy) if proxy is not None else None,

@@ -37,6 +37,7 @@ SANDBOX_REFUSALS = (
     "no usable sandbox",
     "failed to move to new namespace",
     "without --no-sandbox is not supported",
+    "check failed: sys_chroot(",  # user namespaces allowed, but no capability left to use in them (podman)
 )
 BASE_ARGS = (
     # The GPU process inside the browser process: one process fewer, measured. (No

@@ -65,6 +65,10 @@ class LazyBrowser:
     def executable(self) -> Path | None:
         return self._manager.executable if self._manager is not None else None
 
+    @property
+    def version(self) -> str | None:
+        return self._manager.version if self._manager is not None else None
+
     async def attempt(self, sp_dc: str | None = None, proxy: Proxy | None = None) -> Token:
         if self.unavailable is not None:
             raise BrowserMissing(f"the browser source is unavailable: {self.unavailable}")

@@ -60,6 +60,11 @@ class BrowserManager:
     def running(self) -> bool:
         return self._browser is not None and self._browser.is_connected()
 
+    @property
+    def version(self) -> str | None:
+        """The running Chromium's (None while none runs)."""
+        return self._browser.version if self._browser is not None and self.running else None
+
     @contextlib.asynccontextmanager
     async def context(
         self, user_agent: str = "", proxy: Proxy | None = None

@@ -16,6 +16,7 @@ from dataclasses import replace
 from spotify_tokener.core.ports import NO_STATE, Notes, StateStore
 from spotify_tokener.domain.clock import Clock
 from spotify_tokener.domain.errors import NotReady, TokenError
+from spotify_tokener.domain.hashes import bundle_name, bundle_url
 from spotify_tokener.domain.proxy import Proxy
 from spotify_tokener.domain.request_shape import RequestShape, Sighting, learn_shape, matches, step_of
 from spotify_tokener.domain.totp import Secret, step_at
@@ -103,6 +104,12 @@ class Learner:
     @property
     def secret_proven(self) -> bool | None:
         return self._knowledge.proven if self._knowledge else None
+
+    @property
+    def bundle(self) -> str | None:
+        """The web-player bundle the page named when its scripts were last read (or what was kept)."""
+        url = bundle_url(self._bundle)
+        return bundle_name(url) if url is not None else None
 
     @property
     def wants_teacher(self) -> bool:

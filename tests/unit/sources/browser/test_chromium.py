@@ -53,6 +53,7 @@ def test_the_sandbox_is_wanted_unless_root_or_turned_off(mode: str, euid: int, s
         ("[FATAL:zygote_host_impl_linux.cc(128)] No usable sandbox! If you are running on Ubuntu", True),
         ("Failed to move to new namespace: ... errno = Operation not permitted", True),
         ("Running as root without --no-sandbox is not supported. See https://crbug.com/638180.", True),
+        ('Check failed: sys_chroot("/proc/self/fdinfo/") == 0', True),
         ("error while loading shared libraries: libnss3.so", False),
         ("Target page, context or browser has been closed", False),
     ],
