@@ -91,8 +91,6 @@ class Response:
 
 Handler = Callable[[Request], Awaitable[Response]]
 Guard = Callable[[Request], "Response | None"]
-Document = Callable[[bool], dict[str, Any]]
-"""A route's OpenAPI operation, given whether API keys are required (TOKENER_API_KEY is set)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +98,7 @@ class Route:
     path: str
     method: str
     handler: Handler
-    document: Document | None = None  # None: served, but not part of the API (the Swagger UI's files)
+    document: Mapping[str, Any] | None = None  # its OpenAPI operation; None: not part of the API
     open: bool = False  # answered without an API key: health checks and the API's own documentation
 
 
