@@ -98,8 +98,6 @@ class FetchMetrics:
 
 @dataclass(frozen=True, slots=True)
 class StateCollector:
-    """Builds the per-request and state families when Prometheus scrapes."""
-
     counts: RequestCounts
     service: TokenService
     browser: BrowserInfo | None

@@ -68,7 +68,6 @@ class Places:
             raise self._refusal()
 
     def _leave(self) -> None:
-        """Hand the place to the first in the queue, or free it."""
         while self._queue:
             turn = self._queue.popleft()
             if not turn.done():

@@ -42,8 +42,6 @@ class ProxyState(Standing):
 
 
 class ProxyPool:
-    """The configured proxies, their health, and which identity leaves through which."""
-
     def __init__(
         self,
         proxies: Sequence[Proxy],
@@ -141,8 +139,6 @@ def _began_before(started_ms: int, other_ms: int | None) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Try:
-    """One proxy tried within an attempt, and when (epoch ms)."""
-
     proxy: Proxy | None
     started_ms: int
 

@@ -23,7 +23,6 @@ SESSION_PATH = ("props", "pageProps", "state", "settings", "session")
 
 
 def embed_url(spotify_url: str, entity: str) -> str:
-    """The embed page of ``entity`` (``type/id``) on the web player's origin."""
     return f"{spotify_url.rstrip('/')}/embed/{entity}"
 
 

@@ -26,8 +26,6 @@ UNREADABLE = (
 
 @dataclass(frozen=True, slots=True)
 class Proxy:
-    """A proxy an upstream call may leave through."""
-
     scheme: str
     host: str
     port: int

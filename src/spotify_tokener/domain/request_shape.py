@@ -90,7 +90,6 @@ def default_shape(page_url: str) -> RequestShape:
 
 
 def step_of(sighting: Sighting) -> int:
-    """The 30 s TOTP step the sighting was made in."""
     return step_at(sighting.at_ms)
 
 
@@ -100,7 +99,6 @@ def sighted_codes(sighting: Sighting) -> list[str]:
 
 
 def matches(secret: Secret, sighting: Sighting) -> bool:
-    """Whether ``secret`` gives a code the page sent, at the time it sent it."""
     return first_matching([secret], sighting) is not None
 
 

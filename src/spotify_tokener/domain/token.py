@@ -1,14 +1,11 @@
-"""The token itself and how an upstream answer becomes one.
-
-Pure: no I/O, no framework. A token source hands over what it received, and this module decides
-whether it is a token worth serving.
-"""
+"""The token itself, and how an upstream answer becomes one: a source hands over what it received,
+and this module decides whether it is a token."""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any, Literal
 
@@ -23,13 +20,10 @@ Kind = Literal["anonymous", "account"]
 KINDS: tuple[Kind, ...] = ("anonymous", "account")
 SP_DC = "sp_dc"
 """Spotify's session cookie: a request that brings one asks for that account's token."""
-
-
 ANONYMOUS = "anonymous"  # the anonymous token's identity, as replicas share it
 
 
 def kind_of(sp_dc: str | None) -> Kind:
-    """The kind of token a request asks for: an account's with a cookie, else the anonymous one."""
     return "account" if sp_dc else "anonymous"
 
 
@@ -45,11 +39,11 @@ def account_identity(sp_dc: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Token:
-    access_token: str
+    access_token: str = field(repr=False)  # never in logs and tracebacks that format the object
     expires_at_ms: int
     client_id: str
     is_anonymous: bool
-    source: str | None = None  # the token source that obtained it (core/sources.py), when known
+    source: str | None = None  # the token source that obtained it, when known
 
     @property
     def kind(self) -> Kind:
@@ -61,13 +55,6 @@ class Token:
     def is_alive(self, now_ms: int) -> bool:
         """Not yet expired: worth keeping and counting, whether or not it may still be served."""
         return self.remaining_ms(now_ms) > 0
-
-    def __repr__(self) -> str:
-        """Keep the secret out of logs and tracebacks that format the object."""
-        return (
-            f"Token(expires_at_ms={self.expires_at_ms}, client_id={self.client_id!r}, "
-            f"is_anonymous={self.is_anonymous}, source={self.source!r})"
-        )
 
 
 def parse_retry_after(value: str | None, now_s: float) -> float | None:
@@ -92,7 +79,12 @@ def parse_token_response(status: int, headers: Mapping[str, str], body: bytes, *
     if status != HTTP_OK:
         retry_after = parse_retry_after(headers.get("retry-after"), now_ms / 1000)
         raise refusal(status, "the token request", retry_after)
-    payload = _json_object(body)
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        payload = None
+    if not isinstance(payload, dict):
+        raise UpstreamError("Spotify sent a malformed token response")
     if payload.get("error") is not None:
         raise UpstreamError("Spotify answered the token request with an error")
     return token_from_payload(payload)
@@ -107,16 +99,6 @@ def token_payload(token: Token) -> dict[str, Any]:
         "isAnonymous": token.is_anonymous,
         "source": token.source,
     }
-
-
-def _json_object(body: bytes) -> dict[str, Any]:
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise UpstreamError("Spotify sent a malformed token response") from None
-    if not isinstance(payload, dict):
-        raise UpstreamError("Spotify sent a malformed token response")
-    return payload
 
 
 def token_from_payload(payload: Mapping[str, Any]) -> Token:

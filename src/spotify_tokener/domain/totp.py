@@ -39,7 +39,6 @@ def step_at(at_ms: int) -> int:
 
 
 def totp(key: bytes, at_s: float) -> str:
-    """The code for the 30 s step that ``at_s`` (epoch seconds) falls in."""
     counter = int(at_s) // PERIOD_S
     mac = hmac.new(key, struct.pack(">Q", counter), hashlib.sha1).digest()
     offset = mac[-1] & 0x0F
