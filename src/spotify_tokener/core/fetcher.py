@@ -1,9 +1,8 @@
 """A fetch: attempts at the token source, retried with backoff, each one logged and reported.
 
-An *attempt* is one call to the source; a *fetch* is the attempts it takes, up to 1 + retries, and
-fewer once nobody waits for it any more. Every attempt first takes a place (:class:`Places`), and
-its token is checked here before anyone sees it: the identity it was asked for, and enough life left
-to be served.
+An *attempt* is one call to the source; a *fetch* is up to 1 + retries of them, fewer once nobody waits.
+Every attempt first takes a place (:class:`Places`), and its token is checked here before anyone sees
+it: the kind it was asked for, and enough life left to be served.
 """
 
 from __future__ import annotations

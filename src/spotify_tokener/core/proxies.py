@@ -1,11 +1,10 @@
 """Leaving through proxies: which proxy an attempt takes, and cooling down the ones that fail.
 
-Spotify's firewall turns some addresses away (429s, 403s) while it serves others, and a proxy can
-die. So each identity keeps its proxy while that proxy works (a session that jumps between addresses
-looks stolen), a failing proxy *cools down* for a doubling while, and an attempt whose proxy fails
-moves on to the next usable one at once, so the client never sees that failure. With every proxy
-cooling down, the one whose cool-down ends first is used: never none, unless the operator allowed it
-(``TOKENER_PROXY_OPTIONAL``).
+Spotify's firewall turns some addresses away (429s, 403s) while it serves others, and a proxy can die.
+So an identity keeps its proxy while it works (a session that jumps between addresses looks stolen), a
+failing proxy cools down for a doubling while, and the attempt moves on to the next usable one at once,
+unseen by the client. With every proxy cooling down, the one back first is used: never none, unless
+the operator allowed it (``TOKENER_PROXY_OPTIONAL``).
 """
 
 from __future__ import annotations

@@ -1,10 +1,8 @@
 """The browser teaching the direct source in the background, while another source serves clients.
 
-When the direct source cannot make a token and a later source can (the embed page), the client gets
-that token at once; the browser's attempt, which teaches the direct source as it works, runs behind
-it, one at a time and within the browser's own time. It runs only while the pupil says a teaching
-could help, so where nothing can be learned the steady state is the serving source, not a Chromium
-per refresh.
+When a later source (the embed page) answers for the direct one, the client gets that token at once and
+the browser's attempt, which teaches the direct source, runs behind it, one at a time. Only while the
+pupil says it could help: where nothing can be learned, there is no Chromium per refresh.
 """
 
 from __future__ import annotations

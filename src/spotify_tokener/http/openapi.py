@@ -113,13 +113,11 @@ def _either(first: dict[str, Any] | None, second: dict[str, Any]) -> dict[str, A
     """One status with two causes: both described, either body, every header."""
     if first is None:
         return second
-    schemas_ = [answer["content"]["application/json"]["schema"] for answer in (first, second)]
-    refs = [ref for schema in schemas_ for ref in schema.get("anyOf", [schema])]
-    headers = {**first.get("headers", {}), **second.get("headers", {})}
+    bodies = [answer["content"]["application/json"]["schema"] for answer in (first, second)]
     return {
         "description": f"{first['description']}; or: {second['description']}",
-        "content": {"application/json": {"schema": {"anyOf": refs}}},
-        **({"headers": headers} if headers else {}),
+        "content": {"application/json": {"schema": {"anyOf": bodies}}},
+        "headers": {**first.get("headers", {}), **second.get("headers", {})},
     }
 
 
