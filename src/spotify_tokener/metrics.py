@@ -1,12 +1,9 @@
 """Prometheus metrics for one app instance, on a registry of its own.
 
-Counting is split by cost. What happens on every request (HTTP answers, cache hits) is counted by
-the HTTP layer in plain ints (``http.counts``) and only turned into metric families when Prometheus
-scrapes: ``prometheus_client``'s own counters take a lock per increment, which the hot answer cannot
-afford (BENCHMARKS.md). Fetch attempts are rare (a few an hour), so they use the
-library's Counter and Histogram. State (the token's expiry, the browser, the accounts) is read at
-scrape time. Every label value is a fixed word or one of the API's own paths: never a token, a
-cookie, or a path a client made up.
+Counting is split by cost: what happens on every request is counted by the HTTP layer in plain ints
+(``http.counts``) and turned into families only when Prometheus scrapes; fetch attempts are rare, so
+they use the library's Counter and Histogram; state is read at scrape time. Every label value is a
+fixed word or one of the API's own paths: never a token, a cookie, or a path a client made up.
 """
 
 from __future__ import annotations

@@ -61,19 +61,14 @@ class ProxyPool:
 
     def order(self, identity: str) -> list[Proxy | None]:
         """The proxies one attempt for ``identity`` tries, in turn, until one is not to blame."""
-        now = self._clock()
-        usable = [state.proxy for state in self._rotation() if state.usable(now)]
-        stuck = self._stuck.get(identity)
-        if stuck in usable:
-            usable.remove(stuck)
-            usable.insert(0, stuck)
+        now, stuck = self._clock(), self._stuck.get(identity)
+        rotation = self._states[self._next :] + self._states[: self._next]
+        usable = [state.proxy for state in rotation if state.usable(now)]
+        usable.sort(key=lambda proxy: proxy != stuck)  # its own proxy first, then the others in turn
         unproxied: list[Proxy | None] = [None] if self._optional else []
-        if usable:
+        if usable or unproxied:
             return [*usable, *unproxied]
-        if unproxied:
-            return unproxied
-        first_back = min(self._states, key=lambda state: state.retry_at_ms)
-        return [first_back.proxy]
+        return [min(self._states, key=lambda state: state.retry_at_ms).proxy]
 
     def succeeded(self, proxy: Proxy, identity: str, started_ms: int) -> None:
         """A try that began at ``started_ms`` went through ``proxy``: it becomes ``identity``'s proxy,
@@ -127,9 +122,6 @@ class ProxyPool:
     def all_cooling_down(self) -> bool:
         now = self._clock()
         return not any(state.usable(now) for state in self._states)
-
-    def _rotation(self) -> list[ProxyState]:
-        return self._states[self._next :] + self._states[: self._next]
 
 
 def _began_before(started_ms: int, other_ms: int | None) -> bool:

@@ -1,9 +1,8 @@
 """How long to wait: between attempts, after a failed fetch, and at worst for a whole fetch.
 
-Doubling from a base, stretched (never shortened) by a server's ``Retry-After``, which is capped so one
-hostile header cannot park the service for hours, then stretched by up to ``jitter`` of itself so that
-fetches that failed together do not retry together. Every wait the service makes comes from here; the
-random draw is the caller's, so the rules stay pure.
+Doubling from a base, stretched (never shortened) by a server's ``Retry-After``, capped so one hostile
+header cannot park the service for hours, then by up to ``jitter`` of itself so that fetches that
+failed together do not retry together. The random draw is the caller's, so the rules stay pure.
 """
 
 from __future__ import annotations

@@ -1,8 +1,6 @@
-"""Spotify's embed page (``/embed/<type>/<id>``) and the anonymous token its Next.js data carries.
-
-The page is a player for one public entity; its ``__NEXT_DATA__`` script holds a session token from a
-pool Spotify keeps (no TOTP involved), at ``props.pageProps.state.settings.session``. Pure: the source
-hands over the page's bytes, and this module says what they hold, each failure with its own cause.
+"""Spotify's embed page (``/embed/<type>/<id>``) and the anonymous token its Next.js data carries: a
+player for one public entity, whose ``__NEXT_DATA__`` holds a session token from a pool Spotify keeps
+(no TOTP involved). Each way a page can be wrong is told by its own cause.
 """
 
 from __future__ import annotations

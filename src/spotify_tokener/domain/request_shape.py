@@ -1,9 +1,8 @@
 """The token call's shape: which parameters the page sends, and which of them depend on the time.
 
-The browser source sees the page's own call (a *sighting*); once the secret is known, each parameter
-gets a role: a TOTP code (for the client's or the server's time), the secret's version, a timestamp,
-or a value sent as it is. The direct source replays that shape with fresh times, so a page that adds
-or renames a parameter teaches it by itself. Pure: no I/O.
+From the page's own call (a *sighting*) and the secret, each parameter gets a role: a TOTP code (for
+the client's or the server's time), the secret's version, a timestamp, or a value sent as it is. The
+direct source replays the shape with fresh times, so a page that adds or renames a parameter teaches it.
 """
 
 from __future__ import annotations

@@ -1,8 +1,5 @@
-"""Optional API keys: compared in constant time, never logged, never echoed.
-
-LavaSrc can only be given a URL, so besides ``Authorization: Bearer <key>`` a key is accepted as
-``?key=<key>``.
-"""
+"""Optional API keys: compared in constant time, never logged, never echoed. LavaSrc can only be
+given a URL, so besides ``Authorization: Bearer <key>`` a key is accepted as ``?key=<key>``."""
 
 from __future__ import annotations
 

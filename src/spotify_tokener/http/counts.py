@@ -1,8 +1,8 @@
 """Per-request counts, as plain ints that the metrics read when Prometheus scrapes.
 
-Only the event loop's thread writes them, so no lock; ``prometheus_client``'s own counters take one
-per increment, which the hot answer cannot afford (BENCHMARKS.md). The hot answer's single increment
-is folded in here, where it is understood: each is a 200 on ``/api/token`` and an anonymous hit.
+Only the event loop writes them, so no lock (``prometheus_client``'s counters take one per increment,
+which the hot answer cannot afford). The hot answer's one increment is a 200 on ``/api/token`` and an
+anonymous hit, folded in here.
 """
 
 from __future__ import annotations

@@ -1,9 +1,8 @@
 """Token answers as bytes, and the hot answer: the bare ``GET /api/token`` body, kept for a millisecond.
 
-A token answer changes only in its ``timestamp``, which is in milliseconds. So the hot answer (LavaSrc's
-call, nearly all traffic) is encoded at most once per millisecond: everything before ``timestamp`` once
-per token, then only the stamp. Every other answer is encoded when it is made: cheap, and those
-requests are rare (BENCHMARKS.md).
+A token answer changes only in its ``timestamp`` (ms), so the hot answer (LavaSrc's call, nearly all
+traffic) is encoded at most once per millisecond: all before ``timestamp`` once per token, then only
+the stamp. Other answers are rare and cheap, so they are encoded when made.
 """
 
 from __future__ import annotations

@@ -1,11 +1,9 @@
 """A deliberately tiny RSGI routing layer: fixed paths, JSON bodies, nothing else.
 
-Each route is declared once, as a :class:`Route`: the router serves it, the OpenAPI document describes
-it, the metrics count it, and the API key check knows whether it is open. The API has a handful of
-fixed routes, and Granian's RSGI interface is the fastest way to serve
-them (measured figures in BENCHMARKS.md); a general framework would cost much of that speed for
-features we do not use. Everything a client can get wrong is answered here with a JSON error, never
-a traceback.
+Each route is declared once (:class:`Route`): served, documented, counted, and known open or not. A
+handful of fixed routes on Granian's RSGI is the fastest way to serve them (BENCHMARKS.md); a framework
+would cost much of that speed for features we do not use. A client's mistake gets a JSON error, never a
+traceback.
 """
 
 from __future__ import annotations

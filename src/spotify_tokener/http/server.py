@@ -1,8 +1,5 @@
-"""Runs an :class:`App` on Granian's embedded server inside our own event loop.
-
-One process, one event loop: the HTTP server, the token service and the Playwright connection
-share it, which keeps the idle footprint small (no supervisor, no worker processes).
-"""
+"""Runs an :class:`App` on Granian's embedded server inside our own event loop: one process, one loop
+for the server, the service and Playwright, which keeps the idle footprint small."""
 
 from __future__ import annotations
 
