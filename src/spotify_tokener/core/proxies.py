@@ -128,12 +128,6 @@ def _began_before(started_ms: int, other_ms: int | None) -> bool:
     return other_ms is not None and started_ms < other_ms
 
 
-@dataclass(frozen=True, slots=True)
-class Try:
-    proxy: Proxy | None
-    started_ms: int
-
-
 class ThroughProxies:
     """A token source that sends each attempt out through the pool's proxies.
 
@@ -152,20 +146,23 @@ class ThroughProxies:
 
     async def attempt(self, sp_dc: str | None = None) -> Token:
         identity = identity_of(sp_dc)
-        tried: list[Try] = []
+        tried: list[tuple[Proxy | None, int]] = []  # each proxy tried, and when
         try:
             async with asyncio.timeout(self._timeout_s):
                 return await self._through_proxies(identity, sp_dc, tried)
         except TimeoutError:
             timeout = FetchTimeout.after(self._timeout_s)
             if tried:
-                self._failed(tried[-1], timeout)
+                self._failed(*tried[-1], timeout)
             raise timeout from None
 
-    async def _through_proxies(self, identity: str, sp_dc: str | None, tried: list[Try]) -> Token:
+    async def _through_proxies(
+        self, identity: str, sp_dc: str | None, tried: list[tuple[Proxy | None, int]]
+    ) -> Token:
         last: TokenError | None = None
         for proxy in self._pool.order(identity):
-            tried.append(Try(proxy, self._clock()))
+            started_ms = self._clock()
+            tried.append((proxy, started_ms))
             try:
                 token = await self._source.attempt(sp_dc, proxy)
             except TokenError as error:
@@ -178,24 +175,23 @@ class ThroughProxies:
                     if proxy is not None and account_refused:  # its retry moves on
                         self._pool.move_on(identity, proxy)
                     raise
-                self._failed(tried[-1], error)
+                self._failed(proxy, started_ms, error)
                 if rule is ProxyRule.SPENT:
                     raise
                 last = error
                 continue
             self._report(proxy, OUTCOME_OK)
             if proxy is not None:
-                self._pool.succeeded(proxy, identity, tried[-1].started_ms)
+                self._pool.succeeded(proxy, identity, started_ms)
             return token
         assert last is not None  # the order is never empty, and each proxy either returned or failed
         raise last
 
-    def _failed(self, tried: Try, error: TokenError) -> None:
-        self._report(tried.proxy, error.outcome)
-        if tried.proxy is None:
-            return
-        seconds = self._pool.failed(tried.proxy, error, tried.started_ms)
-        log.warning("proxy %s cools down for %.0f s: %s", tried.proxy.label, seconds, error)
+    def _failed(self, proxy: Proxy | None, started_ms: int, error: TokenError) -> None:
+        self._report(proxy, error.outcome)
+        if proxy is not None:
+            seconds = self._pool.failed(proxy, error, started_ms)
+            log.warning("proxy %s cools down for %.0f s: %s", proxy.label, seconds, error)
 
     def _report(self, proxy: Proxy | None, outcome: str) -> None:
         self._observer.proxy_ended(proxy.label if proxy else NO_PROXY, outcome)

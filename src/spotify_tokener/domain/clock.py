@@ -9,11 +9,8 @@ from collections.abc import Awaitable, Callable
 
 Clock = Callable[[], int]
 Sleep = Callable[[float], Awaitable[None]]
+real_sleep: Sleep = asyncio.sleep
 
 
 def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-async def real_sleep(seconds: float) -> None:
-    await asyncio.sleep(seconds)

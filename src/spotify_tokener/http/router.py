@@ -38,12 +38,10 @@ class Headers(Protocol):
 class Scope(Protocol):
     """The parts of Granian's RSGI scope this layer reads."""
 
-    @property
-    def method(self) -> str: ...
-    @property
-    def path(self) -> str: ...
-    @property
-    def query_string(self) -> str: ...
+    method: str
+    path: str
+    query_string: str
+
     @property
     def headers(self) -> Headers: ...
 
@@ -120,10 +118,7 @@ class Router:
         self._open = frozenset(route.path for route in routes if route.open)
         self._guard = guard
         self._allowed = {path: _allow_header(methods) for path, methods in self._routes.items()}
-
-    @property
-    def paths(self) -> frozenset[str]:
-        return frozenset(self._routes)
+        self.paths = frozenset(self._routes)
 
     async def __call__(self, scope: Scope, protocol: HTTPProtocol) -> int:
         """Answer the request; returns the status sent, for the metrics."""
