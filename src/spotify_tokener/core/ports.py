@@ -68,9 +68,7 @@ class Coordinator(Protocol):
 
 class Notes(Protocol):
     """Small records replicas share besides tokens (what the direct source learned); never a cookie.
-
-    Best effort: a store that does not answer reads as having nothing, and a write may be lost.
-    """
+    Best effort: a store that does not answer reads as having nothing, and a write may be lost."""
 
     async def read_note(self, name: str) -> bytes | None: ...
 
@@ -79,10 +77,7 @@ class Notes(Protocol):
 
 class StateStore(Protocol):
     """Named JSON documents kept across restarts (``TOKENER_STATE_DIR``); never an account's secret.
-
-    Best effort: ``load`` reads anything missing or unreadable as None, and ``save`` returns at once
-    (the write follows, off the path of any answer).
-    """
+    Best effort: ``load`` reads anything wrong as None; ``save`` returns at once, the write follows."""
 
     def load(self, name: str) -> dict[str, Any] | None: ...
 

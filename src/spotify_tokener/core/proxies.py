@@ -89,13 +89,9 @@ class ProxyPool:
         self._stick(identity, self._states[(index + 1) % len(self._states)].proxy)
 
     def failed(self, proxy: Proxy, error: TokenError, started_ms: int) -> float:
-        """Standing ``proxy`` after ``error`` (for at least its ``Retry-After``) in a try that began at
-        ``started_ms``; returns how long it cools down from now, in seconds.
-
-        A try older than the last success is old news and changes nothing. Tries that were under
-        way together fail together: only the first of them counts (and doubles the cool-down), the
-        others can only stretch it to their ``Retry-After``.
-        """
+        """Cools ``proxy`` down after ``error`` in a try begun at ``started_ms``; returns for how long (s).
+        A try older than the last success is old news. Tries under way together fail together: only the
+        first counts (and doubles the cool-down), the others only stretch it to their ``Retry-After``."""
         state = self._by_proxy[proxy]
         now = self._clock()
         if _began_before(started_ms, state.success_began_ms):
@@ -129,11 +125,8 @@ def _began_before(started_ms: int, other_ms: int | None) -> bool:
 
 
 class ThroughProxies:
-    """A token source that sends each attempt out through the pool's proxies.
-
-    One attempt is bounded by ``timeout_s`` whichever proxies it tries; a failure that is not the
-    proxy's (a dead cookie, a crashed browser) ends it as it would without proxies.
-    """
+    """A token source whose attempt leaves through the pool's proxies, within ``timeout_s`` whichever it
+    tries; a failure that is not the proxy's (a dead cookie, a crashed browser) ends it as without them."""
 
     def __init__(
         self, source: ProxiedSource, pool: ProxyPool, observer: ProxyObserver, timeout_s: float, clock: Clock

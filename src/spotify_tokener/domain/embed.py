@@ -25,9 +25,7 @@ def embed_url(spotify_url: str, entity: str) -> str:
 
 
 def parse_embed_page(body: bytes) -> Token:
-    """The session token of an embed page, or a client-safe :class:`UpstreamError` naming what is
-    wrong: no ``__NEXT_DATA__`` or one that is not JSON (garbled), no session in it, a session
-    without a token or an expiry."""
+    """The session token of an embed page, or a client-safe :class:`UpstreamError` naming what is wrong."""
     found = NEXT_DATA.search(body)
     if found is None:
         raise UpstreamError("the embed page has no __NEXT_DATA__ script")

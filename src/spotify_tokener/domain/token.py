@@ -72,10 +72,8 @@ def parse_retry_after(value: str | None, now_s: float) -> float | None:
 
 
 def parse_token_response(status: int, headers: Mapping[str, str], body: bytes, *, now_ms: int) -> Token:
-    """Turn the web player's token answer into a :class:`Token`, or raise a client-safe error.
-
-    Whether the token has enough life left to be worth serving is the core's question (freshness).
-    """
+    """The web player's token answer as a :class:`Token`, or a client-safe error (whether it has life
+    enough to be served is the core's question)."""
     if status != HTTP_OK:
         retry_after = parse_retry_after(headers.get("retry-after"), now_ms / 1000)
         raise refusal(status, "the token request", retry_after)

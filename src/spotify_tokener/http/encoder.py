@@ -36,12 +36,9 @@ def encode_token(token: Token, *, cached: bool, now_ms: int) -> bytes:
 
 
 class HotAnswer:
-    """The cached anonymous token's answer, valid while the clock is before ``until_ns``.
-
-    ``until_ns`` is the end of the millisecond the body is stamped with, which never outlasts the
-    token's serving window (that ends on a millisecond too). :meth:`drop` is the slot's watcher: a new
-    token is served from the very next request, even within the same millisecond.
-    """
+    """The cached anonymous token's answer, valid while the clock is before ``until_ns``: the end of the
+    millisecond it is stamped with, never past the token's serving window (which ends on a millisecond
+    too). :meth:`drop` is the slot's watcher, so a new token is served from the very next request."""
 
     __slots__ = ("_held", "_prefix", "_read", "body", "until_ns")
 

@@ -53,10 +53,8 @@ def parse_one(query_string: str, name: str, pattern: re.Pattern[str] | None = No
 
 
 def parse_sp_dc(cookie_headers: Iterable[str]) -> str | None:
-    """The ``sp_dc`` cookie from the request's Cookie header(s), or None; other cookies are ignored.
-
-    Messages describe what is wrong with the cookie without ever quoting it.
-    """
+    """The ``sp_dc`` cookie of the request's Cookie header(s), or None (other cookies are ignored);
+    messages say what is wrong with it without ever quoting it."""
     values = [value for header in cookie_headers for value in _sp_dc_values(header)]
     if not values:
         return None

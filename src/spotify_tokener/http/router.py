@@ -64,11 +64,8 @@ class Request:
     left: Left | None = None  # resolves once the client has hung up (Granian's client_disconnect)
 
     def cookie_headers(self) -> list[str]:
-        """Every Cookie header (HTTP/2 may split cookies over several); the usual case costs one lookup.
-
-        Granian hides header values that are not valid UTF-8 from ``get`` and ``items`` but not from
-        ``in``: such a Cookie must be refused, not mistaken for no cookie at all.
-        """
+        """Every Cookie header (HTTP/2 may split cookies over several). Granian hides values that are not
+        UTF-8 from ``get`` and ``items`` but not from ``in``: such a Cookie is refused, not taken for none."""
         if "cookie" not in self.headers:
             return []
         values = [value for name, value in self.headers.items() if name.lower() == "cookie"]

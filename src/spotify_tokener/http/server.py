@@ -52,11 +52,8 @@ class TokenerServer:
         self._stopping.set()
 
     async def run(self) -> None:
-        """Serve until :meth:`stop`; on the way out, waiting clients get a 503 at once.
-
-        A taken port is refused before anything starts: Granian binds with ``SO_REUSEPORT``, so a
-        second instance would otherwise share the port (and split clients over two caches) silently.
-        """
+        """Serve until :meth:`stop`; on the way out, waiting clients get a 503 at once. A taken port is
+        refused first: Granian binds with ``SO_REUSEPORT``, so a second instance would share it silently."""
         refuse_a_taken_port(self.settings.host, self.settings.port)
         async with self.app.lifespan():
             serving = asyncio.create_task(self._granian.serve())
