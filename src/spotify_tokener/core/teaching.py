@@ -44,14 +44,13 @@ class Teaching:
 
     async def _teach(self) -> None:
         log.info("the browser teaches the direct source in the background")
+        outcome = OUTCOME_OK
         try:
             await self._teacher.attempt(None)
         except TokenError as error:
-            self._observer.source_ended(TEACHER, "anonymous", error.outcome)
+            outcome = error.outcome
             log.warning("the browser's teaching in the background failed: %s", error)
-            return
         except Exception as error:  # a background task: nobody else would see it; only its type
-            self._observer.source_ended(TEACHER, "anonymous", InternalError.outcome)
+            outcome = InternalError.outcome
             log.error("the browser's teaching in the background crashed: %s", type(error).__name__)
-            return
-        self._observer.source_ended(TEACHER, "anonymous", OUTCOME_OK)
+        self._observer.source_ended(TEACHER, "anonymous", outcome)

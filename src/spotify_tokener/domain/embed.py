@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from spotify_tokener.domain.errors import UpstreamError
-from spotify_tokener.domain.token import Token
+from spotify_tokener.domain.token import Token, token_from_payload
 
 ENTITY_TYPES = ("track", "album", "playlist", "artist", "episode")
 ENTITY = re.compile(rf"({'|'.join(ENTITY_TYPES)})/([0-9A-Za-z]{{22}})")
@@ -37,10 +37,6 @@ def parse_embed_page(body: bytes) -> Token:
         data = data.get(key) if isinstance(data, dict) else None
     if not isinstance(data, dict):
         raise UpstreamError("the embed page holds no session")
-    token, expires = data.get("accessToken"), data.get("accessTokenExpirationTimestampMs")
-    if not isinstance(token, str) or not token:
-        raise UpstreamError("the embed page's session has no access token")
-    if isinstance(expires, bool) or not isinstance(expires, int):
-        raise UpstreamError("the embed page's session has no valid expiry")
     client_id = data.get("clientId")
-    return Token(token, expires, client_id if isinstance(client_id, str) else "", is_anonymous=True)
+    session = {**data, "clientId": client_id if isinstance(client_id, str) else "", "source": None}
+    return token_from_payload({**session, "isAnonymous": True}, "the embed page's session")

@@ -99,7 +99,7 @@ def token_payload(token: Token) -> dict[str, Any]:
     }
 
 
-def token_from_payload(payload: Mapping[str, Any]) -> Token:
+def token_from_payload(payload: Mapping[str, Any], what: str = "Spotify's token response") -> Token:
     """A :class:`Token` from Spotify's fields; :class:`UpstreamError` when they are missing or wrong."""
     access_token = payload.get("accessToken")
     expires_at = payload.get("accessTokenExpirationTimestampMs")
@@ -107,9 +107,9 @@ def token_from_payload(payload: Mapping[str, Any]) -> Token:
     is_anonymous = payload.get("isAnonymous", True)
     source = payload.get("source")
     if not isinstance(access_token, str) or not access_token:
-        raise UpstreamError("Spotify's token response has no access token")
+        raise UpstreamError(f"{what} has no access token")
     if isinstance(expires_at, bool) or not isinstance(expires_at, int):
-        raise UpstreamError("Spotify's token response has no valid expiry")
+        raise UpstreamError(f"{what} has no valid expiry")
     if not isinstance(client_id, str) or not isinstance(is_anonymous, bool):
         raise UpstreamError("Spotify sent a malformed token response")
     return Token(

@@ -43,7 +43,7 @@ class HotAnswer:
     __slots__ = ("_held", "_prefix", "_read", "body", "until_ns")
 
     def __init__(self, read: Callable[[], CachedToken | None], *, enabled: bool = True) -> None:
-        self._read = read if enabled else _nothing  # with API keys every request must show its key
+        self._read = read if enabled else lambda: None  # with API keys every request must show its key
         self._held: CachedToken | None = None
         self._prefix = b""
         self.body = b""
@@ -64,7 +64,3 @@ class HotAnswer:
         self.body = self._prefix + str(now_ms).encode() + b"}"
         self.until_ns = (now_ms + 1) * NS_PER_MS
         return True
-
-
-def _nothing() -> None:
-    return None
