@@ -54,18 +54,14 @@ class TokenerServer:
     async def run(self) -> None:
         """Serve until :meth:`stop`; on the way out, waiting clients get a 503 at once. A taken port is
         refused first: Granian binds with ``SO_REUSEPORT``, so a second instance would share it silently."""
-        refuse_a_taken_port(self.settings.host, self.settings.port)
+        host, port = self.settings.host, self.settings.port
+        refuse_a_taken_port(host, port)
         async with self.app.lifespan():
             serving = asyncio.create_task(self._granian.serve())
             await asyncio.sleep(0)  # Granian binds its socket in the task's first step
             if serving.done():
                 _raise_bind_error(serving)
-            log.info(
-                "spotify-tokener %s listening on http://%s:%d",
-                __version__,
-                self.settings.host,
-                self.settings.port,
-            )
+            log.info("spotify-tokener %s listening on http://%s:%d", __version__, host, port)
             if warning := exposure_warning(self.settings):
                 log.warning("%s", warning)
             stopping = asyncio.create_task(self._stopping.wait())
