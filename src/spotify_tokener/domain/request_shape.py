@@ -130,15 +130,13 @@ def learn_shape(sighting: Sighting, secret: Secret) -> RequestShape:
 
 def _role(name: str, value: str, key: bytes, version: int | None, at_s: float) -> Role:
     servers = "server" in name.lower() or name.startswith("s")
+    side = "server" if servers else "client"
     if CODE.fullmatch(value) and reproduces(key, value, at_s, within=CODE_SKEW_STEPS):
-        return Role.SERVER_CODE if servers else Role.CLIENT_CODE
+        return Role(f"{side} code")
     if version is not None and value == str(version) and "ver" in name.lower() and not servers:
         return Role.VERSION
     if value.isdigit():
-        number = int(value)
-        milliseconds = number > MS_THRESHOLD
-        if abs((number / 1000 if milliseconds else number) - at_s) < DAY_S:
-            if milliseconds:
-                return Role.SERVER_MS if servers else Role.CLIENT_MS
-            return Role.SERVER_SECONDS if servers else Role.CLIENT_SECONDS
+        milliseconds = int(value) > MS_THRESHOLD
+        if abs(int(value) / (1000 if milliseconds else 1) - at_s) < DAY_S:
+            return Role(f"{side} {'ms' if milliseconds else 'seconds'}")
     return Role.FIXED
