@@ -7,7 +7,7 @@ TOOLS := .venv-tools
 TOOLS_STAMP := $(TOOLS)/.setup-stamp
 UV := uv==0.13.9
 
-.PHONY: setup test-deps run test unit integration lint format bench bench-instructions bench-replicas bench-proxies bench-sources bench-browsers soak docker-lint clean
+.PHONY: setup test-deps run test unit integration lint format bench bench-instructions bench-replicas bench-proxies bench-sources bench-browsers soak docker-lint image-test clean
 
 setup: $(STAMP)
 	@scripts/ensure-chromium.sh $(BIN)/python
@@ -89,6 +89,12 @@ bench-sources: test-deps
 
 bench-browsers: test-deps
 	$(BIN)/python bench/browsers.py
+
+# Both images built and run as users run them, against the fake Spotify (docs/docker.md, "make image-test"):
+# docker where its daemon answers, else podman (installed if missing). A few minutes on a cold cache.
+# ARCH=arm64: the slim image for arm64 under qemu-user-static (not in CI: slow).
+image-test: setup
+	IMAGE_ARCH=$(ARCH) $(BIN)/python scripts/image_test.py
 
 # The Docker files' linters, in a venv of their own (not project dependencies, not part of CI).
 docker-lint: $(TOOLS_STAMP)

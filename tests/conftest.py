@@ -24,6 +24,8 @@ from spotify_tokener.sources.browser.manager import BrowserManager
 from spotify_tokener.wiring import create_app
 from tests.fake_spotify import FakeSpotify
 
+pytest_plugins = ["tests.durations"]  # the order of the suite
+
 FAST: dict[str, Any] = {
     "host": "127.0.0.1",
     "sources": "browser",  # the browser source's own tests; tests of the direct source name theirs
@@ -33,18 +35,6 @@ FAST: dict[str, Any] = {
     "force_min_interval": 0.0,  # tests force back to back; the limit has tests of its own
     "state_dir": "",  # nothing kept between tests; tests of the state folder give their own
 }
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The longest files first, by their ``duration`` mark (seconds, roughly, on a busy machine):
-    ``make test`` hands whole files to its workers in this order, and a long file handed out last would
-    keep one worker busy after the others are done. Unmarked files are short and come last."""
-
-    def seconds(item: pytest.Item) -> float:
-        mark = item.get_closest_marker("duration")
-        return float(mark.args[0]) if mark is not None else 0.0
-
-    items.sort(key=seconds, reverse=True)
 
 
 @pytest.fixture(autouse=True)

@@ -18,7 +18,13 @@ from pydantic import ValidationError
 from spotify_tokener import __version__
 from spotify_tokener.http.server import TokenerServer
 from spotify_tokener.logs import LogFormat, configure_logging
-from spotify_tokener.settings import Settings, deprecated_names, forget_environment, requested_log_format
+from spotify_tokener.settings import (
+    Settings,
+    deprecated_names,
+    forget_environment,
+    requested_log_format,
+    stray_variables,
+)
 from spotify_tokener.sources.browser.reaper import become_subreaper, reap_forever, reap_orphans
 from spotify_tokener.wiring import create_app
 
@@ -113,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.log_level, settings.log_format)
     if deprecated := deprecated_names():
         log.warning("%s", deprecated)
+    for stray in stray_variables():
+        log.warning("%s", stray)
     forget_environment()
     try:
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:

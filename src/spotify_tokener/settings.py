@@ -7,6 +7,7 @@ The rules built from several settings (freshness, backoff) are built here, once.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 import shlex
@@ -324,9 +325,13 @@ class Settings(BaseSettings):
     @field_validator("spotify_url")
     @classmethod
     def _spotify_url_is_a_web_address(cls, value: str) -> str:
+        """Plain http only to this machine (a test double): anywhere else it would carry the
+        ``sp_dc`` cookies and the tokens in clear text."""
         parts = urlsplit(value)
         if parts.scheme not in {"http", "https"} or not parts.hostname:
             raise ValueError("must be an http(s) URL, such as https://open.spotify.com/")
+        if parts.scheme == "http" and not _is_loopback(parts.hostname):
+            raise ValueError("must start with https:// (http:// would send cookies and tokens in clear text)")
         return value
 
     @field_validator("browser_args")
@@ -417,6 +422,13 @@ def default_state_dir(environ: Mapping[str, str]) -> Path | None:
     return base / "spotify-tokener" if base.is_absolute() else None
 
 
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 class _LogFormatAlone(BaseSettings):
     """TOKENER_LOG_FORMAT read from the same sources, with the same name rules, as ``Settings`` reads it."""
 
@@ -439,6 +451,20 @@ def deprecated_names() -> str | None:
     present = {name.upper() for name in os.environ}
     used = [f"{old} (now {new})" for old, new in RENAMED.items() if old in present]
     return f"deprecated settings, read until the next release: {', '.join(used)}" if used else None
+
+
+def stray_variables(environ: Mapping[str, str] = os.environ) -> list[str]:
+    """A warning for each ``TOKENER_`` variable that names no setting, with the closest setting:
+    a typo would otherwise leave the default in force, silently. Names only, never a value."""
+    prefix = Settings.model_config["env_prefix"].upper()
+    known = [prefix + name.upper() for name in Settings.model_fields]
+    warnings = []
+    for name in sorted(name for name in environ if name.upper().startswith(prefix)):
+        if name.upper() not in known and name.upper() not in RENAMED:
+            closest = difflib.get_close_matches(name.upper(), known, n=1)
+            guess = f"; did you mean {closest[0]}?" if closest else ""
+            warnings.append(f"{name} is not a setting and is ignored{guess}")
+    return warnings
 
 
 def forget_environment() -> None:

@@ -108,6 +108,7 @@ class State:
     decoys: list[tuple[str, int]] = field(default_factory=list)  # listed first, never accepted
     secret_shape: SecretShape = "literal"
     required: dict[str, str] = field(default_factory=dict)  # parameters the page sends and calls need
+    server_ahead_s: int = 0  # how far the server's clock (its server-time answer) runs ahead
     pathfinder: Pathfinder = field(default_factory=Pathfinder)
     embed_page: EmbedPage = "ok"
     embed_status: int = 500
@@ -189,6 +190,12 @@ class FakeSpotify:
     def write_secret_as(self, shape: SecretShape) -> None:
         with self._lock:
             self.state.secret_shape = shape
+
+    def run_server_clock_ahead(self, seconds: int) -> None:
+        """The server's clock runs ``seconds`` ahead of the page's: a page's call then carries the
+        codes of two 30 s steps (its own and the server's time), as one does where the clocks differ."""
+        with self._lock:
+            self.state.server_ahead_s = seconds
 
     def require(self, name: str, value: str) -> None:
         """The page starts sending ``name=value`` with its token call, and calls without it fail."""
@@ -294,7 +301,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._embed(path.removeprefix(assets.EMBED_PATH))
         elif path == "/api/server-time":
             self.owner._record("server_time")
-            self._send_json(200, {"serverTime": int(time.time())})
+            self._send_json(200, {"serverTime": int(time.time()) + self.owner.state.server_ahead_s})
         elif path == "/api/token":
             self._token()
         elif path == "/get_access_token":

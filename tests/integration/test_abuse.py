@@ -19,7 +19,7 @@ from tests.conftest import Running, Serve
 from tests.fake_spotify import Answer, FakeSpotify
 
 # Not about the browser's own lifecycle: one warm browser for the module (tests/conftest.py).
-pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.duration(19)]
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 SettingsMaker = Callable[..., Settings]
 DEFAULTS = Settings.model_construct()  # the declared defaults, whatever this shell's TOKENER_ variables say

@@ -19,10 +19,8 @@ from playwright.async_api import async_playwright
 from spotify_tokener.settings import Settings
 from spotify_tokener.sources.browser.chromium import find_executable
 from spotify_tokener.sources.browser.reaper import reap_orphans
-from tests.conftest import Running, running_server
+from tests.conftest import Running, running_server, wait_for_status
 from tests.fake_spotify import Answer, FakeSpotify
-
-pytestmark = pytest.mark.duration(20)  # the longest files go first: tests/conftest.py
 
 SettingsMaker = Callable[..., Settings]
 
@@ -87,15 +85,20 @@ async def test_chromium_killed_mid_fetch_is_retried_in_a_new_one(
     assert health["browser"]["launches"] == 2
 
 
+ACCOUNT = "AQSurvivor-session-cookie_0123456789abcdef"
+
+
 async def test_the_fetch_right_after_chromium_died_gets_a_new_one(
     make_settings: SettingsMaker, fake: FakeSpotify
 ) -> None:
     """No retries to hide it: the fetch after the one Chromium died in must not fail too, although
-    Playwright is told of the death only a moment later."""
+    Playwright is told of the death only a moment later. (An account's: the anonymous token cools
+    down after its failure, forced or not.)"""
     async with running_server(make_settings(retries=0, browser_idle=30)) as running:
         assert (await running.client.get("/api/token")).status_code == 200
         broken = await forced_with_fault(running, fake, "chromium-killed")
-        right_after = await running.client.get("/api/token?force=1")
+        fake.add_account(ACCOUNT, "survivor")  # after the fault's reset, which forgets accounts
+        right_after = await running.client.get("/api/token", headers={"Cookie": f"sp_dc={ACCOUNT}"})
         health = (await running.client.get("/health")).json()
     assert broken.status_code == 503
     assert broken.json()["error"] == "the browser crashed or closed during the fetch"
@@ -220,6 +223,7 @@ async def forced_with_fault(running: Running, fake: FakeSpotify, fault: str) -> 
         kill(our_processes(is_driver))
     elif fault == "page-503":
         fake.state.page_status = 503
+    await wait_for_status(running, lambda state: not state["coolingDown"], within_s=5)  # forcing waits it
     sent = fake.token_requests
     forced = asyncio.create_task(running.client.get("/api/token?force=1"))
     if fault in KILLED_MID_FETCH:
@@ -259,11 +263,14 @@ async def test_a_driver_that_cannot_start_is_a_503_not_a_bug(
     make_settings: SettingsMaker, fake: FakeSpotify, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PLAYWRIGHT_NODEJS_PATH", "/bin/false")  # as a driver missing a library would
-    # A cool-down longer than the test: the refresher must not try again (and fail, the driver still
-    # broken) between the first answer and the fix, which a loaded machine can stretch past 50 ms.
-    async with running_server(make_settings(retries=0, retry_base_delay=60)) as running:
+    # A cool-down of 1 s: the refresher must not try again (and fail, the driver still broken)
+    # between the first answer and the fix, which a loaded machine can stretch past 50 ms; forcing
+    # waits for it too.
+    settings = make_settings(retries=0, retry_base_delay=1, retry_jitter=0)
+    async with running_server(settings) as running:
         broken = await running.client.get("/api/token")
         monkeypatch.delenv("PLAYWRIGHT_NODEJS_PATH")
+        await wait_for_status(running, lambda state: not state["coolingDown"], within_s=10)
         healed = await running.client.get("/api/token?force=1")
     assert broken.status_code == 503
     assert broken.json()["error"] == "the browser failed to start"

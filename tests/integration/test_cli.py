@@ -11,8 +11,6 @@ import sys
 
 import pytest
 
-pytestmark = pytest.mark.duration(6)  # the longest files go first: tests/conftest.py
-
 
 def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("TOKENER_")}
@@ -103,3 +101,19 @@ def test_a_busy_port_is_a_clear_error(log_format: str, shared: bool) -> None:
     else:
         assert result.stderr.startswith(expected)
         assert len(result.stderr.splitlines()) == 1
+
+
+def test_a_mistyped_setting_is_warned_of_once_at_start() -> None:
+    with socket.socket() as taken:  # a port taken: the service stops right after its start-up lines
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        result = run_cli(
+            HOST="127.0.0.1",
+            PORT=str(taken.getsockname()[1]),
+            TOKENER_SORCES="browser-typo-value",
+            TOKENER_LOG_FORMAT="json",
+        )
+    entries = [json.loads(line) for line in result.stderr.splitlines()]
+    warned = [entry["message"] for entry in entries if entry["level"] == "WARNING"]
+    assert warned == ["TOKENER_SORCES is not a setting and is ignored; did you mean TOKENER_SOURCES?"]
+    assert "browser-typo-value" not in result.stderr

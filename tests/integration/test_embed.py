@@ -18,7 +18,7 @@ from tests.conftest import Running, Serve, running_server, status_of, wait_for_s
 from tests.fake_spotify import FakeSpotify
 from tests.fake_spotify.server import UPSTREAM_SECRET_MARKER, EmbedPage
 
-pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.duration(15)]
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 SettingsMaker = Callable[..., Settings]
 DEFAULT = Settings.model_fields["sources"].default

@@ -44,7 +44,6 @@ from tests.conftest import free_port
 from tests.scripted import Outcome, ScriptedSource, scripted_hashes
 
 Case: TypeAlias = schemathesis.Case[Any]
-pytestmark = pytest.mark.duration(10)  # the longest files go first: tests/conftest.py
 
 EXAMPLES = 150
 API_KEY = "fuzz-key"

@@ -17,7 +17,7 @@ from tests.fake_spotify import FakeSpotify
 from tests.fake_spotify.server import UPSTREAM_SECRET_MARKER
 from tests.redis_server import RedisServer
 
-pytestmark = [pytest.mark.asyncio, pytest.mark.duration(4)]
+pytestmark = pytest.mark.asyncio
 
 SettingsMaker = Callable[..., Settings]
 NEW_VERSION = "1.2.61.7.gffffffff"

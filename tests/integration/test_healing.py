@@ -16,7 +16,7 @@ from tests.fake_spotify.server import UPSTREAM_SECRET_MARKER
 from tests.integration.fault_cases import HANG_TIMEOUT_S, HEALING_FAULTS
 
 # Not about the browser's own lifecycle: one warm browser for the module (tests/conftest.py).
-pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.duration(22)]
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 SettingsMaker = Callable[..., Settings]
 

@@ -22,8 +22,6 @@ from spotify_tokener.sources.browser.reaper import REAP_INTERVAL_S
 from tests.conftest import running_server
 from tests.fake_spotify import Answer, FakeSpotify
 
-pytestmark = pytest.mark.duration(25)  # the longest files go first: tests/conftest.py
-
 SettingsMaker = Callable[..., Settings]
 Descendants = Callable[[], set[int]]
 

@@ -12,12 +12,9 @@ from collections.abc import Callable
 import httpx
 import orjson
 import psutil
-import pytest
 
 from tests.fake_spotify import Answer, FakeSpotify
 from tests.fake_spotify.server import SECRET
-
-pytestmark = pytest.mark.duration(3)  # the longest files go first: tests/conftest.py
 
 COOKIE = "AQLogs-session-cookie_0123456789abcdef"
 StartService = Callable[..., tuple[subprocess.Popen[str], str]]

@@ -13,7 +13,7 @@ from tests.fake_spotify import Answer, FakeSpotify
 from tests.prometheus import Scrape
 
 # Not about the browser's own lifecycle: one warm browser for the module (tests/conftest.py).
-pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.duration(3)]
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 SettingsMaker = Callable[..., Settings]
 COOKIE = "AQMetrics-session-cookie_0123456789abcdef"

@@ -4,15 +4,18 @@ the fake Spotify: which proxy carried a call is the fake's word (each proxy leav
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 import trustme
 
+from spotify_tokener.domain.proxy import credentials_refused
 from spotify_tokener.settings import Settings
 from tests.conftest import Running, Serve, free_port, running_server, status_of
 from tests.fake_spotify import FakeSpotify
@@ -21,7 +24,7 @@ from tests.prometheus import Scrape
 from tests.proxies import PASSWORD, Microsocks, ProxyProcess, Tinyproxy, TlsFront, started
 
 # Not about the browser's own lifecycle: one warm browser for the module (tests/conftest.py).
-pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.duration(13)]
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 SettingsMaker = Callable[..., Settings]
 ACCOUNT = "AQProxied-session-cookie_0123456789abcdef"
@@ -178,15 +181,13 @@ async def test_a_refused_password_is_named_and_never_shown(
         status = await status_of(running)
         health = (await running.client.get("/health")).json()
     assert response.status_code == 502
-    assert response.json()["error"] == f"the proxy {proxy.label} refused the connection" + REFUSED_DETAIL
+    how = "SOCKS5" if proxy.scheme == "socks5" else "HTTP 401"  # tinyproxy's answer, where most say 407
+    assert response.json()["error"] == f"the proxy {proxy.label} {credentials_refused(how)}"
     assert proxy_named(status, proxy)["lastError"] == response.json()["error"]
     assert health["proxies"] == {"total": 1, "usable": 0, "allCoolingDown": True}
     assert fake.token_requests == 0
     for secret in (PASSWORD, wrong):
         assert secret not in shown + caplog.text + response.text
-
-
-REFUSED_DETAIL = " (its credentials, its rules, or the host unreachable from it)"
 
 
 async def test_an_https_proxy_whose_certificate_is_not_trusted_is_cooling_down(
@@ -264,7 +265,30 @@ async def test_the_direct_source_names_a_proxy_that_refuses_its_password_and_nev
         answer = await running.client.post("/api/token/refresh")
         shown = await everything_shown(running)
     assert answer.status_code == 502
-    assert proxy.label in answer.json()["error"]
+    assert answer.json()["error"].startswith(f"the proxy {proxy.label} refused its credentials (")
     assert fake.token_requests == 0
     for secret in (wrong, PASSWORD):
         assert secret not in shown + caplog.text + answer.text
+
+
+def listening_ports() -> set[int]:
+    return {c.laddr.port for c in psutil.Process().net_connections("tcp") if c.status == psutil.CONN_LISTEN}
+
+
+async def test_the_relay_closes_with_the_idle_browser(
+    fake: FakeSpotify, tinyproxy: Tinyproxy, make_settings: SettingsMaker
+) -> None:
+    """Any local process can reach a relay: it listens only while the browser that needs it runs."""
+    before = listening_ports()
+    settings = make_settings(sources="browser", proxy=tinyproxy.url(), browser_idle=0.5)
+    async with running_server(settings) as running:
+        await refreshed(running)
+        relays = listening_ports() - before - {settings.port}
+        assert len(relays) == 1
+        async with asyncio.timeout(15):  # the browser closes after 0.5 s idle, the relay with it
+            while relays & listening_ports():  # noqa: ASYNC110 - polls the process's sockets
+                await asyncio.sleep(0.05)
+        assert (await running.client.get("/health")).json()["browser"]["running"] is False
+        assert fake.token_calls_from(HTTP_EXIT) >= 1  # the relay was the way out
+        await refreshed(running)  # and it listens again for the next browser
+        assert fake.token_calls_from(HTTP_EXIT) >= 2

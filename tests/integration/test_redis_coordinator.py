@@ -24,8 +24,6 @@ from spotify_tokener.settings import Settings
 from tests.conftest import free_port
 from tests.redis_server import RedisServer
 
-pytestmark = pytest.mark.duration(9)  # the longest files go first: tests/conftest.py
-
 KEY = "anonymous"
 
 
@@ -244,6 +242,33 @@ async def test_without_redis_every_fetch_is_made_here_and_said_once(caplog: pyte
     ]
     assert len(warnings) == 1
     assert "hunter2" not in caplog.text
+
+
+async def test_a_redis_known_down_is_not_asked_again_until_its_ping_answers() -> None:
+    """A Redis that takes connections and never answers would cost every fetch its timeouts."""
+    heard: list[bytes] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(4096):
+            heard.append(data)
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    url = f"redis://127.0.0.1:{server.sockets[0].getsockname()[1]}/0"
+    coordinator = RedisCoordinator(Settings(redis_url=url, redis_timeout=0.2))
+    fetch_here = Fetches()
+    try:
+        await coordinator.fetch(KEY, fetch_here, await wanted())  # times out: Redis is known down
+        asked = len(heard)
+        for _ in range(5):
+            await coordinator.fetch(KEY, fetch_here, await wanted())
+            await coordinator.write_note("learned", b"x")
+            assert await coordinator.read_note("learned") is None
+    finally:
+        await coordinator.close()
+        server.close()
+    assert asked > 0
+    assert len(heard) == asked  # not one more byte: only the background PING asks it again
+    assert fetch_here.calls == 6
 
 
 async def test_a_forced_fetch_does_not_take_a_token_older_than_itself(

@@ -14,7 +14,7 @@ from tests.conftest import Serve, status_of, wait_for_status
 from tests.fake_spotify import Answer, FakeSpotify
 
 # Not about the browser's own lifecycle: one warm browser for the module (tests/conftest.py).
-pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.duration(22)]
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 SettingsMaker = Callable[..., Settings]
 

@@ -19,8 +19,6 @@ from spotify_tokener.sources.browser.chromium import find_executable
 from tests.conftest import running_server
 from tests.fake_spotify import FakeSpotify
 
-pytestmark = pytest.mark.duration(6)  # the longest files go first: tests/conftest.py
-
 SettingsMaker = Callable[..., Settings]
 REFUSAL = "[FATAL:zygote_host_impl_linux.cc(128)] No usable sandbox! Update your kernel or see ..."
 

@@ -19,8 +19,6 @@ from tests.conftest import Running, running_server, status_of
 from tests.fake_spotify import FakeSpotify
 from tests.redis_server import RedisServer
 
-pytestmark = pytest.mark.duration(4)
-
 SettingsMaker = Callable[..., Settings]
 BOTH = "direct,browser"
 ROTATED = ("p3!Lq9#Vw2@Xz7$Rt5%Y", 62)

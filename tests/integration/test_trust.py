@@ -17,7 +17,7 @@ from spotify_tokener.settings import Settings
 from tests.conftest import free_port, running_server
 from tests.fake_spotify import FakeSpotify
 
-pytestmark = [pytest.mark.asyncio, pytest.mark.duration(2)]
+pytestmark = pytest.mark.asyncio
 
 SettingsMaker = Callable[..., Settings]
 

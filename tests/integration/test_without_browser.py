@@ -17,8 +17,6 @@ from spotify_tokener.settings import Settings
 from tests.conftest import free_port
 from tests.fake_spotify import FakeSpotify
 
-pytestmark = pytest.mark.duration(6)
-
 DEFAULT = Settings.model_fields["sources"].default
 
 

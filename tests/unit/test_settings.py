@@ -13,6 +13,7 @@ from spotify_tokener.settings import (
     deprecated_names,
     forget_environment,
     requested_log_format,
+    stray_variables,
 )
 
 
@@ -149,6 +150,8 @@ def test_good_redis_urls_pass(url: str) -> None:
         ("host", "999.1.1.1", "must be an IP address"),
         ("host", "localhost", "must be an IP address"),
         ("spotify_url", "notaurl", "must be an http(s) URL"),
+        ("spotify_url", "http://open.spotify.com/", "must start with https://"),
+        ("spotify_url", "http://mirror.example:8080/", "must start with https://"),
         ("browser_args", '"--unclosed', "cannot be split like a shell line"),
         ("api_key", " , ,", "holds no key"),
         ("ca_file", "/nonexistent/extra.pem", "/nonexistent/extra.pem does not exist"),
@@ -269,3 +272,25 @@ def test_an_empty_state_dir_keeps_nothing(monkeypatch: pytest.MonkeyPatch) -> No
     assert Settings().state_dir is None
     monkeypatch.setenv("TOKENER_STATE_DIR", "/data")
     assert Settings().state_dir == Path("/data")
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8080/", "http://localhost/", "http://[::1]:3001/"])
+def test_a_plain_http_page_is_allowed_on_this_machine_only(url: str) -> None:
+    assert Settings(spotify_url=url).spotify_url == url
+
+
+def test_a_mistyped_setting_is_named_with_the_closest_one_and_never_its_value() -> None:
+    environ = {
+        "TOKENER_SORCES": "direct-secret-value",
+        "tokener_proxy_conect_timeout": "2",
+        "TOKENER_ZZZZZZZZ": "x",
+        "TOKENER_SOURCES": "direct",
+        "TOKENER_HOST": "127.0.0.1",
+        "PATH": "/usr/bin",
+    }
+    assert stray_variables(environ) == [
+        "TOKENER_SORCES is not a setting and is ignored; did you mean TOKENER_SOURCES?",
+        "TOKENER_ZZZZZZZZ is not a setting and is ignored",
+        "tokener_proxy_conect_timeout is not a setting and is ignored; "
+        "did you mean TOKENER_PROXY_CONNECT_TIMEOUT?",
+    ]

@@ -120,7 +120,8 @@ class TokenSlot:
         caller has ``left``.
 
         While renewal keeps failing, a token still above the stale margin is served without making
-        the caller wait for the browser; a forced call always tries, and gets the error if it fails.
+        the caller wait for the browser; a forced call tries, and gets the error if it fails, except
+        during a cool-down, when it gets the error that started it.
         """
         cached, now = self._cached, self._clock()
         if cached is not None:
@@ -128,12 +129,13 @@ class TokenSlot:
                 return Served(cached.token, cached=True)  # one client must not make us hammer Spotify
             if not force and now < cached.serve_until_ms:
                 return Served(cached.token, cached=True)
+        if self.cooling_down(now):  # forcing too: clients must not turn an outage into a storm
+            stale = None if force else self._usable_stale(now)
+            if stale is not None:
+                return Served(stale, cached=True)
+            raise self._error_until_retry(now)
         if not force and self._failures:
             stale = self._usable_stale(now)
-            if self.cooling_down(now):
-                if stale is not None:
-                    return Served(stale, cached=True)
-                raise self._error_until_retry(now)
             if stale is not None:
                 self.refresh_in_background(fetch)
                 return Served(stale, cached=True)

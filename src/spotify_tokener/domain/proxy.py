@@ -15,6 +15,7 @@ from urllib.parse import unquote, urlsplit
 PROXY_SCHEMES = ("http", "https", "socks5")
 DEFAULT_PORTS = {"http": 80, "https": 443}
 SOCKS5_FIELD = 255
+CREDENTIAL_STATUSES = (401, 407)
 LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
 HOSTNAME = re.compile(rf"(?=.{{1,253}}$){LABEL}(\.{LABEL})*")
 """A DNS name as it goes on the wire (lower case, ASCII letters, digits, hyphens), without the final dot."""
@@ -53,6 +54,19 @@ class Endpoint:
 
 ConnectTo = dict[Endpoint, Endpoint]
 """Where each overridden host:port is really reached (curl's ``--connect-to``)."""
+
+
+def credentials_refused(how: str) -> str:
+    """A proxy's refusal of its credentials, as read after its label: the operator's to fix."""
+    return f"refused its credentials ({how}: a wrong or missing user or password)"
+
+
+def tunnel_refused(status: int) -> str:
+    """Why a proxy refused a tunnel, as read after its label; 407 is the standard's answer to wrong
+    credentials, 401 tinyproxy's."""
+    if status in CREDENTIAL_STATUSES:
+        return credentials_refused(f"HTTP {status}")
+    return f"refused the connection (HTTP {status}: its rules, or the host unreachable from it)"
 
 
 def parse_proxies(text: str) -> tuple[Proxy, ...]:

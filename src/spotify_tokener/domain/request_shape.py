@@ -101,16 +101,22 @@ def matches(secret: Secret, sighting: Sighting) -> bool:
     return first_matching([secret], sighting) is not None
 
 
-def first_matching(candidates: Iterable[Secret], sighting: Sighting) -> Secret | None:
+def first_matching(
+    candidates: Iterable[Secret], sighting: Sighting, *, every_code: bool = False
+) -> Secret | None:
     """The first candidate that gives a code the page sent, at the time it sent it: the sighting
-    read once for them all (tens of thousands of candidates, from a page's memory)."""
+    read once for them all (tens of thousands of candidates, from a page's memory). ``every_code``:
+    and each other code within the server clock's skew, as the secret does; one string among many
+    rarely gives one code by chance, and codes of two steps all but never."""
     codes = set(sighted_codes(sighting))
     at_s = sighting.at_ms / 1000
     if not codes:
         return None
     for candidate in candidates:
         key = candidate.key
-        if any(totp(key, at_s + step * PERIOD_S) in codes for step in NEIGHBOURS):
+        if any(totp(key, at_s + step * PERIOD_S) in codes for step in NEIGHBOURS) and (
+            not every_code or all(reproduces(key, code, at_s, CODE_SKEW_STEPS) for code in codes)
+        ):
             return candidate
     return None
 

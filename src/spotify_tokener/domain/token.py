@@ -14,6 +14,9 @@ import orjson
 from spotify_tokener.domain.errors import UpstreamError, refusal
 
 HTTP_OK = 200
+LONGEST_LIFE_MS = 2 * 3600 * 1000
+"""Spotify's tokens live an hour: one said to live past two hours from now is not one of its."""
+CLOCK_SKEW_MS = 2000  # how far replicas' clocks may disagree (NTP keeps them within milliseconds)
 
 Kind = Literal["anonymous", "account"]
 """A token's kind: anonymous (no cookie), or an account's (a ``sp_dc`` cookie)."""
@@ -55,6 +58,13 @@ class Token:
     def is_alive(self, now_ms: int) -> bool:
         """Not yet expired: worth keeping and counting, whether or not it may still be served."""
         return self.remaining_ms(now_ms) > 0
+
+
+def is_plausible(token: Token, fetched_at_ms: int, now_ms: int) -> bool:
+    """Whether a token another process hands over can be Spotify's: fetched no later than now,
+    expiring at most :data:`LONGEST_LIFE_MS` ahead. A record that says otherwise (tampered with, or
+    from a clock gone wrong) would be adopted even by forced requests and renewed in years."""
+    return fetched_at_ms <= now_ms + CLOCK_SKEW_MS and token.expires_at_ms <= now_ms + LONGEST_LIFE_MS
 
 
 def parse_retry_after(value: str | None, now_s: float) -> float | None:

@@ -7,6 +7,7 @@ upstream failure, and a failure can only name a class that describes Spotify's b
 
 from __future__ import annotations
 
+import math
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +16,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from spotify_tokener.domain.errors import TokenError, UpstreamError, error_named, failure_of
-from spotify_tokener.domain.token import Token, token_from_payload, token_payload
+from spotify_tokener.domain.token import Token, is_plausible, token_from_payload, token_payload
 
 MAX_MESSAGE = 200  # a shared failure's message goes into HTTP bodies: keep it a short cause
 UNKNOWN_FAILURE = "another replica's fetch failed"
@@ -31,7 +32,8 @@ def dump_shared_token(token: Token, fetched_at_ms: int) -> bytes:
     return orjson.dumps({**token_payload(token), "fetchedAtMs": fetched_at_ms})
 
 
-def load_shared_token(raw: bytes | str | None) -> SharedToken | None:
+def load_shared_token(raw: bytes | str | None, now_ms: int) -> SharedToken | None:
+    """The token another replica shared, if it can be Spotify's at ``now_ms`` (``is_plausible``)."""
     if raw is None:
         return None
     try:
@@ -39,9 +41,10 @@ def load_shared_token(raw: bytes | str | None) -> SharedToken | None:
         fetched_at = payload["fetchedAtMs"]
         if isinstance(fetched_at, bool) or not isinstance(fetched_at, int):
             return None
-        return SharedToken(token_from_payload(payload), fetched_at)
+        token = token_from_payload(payload)
     except (orjson.JSONDecodeError, TypeError, KeyError, UpstreamError):
         return None
+    return SharedToken(token, fetched_at) if is_plausible(token, fetched_at, now_ms) else None
 
 
 def dump_failure(error: TokenError) -> bytes:
@@ -58,15 +61,25 @@ def dump_failure(error: TokenError) -> bytes:
 def load_failure(raw: bytes | str) -> TokenError:
     try:
         record = orjson.loads(raw)
-        retry_after = record.get("retryAfter")
+        retry_after = _seconds(record.get("retryAfter"))
         error = error_named(
             str(record["error"] if "error" in record else record["kind"]),  # "kind": written by 0.1.0
             str(record["message"])[:MAX_MESSAGE],
-            float(retry_after) if retry_after is not None else None,
+            retry_after,
         )
     except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError):
         return UpstreamError(UNKNOWN_FAILURE)
     return error if failure_of(error).shared else UpstreamError(UNKNOWN_FAILURE)
+
+
+def _seconds(value: object) -> float | None:
+    """A wait as replicas write it: a finite number of seconds, not negative, or none; ``"nan"``,
+    ``"-inf"`` or ``true`` is a broken record (ValueError), not a wait."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+        raise ValueError("not a wait in seconds")
+    return float(value)
 
 
 def redacted(url: str) -> str:

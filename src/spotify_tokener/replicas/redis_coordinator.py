@@ -6,8 +6,9 @@ fetch lock, or takes the lock and fetches itself. The holder extends the lock wh
 replica that dies mid-fetch loses it within ``TOKENER_REDIS_LOCK_TTL`` and another takes over.
 
 Redis going away must never fail a request: the replica then fetches on its own, says so once, and
-shares again as soon as Redis answers. Keys hold identities as the service names them (an account's
-is a hash of its cookie), never a cookie.
+shares again as soon as Redis answers its background PING. Until then Redis is not asked at all: a
+Redis that is silent rather than down would otherwise cost every fetch its timeouts. Keys hold
+identities as the service names them (an account's is a hash of its cookie), never a cookie.
 """
 
 from __future__ import annotations
@@ -75,6 +76,8 @@ class RedisCoordinator:
             await self._redis.aclose()
 
     async def fetch(self, identity: str, fetch_here: Fetch, wanted: Wanted) -> Token:
+        if self._said_down:
+            return await fetch_here()
         try:
             claim = await self._claim(identity, wanted)
         except REDIS_ERRORS as error:
@@ -86,6 +89,8 @@ class RedisCoordinator:
         return await self._fetch_and_share(identity, fetch_here, claim)
 
     async def read_note(self, name: str) -> bytes | None:
+        if self._said_down:
+            return None
         try:
             value = await self._redis.get(self._key("note", name))
         except REDIS_ERRORS as error:
@@ -95,7 +100,8 @@ class RedisCoordinator:
         return value if isinstance(value, bytes) else None
 
     async def write_note(self, name: str, value: bytes) -> None:
-        await self._quietly(self._redis.set(self._key("note", name), value))
+        if not self._said_down:
+            await self._quietly(self._redis.set(self._key("note", name), value))
 
     async def _watch(self) -> None:
         """Keep ``available`` true within a lock's lifetime for /health and the metrics, fetches or not."""
@@ -124,7 +130,7 @@ class RedisCoordinator:
         while True:
             acquired = await lock.acquire()
             try:
-                found = _outcome(wanted, before, await self._records(identity))
+                found = _outcome(wanted, before, await self._records(identity), self._clock())
             except BaseException:
                 if acquired:
                     await asyncio.shield(self._quietly(lock.release()))
@@ -209,10 +215,10 @@ class RedisCoordinator:
         self.available, self._said_down = True, False
 
 
-def _outcome(wanted: Wanted, before: Records, now: Records) -> Token | TokenError | None:
+def _outcome(wanted: Wanted, before: Records, now: Records, now_ms: int) -> Token | TokenError | None:
     """What to take from Redis, if anything: a token the core wants, or a failure recorded since we
     began waiting (so waiters share the holder's failure instead of each trying again)."""
-    shared = load_shared_token(now[0])
+    shared = load_shared_token(now[0], now_ms)
     if shared is not None and wanted(shared.token, shared.fetched_at_ms):
         return shared.token
     if now[1] is not None and now[1] != before[1]:

@@ -10,6 +10,7 @@ identity's cookie ever rides along with another's call. ``TOKENER_CONNECT_TO`` a
 from __future__ import annotations
 
 import os
+import re
 import ssl
 import tempfile
 import warnings
@@ -27,12 +28,16 @@ from curl_cffi.requests.impersonate import resolve_latest_browser_type
 from curl_cffi.utils import CurlCffiWarning
 
 from spotify_tokener.domain.errors import FetchTimeout, PageUnreachable, UpstreamError
-from spotify_tokener.domain.proxy import ConnectTo, Proxy
+from spotify_tokener.domain.proxy import ConnectTo, Proxy, credentials_refused, tunnel_refused
+from spotify_tokener.sources.trust import sweep_dead, temp_prefix
 
 warnings.filterwarnings("ignore", category=CurlCffiWarning)  # its advice on https proxies, each call
 IMPERSONATE: str = resolve_latest_browser_type("chrome")  # type: ignore[no-untyped-call]
 """curl_cffi's newest Chrome fingerprint (such as ``chrome152``): the user agent names the same version."""
 CURL_SCHEMES = {"http": "http", "https": "https", "socks5": "socks5h"}  # socks5h: the proxy resolves
+TUNNEL_REFUSED = re.compile(r"CONNECT tunnel failed, response (\d{3})")  # curl's words, not the proxy's
+SOCKS_REFUSED = "rejected by the SOCKS5 server"
+TRUST_PREFIX = "spotify-tokener-trust-"
 ANSWER_MAX = 2 << 20
 """The most a body may hold unless the call says otherwise (the page, the server's time, a token)."""
 
@@ -61,6 +66,7 @@ class Client:
         self._timeout_s = timeout_s
         self._proxy_connect_timeout_s = min(proxy_connect_timeout_s, timeout_s)
         self._connect_to = _curl_list([f"{a.host}:{a.port}:{b.host}:{b.port}" for a, b in connect_to.items()])
+        sweep_dead(TRUST_PREFIX)  # bundles of processes killed before their close
         self._bundle = _trust_bundle(ca_file) if ca_file is not None else None
         self._session: AsyncSession[Any] | None = None
 
@@ -105,6 +111,8 @@ class Client:
         except CurlError as error:
             if capped.over:
                 raise UpstreamError(f"Spotify's answer is longer than {capped.limit} bytes") from None
+            if proxy is not None and (refused := _proxy_refusal(str(error))) is not None:
+                raise PageUnreachable(f"the proxy {proxy.label} {refused}") from None
             where = f" through {proxy.label}" if proxy is not None else ""
             cause = _curl_cause(error.code)
             raise PageUnreachable(f"Spotify could not be reached{where} ({cause})") from None
@@ -179,7 +187,7 @@ def _trust_bundle(ca_file: Path) -> Path:
     system = ssl.get_default_verify_paths().cafile
     parts = [Path(system).read_bytes()] if system and Path(system).is_file() else []
     parts.append(ca_file.read_bytes())
-    handle, name = tempfile.mkstemp(prefix="spotify-tokener-trust-", suffix=".pem")
+    handle, name = tempfile.mkstemp(prefix=temp_prefix(TRUST_PREFIX), suffix=".pem")
     with os.fdopen(handle, "wb") as file:
         file.write(b"\n".join(parts))
     return Path(name)
@@ -192,6 +200,15 @@ def _curl_cause(code: int) -> str:
     except ValueError:
         return f"curl error {code}"
     return f"{name.lower().replace('_', ' ')}, curl error {code}"
+
+
+def _proxy_refusal(message: str) -> str | None:
+    """Why the proxy itself refused, read from curl's message (which is never shown: it can name
+    the proxy's address): its credentials above all, else the status of its CONNECT reply."""
+    if SOCKS_REFUSED in message:
+        return credentials_refused("SOCKS5")
+    status = TUNNEL_REFUSED.search(message)
+    return tunnel_refused(int(status[1])) if status is not None else None
 
 
 def _never_sent(error: Timeout) -> bool:

@@ -2,12 +2,18 @@
 
 Every source reads the same file, so a mirror or a test double with its own certificate is trusted
 by all of them, through a proxy too: here for Python's TLS (the relay's handshake with an https
-proxy), in ``browser/trust_store.py`` for Chromium.
+proxy), in ``browser/trust_store.py`` for Chromium, in ``http_client.py`` for curl.
+
+Both of those copy it into the shared temporary folder under a name that starts with this process's
+id, so what a killed process left behind is found and removed by the next one: :func:`sweep_dead`.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import ssl
+import tempfile
 from pathlib import Path
 
 
@@ -17,3 +23,30 @@ def tls_context(ca_file: Path | None) -> ssl.SSLContext:
     if ca_file is not None:
         context.load_verify_locations(cafile=ca_file)
     return context
+
+
+def temp_prefix(kind: str) -> str:
+    """This process's name prefix for a temporary file or folder of ``kind``."""
+    return f"{kind}{os.getpid()}-"
+
+
+def sweep_dead(kind: str) -> None:
+    """Remove the temporary files and folders of ``kind`` whose process is gone (killed, it could
+    not clean up); another user's are not ours to touch, and are skipped."""
+    for path in Path(tempfile.gettempdir()).glob(f"{kind}*-*"):
+        pid = path.name.removeprefix(kind).split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive, and not ours to clean up after
+        return True
+    return True

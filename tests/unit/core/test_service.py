@@ -190,7 +190,26 @@ async def test_without_a_token_the_last_error_comes_back_at_once(
     assert len(source.calls) == 1  # Retry-After: 30 is honoured
     with pytest.raises(RateLimited):
         await service.get_token(force=True)
-    assert len(source.calls) == 2  # forcing always tries
+    assert len(source.calls) == 1  # forcing respects the cool-down too
+
+
+async def test_forced_requests_during_an_outage_get_the_cool_downs_error_not_new_attempts(
+    unit_settings: SettingsMaker, stopper: list[TokenService], time: VirtualTime
+) -> None:
+    source = scripted(time, default=UpstreamError("Spotify answered HTTP 500"))
+    service = service_with(source, unit_settings(retries=0, retry_base_delay=8), stopper, time)
+    with pytest.raises(UpstreamError):
+        await service.get_token(force=True)
+    for _ in range(70):
+        with pytest.raises(UpstreamError) as raised:
+            await service.get_token(force=True)
+        assert raised.value.retry_after is not None and 0 < raised.value.retry_after <= 8
+        await time.advance(0.05)
+    assert len(source.calls) == 1  # 3.5 s of forcing inside an 8 s cool-down: no new attempt
+    await time.advance(8)
+    with pytest.raises(UpstreamError):
+        await service.get_token(force=True)
+    assert len(source.calls) == 2  # after it, forcing tries again
 
 
 async def test_stale_token_is_dropped_at_the_margin(

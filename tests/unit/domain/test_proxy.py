@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from spotify_tokener.domain.proxy import Endpoint, Proxy, parse_connect_to, parse_proxies
+from spotify_tokener.domain.proxy import Endpoint, Proxy, parse_connect_to, parse_proxies, tunnel_refused
 
 PASSWORD = "pa:ss@wörd"
 
@@ -69,3 +69,9 @@ def test_connect_to_maps_host_and_port_like_curl() -> None:
 def test_a_malformed_connect_to_entry_is_named(entry: str) -> None:
     with pytest.raises(ValueError, match="entry"):
         parse_connect_to(entry)
+
+
+def test_a_refused_tunnel_names_the_credentials_when_its_status_does() -> None:
+    assert tunnel_refused(407) == "refused its credentials (HTTP 407: a wrong or missing user or password)"
+    assert tunnel_refused(401).startswith("refused its credentials (HTTP 401")  # tinyproxy's 407
+    assert "credentials" not in tunnel_refused(403)

@@ -9,6 +9,7 @@ from spotify_tokener.domain.request_shape import (
     Role,
     Sighting,
     default_shape,
+    first_matching,
     learn_shape,
     matches,
     sighted_codes,
@@ -75,6 +76,15 @@ def test_only_the_right_secret_confirms_a_sighting() -> None:
     assert matches(SECRET, page_call())
     assert not matches(Secret("not-the-secret", 61), page_call())
     assert not matches(SECRET, sighting("reason=init"))
+
+
+def test_a_string_that_gives_one_code_of_two_steps_is_not_taken_when_every_code_is_asked_for() -> None:
+    chance = Secret("gives-the-page-code-by-chance")
+    two_steps = page_call(totp=totp(chance.key, AT_S), totpServer=totp(SECRET.key, AT_S + 60))
+    assert first_matching([chance], two_steps) == chance
+    assert first_matching([chance, SECRET], two_steps, every_code=True) is None
+    own = page_call(totpServer=totp(SECRET.key, AT_S + 60))  # the secret's own codes, two steps apart
+    assert first_matching([chance, SECRET], own, every_code=True) == SECRET
 
 
 def test_a_server_code_minutes_away_from_our_clock_is_still_a_code_not_a_constant() -> None:

@@ -5,9 +5,11 @@ Decisions only, no browser driven here: the manager applies them at each launch.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 
@@ -35,6 +37,7 @@ SANDBOX_REFUSALS = (
     "no usable sandbox",
     "failed to move to new namespace",
     "without --no-sandbox is not supported",
+    "check failed: sys_chroot(",  # user namespaces allowed, but no capability left to use in them (podman)
 )
 BASE_ARGS = (
     # The GPU process inside the browser process: one process fewer, measured. (No
@@ -52,9 +55,26 @@ BASE_ARGS = (
 def enable_node_compile_cache() -> None:
     """Let the Playwright driver (Node) reuse its compiled code between launches (0.29 s to start: 0.22 s).
 
-    The driver inherits this process's environment; an operator's own setting is left alone.
+    The driver inherits this process's environment; an operator's own setting is left alone. The
+    folder is this user's, in the shared temporary folder: used only if it is ours and closed to
+    others, or another local user could plant code the driver would run.
     """
-    os.environ.setdefault("NODE_COMPILE_CACHE", str(Path(tempfile.gettempdir()) / NODE_CACHE_DIR))
+    if "NODE_COMPILE_CACHE" not in os.environ:
+        folder = Path(tempfile.gettempdir()) / f"{NODE_CACHE_DIR}-{os.geteuid()}"
+        if _private_folder(folder):
+            os.environ["NODE_COMPILE_CACHE"] = str(folder)
+
+
+def _private_folder(folder: Path) -> bool:
+    """``folder`` made, or found, a real folder of this user's that no one else may enter."""
+    with contextlib.suppress(FileExistsError, OSError):
+        folder.mkdir(mode=0o700)
+    try:
+        found = folder.lstat()  # a symbolic link planted there is not followed: it is refused
+    except OSError:
+        return False
+    private = stat.S_IMODE(found.st_mode) & 0o077 == 0
+    return stat.S_ISDIR(found.st_mode) and found.st_uid == os.geteuid() and private
 
 
 def chromium_args(extra: str, connect_to: ConnectTo) -> list[str]:

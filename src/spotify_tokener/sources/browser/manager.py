@@ -281,6 +281,9 @@ class BrowserManager:
             if self._active == 0 and (self._browser is not None or self._playwright is not None):
                 await self._teardown()
                 log.info("browser closed after %.0f s idle", self._settings.browser_idle)
+            if self._active == 0:  # no await since the check: no attempt can be holding an address
+                for relay in self._relays.values():
+                    relay.shut()  # with the browser: nothing else may use them while it is away
 
 
 async def _new_context(browser: Browser, user_agent: str, proxy_server: str | None) -> BrowserContext:

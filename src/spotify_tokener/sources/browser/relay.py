@@ -3,15 +3,16 @@
 Chromium cannot give a SOCKS5 proxy a password, and through any proxy it names the host it wants,
 so ``TOKENER_CONNECT_TO`` could not reach past one. So Chromium never sees the operator's proxies:
 a context leaves through a relay on 127.0.0.1 that speaks password-less SOCKS5 to Chromium and opens
-each connection through the real proxy (http, https or socks5, with its credentials; python-socks),
-to the host asked after the connect-to override. It opens connections to Spotify's hosts and ports
-only, named strictly, so another process on this machine cannot borrow the proxy for anything else.
-TLS stays end to end between Chromium and Spotify: what Spotify sees is still Chromium.
+each connection through the real proxy (http or https: its own CONNECT; socks5: python-socks), with
+its credentials, to the host asked after the connect-to override. It opens connections to Spotify's
+hosts and ports only, named strictly, so another process on this machine cannot borrow the proxy for
+anything else. TLS stays end to end between Chromium and Spotify: what Spotify sees is still Chromium.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import ipaddress
 import logging
@@ -25,7 +26,15 @@ from urllib.parse import urlsplit
 from python_socks import ProxyConnectionError, ProxyError, ProxyTimeoutError, ProxyType
 from python_socks.async_.asyncio.v2 import Proxy as Upstream
 
-from spotify_tokener.domain.proxy import DEFAULT_PORTS, HOSTNAME, ConnectTo, Endpoint, Proxy
+from spotify_tokener.domain.proxy import (
+    DEFAULT_PORTS,
+    HOSTNAME,
+    ConnectTo,
+    Endpoint,
+    Proxy,
+    credentials_refused,
+    tunnel_refused,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +45,18 @@ IPV4, DOMAIN, IPV6 = 0x01, 0x03, 0x04
 SUCCEEDED, FAILED, NOT_ALLOWED, UNSUPPORTED_COMMAND = 0x00, 0x01, 0x02, 0x07
 CHUNK = 64 * 1024
 HTTPS_PORT = 443
-UPSTREAM_TYPES = {"http": ProxyType.HTTP, "https": ProxyType.HTTP, "socks5": ProxyType.SOCKS5}
+MAX_TUNNELS = 32  # Chromium's own limit of sockets per proxy server: more is not Chromium
+TUNNEL_IDLE_S = 30.0  # a tunnel silent both ways this long is cut (contexts live for seconds)
+REPLY_HEAD_CAP = 16 * 1024  # a CONNECT reply's status line and headers; a longer one is no proxy's
+NOT_HTTP = "did not answer its CONNECT like an HTTP proxy"
 
 
 class HandshakeError(Exception):
     """The client did not speak the SOCKS5 we answer (a CONNECT without authentication)."""
+
+
+class TunnelRefused(Exception):
+    """An HTTP proxy did not open the tunnel; the message says why in our words, never its body."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,23 +77,33 @@ class Relay:
         allowed: Callable[[Endpoint], bool],
         tls: ssl.SSLContext,
         connect_timeout_s: float,
+        *,
+        max_tunnels: int = MAX_TUNNELS,
+        idle_s: float = TUNNEL_IDLE_S,
     ) -> None:
         """``tls`` verifies an https proxy's certificate (the connections through it carry their own);
         ``connect_timeout_s`` bounds reaching the destination through the proxy, so a proxy that
-        drops connections silently leaves the attempt time to try the next one."""
+        drops connections silently leaves the attempt time to try the next one. Any local process
+        can connect to the relay: ``max_tunnels`` and ``idle_s`` bound what it can hold of the proxy."""
         self.proxy = proxy
-        self._upstream = Upstream(
-            UPSTREAM_TYPES[proxy.scheme],
-            proxy.host,
-            proxy.port,
-            proxy.username or None,
-            proxy.password or None,
-            rdns=True,  # the proxy resolves Spotify's names, as a browser behind it would have it do
-            proxy_ssl=tls if proxy.scheme == "https" else None,
+        self._tls = tls if proxy.scheme == "https" else None
+        self._socks = (
+            Upstream(
+                ProxyType.SOCKS5,
+                proxy.host,
+                proxy.port,
+                proxy.username or None,
+                proxy.password or None,
+                rdns=True,  # the proxy resolves Spotify's names, as a browser behind it would have it do
+            )
+            if proxy.scheme == "socks5"
+            else None
         )
         self._connect_to = connect_to
         self._allowed = allowed
         self._connect_timeout_s = connect_timeout_s
+        self._max_tunnels = max_tunnels
+        self._idle_s = idle_s
         self._server: asyncio.Server | None = None
         self._address = ""
         self._starting = asyncio.Lock()
@@ -99,16 +125,24 @@ class Relay:
         failure = self._last_failure
         return failure.why if failure is not None and failure.at >= started else None
 
-    async def close(self) -> None:
-        """Stop listening, end every connection, and wait for their handlers to return."""
+    def shut(self) -> None:
+        """Stop listening and end every connection now; the next :meth:`address` listens anew."""
         if self._server is not None:
             self._server.close()
+            self._server = None
         for writer in list(self._writers):
             writer.close()
+
+    async def close(self) -> None:
+        """:meth:`shut`, and wait for the connections' handlers to return."""
+        self.shut()
         if self._handlers:
             await asyncio.wait(self._handlers, timeout=self._connect_timeout_s)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if len(self._handlers) >= self._max_tunnels:
+            writer.close()
+            return
         handler = asyncio.current_task()
         if handler is not None:
             self._handlers.add(handler)
@@ -128,26 +162,39 @@ class Relay:
         if not self._allowed(wanted):
             await reply(writer, NOT_ALLOWED)
             return
-        target = self._connect_to.get(wanted, wanted)
         try:
-            stream = await self._upstream.connect(target.host, target.port, timeout=self._connect_timeout_s)
-        except (ProxyConnectionError, ProxyTimeoutError, ProxyError, ssl.SSLError, OSError) as error:
+            async with asyncio.timeout(self._connect_timeout_s):
+                far_reader, far_writer = await self._open(self._connect_to.get(wanted, wanted))
+        except (ProxyConnectionError, ProxyTimeoutError, ProxyError, TunnelRefused, OSError) as error:
             self._note_failure(error)
             await reply(writer, FAILED)
             return
         self._logged = None
-        self._writers.add(stream.writer)
+        self._writers.add(far_writer)
         try:
             await reply(writer, SUCCEEDED)
-            await _pipe_both_ways(reader, writer, stream.reader, stream.writer, self._connect_timeout_s)
+            await _pipe_both_ways(
+                (reader, writer), (far_reader, far_writer), self._connect_timeout_s, self._idle_s
+            )
         finally:
-            self._writers.discard(stream.writer)
-            stream.writer.close()
+            self._writers.discard(far_writer)
+            far_writer.close()
+
+    async def _open(self, target: Endpoint) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A connection to ``target`` through the proxy: a SOCKS5 one's, or an HTTP CONNECT tunnel."""
+        if self._socks is not None:
+            stream = await self._socks.connect(target.host, target.port)
+            return stream.reader, stream.writer
+        return await http_tunnel(self.proxy, target, self._tls)
 
     def _note_failure(self, error: Exception) -> None:
         """Why the proxy let us down, in our words: a library's message could quote what it was sent."""
         if isinstance(error, ProxyTimeoutError | TimeoutError):
             why = "did not answer in time"
+        elif isinstance(error, TunnelRefused):
+            why = str(error)
+        elif isinstance(error, ProxyError) and "authentication failure" in str(error):  # python-socks' words
+            why = credentials_refused("SOCKS5")
         elif isinstance(error, ProxyError):
             why = "refused the connection (its credentials, its rules, or the host unreachable from it)"
         elif isinstance(error, ssl.SSLError):
@@ -158,6 +205,48 @@ class Relay:
             log.warning("proxy %s %s", self.proxy.label, why)
             self._logged = why
         self._last_failure = Failure(why, time.monotonic())
+
+
+async def http_tunnel(
+    proxy: Proxy, target: Endpoint, tls: ssl.SSLContext | None
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A CONNECT tunnel through an HTTP(S) proxy. Its reply is read up to the blank line however
+    many pieces it comes in (python-socks parses one read, so a reply in two broke TLS and benched a
+    good proxy), and what follows the blank line stays in the reader: the tunnel's first bytes."""
+    server_hostname = proxy.host if tls is not None else None
+    reader, writer = await asyncio.open_connection(
+        proxy.host, proxy.port, ssl=tls, server_hostname=server_hostname, limit=REPLY_HEAD_CAP
+    )
+    try:
+        writer.write(_connect_request(proxy, target))
+        try:
+            status = _reply_status(await reader.readuntil(b"\r\n\r\n"))
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            raise TunnelRefused(NOT_HTTP) from None
+        if not 200 <= status < 300:
+            raise TunnelRefused(tunnel_refused(status))
+    except BaseException:
+        writer.close()
+        raise
+    return reader, writer
+
+
+def _connect_request(proxy: Proxy, target: Endpoint) -> bytes:
+    authority = f"[{target.host}]:{target.port}" if ":" in target.host else str(target)
+    lines = [f"CONNECT {authority} HTTP/1.1", f"Host: {authority}"]
+    if proxy.username:
+        basic = base64.b64encode(f"{proxy.username}:{proxy.password}".encode("latin-1")).decode()
+        lines.append(f"Proxy-Authorization: Basic {basic}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def _reply_status(head: bytes) -> int:
+    """The status of ``HTTP/1.x NNN reason``; anything else is no HTTP proxy's reply."""
+    version, _, rest = head.partition(b" ")
+    code = rest[:3]
+    if not version.startswith(b"HTTP/1.") or not code.isdigit() or rest[3:4] not in (b" ", b"\r"):
+        raise TunnelRefused(NOT_HTTP)
+    return int(code)
 
 
 async def read_connect_request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Endpoint:
@@ -202,32 +291,39 @@ async def reply(writer: asyncio.StreamWriter, code: int) -> None:
     await writer.drain()
 
 
-async def _pipe_both_ways(
-    client_reader: asyncio.StreamReader,
-    client_writer: asyncio.StreamWriter,
-    upstream_reader: asyncio.StreamReader,
-    upstream_writer: asyncio.StreamWriter,
-    grace_s: float,
-) -> None:
+Ends = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+async def _pipe_both_ways(client: Ends, far: Ends, grace_s: float, idle_s: float) -> None:
     """Copy bytes both ways. An end of stream one way is passed on; the other way then has
-    ``grace_s`` to end too, and whatever is left is cut (the caller closes both ends)."""
-    copies = {
-        asyncio.ensure_future(_copy(client_reader, upstream_writer)),
-        asyncio.ensure_future(_copy(upstream_reader, client_writer)),
-    }
-    try:
-        _, left = await asyncio.wait(copies, return_when=asyncio.FIRST_COMPLETED)
-        if left:
-            await asyncio.wait(left, timeout=grace_s)
-    finally:
-        for copy in copies:
-            copy.cancel()
-        await asyncio.gather(*copies, return_exceptions=True)
+    ``grace_s`` to end too, and whatever is left is cut (the caller closes both ends); so is a
+    tunnel where nothing moved either way for ``idle_s`` (TimeoutError)."""
+    loop = asyncio.get_running_loop()
+    async with asyncio.timeout(idle_s) as idle:
+
+        def moved() -> None:
+            idle.reschedule(loop.time() + idle_s)
+
+        copies = {
+            asyncio.ensure_future(_copy(client[0], far[1], moved)),
+            asyncio.ensure_future(_copy(far[0], client[1], moved)),
+        }
+        try:
+            _, left = await asyncio.wait(copies, return_when=asyncio.FIRST_COMPLETED)
+            if left:
+                await asyncio.wait(left, timeout=grace_s)
+        finally:
+            for copy in copies:
+                copy.cancel()
+            await asyncio.gather(*copies, return_exceptions=True)
 
 
-async def _copy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _copy(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, moved: Callable[[], None]
+) -> None:
     with contextlib.suppress(ConnectionError, OSError):
         while data := await reader.read(CHUNK):
+            moved()
             writer.write(data)
             await writer.drain()
         if writer.can_write_eof():

@@ -10,7 +10,6 @@ starts with this process's id, so one left by a process that was killed is found
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import tempfile
@@ -20,6 +19,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from spotify_tokener.domain.errors import BrowserError, BrowserMissing
+from spotify_tokener.sources.trust import sweep_dead, temp_prefix
 
 CERTUTIL_HINT = (
     "TOKENER_CA_FILE needs NSS's certutil to make Chromium trust its certificates: "
@@ -37,8 +37,8 @@ def home_trusting(ca_file: Path) -> Path:
     certutil = shutil.which("certutil")
     if certutil is None:
         raise BrowserMissing(CERTUTIL_HINT)
-    _remove_homes_of_dead_processes()
-    home = Path(tempfile.mkdtemp(prefix=f"{HOME_PREFIX}{os.getpid()}-"))
+    sweep_dead(HOME_PREFIX)
+    home = Path(tempfile.mkdtemp(prefix=temp_prefix(HOME_PREFIX)))
     try:
         _fill(home, certutil, ca_file)
     except (OSError, ValueError, subprocess.SubprocessError) as error:
@@ -82,20 +82,3 @@ def _why(error: Exception) -> str:
         said = (error.stderr or b"").decode(errors="replace").strip().splitlines()
         return said[-1] if said else f"certutil exited with {error.returncode}"
     return str(error) or type(error).__name__
-
-
-def _remove_homes_of_dead_processes() -> None:
-    for home in Path(tempfile.gettempdir()).glob(f"{HOME_PREFIX}*-*"):
-        pid = home.name.removeprefix(HOME_PREFIX).split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
-            _remove_home(home)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process: alive, and not ours to clean up after
-        return True
-    return True

@@ -26,6 +26,7 @@ from spotify_tokener.domain.request_shape import (
     Sighting,
     first_matching,
     learn_shape,
+    sighted_codes,
     step_of,
 )
 from spotify_tokener.domain.token import HTTP_OK
@@ -161,14 +162,17 @@ def knowledge_matching(
     candidates: Sequence[Secret], sighting: Sighting, origin: Origin = Origin.PAGE
 ) -> Knowledge | None:
     """The first candidate that reproduces the sighting's code, with the sighting's shape: proven
-    if it was among the versioned ones, likely only if among the rest. A few microseconds a candidate,
-    tens of thousands of them for a large bundle: run it in a thread."""
+    if it was among the versioned ones; among the rest, only one that reproduces every code, and
+    proven only if they were of two steps (the page's and the server's clocks either side of a
+    step's end), likely otherwise. A few microseconds a candidate, tens of thousands of them for a
+    large bundle: run it in a thread."""
     versioned = [candidate for candidate in candidates if candidate.version is not None]
     unversioned = [candidate for candidate in candidates if candidate.version is None]
-    for group, proven in ((versioned, True), (unversioned, False)):
-        candidate = first_matching(group, sighting)
+    two_steps = len(set(sighted_codes(sighting))) > 1  # client and server codes of different steps
+    for group, proven in ((versioned, True), (unversioned, two_steps)):
+        candidate = first_matching(group, sighting, every_code=group is unversioned)
         if candidate is not None:
-            secret = candidate if proven else _versioned(candidate, sighting)
+            secret = candidate if group is versioned else _versioned(candidate, sighting)
             step = step_of(sighting)
             return Knowledge(secret, learn_shape(sighting, secret), origin, proven=proven, step=step)
     return None

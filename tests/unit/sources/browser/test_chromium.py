@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import os
+import stat
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -10,6 +13,7 @@ from spotify_tokener.domain.proxy import parse_connect_to
 from spotify_tokener.sources.browser.chromium import (
     BASE_ARGS,
     chromium_args,
+    enable_node_compile_cache,
     find_executable,
     is_headless_shell,
     playwright_headless_shell,
@@ -49,6 +53,7 @@ def test_the_sandbox_is_wanted_unless_root_or_turned_off(mode: str, euid: int, s
         ("[FATAL:zygote_host_impl_linux.cc(128)] No usable sandbox! If you are running on Ubuntu", True),
         ("Failed to move to new namespace: ... errno = Operation not permitted", True),
         ("Running as root without --no-sandbox is not supported. See https://crbug.com/638180.", True),
+        ('Check failed: sys_chroot("/proc/self/fdinfo/") == 0', True),
         ("error while loading shared libraries: libnss3.so", False),
         ("Target page, context or browser has been closed", False),
     ],
@@ -163,3 +168,56 @@ def test_nothing_found_says_how_to_fix_it(tmp_path: Path, monkeypatch: pytest.Mo
 
 def test_playwrights_own_feature_list_is_not_overridden() -> None:
     assert not any(arg.startswith(("--enable-features", "--disable-features")) for arg in BASE_ARGS)
+
+
+@pytest.fixture
+def shared_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A temporary folder standing in for /tmp, and no NODE_COMPILE_CACHE of the operator's."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setenv("NODE_COMPILE_CACHE", "")  # so that whatever the test sets is undone after it
+    monkeypatch.delenv("NODE_COMPILE_CACHE")
+    return tmp_path
+
+
+def test_the_node_compile_cache_is_a_folder_of_this_users_closed_to_others(shared_tmp: Path) -> None:
+    enable_node_compile_cache()
+    folder = Path(os.environ["NODE_COMPILE_CACHE"])
+    assert folder.parent == shared_tmp
+    assert str(os.geteuid()) in folder.name
+    assert (stat.S_IMODE(folder.stat().st_mode), folder.stat().st_uid) == (0o700, os.geteuid())
+    enable_node_compile_cache()  # found again, and still good
+    assert os.environ["NODE_COMPILE_CACHE"] == str(folder)
+
+
+def planted_open_to_all(folder: Path) -> None:
+    folder.mkdir()
+    folder.chmod(0o777)
+
+
+def planted_link(folder: Path) -> None:
+    (folder.parent / "elsewhere").mkdir(mode=0o700)
+    folder.symlink_to(folder.parent / "elsewhere")
+
+
+def planted_by_another_user(folder: Path) -> None:
+    folder.mkdir(mode=0o700)
+    os.chown(folder, 65534, 65534)  # nobody
+
+
+@pytest.mark.parametrize("plant", [planted_open_to_all, planted_link, planted_by_another_user])
+def test_a_node_compile_cache_folder_planted_by_someone_else_is_not_used(
+    shared_tmp: Path, plant: Callable[[Path], None]
+) -> None:
+    if plant is planted_by_another_user and os.geteuid() != 0:
+        pytest.skip("only root can give a folder to another user")
+    plant(shared_tmp / f"spotify-tokener-node-compile-cache-{os.geteuid()}")
+    enable_node_compile_cache()
+    assert "NODE_COMPILE_CACHE" not in os.environ
+
+
+def test_the_operators_own_node_compile_cache_is_left_alone(
+    shared_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NODE_COMPILE_CACHE", "/var/cache/mine")
+    enable_node_compile_cache()
+    assert os.environ["NODE_COMPILE_CACHE"] == "/var/cache/mine"

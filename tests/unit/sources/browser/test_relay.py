@@ -159,3 +159,142 @@ async def test_a_connection_whose_far_end_never_closes_is_cut_after_the_grace() 
         server.close()
         for held in quiet:
             held.close()
+
+
+async def tunnel_through(reply_pieces: list[bytes]) -> bytes:
+    """What a SOCKS5 client of the relay reads (reply, then tunnel) when an HTTP proxy answers its
+    CONNECT in ``reply_pieces``, each its own write, the loop let run between them."""
+
+    async def connect_proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        for piece in reply_pieces:
+            writer.write(piece)
+            await writer.drain()
+            for _ in range(20):  # loop turns, not time: the relay reads each piece on its own
+                await asyncio.sleep(0)
+        writer.close()
+
+    server = await asyncio.start_server(connect_proxy, "127.0.0.1", 0)
+    proxy = Proxy("http", "127.0.0.1", server.sockets[0].getsockname()[1])
+    relay = Relay(
+        proxy, {}, spotify_destinations("https://open.spotify.com/", {}), ssl.create_default_context(), 2
+    )
+    try:
+        address = (await relay.address()).removeprefix("socks5://")
+        reader, writer = await asyncio.open_connection(*address.rsplit(":", 1))
+        writer.write(connect(3, bytes([16]) + b"open.spotify.com"))
+        async with asyncio.timeout(5):
+            answer = await reader.read()
+        writer.close()
+        return answer
+    finally:
+        await relay.close()
+        server.close()
+
+
+SOCKS_OK = bytes([5, 0, 5, 0, 0, 1, 0, 0, 0, 0, 0, 0])
+
+
+async def test_a_connect_reply_in_pieces_is_read_to_its_blank_line_and_nothing_more() -> None:
+    pieces = [b"HTTP/1.1 200 Connection", b" established\r\nVia: 1.1 squid\r\n", b"\r", b"\n\x16\x03TLS"]
+    assert await tunnel_through(pieces) == SOCKS_OK + b"\x16\x03TLS"
+
+
+async def test_what_follows_the_blank_line_in_the_same_read_goes_into_the_tunnel() -> None:
+    assert await tunnel_through([b"HTTP/1.0 200 OK\r\n\r\n\x16\x03early"]) == SOCKS_OK + b"\x16\x03early"
+
+
+@pytest.mark.parametrize(
+    ("reply", "why"),
+    [
+        (
+            b"HTTP/1.1 403 Forbidden\r\n\r\n",
+            "refused the connection (HTTP 403: its rules, or the host unreachable from it)",
+        ),
+        (
+            b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic\r\n\r\n",
+            "refused its credentials (HTTP 407: a wrong or missing user or password)",
+        ),
+        (b"SSH-2.0-OpenSSH_9.6\r\n\r\n", "did not answer its CONNECT like an HTTP proxy"),
+        (
+            b"HTTP/1.1 200 OK\r\nX: " + b"a" * 20_000 + b"\r\n\r\n",
+            "did not answer its CONNECT like an HTTP proxy",
+        ),
+        (b"HTTP/1.1 200 OK\r\n", "did not answer its CONNECT like an HTTP proxy"),  # then hangs up
+    ],
+)
+async def test_a_connect_reply_that_opens_no_tunnel_is_named_in_our_words(reply: bytes, why: str) -> None:
+    started = time.monotonic()
+
+    async def connect_proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(reply)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(connect_proxy, "127.0.0.1", 0)
+    proxy = Proxy("http", "127.0.0.1", server.sockets[0].getsockname()[1])
+    relay = Relay(
+        proxy, {}, spotify_destinations("https://open.spotify.com/", {}), ssl.create_default_context(), 2
+    )
+    try:
+        assert (await relayed(relay, b"open.spotify.com", 443))[:4] == bytes([5, 0, 5, 1])
+        assert relay.failure_since(started) == why
+    finally:
+        await relay.close()
+        server.close()
+
+
+async def quiet_tunnels(count: int, *, read_to_end: bool, **limits: int | float) -> list[bytes]:
+    """What each of ``count`` clients reads from a relay (with ``limits``) in front of a CONNECT proxy
+    that opens every tunnel and never says a word more: the reply, or up to the end of stream."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def connect_proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        held.append(writer)
+
+    server = await asyncio.start_server(connect_proxy, "127.0.0.1", 0)
+    proxy = Proxy("http", "127.0.0.1", server.sockets[0].getsockname()[1])
+    allowed = spotify_destinations("https://open.spotify.com/", {})
+    relay = Relay(proxy, {}, allowed, ssl.create_default_context(), 5, **limits)  # type: ignore[arg-type]
+    address = (await relay.address()).removeprefix("socks5://").rsplit(":", 1)
+    answers = []
+    try:
+        for _ in range(count):
+            reader, writer = await asyncio.open_connection(*address)
+            writer.write(connect(3, bytes([16]) + b"open.spotify.com"))
+            async with asyncio.timeout(3):  # well within the relay's 5 s connect timeout
+                try:
+                    answers.append(
+                        await (reader.read() if read_to_end else reader.readexactly(len(SOCKS_OK)))
+                    )
+                except (ConnectionResetError, asyncio.IncompleteReadError):
+                    answers.append(b"")  # hung up on
+    finally:
+        await relay.close()
+        server.close()
+        for writer in held:
+            writer.close()
+    return answers
+
+
+async def test_tunnels_beyond_the_cap_are_turned_away_at_once() -> None:
+    answers = await quiet_tunnels(3, read_to_end=False, max_tunnels=2)
+    assert answers == [SOCKS_OK, SOCKS_OK, b""]  # hung up on, not left waiting for the handshake
+
+
+async def test_a_tunnel_silent_both_ways_is_cut_after_the_idle_time() -> None:
+    assert await quiet_tunnels(1, read_to_end=True, idle_s=0.2) == [SOCKS_OK]  # then the end of stream
+
+
+async def test_a_shut_relay_listens_anew_on_the_next_use() -> None:
+    allowed = spotify_destinations("https://open.spotify.com/", {})
+    relay = Relay(Proxy("http", "127.0.0.1", free_port()), {}, allowed, ssl.create_default_context(), 1)
+    first = (await relay.address()).removeprefix("socks5://").rsplit(":", 1)
+    relay.shut()
+    with pytest.raises(ConnectionRefusedError):
+        await asyncio.open_connection(*first)
+    assert (await relayed(relay, b"example.com", 443))[:4] == bytes([5, 0, 5, 2])  # listening again
+    await relay.close()

@@ -35,6 +35,14 @@ def test_an_unversioned_candidate_that_reproduces_the_code_takes_the_sighted_ver
     assert (knowledge.origin, knowledge.proven) == (Origin.PAGE, False)  # one of many: only likely
 
 
+def test_an_unversioned_candidate_that_reproduces_codes_of_two_steps_is_proven_at_once() -> None:
+    code, ahead = totp(SECRET.key, AT_S), totp(SECRET.key, AT_S + 60)  # the server's clock a minute on
+    call = Sighting(f"{ENDPOINT}?totp={code}&totpServer={ahead}&totpVer=61", AT_S * 1000)
+    knowledge = knowledge_matching([Secret("decoy-string-1"), Secret(SECRET.value)], call, Origin.MEMORY)
+    assert knowledge is not None
+    assert (knowledge.secret, knowledge.proven) == (SECRET, True)
+
+
 def test_a_versioned_candidate_that_reproduces_the_code_is_proven_at_once() -> None:
     knowledge = knowledge_matching([Secret("decoy-string-1"), SECRET], page_call(SECRET))
     assert knowledge is not None
