@@ -204,7 +204,7 @@ class TokenService:
         """The anonymous token kept from before a restart, while it is still servable: no fetch."""
         kept = kept_token(self._kept.load(ANONYMOUS_DOCUMENT), self._clock(), self.freshness)
         if kept is not None:
-            self._anonymous.resume(*kept)
+            self._anonymous.hold(*kept)
             log.info("anonymous token kept from before the restart, expiring at %d ms", kept[0].expires_at_ms)
 
     def _keep(self, cached: CachedToken) -> None:
