@@ -98,24 +98,23 @@ class TokenService:
         self._sleep = sleep
         self._coordinator: Coordinator = coordinator or LocalCoordinator()
         self.freshness = freshness = config.freshness
-        backoff = config.backoff
         self.places = Places(config.max_contexts, config.queue_size, config.queue_timeout, sleep)
         self._fetcher = Fetcher(
             source,
             places=self.places,
-            backoff=backoff,
+            backoff=config.backoff,
             freshness=freshness,
             clock=clock,
             sleep=sleep,
             observer=observer,
         )
-        self._anonymous = TokenSlot(ANONYMOUS, "anonymous", freshness, backoff, clock)
+        self._anonymous = TokenSlot(ANONYMOUS, "anonymous", freshness, config.backoff, clock)
         self._fetch_anonymous = self._coordinated(self._anonymous, self._fetcher.fetch)
         self._force_anonymous = self._coordinated(self._anonymous, self._fetcher.fetch, force=True)
         self._accounts = AccountSlots(
             config.max_accounts,
             freshness,
-            backoff,
+            config.backoff,
             clock,
             new_per_minute=config.new_accounts_per_minute,
             rejected_for_ms=round(config.rejected_cookie_memory * 1000),
