@@ -1,17 +1,16 @@
 """Prometheus metrics for one app instance, on a registry of its own.
 
-Counting is split by cost. What happens on every request (HTTP answers, cache hits) is counted by
-the HTTP layer in plain ints (``http.counts``) and only turned into metric families when Prometheus
-scrapes: ``prometheus_client``'s own counters take a lock per increment, which the hot answer cannot
-afford (BENCHMARKS.md). Fetch attempts are rare (a few an hour), so they use the
-library's Counter and Histogram. State (the token's expiry, the browser, the accounts) is read at
-scrape time. Every label value is a fixed word or one of the API's own paths: never a token, a
-cookie, or a path a client made up.
+Counting is split by cost: what happens on every request is counted by the HTTP layer in plain ints
+(``http.counts``) and turned into families only when Prometheus scrapes; fetch attempts are rare, so
+they use the library's Counter and Histogram; state is read at scrape time. Every label value is a
+fixed word or one of the API's own paths: never a token, a cookie, or a path a client made up.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from functools import partial
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
@@ -30,7 +29,6 @@ from spotify_tokener.domain.token import KINDS, Kind
 from spotify_tokener.http.counts import OTHER_ROUTE, RequestCounts
 from spotify_tokener.http.health import BrowserInfo
 
-CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4  # the classic text format every Prometheus reads
 ATTEMPT_OUTCOMES = (OUTCOME_OK, *(failure.outcome for failure in ATTEMPT_FAILURES))
 # Bucket bounds around the attempt durations BENCHMARKS.md reports, past the default attempt timeouts.
 FETCH_BUCKETS = (0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0)
@@ -40,11 +38,11 @@ class FetchMetrics:
     """The core's :class:`~spotify_tokener.core.ports.FetchObserver`: one report per attempt."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        self._attempts = Counter(
+        counter = partial(Counter, registry=registry)
+        self._attempts = counter(
             "tokener_fetch_attempts",
             "Token fetch attempts (each retry is one), by kind of token and outcome.",
             ["kind", "outcome"],
-            registry=registry,
         )
         self._seconds = Histogram(
             "tokener_fetch_duration_seconds",
@@ -53,36 +51,27 @@ class FetchMetrics:
             buckets=FETCH_BUCKETS,
             registry=registry,
         )
-        self._retries = Counter(
+        self._retries = counter(
             "tokener_fetch_retries",
             "Fetch attempts that were retries of a failed one, by kind of token.",
             ["kind"],
-            registry=registry,
         )
-        self._proxies = Counter(
+        self._proxies = counter(
             "tokener_proxy_tries",
             "Tries through each proxy (scheme://host:port, or none), by outcome.",
             ["proxy", "outcome"],
-            registry=registry,
         )
-        self._sources = Counter(
+        self._sources = counter(
             "tokener_source_tries",
             "Each token source's try within an attempt (TOKENER_SOURCES), by kind of token and outcome.",
             ["source", "kind", "outcome"],
-            registry=registry,
         )
         # The names before 0.2, exported beside the new ones for one release (CHANGELOG).
-        self._exits = Counter(
-            "tokener_exit_attempts",
-            "Deprecated: tokener_proxy_tries.",
-            ["exit", "outcome"],
-            registry=registry,
+        self._exits = counter(
+            "tokener_exit_attempts", "Deprecated: tokener_proxy_tries.", ["exit", "outcome"]
         )
-        self._old_sources = Counter(
-            "tokener_source_attempts",
-            "Deprecated: tokener_source_tries.",
-            ["source", "kind", "outcome"],
-            registry=registry,
+        self._old_sources = counter(
+            "tokener_source_attempts", "Deprecated: tokener_source_tries.", ["source", "kind", "outcome"]
         )
         for kind in KINDS:
             self._retries.labels(kind)
@@ -104,34 +93,22 @@ class FetchMetrics:
         self._old_sources.labels(source, kind, outcome).inc()
 
 
+@dataclass(frozen=True, slots=True)
 class StateCollector:
-    """Builds the per-request and state families when Prometheus scrapes."""
-
-    def __init__(
-        self,
-        counts: RequestCounts,
-        service: TokenService,
-        browser: BrowserInfo | None,
-        proxies: ProxyPool | None,
-        sources: SourceChain | None,
-        *,
-        hashes: HashKeeper | None,
-    ) -> None:
-        self._hashes = hashes
-        self._counts = counts
-        self._service = service
-        self._browser = browser
-        self._proxies = proxies
-        self._sources = sources
+    counts: RequestCounts
+    service: TokenService
+    browser: BrowserInfo | None
+    proxies: ProxyPool | None
+    sources: SourceChain | None
+    hashes: HashKeeper | None
 
     def collect(self) -> Iterator[Metric]:
         yield from self._requests()
         yield from self._token_state()
         yield from self._browser_state()
-        yield from self._proxy_state()
-        yield from self._source_state()
-        if self._hashes is not None:
-            yield from _hash_state(self._hashes)
+        yield from self._cooling_down()
+        if self.hashes is not None:
+            yield from _hash_state(self.hashes)
         build = InfoMetricFamily("tokener_build", "The running version.")
         build.add_metric([], {"version": __version__})
         yield build
@@ -142,7 +119,7 @@ class StateCollector:
             f"HTTP requests answered, by route ({OTHER_ROUTE!r}: any path not served) and status.",
             labels=["route", "status"],
         )
-        for (route, status), value in sorted(self._counts.responses().items()):
+        for (route, status), value in sorted(self.counts.responses().items()):
             http.add_metric([route, str(status)], value)
         yield http
         answers = CounterMetricFamily(
@@ -151,12 +128,12 @@ class StateCollector:
             "hit (answered from the cache), miss (waited for a fetch), error (no token given).",
             labels=["kind", "result"],
         )
-        for (kind, result), value in self._counts.token_answers().items():
+        for (kind, result), value in self.counts.token_answers().items():
             answers.add_metric([kind, result], value)
         yield answers
 
     def _token_state(self) -> Iterator[Metric]:
-        state = self._service.status()
+        state = self.service.status()
         left_ms = max(state.ms_until_expiry or 0, 0)
         yield GaugeMetricFamily(
             "tokener_token_expires_in_seconds",
@@ -179,7 +156,7 @@ class StateCollector:
             )
 
     def _browser_state(self) -> Iterator[Metric]:
-        browser = self._browser
+        browser = self.browser
         yield GaugeMetricFamily(
             "tokener_browser_running",
             "1 while Chromium is running (it is closed after TOKENER_BROWSER_IDLE).",
@@ -191,22 +168,20 @@ class StateCollector:
             value=browser.launches if browser is not None else 0,
         )
 
-    def _proxy_state(self) -> Iterator[Metric]:
-        if self._proxies is not None:
-            standings = {state.proxy.label: state for state in self._proxies.states()}
+    def _cooling_down(self) -> Iterator[Metric]:
+        if self.proxies is not None:
+            proxies = {state.proxy.label: state for state in self.proxies.states()}
             doc = "1 while a proxy cools down after failing (TOKENER_PROXY_COOLDOWN), by proxy."
-            yield _cooling_down("tokener_proxy_cooling_down", doc, "proxy", standings)
+            yield _cooling_down("tokener_proxy_cooling_down", doc, "proxy", proxies)
             yield _cooling_down(
-                "tokener_exit_benched", "Deprecated: tokener_proxy_cooling_down.", "exit", standings
+                "tokener_exit_benched", "Deprecated: tokener_proxy_cooling_down.", "exit", proxies
             )
-
-    def _source_state(self) -> Iterator[Metric]:
-        if self._sources is not None:
-            standings = {state.name: state for state in self._sources.states()}
+        if self.sources is not None:
+            sources = {state.name: state for state in self.sources.states()}
             doc = "1 while a token source cools down after falling through (TOKENER_SOURCE_COOLDOWN)."
-            yield _cooling_down("tokener_source_cooling_down", doc, "source", standings)
+            yield _cooling_down("tokener_source_cooling_down", doc, "source", sources)
             yield _cooling_down(
-                "tokener_source_benched", "Deprecated: tokener_source_cooling_down.", "source", standings
+                "tokener_source_benched", "Deprecated: tokener_source_cooling_down.", "source", sources
             )
 
 
@@ -234,7 +209,6 @@ def _hash_state(hashes: HashKeeper) -> Iterator[Metric]:
 
 
 def _cooling_down(name: str, documentation: str, label: str, standings: Mapping[str, Standing]) -> Metric:
-    """1 for each of ``standings`` cooling down now, 0 for the others."""
     family = GaugeMetricFamily(name, documentation, labels=[label])
     now = wall_clock_ms()
     for value, standing in standings.items():
@@ -245,7 +219,7 @@ def _cooling_down(name: str, documentation: str, label: str, standings: Mapping[
 class Metrics:
     """One app instance's registry: fetch metrics from the start, the rest once it watches an app."""
 
-    content_type = CONTENT_TYPE
+    content_type = CONTENT_TYPE_PLAIN_0_0_4  # the classic text format every Prometheus reads
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -262,9 +236,7 @@ class Metrics:
         *,
         hashes: HashKeeper | None = None,
     ) -> None:
-        """Report these request counts, and the state of this service, browser, proxies, sources and
-        hashes, at every scrape."""
-        self.registry.register(StateCollector(counts, service, browser, proxies, sources, hashes=hashes))
+        self.registry.register(StateCollector(counts, service, browser, proxies, sources, hashes))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -7,7 +7,6 @@ The rules built from several settings (freshness, backoff) are built here, once.
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 import os
 import shlex
@@ -228,12 +227,10 @@ class Settings(BaseSettings):
 
     @property
     def proxy_cooldown_rule(self) -> Backoff:
-        """How long a failing proxy cools down: the cool-down rule, with its own base and cap."""
         return Backoff(self.proxy_cooldown, 0, self.proxy_cooldown_max, self.proxy_cooldown_max)
 
     @property
     def source_cooldown_rule(self) -> Backoff:
-        """How long a source that fell through cools down: the cool-down rule, its own base and cap."""
         return Backoff(self.source_cooldown, 0, self.source_cooldown_max, self.source_cooldown_max)
 
     @property
@@ -461,6 +458,8 @@ def stray_variables(environ: Mapping[str, str] = os.environ) -> list[str]:
     warnings = []
     for name in sorted(name for name in environ if name.upper().startswith(prefix)):
         if name.upper() not in known and name.upper() not in RENAMED:
+            import difflib  # noqa: PLC0415  # only for a stray variable: nothing else needs it
+
             closest = difflib.get_close_matches(name.upper(), known, n=1)
             guess = f"; did you mean {closest[0]}?" if closest else ""
             warnings.append(f"{name} is not a setting and is ignored{guess}")

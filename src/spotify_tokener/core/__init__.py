@@ -1,4 +1,2 @@
-"""The token service: slots (cache and single flight), accounts, retries, the refresher.
-
-It talks to sources, replicas and observers only through the protocols in ``ports``.
-"""
+"""The token service: slots (cache and single flight), accounts, retries, the refresher; it reaches
+sources, replicas and observers only through the protocols in ``ports``."""

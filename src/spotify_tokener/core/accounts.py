@@ -1,12 +1,9 @@
-"""Per-account token slots: a small LRU keyed by a hash of the ``sp_dc`` cookie, admitted at a rate.
+"""Per-account token slots: a small LRU keyed by the SHA-256 of the ``sp_dc`` cookie, never the cookie
+itself, so neither a memory dump nor the status endpoint can give a session away.
 
-The cookie itself is never stored: callers bring it with each request, and the key is its SHA-256,
-so neither a memory dump of the cache nor the status endpoint can give a session away.
-
-A stranger with a list of cookies must not be able to take the service from the bots it serves, so
-accounts are admitted, not just cached: new ones at a bounded rate, a cookie Spotify refused is
-refused again from memory for a while (without a fetch), and a slot whose fetch is running is never
-evicted (its next request would start a second fetch).
+So that a stranger with a list of cookies cannot take the service from its bots, accounts are admitted,
+not just cached: new ones at a bounded rate, a cookie Spotify refused is refused again from memory for a
+while, and a slot whose fetch is running is never evicted (its next request would start a second fetch).
 """
 
 from __future__ import annotations
@@ -23,8 +20,6 @@ from spotify_tokener.domain.token import account_identity
 
 
 class AccountSlots:
-    """Bounded: a service shared by many bots must not grow without limit with their accounts."""
-
     def __init__(
         self,
         capacity: int,
@@ -48,18 +43,12 @@ class AccountSlots:
         self._rejected: dict[str, int] = {}
 
     def slot_for(self, sp_dc: str) -> TokenSlot:
-        """This account's slot, made most recently used; the least recently used idle one goes if full.
-
-        Raises :class:`CookieRejected` for a cookie refused a moment ago, and :class:`Overloaded` for a
-        new account beyond the admission rate.
-        """
+        """This account's slot, made most recently used; the least recently used idle one goes if full."""
         self.drop_expired()
         identity = account_identity(sp_dc)
         if identity in self._rejected:
             raise CookieRejected(COOKIE_REJECTED)
-        slot = self._slots.get(identity)
-        if slot is None:
-            slot = self._admit(identity)
+        slot = self._slots.get(identity) or self._admit(identity)
         self._slots.move_to_end(identity)
         self._evict(keep=identity)
         return slot

@@ -1,12 +1,10 @@
 """Several token sources tried in order within one attempt: the light one first, the browser behind it.
 
-A source that fails in a way another might not (a rejected TOTP, an answer it cannot read, a broken
-transport, nothing learned yet) hands the attempt to the next one at once, so the client never sees
-that failure, and *cools down* for a doubling while. The last source is never skipped: with every
-other one cooling down, the service still answers as that source alone would. A failure that is about
-Spotify (a 429, a 5xx) ends the attempt, so one attempt makes one upstream call, and the fetcher's
-retry and ``Retry-After`` rules apply as they do with one source. A source that makes anonymous tokens
-only (the embed page's) is left out of an account's attempt.
+A source that fails where another might not (a rejected TOTP, an unreadable answer, a broken transport,
+nothing learned yet) hands the attempt on at once, unseen by the client, and cools down for a doubling
+while; the last is never skipped, so the service answers at worst as that source alone would. A failure
+about Spotify (a 429, a 5xx) ends the attempt: one attempt, one upstream call, the fetcher's retry rules
+as with one source. A source of anonymous tokens only (the embed page's) sits out an account's attempt.
 """
 
 from __future__ import annotations

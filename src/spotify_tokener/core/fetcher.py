@@ -1,9 +1,8 @@
 """A fetch: attempts at the token source, retried with backoff, each one logged and reported.
 
-An *attempt* is one call to the source; a *fetch* is the attempts it takes, up to 1 + retries, and
-fewer once nobody waits for it any more. Every attempt first takes a place (:class:`Places`), and
-its token is checked here before anyone sees it: the identity it was asked for, and enough life left
-to be served.
+An *attempt* is one call to the source; a *fetch* is up to 1 + retries of them, fewer once nobody waits.
+Every attempt first takes a place (:class:`Places`), and its token is checked here before anyone sees
+it: the kind it was asked for, and enough life left to be served.
 """
 
 from __future__ import annotations
@@ -13,8 +12,7 @@ import random
 import time
 from collections.abc import Callable
 
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
-from tenacity.stop import stop_base
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 from tenacity.wait import wait_base
 
 from spotify_tokener.core.places import Places
@@ -37,11 +35,8 @@ log = logging.getLogger(__name__)
 
 
 Awaited = Callable[[], bool]
-"""Whether anyone still waits for a fetch's token."""
-
-
-def always() -> bool:
-    return True
+"""Whether anyone still waits for a fetch's token: retries are for someone, so once every waiter has
+left, the fetch ends with its last failure."""
 
 
 class RetryAfterWait(wait_base):
@@ -56,16 +51,6 @@ class RetryAfterWait(wait_base):
         error = outcome.exception() if outcome is not None else None
         retry_after = error.retry_after if isinstance(error, TokenError) else None
         return self._backoff.delay_s(retry_state.attempt_number, retry_after, self._draw())
-
-
-class StopWhenUnawaited(stop_base):
-    """Retries are for someone: once every waiter has left, the fetch ends with its last failure."""
-
-    def __init__(self, awaited: Awaited) -> None:
-        self._awaited = awaited
-
-    def __call__(self, retry_state: RetryCallState) -> bool:
-        return not self._awaited()
 
 
 class Fetcher:
@@ -90,11 +75,11 @@ class Fetcher:
         self._sleep = sleep
         self._observer = observer
 
-    async def fetch(self, sp_dc: str | None = None, awaited: Awaited = always) -> Token:
+    async def fetch(self, sp_dc: str | None = None, awaited: Awaited = lambda: True) -> Token:
         """A token for the anonymous caller, or with ``sp_dc`` for that account, after retries if needed
         and while ``awaited`` says someone still waits for it."""
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(self._backoff.retries + 1) | StopWhenUnawaited(awaited),
+            stop=lambda state: state.attempt_number > self._backoff.retries or not awaited(),
             wait=RetryAfterWait(self._backoff),
             retry=retry_if_exception(
                 lambda error: isinstance(error, TokenError) and failure_of(error).retried

@@ -1,12 +1,11 @@
 """Bounded work at the token source: a cap on attempts at once, a short queue, and one place kept for
 the anonymous token.
 
-Each attempt holds a browser context, which costs Chromium tens of megabytes and a share of two cores;
-without a cap, a burst of accounts opened hundreds of them and starved every fetch, the anonymous
-renewal included. Accounts share every place but one. The anonymous token, fetched by one slot at a
-time, always has that one, so no number of account requests can delay its renewal. An account attempt
-that finds the places taken waits in a queue with its own budget (the attempt's timeout starts once it
-has a place); when the queue is full, or the budget runs out, it is refused with a time to come back.
+Each attempt holds a browser context (tens of megabytes, a share of two cores); without a cap a burst
+of accounts opened hundreds and starved every fetch, the anonymous renewal included. So accounts share
+every place but one, which the anonymous token (one fetch at a time) always has. An account attempt
+that finds the places taken queues with its own budget (its timeout starts once it has a place); a full
+queue or a spent budget refuses it with a time to come back.
 """
 
 from __future__ import annotations
@@ -68,7 +67,6 @@ class Places:
             raise self._refusal()
 
     def _leave(self) -> None:
-        """Hand the place to the first in the queue, or free it."""
         while self._queue:
             turn = self._queue.popleft()
             if not turn.done():

@@ -1,9 +1,5 @@
-"""The protocols the core depends on, each implemented at an edge, and their trivial defaults.
-
-The core makes each attempt through a token source, asks a coordinator before fetching (another
-replica may have the token already), and reports each attempt to an observer. None of them knows the
-core; the core imports none of their libraries (a contract in pyproject.toml checks it).
-"""
+"""The protocols the core depends on, each implemented at an edge, and their trivial defaults: the
+core imports none of the edges' libraries (a contract in pyproject.toml checks it)."""
 
 from __future__ import annotations
 
@@ -72,9 +68,7 @@ class Coordinator(Protocol):
 
 class Notes(Protocol):
     """Small records replicas share besides tokens (what the direct source learned); never a cookie.
-
-    Best effort: a store that does not answer reads as having nothing, and a write may be lost.
-    """
+    Best effort: a store that does not answer reads as having nothing, and a write may be lost."""
 
     async def read_note(self, name: str) -> bytes | None: ...
 
@@ -83,10 +77,7 @@ class Notes(Protocol):
 
 class StateStore(Protocol):
     """Named JSON documents kept across restarts (``TOKENER_STATE_DIR``); never an account's secret.
-
-    Best effort: ``load`` reads anything missing or unreadable as None, and ``save`` returns at once
-    (the write follows, off the path of any answer).
-    """
+    Best effort: ``load`` reads anything wrong as None; ``save`` returns at once, the write follows."""
 
     def load(self, name: str) -> dict[str, Any] | None: ...
 
@@ -94,8 +85,6 @@ class StateStore(Protocol):
 
 
 class NoState:
-    """Nothing kept: ``TOKENER_STATE_DIR`` is empty."""
-
     def load(self, name: str) -> dict[str, Any] | None:
         return None
 
@@ -106,8 +95,7 @@ class NoState:
 NO_STATE = NoState()
 
 
-class SharedStore(Coordinator, Notes, Protocol):
-    """What replicas share: fetches, and notes."""
+class SharedStore(Coordinator, Notes, Protocol): ...
 
 
 class LocalCoordinator:
@@ -145,14 +133,12 @@ class ProxyObserver(Protocol):
 
 
 class SourceObserver(Protocol):
-    """Told how each token source's part of an attempt ended (``core/sources.py``); the metrics again."""
+    """Told how each token source's part of an attempt ended; the metrics again."""
 
     def source_ended(self, source: str, kind: Kind, outcome: str) -> None: ...
 
 
 class NoObserver:
-    """The default: nothing is recorded."""
-
     def attempt_ended(self, kind: Kind, outcome: str, seconds: float, attempt: int) -> None:
         return None
 

@@ -1,11 +1,10 @@
 """Leaving through proxies: which proxy an attempt takes, and cooling down the ones that fail.
 
-Spotify's firewall turns some addresses away (429s, 403s) while it serves others, and a proxy can
-die. So each identity keeps its proxy while that proxy works (a session that jumps between addresses
-looks stolen), a failing proxy *cools down* for a doubling while, and an attempt whose proxy fails
-moves on to the next usable one at once, so the client never sees that failure. With every proxy
-cooling down, the one whose cool-down ends first is used: never none, unless the operator allowed it
-(``TOKENER_PROXY_OPTIONAL``).
+Spotify's firewall turns some addresses away (429s, 403s) while it serves others, and a proxy can die.
+So an identity keeps its proxy while it works (a session that jumps between addresses looks stolen), a
+failing proxy cools down for a doubling while, and the attempt moves on to the next usable one at once,
+unseen by the client. With every proxy cooling down, the one back first is used: never none, unless
+the operator allowed it (``TOKENER_PROXY_OPTIONAL``).
 """
 
 from __future__ import annotations
@@ -42,8 +41,6 @@ class ProxyState(Standing):
 
 
 class ProxyPool:
-    """The configured proxies, their health, and which identity leaves through which."""
-
     def __init__(
         self,
         proxies: Sequence[Proxy],
@@ -64,19 +61,14 @@ class ProxyPool:
 
     def order(self, identity: str) -> list[Proxy | None]:
         """The proxies one attempt for ``identity`` tries, in turn, until one is not to blame."""
-        now = self._clock()
-        usable = [state.proxy for state in self._rotation() if state.usable(now)]
-        stuck = self._stuck.get(identity)
-        if stuck in usable:
-            usable.remove(stuck)
-            usable.insert(0, stuck)
+        now, stuck = self._clock(), self._stuck.get(identity)
+        rotation = self._states[self._next :] + self._states[: self._next]
+        usable = [state.proxy for state in rotation if state.usable(now)]
+        usable.sort(key=lambda proxy: proxy != stuck)  # its own proxy first, then the others in turn
         unproxied: list[Proxy | None] = [None] if self._optional else []
-        if usable:
+        if usable or unproxied:
             return [*usable, *unproxied]
-        if unproxied:
-            return unproxied
-        first_back = min(self._states, key=lambda state: state.retry_at_ms)
-        return [first_back.proxy]
+        return [min(self._states, key=lambda state: state.retry_at_ms).proxy]
 
     def succeeded(self, proxy: Proxy, identity: str, started_ms: int) -> None:
         """A try that began at ``started_ms`` went through ``proxy``: it becomes ``identity``'s proxy,
@@ -97,13 +89,9 @@ class ProxyPool:
         self._stick(identity, self._states[(index + 1) % len(self._states)].proxy)
 
     def failed(self, proxy: Proxy, error: TokenError, started_ms: int) -> float:
-        """Standing ``proxy`` after ``error`` (for at least its ``Retry-After``) in a try that began at
-        ``started_ms``; returns how long it cools down from now, in seconds.
-
-        A try older than the last success is old news and changes nothing. Tries that were under
-        way together fail together: only the first of them counts (and doubles the cool-down), the
-        others can only stretch it to their ``Retry-After``.
-        """
+        """Cools ``proxy`` down after ``error`` in a try begun at ``started_ms``; returns for how long (s).
+        A try older than the last success is old news. Tries under way together fail together: only the
+        first counts (and doubles the cool-down), the others only stretch it to their ``Retry-After``."""
         state = self._by_proxy[proxy]
         now = self._clock()
         if _began_before(started_ms, state.success_began_ms):
@@ -131,28 +119,14 @@ class ProxyPool:
         now = self._clock()
         return not any(state.usable(now) for state in self._states)
 
-    def _rotation(self) -> list[ProxyState]:
-        return self._states[self._next :] + self._states[: self._next]
-
 
 def _began_before(started_ms: int, other_ms: int | None) -> bool:
     return other_ms is not None and started_ms < other_ms
 
 
-@dataclass(frozen=True, slots=True)
-class Try:
-    """One proxy tried within an attempt, and when (epoch ms)."""
-
-    proxy: Proxy | None
-    started_ms: int
-
-
 class ThroughProxies:
-    """A token source that sends each attempt out through the pool's proxies.
-
-    One attempt is bounded by ``timeout_s`` whichever proxies it tries; a failure that is not the
-    proxy's (a dead cookie, a crashed browser) ends it as it would without proxies.
-    """
+    """A token source whose attempt leaves through the pool's proxies, within ``timeout_s`` whichever it
+    tries; a failure that is not the proxy's (a dead cookie, a crashed browser) ends it as without them."""
 
     def __init__(
         self, source: ProxiedSource, pool: ProxyPool, observer: ProxyObserver, timeout_s: float, clock: Clock
@@ -165,20 +139,23 @@ class ThroughProxies:
 
     async def attempt(self, sp_dc: str | None = None) -> Token:
         identity = identity_of(sp_dc)
-        tried: list[Try] = []
+        tried: list[tuple[Proxy | None, int]] = []  # each proxy tried, and when
         try:
             async with asyncio.timeout(self._timeout_s):
                 return await self._through_proxies(identity, sp_dc, tried)
         except TimeoutError:
             timeout = FetchTimeout.after(self._timeout_s)
             if tried:
-                self._failed(tried[-1], timeout)
+                self._failed(*tried[-1], timeout)
             raise timeout from None
 
-    async def _through_proxies(self, identity: str, sp_dc: str | None, tried: list[Try]) -> Token:
+    async def _through_proxies(
+        self, identity: str, sp_dc: str | None, tried: list[tuple[Proxy | None, int]]
+    ) -> Token:
         last: TokenError | None = None
         for proxy in self._pool.order(identity):
-            tried.append(Try(proxy, self._clock()))
+            started_ms = self._clock()
+            tried.append((proxy, started_ms))
             try:
                 token = await self._source.attempt(sp_dc, proxy)
             except TokenError as error:
@@ -191,24 +168,23 @@ class ThroughProxies:
                     if proxy is not None and account_refused:  # its retry moves on
                         self._pool.move_on(identity, proxy)
                     raise
-                self._failed(tried[-1], error)
+                self._failed(proxy, started_ms, error)
                 if rule is ProxyRule.SPENT:
                     raise
                 last = error
                 continue
             self._report(proxy, OUTCOME_OK)
             if proxy is not None:
-                self._pool.succeeded(proxy, identity, tried[-1].started_ms)
+                self._pool.succeeded(proxy, identity, started_ms)
             return token
         assert last is not None  # the order is never empty, and each proxy either returned or failed
         raise last
 
-    def _failed(self, tried: Try, error: TokenError) -> None:
-        self._report(tried.proxy, error.outcome)
-        if tried.proxy is None:
-            return
-        seconds = self._pool.failed(tried.proxy, error, tried.started_ms)
-        log.warning("proxy %s cools down for %.0f s: %s", tried.proxy.label, seconds, error)
+    def _failed(self, proxy: Proxy | None, started_ms: int, error: TokenError) -> None:
+        self._report(proxy, error.outcome)
+        if proxy is not None:
+            seconds = self._pool.failed(proxy, error, started_ms)
+            log.warning("proxy %s cools down for %.0f s: %s", proxy.label, seconds, error)
 
     def _report(self, proxy: Proxy | None, outcome: str) -> None:
         self._observer.proxy_ended(proxy.label if proxy else NO_PROXY, outcome)

@@ -1,10 +1,8 @@
 """The browser teaching the direct source in the background, while another source serves clients.
 
-When the direct source cannot make a token and a later source can (the embed page), the client gets
-that token at once; the browser's attempt, which teaches the direct source as it works, runs behind
-it, one at a time and within the browser's own time. It runs only while the pupil says a teaching
-could help, so where nothing can be learned the steady state is the serving source, not a Chromium
-per refresh.
+When a later source (the embed page) answers for the direct one, the client gets that token at once and
+the browser's attempt, which teaches the direct source, runs behind it, one at a time. Only while the
+pupil says it could help: where nothing can be learned, there is no Chromium per refresh.
 """
 
 from __future__ import annotations
@@ -46,14 +44,13 @@ class Teaching:
 
     async def _teach(self) -> None:
         log.info("the browser teaches the direct source in the background")
+        outcome = OUTCOME_OK
         try:
             await self._teacher.attempt(None)
         except TokenError as error:
-            self._observer.source_ended(TEACHER, "anonymous", error.outcome)
+            outcome = error.outcome
             log.warning("the browser's teaching in the background failed: %s", error)
-            return
         except Exception as error:  # a background task: nobody else would see it; only its type
-            self._observer.source_ended(TEACHER, "anonymous", InternalError.outcome)
+            outcome = InternalError.outcome
             log.error("the browser's teaching in the background crashed: %s", type(error).__name__)
-            return
-        self._observer.source_ended(TEACHER, "anonymous", OUTCOME_OK)
+        self._observer.source_ended(TEACHER, "anonymous", outcome)

@@ -1,9 +1,8 @@
 """How long to wait: between attempts, after a failed fetch, and at worst for a whole fetch.
 
-Doubling from a base, stretched (never shortened) by a server's ``Retry-After``, which is capped so one
-hostile header cannot park the service for hours, then stretched by up to ``jitter`` of itself so that
-fetches that failed together do not retry together. Every wait the service makes comes from here; the
-random draw is the caller's, so the rules stay pure.
+Doubling from a base, stretched (never shortened) by a server's ``Retry-After``, capped so one hostile
+header cannot park the service for hours, then by up to ``jitter`` of itself so that fetches that
+failed together do not retry together. The random draw is the caller's, so the rules stay pure.
 """
 
 from __future__ import annotations
@@ -22,10 +21,8 @@ class Backoff:
     jitter: float = 0.0  # the most a wait is stretched, as a fraction of itself
 
     def delay_s(self, failures: int, retry_after: float | None, draw: float = 0.0) -> float:
-        """Seconds to wait after the ``failures``-th consecutive failed attempt (1-based): base, 2x, 4x...
-
-        ``draw``, in [0, 1], picks how much of the jitter to add: 0 none, 1 all of it.
-        """
+        """Seconds to wait after the ``failures``-th failed attempt in a row (1-based): base, 2x, 4x...;
+        ``draw``, in [0, 1], picks how much of the jitter to add."""
         delay = self.base_s * 2.0 ** min(max(failures, 1) - 1, MAX_DOUBLINGS)
         if retry_after is not None:
             delay = max(delay, self.honoured_s(retry_after))

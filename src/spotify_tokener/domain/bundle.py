@@ -1,10 +1,9 @@
 """Reading the web player's page and scripts for the TOTP secret, without trusting one shape.
 
-Every extractor tuned to one way of writing the secret has broken within months. So this module
-offers *candidates*, many of them, and never decides: a candidate becomes the secret only once it
-reproduces a code the page itself sent (``domain/totp.reproduces``) or Spotify accepts it. Secrets
-written next to their version come first, newest version first; then every other string or list of
-character codes the scripts hold, to be checked offline against a sighted code.
+Every extractor tuned to one way of writing the secret has broken within months. So this module offers
+many *candidates* and never decides: one becomes the secret only once it reproduces a code the page
+sent, or Spotify accepts it. Secrets written next to their version come first, newest first; then
+every other string or list of character codes, to be checked offline against a sighted code.
 """
 
 from __future__ import annotations

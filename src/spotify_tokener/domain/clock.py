@@ -1,7 +1,5 @@
-"""Time, injected: the wall clock (token expiries are epoch ms) and the sleep the service waits with.
-
-Tests pass their own pair, so rules about minutes and hours are checked without waiting for them.
-"""
+"""Time, injected (the wall clock in epoch ms, and the sleep the service waits with), so tests check
+rules about minutes and hours without waiting for them."""
 
 from __future__ import annotations
 
@@ -11,11 +9,8 @@ from collections.abc import Awaitable, Callable
 
 Clock = Callable[[], int]
 Sleep = Callable[[float], Awaitable[None]]
+real_sleep: Sleep = asyncio.sleep
 
 
 def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-async def real_sleep(seconds: float) -> None:
-    await asyncio.sleep(seconds)

@@ -1,8 +1,6 @@
-"""Spotify's embed page (``/embed/<type>/<id>``) and the anonymous token its Next.js data carries.
-
-The page is a player for one public entity; its ``__NEXT_DATA__`` script holds a session token from a
-pool Spotify keeps (no TOTP involved), at ``props.pageProps.state.settings.session``. Pure: the source
-hands over the page's bytes, and this module says what they hold, each failure with its own cause.
+"""Spotify's embed page (``/embed/<type>/<id>``) and the anonymous token its Next.js data carries: a
+player for one public entity, whose ``__NEXT_DATA__`` holds a session token from a pool Spotify keeps
+(no TOTP involved). Each way a page can be wrong is told by its own cause.
 """
 
 from __future__ import annotations
@@ -13,7 +11,7 @@ from typing import Any
 import orjson
 
 from spotify_tokener.domain.errors import UpstreamError
-from spotify_tokener.domain.token import Token
+from spotify_tokener.domain.token import Token, token_from_payload
 
 ENTITY_TYPES = ("track", "album", "playlist", "artist", "episode")
 ENTITY = re.compile(rf"({'|'.join(ENTITY_TYPES)})/([0-9A-Za-z]{{22}})")
@@ -23,14 +21,11 @@ SESSION_PATH = ("props", "pageProps", "state", "settings", "session")
 
 
 def embed_url(spotify_url: str, entity: str) -> str:
-    """The embed page of ``entity`` (``type/id``) on the web player's origin."""
     return f"{spotify_url.rstrip('/')}/embed/{entity}"
 
 
 def parse_embed_page(body: bytes) -> Token:
-    """The session token of an embed page, or a client-safe :class:`UpstreamError` naming what is
-    wrong: no ``__NEXT_DATA__`` or one that is not JSON (garbled), no session in it, a session
-    without a token or an expiry."""
+    """The session token of an embed page, or a client-safe :class:`UpstreamError` naming what is wrong."""
     found = NEXT_DATA.search(body)
     if found is None:
         raise UpstreamError("the embed page has no __NEXT_DATA__ script")
@@ -42,10 +37,6 @@ def parse_embed_page(body: bytes) -> Token:
         data = data.get(key) if isinstance(data, dict) else None
     if not isinstance(data, dict):
         raise UpstreamError("the embed page holds no session")
-    token, expires = data.get("accessToken"), data.get("accessTokenExpirationTimestampMs")
-    if not isinstance(token, str) or not token:
-        raise UpstreamError("the embed page's session has no access token")
-    if isinstance(expires, bool) or not isinstance(expires, int):
-        raise UpstreamError("the embed page's session has no valid expiry")
     client_id = data.get("clientId")
-    return Token(token, expires, client_id if isinstance(client_id, str) else "", is_anonymous=True)
+    session = {**data, "clientId": client_id if isinstance(client_id, str) else "", "source": None}
+    return token_from_payload({**session, "isAnonymous": True}, "the embed page's session")

@@ -1,10 +1,8 @@
-"""Failures a client may be told about, and what each one does: the one table of it (``FAILURES``).
+"""Failures a client may be told about, and the one table of what each does (``FAILURES``).
 
-Every message here is written by us and is safe to return in an HTTP body: no upstream body,
-token or cookie is ever interpolated into one. An error carries its kind (its class), its message
-and a ``Retry-After``; what the service does about it (the client's status, a retry, the next
-source or proxy, other replicas, a cool-down) is read from ``FAILURES`` and nowhere else.
-docs/operations.md shows the table as :func:`failure_table` renders it (a test compares them).
+Every message is ours, safe for an HTTP body: no upstream body, token or cookie is ever put in one.
+An error carries its kind, message and ``Retry-After``; its status, retries, next source or proxy,
+sharing and cool-down are read from ``FAILURES`` alone, which docs/operations.md shows (tested).
 """
 
 from __future__ import annotations
@@ -206,30 +204,22 @@ def failure_table() -> str:
         "| --- " * 7 + "|",
     ]
     for kind, row in list(FAILURES.items())[1:]:  # not the base's
-        said = {True: "yes", False: "no"}
-        cells = [
-            said[row.retried],
-            said[row.next_source],
-            row.proxy.value,
-            said[row.shared],
-            said[row.cools_down],
-        ]
-        counted = f" (counted as `{row.counted_as}`)" if row.counted_as else ""
+        flags = (row.retried, row.next_source, row.proxy.value, row.shared, row.cools_down)
+        cells = [flag if isinstance(flag, str) else ("yes" if flag else "no") for flag in flags]
         shown = cells if row.ends in ("attempt", "fetch") else ["—"] * len(cells)
+        counted = f" (counted as `{row.counted_as}`)" if row.counted_as else ""
         lines.append(f"| `{kind}`: {row.when}{counted} | {row.status} | {' | '.join(shown)} |")
     return "\n".join(lines) + "\n"
 
 
-HTTP_FORBIDDEN = 403
-HTTP_TOO_MANY_REQUESTS = 429
 HTTP_SERVER_ERRORS = 500
 
 
 def refusal(status: int, what: str, retry_after: float | None = None) -> UpstreamError:
     """The failure a non-2xx answer from Spotify stands for; ``what`` names the request it answered."""
-    if status == HTTP_TOO_MANY_REQUESTS:
+    if status == 429:
         return RateLimited(f"Spotify rate-limited {what} (429)", retry_after=retry_after)
-    if status == HTTP_FORBIDDEN:
+    if status == 403:
         return Refused(f"Spotify refused {what} (403)")
     if status >= HTTP_SERVER_ERRORS:
         return UpstreamError(f"Spotify answered {what} with HTTP {status}", kind="server_error")

@@ -1,19 +1,7 @@
-"""When a cached token may be served, when it should be renewed, and how long it may limp on.
+"""When a cached token may be served, renewed, or limp on; one home for the cutoffs, so the cache, the
+hot answer, a fetched token and a replica's shared one are all judged alike.
 
-Three thresholds, all measured as life left before the token's own expiry:
-
-* ``buffer``: above it a token is served straight from the cache;
-* ``window``: below it the background refresher renews the token (window >= buffer, so renewal
-  normally happens before clients would notice);
-* ``stale_margin``: when renewal fails, a token keeps being served until only this much is left.
-
-And one about forcing: a token fetched less than ``force_gap`` before a forced request (or after it)
-satisfies that request, so no client can make the service hammer Spotify.
-
-The serving cutoff (:meth:`Freshness.serve_until_ms`) is computed here and nowhere else: the cache,
-the HTTP fast path, a token just fetched and a token another replica shared are all judged by it.
-
-Renewal is due when the window opens, but never before half of the token's servable life has passed:
+Renewal is due when ``window`` opens, but never before half of the token's servable life has passed:
 a token that arrives with less life than the window would otherwise be due at once, again and again.
 """
 
@@ -26,10 +14,10 @@ from spotify_tokener.domain.token import Token
 
 @dataclass(frozen=True, slots=True)
 class Freshness:
-    buffer_ms: int
-    window_ms: int
-    stale_margin_ms: int
-    force_gap_ms: int = 0
+    buffer_ms: int  # above this much life left, a token is served from the cache
+    window_ms: int  # below it the refresher renews (>= buffer, so before clients notice)
+    stale_margin_ms: int  # while renewal fails, a token is served until only this much is left
+    force_gap_ms: int = 0  # a token fetched this close to a forced request satisfies it: no hammering
 
     @classmethod
     def from_seconds(
@@ -65,5 +53,4 @@ class Freshness:
         return now_ms >= self.refresh_due_ms(token, fetched_at_ms)
 
     def ms_until_refresh(self, token: Token | None, fetched_at_ms: int | None, now_ms: int) -> int:
-        """Milliseconds until renewal is due (0 when it already is)."""
         return max(0, self.refresh_due_ms(token, fetched_at_ms) - now_ms)

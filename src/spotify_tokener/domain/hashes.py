@@ -1,11 +1,10 @@
 """What clients of the web player's own API (pathfinder) need besides a token, read from its text.
 
-Pathfinder takes an operation's name and the sha256 of its query, which only the player's scripts
-carry and which Spotify retires at its deploys: the main bundle holds some as
-``"getTrack","query","<64 hex>"``, webpack chunks the rest, named by two maps in the bundle (chunk id
-to name, chunk id to content hash). The page carries the app version, base64 JSON in
-``<script id="appServerConfig">``. A set's record is the API's answer, what replicas share and what
-a restart finds: read back like any input.
+Pathfinder takes an operation's name and the sha256 of its query, which only the player's scripts carry
+and Spotify retires at its deploys: the main bundle holds some as ``"getTrack","query","<64 hex>"``,
+webpack chunks the rest, named by two maps in the bundle (chunk id to name, to content hash). The app
+version is base64 JSON in ``<script id="appServerConfig">``. A set's record (the API's answer, what
+replicas share and a restart finds) is read back like any input.
 """
 
 from __future__ import annotations

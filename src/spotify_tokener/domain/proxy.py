@@ -1,8 +1,8 @@
 """Where calls to Spotify go: the proxies they may leave through, and where a host is really reached.
 
-Both come from the operator as text (``TOKENER_PROXY``, ``TOKENER_CONNECT_TO``) and are parsed here,
-once, into values the sources use. A proxy's credentials live only in :class:`Proxy`; everything
-shown to a person (logs, errors, status, metrics) uses its ``label``, which has none.
+Both are parsed here once from the operator's text (``TOKENER_PROXY``, ``TOKENER_CONNECT_TO``). A proxy's
+credentials live only in :class:`Proxy`; whatever a person sees (logs, errors, status, metrics) uses its
+``label``, which has none.
 """
 
 from __future__ import annotations
@@ -27,8 +27,6 @@ UNREADABLE = (
 
 @dataclass(frozen=True, slots=True)
 class Proxy:
-    """A proxy an upstream call may leave through."""
-
     scheme: str
     host: str
     port: int

@@ -1,8 +1,5 @@
-"""A rate limit with a burst: a token bucket, on the caller's clock.
-
-New accounts are admitted through one: a bot adding its accounts at start passes at once, a stranger
-cycling through cookies is slowed to the steady rate.
-"""
+"""A token bucket on the caller's clock, for admitting new accounts: a bot adding its accounts at
+start passes at once, a stranger cycling through cookies is slowed to the steady rate."""
 
 from __future__ import annotations
 

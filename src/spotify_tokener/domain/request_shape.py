@@ -1,9 +1,8 @@
 """The token call's shape: which parameters the page sends, and which of them depend on the time.
 
-The browser source sees the page's own call (a *sighting*); once the secret is known, each parameter
-gets a role: a TOTP code (for the client's or the server's time), the secret's version, a timestamp,
-or a value sent as it is. The direct source replays that shape with fresh times, so a page that adds
-or renames a parameter teaches it by itself. Pure: no I/O.
+From the page's own call (a *sighting*) and the secret, each parameter gets a role: a TOTP code (for
+the client's or the server's time), the secret's version, a timestamp, or a value sent as it is. The
+direct source replays the shape with fresh times, so a page that adds or renames a parameter teaches it.
 """
 
 from __future__ import annotations
@@ -90,7 +89,6 @@ def default_shape(page_url: str) -> RequestShape:
 
 
 def step_of(sighting: Sighting) -> int:
-    """The 30 s TOTP step the sighting was made in."""
     return step_at(sighting.at_ms)
 
 
@@ -100,7 +98,6 @@ def sighted_codes(sighting: Sighting) -> list[str]:
 
 
 def matches(secret: Secret, sighting: Sighting) -> bool:
-    """Whether ``secret`` gives a code the page sent, at the time it sent it."""
     return first_matching([secret], sighting) is not None
 
 
@@ -139,15 +136,13 @@ def learn_shape(sighting: Sighting, secret: Secret) -> RequestShape:
 
 def _role(name: str, value: str, key: bytes, version: int | None, at_s: float) -> Role:
     servers = "server" in name.lower() or name.startswith("s")
+    side = "server" if servers else "client"
     if CODE.fullmatch(value) and reproduces(key, value, at_s, within=CODE_SKEW_STEPS):
-        return Role.SERVER_CODE if servers else Role.CLIENT_CODE
+        return Role(f"{side} code")
     if version is not None and value == str(version) and "ver" in name.lower() and not servers:
         return Role.VERSION
     if value.isdigit():
-        number = int(value)
-        milliseconds = number > MS_THRESHOLD
-        if abs((number / 1000 if milliseconds else number) - at_s) < DAY_S:
-            if milliseconds:
-                return Role.SERVER_MS if servers else Role.CLIENT_MS
-            return Role.SERVER_SECONDS if servers else Role.CLIENT_SECONDS
+        milliseconds = int(value) > MS_THRESHOLD
+        if abs(int(value) / (1000 if milliseconds else 1) - at_s) < DAY_S:
+            return Role(f"{side} {'ms' if milliseconds else 'seconds'}")
     return Role.FIXED

@@ -1,14 +1,11 @@
-"""The token itself and how an upstream answer becomes one.
-
-Pure: no I/O, no framework. A token source hands over what it received, and this module decides
-whether it is a token worth serving.
-"""
+"""The token itself, and how an upstream answer becomes one: a source hands over what it received,
+and this module decides whether it is a token."""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any, Literal
 
@@ -26,13 +23,10 @@ Kind = Literal["anonymous", "account"]
 KINDS: tuple[Kind, ...] = ("anonymous", "account")
 SP_DC = "sp_dc"
 """Spotify's session cookie: a request that brings one asks for that account's token."""
-
-
 ANONYMOUS = "anonymous"  # the anonymous token's identity, as replicas share it
 
 
 def kind_of(sp_dc: str | None) -> Kind:
-    """The kind of token a request asks for: an account's with a cookie, else the anonymous one."""
     return "account" if sp_dc else "anonymous"
 
 
@@ -48,11 +42,11 @@ def account_identity(sp_dc: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Token:
-    access_token: str
+    access_token: str = field(repr=False)  # never in logs and tracebacks that format the object
     expires_at_ms: int
     client_id: str
     is_anonymous: bool
-    source: str | None = None  # the token source that obtained it (core/sources.py), when known
+    source: str | None = None  # the token source that obtained it, when known
 
     @property
     def kind(self) -> Kind:
@@ -64,13 +58,6 @@ class Token:
     def is_alive(self, now_ms: int) -> bool:
         """Not yet expired: worth keeping and counting, whether or not it may still be served."""
         return self.remaining_ms(now_ms) > 0
-
-    def __repr__(self) -> str:
-        """Keep the secret out of logs and tracebacks that format the object."""
-        return (
-            f"Token(expires_at_ms={self.expires_at_ms}, client_id={self.client_id!r}, "
-            f"is_anonymous={self.is_anonymous}, source={self.source!r})"
-        )
 
 
 def is_plausible(token: Token, fetched_at_ms: int, now_ms: int) -> bool:
@@ -95,14 +82,17 @@ def parse_retry_after(value: str | None, now_s: float) -> float | None:
 
 
 def parse_token_response(status: int, headers: Mapping[str, str], body: bytes, *, now_ms: int) -> Token:
-    """Turn the web player's token answer into a :class:`Token`, or raise a client-safe error.
-
-    Whether the token has enough life left to be worth serving is the core's question (freshness).
-    """
+    """The web player's token answer as a :class:`Token`, or a client-safe error (whether it has life
+    enough to be served is the core's question)."""
     if status != HTTP_OK:
         retry_after = parse_retry_after(headers.get("retry-after"), now_ms / 1000)
         raise refusal(status, "the token request", retry_after)
-    payload = _json_object(body)
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        payload = None
+    if not isinstance(payload, dict):
+        raise UpstreamError("Spotify sent a malformed token response")
     if payload.get("error") is not None:
         raise UpstreamError("Spotify answered the token request with an error")
     return token_from_payload(payload)
@@ -119,17 +109,7 @@ def token_payload(token: Token) -> dict[str, Any]:
     }
 
 
-def _json_object(body: bytes) -> dict[str, Any]:
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise UpstreamError("Spotify sent a malformed token response") from None
-    if not isinstance(payload, dict):
-        raise UpstreamError("Spotify sent a malformed token response")
-    return payload
-
-
-def token_from_payload(payload: Mapping[str, Any]) -> Token:
+def token_from_payload(payload: Mapping[str, Any], what: str = "Spotify's token response") -> Token:
     """A :class:`Token` from Spotify's fields; :class:`UpstreamError` when they are missing or wrong."""
     access_token = payload.get("accessToken")
     expires_at = payload.get("accessTokenExpirationTimestampMs")
@@ -137,9 +117,9 @@ def token_from_payload(payload: Mapping[str, Any]) -> Token:
     is_anonymous = payload.get("isAnonymous", True)
     source = payload.get("source")
     if not isinstance(access_token, str) or not access_token:
-        raise UpstreamError("Spotify's token response has no access token")
+        raise UpstreamError(f"{what} has no access token")
     if isinstance(expires_at, bool) or not isinstance(expires_at, int):
-        raise UpstreamError("Spotify's token response has no valid expiry")
+        raise UpstreamError(f"{what} has no valid expiry")
     if not isinstance(client_id, str) or not isinstance(is_anonymous, bool):
         raise UpstreamError("Spotify sent a malformed token response")
     return Token(

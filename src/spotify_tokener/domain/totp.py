@@ -1,8 +1,5 @@
-"""The web player's TOTP: how its secret becomes the six digits each token call carries.
-
-Pure: the secret is turned into an HMAC key (its characters' codes, each XORed with a position mask,
-written in decimal and joined) and RFC 6238 does the rest: HMAC-SHA1, 30 s steps, 6 digits.
-"""
+"""The web player's TOTP: the secret becomes an HMAC key (its characters' codes, each XORed with a
+position mask, written in decimal and joined), then RFC 6238: HMAC-SHA1, 30 s steps, 6 digits."""
 
 from __future__ import annotations
 
@@ -39,7 +36,6 @@ def step_at(at_ms: int) -> int:
 
 
 def totp(key: bytes, at_s: float) -> str:
-    """The code for the 30 s step that ``at_s`` (epoch seconds) falls in."""
     counter = int(at_s) // PERIOD_S
     mac = hmac.new(key, struct.pack(">Q", counter), hashlib.sha1).digest()
     offset = mac[-1] & 0x0F

@@ -1,8 +1,5 @@
-"""Optional API keys: compared in constant time, never logged, never echoed.
-
-LavaSrc can only be given a URL, so besides ``Authorization: Bearer <key>`` a key is accepted as
-``?key=<key>``.
-"""
+"""Optional API keys: compared in constant time, never logged, never echoed. LavaSrc can only be
+given a URL, so besides ``Authorization: Bearer <key>`` a key is accepted as ``?key=<key>``."""
 
 from __future__ import annotations
 
@@ -26,10 +23,7 @@ def presented_key(authorization: str | None, query_string: str) -> str | None:
 class ApiKeys:
     def __init__(self, keys: Iterable[str]) -> None:
         self._keys = tuple(key.encode() for key in keys)
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self._keys)
+        self.enabled = bool(self._keys)
 
     def accepts(self, presented: str | None) -> bool:
         """True if ``presented`` is one of the keys; every key is compared, so timing tells nothing."""

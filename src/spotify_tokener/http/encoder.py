@@ -1,9 +1,8 @@
 """Token answers as bytes, and the hot answer: the bare ``GET /api/token`` body, kept for a millisecond.
 
-A token answer changes only in its ``timestamp``, which is in milliseconds. So the hot answer (LavaSrc's
-call, nearly all traffic) is encoded at most once per millisecond: everything before ``timestamp`` once
-per token, then only the stamp. Every other answer is encoded when it is made: cheap, and those
-requests are rare (BENCHMARKS.md).
+A token answer changes only in its ``timestamp`` (ms), so the hot answer (LavaSrc's call, nearly all
+traffic) is encoded at most once per millisecond: all before ``timestamp`` once per token, then only
+the stamp. Other answers are rare and cheap, so they are encoded when made.
 """
 
 from __future__ import annotations
@@ -37,17 +36,14 @@ def encode_token(token: Token, *, cached: bool, now_ms: int) -> bytes:
 
 
 class HotAnswer:
-    """The cached anonymous token's answer, valid while the clock is before ``until_ns``.
-
-    ``until_ns`` is the end of the millisecond the body is stamped with, which never outlasts the
-    token's serving window (that ends on a millisecond too). :meth:`drop` is the slot's watcher: a new
-    token is served from the very next request, even within the same millisecond.
-    """
+    """The cached anonymous token's answer, valid while the clock is before ``until_ns``: the end of the
+    millisecond it is stamped with, never past the token's serving window (which ends on a millisecond
+    too). :meth:`drop` is the slot's watcher, so a new token is served from the very next request."""
 
     __slots__ = ("_held", "_prefix", "_read", "body", "until_ns")
 
     def __init__(self, read: Callable[[], CachedToken | None], *, enabled: bool = True) -> None:
-        self._read = read if enabled else _nothing  # with API keys every request must show its key
+        self._read = read if enabled else lambda: None  # with API keys every request must show its key
         self._held: CachedToken | None = None
         self._prefix = b""
         self.body = b""
@@ -68,7 +64,3 @@ class HotAnswer:
         self.body = self._prefix + str(now_ms).encode() + b"}"
         self.until_ns = (now_ms + 1) * NS_PER_MS
         return True
-
-
-def _nothing() -> None:
-    return None

@@ -22,16 +22,10 @@ class InvalidParameter(ValueError):
 
 def parse_force(query_string: str) -> bool:
     """Read ``force`` from a raw query string: yes/true/1 force, no/false/0/empty do not."""
-    if not query_string:  # LavaSrc's call: the hot path, so skip the parser
-        return False
-    value = parse_one(query_string, "force")
-    if value is None:
-        return False
-    word = value.lower()  # no stripping: ' 1' or '1\n' is not one of the words
-    if word in TRUE_WORDS:
-        return True
-    if word in FALSE_WORDS:
-        return False
+    value = parse_one(query_string, "force") if query_string else None  # LavaSrc's call skips the parser
+    word = (value or "").lower()  # no stripping: ' 1' or '1\n' is not one of the words
+    if word in TRUE_WORDS or word in FALSE_WORDS:
+        return word in TRUE_WORDS
     raise InvalidParameter("'force' must be one of 1, true, yes, 0, false, no (any case) or empty")
 
 
@@ -53,10 +47,8 @@ def parse_one(query_string: str, name: str, pattern: re.Pattern[str] | None = No
 
 
 def parse_sp_dc(cookie_headers: Iterable[str]) -> str | None:
-    """The ``sp_dc`` cookie from the request's Cookie header(s), or None; other cookies are ignored.
-
-    Messages describe what is wrong with the cookie without ever quoting it.
-    """
+    """The ``sp_dc`` cookie of the request's Cookie header(s), or None (other cookies are ignored);
+    messages say what is wrong with it without ever quoting it."""
     values = [value for header in cookie_headers for value in _sp_dc_values(header)]
     if not values:
         return None

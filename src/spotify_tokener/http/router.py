@@ -1,11 +1,9 @@
 """A deliberately tiny RSGI routing layer: fixed paths, JSON bodies, nothing else.
 
-Each route is declared once, as a :class:`Route`: the router serves it, the OpenAPI document describes
-it, the metrics count it, and the API key check knows whether it is open. The API has a handful of
-fixed routes, and Granian's RSGI interface is the fastest way to serve
-them (measured figures in BENCHMARKS.md); a general framework would cost much of that speed for
-features we do not use. Everything a client can get wrong is answered here with a JSON error, never
-a traceback.
+Each route is declared once (:class:`Route`): served, documented, counted, and known open or not. A
+handful of fixed routes on Granian's RSGI is the fastest way to serve them (BENCHMARKS.md); a framework
+would cost much of that speed for features we do not use. A client's mistake gets a JSON error, never a
+traceback.
 """
 
 from __future__ import annotations
@@ -40,12 +38,10 @@ class Headers(Protocol):
 class Scope(Protocol):
     """The parts of Granian's RSGI scope this layer reads."""
 
-    @property
-    def method(self) -> str: ...
-    @property
-    def path(self) -> str: ...
-    @property
-    def query_string(self) -> str: ...
+    method: str
+    path: str
+    query_string: str
+
     @property
     def headers(self) -> Headers: ...
 
@@ -68,11 +64,8 @@ class Request:
     left: Left | None = None  # resolves once the client has hung up (Granian's client_disconnect)
 
     def cookie_headers(self) -> list[str]:
-        """Every Cookie header (HTTP/2 may split cookies over several); the usual case costs one lookup.
-
-        Granian hides header values that are not valid UTF-8 from ``get`` and ``items`` but not from
-        ``in``: such a Cookie must be refused, not mistaken for no cookie at all.
-        """
+        """Every Cookie header (HTTP/2 may split cookies over several). Granian hides values that are not
+        UTF-8 from ``get`` and ``items`` but not from ``in``: such a Cookie is refused, not taken for none."""
         if "cookie" not in self.headers:
             return []
         values = [value for name, value in self.headers.items() if name.lower() == "cookie"]
@@ -91,8 +84,6 @@ class Response:
 
 Handler = Callable[[Request], Awaitable[Response]]
 Guard = Callable[[Request], "Response | None"]
-Document = Callable[[bool], dict[str, Any]]
-"""A route's OpenAPI operation, given whether API keys are required (TOKENER_API_KEY is set)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +91,7 @@ class Route:
     path: str
     method: str
     handler: Handler
-    document: Document | None = None  # None: served, but not part of the API (the Swagger UI's files)
+    document: Mapping[str, Any] | None = None  # its OpenAPI operation; None: not part of the API
     open: bool = False  # answered without an API key: health checks and the API's own documentation
 
 
@@ -124,10 +115,7 @@ class Router:
         self._open = frozenset(route.path for route in routes if route.open)
         self._guard = guard
         self._allowed = {path: _allow_header(methods) for path, methods in self._routes.items()}
-
-    @property
-    def paths(self) -> frozenset[str]:
-        return frozenset(self._routes)
+        self.paths = frozenset(self._routes)
 
     async def __call__(self, scope: Scope, protocol: HTTPProtocol) -> int:
         """Answer the request; returns the status sent, for the metrics."""

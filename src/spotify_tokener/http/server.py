@@ -1,8 +1,5 @@
-"""Runs an :class:`App` on Granian's embedded server inside our own event loop.
-
-One process, one event loop: the HTTP server, the token service and the Playwright connection
-share it, which keeps the idle footprint small (no supervisor, no worker processes).
-"""
+"""Runs an :class:`App` on Granian's embedded server inside our own event loop: one process, one loop
+for the server, the service and Playwright, which keeps the idle footprint small."""
 
 from __future__ import annotations
 
@@ -55,23 +52,16 @@ class TokenerServer:
         self._stopping.set()
 
     async def run(self) -> None:
-        """Serve until :meth:`stop`; on the way out, waiting clients get a 503 at once.
-
-        A taken port is refused before anything starts: Granian binds with ``SO_REUSEPORT``, so a
-        second instance would otherwise share the port (and split clients over two caches) silently.
-        """
-        refuse_a_taken_port(self.settings.host, self.settings.port)
+        """Serve until :meth:`stop`; on the way out, waiting clients get a 503 at once. A taken port is
+        refused first: Granian binds with ``SO_REUSEPORT``, so a second instance would share it silently."""
+        host, port = self.settings.host, self.settings.port
+        refuse_a_taken_port(host, port)
         async with self.app.lifespan():
             serving = asyncio.create_task(self._granian.serve())
             await asyncio.sleep(0)  # Granian binds its socket in the task's first step
             if serving.done():
                 _raise_bind_error(serving)
-            log.info(
-                "spotify-tokener %s listening on http://%s:%d",
-                __version__,
-                self.settings.host,
-                self.settings.port,
-            )
+            log.info("spotify-tokener %s listening on http://%s:%d", __version__, host, port)
             if warning := exposure_warning(self.settings):
                 log.warning("%s", warning)
             stopping = asyncio.create_task(self._stopping.wait())

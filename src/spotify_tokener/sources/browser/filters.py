@@ -21,7 +21,7 @@ def is_token_request(url: str) -> bool:
 
 
 def should_block(resource_type: str, url: str) -> bool:
-    """Requests the token does not depend on: pixels, fonts, styles and analytics."""
+    """The token does not depend on pixels, fonts, styles and analytics."""
     if resource_type in BLOCKED_RESOURCE_TYPES:
         return True
     parts = urlsplit(url)

@@ -30,6 +30,7 @@ STRING_TABLE = '"strings":['
 STRING_END = re.compile(r'(?:[^"\\]|\\.)*"', re.DOTALL)
 LONGEST_LITERAL = MAX_LENGTH * 6 + 2
 """The longest literal a kept string can have: each character escaped as \\uXXXX, and its quotes."""
+TOO_LONG = '"' + "x" * (LONGEST_LITERAL + 1)
 SEPARATORS = re.compile(r"[,\s]*")
 
 
@@ -37,7 +38,7 @@ class StringTable:
     """Fed the snapshot's JSON in chunks; keeps the strings of its string table worth a check.
 
     Linear in the snapshot's size: a string too long to be a secret (a script's source, megabytes)
-    is skipped as it streams, not kept and rescanned with every chunk.
+    is held as a short stand-in while it streams, not kept and rescanned with every chunk.
     """
 
     def __init__(self, known: frozenset[str] = frozenset()) -> None:
@@ -48,24 +49,18 @@ class StringTable:
         self.truncated = False  # more strings than MAX_CANDIDATES: the first ones are kept
         self._inside = False
         self._pending = ""
-        self._skipping = False  # inside a string too long to keep: looking for its end
-        self._escaped = False  # the last chunk skipped ended inside an escape
 
     def feed(self, chunk: str) -> None:
         if self.done:
             return
+        text = self._pending + chunk
         if not self._inside:
-            text = self._pending + chunk
             start = text.find(STRING_TABLE)
             if start < 0:
                 self._pending = text[-len(STRING_TABLE) :]
                 return
-            self._inside, self._pending, chunk = True, "", text[start + len(STRING_TABLE) :]
-        if self._skipping:
-            chunk = self._skip(chunk)
-            if self._skipping:
-                return
-        self._read(self._pending + chunk)
+            self._inside, text = True, text[start + len(STRING_TABLE) :]
+        self._read(text)
 
     def _read(self, text: str) -> None:
         """Each string is matched once, anchored at its opening quote: never rescanned."""
@@ -88,22 +83,10 @@ class StringTable:
         self.done = self.truncated = True
 
     def _hold(self, unfinished: str) -> None:
-        """Keep a string's beginning for the next chunk, or skip it if it is already too long."""
-        if len(unfinished) > LONGEST_LITERAL:
-            self._skipping, self._pending = True, ""
-            self._escaped = _ends_in_escape(unfinished[1:])
-        else:
-            self._pending = unfinished
-
-    def _skip(self, chunk: str) -> str:
-        """What follows the end of the string being skipped, if this chunk holds it."""
-        start = 1 if self._escaped and chunk else 0
-        found = STRING_END.match(chunk, start)
-        if found is None:
-            self._escaped = _ends_in_escape(chunk[start:]) if chunk[start:] else self._escaped
-            return ""
-        self._skipping = self._escaped = False
-        return chunk[found.end() :]
+        """Keep a string's beginning for the next chunk; one already too long, as a stand-in just as
+        unfit to keep, and, like it, inside an escape or not."""
+        escape = "\\" if _ends_in_escape(unfinished[1:]) else ""
+        self._pending = unfinished if len(unfinished) <= LONGEST_LITERAL else TOO_LONG + escape
 
     def _keep(self, literal: str) -> None:
         if not MIN_LENGTH <= len(literal) - 2 <= LONGEST_LITERAL:
@@ -120,9 +103,8 @@ def _ends_in_escape(text: str) -> bool:
 
 
 async def empty_page_strings(context: BrowserContext, url: str) -> frozenset[str] | None:
-    """The strings an empty document at ``url`` holds: the browser's own (None if it cannot be read).
-    Served by the context itself, so nothing is sent anywhere; ``context`` must be one of its own, so
-    that no page of the player shares its heap."""
+    """The browser's own strings. Served by the context itself, so nothing is sent anywhere; ``context``
+    must be one of its own, so that no page of the player shares its heap."""
     try:
         await context.route(
             "**/*", lambda route: route.fulfill(status=200, content_type="text/html", body="")
@@ -136,8 +118,6 @@ async def empty_page_strings(context: BrowserContext, url: str) -> frozenset[str
 
 
 async def page_strings(context: BrowserContext, page: Page, known: frozenset[str] = frozenset()) -> list[str]:
-    """The strings the page holds that could be a secret, less ``known`` (empty if the snapshot cannot be
-    taken)."""
     table = StringTable(known)
     try:
         session = await context.new_cdp_session(page)

@@ -26,7 +26,6 @@ NO_PLAYWRIGHT = "Playwright is not installed (pip install 'spotify-tokener[brows
 
 
 def unavailable(settings: Settings) -> str | None:
-    """Why the browser source cannot run here, or None when it can."""
     try:
         playwright = importlib.util.find_spec("playwright")
     except (ImportError, ValueError):  # a broken install, or one a test has hidden

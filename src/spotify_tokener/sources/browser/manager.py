@@ -13,9 +13,9 @@ import contextlib
 import logging
 import os
 import shutil
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from playwright.async_api import Browser, BrowserContext, Playwright, ProxySettings, async_playwright
 from playwright.async_api import Error as PlaywrightError
@@ -39,8 +39,6 @@ log = logging.getLogger(__name__)
 
 
 class BrowserManager:
-    """Owns the Playwright driver and Chromium; everything else borrows short-lived contexts."""
-
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._args = chromium_args(settings.browser_args, settings.connect_to_rules)
@@ -85,14 +83,16 @@ class BrowserManager:
             try:
                 yield context
             finally:
-                self._in_background(self._close_quietly(context))
+                closing = asyncio.get_running_loop().create_task(self._quietly(context.close()))
+                self._background.add(closing)
+                closing.add_done_callback(self._background.discard)
         finally:
             self._active -= 1
-            if self._active == 0:
-                self._arm_idle_timer()
+            if self._active == 0:  # every entry cancelled the timer: none is armed now
+                self._idle_task = asyncio.get_running_loop().create_task(self._close_when_idle())
 
     async def close(self) -> None:
-        """Stop browser and driver, waiting for a launch under way so its processes are not orphaned."""
+        """Waits for a launch under way so that its processes are not orphaned."""
         self._closed = True
         self._cancel_idle_timer()
         launching = self._launching
@@ -110,12 +110,11 @@ class BrowserManager:
             self._home = None
 
     def proxy_failure(self, proxy: Proxy, since: float) -> str | None:
-        """Why ``proxy`` failed a connection since ``since`` (monotonic seconds), if it did."""
+        """Why ``proxy`` failed a connection since ``since`` (monotonic), if it did."""
         relay = self._relays.get(proxy)
         return relay.failure_since(since) if relay is not None else None
 
     async def _relay_server(self, proxy: Proxy) -> str:
-        """The address of ``proxy``'s relay, started on first use and kept until :meth:`close`."""
         relay = self._relays.get(proxy)
         if relay is None:
             # Imported with the first proxy: python-socks and its kin cost idle memory (BENCHMARKS.md).
@@ -129,7 +128,7 @@ class BrowserManager:
             self._relays[proxy] = relay
         return await relay.address()
 
-    async def _open_context(self, user_agent: str, server: str | None) -> BrowserContext:
+    async def _open_context(self, user_agent: str, server: str | None, retry: bool = True) -> BrowserContext:
         """A context on the running browser, relaunching it once if it turns out to be dead.
 
         Playwright learns of a killed Chromium a moment after the attempt it broke has failed, so the
@@ -138,21 +137,18 @@ class BrowserManager:
         browser = await self._ensure_browser()
         try:
             return await _new_context(browser, user_agent, server)
-        except PlaywrightError:
-            await self._discard(browser, "could not open a browser context; relaunching")
-        browser = await self._ensure_browser()
-        try:
-            return await _new_context(browser, user_agent, server)
         except PlaywrightError as error:
-            await self._discard(browser, "could not open a browser context")
-            raise BrowserError("the browser failed to open a page") from error
+            async with self._launch_lock:
+                if self._browser is browser:  # not replaced by another attempt meanwhile
+                    log.warning("dropping the browser: could not open a context in it")
+                    await self._teardown()
+            if not retry:
+                raise BrowserError("the browser failed to open a page") from error
+        return await self._open_context(user_agent, server, retry=False)
 
     async def _ensure_browser(self) -> Browser:
-        """The running browser, launching one if needed.
-
-        The launch runs as its own task: a waiter that is cancelled (a client leaving, a shutdown)
-        must not interrupt it halfway, or the driver process it spawned would never be closed.
-        """
+        """The launch runs as its own task: a waiter that is cancelled (a client leaving, a shutdown)
+        must not interrupt it halfway, or the driver process it spawned would never be closed."""
         async with self._launch_lock:
             if self._browser is not None and self._browser.is_connected():
                 return self._browser
@@ -160,32 +156,26 @@ class BrowserManager:
                 if self._browser is not None or self._playwright is not None:
                     log.warning("browser is gone (crashed or killed); relaunching")
                     await self._teardown()
-                self._launching = asyncio.get_running_loop().create_task(self._launch_once())
+                self._launching = asyncio.get_running_loop().create_task(self._launch())
                 self._launching.add_done_callback(_retrieve)
             launching = self._launching
         return await asyncio.shield(launching)
 
-    async def _launch_once(self) -> Browser:
-        try:
-            browser = await self._launch()
-        finally:
-            self._launching = None
-        if self._closed:  # the service stopped during the launch; do not leave it running
-            await self._teardown()
-            raise BrowserError("the browser was closed while starting")
-        log.info("browser started: Chromium %s (%s)", browser.version, self.executable)
-        return browser
-
     async def _launch(self) -> Browser:
         enable_node_compile_cache()
         try:
-            await self._prepare_home()
+            if self._settings.ca_file is not None and self._home is None:
+                # Before the timeout starts, so that a timeout cannot orphan the thread making it.
+                # Imported here: cryptography costs idle memory (BENCHMARKS.md).
+                from spotify_tokener.sources.browser.trust_store import home_trusting  # noqa: PLC0415
+
+                self._home = await asyncio.to_thread(home_trusting, self._settings.ca_file)
             async with asyncio.timeout(self._settings.fetch_timeout):  # driver and Chromium together
                 self._playwright = await async_playwright().start()
                 self.executable = find_executable(
                     self._settings.browser_path, self._playwright.chromium.executable_path
                 )
-                browser = await self._start_chromium(self._playwright, self.executable)
+                browser = self._browser = await self._start_chromium(self._playwright, self.executable)
         except (BrowserMissing, asyncio.CancelledError):  # cancelled: the loop ends; leave no driver
             await self._teardown()
             raise
@@ -193,15 +183,14 @@ class BrowserManager:
             await self._teardown()
             log.error("browser failed to start: %s: %s", type(error).__name__, _first_line(error))
             raise BrowserError("the browser failed to start") from error
-        self._browser = browser
+        finally:
+            self._launching = None
         self.launches += 1
+        if self._closed:  # the service stopped during the launch; do not leave it running
+            await self._teardown()
+            raise BrowserError("the browser was closed while starting")
+        log.info("browser started: Chromium %s (%s)", browser.version, self.executable)
         return browser
-
-    async def _prepare_home(self) -> None:
-        """Chromium's own home, trusting TOKENER_CA_FILE: made once, before the launch's timeout
-        starts, so a timeout cannot orphan the thread making it."""
-        if self._settings.ca_file is not None and self._home is None:
-            self._home = await asyncio.to_thread(_home_trusting, self._settings.ca_file)
 
     async def _start_chromium(self, playwright: Playwright, executable: Path) -> Browser:
         """Sandboxed when wanted; in ``auto`` mode, without it (said once) where it cannot start."""
@@ -232,47 +221,24 @@ class BrowserManager:
             env=env,
         )
 
-    async def _discard(self, browser: Browser, why: str) -> None:
-        """Tear ``browser`` down, unless another attempt has already replaced it."""
-        async with self._launch_lock:
-            if self._browser is browser:
-                log.warning("dropping the browser: %s", why)
-                await self._teardown()
-
     async def _teardown(self) -> None:
-        """Close browser and driver, tolerating either being dead already.
-
-        Shielded: once the handles are taken, a cancelled caller must not leave the processes open.
-        """
+        """Shielded: once the handles are taken, a cancelled caller must not leave the processes open."""
         browser, playwright = self._browser, self._playwright
         self._browser, self._playwright = None, None
         if browser is not None or playwright is not None:
             await asyncio.shield(self._close_handles(browser, playwright))
 
     async def _close_handles(self, browser: Browser | None, playwright: Playwright | None) -> None:
-        timeout = self._settings.shutdown_timeout
         if browser is not None:
-            with contextlib.suppress(PlaywrightError, TimeoutError):
-                async with asyncio.timeout(timeout):
-                    await browser.close()
+            await self._quietly(browser.close())
         if playwright is not None:
-            with contextlib.suppress(PlaywrightError, TimeoutError, OSError):
-                async with asyncio.timeout(timeout):
-                    await playwright.stop()
+            await self._quietly(playwright.stop())
 
-    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(work)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    async def _close_quietly(self, context: BrowserContext) -> None:
-        with contextlib.suppress(PlaywrightError, TimeoutError):
+    async def _quietly(self, closing: Awaitable[None]) -> None:
+        """What is closed may be dead already."""
+        with contextlib.suppress(PlaywrightError, TimeoutError, OSError):
             async with asyncio.timeout(self._settings.shutdown_timeout):
-                await context.close()
-
-    def _arm_idle_timer(self) -> None:
-        self._cancel_idle_timer()
-        self._idle_task = asyncio.get_running_loop().create_task(self._close_when_idle())
+                await closing
 
     def _cancel_idle_timer(self) -> None:
         if self._idle_task is not None and not self._idle_task.done():
@@ -295,13 +261,6 @@ async def _new_context(browser: Browser, user_agent: str, proxy_server: str | No
     agent = user_agent or desktop_user_agent(browser.version)
     proxy: ProxySettings | None = {"server": proxy_server} if proxy_server else None
     return await browser.new_context(user_agent=agent, service_workers="block", proxy=proxy)
-
-
-def _home_trusting(ca_file: Path) -> Path:
-    """Imported with the first launch that needs it: cryptography costs idle memory (BENCHMARKS.md)."""
-    from spotify_tokener.sources.browser.trust_store import home_trusting  # noqa: PLC0415
-
-    return home_trusting(ca_file)
 
 
 def _retrieve(task: asyncio.Task[Browser]) -> None:

@@ -51,8 +51,6 @@ class BrowserSource:
         clock: Clock = wall_clock_ms,
         pupil: Pupil | None = None,
     ) -> None:
-        """``pupil`` is shown each token call the page made and Spotify answered with a token, and
-        the page's strings when it asks for them (the direct source learns from both)."""
         self._settings = settings
         self._browser = browser
         self._clock = clock
@@ -94,9 +92,8 @@ class BrowserSource:
     async def _teach(
         self, pupil: Pupil, sighting: Sighting, context: BrowserContext, page: Page, budget: asyncio.Timeout
     ) -> None:
-        """Show the pupil the page's call, wait a while for what it learns from it, and, if it then
-        asks, show it the page's strings: all within what is left of the attempt's time (a margin
-        kept for the answer), never at the cost of the token."""
+        """Within what is left of the attempt's time (a margin kept for the answer), never at the cost
+        of the token."""
         learning = pupil.teach(sighting)
         if learning is not None and _left(budget) > 0:
             await asyncio.wait([learning], timeout=_left(budget))  # it goes on if time runs out
@@ -113,14 +110,14 @@ class BrowserSource:
         log.info(
             "read %d strings from the page's memory in %.0f ms, besides the %d an empty page holds",
             len(strings),
-            _ms_since(started),
+            (time.monotonic() - started) * 1000,
             len(own),
         )
         pupil.teach_strings(sighting, strings)
 
     async def _browsers_own_strings(self) -> frozenset[str]:
-        """What an empty page of the player's origin holds, read once per launch of the browser (in a
-        context of its own: for a moment, one more than the attempts' places)."""
+        """Read once per launch of the browser, in a context of its own: for a moment, one more than the
+        attempts' places."""
         async with self._reading_own:
             if self._browsers_own is None or self._browsers_own[0] != self._browser.launches:
                 async with self._browser.context(self._settings.user_agent) as context:
@@ -140,21 +137,20 @@ class BrowserSource:
         return await caught.value
 
     def _failure(self, error: PlaywrightError, proxy: Proxy | None, started: float) -> TokenError:
-        """What a failed page load means; through a proxy that failed meanwhile, the proxy's fault."""
-        failure = _page_failure(error, self._browser.running)
-        if isinstance(failure, PageUnreachable) and proxy is not None:
-            why = self._browser.proxy_failure(proxy, since=started)
-            if why is not None:
-                return PageUnreachable(f"the proxy {proxy.label} {why}")
-        return failure
-
-
-def _ms_since(started: float) -> float:
-    return (time.monotonic() - started) * 1000
+        """Spotify's fault, the browser's (crash, close), or that of a proxy that failed meanwhile."""
+        message = str(error)
+        if network := NET_ERROR.search(message):  # Chromium's own code, such as net::ERR_NAME_NOT_RESOLVED
+            failure = f"the Spotify web player could not be loaded ({network.group(0)})"
+        elif not self._browser.running or "crash" in message.lower() or "has been closed" in message:
+            return BrowserError("the browser crashed or closed during the fetch")
+        else:
+            failure = "the Spotify web player could not be loaded"
+        if proxy is not None and (why := self._browser.proxy_failure(proxy, since=started)) is not None:
+            return PageUnreachable(f"the proxy {proxy.label} {why}")
+        return PageUnreachable(failure)
 
 
 def _left(budget: asyncio.Timeout) -> float:
-    """Seconds the attempt may still spend before it must answer (its margin kept)."""
     when = budget.when()
     return (when - asyncio.get_running_loop().time() if when is not None else 0.0) - TEACHING_MARGIN_S
 
@@ -182,13 +178,3 @@ async def _filter_route(route: Route) -> None:
             await route.abort("blockedbyclient")
         else:
             await route.fallback()
-
-
-def _page_failure(error: PlaywrightError, browser_alive: bool) -> TokenError:
-    """Tell Spotify's fault (a network error loading the page) from the browser's (crash, close)."""
-    message = str(error)
-    if network := NET_ERROR.search(message):  # Chromium's own code, such as net::ERR_NAME_NOT_RESOLVED
-        return PageUnreachable(f"the Spotify web player could not be loaded ({network.group(0)})")
-    if not browser_alive or "crash" in message.lower() or "has been closed" in message:
-        return BrowserError("the browser crashed or closed during the fetch")
-    return PageUnreachable("the Spotify web player could not be loaded")

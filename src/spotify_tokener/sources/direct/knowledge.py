@@ -1,13 +1,12 @@
 """What the direct source knows (a secret and the call's shape), and how it learns it from the page.
 
-Learning reads the web player's page and scripts by plain HTTP and takes the candidates that
-``domain/bundle.py`` offers. With a sighting from the browser (the page's own call, its codes and
-its time), a candidate is proven offline, at no cost upstream. Without one, a few versioned
-candidates may be tried on Spotify itself, each once: a wrong TOTP is an easy signal to ban on.
+With a sighting from the browser (the page's own call, its codes and its time), a candidate is proven
+offline, at no cost upstream.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -36,6 +35,8 @@ from spotify_tokener.sources.http_client import Reply
 MAX_SCRIPTS = 16
 SCRIPT_HOSTS = ("spotify.com", "spotifycdn.com")
 """Only Spotify's own scripts are read: a page may also load third parties'."""
+TOTP_VERSION = re.compile(r"totp(?!.*server).*ver", re.IGNORECASE)
+"""The parameter the page sends the secret's version in: totpVer; not totpServer, nor buildVer."""
 
 
 class Origin(Enum):
@@ -51,11 +52,10 @@ class Origin(Enum):
 
 @dataclass(frozen=True, slots=True)
 class Knowledge:
-    """A secret and the call's shape. ``proven``, not just likely. A versioned candidate
-    that reproduces a sighted code is (a handful of candidates against a one-in-a-million match); one
-    string among hundreds or thousands is not yet, since one of them matches by chance now and then: it
-    needs a second sighting, or Spotify's acceptance of a code, of another 30 s step (the sighted code
-    itself proves nothing more). ``step`` is the TOTP step of the sighting that found it, if one did."""
+    """``proven``, not just likely: a versioned candidate that reproduces a sighted code is (a handful
+    against a one-in-a-million match); one string among thousands is not yet, since one of them matches
+    by chance now and then: it needs a code of another 30 s step than ``step`` (the sighting's)
+    reproduced or accepted."""
 
     secret: Secret
     shape: RequestShape
@@ -63,20 +63,14 @@ class Knowledge:
     proven: bool
     step: int | None = None
 
-    def as_proven(self) -> Knowledge:
-        return Knowledge(self.secret, self.shape, self.origin, proven=True, step=self.step)
 
-
-NOTE = "direct-source"
-"""The name what was learned is shared under between replicas (``core/ports.Notes``)."""
-
+NOTE = "direct-source"  # what replicas share it under
 
 MAX_PARAMS, MAX_TEXT = 32, 512  # a record's bounds: its parameters, the characters of each string
 
 
 def knowledge_record(knowledge: Knowledge, learned_at_ms: int) -> dict[str, Any]:
-    """What replicas share, and the state folder keeps: the secret, its version and the call's
-    shape; never a cookie."""
+    """What replicas share, and the state folder keeps: never a cookie."""
     return {
         "secret": knowledge.secret.value,
         "version": knowledge.secret.version,
@@ -91,7 +85,6 @@ def dump_knowledge(knowledge: Knowledge, learned_at_ms: int) -> bytes:
 
 
 def load_knowledge(raw: bytes | None, endpoint: str) -> tuple[Knowledge, int] | None:
-    """Another replica's knowledge and when it was learned (:func:`knowledge_from`)."""
     try:
         return knowledge_from(orjson.loads(raw) if raw else None, endpoint, Origin.REPLICA)
     except orjson.JSONDecodeError:
@@ -99,9 +92,8 @@ def load_knowledge(raw: bytes | None, endpoint: str) -> tuple[Knowledge, int] | 
 
 
 def knowledge_from(record: object, endpoint: str, origin: Origin) -> tuple[Knowledge, int] | None:
-    """Proven knowledge and when it was learned, read as warily as an answer from the network: it
-    must call ``endpoint`` (a record that would send the call elsewhere is ignored), and every field
-    have its type and bounds."""
+    """Read as warily as an answer from the network: a record that would send the call elsewhere than
+    ``endpoint``, or with a field out of its type or bounds, is ignored."""
     try:
         if not isinstance(record, dict) or record["endpoint"] != endpoint:
             return None
@@ -118,7 +110,6 @@ def knowledge_from(record: object, endpoint: str, origin: Origin) -> tuple[Knowl
 
 
 def bundle_from(record: dict[str, Any] | None) -> tuple[str, ...]:
-    """The script URLs a kept record names, if they read well (else none)."""
     urls = record.get("bundle") if record else None
     fine = isinstance(urls, list) and len(urls) <= MAX_SCRIPTS and all(map(_text, urls))
     return tuple(urls) if fine and urls else ()
@@ -134,17 +125,12 @@ def _count(value: object) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class PageText:
-    """The page's scripts as read for learning: their URLs, and the bodies that could be read."""
-
     urls: tuple[str, ...]
     scripts: list[bytes]
 
 
 @dataclass(frozen=True, slots=True)
 class Page:
-    """One visit of the web player: what it set (the device cookie), the scripts it names, and the
-    app version it gives clients."""
-
     cookies: dict[str, str]
     scripts: tuple[str, ...]
     app_version: str | None = None
@@ -161,11 +147,9 @@ def parse_page(reply: Reply, page_url: str) -> Page:
 def knowledge_matching(
     candidates: Sequence[Secret], sighting: Sighting, origin: Origin = Origin.PAGE
 ) -> Knowledge | None:
-    """The first candidate that reproduces the sighting's code, with the sighting's shape: proven
-    if it was among the versioned ones; among the rest, only one that reproduces every code, and
-    proven only if they were of two steps (the page's and the server's clocks either side of a
-    step's end), likely otherwise. A few microseconds a candidate, tens of thousands of them for a
-    large bundle: run it in a thread."""
+    """An unversioned candidate must reproduce every code, and is proven only if they were of two steps
+    (the page's and the server's clocks either side of a step's end). A few microseconds a candidate,
+    tens of thousands of them for a large bundle: run it in a thread."""
     versioned = [candidate for candidate in candidates if candidate.version is not None]
     unversioned = [candidate for candidate in candidates if candidate.version is None]
     two_steps = len(set(sighted_codes(sighting))) > 1  # client and server codes of different steps
@@ -179,21 +163,14 @@ def knowledge_matching(
 
 
 def candidates_in(scripts: Sequence[bytes]) -> list[Secret]:
-    """Every script's candidates, versioned ones first across all scripts."""
+    """Versioned ones first across all scripts: those alone may be tried unsighted."""
     found = [secret for script in scripts for secret in secret_candidates(script.decode("utf-8", "replace"))]
     return sorted(found, key=lambda secret: secret.version is None)
 
 
 def _versioned(secret: Secret, sighting: Sighting) -> Secret:
-    """An unversioned candidate takes the version the page sent (its ``totpVer``-like parameter)."""
     for name, value in parse_qsl(urlsplit(sighting.url).query):
-        lowered = name.lower()  # totpVer; not totpServer, nor buildVer
-        if (
-            lowered.startswith("totp")
-            and lowered.endswith("ver")
-            and "server" not in lowered
-            and value.isdigit()
-        ):
+        if TOTP_VERSION.fullmatch(name) and value.isdigit():
             return Secret(secret.value, int(value))
     return secret
 

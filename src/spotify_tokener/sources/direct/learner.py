@@ -1,15 +1,9 @@
 """What the direct source knows, and how it comes to know it: the pupil the browser source teaches.
 
-It starts from a pinned secret, another replica's knowledge, or the page's scripts. Each sighting of
-the page's own call proves what it knows or corrects it: the call's shape at once, the secret
-after reading the scripts again, and, when their text teaches nothing, the page's memory (the
-browser source reads it once per build of the scripts, when asked, and again after Spotify turned
-down what it gave). A secret that is only likely (one string among many that reproduced a code) is
-proven by a second sighting, or by Spotify's acceptance of a code, of another 30 s step; until then
-each call with it is one of the few unproven tries. What it proves it shares with the other
-replicas; when it learns something, ``on_learned`` ends its cool-down. While another source serves,
-it says whether a browser's teaching could help (:attr:`Learner.wants_teacher`): not after one found
-nothing in these same scripts, until they change or a long while has passed.
+Each sighting of the page's own call proves what is known or corrects it; the page's memory is read
+only when the scripts' text teaches nothing, once per build of them, since it is slow and its many
+strings each risk a chance match. Until a secret is proven, each call with it is one of a few tries:
+a wrong TOTP is an easy signal to ban on.
 """
 
 from __future__ import annotations
@@ -17,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import replace
 
 from spotify_tokener.core.ports import NO_STATE, Notes, StateStore
 from spotify_tokener.domain.clock import Clock
@@ -46,11 +41,8 @@ NOTHING_LEARNED = "no secret learned yet: none in the page's scripts could be pr
 NOTHING_ANYWHERE = "no secret learned: none in the page's scripts nor in its memory reproduces its code"
 UNPROVEN = "a likely secret awaits a second sighting: no unproven try is left"
 
-LEARNED = "learned.json"
-"""The state folder's document of what was proven (never a merely likely secret)."""
-
+LEARNED = "learned.json"  # in the state folder: only what was proven
 ReadPage = Callable[[Proxy | None], Awaitable[PageText]]
-"""The page's scripts, read by plain HTTP through a proxy (or none)."""
 
 
 class Learner:
@@ -80,7 +72,7 @@ class Learner:
         self._notes = notes
         self._clock = clock
         self._kept = kept
-        self._bundle: tuple[str, ...] = ()  # the scripts the page named when it was last read
+        self._bundle: tuple[str, ...] = ()  # the script URLs the page named when it was last read
         self._knowledge = Knowledge(pinned, default, Origin.PINNED, proven=True) if pinned else None
         if self._knowledge is None:
             self._knowledge = self._kept_knowledge()
@@ -95,9 +87,8 @@ class Learner:
         self._choosing = asyncio.Lock()  # concurrent attempts share one choice, and one try
         self._background: set[asyncio.Task[None]] = set()  # relearning, sharing
         self._relearning: asyncio.Task[None] | None = None
-        self._scripts_read: tuple[str, ...] = ()  # the script URLs the page named when last read
         self._memory_read_for: tuple[str, ...] | None = None  # the scripts the memory was read with
-        self._wants_strings = False
+        self.wants_page_strings = False
         self._proxy: Proxy | None = None  # the last attempt's, for learning in the background
         self.on_learned: Callable[[], None] = lambda: None
         self.trouble: str | None = None  # why the direct source cannot make tokens now
@@ -121,16 +112,12 @@ class Learner:
         return bundle_name(url) if url is not None else None
 
     @property
-    def wants_page_strings(self) -> bool:
-        return self._wants_strings
-
-    @property
     def wants_teacher(self) -> bool:
         """Whether a browser's teaching could help now: nothing proven is known, and no teaching
         found nothing in the scripts the page names now within the back-off."""
         if self._knowledge is not None and self._knowledge.proven and self.trouble is None:
             return False
-        if self.trouble != NOTHING_ANYWHERE or self._memory_read_for != self._scripts_read:
+        if self.trouble != NOTHING_ANYWHERE or self._memory_read_for != self._bundle:
             return True
         return self._clock() >= self._nothing_since_ms + self._teach_backoff_ms
 
@@ -149,17 +136,15 @@ class Learner:
             return knowledge
 
     def accepted(self, knowledge: Knowledge, called_at_ms: int) -> None:
-        """Spotify answered a call made with ``knowledge`` (its code for ``called_at_ms``) with a token:
-        proof, unless that code is the one sighted, which a chance match reproduces as well."""
+        """Proof, unless the accepted code is the one sighted, which a chance match reproduces too."""
         if knowledge.proven or self._knowledge is not knowledge:
             return
         if knowledge.step is None or step_at(called_at_ms) != knowledge.step:
-            self._learned(knowledge.as_proven())
+            self._learned(replace(knowledge, proven=True))
 
     def turned_down(self, knowledge: Knowledge, error: TokenError) -> None:
-        """Spotify found a call made with ``knowledge`` wrong (a 400 such as "Invalid TOTP"; not a
-        403, a garbled answer or a broken connection, which say nothing of the secret): the secret or
-        the shape is stale until a sighting says which (an unproven secret is never sent again)."""
+        """Only for a 400 such as "Invalid TOTP": a 403, a garbled answer or a broken connection say
+        nothing of the secret. Which of secret and shape is stale, the next sighting tells."""
         if self._knowledge is not knowledge:
             return
         if knowledge.proven:
@@ -185,7 +170,7 @@ class Learner:
         return self._relearning
 
     def teach_strings(self, sighting: Sighting, strings: list[str]) -> asyncio.Task[None]:
-        self._wants_strings, self._memory_read_for = False, self._scripts_read
+        self.wants_page_strings, self._memory_read_for = False, self._bundle
         return self._in_background(self._learn_from_memory(sighting, strings))
 
     async def close(self) -> None:
@@ -194,8 +179,7 @@ class Learner:
         await asyncio.gather(*self._background, return_exceptions=True)
 
     def _spend_try(self, knowledge: Knowledge) -> None:
-        """One of the few unproven tries of the window (shared by attempts that run together),
-        never one Spotify refused within it."""
+        """Attempts that run together share one try."""
         value = knowledge.secret.value
         tried, refused = self._recent(self._tried), self._recent(self._refused)
         if value in tried and value not in refused:
@@ -206,16 +190,18 @@ class Learner:
         self._tried[value] = self._clock()
 
     def _recent(self, when: dict[str, int]) -> set[str]:
-        """The secrets of ``when`` inside the window (older ones are forgotten)."""
         since = self._clock() - self._tries_window_ms
         for value in [value for value, at in when.items() if at <= since]:
             del when[value]
         return set(when)
 
-    async def _learn_unsighted(self, proxy: Proxy | None) -> Knowledge:
+    async def _candidates(self, proxy: Proxy | None) -> list[Secret]:
         page = await self._read_page(proxy)
-        self._bundle, candidates = page.urls, await parsed(candidates_in, page.scripts)
-        self._scripts_read = page.urls
+        self._bundle = page.urls
+        return await parsed(candidates_in, page.scripts)
+
+    async def _learn_unsighted(self, proxy: Proxy | None) -> Knowledge:
+        candidates = await self._candidates(proxy)
         if self._sighting is not None:
             knowledge = await parsed(knowledge_matching, candidates, self._sighting)
             if knowledge is not None:
@@ -234,9 +220,7 @@ class Learner:
     async def _relearn(self, sighting: Sighting) -> None:
         """After a sighting that what is known does not reproduce (awaited a while by the teacher)."""
         try:
-            page = await self._read_page(self._proxy)
-            self._bundle = page.urls
-            knowledge = await parsed(lambda: knowledge_matching(candidates_in(page.scripts), sighting))
+            knowledge = await parsed(knowledge_matching, await self._candidates(self._proxy), sighting)
         except TokenError as error:
             self._troubled(f"could not read the web player's scripts: {error}")
             return
@@ -244,8 +228,8 @@ class Learner:
             self._troubled(f"learning crashed ({type(error).__name__})")
             return
         if knowledge is None:
-            memory_read = page.urls == self._memory_read_for
-            self._scripts_read, self._wants_strings = page.urls, not memory_read
+            memory_read = self._bundle == self._memory_read_for
+            self.wants_page_strings = not memory_read
             self._troubled(NOTHING_ANYWHERE if memory_read else NOTHING_LEARNED)
             return
         self._learned(knowledge)
@@ -271,8 +255,7 @@ class Learner:
             log.info("direct source: TOTP version %s, from another replica", shared[0].secret.version)
 
     def _learned(self, knowledge: Knowledge) -> None:
-        """What is known now; shared once proven; the cool-down ends so that the next attempt uses it."""
-        self._knowledge, self.trouble, self._wants_strings = knowledge, None, False
+        self._knowledge, self.trouble, self.wants_page_strings = knowledge, None, False
         self._learned_at_ms = self._clock()
         proven = "" if knowledge.proven else " (likely; to be proven)"
         log.info(
@@ -289,11 +272,10 @@ class Learner:
         self.on_learned()
 
     def _keep(self, knowledge: Knowledge, learned_at_ms: int) -> None:
-        """Proven knowledge, for the next start; with the scripts it came with (the bundle's name)."""
         self._kept.save(LEARNED, {**knowledge_record(knowledge, learned_at_ms), "bundle": list(self._bundle)})
 
     def _kept_knowledge(self) -> Knowledge | None:
-        """What a previous run proved: the first token after a restart needs neither page nor bundle."""
+        """So that the first token after a restart needs neither page nor bundle."""
         record = self._kept.load(LEARNED)
         kept = knowledge_from(record, self._default.endpoint, Origin.KEPT)
         if kept is None:
@@ -303,10 +285,9 @@ class Learner:
         return kept[0]
 
     def _troubled(self, why: str) -> None:
-        """Said once, not at every browser attempt while it lasts."""
         if why == NOTHING_ANYWHERE:
             self._nothing_since_ms = self._clock()
-        if why != self.trouble:
+        if why != self.trouble:  # said once, not at every browser attempt while it lasts
             log.warning("direct source: %s; the browser source carries on alone", why)
         self.trouble = why
 

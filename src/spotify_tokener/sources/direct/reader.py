@@ -1,10 +1,8 @@
 """The one reader of the web player's page and scripts, for the secret's learning and the hashes.
 
 Whoever answers in Spotify's place may send bodies of any size, and text built to be slow to parse.
-Every body is cut off as it streams (the page at 2 MB, a script at 10 MB, one learning's scripts at
-32 MB in all), and every parse runs in one worker thread: neither memory nor the event loop that
-serves cached tokens is at the upstream's mercy. The hashes: the page, its bundle, then the chunks
-the bundle names, one after the other.
+Every body is cut off as it streams, and every parse runs in one worker thread: neither memory nor the
+event loop that serves cached tokens is at the upstream's mercy.
 """
 
 from __future__ import annotations
@@ -38,12 +36,11 @@ _PARSER = ThreadPoolExecutor(1, "tokener-parse")
 
 
 async def parsed(work: Callable[..., T], *args: Any) -> T:
-    """``work(*args)`` in the parsing thread, while the loop goes on serving."""
     return await asyncio.get_running_loop().run_in_executor(_PARSER, work, *args)
 
 
 class WebPlayer:
-    """The page as a navigation asks for it, its scripts as script tags load them."""
+    """Asks as the page's own loads do, so that it looks like a visitor's browser."""
 
     def __init__(self, client: Client, page_url: str, user_agent: str) -> None:
         self.client, self.page_url, self.user_agent = client, page_url, user_agent
@@ -62,7 +59,6 @@ class WebPlayer:
         )
 
     def headers(self, kind: Mapping[str, str]) -> dict[str, str]:
-        """What the page's own request of this kind carries, besides the impersonated browser's."""
         return {"User-Agent": self.user_agent, "Referer": self.page_url, **kind}
 
     async def hashes(self, known: HashSet | None, proxy: Proxy | None, now_s: int) -> HashSet:

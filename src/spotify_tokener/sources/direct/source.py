@@ -31,8 +31,7 @@ from spotify_tokener.sources.http_client import Budget, Client
 from spotify_tokener.sources.user_agent import desktop_user_agent
 
 DEVICE_COOKIE = "sp_t"
-DEVICE = "device.json"
-"""The state folder's document of the anonymous device cookie (an account's is never kept)."""
+DEVICE = "device.json"  # in the state folder: the anonymous device cookie (an account's is never kept)
 COOKIE_VALUE = re.compile(r"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]{1,256}")
 """RFC 6265's cookie-octets, of a sensible length: what a kept device cookie must be."""
 API_CALL = {
@@ -85,7 +84,6 @@ class DirectSource:
         if isinstance(device, str) and COOKIE_VALUE.fullmatch(device):
             self._devices[ANONYMOUS] = device
         self._scripts = PageText((), [])  # the last build's, kept while the page names the same
-        self._remembered = settings.remembered_identities
 
     async def attempt(self, sp_dc: str | None = None, proxy: Proxy | None = None) -> Token:
         try:
@@ -118,8 +116,7 @@ class DirectSource:
         return token
 
     async def _device(self, identity: str, sp_dc: str | None, proxy: Proxy | None) -> str | None:
-        """The identity's device cookie, from its own first visit of the page (None if it set none:
-        the next attempt visits again)."""
+        """From the identity's own first visit of the page; if it set none, the next attempt visits again."""
         if identity not in self._devices:
             await self._visit(identity, {SP_DC: sp_dc} if sp_dc else {}, proxy)
         device = self._devices.get(identity)
@@ -133,12 +130,12 @@ class DirectSource:
             self._devices[identity] = page.cookies[DEVICE_COOKIE]
             if identity == ANONYMOUS:
                 self._kept.save(DEVICE, {DEVICE_COOKIE: page.cookies[DEVICE_COOKIE]})
-            while len(self._devices) > self._remembered:
+            while len(self._devices) > self._settings.remembered_identities:
                 self._devices.popitem(last=False)
         return page
 
     async def _read_page(self, proxy: Proxy | None) -> PageText:
-        """The page's Spotify scripts, for the learner (the visit also gives the anonymous device)."""
+        """The visit also gives the anonymous device."""
         page = await self._visit(ANONYMOUS, {}, proxy)
         if page.scripts == self._scripts.urls:  # a build's scripts never change under their URLs
             return self._scripts
