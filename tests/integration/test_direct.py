@@ -4,6 +4,7 @@ browser's sighting, rotation and a changed call without a client noticing, and a
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import re
 from collections.abc import Callable
@@ -14,12 +15,15 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
+from spotify_tokener.domain.request_shape import default_shape
+from spotify_tokener.domain.totp import Secret
 from spotify_tokener.settings import Settings
-from spotify_tokener.sources.direct.knowledge import NOTE
+from spotify_tokener.sources.direct.knowledge import NOTE, Knowledge, Origin, dump_knowledge
 from tests.conftest import Running, Serve, free_port, running_server, status_of, wait_for_status
 from tests.fake_spotify import FakeSpotify
 from tests.fake_spotify.assets import bundle_path
 from tests.fake_spotify.server import SECRET_VERSION
+from tests.fake_spotify.totp import accepts
 from tests.redis_server import RedisServer
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -259,3 +263,41 @@ async def test_an_unreachable_spotify_is_named_by_curls_cause(make_settings: Set
         response = await running.client.get("/api/token")
     assert response.status_code == 502
     assert response.json()["error"] == "Spotify could not be reached (couldnt connect, curl error 7)"
+
+
+async def not_ready_tries(running: Running) -> int:
+    metrics = (await running.client.get("/metrics")).text
+    found = re.search(r'tokener_source_tries_total\{[^}]*outcome="not_ready"[^}]*\} (\S+)', metrics)
+    return int(float(found[1])) if found else 0
+
+
+async def test_wrong_totps_stay_within_the_budget_with_decoys_and_a_record_rewritten_in_redis(
+    make_settings: SettingsMaker, fake: FakeSpotify, shared_redis: RedisServer, redis_prefix: str
+) -> None:
+    fake.list_decoys(*((f"decoy-secret-number-{n:04}", n) for n in range(2000, 1000, -1)))
+    settings = make_settings(
+        sources="direct", direct_unproven_tries=2, redis_url=shared_redis.url, redis_prefix=redis_prefix
+    )
+    planted = Knowledge(
+        Secret("a-planted-secret", 70), default_shape(settings.spotify_url), Origin.PAGE, True
+    )
+
+    async def rewrite(redis: Redis) -> None:
+        """A hostile record, newer than any the service read, until the test ends."""
+        for n in itertools.count():
+            await redis.set(f"{redis_prefix}note:{NOTE}", dump_knowledge(planted, 4_000_000_000_000 + n))
+            await asyncio.sleep(0.02)
+
+    async with running_server(settings) as running, Redis.from_url(shared_redis.url) as redis:
+        rewriting = asyncio.create_task(rewrite(redis))
+        try:
+            await wait_for_status(
+                running, lambda state: "wrong TOTPs" in (state["direct"]["trouble"] or ""), within_s=20
+            )
+            async with asyncio.timeout(20):  # the refresher tries on, and sends nothing
+                while await not_ready_tries(running) < 3:  # noqa: ASYNC110 - polls the service
+                    await asyncio.sleep(0.05)
+        finally:
+            rewriting.cancel()
+    wrong = [call for call in fake.state.calls if not accepts(fake.key, call.query["totp"][0], call.at)]
+    assert len(wrong) == len(fake.state.calls) == 3  # the two unproven tries, and one more
