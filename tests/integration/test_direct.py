@@ -301,3 +301,20 @@ async def test_wrong_totps_stay_within_the_budget_with_decoys_and_a_record_rewri
             rewriting.cancel()
     wrong = [call for call in fake.state.calls if not accepts(fake.key, call.query["totp"][0], call.at)]
     assert len(wrong) == len(fake.state.calls) == 3  # the two unproven tries, and one more
+
+
+async def test_dead_cookies_cost_one_token_call_each_and_no_browser_once_the_secret_is_proven(
+    make_settings: SettingsMaker, fake: FakeSpotify, serve: Serve
+) -> None:
+    async with serve(make_settings(sources=BOTH)) as running:
+        await token(running)  # the newest version, accepted: proven
+        assert (await status_of(running))["direct"]["secretProven"] is True
+        dead = [
+            await running.client.get("/api/token", headers={"Cookie": f"sp_dc=AQ-dead-cookie-{n}"})
+            for n in range(3)
+        ]
+    assert [answer.status_code for answer in dead] == [httpx.codes.UNAUTHORIZED] * 3
+    assert [call.cookies.get("sp_dc") for call in fake.state.calls[1:]] == [
+        f"AQ-dead-cookie-{n}" for n in range(3)
+    ]
+    assert fake.page_token_calls() == 0  # no browser was asked to check
