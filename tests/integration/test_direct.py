@@ -318,3 +318,24 @@ async def test_dead_cookies_cost_one_token_call_each_and_no_browser_once_the_sec
         f"AQ-dead-cookie-{n}" for n in range(3)
     ]
     assert fake.page_token_calls() == 0  # no browser was asked to check
+
+
+async def test_a_memory_read_that_times_out_is_not_tried_again_for_the_same_scripts(
+    make_settings: SettingsMaker, fake: FakeSpotify, serve: Serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads: list[int] = []
+
+    async def endless(*args: object) -> list[str]:
+        """A page whose memory takes longer to read than any attempt allows."""
+        reads.append(1)
+        await asyncio.Event().wait()
+        return []
+
+    monkeypatch.setattr("spotify_tokener.sources.browser.source.page_strings", endless)
+    fake.write_secret_as("assembled")  # nothing in the scripts: the memory is wanted
+    async with serve(make_settings(sources=BOTH, fetch_timeout=3.0)) as running:
+        answers = [await token(running, force=True) for _ in range(2)]
+        state = await status_of(running)
+    assert [answer["success"] for answer in answers] == [True, True]
+    assert len(reads) == 1
+    assert state["direct"]["secretProven"] is None
