@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import os
+import shutil
 import socket
+import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -25,6 +28,11 @@ from spotify_tokener.wiring import create_app
 from tests.fake_spotify import FakeSpotify
 
 pytest_plugins = ["tests.durations"]  # the order of the suite
+
+# Whatever a test or a service it starts leaves in the default state folder lands here, never in the
+# user's own (~/.local/state/spotify-tokener): a service started without TOKENER_STATE_DIR keeps state.
+os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="spotify-tokener-tests-state-")
+atexit.register(shutil.rmtree, os.environ["XDG_STATE_HOME"], ignore_errors=True)
 
 FAST: dict[str, Any] = {
     "host": "127.0.0.1",

@@ -39,5 +39,4 @@ def configure_logging(level: str, log_format: LogFormat = "text", stream: IO[str
     handler = logging.StreamHandler(stream)
     handler.setFormatter(log_formatter(log_format))
     logging.basicConfig(level=level, handlers=[handler], force=True)
-    for noisy in ("asyncio",):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("asyncio").setLevel(logging.WARNING)

@@ -227,12 +227,10 @@ class Settings(BaseSettings):
 
     @property
     def proxy_cooldown_rule(self) -> Backoff:
-        """How long a failing proxy cools down: the cool-down rule, with its own base and cap."""
         return Backoff(self.proxy_cooldown, 0, self.proxy_cooldown_max, self.proxy_cooldown_max)
 
     @property
     def source_cooldown_rule(self) -> Backoff:
-        """How long a source that fell through cools down: the cool-down rule, its own base and cap."""
         return Backoff(self.source_cooldown, 0, self.source_cooldown_max, self.source_cooldown_max)
 
     @property

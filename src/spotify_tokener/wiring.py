@@ -175,21 +175,14 @@ def _sources(
     """The configured sources in their order, each leaving through the proxies when there are any;
     the browser left out where it cannot run (said once), unless nothing else is configured."""
     names = settings.source_names
-    closers: list[Closing] = []
-    direct = browser = None
+    direct = embed = browser = None
     built: dict[str, ProxiedSource] = {}
     if "direct" in names:
-        direct = _direct_source(settings, notes, kept)
-        closers.append(direct.close)
-        built["direct"] = direct
+        built["direct"] = direct = _direct_source(settings, notes, kept)
     if "embed" in names:
-        embed = _embed_source(settings)
-        closers.append(embed.close)
-        built["embed"] = embed
+        built["embed"] = embed = _embed_source(settings)
     if "browser" in names:
-        browser = LazyBrowser(settings, direct.learner if direct is not None else None, lent)
-        closers.append(browser.close)
-        built["browser"] = browser
+        built["browser"] = browser = LazyBrowser(settings, direct.learner if direct else None, lent)
         if browser.unavailable is not None and len(names) > 1:
             names = tuple(name for name in names if name != "browser")
             log.warning(
@@ -197,6 +190,7 @@ def _sources(
                 browser.unavailable,
                 ", ".join(names),
             )
+    closers: list[Closing] = [one.close for one in (direct, embed, browser) if one is not None]
     proxies = _proxy_pool(settings)
     timeouts = settings.source_timeouts
     named = {
@@ -237,14 +231,12 @@ def _embed_source(settings: Settings) -> EmbedSource:
 def _through(
     proxies: ProxyPool | None, source: ProxiedSource, timeout_s: float, observer: FetchMetrics
 ) -> TokenSource:
-    """``source`` sending its attempts out through the proxies, if there are any."""
     if proxies is None:
         return source
     return ThroughProxies(source, proxies, observer, timeout_s, wall_clock_ms)
 
 
 def _proxy_pool(settings: Settings) -> ProxyPool | None:
-    """The proxies to leave through, when there are any."""
     proxies = settings.proxies
     if not proxies:
         return None

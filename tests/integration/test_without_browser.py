@@ -43,6 +43,7 @@ def test_a_service_that_does_not_use_the_browser_imports_nothing_it_leaves_unuse
         "TOKENER_CA_FILE": str(fake.ca_file),
         "TOKENER_CONNECT_TO": fake.connect_to,
         "TOKENER_SOURCES": sources,
+        "TOKENER_STATE_DIR": "",  # a cold start each time, and not the user's own state folder
     }
     with log.open("w") as output:
         process = subprocess.Popen(

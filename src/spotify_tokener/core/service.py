@@ -98,24 +98,23 @@ class TokenService:
         self._sleep = sleep
         self._coordinator: Coordinator = coordinator or LocalCoordinator()
         self.freshness = freshness = config.freshness
-        backoff = config.backoff
         self.places = Places(config.max_contexts, config.queue_size, config.queue_timeout, sleep)
         self._fetcher = Fetcher(
             source,
             places=self.places,
-            backoff=backoff,
+            backoff=config.backoff,
             freshness=freshness,
             clock=clock,
             sleep=sleep,
             observer=observer,
         )
-        self._anonymous = TokenSlot(ANONYMOUS, "anonymous", freshness, backoff, clock)
+        self._anonymous = TokenSlot(ANONYMOUS, "anonymous", freshness, config.backoff, clock)
         self._fetch_anonymous = self._coordinated(self._anonymous, self._fetcher.fetch)
         self._force_anonymous = self._coordinated(self._anonymous, self._fetcher.fetch, force=True)
         self._accounts = AccountSlots(
             config.max_accounts,
             freshness,
-            backoff,
+            config.backoff,
             clock,
             new_per_minute=config.new_accounts_per_minute,
             rejected_for_ms=round(config.rejected_cookie_memory * 1000),
@@ -204,7 +203,7 @@ class TokenService:
         """The anonymous token kept from before a restart, while it is still servable: no fetch."""
         kept = kept_token(self._kept.load(ANONYMOUS_DOCUMENT), self._clock(), self.freshness)
         if kept is not None:
-            self._anonymous.resume(*kept)
+            self._anonymous.hold(*kept)
             log.info("anonymous token kept from before the restart, expiring at %d ms", kept[0].expires_at_ms)
 
     def _keep(self, cached: CachedToken) -> None:

@@ -56,32 +56,18 @@ class TokenSlot:
         self._freshness = freshness
         self._backoff = backoff
         self._clock = clock
-        self._cached: CachedToken | None = None
+        self.cached: CachedToken | None = None
         self._flight: asyncio.Task[Token] | None = None
         self._waiters = 0
         self._wanted_alone = False  # a background renewal: wanted whoever waits
-        self._last_error: TokenError | None = None
-        self._failures = 0
+        self.last_error: TokenError | None = None  # why the last fetch failed; None once one succeeds
+        self.failures = 0  # failed fetches in a row
         self._retry_at_ms = 0
         self._watchers: list[Watcher] = []
 
     @property
-    def cached(self) -> CachedToken | None:
-        return self._cached
-
-    @property
     def token(self) -> Token | None:
-        return self._cached.token if self._cached is not None else None
-
-    @property
-    def last_error(self) -> TokenError | None:
-        """Why the last fetch failed; None once one succeeds."""
-        return self._last_error
-
-    @property
-    def failures(self) -> int:
-        """Failed fetches in a row."""
-        return self._failures
+        return self.cached.token if self.cached is not None else None
 
     @property
     def refreshing(self) -> bool:
@@ -93,7 +79,7 @@ class TokenSlot:
         return self._wanted_alone or self._waiters > 0
 
     def cooling_down(self, now_ms: int) -> bool:
-        return self._failures > 0 and self._flight is None and now_ms < self._retry_at_ms
+        return self.failures > 0 and self._flight is None and now_ms < self._retry_at_ms
 
     def retry_at_ms(self, now_ms: int) -> int | None:
         """When the cool-down ends, while there is one."""
@@ -123,7 +109,7 @@ class TokenSlot:
         the caller wait for the browser; a forced call tries, and gets the error if it fails, except
         during a cool-down, when it gets the error that started it.
         """
-        cached, now = self._cached, self._clock()
+        cached, now = self.cached, self._clock()
         if cached is not None:
             if force and self._freshness.satisfies_force(cached.fetched_at_ms, now):
                 return Served(cached.token, cached=True)  # one client must not make us hammer Spotify
@@ -134,7 +120,7 @@ class TokenSlot:
             if stale is not None:
                 return Served(stale, cached=True)
             raise self._error_until_retry(now)
-        if not force and self._failures:
+        if not force and self.failures:
             stale = self._usable_stale(now)
             if stale is not None:
                 self.refresh_in_background(fetch)
@@ -168,10 +154,6 @@ class TokenSlot:
         token = self.token
         return token is None or not token.is_alive(now_ms)
 
-    def resume(self, token: Token, fetched_at_ms: int) -> None:
-        """Hold a token kept from before a restart (the core judged it servable), as if just fetched."""
-        self._hold(token, fetched_at_ms)
-
     async def cancel(self) -> None:
         flight, self._flight = self._flight, None
         if flight is not None:
@@ -184,7 +166,7 @@ class TokenSlot:
 
     def _error_until_retry(self, now_ms: int) -> TokenError:
         """The failure that started the cool-down, telling the client when the next try is due."""
-        error = self._last_error
+        error = self.last_error
         assert error is not None, "cooling down implies a recorded failure"
         return type(error)(str(error), retry_after=max(self._retry_at_ms - now_ms, 0) / 1000, kind=error.kind)
 
@@ -208,21 +190,21 @@ class TokenSlot:
             token = await fetch()
         except TokenError as error:
             if failure_of(error).cools_down:  # not when the service was merely busy: no record either
-                self._last_error = error
-                self._failures += 1
-                cooldown_s = self._backoff.cooldown_s(self._failures, error.retry_after)
+                self.last_error = error
+                self.failures += 1
+                cooldown_s = self._backoff.cooldown_s(self.failures, error.retry_after)
                 self._retry_at_ms = self._clock() + round(cooldown_s * 1000)
             raise
         finally:
             self._flight, self._wanted_alone = None, False
-        self._hold(token)
+        self.hold(token, self._clock())
         return token
 
-    def _hold(self, token: Token, fetched_at_ms: int | None = None) -> None:
-        fetched_at = self._clock() if fetched_at_ms is None else fetched_at_ms
-        cached = CachedToken(token, self._freshness.serve_until_ms(token), fetched_at)
-        self._cached = cached
-        self._last_error, self._failures, self._retry_at_ms = None, 0, 0
+    def hold(self, token: Token, fetched_at_ms: int) -> None:
+        """Also how a token kept from before a restart is resumed (the core judged it servable)."""
+        cached = CachedToken(token, self._freshness.serve_until_ms(token), fetched_at_ms)
+        self.cached = cached
+        self.last_error, self.failures, self._retry_at_ms = None, 0, 0
         for watcher in self._watchers:
             watcher(cached)
 

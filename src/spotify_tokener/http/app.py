@@ -104,7 +104,7 @@ class App:
         )
         return (
             Route(TOKEN_PATH, "GET", self.get_token, openapi.token_get),
-            Route("/api/token/refresh", "POST", self.refresh, openapi.token_refresh),
+            Route("/api/token/refresh", "POST", partial(self.get_token, refresh=True), openapi.token_refresh),
             Route("/api/token/status", "GET", self.status, openapi.token_status),
             Route("/api/hashes", "GET", self.hashes, openapi.hashes),
             Route("/api/metadata", "GET", self.metadata, openapi.metadata),
@@ -153,22 +153,13 @@ class App:
     async def dispatch(self, request: Request) -> Response:
         return await self._router.dispatch(request)
 
-    async def get_token(self, request: Request) -> Response:
+    async def get_token(self, request: Request, *, refresh: bool = False) -> Response:
+        """``refresh``: the POST route, always forced, so it reads no ``force`` parameter."""
         try:
-            force = parse_force(request.query_string)
+            force = refresh or parse_force(request.query_string)
             sp_dc = parse_sp_dc(request.cookie_headers())
         except InvalidParameter as error:
             return _invalid(error)
-        return await self._serve_token(request, force=force, sp_dc=sp_dc)
-
-    async def refresh(self, request: Request) -> Response:
-        try:
-            sp_dc = parse_sp_dc(request.cookie_headers())
-        except InvalidParameter as error:
-            return _invalid(error)
-        return await self._serve_token(request, force=True, sp_dc=sp_dc)
-
-    async def _serve_token(self, request: Request, *, force: bool, sp_dc: str | None) -> Response:
         kind = kind_of(sp_dc)
         try:
             served = await self.service.get_token(force=force, sp_dc=sp_dc, left=request.left)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import secrets
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
@@ -49,13 +48,14 @@ def load_shared_token(raw: bytes | str | None, now_ms: int) -> SharedToken | Non
 
 def dump_failure(error: TokenError) -> bytes:
     """A failure as waiting replicas rebuild it; the nonce tells two identical failures apart."""
-    record: dict[str, Any] = {
-        "error": type(error).__name__,
-        "message": str(error),
-        "retryAfter": error.retry_after,
-        "nonce": secrets.token_hex(8),
-    }
-    return orjson.dumps(record)
+    return orjson.dumps(
+        {
+            "error": type(error).__name__,
+            "message": str(error),
+            "retryAfter": error.retry_after,
+            "nonce": secrets.token_hex(8),
+        }
+    )
 
 
 def load_failure(raw: bytes | str) -> TokenError:

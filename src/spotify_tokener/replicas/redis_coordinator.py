@@ -160,7 +160,7 @@ class RedisCoordinator:
             if failure_of(error).shared:  # a replica's own trouble (its browser) is not the others' fate
                 record = dump_failure(error)
                 await self._quietly(
-                    self._redis.set(self._key("failure", identity), record, px=self._ttl_ms())
+                    self._redis.set(self._key("failure", identity), record, px=round(self._lock_ttl * 1000))
                 )
             raise
         else:
@@ -195,9 +195,6 @@ class RedisCoordinator:
 
     def _key(self, record: str, identity: str) -> str:
         return f"{self._prefix}{record}:{identity}"
-
-    def _ttl_ms(self) -> int:
-        return round(self._lock_ttl * 1000)
 
     def _went_down(self, error: BaseException) -> None:
         if not self._said_down:

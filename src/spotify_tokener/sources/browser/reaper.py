@@ -28,15 +28,12 @@ def become_subreaper() -> bool:
     return int(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)) == 0
 
 
-def reap_orphans() -> int:
+def reap_orphans() -> None:
     """Reap exited Chromium children; never the Playwright driver, whose exit asyncio waits for."""
-    reaped = 0
     for child in psutil.Process().children():
         with contextlib.suppress(psutil.Error, ChildProcessError):
             if child.status() == psutil.STATUS_ZOMBIE and "chrom" in child.name().lower():
                 os.waitpid(child.pid, os.WNOHANG)
-                reaped += 1
-    return reaped
 
 
 async def reap_forever(interval_s: float = REAP_INTERVAL_S) -> None:

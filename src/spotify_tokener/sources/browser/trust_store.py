@@ -42,14 +42,10 @@ def home_trusting(ca_file: Path) -> Path:
     try:
         _fill(home, certutil, ca_file)
     except (OSError, ValueError, subprocess.SubprocessError) as error:
-        _remove_home(home)
+        shutil.rmtree(home, ignore_errors=True)
         why = _why(error)
         raise BrowserError(f"Chromium's trust store for TOKENER_CA_FILE could not be made: {why}") from None
     return home
-
-
-def _remove_home(home: Path) -> None:
-    shutil.rmtree(home, ignore_errors=True)
 
 
 def _fill(home: Path, certutil: str, ca_file: Path) -> None:
