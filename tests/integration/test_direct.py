@@ -4,6 +4,7 @@ browser's sighting, rotation and a changed call without a client noticing, and a
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import re
 from collections.abc import Callable
@@ -14,12 +15,15 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
+from spotify_tokener.domain.request_shape import default_shape
+from spotify_tokener.domain.totp import Secret
 from spotify_tokener.settings import Settings
-from spotify_tokener.sources.direct.knowledge import NOTE
+from spotify_tokener.sources.direct.knowledge import NOTE, Knowledge, Origin, dump_knowledge
 from tests.conftest import Running, Serve, free_port, running_server, status_of, wait_for_status
 from tests.fake_spotify import FakeSpotify
 from tests.fake_spotify.assets import bundle_path
 from tests.fake_spotify.server import SECRET_VERSION
+from tests.fake_spotify.totp import accepts
 from tests.redis_server import RedisServer
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -259,3 +263,79 @@ async def test_an_unreachable_spotify_is_named_by_curls_cause(make_settings: Set
         response = await running.client.get("/api/token")
     assert response.status_code == 502
     assert response.json()["error"] == "Spotify could not be reached (couldnt connect, curl error 7)"
+
+
+async def not_ready_tries(running: Running) -> int:
+    metrics = (await running.client.get("/metrics")).text
+    found = re.search(r'tokener_source_tries_total\{[^}]*outcome="not_ready"[^}]*\} (\S+)', metrics)
+    return int(float(found[1])) if found else 0
+
+
+async def test_wrong_totps_stay_within_the_budget_with_decoys_and_a_record_rewritten_in_redis(
+    make_settings: SettingsMaker, fake: FakeSpotify, shared_redis: RedisServer, redis_prefix: str
+) -> None:
+    fake.list_decoys(*((f"decoy-secret-number-{n:04}", n) for n in range(2000, 1000, -1)))
+    settings = make_settings(
+        sources="direct", direct_unproven_tries=2, redis_url=shared_redis.url, redis_prefix=redis_prefix
+    )
+    planted = Knowledge(
+        Secret("a-planted-secret", 70), default_shape(settings.spotify_url), Origin.PAGE, True
+    )
+
+    async def rewrite(redis: Redis) -> None:
+        """A hostile record, newer than any the service read, until the test ends."""
+        for n in itertools.count():
+            await redis.set(f"{redis_prefix}note:{NOTE}", dump_knowledge(planted, 4_000_000_000_000 + n))
+            await asyncio.sleep(0.02)
+
+    async with running_server(settings) as running, Redis.from_url(shared_redis.url) as redis:
+        rewriting = asyncio.create_task(rewrite(redis))
+        try:
+            await wait_for_status(
+                running, lambda state: "wrong TOTPs" in (state["direct"]["trouble"] or ""), within_s=20
+            )
+            async with asyncio.timeout(20):  # the refresher tries on, and sends nothing
+                while await not_ready_tries(running) < 3:  # noqa: ASYNC110 - polls the service
+                    await asyncio.sleep(0.05)
+        finally:
+            rewriting.cancel()
+    wrong = [call for call in fake.state.calls if not accepts(fake.key, call.query["totp"][0], call.at)]
+    assert len(wrong) == len(fake.state.calls) == 3  # the two unproven tries, and one more
+
+
+async def test_dead_cookies_cost_one_token_call_each_and_no_browser_once_the_secret_is_proven(
+    make_settings: SettingsMaker, fake: FakeSpotify, serve: Serve
+) -> None:
+    async with serve(make_settings(sources=BOTH)) as running:
+        await token(running)  # the newest version, accepted: proven
+        assert (await status_of(running))["direct"]["secretProven"] is True
+        dead = [
+            await running.client.get("/api/token", headers={"Cookie": f"sp_dc=AQ-dead-cookie-{n}"})
+            for n in range(3)
+        ]
+    assert [answer.status_code for answer in dead] == [httpx.codes.UNAUTHORIZED] * 3
+    assert [call.cookies.get("sp_dc") for call in fake.state.calls[1:]] == [
+        f"AQ-dead-cookie-{n}" for n in range(3)
+    ]
+    assert fake.page_token_calls() == 0  # no browser was asked to check
+
+
+async def test_a_memory_read_that_times_out_is_not_tried_again_for_the_same_scripts(
+    make_settings: SettingsMaker, fake: FakeSpotify, serve: Serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads: list[int] = []
+
+    async def endless(*args: object) -> list[str]:
+        """A page whose memory takes longer to read than any attempt allows."""
+        reads.append(1)
+        await asyncio.Event().wait()
+        return []
+
+    monkeypatch.setattr("spotify_tokener.sources.browser.source.page_strings", endless)
+    fake.write_secret_as("assembled")  # nothing in the scripts: the memory is wanted
+    async with serve(make_settings(sources=BOTH, fetch_timeout=3.0)) as running:
+        answers = [await token(running, force=True) for _ in range(2)]
+        state = await status_of(running)
+    assert [answer["success"] for answer in answers] == [True, True]
+    assert len(reads) == 1
+    assert state["direct"]["secretProven"] is None

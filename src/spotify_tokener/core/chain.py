@@ -4,7 +4,8 @@ A source that fails where another might not (a rejected TOTP, an unreadable answ
 nothing learned yet) hands the attempt on at once, unseen by the client, and cools down for a doubling
 while; the last is never skipped, so the service answers at worst as that source alone would. A failure
 about Spotify (a 429, a 5xx) ends the attempt: one attempt, one upstream call, the fetcher's retry rules
-as with one source. A source of anonymous tokens only (the embed page's) sits out an account's attempt.
+as with one source; so does a cookie a source is sure is dead (the direct source, with a proven
+secret). A source of anonymous tokens only (the embed page's) sits out an account's attempt.
 """
 
 from __future__ import annotations
@@ -133,6 +134,8 @@ class SourceChain:
         return InternalError(f"the {name} source crashed")
 
     def _failed(self, state: SourceState, error: TokenError) -> None:
+        if isinstance(error, CookieRejected):  # the cookie's fault, not the source's
+            return
         state.last_error, state.last_failure_ms = str(error), self._clock()
 
     def _cool_down(self, state: SourceState, error: TokenError) -> None:

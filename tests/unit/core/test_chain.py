@@ -7,8 +7,10 @@ import pytest
 from spotify_tokener.core.chain import NamedSource, SourceChain
 from spotify_tokener.domain.backoff import Backoff
 from spotify_tokener.domain.errors import (
+    COOKIE_REJECTED,
     AccountsDisabled,
     BrowserError,
+    CookieRejected,
     FetchTimeout,
     NotReady,
     PageUnreachable,
@@ -138,6 +140,18 @@ async def test_an_anonymous_answer_to_an_account_is_for_the_last_source_to_confi
     assert (token.source, token.is_anonymous) == ("browser", False)
     assert recorder.ended[0] == ("direct", "account", "cookie_rejected")
     assert chain.states()[0].usable(clock())  # not benched: a dead cookie is no fault of the source
+
+
+async def test_a_cookie_a_source_is_sure_is_dead_ends_the_attempt_with_no_other_source() -> None:
+    clock, recorder = Clock(), Recorder()
+    direct, browser = ScriptedSource(CookieRejected(COOKIE_REJECTED)), ScriptedSource()
+    chain = chain_of(direct, browser, clock, recorder)
+    with pytest.raises(CookieRejected):
+        await chain.attempt("AQ-x")
+    assert browser.calls == []
+    assert recorder.ended == [("direct", "account", "cookie_rejected")]
+    state = chain.states()[0]
+    assert (state.usable(clock()), state.last_error) == (True, None)  # no fault of the source
 
 
 async def test_an_anonymous_only_source_is_left_out_of_an_accounts_attempt() -> None:

@@ -104,8 +104,9 @@ class BrowserSource:
             async with asyncio.timeout(_left(budget)):
                 own = await self._browsers_own_strings()
                 strings = await page_strings(context, page, own)
-        except TimeoutError:
-            log.warning("reading the page's memory took longer than the attempt allowed; it is tried again")
+        except TimeoutError:  # as if it held nothing: not read again at every attempt, but for new scripts
+            log.warning("reading the page's memory took longer than the attempt allowed; not for this build")
+            pupil.teach_strings(sighting, [])
             return
         log.info(
             "read %d strings from the page's memory in %.0f ms, besides the %d an empty page holds",

@@ -10,7 +10,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, urlsplit
 
 import orjson
@@ -33,6 +33,9 @@ from spotify_tokener.domain.totp import Secret
 from spotify_tokener.sources.http_client import Reply
 
 MAX_SCRIPTS = 16
+HANDFUL = 8
+"""Versioned candidates kept, newest first: a build names a few (the current and its elders); one
+naming many more is built to make a decoy match the page's code by chance."""
 SCRIPT_HOSTS = ("spotify.com", "spotifycdn.com")
 """Only Spotify's own scripts are read: a page may also load third parties'."""
 TOTP_VERSION = re.compile(r"totp(?!.*server).*ver", re.IGNORECASE)
@@ -144,16 +147,22 @@ def parse_page(reply: Reply, page_url: str) -> Page:
     return Page(dict(reply.cookies), scripts, app_version(html))
 
 
+class Candidates(NamedTuple):
+    secrets: list[Secret]
+    crowded: bool  # the scripts named more versioned ones than the handful kept
+
+
 def knowledge_matching(
-    candidates: Sequence[Secret], sighting: Sighting, origin: Origin = Origin.PAGE
+    candidates: Sequence[Secret], sighting: Sighting, origin: Origin = Origin.PAGE, crowded: bool = False
 ) -> Knowledge | None:
     """An unversioned candidate must reproduce every code, and is proven only if they were of two steps
-    (the page's and the server's clocks either side of a step's end). A few microseconds a candidate,
-    tens of thousands of them for a large bundle: run it in a thread."""
+    (the page's and the server's clocks either side of a step's end); a versioned one is, unless the
+    scripts were ``crowded`` with them. A few microseconds a candidate, tens of thousands of them for a
+    large bundle: run it in a thread."""
     versioned = [candidate for candidate in candidates if candidate.version is not None]
     unversioned = [candidate for candidate in candidates if candidate.version is None]
     two_steps = len(set(sighted_codes(sighting))) > 1  # client and server codes of different steps
-    for group, proven in ((versioned, True), (unversioned, two_steps)):
+    for group, proven in ((versioned, not crowded), (unversioned, two_steps)):
         candidate = first_matching(group, sighting, every_code=group is unversioned)
         if candidate is not None:
             secret = candidate if group is versioned else _versioned(candidate, sighting)
@@ -162,10 +171,17 @@ def knowledge_matching(
     return None
 
 
-def candidates_in(scripts: Sequence[bytes]) -> list[Secret]:
-    """Versioned ones first across all scripts: those alone may be tried unsighted."""
+def candidates_in(scripts: Sequence[bytes]) -> Candidates:
+    """The :data:`HANDFUL` newest versioned ones across all scripts first: those alone may be tried
+    unsighted."""
     found = [secret for script in scripts for secret in secret_candidates(script.decode("utf-8", "replace"))]
-    return sorted(found, key=lambda secret: secret.version is None)
+    versioned = sorted((secret for secret in found if secret.version is not None), key=_newest_first)
+    unversioned = [secret for secret in found if secret.version is None]
+    return Candidates([*versioned[:HANDFUL], *unversioned], len(versioned) > HANDFUL)
+
+
+def _newest_first(secret: Secret) -> int:
+    return -(secret.version or 0)
 
 
 def _versioned(secret: Secret, sighting: Sighting) -> Secret:

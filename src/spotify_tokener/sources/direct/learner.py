@@ -3,7 +3,9 @@
 Each sighting of the page's own call proves what is known or corrects it; the page's memory is read
 only when the scripts' text teaches nothing, once per build of them, since it is slow and its many
 strings each risk a chance match. Until a secret is proven, each call with it is one of a few tries:
-a wrong TOTP is an easy signal to ban on.
+a wrong TOTP is an easy signal to ban on. And whatever the secret's origin (learned, kept, another
+replica's, pinned), wrong TOTPs are counted: past a few within the hour, nothing is sent until the hour
+passes or a new build of the scripts is named.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from spotify_tokener.domain.request_shape import RequestShape, Sighting, learn_s
 from spotify_tokener.domain.totp import Secret, step_at
 from spotify_tokener.sources.direct.knowledge import (
     NOTE,
+    Candidates,
     Knowledge,
     Origin,
     PageText,
@@ -40,6 +43,8 @@ log = logging.getLogger(__name__)
 NOTHING_LEARNED = "no secret learned yet: none in the page's scripts could be proven"
 NOTHING_ANYWHERE = "no secret learned: none in the page's scripts nor in its memory reproduces its code"
 UNPROVEN = "a likely secret awaits a second sighting: no unproven try is left"
+TOO_MANY_WRONG = "sent {} wrong TOTPs within the hour: none more until it passes or new scripts are named"
+WRONG_WINDOW_MS = 3_600_000
 
 LEARNED = "learned.json"  # in the state folder: only what was proven
 ReadPage = Callable[[Proxy | None], Awaitable[PageText]]
@@ -84,6 +89,10 @@ class Learner:
         # within the window, the budget counts the first and a refused one is not sent again.
         self._tried: dict[str, int] = {}
         self._refused: dict[str, int] = {}
+        # Every wrong TOTP Spotify turned down (epoch ms), and the scripts named then: the hard budget,
+        # the unproven tries and one for a proven secret gone stale, whatever the secret's origin.
+        self._wrong: list[int] = []
+        self._wrong_with: tuple[str, ...] = ()
         self._choosing = asyncio.Lock()  # concurrent attempts share one choice, and one try
         self._background: set[asyncio.Task[None]] = set()  # relearning, sharing
         self._relearning: asyncio.Task[None] | None = None
@@ -131,6 +140,7 @@ class Learner:
             if self._knowledge is None:
                 self._knowledge = await self._learn_unsighted(proxy)
             knowledge = self._knowledge
+            self._within_budget(knowledge)
             if not knowledge.proven:
                 self._spend_try(knowledge)
             return knowledge
@@ -144,7 +154,10 @@ class Learner:
 
     def turned_down(self, knowledge: Knowledge, error: TokenError) -> None:
         """Only for a 400 such as "Invalid TOTP": a 403, a garbled answer or a broken connection say
-        nothing of the secret. Which of secret and shape is stale, the next sighting tells."""
+        nothing of the secret. Which of secret and shape is stale, the next sighting tells. Each one
+        counts, even of attempts that ran together."""
+        self._forget_wrong_of_older_builds()
+        self._wrong.append(self._clock())
         if self._knowledge is not knowledge:
             return
         if knowledge.proven:
@@ -189,21 +202,39 @@ class Learner:
             raise NotReady(f"the direct source has {self.trouble}")
         self._tried[value] = self._clock()
 
+    def _within_budget(self, knowledge: Knowledge) -> None:
+        """Past the budget, a likely secret is let go, so that the next attempt reads the page again
+        and sees a new build."""
+        since = self._clock() - WRONG_WINDOW_MS
+        self._forget_wrong_of_older_builds()
+        self._wrong = [at for at in self._wrong if at > since]
+        if len(self._wrong) > self._unproven_tries:
+            if not knowledge.proven:
+                self._knowledge = None
+            self.trouble = TOO_MANY_WRONG.format(len(self._wrong))
+            raise NotReady(f"the direct source {self.trouble}")
+
+    def _forget_wrong_of_older_builds(self) -> None:
+        """A new build's secret has yet to be tried; the first scripts read are no new build."""
+        if self._wrong_with and self._bundle != self._wrong_with:
+            self._wrong = []
+        self._wrong_with = self._bundle or self._wrong_with
+
     def _recent(self, when: dict[str, int]) -> set[str]:
         since = self._clock() - self._tries_window_ms
         for value in [value for value, at in when.items() if at <= since]:
             del when[value]
         return set(when)
 
-    async def _candidates(self, proxy: Proxy | None) -> list[Secret]:
+    async def _candidates(self, proxy: Proxy | None) -> Candidates:
         page = await self._read_page(proxy)
         self._bundle = page.urls
         return await parsed(candidates_in, page.scripts)
 
     async def _learn_unsighted(self, proxy: Proxy | None) -> Knowledge:
-        candidates = await self._candidates(proxy)
+        candidates, crowded = await self._candidates(proxy)
         if self._sighting is not None:
-            knowledge = await parsed(knowledge_matching, candidates, self._sighting)
+            knowledge = await parsed(knowledge_matching, candidates, self._sighting, Origin.PAGE, crowded)
             if knowledge is not None:
                 self._learned(knowledge)
                 return knowledge
@@ -220,7 +251,8 @@ class Learner:
     async def _relearn(self, sighting: Sighting) -> None:
         """After a sighting that what is known does not reproduce (awaited a while by the teacher)."""
         try:
-            knowledge = await parsed(knowledge_matching, await self._candidates(self._proxy), sighting)
+            candidates, crowded = await self._candidates(self._proxy)
+            knowledge = await parsed(knowledge_matching, candidates, sighting, Origin.PAGE, crowded)
         except TokenError as error:
             self._troubled(f"could not read the web player's scripts: {error}")
             return

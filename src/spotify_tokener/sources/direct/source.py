@@ -18,7 +18,7 @@ import orjson
 
 from spotify_tokener.core.ports import NO_STATE, Notes, StateStore
 from spotify_tokener.domain.clock import Clock, wall_clock_ms
-from spotify_tokener.domain.errors import FetchTimeout, Rejected
+from spotify_tokener.domain.errors import COOKIE_REJECTED, CookieRejected, FetchTimeout, Rejected
 from spotify_tokener.domain.proxy import Proxy
 from spotify_tokener.domain.request_shape import default_shape
 from spotify_tokener.domain.token import ANONYMOUS, HTTP_OK, SP_DC, Token, identity_of, parse_token_response
@@ -113,6 +113,10 @@ class DirectSource:
             self.learner.turned_down(knowledge, error)
             raise
         self.learner.accepted(knowledge, called_at_ms)
+        if sp_dc and token.is_anonymous and self.learner.secret_proven:
+            # The call was right (a proven secret, accepted): the cookie is dead, and the browser,
+            # making the same call, would say so at the cost of a context.
+            raise CookieRejected(COOKIE_REJECTED)
         return token
 
     async def _device(self, identity: str, sp_dc: str | None, proxy: Proxy | None) -> str | None:

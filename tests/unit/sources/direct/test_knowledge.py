@@ -8,6 +8,7 @@ import pytest
 from spotify_tokener.domain.request_shape import Sighting, default_shape
 from spotify_tokener.domain.totp import Secret, totp
 from spotify_tokener.sources.direct.knowledge import (
+    HANDFUL,
     Knowledge,
     Origin,
     candidates_in,
@@ -55,7 +56,19 @@ def test_no_candidate_that_misses_the_code_is_proven() -> None:
 
 def test_versioned_candidates_of_every_script_come_first() -> None:
     scripts = [b'const a = "plain-string-one";', b'x={secret:"versioned-one",version:61}']
-    assert candidates_in(scripts)[0] == Secret("versioned-one", 61)
+    assert candidates_in(scripts).secrets[0] == Secret("versioned-one", 61)
+
+
+def test_of_a_bundle_crowded_with_versioned_decoys_the_newest_few_are_kept_and_match_only_likely() -> None:
+    decoys = ";".join(f'x={{secret:"decoy-secret-{n:04}",version:{n}}}' for n in range(1, 300))
+    script = f"{decoys};y={{secret:{orjson.dumps(SECRET.value).decode()},version:999}}".encode()
+    candidates, crowded = candidates_in([script])
+    assert crowded
+    assert [secret.version for secret in candidates] == [999, *range(299, 299 - HANDFUL + 1, -1)]
+    knowledge = knowledge_matching(candidates, page_call(SECRET), crowded=crowded)
+    assert knowledge is not None
+    assert (knowledge.secret, knowledge.proven) == (Secret(SECRET.value, 999), False)
+    assert not candidates_in([b'x={secret:"decoy-secret-0001",version:60}']).crowded
 
 
 def test_what_replicas_share_reads_back_as_another_replicas() -> None:

@@ -23,7 +23,12 @@ from spotify_tokener.sources.direct.knowledge import (
     knowledge_record,
     load_knowledge,
 )
-from spotify_tokener.sources.direct.learner import NOTHING_ANYWHERE, NOTHING_LEARNED, Learner
+from spotify_tokener.sources.direct.learner import (
+    NOTHING_ANYWHERE,
+    NOTHING_LEARNED,
+    WRONG_WINDOW_MS,
+    Learner,
+)
 
 PAGE = "https://open.spotify.com/"
 SHAPE = default_shape(PAGE)
@@ -345,3 +350,64 @@ def test_kept_knowledge_is_read_as_warily_as_a_network_answer(change: dict[str, 
     record = {**knowledge_record(Knowledge(SECRET, SHAPE, Origin.PAGE, True), NOW_MS), **change}
     assert knowledge_from(record, SHAPE.endpoint, Origin.KEPT) is None
     assert kept_learner(Scripts(), State(learned=record)).secret_origin is None
+
+
+INVALID_TOTP = Rejected("Spotify answered the token request with HTTP 400")
+
+
+async def test_a_match_among_a_crowd_of_versioned_candidates_is_neither_shared_nor_kept() -> None:
+    notes, state = Notes(), State()
+    decoys = ";".join(f'x={{secret:"decoy-secret-{n:04}",version:{n}}}' for n in range(100, 120))
+    learner = kept_learner(Scripts(f"{decoys};y={{secret:{WRITTEN},version:999}}"), state, notes)
+    await taught(learner, sighting())
+    assert (learner.secret_origin, learner.secret_proven) == ("page", False)
+    assert (notes.notes, state.documents) == ({}, {})
+
+
+def rewritten(notes: Notes, clock: Clock) -> None:
+    """A hostile record in Redis, newer at each read."""
+    wrong = Knowledge(Secret("a-planted-secret", 70), SHAPE, Origin.PAGE, proven=True)
+    notes.notes[NOTE] = dump_knowledge(wrong, clock.now_ms)
+
+
+async def test_wrong_totps_of_any_origin_stop_at_the_budget_until_the_hour_passes_or_new_scripts() -> None:
+    notes, clock, scripts = Notes(), Clock(), Scripts("nothing(here)")
+    learner = learner_of(scripts, tries=2, notes=notes, clock=clock)
+    for _ in range(3):  # the two unproven tries, and one for a proven secret gone stale
+        clock.now_ms += 1
+        rewritten(notes, clock)
+        learner.turned_down(await learner.current(None), INVALID_TOTP)
+    clock.now_ms += 1
+    rewritten(notes, clock)
+    with pytest.raises(NotReady, match="3 wrong TOTPs"):
+        await learner.current(None)
+    clock.now_ms += WRONG_WINDOW_MS - 4
+    with pytest.raises(NotReady):
+        await learner.current(None)
+    clock.now_ms += 1  # the first one is an hour old
+    assert (await learner.current(None)).secret.value == "a-planted-secret"
+
+
+async def test_concurrent_wrong_totps_all_count_and_new_scripts_start_a_new_budget() -> None:
+    clock, scripts = Clock(), Scripts(f"x={{secret:{WRITTEN},version:61}}")
+    pinned = Secret("a-pinned-secret", 70)
+    learner = Learner(
+        scripts,
+        SHAPE,
+        unproven_tries=1,
+        tries_window_ms=WINDOW_MS,
+        teach_backoff_ms=TEACH_BACKOFF_MS,
+        pinned=pinned,
+        notes=None,
+        clock=clock,
+    )
+    together = [await learner.current(None) for _ in range(2)]  # two attempts with what was pinned
+    for knowledge in together:
+        learner.turned_down(knowledge, INVALID_TOTP)
+    with pytest.raises(NotReady, match="2 wrong TOTPs"):
+        await learner.current(None)
+    with pytest.raises(NotReady, match="2 wrong TOTPs"):  # the page read again: the same build
+        await learner.current(None)
+    scripts.urls = ("https://open.spotifycdn.com/b.js",)
+    knowledge = await learner.current(None)  # a new build
+    assert (knowledge.secret, scripts.reads) == (SECRET, 3)
