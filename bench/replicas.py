@@ -4,7 +4,7 @@ Starts the fake Spotify, a redis-server and N replicas (``python -m spotify_toke
 twice: each on its own, then sharing one Redis. Both times a cold burst spread over every replica,
 then a forced refresh on every replica at once, counting the token requests Spotify received and the
 browsers launched. Finally, with Redis, Redis is killed and every replica forced again: no request
-may fail. Prints one table; the README's "Scaling out" quotes it.
+may fail. Prints one table; BENCHMARKS.md quotes it.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Inside the image's build only: installs the service's wheel into /opt/venv and takes out what it never
-# runs, measured in docs/docker.md ("What the images weigh"):
+# runs, measured in docs/docker.md:
 # - the debugging symbols of the wheels' libraries and of Playwright's Node (curl_cffi 41 MB -> 7 MB);
 # - the Swagger UI assets the service does not serve (swagger-ui-py ships every variant, 25 MB).
 # /opt/venv has no pip, setuptools or wheel to remove: it was made without them (the Dockerfile).
