@@ -14,6 +14,17 @@ It exits non-zero if, from the first to the last quartile of the run, any of tho
 tolerance (``TOLERANCES``), if a reader ever got anything but a token while a valid one was cached,
 if a forced refresh got anything but a token or a 502/503/504, if the service logged a bug, if a
 zombie outlived the reaper, or if SIGTERM did not stop everything cleanly.
+
+Then a hostile upstream (issue 24), against a service of its own with the direct source alone (a
+browser would prove the real secret at once, and no guessed one would ever be tried): once a token is
+cached, the secret rotates behind 100k newer, versioned decoys, and each new build's bundle is either
+over the 10 MB a script may have or just under it with junk slow to parse, read by a forced refresh
+and by ``/api/hashes`` (a hash reported stale). With ``redis-server`` on the PATH, the service shares
+through a Redis whose records are rewritten with garbage every 50 ms from halfway: a token expiring
+in 10 years, a failure waiting ``"nan"`` seconds, a proven-looking secret the fake never accepts. It
+fails unless cached reads stayed fast (``READ_P99_MAX_MS``, ``READ_MAX_MS``; the readers in a process
+of their own), the tree's memory ended within ``RSS_GROWTH_MAX_MB`` of where it began, no client was
+served the planted token, and no build got more wrong TOTPs at the fake than the budget.
 """
 
 from __future__ import annotations
@@ -129,6 +140,7 @@ READ_P99_MAX_MS = 100.0
 READ_MAX_MS = 1000.0
 RSS_GROWTH_MAX_MB = 150.0  # two learnings at their 32 MB caps at once, and their parses
 SETTLE_S = 3.0
+READERS_STOP_S = 60.0  # a reader's request times out after 30 s
 COOLDOWNS_S = 1.1  # the longest cool-down, of the attempts and of the direct source (HOSTILE_ENV)
 PLANTED_ACCESS = "BQ-planted-by-a-hostile-redis-record"
 WRONG_TOTP_BUDGET = int(Settings.model_fields["direct_unproven_tries"].default) + 1  # per build, per hour
@@ -415,9 +427,13 @@ async def hostile(url: str, fake: FakeSpotify, pid: int, redis_url: str, seconds
         stop.set()
         stop_reading.set()
         await sampling
-        run.reads, run.read_latencies_ms, violations = await asyncio.to_thread(received.recv)
-        run.violations += violations
-        readers.join()
+        if await asyncio.to_thread(received.poll, READERS_STOP_S):
+            run.reads, run.read_latencies_ms, violations = received.recv()
+            run.violations += violations
+        else:
+            run.violations.append(f"hostile phase: the readers did not stop within {READERS_STOP_S:g} s")
+        readers.join(READERS_STOP_S)
+        readers.kill()
     (RESULTS / "soak-hostile.json").write_text(json.dumps([asdict(s) for s in run.samples], indent=2))
     result.rss_after_mb = statistics.median(s.rss_mb for s in run.samples[-3:])
     return result
