@@ -124,7 +124,7 @@ class HashKeeper:
         if self.last_error is None or str(error) != str(self.last_error):
             kept = "the last set is served" if self.current else "none to serve"
             log.warning("hashes: could not be read (%s); %s", error, kept)
-        self.last_error = error
+        self.last_error = error.kept()
         self.relearns["failed"] += 1
 
 

@@ -190,7 +190,7 @@ class TokenSlot:
             token = await fetch()
         except TokenError as error:
             if failure_of(error).cools_down:  # not when the service was merely busy: no record either
-                self.last_error = error
+                self.last_error = error.kept()
                 self.failures += 1
                 cooldown_s = self._backoff.cooldown_s(self.failures, error.retry_after)
                 self._retry_at_ms = self._clock() + round(cooldown_s * 1000)

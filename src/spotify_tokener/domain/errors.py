@@ -40,6 +40,12 @@ class TokenError(Exception):
         if kind is not None:
             self.kind = kind
 
+    def kept(self) -> TokenError:
+        """Itself without what it was raised through: a stored traceback keeps every frame's locals
+        alive, such as a failed read's 10 MB body, until the next failure replaces it."""
+        self.__context__ = self.__cause__ = None
+        return self.with_traceback(None)
+
 
 class UpstreamError(TokenError):
     """Spotify answered, but not with a usable token (bad status, bad body, short-lived token)."""
