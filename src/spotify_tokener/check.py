@@ -213,7 +213,8 @@ def summary(findings: Findings) -> str:
     return (
         f"spotify-tokener {findings['version']} check: {findings['working']} sources work "
         f"(exit {exit_status(findings)})\n{table(findings)}\n"
-        f"secret {secret}; bundle {learned['bundle']}; app version {learned['appVersion']}; {hashes}; "
+        f"secret {secret}; bundle {learned['bundle'] or 'unknown'}; "
+        f"app version {learned['appVersion'] or 'unknown'}; {hashes}; "
         f"{findings['browser'] or 'no browser run'}; curl_cffi as {findings['impersonates']}"
     )
 
