@@ -33,7 +33,7 @@ from spotify_tokener.http.app import App
 from spotify_tokener.metrics import FetchMetrics, Metrics
 from spotify_tokener.settings import Settings
 from spotify_tokener.sources.browser.lazy import LazyBrowser
-from spotify_tokener.sources.user_agent import desktop_user_agent
+from spotify_tokener.sources.user_agent import agent_for
 from spotify_tokener.state import StateFolder
 
 if TYPE_CHECKING:
@@ -151,9 +151,7 @@ def _web_player(settings: Settings, closers: list[Closing]) -> WebPlayer:
 
     client = _client(settings, settings.direct_timeout)
     closers.append(client.close)
-    return WebPlayer(
-        client, settings.spotify_url, settings.user_agent or desktop_user_agent(client.chrome_version)
-    )
+    return WebPlayer(client, settings.spotify_url, agent_for(settings.user_agent, client.chrome_version))
 
 
 def standalone_sources(settings: Settings) -> tuple[Sources, WebPlayer]:

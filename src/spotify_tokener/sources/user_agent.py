@@ -13,3 +13,8 @@ def desktop_user_agent(browser_version: str) -> str:
         "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
         f"Chrome/{major}.0.0.0 Safari/537.36"
     )
+
+
+def agent_for(configured: str, browser_version: str) -> str:
+    """The operator's ``TOKENER_USER_AGENT`` where set, else the desktop Chrome of ``browser_version``."""
+    return configured or desktop_user_agent(browser_version)

@@ -30,7 +30,7 @@ from spotify_tokener.sources.browser.chromium import (
     sandbox_refused,
     wants_sandbox,
 )
-from spotify_tokener.sources.user_agent import desktop_user_agent
+from spotify_tokener.sources.user_agent import agent_for
 
 if TYPE_CHECKING:
     from spotify_tokener.sources.browser.relay import Relay
@@ -258,7 +258,7 @@ class BrowserManager:
 
 
 async def _new_context(browser: Browser, user_agent: str, proxy_server: str | None) -> BrowserContext:
-    agent = user_agent or desktop_user_agent(browser.version)
+    agent = agent_for(user_agent, browser.version)
     proxy: ProxySettings | None = {"server": proxy_server} if proxy_server else None
     return await browser.new_context(user_agent=agent, service_workers="block", proxy=proxy)
 

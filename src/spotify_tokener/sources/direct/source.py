@@ -28,7 +28,7 @@ from spotify_tokener.sources.direct.knowledge import Page, PageText
 from spotify_tokener.sources.direct.learner import Learner
 from spotify_tokener.sources.direct.reader import LEARNING_MAX, WebPlayer
 from spotify_tokener.sources.http_client import Budget, Client
-from spotify_tokener.sources.user_agent import desktop_user_agent
+from spotify_tokener.sources.user_agent import agent_for
 
 DEVICE_COOKIE = "sp_t"
 DEVICE = "device.json"  # in the state folder: the anonymous device cookie (an account's is never kept)
@@ -63,7 +63,7 @@ class DirectSource:
         self._clock = clock
         # The Chrome that curl_cffi impersonates, so the user agent agrees with the TLS handshake
         # and the client hints (the browser source names its own Chromium's version).
-        user_agent = settings.user_agent or desktop_user_agent(client.chrome_version)
+        user_agent = agent_for(settings.user_agent, client.chrome_version)
         self.web = WebPlayer(client, settings.spotify_url, user_agent)
         shape = default_shape(settings.spotify_url)
         self._server_time_url = shape.endpoint.rsplit("/", 1)[0] + "/server-time"

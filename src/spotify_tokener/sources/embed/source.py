@@ -23,7 +23,7 @@ from spotify_tokener.domain.proxy import Proxy
 from spotify_tokener.domain.token import HTTP_OK, Token, parse_retry_after
 from spotify_tokener.settings import Settings
 from spotify_tokener.sources.http_client import Client, Reply
-from spotify_tokener.sources.user_agent import desktop_user_agent
+from spotify_tokener.sources.user_agent import agent_for
 
 TRIES = 3
 """Page loads per attempt while the pool hands out tokens too short to serve."""
@@ -42,7 +42,7 @@ class EmbedSource:
         self._timeout_s = settings.embed_timeout
         self._freshness = settings.freshness
         self._url = embed_url(settings.spotify_url, settings.embed_entity)
-        user_agent = settings.user_agent or desktop_user_agent(client.chrome_version)
+        user_agent = agent_for(settings.user_agent, client.chrome_version)
         self._headers = {"User-Agent": user_agent, **IFRAME}
 
     async def attempt(self, sp_dc: str | None = None, proxy: Proxy | None = None) -> Token:
