@@ -53,7 +53,8 @@ def _moved(before: float, now: float) -> bool:
 def _whole(config: pytest.Config) -> bool:
     """Every test ran, and this is the process that saw them all (not one of xdist's workers)."""
     option = config.option
-    narrowed = option.keyword or option.markexpr or option.lf or option.deselect or option.collectonly
+    last_failed = getattr(option, "lf", False)  # absent with -p no:cacheprovider
+    narrowed = option.keyword or option.markexpr or last_failed or option.deselect or option.collectonly
     return (
         config.args_source is pytest.Config.ArgsSource.TESTPATHS
         and not narrowed
