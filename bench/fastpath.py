@@ -68,7 +68,7 @@ def per_call_ns(app: App, number: int) -> float:
 
 async def serve(port: int) -> None:
     """The real app on the real server set-up, its cache warm and no browser: for bench/instructions.sh."""
-    settings = Settings(host="127.0.0.1", port=port, log_level="WARNING")
+    settings = Settings.build(host="127.0.0.1", port=port, log_level="WARNING")
     await TokenerServer(settings, create_app(settings, CachedSource())).run()
 
 

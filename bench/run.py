@@ -53,7 +53,7 @@ LOAD_ROUNDS = 10
 LOAD_SECONDS = 3
 WARMUP_SECONDS = 3
 BURST = 200
-DEFAULT_SOURCES = Settings.model_fields["sources"].default
+DEFAULT_SOURCES = Settings().sources
 TARGETS = {  # figure: (limit, "max" or "min")
     "idle_mb": (55, "max"),  # half the original's
     "rps_ratio": (0.9, "min"),

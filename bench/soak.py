@@ -143,7 +143,7 @@ SETTLE_S = 3.0
 READERS_STOP_S = 60.0  # a reader's request times out after 30 s
 COOLDOWNS_S = 1.1  # the longest cool-down, of the attempts and of the direct source (HOSTILE_ENV)
 PLANTED_ACCESS = "BQ-planted-by-a-hostile-redis-record"
-WRONG_TOTP_BUDGET = int(Settings.model_fields["direct_unproven_tries"].default) + 1  # per build, per hour
+WRONG_TOTP_BUDGET = Settings().direct_unproven_tries + 1  # per build, per hour
 BUG_MARKERS = ("unhandled", "crashed: ", "unexpected error", "Traceback")  # how bugs are logged
 
 
@@ -339,7 +339,7 @@ async def plant_garbage(redis: Redis, prefix: str) -> None:
         "fetchedAtMs": now_ms,
     }
     failure = {"error": "RateLimitedError", "message": "planted", "retryAfter": "nan"}
-    url = str(Settings.model_fields["spotify_url"].default)
+    url = Settings().spotify_url
     secret = Knowledge(Secret("soak-planted-secret", 9_999_999), default_shape(url), Origin.PAGE, True)
     for n in itertools.count():
         await redis.set(f"{prefix}token:{ANONYMOUS}", json.dumps(token))

@@ -129,7 +129,7 @@ async def first_token_after_restart(fake: FakeSpotify, state_dir: Path, kept: st
     elif kept == "secret":
         (state_dir / "token.json").unlink(missing_ok=True)
     before = [fake.count(what) for what in COUNTED]
-    settings = Settings(
+    settings = Settings.build(
         sources="direct,browser",
         connect_to=fake.connect_to,
         ca_file=fake.ca_file,

@@ -85,7 +85,7 @@ def make_settings(fake: FakeSpotify) -> Callable[..., Settings]:
 
     def make(**overrides: Any) -> Settings:
         values = {**FAST, "port": free_port(), **pointed_at(fake), **overrides}
-        return Settings(**values)
+        return Settings.build(**values)
 
     return make
 
@@ -160,7 +160,7 @@ async def warm_browser(fake_spotify_server: FakeSpotify) -> AsyncIterator[Browse
     the module's first test counts processes, and closed after its last. A module that uses it runs
     its tests on one event loop: ``pytestmark = pytest.mark.asyncio(loop_scope="module")``.
     """
-    settings = Settings(**pointed_at(fake_spotify_server), browser_idle=3600, **FAST)
+    settings = Settings.build(**pointed_at(fake_spotify_server), browser_idle=3600, **FAST)
     manager = BrowserManager(settings)
     try:
         await _launched(manager)
@@ -187,7 +187,7 @@ async def shared_service(
 ) -> AsyncIterator[Running]:
     """One running service for a module whose tests each make a request or two and need no settings
     of their own: a service start is a token fetch, and most such tests only watch what follows it."""
-    settings = Settings(**FAST, port=free_port(), **pointed_at(fake_spotify_server))
+    settings = Settings.build(**FAST, port=free_port(), **pointed_at(fake_spotify_server))
     async with running_server(settings, create_app(settings, browser=warm_browser)) as running:
         assert (await running.client.get("/api/token")).status_code == 200  # its start-up fetch is over
         yield running

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from pydantic import SecretStr
 
 from spotify_tokener import __version__
 from spotify_tokener.core.hashes import LEARNING_TIMEOUT_S
@@ -30,7 +29,7 @@ from spotify_tokener.domain.errors import TokenError
 from spotify_tokener.domain.hashes import HashSet
 from spotify_tokener.domain.proxy import Proxy, parse_proxies
 from spotify_tokener.domain.token import ANONYMOUS, HTTP_OK, Token
-from spotify_tokener.settings import Settings
+from spotify_tokener.settings import FIELDS, Hidden, Settings, default, variable
 from spotify_tokener.wiring import standalone_sources
 
 if TYPE_CHECKING:
@@ -237,24 +236,23 @@ def report(findings: Findings, settings: Settings) -> str:
 
 def masked_settings(settings: Settings) -> dict[str, str]:
     """Each setting not at its default, by its variable's name; no password, key or secret."""
-    prefix = Settings.model_config.get("env_prefix", "")
     shown = {}
-    for name, spec in Settings.model_fields.items():
+    for name in FIELDS:
         value = getattr(settings, name)
-        if value != spec.get_default(call_default_factory=True):
-            shown[f"{prefix}{name.upper()}"] = _masked(name, value)
+        if value != default(name):
+            shown[variable(name)] = _masked(name, value)
     return shown
 
 
 def _masked(name: str, value: object) -> str:
-    if name == "proxy" and isinstance(value, SecretStr):
+    if name == "proxy" and isinstance(value, Hidden):
         proxies = parse_proxies(value.get_secret_value())
         return ",".join(
             f"{proxy.label}{' (with credentials)' if proxy.username else ''}" for proxy in proxies
         )
-    if name == "redis_url" and isinstance(value, SecretStr):
+    if name == "redis_url" and isinstance(value, Hidden):
         return CREDENTIALS.sub("://***@", value.get_secret_value()).split("?")[0]
-    return "***" if isinstance(value, SecretStr) else CREDENTIALS.sub("://***@", str(value))
+    return "***" if isinstance(value, Hidden) else CREDENTIALS.sub("://***@", str(value))
 
 
 def write_textfile(findings: Findings, path: Path) -> None:

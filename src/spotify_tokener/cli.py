@@ -14,17 +14,20 @@ from pathlib import Path
 from typing import Any
 
 import uvloop
-from pydantic import ValidationError
 
 from spotify_tokener import __version__, check
 from spotify_tokener.http.server import TokenerServer
 from spotify_tokener.logs import LogFormat, configure_logging
 from spotify_tokener.settings import (
+    BARE,
+    InvalidSettings,
     Settings,
+    default,
     deprecated_names,
     forget_environment,
     requested_log_format,
     stray_variables,
+    variable,
 )
 from spotify_tokener.sources.browser.reaper import become_subreaper, reap_forever, reap_orphans
 from spotify_tokener.wiring import create_app
@@ -32,9 +35,6 @@ from spotify_tokener.wiring import create_app
 log = logging.getLogger(__name__)
 
 DRIVER_GONE = "Connection closed while reading from the driver"
-PREFIX = Settings.model_config["env_prefix"]
-BARE_NAMES = {"HOST", "PORT"}
-"""The settings also read without the prefix (HOST, PORT), as the original project read them."""
 EXIT_CONFIG = 2
 EXIT_RUNTIME = 1
 
@@ -45,11 +45,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="Serve Spotify web-player access tokens over HTTP. "
         "Every setting is an environment variable; see docs/configuration.md.",
     )
-    fields = Settings.model_fields
-    parser.add_argument("--host", help=f"address to listen on (env HOST, default {fields['host'].default})")
-    parser.add_argument(
-        "--port", type=int, help=f"port to listen on (env PORT, default {fields['port'].default})"
-    )
+    parser.add_argument("--host", help=f"address to listen on (env HOST, default {default('host')})")
+    parser.add_argument("--port", type=int, help=f"port to listen on (env PORT, default {default('port')})")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     check = parser.add_subparsers(dest="command").add_parser(
         "check",
@@ -64,20 +61,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def load_settings(args: argparse.Namespace) -> Settings:
     overrides = {name: getattr(args, name) for name in ("host", "port") if getattr(args, name) is not None}
-    return Settings(**overrides)
+    return Settings.from_environment(**overrides)
 
 
-def describe(error: ValidationError) -> str:
+def describe(error: InvalidSettings) -> str:
     """One line per bad setting, naming its variable; the offending value is not echoed."""
     lines = []
-    for item in error.errors():
-        message = item["msg"].removeprefix("Value error, ")
-        if not item["loc"]:  # a rule across settings: its message names them
-            lines.append(f"invalid settings: {message}")
+    for field, problem in error.problems.items():
+        if not field:  # a rule across settings: its message names them
+            lines.append(f"invalid settings: {problem}")
             continue
-        field = str(item["loc"][0]).upper().removeprefix(PREFIX)
-        name = f"{field} (or {PREFIX}{field})" if field in BARE_NAMES else f"{PREFIX}{field}"
-        lines.append(f"invalid setting {name}: {message}")
+        name = f"{field.upper()} (or {variable(field)})" if field in BARE else variable(field)
+        lines.append(f"invalid setting {name}: {problem}")
     return "\n".join(lines)
 
 
@@ -128,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         settings = load_settings(args)
-    except ValidationError as error:
+    except InvalidSettings as error:
         log_format = requested_log_format()
         configure_logging("ERROR", log_format)
         report(describe(error), log_format)

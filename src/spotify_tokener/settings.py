@@ -1,8 +1,11 @@
 """Every tunable of the service, read from the environment in one place.
 
 Each field is an environment variable named ``TOKENER_<FIELD>`` (``HOST`` and ``PORT`` also
-work bare, as in the original project). docs/configuration.md mirrors this class (a test checks it).
-The rules built from several settings (freshness, backoff) are built here, once.
+work bare, as in the original project). docs/configuration.md is their documentation (a test checks it
+against this class). The rules built from several settings (freshness, backoff) are built here, once.
+
+Checked with msgspec rather than pydantic-settings: the two cost a third of the idle memory
+(BENCHMARKS.md) for reading some sixty variables once.
 """
 
 from __future__ import annotations
@@ -11,13 +14,13 @@ import ipaddress
 import os
 import shlex
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Literal, Self
+from typing import Annotated, Any, Literal, get_args, get_origin
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+import msgspec
+from msgspec import Meta, Struct
 
 from spotify_tokener.domain.backoff import Backoff
 from spotify_tokener.domain.embed import ENTITY, ENTITY_TYPES
@@ -27,6 +30,9 @@ from spotify_tokener.domain.totp import Secret
 from spotify_tokener.logs import LogFormat
 
 Seconds = float
+PREFIX = "TOKENER_"
+BARE = frozenset({"host", "port"})
+"""Also read without the prefix, as the original project read them; the prefixed name wins."""
 SOURCES = ("direct", "embed", "browser")
 REDIS_SCHEMES = frozenset({"redis", "rediss", "unix"})
 PEM_CERTIFICATE = b"-----BEGIN CERTIFICATE-----"
@@ -41,177 +47,144 @@ RENAMED = {
 """Old names still read, for one release (0.2), with a warning at start (:func:`deprecated_names`)."""
 
 
-def _renamed(new: str) -> AliasChoices:
-    """The new name, and the old one it replaces (the new wins when both are set)."""
-    return AliasChoices(new, *(old for old, renamed in RENAMED.items() if renamed == new))
+class Hidden:
+    """A value kept out of reprs, logs and error bodies: a key, a password, a URL that may hold one."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str = "") -> None:
+        self._value = value
+
+    def get_secret_value(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Hidden('**********')" if self._value else "Hidden('')"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Hidden) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="TOKENER_", extra="ignore", frozen=True, validate_by_name=True
-    )
+class InvalidSettings(ValueError):
+    """Every setting that is wrong, by field ("" for a rule across settings), without its value."""
 
-    host: str = Field("127.0.0.1", validation_alias=AliasChoices("TOKENER_HOST", "HOST", "host"))
-    port: int = Field(3000, ge=0, le=65535, validation_alias=AliasChoices("TOKENER_PORT", "PORT", "port"))
+    def __init__(self, problems: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{field}: {problem}" for field, problem in problems.items()))
+        self.problems = problems
 
-    backlog: int = Field(1024, ge=128, description="Pending and concurrent connections Granian accepts.")
-    header_timeout: Seconds = Field(
-        10.0, gt=0, le=60, description="A client must send its headers within this."
-    )
+
+class Settings(Struct, frozen=True, kw_only=True):
+    """Made by :meth:`build` or :meth:`from_environment`, which convert and check each value; the
+    constructor itself checks only the rules across settings."""
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Meta(ge=0, le=65535)] = 3000
+
+    backlog: Annotated[int, Meta(ge=128)] = 1024
+    header_timeout: Annotated[Seconds, Meta(gt=0, le=60)] = 10.0
 
     spotify_url: str = "https://open.spotify.com/"
-    user_agent: str = Field(
-        "",
-        description="Empty means a desktop Chrome user agent matching the launched browser's version.",
-    )
+    user_agent: str = ""
     browser_path: Path | None = None
-    browser_args: str = Field("", description="Extra Chromium flags, split like a shell line.")
-    browser_sandbox: Literal["auto", "on", "off"] = Field(
-        "auto", description="auto: sandboxed unless root, without it (one warning) where it cannot start."
-    )
+    browser_args: str = ""
+    browser_sandbox: Literal["auto", "on", "off"] = "auto"
 
-    fetch_timeout: Seconds = Field(20.0, gt=0)
-    browser_idle: Seconds = Field(60.0, gt=0)
-    shutdown_timeout: Seconds = Field(5.0, gt=0)
+    fetch_timeout: Annotated[Seconds, Meta(gt=0)] = 20.0
+    browser_idle: Annotated[Seconds, Meta(gt=0)] = 60.0
+    shutdown_timeout: Annotated[Seconds, Meta(gt=0)] = 5.0
 
-    expiry_buffer: Seconds = Field(300.0, ge=0)
-    refresh_window: Seconds = Field(600.0, ge=0)
-    refresh_interval: Seconds = Field(300.0, gt=0)
-    stale_margin: Seconds = Field(30.0, ge=0)
+    expiry_buffer: Annotated[Seconds, Meta(ge=0)] = 300.0
+    refresh_window: Annotated[Seconds, Meta(ge=0)] = 600.0
+    refresh_interval: Annotated[Seconds, Meta(gt=0)] = 300.0
+    stale_margin: Annotated[Seconds, Meta(ge=0)] = 30.0
 
-    cooldown_max: Seconds = Field(300.0, gt=0, description="Longest pause after repeated failures.")
-    force_min_interval: Seconds = Field(10.0, ge=0, description="Forced fetches closer than this share one.")
+    cooldown_max: Annotated[Seconds, Meta(gt=0)] = 300.0
+    force_min_interval: Annotated[Seconds, Meta(ge=0)] = 10.0
 
-    retries: int = Field(3, ge=0, le=10)
-    retry_base_delay: Seconds = Field(1.0, gt=0)
-    retry_after_max: Seconds = Field(60.0, ge=0)
+    retries: Annotated[int, Meta(ge=0, le=10)] = 3
+    retry_base_delay: Annotated[Seconds, Meta(gt=0)] = 1.0
+    retry_after_max: Annotated[Seconds, Meta(ge=0)] = 60.0
 
-    api_key: SecretStr = Field(SecretStr(""), description="One key, or several comma-separated.")
+    api_key: Hidden = Hidden("")
 
     allow_accounts: bool = True
-    max_accounts: int = Field(50, ge=1)
-    new_accounts_per_minute: int = Field(
-        30,
-        ge=1,
-        description="Accounts not seen before, admitted this many at once, then spread over each minute.",
-    )
-    rejected_cookie_memory: Seconds = Field(
-        600.0, ge=0, description="A cookie Spotify refused is refused again without a fetch for this long."
-    )
+    max_accounts: Annotated[int, Meta(ge=1)] = 50
+    new_accounts_per_minute: Annotated[int, Meta(ge=1)] = 30
+    rejected_cookie_memory: Annotated[Seconds, Meta(ge=0)] = 600.0
 
-    max_contexts: int = Field(
-        4, ge=2, le=64, description="Browser contexts at once; one is kept for the anonymous token."
-    )
-    queue_size: int = Field(8, ge=0, description="Account attempts waiting for a context; more are refused.")
-    queue_timeout: Seconds = Field(
-        10.0, gt=0, description="The longest an account attempt waits for a context."
-    )
-    retry_jitter: float = Field(
-        0.5, ge=0, le=1, description="Each wait between attempts is stretched by up to this fraction."
-    )
+    max_contexts: Annotated[int, Meta(ge=2, le=64)] = 4
+    queue_size: Annotated[int, Meta(ge=0)] = 8
+    queue_timeout: Annotated[Seconds, Meta(gt=0)] = 10.0
+    retry_jitter: Annotated[float, Meta(ge=0, le=1)] = 0.5
 
-    sources: str = Field(
-        "direct,embed,browser",
-        description="Token sources tried in order within each attempt (direct, embed, browser), "
-        "comma-separated.",
-    )
-    direct_timeout: Seconds = Field(
-        5.0, gt=0, le=60, description="The most one direct attempt may take before the next source answers."
-    )
-    direct_unproven_tries: int = Field(
-        2,
-        ge=0,
-        le=10,
-        validation_alias=_renamed("TOKENER_DIRECT_UNPROVEN_TRIES"),
-        description="Secrets read from the scripts but not proven, tried on Spotify (each once).",
-    )
-    totp_secret: SecretStr = Field(
-        SecretStr(""), description="Pin the TOTP secret the direct source starts with (it still relearns)."
-    )
-    totp_version: int | None = Field(None, ge=1, description="The pinned secret's version.")
-    embed_timeout: Seconds = Field(
-        10.0, gt=0, le=60, description="The most one embed attempt (its few page loads) may take."
-    )
-    embed_entity: str = Field(
-        "track/11dFghVXANMlKmJXsNCbNl",
-        description="TYPE/ID of the public entity whose embed page is loaded for its token.",
-    )
-    teach_backoff: Seconds = Field(
-        21600.0,
-        gt=0,
-        description="A background teaching that found nothing is tried again this late, or when the "
-        "page's scripts change.",
-    )
-    source_cooldown: Seconds = Field(
-        30.0,
-        gt=0,
-        validation_alias=_renamed("TOKENER_SOURCE_COOLDOWN"),
-        description="A source that fell through cools down this long, doubling while it fails.",
-    )
-    source_cooldown_max: Seconds = Field(
-        1800.0,
-        gt=0,
-        validation_alias=_renamed("TOKENER_SOURCE_COOLDOWN_MAX"),
-        description="The longest a source cools down.",
-    )
+    sources: str = "direct,embed,browser"
+    direct_timeout: Annotated[Seconds, Meta(gt=0, le=60)] = 5.0
+    direct_unproven_tries: Annotated[int, Meta(ge=0, le=10)] = 2
+    totp_secret: Hidden = Hidden("")
+    totp_version: Annotated[int, Meta(ge=1)] | None = None
+    embed_timeout: Annotated[Seconds, Meta(gt=0, le=60)] = 10.0
+    embed_entity: str = "track/11dFghVXANMlKmJXsNCbNl"
+    teach_backoff: Annotated[Seconds, Meta(gt=0)] = 21600.0
+    source_cooldown: Annotated[Seconds, Meta(gt=0)] = 30.0
+    source_cooldown_max: Annotated[Seconds, Meta(gt=0)] = 1800.0
 
-    proxy: SecretStr = Field(
-        SecretStr(""),
-        description="Proxies every call to Spotify leaves through (http, https, socks5), comma-separated.",
-    )
-    proxy_optional: bool = Field(
-        False,
-        validation_alias=_renamed("TOKENER_PROXY_OPTIONAL"),
-        description="With every proxy cooling down, go without one instead of through the first to heal.",
-    )
-    proxy_connect_timeout: Seconds = Field(
-        3.0, gt=0, description="The most reaching Spotify through a proxy may take, before trying the next."
-    )
-    proxy_cooldown: Seconds = Field(
-        30.0,
-        gt=0,
-        validation_alias=_renamed("TOKENER_PROXY_COOLDOWN"),
-        description="A failing proxy cools down this long, doubling while it keeps failing.",
-    )
-    proxy_cooldown_max: Seconds = Field(
-        900.0,
-        gt=0,
-        validation_alias=_renamed("TOKENER_PROXY_COOLDOWN_MAX"),
-        description="The longest a proxy cools down, a Retry-After included.",
-    )
-    ca_file: Path | None = Field(
-        None,
-        description="PEM certificates trusted for upstream TLS besides the system's (a mirror, a double).",
-    )
-    connect_to: str = Field(
-        "",
-        description="HOST:PORT:TARGET_HOST:TARGET_PORT entries, comma-separated: reach HOST at TARGET "
-        "(a mirror, a test double), through the proxies too.",
-    )
+    proxy: Hidden = Hidden("")
+    proxy_optional: bool = False
+    proxy_connect_timeout: Annotated[Seconds, Meta(gt=0)] = 3.0
+    proxy_cooldown: Annotated[Seconds, Meta(gt=0)] = 30.0
+    proxy_cooldown_max: Annotated[Seconds, Meta(gt=0)] = 900.0
+    ca_file: Path | None = None
+    connect_to: str = ""
 
-    hashes_min_interval: Seconds = Field(
-        60.0, ge=0, description="The persisted-query hashes are read from the page at most this often."
-    )
-    hashes_max_age: Seconds = Field(
-        3600.0, gt=0, description="Hashes last confirmed this long ago are checked again when asked for."
-    )
+    hashes_min_interval: Annotated[Seconds, Meta(ge=0)] = 60.0
+    hashes_max_age: Annotated[Seconds, Meta(gt=0)] = 3600.0
 
-    redis_url: SecretStr = Field(
-        SecretStr(""), description="Empty: tokens in this process only. Set: shared by every replica."
-    )
-    redis_prefix: str = Field("spotify-tokener:", description="Key prefix, to share one Redis safely.")
-    redis_lock_ttl: Seconds = Field(
-        10.0, gt=0, description="A dead fetcher's lock is taken over after this; live ones extend it."
-    )
-    redis_timeout: Seconds = Field(1.0, gt=0, description="The most one Redis command may take.")
+    redis_url: Hidden = Hidden("")
+    redis_prefix: str = "spotify-tokener:"
+    redis_lock_ttl: Annotated[Seconds, Meta(gt=0)] = 10.0
+    redis_timeout: Annotated[Seconds, Meta(gt=0)] = 1.0
 
-    state_dir: Path | None = Field(
-        default_factory=lambda: default_state_dir(os.environ),
-        description="What was learned, kept across restarts; empty: nothing kept.",
-    )
+    state_dir: Path | None = msgspec.field(default_factory=lambda: default_state_dir(os.environ))
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    log_format: LogFormat = Field("text", description="json: one JSON object per line.")
+    log_format: LogFormat = "text"
+
+    def __post_init__(self) -> None:
+        if self.refresh_window < self.expiry_buffer:
+            raise InvalidSettings(
+                {
+                    "": "TOKENER_REFRESH_WINDOW must be at least TOKENER_EXPIRY_BUFFER, "
+                    "or tokens would stop being served before the refresher renews them"
+                }
+            )
+        if self.stale_margin > self.expiry_buffer:
+            raise InvalidSettings({"": "TOKENER_STALE_MARGIN must not exceed TOKENER_EXPIRY_BUFFER"})
+        if (self.totp_version is None) != (not self.totp_secret.get_secret_value()):
+            raise InvalidSettings(
+                {"": "TOKENER_TOTP_SECRET and TOKENER_TOTP_VERSION are set together or not at all"}
+            )
+
+    @classmethod
+    def build(cls, **values: object) -> Settings:
+        """Every value converted (``"7.5"`` to seconds, ``""`` to no path) and checked, all problems
+        reported at once."""
+        converted: dict[str, Any] = {}
+        problems: dict[str, str] = {}
+        for name, value in values.items():
+            try:
+                converted[name] = _converted(name, value)
+            except ValueError as error:
+                problems[name] = str(error)
+        if problems:
+            raise InvalidSettings(problems)
+        return cls(**converted)
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] = os.environ, **overrides: object) -> Settings:
+        return cls.build(**{**environment_values(environ), **overrides})
 
     @property
     def freshness(self) -> Freshness:
@@ -272,144 +245,162 @@ class Settings(BaseSettings):
     def api_keys(self) -> tuple[str, ...]:
         return tuple(key.strip() for key in self.api_key.get_secret_value().split(",") if key.strip())
 
-    @field_validator("log_level", mode="before")
-    @classmethod
-    def _log_level_in_any_case(cls, value: object) -> object:
-        return value.upper() if isinstance(value, str) else value
-
     @property
     def beyond_loopback(self) -> bool:
         """Whether clients on other machines can reach the port (the host is validated as an address)."""
         return not ipaddress.ip_address(self.host).is_loopback
 
-    @field_validator("browser_path", "ca_file", "state_dir", mode="before")
-    @classmethod
-    def _empty_path_is_unset(cls, value: object) -> object:
-        """``TOKENER_BROWSER_PATH=`` (empty) means "find one", ``TOKENER_STATE_DIR=`` "keep nothing";
-        neither the current directory."""
-        return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("ca_file")
-    @classmethod
-    def _ca_file_holds_certificates(cls, value: Path | None) -> Path | None:
-        """Caught at start, by both readers of the file (Python's TLS, and the one that fills
-        Chromium's trust store): a typo would otherwise surface as TLS failures on every fetch."""
-        if value is None:
-            return value
-        try:
-            ssl.create_default_context().load_verify_locations(cafile=value)
-            standard = PEM_CERTIFICATE in value.read_bytes()  # the only form Chromium's reader takes
-        except FileNotFoundError:
-            raise ValueError(f"{value} does not exist") from None
-        except (ssl.SSLError, OSError):
-            standard = False
-        if not standard:
-            raise ValueError(
-                f"{value} holds no PEM certificate that can be read ({PEM_CERTIFICATE.decode()})"
-            )
+FIELDS = {field.name: field for field in msgspec.structs.fields(Settings)}
+"""Each setting's name, type (with its bounds), default and default factory."""
+
+
+def default(name: str) -> object:
+    field = FIELDS[name]
+    return field.default if field.default_factory is msgspec.NODEFAULT else field.default_factory()
+
+
+def _converted(name: str, value: object) -> object:
+    """``value`` as the setting ``name`` holds it, or ValueError saying why not (never echoing it)."""
+    field = FIELDS.get(name)
+    if field is None:
+        raise ValueError("is not a setting")
+    if isinstance(value, str) and name in NORMALIZED:
+        value = NORMALIZED[name](value)
+    try:
+        converted = msgspec.convert(value, field.type, strict=False, dec_hook=_decoded)
+    except msgspec.ValidationError as error:
+        raise ValueError(_plainly(str(error), field.type)) from None
+    if name in CHECKS:
+        CHECKS[name](converted)
+    return converted
+
+
+def _decoded(kind: type, value: Any) -> object:
+    """The types msgspec leaves to us: a path, and a hidden value."""
+    if isinstance(value, kind):
         return value
+    if kind is Path and isinstance(value, str):
+        return Path(value)
+    if kind is Hidden and isinstance(value, str):
+        return Hidden(value)
+    raise NotImplementedError
 
-    @field_validator("host")
-    @classmethod
-    def _host_is_an_address(cls, value: str) -> str:
-        """Granian binds IP addresses only; a name would fail later with a traceback."""
-        try:
-            ipaddress.ip_address(value)
-        except ValueError:
-            raise ValueError("must be an IP address, such as 0.0.0.0, 127.0.0.1 or ::") from None
-        return value
 
-    @field_validator("spotify_url")
-    @classmethod
-    def _spotify_url_is_a_web_address(cls, value: str) -> str:
-        """Plain http only to this machine (a test double): anywhere else it would carry the
-        ``sp_dc`` cookies and the tokens in clear text."""
-        parts = urlsplit(value)
-        if parts.scheme not in {"http", "https"} or not parts.hostname:
-            raise ValueError("must be an http(s) URL, such as https://open.spotify.com/")
-        if parts.scheme == "http" and not _is_loopback(parts.hostname):
-            raise ValueError("must start with https:// (http:// would send cookies and tokens in clear text)")
-        return value
+def _plainly(message: str, kind: object) -> str:
+    """msgspec's message without its JSON path, and a choice's allowed values rather than the value."""
+    choices = get_args(kind) if get_origin(kind) is Literal else ()
+    return f"must be one of {', '.join(choices)}" if choices else message.partition(" - at ")[0]
 
-    @field_validator("browser_args")
-    @classmethod
-    def _browser_args_split(cls, value: str) -> str:
-        try:
-            shlex.split(value)
-        except ValueError as error:
-            raise ValueError(f"cannot be split like a shell line ({error})") from None
-        return value
 
-    @field_validator("api_key")
-    @classmethod
-    def _api_key_is_not_blank(cls, value: SecretStr) -> SecretStr:
-        """A value made only of commas and spaces would silently leave every endpoint open."""
-        raw = value.get_secret_value()
-        if raw and not any(key.strip() for key in raw.split(",")):
-            raise ValueError("is set but holds no key (only commas or spaces)")
-        return value
+def _no_path_when_empty(value: str) -> str | None:
+    """``TOKENER_BROWSER_PATH=`` (empty) means "find one", ``TOKENER_STATE_DIR=`` "keep nothing";
+    neither the current directory."""
+    return value if value.strip() else None
 
-    @field_validator("proxy")
-    @classmethod
-    def _proxies_parse(cls, value: SecretStr) -> SecretStr:
-        parse_proxies(value.get_secret_value())
-        return value
 
-    @field_validator("sources")
-    @classmethod
-    def _sources_are_known(cls, value: str) -> str:
-        names = [name.strip().lower() for name in value.split(",") if name.strip()]
-        unknown = sorted(set(names) - set(SOURCES))
-        if unknown or not names or len(set(names)) != len(names):
-            raise ValueError(
-                f"must list each of {', '.join(SOURCES)} at most once, at least one (got {value!r})"
-            )
-        return value
+def _yes_or_no(value: str) -> str:
+    """The other words pydantic-settings took for a boolean, still taken."""
+    return {"yes": "true", "on": "true", "no": "false", "off": "false"}.get(value.strip().lower(), value)
 
-    @field_validator("embed_entity")
-    @classmethod
-    def _embed_entity_is_one(cls, value: str) -> str:
-        if ENTITY.fullmatch(value) is None:
-            raise ValueError(
-                f"must be TYPE/ID, TYPE one of {', '.join(ENTITY_TYPES)} and ID 22 letters and digits "
-                f"(got {value!r})"
-            )
-        return value
 
-    @field_validator("connect_to")
-    @classmethod
-    def _connect_to_parses(cls, value: str) -> str:
-        parse_connect_to(value)
-        return value
+def _ca_file_holds_certificates(value: Path | None) -> None:
+    """Caught at start, by both readers of the file (Python's TLS, and the one that fills Chromium's
+    trust store): a typo would otherwise surface as TLS failures on every fetch."""
+    if value is None:
+        return
+    try:
+        ssl.create_default_context().load_verify_locations(cafile=value)
+        standard = PEM_CERTIFICATE in value.read_bytes()  # the only form Chromium's reader takes
+    except FileNotFoundError:
+        raise ValueError(f"{value} does not exist") from None
+    except (ssl.SSLError, OSError):
+        standard = False
+    if not standard:
+        raise ValueError(f"{value} holds no PEM certificate that can be read ({PEM_CERTIFICATE.decode()})")
 
-    @field_validator("redis_url")
-    @classmethod
-    def _redis_url_is_usable(cls, value: SecretStr) -> SecretStr:
-        """Caught at start with a one-line message, not as a traceback at the first fetch."""
-        url = value.get_secret_value()
-        if not url:
-            return value
-        parts = urlsplit(url)
-        if parts.scheme not in REDIS_SCHEMES:
-            raise ValueError("must start with redis://, rediss:// or unix://")
-        try:
-            parts.port  # noqa: B018 - parsing it is the check
-        except ValueError:
-            raise ValueError("has a port that is not a number") from None
-        return value
 
-    @model_validator(mode="after")
-    def _windows_are_ordered(self) -> Self:
-        if self.refresh_window < self.expiry_buffer:
-            raise ValueError(
-                "TOKENER_REFRESH_WINDOW must be at least TOKENER_EXPIRY_BUFFER, "
-                "or tokens would stop being served before the refresher renews them"
-            )
-        if self.stale_margin > self.expiry_buffer:
-            raise ValueError("TOKENER_STALE_MARGIN must not exceed TOKENER_EXPIRY_BUFFER")
-        if (self.totp_version is None) != (not self.totp_secret.get_secret_value()):
-            raise ValueError("TOKENER_TOTP_SECRET and TOKENER_TOTP_VERSION are set together or not at all")
-        return self
+def _host_is_an_address(value: str) -> None:
+    """Granian binds IP addresses only; a name would fail later with a traceback."""
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise ValueError("must be an IP address, such as 0.0.0.0, 127.0.0.1 or ::") from None
+
+
+def _spotify_url_is_a_web_address(value: str) -> None:
+    """Plain http only to this machine (a test double): anywhere else it would carry the ``sp_dc``
+    cookies and the tokens in clear text."""
+    parts = urlsplit(value)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ValueError("must be an http(s) URL, such as https://open.spotify.com/")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise ValueError("must start with https:// (http:// would send cookies and tokens in clear text)")
+
+
+def _browser_args_split(value: str) -> None:
+    try:
+        shlex.split(value)
+    except ValueError as error:
+        raise ValueError(f"cannot be split like a shell line ({error})") from None
+
+
+def _api_key_is_not_blank(value: Hidden) -> None:
+    """A value made only of commas and spaces would silently leave every endpoint open."""
+    raw = value.get_secret_value()
+    if raw and not any(key.strip() for key in raw.split(",")):
+        raise ValueError("is set but holds no key (only commas or spaces)")
+
+
+def _sources_are_known(value: str) -> None:
+    names = [name.strip().lower() for name in value.split(",") if name.strip()]
+    unknown = sorted(set(names) - set(SOURCES))
+    if unknown or not names or len(set(names)) != len(names):
+        raise ValueError(f"must list each of {', '.join(SOURCES)} at most once, at least one (got {value!r})")
+
+
+def _embed_entity_is_one(value: str) -> None:
+    if ENTITY.fullmatch(value) is None:
+        raise ValueError(
+            f"must be TYPE/ID, TYPE one of {', '.join(ENTITY_TYPES)} and ID 22 letters and digits "
+            f"(got {value!r})"
+        )
+
+
+def _redis_url_is_usable(value: Hidden) -> None:
+    """Caught at start with a one-line message, not as a traceback at the first fetch."""
+    url = value.get_secret_value()
+    if not url:
+        return
+    parts = urlsplit(url)
+    if parts.scheme not in REDIS_SCHEMES:
+        raise ValueError("must start with redis://, rediss:// or unix://")
+    try:
+        parts.port  # noqa: B018 - parsing it is the check
+    except ValueError:
+        raise ValueError("has a port that is not a number") from None
+
+
+NORMALIZED: dict[str, Callable[[str], str | None]] = {
+    "log_level": str.upper,
+    "allow_accounts": _yes_or_no,
+    "proxy_optional": _yes_or_no,
+    "browser_path": _no_path_when_empty,
+    "ca_file": _no_path_when_empty,
+    "state_dir": _no_path_when_empty,
+}
+CHECKS: dict[str, Callable[[Any], object]] = {
+    "host": _host_is_an_address,
+    "spotify_url": _spotify_url_is_a_web_address,
+    "browser_args": _browser_args_split,
+    "api_key": _api_key_is_not_blank,
+    "proxy": lambda value: parse_proxies(value.get_secret_value()),
+    "sources": _sources_are_known,
+    "embed_entity": _embed_entity_is_one,
+    "connect_to": parse_connect_to,
+    "redis_url": _redis_url_is_usable,
+    "ca_file": _ca_file_holds_certificates,
+}
 
 
 def default_state_dir(environ: Mapping[str, str]) -> Path | None:
@@ -426,21 +417,29 @@ def _is_loopback(host: str) -> bool:
         return host == "localhost"
 
 
-class _LogFormatAlone(BaseSettings):
-    """TOKENER_LOG_FORMAT read from the same sources, with the same name rules, as ``Settings`` reads it."""
-
-    model_config = Settings.model_config
-
-    log_format: LogFormat = "text"
+def variable(field: str) -> str:
+    """The environment variable that sets the setting ``field``."""
+    return PREFIX + field.upper()
 
 
-def requested_log_format() -> LogFormat:
+def environment_values(environ: Mapping[str, str]) -> dict[str, str]:
+    """Each setting's raw value by field: names in any case, the prefixed one first, then the bare
+    (``BARE``) or the deprecated one (``RENAMED``)."""
+    present = {name.upper(): value for name, value in environ.items()}
+    replaced = {new: old for old, new in RENAMED.items()}
+    values = {}
+    for field in FIELDS:
+        names = [variable(field), field.upper() if field in BARE else replaced.get(variable(field), "")]
+        if found := [present[name] for name in names if name in present]:
+            values[field] = found[0]
+    return values
+
+
+def requested_log_format(environ: Mapping[str, str] = os.environ) -> LogFormat:
     """The format to report invalid settings in, when there is no ``Settings`` to ask: the one requested,
     or text when it is itself one of the invalid settings."""
-    try:
-        return _LogFormatAlone().log_format
-    except ValidationError:
-        return "text"
+    value = environment_values(environ).get("log_format")
+    return "json" if value == "json" else "text"
 
 
 def deprecated_names() -> str | None:
@@ -453,10 +452,9 @@ def deprecated_names() -> str | None:
 def stray_variables(environ: Mapping[str, str] = os.environ) -> list[str]:
     """A warning for each ``TOKENER_`` variable that names no setting, with the closest setting:
     a typo would otherwise leave the default in force, silently. Names only, never a value."""
-    prefix = Settings.model_config["env_prefix"].upper()
-    known = [prefix + name.upper() for name in Settings.model_fields]
+    known = [variable(name) for name in FIELDS]
     warnings = []
-    for name in sorted(name for name in environ if name.upper().startswith(prefix)):
+    for name in sorted(name for name in environ if name.upper().startswith(PREFIX)):
         if name.upper() not in known and name.upper() not in RENAMED:
             import difflib  # noqa: PLC0415  # only for a stray variable: nothing else needs it
 
@@ -470,6 +468,5 @@ def forget_environment() -> None:
     """Drop the service's variables from this process's environment once ``Settings`` holds them: the
     Playwright driver and Chromium inherit the environment, and a browser has no use for a proxy's
     password, an API key or a pinned secret."""
-    prefix = Settings.model_config["env_prefix"].upper()  # names are read regardless of case
-    for name in [name for name in os.environ if name.upper().startswith(prefix)]:
+    for name in [name for name in os.environ if name.upper().startswith(PREFIX)]:
         del os.environ[name]

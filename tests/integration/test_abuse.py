@@ -22,7 +22,7 @@ from tests.fake_spotify import Answer, FakeSpotify
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 SettingsMaker = Callable[..., Settings]
-DEFAULTS = Settings.model_construct()  # the declared defaults, whatever this shell's TOKENER_ variables say
+DEFAULTS = Settings()  # the declared defaults, whatever this shell's TOKENER_ variables say
 PLACES_FOR_ACCOUNTS = DEFAULTS.max_contexts - 1  # one is the anonymous token's
 
 

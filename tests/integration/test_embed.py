@@ -21,8 +21,8 @@ from tests.fake_spotify.server import UPSTREAM_SECRET_MARKER, EmbedPage
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 SettingsMaker = Callable[..., Settings]
-DEFAULT = Settings.model_fields["sources"].default
-MARGIN_S = Settings.model_fields["expiry_buffer"].default
+DEFAULT = Settings().sources
+MARGIN_S = Settings().expiry_buffer
 
 
 async def token(running: Running, *, force: bool = False, **headers: str) -> dict[str, Any]:

@@ -97,7 +97,7 @@ def fuzz_settings(**overrides: Any) -> Settings:
         "new_accounts_per_minute": 1_000_000,  # each example brings a new cookie; admission is tested apart
         **overrides,
     }
-    return Settings(**values)
+    return Settings.build(**values)
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,7 @@ KEY = "anonymous"
 
 async def wanted(*, known: Token | None = None, force: bool = False, force_gap_s: float = 0.0) -> Wanted:
     """What the core's anonymous slot, holding ``known``, accepts from another replica."""
-    settings = Settings(force_min_interval=force_gap_s)
+    settings = Settings.build(force_min_interval=force_gap_s)
     slot = TokenSlot(KEY, "anonymous", settings.freshness, settings.backoff, wall_clock_ms)
     if known is not None:
 
@@ -74,7 +74,7 @@ async def coordinators(
             "redis_lock_ttl": 1,
             **overrides,
         }
-        coordinator = RedisCoordinator(Settings(**values))
+        coordinator = RedisCoordinator(Settings.build(**values))
         made.append(coordinator)
         return coordinator
 
@@ -229,7 +229,7 @@ async def test_garbage_in_redis_is_ignored(
 
 async def test_without_redis_every_fetch_is_made_here_and_said_once(caplog: pytest.LogCaptureFixture) -> None:
     url = f"redis://:hunter2-secret@127.0.0.1:{free_port()}/0"
-    coordinator = RedisCoordinator(Settings(redis_url=url, redis_timeout=0.5))
+    coordinator = RedisCoordinator(Settings.build(redis_url=url, redis_timeout=0.5))
     fetch_here = Fetches()
     with caplog.at_level(logging.INFO):
         for _ in range(3):
@@ -254,7 +254,7 @@ async def test_a_redis_known_down_is_not_asked_again_until_its_ping_answers() ->
 
     server = await asyncio.start_server(silent, "127.0.0.1", 0)
     url = f"redis://127.0.0.1:{server.sockets[0].getsockname()[1]}/0"
-    coordinator = RedisCoordinator(Settings(redis_url=url, redis_timeout=0.2))
+    coordinator = RedisCoordinator(Settings.build(redis_url=url, redis_timeout=0.2))
     fetch_here = Fetches()
     try:
         await coordinator.fetch(KEY, fetch_here, await wanted())  # times out: Redis is known down
@@ -351,7 +351,9 @@ async def test_redis_failing_right_after_the_lock_was_taken_leaves_no_lock_behin
 
 async def test_availability_follows_redis_without_any_fetch(redis_prefix: str) -> None:
     server = RedisServer(free_port()).start()
-    coordinator = RedisCoordinator(Settings(redis_url=server.url, redis_lock_ttl=0.2, redis_timeout=0.5))
+    coordinator = RedisCoordinator(
+        Settings.build(redis_url=server.url, redis_lock_ttl=0.2, redis_timeout=0.5)
+    )
 
     async def until(available: bool) -> None:
         async with asyncio.timeout(10):

@@ -18,7 +18,7 @@ from spotify_tokener.settings import Settings
 from tests.conftest import free_port
 from tests.fake_spotify import FakeSpotify
 
-DEFAULT = Settings.model_fields["sources"].default
+DEFAULT = Settings().sources
 UNUSED = {
     "playwright": "the browser source, until its first attempt",
     "cryptography": "Chromium's trust store (TOKENER_CA_FILE), built at the browser's first launch",

@@ -22,7 +22,7 @@ def unit_settings() -> Callable[..., Settings]:
             "retry_jitter": 0,  # exact schedules; the jitter has tests of its own
             **overrides,
         }
-        return Settings(**values)
+        return Settings.build(**values)
 
     return make
 

@@ -46,7 +46,7 @@ def test_exit_status_counts_the_sources_tried(oks: list[bool], status: int) -> N
 
 
 def test_settings_are_shown_as_their_variables_with_every_secret_masked() -> None:
-    settings = Settings(
+    settings = Settings.build(
         proxy="socks5://bob:pw1@10.0.0.1:1080,http://10.0.0.2:3128",
         redis_url="redis://user:pw2@cache:6379/0?password=pw3",
         api_key="pw4",

@@ -78,7 +78,7 @@ def test_the_docker_page_redis_command_names_the_profiles_service() -> None:
 
 def test_the_image_listens_where_it_says_and_not_as_root() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
-    default_port = Settings.model_fields["port"].default
+    default_port = Settings().port
     assert re.search(rf"^EXPOSE {default_port}$", dockerfile, re.MULTILINE)
     assert re.search(rf"^\s+PORT={default_port} ", dockerfile, re.MULTILINE)
     users = re.findall(r"^USER (\S+)", dockerfile, re.MULTILINE)

@@ -5,11 +5,14 @@ import re
 from pathlib import Path
 from typing import Literal, get_args, get_origin
 
+import msgspec
 import pytest
-from pydantic import SecretStr, ValidationError
 
 from spotify_tokener.cli import describe, load_settings, parse_args
 from spotify_tokener.settings import (
+    FIELDS,
+    Hidden,
+    InvalidSettings,
     Settings,
     default_state_dir,
     deprecated_names,
@@ -20,7 +23,7 @@ from spotify_tokener.settings import (
 
 
 def test_defaults_match_the_documentation() -> None:
-    settings = Settings()
+    settings = Settings.from_environment()
     assert (settings.host, settings.port) == ("127.0.0.1", 3000)
     assert settings.spotify_url == "https://open.spotify.com/"
     assert (settings.fetch_timeout, settings.browser_idle) == (20, 60)
@@ -33,14 +36,14 @@ def test_every_setting_comes_from_the_environment(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("HOST", "127.0.0.1")
     monkeypatch.setenv("TOKENER_FETCH_TIMEOUT", "7.5")
     monkeypatch.setenv("TOKENER_BROWSER_ARGS", "--foo '--bar baz'")
-    settings = Settings()
+    settings = Settings.from_environment()
     assert (settings.host, settings.port, settings.fetch_timeout) == ("127.0.0.1", 4000, 7.5)
     assert settings.browser_args == "--foo '--bar baz'"
 
 
 def test_prefixed_names_win_too(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TOKENER_PORT", "4100")
-    assert Settings().port == 4100
+    assert Settings.from_environment().port == 4100
 
 
 def test_flags_override_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -49,15 +52,15 @@ def test_flags_override_the_environment(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 def test_windows_must_be_ordered() -> None:
-    with pytest.raises(ValidationError, match="REFRESH_WINDOW"):
-        Settings(expiry_buffer=600, refresh_window=300)
+    with pytest.raises(InvalidSettings, match="REFRESH_WINDOW"):
+        Settings.build(expiry_buffer=600, refresh_window=300)
 
 
 def test_bad_settings_are_described_by_variable_without_their_value(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TOKENER_FETCH_TIMEOUT", "-3")
     monkeypatch.setenv("PORT", "99999")
-    with pytest.raises(ValidationError) as caught:
-        Settings()
+    with pytest.raises(InvalidSettings) as caught:
+        Settings.from_environment()
     text = describe(caught.value)
     assert "TOKENER_FETCH_TIMEOUT" in text
     assert "PORT" in text
@@ -86,15 +89,15 @@ def test_the_log_format_is_read_alone_as_settings_read_it(
 
 def test_an_empty_browser_path_means_find_one(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TOKENER_BROWSER_PATH", "")
-    assert Settings().browser_path is None
+    assert Settings.from_environment().browser_path is None
 
 
 def test_a_rule_across_settings_is_described_without_a_made_up_variable(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("TOKENER_EXPIRY_BUFFER", "900")
-    with pytest.raises(ValidationError) as caught:
-        Settings()
+    with pytest.raises(InvalidSettings) as caught:
+        Settings.from_environment()
     text = describe(caught.value)
     assert text.startswith("invalid settings: TOKENER_REFRESH_WINDOW must be at least TOKENER_EXPIRY_BUFFER")
     assert "TOKENER_SETTINGS" not in text
@@ -102,7 +105,7 @@ def test_a_rule_across_settings_is_described_without_a_made_up_variable(
 
 def documented(default: object) -> str:
     """A default as the configuration table writes it: ``10.0`` as 10, ``True`` as true, nothing as unset."""
-    value = default.get_secret_value() if isinstance(default, SecretStr) else default
+    value = default.get_secret_value() if isinstance(default, Hidden) else default
     if value is None or value == "":
         return "*(unset)*"
     if isinstance(value, bool):
@@ -110,29 +113,33 @@ def documented(default: object) -> str:
     return f"`{value:g}`" if isinstance(value, float) else f"`{value}`"
 
 
+def limits_of(kind: object) -> list[object]:
+    """The bounds of an ``Annotated`` type, optional or not."""
+    metas = [meta for part in (kind, *get_args(kind)) for meta in getattr(part, "__metadata__", ())]
+    keys = ("ge", "gt", "le", "lt")
+    return [getattr(meta, key) for meta in metas for key in keys if getattr(meta, key) is not None]
+
+
 def test_every_setting_is_in_the_configuration_table_with_its_default_and_bounds() -> None:
     """The table is the settings' only documentation: a setting added, or a default or a bound changed,
     in settings.py must be written there too."""
     text = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
     rows = {row[2:].split("`")[1]: row.split(" | ") for row in text.splitlines() if row.startswith("| `")}
-    for name, field in Settings.model_fields.items():
+    for name, field in FIELDS.items():
         variable = {"host": "HOST", "port": "PORT"}.get(name, f"TOKENER_{name.upper()}")
         assert variable in rows, variable
         _, default, bounds, _ = rows[variable]
-        if field.default_factory is None:
+        if field.default_factory is msgspec.NODEFAULT:
             assert default.replace("*(empty)*", "*(unset)*") == documented(field.default), variable
-        own = [] if "≥ `TOKENER_" in bounds else field.metadata  # another setting's bound is stronger
-        limits = [
-            getattr(limit, key) for limit in own for key in ("ge", "gt", "le", "lt") if hasattr(limit, key)
-        ]
-        words = [*limits, *(get_args(field.annotation) if get_origin(field.annotation) is Literal else ())]
+        own = [] if "≥ `TOKENER_" in bounds else limits_of(field.type)  # another setting's is stronger
+        words = [*own, *(get_args(field.type) if get_origin(field.type) is Literal else ())]
         missing = [word for word in words if not re.search(rf"(?<![\w.]){word}(?![\w.])", bounds)]
         assert missing == [], variable
 
 
 def test_api_keys_are_split_and_kept_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TOKENER_API_KEY", " key-one , key-two,, ")
-    settings = Settings()
+    settings = Settings.from_environment()
     assert settings.api_keys == ("key-one", "key-two")
     assert "key-one" not in repr(settings)
 
@@ -145,8 +152,8 @@ def test_api_keys_are_split_and_kept_secret(monkeypatch: pytest.MonkeyPatch) -> 
     ],
 )
 def test_a_bad_redis_url_is_one_line_without_the_password(url: str, message: str) -> None:
-    with pytest.raises(ValidationError) as raised:
-        Settings(redis_url=url)
+    with pytest.raises(InvalidSettings) as raised:
+        Settings.build(redis_url=url)
     described = describe(raised.value)
     assert described.startswith("invalid setting TOKENER_REDIS_URL:")
     assert message in described
@@ -154,18 +161,18 @@ def test_a_bad_redis_url_is_one_line_without_the_password(url: str, message: str
 
 
 def test_a_bad_proxy_is_one_line_without_the_password() -> None:
-    with pytest.raises(ValidationError) as raised:
-        Settings(proxy="http://alice:s3cret@proxy.example:3128,socks5://bob:s3cret@proxy.example")
+    with pytest.raises(InvalidSettings) as raised:
+        Settings.build(proxy="http://alice:s3cret@proxy.example:3128,socks5://bob:s3cret@proxy.example")
     described = describe(raised.value)
     assert described.startswith("invalid setting TOKENER_PROXY: the proxy socks5://proxy.example has no port")
-    assert "s3cret" not in repr(Settings(proxy="http://alice:s3cret@proxy.example:3128"))
+    assert "s3cret" not in repr(Settings.build(proxy="http://alice:s3cret@proxy.example:3128"))
 
 
 @pytest.mark.parametrize(
     "url", ["", "redis://localhost:6379/0", "rediss://:pw@cache:6380", "unix:///run/redis.sock"]
 )
 def test_good_redis_urls_pass(url: str) -> None:
-    assert Settings(redis_url=url).redis_url.get_secret_value() == url
+    assert Settings.build(redis_url=url).redis_url.get_secret_value() == url
 
 
 @pytest.mark.parametrize(
@@ -184,14 +191,14 @@ def test_good_redis_urls_pass(url: str) -> None:
     ],
 )
 def test_values_that_would_fail_later_are_refused_at_start(field: str, value: str, message: str) -> None:
-    with pytest.raises(ValidationError) as raised:
-        Settings.model_validate({field: value})
+    with pytest.raises(InvalidSettings) as raised:
+        Settings.build(**{field: value})
     assert message in describe(raised.value)
 
 
 @pytest.mark.parametrize("written", ["debug", "Debug", "DEBUG"])
 def test_the_log_level_is_read_in_any_case(written: str) -> None:
-    assert Settings(log_level=written).log_level == "DEBUG"
+    assert Settings.build(log_level=written).log_level == "DEBUG"
 
 
 @pytest.mark.parametrize(
@@ -199,22 +206,22 @@ def test_the_log_level_is_read_in_any_case(written: str) -> None:
     [("127.0.0.1", False), ("::1", False), ("0.0.0.0", True), ("::", True), ("10.0.0.5", True)],
 )
 def test_beyond_loopback(host: str, beyond: bool) -> None:
-    assert Settings(host=host).beyond_loopback is beyond
+    assert Settings.build(host=host).beyond_loopback is beyond
 
 
 @pytest.mark.parametrize("sources", ["", "direct,direct", "browser,chrome", " , "])
 def test_sources_are_known_words_each_at_most_once(sources: str) -> None:
-    with pytest.raises(ValidationError, match="must list each of direct, embed, browser"):
-        Settings(sources=sources)
+    with pytest.raises(InvalidSettings, match="must list each of direct, embed, browser"):
+        Settings.build(sources=sources)
 
 
 def test_sources_keep_their_order_and_each_adds_its_time_to_an_attempt() -> None:
-    both = Settings(sources=" Browser , direct", queue_timeout=1, direct_timeout=2, fetch_timeout=4)
+    both = Settings.build(sources=" Browser , direct", queue_timeout=1, direct_timeout=2, fetch_timeout=4)
     assert both.source_names == ("browser", "direct")
     assert both.source_timeouts == {"browser": 4, "direct": 2}
     assert both.attempt_budget == 7
-    assert Settings(sources="direct", queue_timeout=1, direct_timeout=2).attempt_budget == 3
-    every = Settings(queue_timeout=1, direct_timeout=2, embed_timeout=3, fetch_timeout=4)
+    assert Settings.build(sources="direct", queue_timeout=1, direct_timeout=2).attempt_budget == 3
+    every = Settings.build(queue_timeout=1, direct_timeout=2, embed_timeout=3, fetch_timeout=4)
     assert every.source_names == ("direct", "embed", "browser")  # the default order
     assert every.attempt_budget == 10
 
@@ -224,21 +231,21 @@ def test_sources_keep_their_order_and_each_adds_its_time_to_an_attempt() -> None
     ["track/11dFghVXANMlKmJXsNCb", "user/11dFghVXANMlKmJXsNCbNl", "track:11dFghVXANMlKmJXsNCbNl", ""],
 )
 def test_the_embed_entity_is_a_known_type_and_a_spotify_id(entity: str) -> None:
-    with pytest.raises(ValidationError, match="TYPE/ID"):
-        Settings(embed_entity=entity)
-    assert Settings(embed_entity="playlist/37i9dQZF1DXcBWIGoYBM5M").embed_entity.startswith("playlist/")
+    with pytest.raises(InvalidSettings, match="TYPE/ID"):
+        Settings.build(embed_entity=entity)
+    assert Settings.build(embed_entity="playlist/37i9dQZF1DXcBWIGoYBM5M").embed_entity.startswith("playlist/")
 
 
 def test_per_identity_memory_holds_every_account_and_the_anonymous_token() -> None:
-    assert Settings(max_accounts=7).remembered_identities == 8
+    assert Settings.build(max_accounts=7).remembered_identities == 8
 
 
 def test_a_pinned_secret_needs_its_version_and_is_kept_secret() -> None:
-    with pytest.raises(ValidationError, match="set together"):
-        Settings(totp_secret="pinned-secret-value")
-    with pytest.raises(ValidationError, match="set together"):
-        Settings(totp_version=61)
-    settings = Settings(totp_secret="pinned-secret-value", totp_version=61)
+    with pytest.raises(InvalidSettings, match="set together"):
+        Settings.build(totp_secret="pinned-secret-value")
+    with pytest.raises(InvalidSettings, match="set together"):
+        Settings.build(totp_version=61)
+    settings = Settings.build(totp_secret="pinned-secret-value", totp_version=61)
     assert settings.pinned_secret is not None
     assert settings.pinned_secret.version == 61
     assert "pinned-secret-value" not in repr(settings)
@@ -250,7 +257,7 @@ def test_the_settings_leave_the_environment_once_read_whatever_their_case(
     monkeypatch.setenv("TOKENER_API_KEY", "upper-case-key")
     monkeypatch.setenv("tokener_proxy", "http://user:s3cret@proxy.example:8080")
     monkeypatch.setenv("PORT", "4000")
-    settings = Settings()
+    settings = Settings.from_environment()
     forget_environment()
     assert settings.api_keys == ("upper-case-key",)
     assert settings.proxies[0].password == "s3cret"
@@ -266,7 +273,7 @@ def test_an_old_name_is_still_read_with_one_warning_naming_the_new_one(
     monkeypatch.setenv("tokener_proxy_fallback_direct", "true")
     monkeypatch.setenv("TOKENER_SOURCE_BENCH", "99")
     monkeypatch.setenv("TOKENER_SOURCE_COOLDOWN", "7")  # the new name wins
-    settings = Settings()
+    settings = Settings.from_environment()
     assert (settings.proxy_cooldown, settings.proxy_optional, settings.source_cooldown) == (12, True, 7)
     warning = deprecated_names()
     assert warning is not None
@@ -291,16 +298,16 @@ def test_the_state_folder_is_the_users_own_by_default(environ: dict[str, str], f
 def test_an_empty_state_dir_keeps_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TOKENER_STATE_DIR")
     monkeypatch.setenv("XDG_STATE_HOME", "/var/state")
-    assert Settings().state_dir == Path("/var/state/spotify-tokener")
+    assert Settings.from_environment().state_dir == Path("/var/state/spotify-tokener")
     monkeypatch.setenv("TOKENER_STATE_DIR", "")
-    assert Settings().state_dir is None
+    assert Settings.from_environment().state_dir is None
     monkeypatch.setenv("TOKENER_STATE_DIR", "/data")
-    assert Settings().state_dir == Path("/data")
+    assert Settings.from_environment().state_dir == Path("/data")
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:8080/", "http://localhost/", "http://[::1]:3001/"])
 def test_a_plain_http_page_is_allowed_on_this_machine_only(url: str) -> None:
-    assert Settings(spotify_url=url).spotify_url == url
+    assert Settings.build(spotify_url=url).spotify_url == url
 
 
 def test_a_mistyped_setting_is_named_with_the_closest_one_and_never_its_value() -> None:
@@ -318,3 +325,8 @@ def test_a_mistyped_setting_is_named_with_the_closest_one_and_never_its_value() 
         "tokener_proxy_conect_timeout is not a setting and is ignored; "
         "did you mean TOKENER_PROXY_CONNECT_TIMEOUT?",
     ]
+
+
+@pytest.mark.parametrize(("written", "value"), [("true", True), ("1", True), ("Yes", True), ("off", False)])
+def test_a_switch_takes_the_words_it_always_took(written: str, value: bool) -> None:
+    assert Settings.build(allow_accounts=written).allow_accounts is value

@@ -1,6 +1,6 @@
 """The OpenAPI document and an offline Swagger UI.
 
-Nothing in it is written twice: the bodies' schemas are pydantic's reading of ``http/schemas.py``,
+Nothing in it is written twice: the bodies' schemas are msgspec's reading of ``http/schemas.py``,
 the token routes' failures are the failure table (``FAILURES``), the parameters' patterns are the
 rules ``http/params.py`` applies, and the API key's 401 is added to every route that is not open.
 """
@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from pydantic import TypeAdapter
+import msgspec
 
 from spotify_tokener import __version__
 from spotify_tokener.domain.errors import FAILURES, CallerLeft
@@ -217,16 +217,13 @@ def build_openapi(routes: Iterable[Route], *, api_keys: bool = False) -> dict[st
             responses = operation["responses"]
             operation["responses"] = {**responses, "401": _either(responses.get("401"), _KEY_REFUSED)}
         paths.setdefault(route.path, {})[route.method.lower()] = operation
-    bodies = {name: TypeAdapter(body) for name, body in vars(schemas).items() if name.endswith("Body")}
-    _, found = TypeAdapter.json_schemas(
-        [(name, "validation", body) for name, body in bodies.items()],
-        ref_template="#/components/schemas/{model}",
-    )
+    bodies = [body for name, body in vars(schemas).items() if name.endswith("Body")]
+    _, found = msgspec.json.schema_components(bodies, ref_template="#/components/schemas/{name}")
     document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {"title": "spotify-tokener", "version": __version__},
         "paths": paths,
-        "components": {"schemas": found["$defs"]},
+        "components": {"schemas": found},
     }
     if api_keys:
         document["components"]["securitySchemes"] = _SECURITY_SCHEMES

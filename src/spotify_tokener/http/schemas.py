@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
-from typing_extensions import TypedDict  # pydantic reads TypedDict schemas from this one on 3.11
+from typing import Literal, TypedDict
 
 
 class TokenBody(TypedDict):

@@ -382,7 +382,7 @@ async def test_a_token_that_arrives_stale_is_never_served(
 
 
 async def test_what_a_slot_takes_from_another_replica(time: VirtualTime) -> None:
-    settings = Settings(force_min_interval=10)
+    settings = Settings.build(force_min_interval=10)
     slot = TokenSlot("anonymous", "anonymous", settings.freshness, settings.backoff, time.clock)
     hour = time.now_ms + 3_600_000
     mine = Token("BQ-mine", hour, "client", True)

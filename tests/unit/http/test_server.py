@@ -9,11 +9,11 @@ from spotify_tokener.settings import Settings
 
 
 def test_listening_beyond_loopback_without_a_key_is_warned_about() -> None:
-    warning = exposure_warning(Settings(host="0.0.0.0"))
+    warning = exposure_warning(Settings.build(host="0.0.0.0"))
     assert warning is not None
     assert "TOKENER_API_KEY" in warning
-    assert exposure_warning(Settings(host="127.0.0.1")) is None
-    assert exposure_warning(Settings(host="0.0.0.0", api_key="k")) is None
+    assert exposure_warning(Settings.build(host="127.0.0.1")) is None
+    assert exposure_warning(Settings.build(host="0.0.0.0", api_key="k")) is None
 
 
 @pytest.mark.parametrize("shared", [False, True], ids=["plain", "so_reuseport"])

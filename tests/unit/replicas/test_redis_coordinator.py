@@ -31,7 +31,7 @@ class SwallowingRedis:
 
 
 async def test_a_stop_during_a_ping_is_not_held_up_by_the_watchers_next_sleep() -> None:
-    coordinator = RedisCoordinator(Settings(redis_url="redis://127.0.0.1:1/0", redis_lock_ttl=60))
+    coordinator = RedisCoordinator(Settings.build(redis_url="redis://127.0.0.1:1/0", redis_lock_ttl=60))
     stand_in = SwallowingRedis()
     coordinator._redis = stand_in  # type: ignore[assignment]
     await coordinator.start()
