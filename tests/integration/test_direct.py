@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from spotify_tokener.domain.request_shape import default_shape
 from spotify_tokener.domain.totp import Secret
 from spotify_tokener.settings import Settings
+from spotify_tokener.sources.browser.source import BrowserSource
 from spotify_tokener.sources.direct.knowledge import NOTE, Knowledge, Origin, dump_knowledge
 from tests.conftest import Running, Serve, free_port, running_server, status_of, wait_for_status
 from tests.fake_spotify import FakeSpotify
@@ -320,22 +321,74 @@ async def test_dead_cookies_cost_one_token_call_each_and_no_browser_once_the_sec
     assert fake.page_token_calls() == 0  # no browser was asked to check
 
 
-async def test_a_memory_read_that_times_out_is_not_tried_again_for_the_same_scripts(
-    make_settings: SettingsMaker, fake: FakeSpotify, serve: Serve, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    reads: list[int] = []
+class EndlessRead:
+    """A page whose memory takes longer to read than any limit allows; what happened, in order."""
 
-    async def endless(*args: object) -> list[str]:
-        """A page whose memory takes longer to read than any attempt allows."""
-        reads.append(1)
-        await asyncio.Event().wait()
+    def __init__(self) -> None:
+        self.events: list[str] = []
+
+    async def __call__(self, *args: object) -> list[str]:
+        self.events.append("read")
+        try:
+            await asyncio.Event().wait()
+        finally:
+            self.events.append("read ended")
         return []
 
-    monkeypatch.setattr("spotify_tokener.sources.browser.source.page_strings", endless)
+
+class Teachings:
+    """The browser's teachings after its answers, counted as they start and end."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.started = self.ended = 0
+        teach = BrowserSource._teach
+
+        async def counted(source: BrowserSource, *args: Any) -> None:
+            self.started += 1
+            try:
+                await teach(source, *args)
+            finally:
+                self.ended += 1
+
+        monkeypatch.setattr(BrowserSource, "_teach", counted)
+
+    def idle(self) -> bool:
+        return self.started == self.ended
+
+
+async def until(check: Callable[[], bool]) -> None:
+    async with asyncio.timeout(20):
+        while not check():  # noqa: ASYNC110 - polls what the service does in the background
+            await asyncio.sleep(0.02)
+
+
+async def test_the_token_comes_before_a_memory_read_that_times_out_and_that_read_is_not_tried_again(
+    make_settings: SettingsMaker, fake: FakeSpotify, serve: Serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    read, teachings = EndlessRead(), Teachings(monkeypatch)
+    monkeypatch.setattr("spotify_tokener.sources.browser.source.page_strings", read)
     fake.write_secret_as("assembled")  # nothing in the scripts: the memory is wanted
     async with serve(make_settings(sources=BOTH, fetch_timeout=3.0)) as running:
-        answers = [await token(running, force=True) for _ in range(2)]
+        first = await token(running, force=True)
+        read.events.append("token")
+        await until(lambda: "read ended" in read.events and teachings.idle())  # at the read's own limit
+        before = teachings.started
+        second = await token(running, force=True)  # the same scripts
+        await until(teachings.idle)
         state = await status_of(running)
-    assert [answer["success"] for answer in answers] == [True, True]
-    assert len(reads) == 1
-    assert state["direct"]["secretProven"] is None
+    assert [first["success"], second["success"]] == [True, True]
+    assert read.events in (["read", "token", "read ended"], ["token", "read", "read ended"])
+    assert teachings.started == before + 1  # the second answer's teaching ran, and did not read
+    assert "memory" in state["direct"]["trouble"]  # the read that timed out was told as holding nothing
+
+
+async def test_a_memory_read_under_way_is_cancelled_when_the_service_stops(
+    make_settings: SettingsMaker, fake: FakeSpotify, serve: Serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    read = EndlessRead()
+    monkeypatch.setattr("spotify_tokener.sources.browser.source.page_strings", read)
+    fake.write_secret_as("assembled")
+    async with serve(make_settings(sources=BOTH)) as running:  # the read's limit: 20 s
+        await token(running)
+        await until(lambda: "read" in read.events)
+    assert read.events == ["read", "read ended"]
