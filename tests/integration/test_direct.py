@@ -13,16 +13,19 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from playwright.async_api import CDPSession
 from redis.asyncio import Redis
 
 from spotify_tokener.domain.request_shape import default_shape
 from spotify_tokener.domain.totp import Secret
 from spotify_tokener.settings import Settings
+from spotify_tokener.sources.browser.heap import empty_page_strings, page_strings
+from spotify_tokener.sources.browser.manager import BrowserManager
 from spotify_tokener.sources.browser.source import BrowserSource
 from spotify_tokener.sources.direct.knowledge import NOTE, Knowledge, Origin, dump_knowledge
 from tests.conftest import Running, Serve, free_port, running_server, status_of, wait_for_status
 from tests.fake_spotify import FakeSpotify
-from tests.fake_spotify.assets import bundle_path
+from tests.fake_spotify.assets import SITE, bundle_path
 from tests.fake_spotify.server import SECRET_VERSION
 from tests.fake_spotify.totp import accepts
 from tests.redis_server import RedisServer
@@ -34,6 +37,8 @@ BOTH = "direct,browser"
 ROTATED = ("p3!Lq9#Vw2@Xz7$Rt5%Y", 62)
 BUNDLE = bundle_path(SECRET_VERSION).rsplit("/", 1)[-1]
 SERVER_AHEAD_S = 60
+PLANTED, CAP = 6000, 4000
+"""Strings the page keeps, and the cap of a read: only a page with the planted ones has that many."""
 """The page's two codes then fall in two 30 s steps, whatever the moment: the page's memory (hundreds
 of strings) gives one sighted code by chance about once in 400 reads, and codes of two steps about
 once in ten million, so a test of learning from it cannot fail by chance."""
@@ -392,3 +397,34 @@ async def test_a_memory_read_under_way_is_cancelled_when_the_service_stops(
         await token(running)
         await until(lambda: "read" in read.events)
     assert read.events == ["read", "read ended"]
+
+
+async def test_reading_a_page_crowded_with_strings_stops_at_the_cap_without_awaiting_the_snapshots_end(
+    fake: FakeSpotify, warm_browser: BrowserManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    abandoned: list[str] = []
+    send = CDPSession.send
+
+    async def held(session: CDPSession, method: str, *args: Any, **options: Any) -> dict[str, Any]:
+        """The snapshot of a huge memory: its end (the command's answer) does not come."""
+        try:
+            answer = await send(session, method, *args, **options)
+            if method == "HeapProfiler.takeHeapSnapshot":
+                await asyncio.Event().wait()
+            return answer
+        except asyncio.CancelledError:
+            abandoned.append(method)
+            raise
+
+    fake.plant_strings(PLANTED)
+    async with warm_browser.context() as empty:
+        own = await empty_page_strings(empty, SITE)
+    assert own is not None
+    monkeypatch.setattr(CDPSession, "send", held)
+    async with warm_browser.context() as context:
+        page = await context.new_page()
+        await page.goto(SITE)
+        async with asyncio.timeout(30):  # without the cap, it would wait for the end for ever
+            strings = await page_strings(context, page, own, cap=CAP)
+    assert len(strings) == CAP
+    assert abandoned == ["HeapProfiler.takeHeapSnapshot"]
