@@ -38,6 +38,7 @@ PAGE_TEMPLATE = """<!doctype html>
 <link rel="stylesheet" href="{cdn}{css}">
 <link rel="preload" as="font" type="font/woff2" crossorigin href="{cdn}{font}">
 <script>window.__fakeSkipToken = {skip};</script>
+<script>window.__planted = Array.from({{length: {planted}}}, (_, i) => (2 ** 52 + i).toString(16));</script>
 {config}
 <script src="https://www.googletagmanager.com/gtm.js" async></script>
 <script src="{cdn}{bundle}" defer></script>
@@ -98,7 +99,8 @@ def bundle_path(version: int, build: int = 0) -> str:
     return f"{BUNDLE_DIR}web-player.{version:04x}c0de{build or ''}.js"
 
 
-def render_page(*, skip_token: bool, bundle: str, config: str = "") -> bytes:
+def render_page(*, skip_token: bool, bundle: str, config: str = "", planted: int = 0) -> bytes:
+    """``planted``: how many distinct strings of a secret's length the page creates and keeps."""
     images = "".join(f'<img src="{CDN}{path}" alt="">' for path in IMAGE_PATHS)
     return PAGE_TEMPLATE.format(
         cdn=CDN,
@@ -108,6 +110,7 @@ def render_page(*, skip_token: bool, bundle: str, config: str = "") -> bytes:
         images=images,
         skip="true" if skip_token else "false",
         config=config,
+        planted=planted,
     ).encode()
 
 

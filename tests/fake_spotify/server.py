@@ -124,6 +124,7 @@ class State:
     embed_life_s: float = 3000.0
     partner_refuses: int | None = None  # every token refused with this status, as if revoked
     devices: list[str] = field(default_factory=list)  # the device cookies (sp_t) the page set
+    planted: int = 0  # strings the page keeps in its memory
 
     @property
     def bundle_path(self) -> str:
@@ -220,6 +221,11 @@ class FakeSpotify:
         """The main bundle grows by ``size`` bytes of junk (a hostile or broken upstream)."""
         with self._lock:
             self.state.pathfinder.padding = size
+
+    def plant_strings(self, count: int) -> None:
+        """The page keeps ``count`` distinct strings of a secret's length in its memory (a hostile page)."""
+        with self._lock:
+            self.state.planted = count
 
     def embed_pool(self, *lives_s: float, then: float | None = None) -> None:
         """The lives left (seconds) of the next tokens the embed page hands out; ``then`` after them."""
@@ -363,6 +369,7 @@ class _Handler(BaseHTTPRequestHandler):
             skip_token=state.skip_token_call,
             bundle=state.bundle_path,
             config=state.pathfinder.config_script(),
+            planted=state.planted,
         )
         device = secrets.token_hex(16)
         with self.owner._lock:

@@ -13,15 +13,19 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from playwright.async_api import CDPSession
 from redis.asyncio import Redis
 
 from spotify_tokener.domain.request_shape import default_shape
 from spotify_tokener.domain.totp import Secret
 from spotify_tokener.settings import Settings
+from spotify_tokener.sources.browser.heap import empty_page_strings, page_strings
+from spotify_tokener.sources.browser.manager import BrowserManager
+from spotify_tokener.sources.browser.source import BrowserSource
 from spotify_tokener.sources.direct.knowledge import NOTE, Knowledge, Origin, dump_knowledge
 from tests.conftest import Running, Serve, free_port, running_server, status_of, wait_for_status
 from tests.fake_spotify import FakeSpotify
-from tests.fake_spotify.assets import bundle_path
+from tests.fake_spotify.assets import SITE, bundle_path
 from tests.fake_spotify.server import SECRET_VERSION
 from tests.fake_spotify.totp import accepts
 from tests.redis_server import RedisServer
@@ -33,6 +37,8 @@ BOTH = "direct,browser"
 ROTATED = ("p3!Lq9#Vw2@Xz7$Rt5%Y", 62)
 BUNDLE = bundle_path(SECRET_VERSION).rsplit("/", 1)[-1]
 SERVER_AHEAD_S = 60
+PLANTED, CAP = 6000, 4000
+"""Strings the page keeps, and the cap of a read: only a page with the planted ones has that many."""
 """The page's two codes then fall in two 30 s steps, whatever the moment: the page's memory (hundreds
 of strings) gives one sighted code by chance about once in 400 reads, and codes of two steps about
 once in ten million, so a test of learning from it cannot fail by chance."""
@@ -320,22 +326,105 @@ async def test_dead_cookies_cost_one_token_call_each_and_no_browser_once_the_sec
     assert fake.page_token_calls() == 0  # no browser was asked to check
 
 
-async def test_a_memory_read_that_times_out_is_not_tried_again_for_the_same_scripts(
-    make_settings: SettingsMaker, fake: FakeSpotify, serve: Serve, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    reads: list[int] = []
+class EndlessRead:
+    """A page whose memory takes longer to read than any limit allows; what happened, in order."""
 
-    async def endless(*args: object) -> list[str]:
-        """A page whose memory takes longer to read than any attempt allows."""
-        reads.append(1)
-        await asyncio.Event().wait()
+    def __init__(self) -> None:
+        self.events: list[str] = []
+
+    async def __call__(self, *args: object) -> list[str]:
+        self.events.append("read")
+        try:
+            await asyncio.Event().wait()
+        finally:
+            self.events.append("read ended")
         return []
 
-    monkeypatch.setattr("spotify_tokener.sources.browser.source.page_strings", endless)
+
+class Teachings:
+    """The browser's teachings after its answers, counted as they start and end."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.started = self.ended = 0
+        teach = BrowserSource._teach
+
+        async def counted(source: BrowserSource, *args: Any) -> None:
+            self.started += 1
+            try:
+                await teach(source, *args)
+            finally:
+                self.ended += 1
+
+        monkeypatch.setattr(BrowserSource, "_teach", counted)
+
+    def idle(self) -> bool:
+        return self.started == self.ended
+
+
+async def until(check: Callable[[], bool]) -> None:
+    async with asyncio.timeout(20):
+        while not check():  # noqa: ASYNC110 - polls what the service does in the background
+            await asyncio.sleep(0.02)
+
+
+async def test_the_token_comes_before_a_memory_read_that_times_out_and_that_read_is_not_tried_again(
+    make_settings: SettingsMaker, fake: FakeSpotify, serve: Serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    read, teachings = EndlessRead(), Teachings(monkeypatch)
+    monkeypatch.setattr("spotify_tokener.sources.browser.source.page_strings", read)
     fake.write_secret_as("assembled")  # nothing in the scripts: the memory is wanted
     async with serve(make_settings(sources=BOTH, fetch_timeout=3.0)) as running:
-        answers = [await token(running, force=True) for _ in range(2)]
+        first = await token(running, force=True)
+        read.events.append("token")
+        await until(lambda: "read ended" in read.events and teachings.idle())  # at the read's own limit
+        before = teachings.started
+        second = await token(running, force=True)  # the same scripts
+        await until(teachings.idle)
         state = await status_of(running)
-    assert [answer["success"] for answer in answers] == [True, True]
-    assert len(reads) == 1
-    assert state["direct"]["secretProven"] is None
+    assert [first["success"], second["success"]] == [True, True]
+    assert read.events in (["read", "token", "read ended"], ["token", "read", "read ended"])
+    assert teachings.started == before + 1  # the second answer's teaching ran, and did not read
+    assert "memory" in state["direct"]["trouble"]  # the read that timed out was told as holding nothing
+
+
+async def test_a_memory_read_under_way_is_cancelled_when_the_service_stops(
+    make_settings: SettingsMaker, fake: FakeSpotify, serve: Serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    read = EndlessRead()
+    monkeypatch.setattr("spotify_tokener.sources.browser.source.page_strings", read)
+    fake.write_secret_as("assembled")
+    async with serve(make_settings(sources=BOTH)) as running:  # the read's limit: 20 s
+        await token(running)
+        await until(lambda: "read" in read.events)
+    assert read.events == ["read", "read ended"]
+
+
+async def test_reading_a_page_crowded_with_strings_stops_at_the_cap_without_awaiting_the_snapshots_end(
+    fake: FakeSpotify, warm_browser: BrowserManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    abandoned: list[str] = []
+    send = CDPSession.send
+
+    async def held(session: CDPSession, method: str, *args: Any, **options: Any) -> dict[str, Any]:
+        """The snapshot of a huge memory: its end (the command's answer) does not come."""
+        try:
+            answer = await send(session, method, *args, **options)
+            if method == "HeapProfiler.takeHeapSnapshot":
+                await asyncio.Event().wait()
+            return answer
+        except asyncio.CancelledError:
+            abandoned.append(method)
+            raise
+
+    fake.plant_strings(PLANTED)
+    async with warm_browser.context() as empty:
+        own = await empty_page_strings(empty, SITE)
+    assert own is not None
+    monkeypatch.setattr(CDPSession, "send", held)
+    async with warm_browser.context() as context:
+        page = await context.new_page()
+        await page.goto(SITE)
+        async with asyncio.timeout(30):  # without the cap, it would wait for the end for ever
+            strings = await page_strings(context, page, own, cap=CAP)
+    assert len(strings) == CAP
+    assert abandoned == ["HeapProfiler.takeHeapSnapshot"]

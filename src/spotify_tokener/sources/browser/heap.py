@@ -14,6 +14,7 @@ property names), held by an empty page of the same origin too; those are left ou
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -41,12 +42,13 @@ class StringTable:
     is held as a short stand-in while it streams, not kept and rescanned with every chunk.
     """
 
-    def __init__(self, known: frozenset[str] = frozenset()) -> None:
+    def __init__(self, known: frozenset[str] = frozenset(), cap: int = MAX_CANDIDATES) -> None:
         """``known``: strings not worth keeping (the browser's own), left out before the cap counts."""
         self.found: dict[str, None] = {}
         self._known = known
+        self._cap = cap
         self.done = False
-        self.truncated = False  # more strings than MAX_CANDIDATES: the first ones are kept
+        self.truncated = False  # more strings than the cap: the first ones are kept
         self._inside = False
         self._pending = ""
 
@@ -65,7 +67,7 @@ class StringTable:
     def _read(self, text: str) -> None:
         """Each string is matched once, anchored at its opening quote: never rescanned."""
         position = 0
-        while len(self.found) < MAX_CANDIDATES:
+        while len(self.found) < self._cap:
             separators = SEPARATORS.match(text, position)  # always matches: it may match nothing
             start = separators.end() if separators else position
             if start == len(text):
@@ -117,18 +119,34 @@ async def empty_page_strings(context: BrowserContext, url: str) -> frozenset[str
     return frozenset(strings) if strings else None
 
 
-async def page_strings(context: BrowserContext, page: Page, known: frozenset[str] = frozenset()) -> list[str]:
-    table = StringTable(known)
+async def page_strings(
+    context: BrowserContext, page: Page, known: frozenset[str] = frozenset(), cap: int = MAX_CANDIDATES
+) -> list[str]:
+    """Read until the table is done (its end, or ``cap`` strings kept): the rest of a huge page's
+    snapshot is not awaited."""
+    table = StringTable(known, cap)
+    full = asyncio.get_running_loop().create_future()
+
+    def feed(event: dict[str, str]) -> None:
+        table.feed(event["chunk"])
+        if table.done and not full.done():
+            full.set_result(None)
+
     try:
         session = await context.new_cdp_session(page)
-        session.on("HeapProfiler.addHeapSnapshotChunk", lambda event: table.feed(event["chunk"]))
-        await session.send("HeapProfiler.takeHeapSnapshot", {"reportProgress": False})
-        await session.detach()
     except PlaywrightError:
         return []
+    session.on("HeapProfiler.addHeapSnapshotChunk", feed)
+    snapshot = asyncio.ensure_future(session.send("HeapProfiler.takeHeapSnapshot", {"reportProgress": False}))
+    snapshot.add_done_callback(lambda task: task.cancelled() or task.exception())  # its end is not awaited
+    try:
+        await asyncio.wait([snapshot, full], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        snapshot.cancel()
+    with contextlib.suppress(PlaywrightError):
+        await session.detach()
     if table.truncated:
         log.warning(
-            "the page's memory holds more than %d strings that could be a secret; the first are read",
-            MAX_CANDIDATES,
+            "the page's memory holds more than %d strings that could be a secret; the first are read", cap
         )
-    return list(table.found)
+    return list(table.found) if table.done else []

@@ -75,6 +75,8 @@ class LazyBrowser:
         return await self._loaded().attempt(sp_dc, proxy)
 
     async def close(self) -> None:
+        if self._source is not None:
+            await self._source.close()  # first: its teaching holds a context
         if self._manager is not None and self._owned:
             await self._manager.close()
 

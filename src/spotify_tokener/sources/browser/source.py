@@ -12,6 +12,7 @@ import contextlib
 import logging
 import re
 import time
+from contextlib import AsyncExitStack
 
 from playwright.async_api import BrowserContext, Page, Response, Route
 from playwright.async_api import Error as PlaywrightError
@@ -36,7 +37,6 @@ from spotify_tokener.sources.browser.manager import BrowserManager
 log = logging.getLogger(__name__)
 
 HTTP_ERROR_FLOOR = 400
-TEACHING_MARGIN_S = 1.0
 NET_ERROR = re.compile(r"net::ERR_[A-Z_]+")
 SP_DC_DOMAIN = "." + TOKEN_HOST.split(".", 1)[1]
 
@@ -57,17 +57,25 @@ class BrowserSource:
         self._pupil = pupil
         self._browsers_own: tuple[int, frozenset[str]] | None = None  # (for which launch, strings)
         self._reading_own = asyncio.Lock()
+        self._teaching: asyncio.Task[None] | None = None  # one at a time
 
     async def attempt(self, sp_dc: str | None = None, proxy: Proxy | None = None) -> Token:
         try:
-            async with asyncio.timeout(self._settings.fetch_timeout) as budget:
-                return await self._attempt(sp_dc, proxy, budget)
+            async with asyncio.timeout(self._settings.fetch_timeout):
+                return await self._attempt(sp_dc, proxy)
         except TimeoutError:
             raise FetchTimeout.after(self._settings.fetch_timeout) from None
 
-    async def _attempt(self, sp_dc: str | None, proxy: Proxy | None, budget: asyncio.Timeout) -> Token:
+    async def close(self) -> None:
+        """Before the browser closes: a teaching under way holds a context."""
+        if self._teaching is not None:
+            self._teaching.cancel()
+            await asyncio.wait([self._teaching])
+
+    async def _attempt(self, sp_dc: str | None, proxy: Proxy | None) -> Token:
         started = time.monotonic()
-        async with self._browser.context(self._settings.user_agent, proxy) as context:
+        async with AsyncExitStack() as stack:
+            context = await stack.enter_async_context(self._browser.context(self._settings.user_agent, proxy))
             if sp_dc is not None:
                 await _add_sp_dc(context, sp_dc)
             try:
@@ -81,31 +89,41 @@ class BrowserSource:
             except PlaywrightError as error:
                 raise self._failure(error, proxy, started) from None
             token = parse_token_response(response.status, response.headers, body, now_ms=self._clock())
-            if self._pupil is not None:
+            if self._pupil is not None and (self._teaching is None or self._teaching.done()):
                 sighting = Sighting(response.request.url, self._clock())
-                try:
-                    await self._teach(self._pupil, sighting, context, page, budget)
-                except Exception as error:  # the token is had: a teaching bug must not cost it
-                    log.error("teaching the direct source failed: %s", type(error).__name__)
+                teaching = self._teach(self._pupil, sighting, context, page, stack.pop_all())
+                self._teaching = asyncio.get_running_loop().create_task(teaching)
             return token
 
     async def _teach(
-        self, pupil: Pupil, sighting: Sighting, context: BrowserContext, page: Page, budget: asyncio.Timeout
+        self, pupil: Pupil, sighting: Sighting, context: BrowserContext, page: Page, holding: AsyncExitStack
     ) -> None:
-        """Within what is left of the attempt's time (a margin kept for the answer), never at the cost
-        of the token."""
+        """After the answer, in a task of its own, the context held open until it ends: a page's huge
+        memory must not hold the token."""
+        async with holding:
+            try:
+                await self._teach_within(pupil, sighting, context, page)
+            except Exception as error:  # a background task: nobody else would see it; only its type
+                log.error("teaching the direct source failed: %s", type(error).__name__)
+
+    async def _teach_within(
+        self, pupil: Pupil, sighting: Sighting, context: BrowserContext, page: Page
+    ) -> None:
+        """Within TOKENER_FETCH_TIMEOUT, relearning and the memory read together."""
+        limit = self._settings.fetch_timeout
+        deadline = asyncio.get_running_loop().time() + limit
         learning = pupil.teach(sighting)
-        if learning is not None and _left(budget) > 0:
-            await asyncio.wait([learning], timeout=_left(budget))  # it goes on if time runs out
-        if not pupil.wants_page_strings or _left(budget) <= 0:
+        if learning is not None:
+            await asyncio.wait([learning], timeout=limit)  # it goes on if time runs out
+        if not pupil.wants_page_strings or asyncio.get_running_loop().time() >= deadline:
             return
         started = time.monotonic()
         try:
-            async with asyncio.timeout(_left(budget)):
+            async with asyncio.timeout_at(deadline):
                 own = await self._browsers_own_strings()
                 strings = await page_strings(context, page, own)
         except TimeoutError:  # as if it held nothing: not read again at every attempt, but for new scripts
-            log.warning("reading the page's memory took longer than the attempt allowed; not for this build")
+            log.warning("reading the page's memory took longer than %.0f s; not for this build", limit)
             pupil.teach_strings(sighting, [])
             return
         log.info(
@@ -149,11 +167,6 @@ class BrowserSource:
         if proxy is not None and (why := self._browser.proxy_failure(proxy, since=started)) is not None:
             return PageUnreachable(f"the proxy {proxy.label} {why}")
         return PageUnreachable(failure)
-
-
-def _left(budget: asyncio.Timeout) -> float:
-    when = budget.when()
-    return (when - asyncio.get_running_loop().time() if when is not None else 0.0) - TEACHING_MARGIN_S
 
 
 async def _add_sp_dc(context: BrowserContext, sp_dc: str) -> None:

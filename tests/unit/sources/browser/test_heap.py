@@ -69,3 +69,12 @@ def test_known_strings_are_left_out_before_the_cap_counts() -> None:
     table.feed(snapshot)
     assert list(table.found) == ["the-page's-own-string"]
     assert not table.truncated
+
+
+def test_a_table_with_more_strings_than_the_cap_is_done_at_the_cap_and_takes_no_more() -> None:
+    table = StringTable(cap=3)
+    table.feed('{"strings":["candidate-0","candidate-1","candidate-2","candidate-3",')
+    table.feed('"candidate-4"]}')
+    assert list(table.found) == ["candidate-0", "candidate-1", "candidate-2"]
+    assert table.done
+    assert table.truncated
