@@ -9,7 +9,6 @@ identity's cookie ever rides along with another's call. ``TOKENER_CONNECT_TO`` a
 
 from __future__ import annotations
 
-import os
 import re
 import ssl
 import tempfile
@@ -34,7 +33,6 @@ from spotify_tokener.sources.trust import sweep_dead, temp_prefix
 warnings.filterwarnings("ignore", category=CurlCffiWarning)  # its advice on https proxies, each call
 IMPERSONATE: str = resolve_latest_browser_type("chrome")  # type: ignore[no-untyped-call]
 """curl_cffi's newest Chrome fingerprint (such as ``chrome152``): the user agent names the same version."""
-CURL_SCHEMES = {"http": "http", "https": "https", "socks5": "socks5h"}  # socks5h: the proxy resolves
 TUNNEL_REFUSED = re.compile(r"CONNECT tunnel failed, response (\d{3})")  # curl's words, not the proxy's
 SOCKS_REFUSED = "rejected by the SOCKS5 server"
 TRUST_PREFIX = "spotify-tokener-trust-"
@@ -111,14 +109,15 @@ class Client:
                 data=post,
                 cookies=dict(cookies),
                 headers=dict(headers),
-                proxy=_proxy_url(proxy) if proxy is not None else None,
+                proxy=proxy.label.replace("socks5:", "socks5h:", 1) if proxy else None,  # the proxy resolves
                 proxy_auth=(proxy.username, proxy.password) if proxy and proxy.username else None,
                 timeout=self._timeout_s if proxy is None else self._proxy_timeouts,
                 allow_redirects=False,
                 content_callback=take,
             )
         except Timeout as error:
-            if proxy is not None and _never_sent(error):
+            sent = error.response is not None and error.response.request_size > 0
+            if proxy is not None and not sent:  # still connecting, to the proxy or through it
                 raise PageUnreachable(f"the proxy {proxy.label} did not answer in time") from None
             raise FetchTimeout.after(self._timeout_s) from None
         except CurlError as error:
@@ -142,16 +141,13 @@ class Client:
             self._session = None
         if self._bundle is not None:
             self._bundle.unlink(missing_ok=True)
-        if self._connect_to != ffi.NULL:
-            lib.curl_slist_free_all(self._connect_to)
-            self._connect_to = ffi.NULL
+        lib.curl_slist_free_all(self._connect_to)  # NULL: nothing to free
+        self._connect_to = ffi.NULL
 
     def _session_now(self) -> AsyncSession[Any]:
         """Made on first use, inside the running loop that will drive it."""
         if self._session is None:
-            options: dict[CurlOpt, Any] = {}
-            if self._connect_to != ffi.NULL:
-                options[CurlOpt.CONNECT_TO] = self._connect_to
+            options: dict[CurlOpt, Any] = {CurlOpt.CONNECT_TO: self._connect_to}
             if self._bundle is not None:
                 options[CurlOpt.CAINFO] = options[CurlOpt.PROXY_CAINFO] = str(self._bundle)
             self._session = AsyncSession(
@@ -163,20 +159,13 @@ class Client:
         return self._session
 
 
-def _proxy_url(proxy: Proxy) -> str:
-    host = f"[{proxy.host}]" if ":" in proxy.host else proxy.host
-    return f"{CURL_SCHEMES[proxy.scheme]}://{host}:{proxy.port}"
-
-
 def _trust_bundle(ca_file: Path) -> Path:
     """The system's authorities and the extra ones in one file: curl reads one bundle, not two."""
     system = ssl.get_default_verify_paths().cafile
     parts = [Path(system).read_bytes()] if system and Path(system).is_file() else []
-    parts.append(ca_file.read_bytes())
-    handle, name = tempfile.mkstemp(prefix=temp_prefix(TRUST_PREFIX), suffix=".pem")
-    with os.fdopen(handle, "wb") as file:
-        file.write(b"\n".join(parts))
-    return Path(name)
+    with tempfile.NamedTemporaryFile(prefix=temp_prefix(TRUST_PREFIX), suffix=".pem", delete=False) as file:
+        file.write(b"\n".join([*parts, ca_file.read_bytes()]))
+    return Path(file.name)
 
 
 def _curl_cause(code: int) -> str:
@@ -195,9 +184,3 @@ def _proxy_refusal(message: str) -> str | None:
         return credentials_refused("SOCKS5")
     status = TUNNEL_REFUSED.search(message)
     return tunnel_refused(int(status[1])) if status is not None else None
-
-
-def _never_sent(error: Timeout) -> bool:
-    """Whether the call timed out before its request went out: still connecting."""
-    response = error.response
-    return response is None or response.request_size == 0

@@ -87,8 +87,7 @@ def wants_sandbox(mode: str, euid: int) -> bool:
 def sandbox_refused(message: str) -> bool:
     """Whether a failed launch was Chromium unable to set up its sandbox (a container's seccomp
     profile refusing user namespaces, a kernel without them, or running as root)."""
-    text = message.lower()
-    return any(marker in text for marker in SANDBOX_REFUSALS)
+    return any(marker in message.lower() for marker in SANDBOX_REFUSALS)
 
 
 def find_executable(
@@ -122,13 +121,13 @@ def missing(configured: Path | None) -> str | None:
 def headless_shell(playwright_own: Path | None, debian_shell: Path = DEBIAN_HEADLESS_SHELL) -> Path | None:
     """Playwright's shell, then Debian's, then one on PATH."""
     own_shell = playwright_headless_shell(playwright_own) if playwright_own is not None else None
-    return _first_file(own_shell, debian_shell, _on_path(HEADLESS_SHELL))
+    return _first_file(own_shell, debian_shell, shutil.which(HEADLESS_SHELL))
 
 
 def full_chromium(playwright_own: Path | None) -> Path | None:
     """Playwright's full Chromium, then one on PATH: where no shell is installed, and for the tests of
     what only the full browser does (it double-forks a crash handler, which the shell never starts)."""
-    return _first_file(playwright_own, *(_on_path(name) for name in FULL_BROWSERS))
+    return _first_file(playwright_own, *(shutil.which(name) for name in FULL_BROWSERS))
 
 
 def playwright_headless_shell(chromium: Path) -> Path | None:
@@ -147,10 +146,5 @@ def is_headless_shell(executable: Path) -> bool:
     return SHELL_MARK in executable.name
 
 
-def _first_file(*candidates: Path | None) -> Path | None:
-    return next((path for path in candidates if path is not None and path.is_file()), None)
-
-
-def _on_path(name: str) -> Path | None:
-    found = shutil.which(name)
-    return Path(found) if found else None
+def _first_file(*candidates: Path | str | None) -> Path | None:
+    return next((Path(path) for path in candidates if path is not None and Path(path).is_file()), None)

@@ -1,8 +1,6 @@
-"""What the direct source knows (a secret and the call's shape), and how it learns it from the page.
-
-With a sighting from the browser (the page's own call, its codes and its time), a candidate is proven
-offline, at no cost upstream.
-"""
+"""What the direct source knows (a secret and the call's shape), and how it learns it from the page:
+with a sighting from the browser (the page's own call, its codes and its time), a candidate is proven
+offline, at no cost upstream."""
 
 from __future__ import annotations
 
@@ -175,13 +173,11 @@ def candidates_in(scripts: Sequence[bytes]) -> Candidates:
     """The :data:`HANDFUL` newest versioned ones across all scripts first: those alone may be tried
     unsighted."""
     found = [secret for script in scripts for secret in secret_candidates(script.decode("utf-8", "replace"))]
-    versioned = sorted((secret for secret in found if secret.version is not None), key=_newest_first)
+    versioned = sorted(
+        (secret for secret in found if secret.version is not None), key=lambda secret: -(secret.version or 0)
+    )
     unversioned = [secret for secret in found if secret.version is None]
     return Candidates([*versioned[:HANDFUL], *unversioned], len(versioned) > HANDFUL)
-
-
-def _newest_first(secret: Secret) -> int:
-    return -(secret.version or 0)
 
 
 def _versioned(secret: Secret, sighting: Sighting) -> Secret:

@@ -2,10 +2,9 @@
 
 Each sighting of the page's own call proves what is known or corrects it; the page's memory is read
 only when the scripts' text teaches nothing, once per build of them, since it is slow and its many
-strings each risk a chance match. Until a secret is proven, each call with it is one of a few tries:
-a wrong TOTP is an easy signal to ban on. And whatever the secret's origin (learned, kept, another
-replica's, pinned), wrong TOTPs are counted: past a few within the hour, nothing is sent until the hour
-passes or a new build of the scripts is named.
+strings each risk a chance match. A wrong TOTP is an easy signal to ban on: until a secret is proven,
+each call with it is one of a few tries; and whatever the secret's origin, past a few wrong TOTPs
+within the hour nothing is sent until the hour passes or a new build of the scripts is named.
 """
 
 from __future__ import annotations
@@ -45,6 +44,7 @@ NOTHING_ANYWHERE = "no secret learned: none in the page's scripts nor in its mem
 UNPROVEN = "a likely secret awaits a second sighting: no unproven try is left"
 TOO_MANY_WRONG = "sent {} wrong TOTPs within the hour: none more until it passes or new scripts are named"
 WRONG_WINDOW_MS = 3_600_000
+LIKELY = " (likely; to be proven)"
 
 LEARNED = "learned.json"  # in the state folder: only what was proven
 ReadPage = Callable[[Proxy | None], Awaitable[PageText]]
@@ -78,9 +78,8 @@ class Learner:
         self._clock = clock
         self._kept = kept
         self._bundle: tuple[str, ...] = ()  # the script URLs the page named when it was last read
-        self._knowledge = Knowledge(pinned, default, Origin.PINNED, proven=True) if pinned else None
-        if self._knowledge is None:
-            self._knowledge = self._kept_knowledge()
+        pinned_knowledge = Knowledge(pinned, default, Origin.PINNED, proven=True) if pinned else None
+        self._knowledge = pinned_knowledge or self._kept_knowledge()
         # When what is known was learned, here or by another replica; 0 for what was kept, so that
         # another replica's knowledge, where there is any, is taken over it.
         self._learned_at_ms = 0
@@ -116,7 +115,6 @@ class Learner:
 
     @property
     def bundle(self) -> str | None:
-        """The web-player bundle the page named when its scripts were last read (or what was kept)."""
         url = bundle_url(self._bundle)
         return bundle_name(url) if url is not None else None
 
@@ -249,7 +247,7 @@ class Learner:
         return Knowledge(fresh[0], self._default, Origin.SCRIPTS, proven=False)
 
     async def _relearn(self, sighting: Sighting) -> None:
-        """After a sighting that what is known does not reproduce (awaited a while by the teacher)."""
+        """After a sighting that what is known does not reproduce."""
         try:
             candidates, crowded = await self._candidates(self._proxy)
             knowledge = await parsed(knowledge_matching, candidates, sighting, Origin.PAGE, crowded)
@@ -259,21 +257,21 @@ class Learner:
         except Exception as error:  # a background task: nobody else would see it; only its type
             self._troubled(f"learning crashed ({type(error).__name__})")
             return
-        if knowledge is None:
-            memory_read = self._bundle == self._memory_read_for
-            self.wants_page_strings = not memory_read
-            self._troubled(NOTHING_ANYWHERE if memory_read else NOTHING_LEARNED)
-            return
-        self._learned(knowledge)
+        memory_read = self._bundle == self._memory_read_for
+        self.wants_page_strings = knowledge is None and not memory_read
+        self._learned_or_troubled(knowledge, NOTHING_ANYWHERE if memory_read else NOTHING_LEARNED)
 
     async def _learn_from_memory(self, sighting: Sighting, strings: list[str]) -> None:
         refused = self._recent(self._refused)
         candidates = [Secret(value) for value in strings if value not in refused]
         knowledge = await parsed(knowledge_matching, candidates, sighting, Origin.MEMORY)
+        self._learned_or_troubled(knowledge, NOTHING_ANYWHERE)
+
+    def _learned_or_troubled(self, knowledge: Knowledge | None, why_not: str) -> None:
         if knowledge is None:
-            self._troubled(NOTHING_ANYWHERE)
-            return
-        self._learned(knowledge)
+            self._troubled(why_not)
+        else:
+            self._learned(knowledge)
 
     async def _adopt_shared(self) -> None:
         """Take what another replica proved after what is known here: one browser teaches all."""
@@ -284,18 +282,12 @@ class Learner:
             self._knowledge, self._learned_at_ms = shared
             self.trouble = None
             self._keep(*shared)
-            log.info("direct source: TOTP version %s, from another replica", shared[0].secret.version)
+            _tell(shared[0], "from another replica")
 
     def _learned(self, knowledge: Knowledge) -> None:
         self._knowledge, self.trouble, self.wants_page_strings = knowledge, None, False
         self._learned_at_ms = self._clock()
-        proven = "" if knowledge.proven else " (likely; to be proven)"
-        log.info(
-            "direct source: TOTP version %s, from the %s%s",
-            knowledge.secret.version,
-            knowledge.origin.value,
-            proven,
-        )
+        _tell(knowledge, f"from the {knowledge.origin.value}{'' if knowledge.proven else LIKELY}")
         if knowledge.proven and knowledge.origin is not Origin.PINNED:
             self._keep(knowledge, self._learned_at_ms)
             if self._notes is not None:
@@ -313,7 +305,7 @@ class Learner:
         if kept is None:
             return None
         self._bundle = bundle_from(record)
-        log.info("direct source: TOTP version %s, kept from before the restart", kept[0].secret.version)
+        _tell(kept[0], "kept from before the restart")
         return kept[0]
 
     def _troubled(self, why: str) -> None:
@@ -328,3 +320,7 @@ class Learner:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
         return task
+
+
+def _tell(knowledge: Knowledge, whence: str) -> None:
+    log.info("direct source: TOTP version %s, %s", knowledge.secret.version, whence)

@@ -1,10 +1,7 @@
-"""The direct source: the page's token call made without a browser, with what the browser taught.
-
-One attempt is a few small HTTPS calls (a page visit once per identity, for its device cookie; the
-server's time; the token call): a fraction of a browser's time (BENCHMARKS.md), and no Chromium
-in memory. What it cannot know by itself (the TOTP secret, the call's shape) its
-:class:`Learner` learns; when Spotify turns that knowledge down, the attempt fails in a way the chain
-hands to the next source, and the learner relearns from the next sighting.
+"""The direct source: the page's token call made without a browser, with what the browser taught
+its :class:`Learner` (the TOTP secret, the call's shape). One attempt is a few small HTTPS calls (a page
+visit once per identity, for its device cookie; the server's time; the token call): a fraction of a
+browser's time, and no Chromium in memory.
 """
 
 from __future__ import annotations
@@ -130,10 +127,10 @@ class DirectSource:
 
     async def _visit(self, identity: str, cookies: dict[str, str], proxy: Proxy | None) -> Page:
         page = await self.web.page(proxy, cookies)
-        if page.cookies.get(DEVICE_COOKIE) and identity not in self._devices:
-            self._devices[identity] = page.cookies[DEVICE_COOKIE]
+        if (device := page.cookies.get(DEVICE_COOKIE)) and identity not in self._devices:
+            self._devices[identity] = device
             if identity == ANONYMOUS:
-                self._kept.save(DEVICE, {DEVICE_COOKIE: page.cookies[DEVICE_COOKIE]})
+                self._kept.save(DEVICE, {DEVICE_COOKIE: device})
             while len(self._devices) > self._settings.remembered_identities:
                 self._devices.popitem(last=False)
         return page

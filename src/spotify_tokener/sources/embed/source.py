@@ -1,9 +1,6 @@
-"""The embed source: the token of Spotify's embed player, read from its page.
-
-A page that sites put in an iframe to play one public track carries an anonymous web-player token
-from a pool Spotify keeps: no TOTP, nothing to learn, no browser. Its tokens are anonymous only, and
-some arrive with minutes of life left; one that would not be served as fresh is not taken: the page is
-loaded again, a few times at most, before the next source answers.
+"""The embed source: the anonymous token of Spotify's embed player (the page sites put in an iframe
+to play one public track), from a pool Spotify keeps: no TOTP, nothing to learn, no browser. Some
+arrive with minutes of life left: the page is loaded again, a few times at most, for one to serve.
 """
 
 from __future__ import annotations
@@ -26,9 +23,7 @@ from spotify_tokener.sources.http_client import Client, Reply
 from spotify_tokener.sources.user_agent import agent_for
 
 TRIES = 3
-"""Page loads per attempt while the pool hands out tokens too short to serve."""
-MAX_PAGE_BYTES = 2 * 1024 * 1024
-"""A real embed page is a few hundred kilobytes; past this the transfer is cut (memory stays bounded)."""
+MAX_PAGE_BYTES = 2 * 1024 * 1024  # a real embed page is a few hundred kilobytes
 IFRAME = {"Sec-Fetch-Dest": "iframe", "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Site": "cross-site"}
 """How Chrome loads a page another site embeds."""
 
