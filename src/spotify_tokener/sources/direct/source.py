@@ -21,8 +21,7 @@ from spotify_tokener.domain.request_shape import default_shape
 from spotify_tokener.domain.token import ANONYMOUS, HTTP_OK, SP_DC, Token, identity_of, parse_token_response
 from spotify_tokener.domain.totp import Secret
 from spotify_tokener.settings import Settings
-from spotify_tokener.sources.direct.knowledge import Page, PageText
-from spotify_tokener.sources.direct.learner import Learner
+from spotify_tokener.sources.direct.knowledge import Learner, Page, PageText
 from spotify_tokener.sources.direct.reader import LEARNING_MAX, WebPlayer
 from spotify_tokener.sources.http_client import Budget, Client
 from spotify_tokener.sources.user_agent import agent_for
