@@ -95,14 +95,10 @@ def find_executable(
 ) -> Path:
     """The configured one; else a headless shell, what Playwright itself runs headless; else a full
     Chromium, which sets up a whole profile for each fresh context (slower: `make bench-browsers`)."""
-    if configured is not None:
-        if why := missing(configured):
-            raise BrowserMissing(why)
-        return configured
     own = Path(playwright_own) if playwright_own else None
-    found = headless_shell(own, debian_shell) or full_chromium(own)
-    if found is None:
-        raise BrowserMissing(INSTALL_HINT)
+    found = configured or headless_shell(own, debian_shell) or full_chromium(own)
+    if found is None or not found.is_file():
+        raise BrowserMissing(missing(configured) or INSTALL_HINT)
     return found
 
 

@@ -9,13 +9,7 @@ import asyncio
 
 from spotify_tokener.domain.clock import Clock, wall_clock_ms
 from spotify_tokener.domain.embed import embed_url, parse_embed_page
-from spotify_tokener.domain.errors import (
-    HTTP_SERVER_ERRORS,
-    AccountsDisabled,
-    FetchTimeout,
-    UpstreamError,
-    refusal,
-)
+from spotify_tokener.domain.errors import HTTP_SERVER_ERRORS, FetchTimeout, UpstreamError, refusal
 from spotify_tokener.domain.proxy import Proxy
 from spotify_tokener.domain.token import HTTP_OK, Token, parse_retry_after
 from spotify_tokener.settings import Settings
@@ -41,8 +35,7 @@ class EmbedSource:
         self._headers = {"User-Agent": user_agent, **IFRAME}
 
     async def attempt(self, sp_dc: str | None = None, proxy: Proxy | None = None) -> Token:
-        if sp_dc:  # the chain never asks (core/sources.py); an account must never get a pooled token
-            raise AccountsDisabled("the embed source makes anonymous tokens only")
+        """Never asked for an account: the chain leaves this source out of their attempts."""
         try:
             async with asyncio.timeout(self._timeout_s):
                 return await self._attempt(proxy)
