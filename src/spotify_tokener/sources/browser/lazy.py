@@ -1,8 +1,5 @@
-"""The browser source as the service holds it: Playwright imported at its first attempt, not at start.
-
-Playwright is an optional extra, and once imported it stays in the process's memory; while the
-browserless sources serve it is never imported.
-"""
+"""The browser source as the service holds it: Playwright, an optional extra that once imported stays
+in the process's memory, is imported at the browser's first attempt, never while others serve."""
 
 from __future__ import annotations
 

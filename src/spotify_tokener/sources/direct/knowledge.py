@@ -1,12 +1,10 @@
-"""What the direct source knows (a secret and the call's shape), and how it comes to know it: the
-pupil the browser source teaches.
+"""What the direct source knows (a secret and the call's shape), and how the browser teaches it.
 
-With a sighting from the browser (the page's own call, its codes and its time), a candidate is proven
-offline, at no cost upstream; each sighting proves what is known or corrects it. The page's memory is
-read only when the scripts' text teaches nothing, once per build of them, since it is slow and its
-many strings each risk a chance match. A wrong TOTP is an easy signal to ban on: until a secret is
-proven, each call with it is one of a few tries; and whatever the secret's origin, past a few wrong
-TOTPs within the hour nothing is sent until the hour passes or a new build of the scripts is named.
+A sighting (the page's own call, its codes and its time) proves a candidate offline, at no cost
+upstream, or corrects what is known. The page's memory is read only when the scripts teach nothing,
+once per build, since it is slow and its many strings each risk a chance match. A wrong TOTP is an easy
+signal to ban on: an unproven secret gets a few tries, and past a few wrong TOTPs within the hour,
+whatever the secret's origin, nothing is sent until the hour passes or a new build is named.
 """
 
 from __future__ import annotations
@@ -80,10 +78,9 @@ class Origin(Enum):
 
 @dataclass(frozen=True, slots=True)
 class Knowledge:
-    """``proven``, not just likely: a versioned candidate that reproduces a sighted code is (a handful
-    against a one-in-a-million match); one string among thousands is not yet, since one of them matches
-    by chance now and then: it needs a code of another 30 s step than ``step`` (the sighting's)
-    reproduced or accepted."""
+    """A versioned candidate that reproduces a sighted code is ``proven`` (a handful against a
+    one-in-a-million match); one string among thousands is only likely until a code of another 30 s
+    step than ``step`` (the sighting's) is reproduced or accepted."""
 
     secret: Secret
     shape: RequestShape
@@ -182,8 +179,7 @@ def knowledge_matching(
 ) -> Knowledge | None:
     """An unversioned candidate must reproduce every code, and is proven only if they were of two steps
     (the page's and the server's clocks either side of a step's end); a versioned one is, unless the
-    scripts were ``crowded`` with them. A few microseconds a candidate, tens of thousands of them for a
-    large bundle: run it in a thread."""
+    scripts were ``crowded`` with them. Tens of thousands of candidates: run it in a thread."""
     versioned = [candidate for candidate in candidates if candidate.version is not None]
     unversioned = [candidate for candidate in candidates if candidate.version is None]
     two_steps = len(set(sighted_codes(sighting))) > 1  # client and server codes of different steps
@@ -306,9 +302,8 @@ class Learner:
         return self._clock() >= self._nothing_since_ms + self._teach_backoff_ms
 
     async def current(self, proxy: Proxy | None) -> Knowledge:
-        """What to make the next call with: another replica's newer knowledge, what is known, or a
-        candidate from the scripts; one not proven yet only while unproven tries are left
-        (:class:`NotReady` otherwise, with nothing sent)."""
+        """Another replica's newer knowledge, what is known, or a candidate from the scripts; an
+        unproven one only while tries are left (:class:`NotReady` otherwise, with nothing sent)."""
         self._proxy = proxy
         await self._adopt_shared()
         async with self._choosing:
@@ -328,9 +323,8 @@ class Learner:
             self._learned(replace(knowledge, proven=True))
 
     def turned_down(self, knowledge: Knowledge, error: TokenError) -> None:
-        """Only for a 400 such as "Invalid TOTP": a 403, a garbled answer or a broken connection say
-        nothing of the secret. Which of secret and shape is stale, the next sighting tells. Each one
-        counts, even of attempts that ran together."""
+        """Only for a 400 such as "Invalid TOTP" (a 403 or a broken connection say nothing of the
+        secret); each counts, even of attempts that ran together. The next sighting tells what is stale."""
         self._forget_wrong_of_older_builds()
         self._wrong.append(self._clock())
         if self._knowledge is not knowledge:
