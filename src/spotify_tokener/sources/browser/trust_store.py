@@ -50,9 +50,8 @@ def _fill(home: Path, certutil: str, ca_file: Path) -> None:
     _run([certutil, "-N", "--empty-password", "-d", where])
     for number, certificate in enumerate(x509.load_pem_x509_certificates(ca_file.read_bytes())):
         trust = CA_TRUST if _is_authority(certificate) else PEER_TRUST
-        pem = home / f"extra-{number}.pem"
-        pem.write_bytes(certificate.public_bytes(Encoding.PEM))
-        _run([certutil, "-A", "-n", f"tokener-extra-{number}", "-t", trust, "-i", str(pem), "-d", where])
+        pem = certificate.public_bytes(Encoding.PEM)  # on certutil's standard input
+        _run([certutil, "-A", "-n", f"tokener-extra-{number}", "-t", trust, "-a", "-d", where], pem)
 
 
 def _is_authority(certificate: x509.Certificate) -> bool:
@@ -63,8 +62,8 @@ def _is_authority(certificate: x509.Certificate) -> bool:
         return certificate.issuer == certificate.subject
 
 
-def _run(command: list[str]) -> None:
-    subprocess.run(command, check=True, capture_output=True, timeout=30)
+def _run(command: list[str], given: bytes | None = None) -> None:
+    subprocess.run(command, input=given, check=True, capture_output=True, timeout=30)
 
 
 def _why(error: Exception) -> str:
