@@ -9,7 +9,6 @@ identity's cookie ever rides along with another's call. ``TOKENER_CONNECT_TO`` a
 
 from __future__ import annotations
 
-import os
 import re
 import ssl
 import tempfile
@@ -34,7 +33,6 @@ from spotify_tokener.sources.trust import sweep_dead, temp_prefix
 warnings.filterwarnings("ignore", category=CurlCffiWarning)  # its advice on https proxies, each call
 IMPERSONATE: str = resolve_latest_browser_type("chrome")  # type: ignore[no-untyped-call]
 """curl_cffi's newest Chrome fingerprint (such as ``chrome152``): the user agent names the same version."""
-CURL_SCHEMES = {"http": "http", "https": "https", "socks5": "socks5h"}  # socks5h: the proxy resolves
 TUNNEL_REFUSED = re.compile(r"CONNECT tunnel failed, response (\d{3})")  # curl's words, not the proxy's
 SOCKS_REFUSED = "rejected by the SOCKS5 server"
 TRUST_PREFIX = "spotify-tokener-trust-"
@@ -64,8 +62,14 @@ class Client:
         self, connect_to: ConnectTo, ca_file: Path | None, timeout_s: float, proxy_connect_timeout_s: float
     ) -> None:
         self._timeout_s = timeout_s
-        self._proxy_connect_timeout_s = min(proxy_connect_timeout_s, timeout_s)
-        self._connect_to = _curl_list([f"{a.host}:{a.port}:{b.host}:{b.port}" for a, b in connect_to.items()])
+        # Through a proxy, curl's (connect, rest) pair of the same sum: a proxy that never answers
+        # leaves the rest of the attempt to the next one.
+        connect_s = min(proxy_connect_timeout_s, timeout_s)
+        self._proxy_timeouts = (connect_s, timeout_s - connect_s)
+        self._connect_to = ffi.NULL
+        for a, b in connect_to.items():
+            entry = f"{a.host}:{a.port}:{b.host}:{b.port}".encode()
+            self._connect_to = lib.curl_slist_append(self._connect_to, entry)
         sweep_dead(TRUST_PREFIX)  # bundles of processes killed before their close
         self._bundle = _trust_bundle(ca_file) if ca_file is not None else None
         self._session: AsyncSession[Any] | None = None
@@ -85,36 +89,40 @@ class Client:
         budget: Budget | None = None,
         post: bytes | None = None,
     ) -> Reply:
-        """``url``'s answer (to a POST of ``post``, if given); a transport failure is
-        :class:`PageUnreachable` (never quoting curl's message, which can name a proxy's address or a
-        URL with codes in it). A body past ``limit`` bytes, or past what ``budget`` has left, is an
-        :class:`UpstreamError`: its transfer is aborted there, so memory stays bounded whatever the
-        other end sends.
+        """A transport failure is :class:`PageUnreachable` (never quoting curl's message, which can
+        name a proxy's address or a URL with codes in it). A body past ``limit`` bytes, or past what
+        ``budget`` has left, is an :class:`UpstreamError`: its transfer is aborted there, so memory
+        stays bounded whatever the other end sends."""
+        budget = budget or Budget(limit)
+        limit = min(limit, budget.left)
+        body = bytearray()
 
-        Through a proxy, connecting (the proxy's handshake, its tunnel, TLS) has a shorter limit of its
-        own, so a proxy that never answers leaves the rest of the attempt to the next one."""
-        session = self._session_now()
-        capped = _Capped(limit, budget or Budget(limit))
+        def take(chunk: bytes) -> int:  # curl's write callback, on the event loop's thread
+            body.extend(chunk)
+            budget.left -= len(chunk)
+            return CURL_WRITEFUNC_ERROR if len(body) > limit else len(chunk)
+
         try:
-            response = await session.request(
+            response = await self._session_now().request(
                 "GET" if post is None else "POST",
                 url,
                 data=post,
                 cookies=dict(cookies),
                 headers=dict(headers),
-                proxy=_proxy_url(proxy) if proxy is not None else None,
+                proxy=proxy.label.replace("socks5:", "socks5h:", 1) if proxy else None,  # the proxy resolves
                 proxy_auth=(proxy.username, proxy.password) if proxy and proxy.username else None,
-                timeout=self._timeouts(proxy),
+                timeout=self._timeout_s if proxy is None else self._proxy_timeouts,
                 allow_redirects=False,
-                content_callback=capped.take,
+                content_callback=take,
             )
         except Timeout as error:
-            if proxy is not None and _never_sent(error):
+            sent = error.response is not None and error.response.request_size > 0
+            if proxy is not None and not sent:  # still connecting, to the proxy or through it
                 raise PageUnreachable(f"the proxy {proxy.label} did not answer in time") from None
             raise FetchTimeout.after(self._timeout_s) from None
         except CurlError as error:
-            if capped.over:
-                raise UpstreamError(f"Spotify's answer is longer than {capped.limit} bytes") from None
+            if len(body) > limit:
+                raise UpstreamError(f"Spotify's answer is longer than {limit} bytes") from None
             if proxy is not None and (refused := _proxy_refusal(str(error))) is not None:
                 raise PageUnreachable(f"the proxy {proxy.label} {refused}") from None
             where = f" through {proxy.label}" if proxy is not None else ""
@@ -123,15 +131,9 @@ class Client:
         return Reply(
             response.status_code,
             {name.lower(): value for name, value in response.headers.items() if value is not None},
-            bytes(capped.body),
+            bytes(body),
             {name: value for name, value in response.cookies.items() if value is not None},
         )
-
-    def _timeouts(self, proxy: Proxy | None) -> float | tuple[float, float]:
-        """The whole call's limit, or, through a proxy, curl's (connect, rest) pair with the same sum."""
-        if proxy is None:
-            return self._timeout_s
-        return (self._proxy_connect_timeout_s, self._timeout_s - self._proxy_connect_timeout_s)
 
     async def close(self) -> None:
         if self._session is not None:
@@ -139,16 +141,13 @@ class Client:
             self._session = None
         if self._bundle is not None:
             self._bundle.unlink(missing_ok=True)
-        if self._connect_to != ffi.NULL:
-            lib.curl_slist_free_all(self._connect_to)
-            self._connect_to = ffi.NULL
+        lib.curl_slist_free_all(self._connect_to)  # NULL: nothing to free
+        self._connect_to = ffi.NULL
 
     def _session_now(self) -> AsyncSession[Any]:
         """Made on first use, inside the running loop that will drive it."""
         if self._session is None:
-            options: dict[CurlOpt, Any] = {}
-            if self._connect_to != ffi.NULL:
-                options[CurlOpt.CONNECT_TO] = self._connect_to
+            options: dict[CurlOpt, Any] = {CurlOpt.CONNECT_TO: self._connect_to}
             if self._bundle is not None:
                 options[CurlOpt.CAINFO] = options[CurlOpt.PROXY_CAINFO] = str(self._bundle)
             self._session = AsyncSession(
@@ -160,41 +159,13 @@ class Client:
         return self._session
 
 
-class _Capped:
-    """A body read as it comes (curl's write callback, on the event loop's thread), up to a limit."""
-
-    def __init__(self, limit: int, budget: Budget) -> None:
-        self.limit, self.budget, self.body, self.over = limit, budget, bytearray(), False
-
-    def take(self, chunk: bytes) -> int:
-        self.body += chunk
-        self.budget.left -= len(chunk)
-        self.limit = min(self.limit, len(self.body) + self.budget.left)  # what this one may still take
-        self.over = len(self.body) > self.limit
-        return CURL_WRITEFUNC_ERROR if self.over else len(chunk)
-
-
-def _proxy_url(proxy: Proxy) -> str:
-    host = f"[{proxy.host}]" if ":" in proxy.host else proxy.host
-    return f"{CURL_SCHEMES[proxy.scheme]}://{host}:{proxy.port}"
-
-
-def _curl_list(entries: list[str]) -> Any:
-    head = ffi.NULL
-    for entry in entries:
-        head = lib.curl_slist_append(head, entry.encode())
-    return head
-
-
 def _trust_bundle(ca_file: Path) -> Path:
     """The system's authorities and the extra ones in one file: curl reads one bundle, not two."""
     system = ssl.get_default_verify_paths().cafile
     parts = [Path(system).read_bytes()] if system and Path(system).is_file() else []
-    parts.append(ca_file.read_bytes())
-    handle, name = tempfile.mkstemp(prefix=temp_prefix(TRUST_PREFIX), suffix=".pem")
-    with os.fdopen(handle, "wb") as file:
-        file.write(b"\n".join(parts))
-    return Path(name)
+    with tempfile.NamedTemporaryFile(prefix=temp_prefix(TRUST_PREFIX), suffix=".pem", delete=False) as file:
+        file.write(b"\n".join([*parts, ca_file.read_bytes()]))
+    return Path(file.name)
 
 
 def _curl_cause(code: int) -> str:
@@ -213,9 +184,3 @@ def _proxy_refusal(message: str) -> str | None:
         return credentials_refused("SOCKS5")
     status = TUNNEL_REFUSED.search(message)
     return tunnel_refused(int(status[1])) if status is not None else None
-
-
-def _never_sent(error: Timeout) -> bool:
-    """Whether the call timed out before its request went out: still connecting."""
-    response = error.response
-    return response is None or response.request_size == 0

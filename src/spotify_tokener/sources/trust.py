@@ -1,11 +1,8 @@
-"""Which certificates Python's upstream TLS trusts: the system's, plus ``TOKENER_CA_FILE``'s.
-
-Every source reads the same file, so a mirror or a test double with its own certificate is trusted
-by all of them, through a proxy too: here for Python's TLS (the relay's handshake with an https
-proxy), in ``browser/trust_store.py`` for Chromium, in ``http_client.py`` for curl.
-
-Both of those copy it into the shared temporary folder under a name that starts with this process's
-id, so what a killed process left behind is found and removed by the next one: :func:`sweep_dead`.
+"""Upstream TLS trusts the system's authorities plus ``TOKENER_CA_FILE``'s, in every source, so that a
+mirror or a test double with its own certificate is trusted by all, through a proxy too: here for
+Python's TLS (the relay's handshake with an https proxy), in ``browser/trust_store.py`` for Chromium,
+in ``http_client.py`` for curl. Those two copy it into the shared temporary folder under a name that
+starts with this process's id, so that what a killed process left is removed by the next one.
 """
 
 from __future__ import annotations
@@ -16,9 +13,10 @@ import ssl
 import tempfile
 from pathlib import Path
 
+import psutil
+
 
 def tls_context(ca_file: Path | None) -> ssl.SSLContext:
-    """A verifying client context: the system's authorities, and the extra ones if any."""
     context = ssl.create_default_context()
     if ca_file is not None:
         context.load_verify_locations(cafile=ca_file)
@@ -35,18 +33,8 @@ def sweep_dead(kind: str) -> None:
     not clean up); another user's are not ours to touch, and are skipped."""
     for path in Path(tempfile.gettempdir()).glob(f"{kind}*-*"):
         pid = path.name.removeprefix(kind).split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not psutil.pid_exists(int(pid)):
             if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path, ignore_errors=True)
             else:
                 path.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process: alive, and not ours to clean up after
-        return True
-    return True

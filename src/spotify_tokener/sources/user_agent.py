@@ -4,10 +4,7 @@ from __future__ import annotations
 
 
 def desktop_user_agent(browser_version: str) -> str:
-    """A desktop Chrome user agent of the browser's own major version, so headers stay consistent.
-
-    Chromium's headless default says ``HeadlessChrome``, which Spotify answers differently.
-    """
+    """Chromium's headless default says ``HeadlessChrome``, which Spotify answers differently."""
     major = browser_version.split(".", 1)[0] or "0"
     return (
         "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "

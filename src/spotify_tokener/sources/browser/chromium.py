@@ -1,7 +1,4 @@
-"""How Chromium is found and launched: executable, flags, user agent, sandbox.
-
-Decisions only, no browser driven here: the manager applies them at each launch.
-"""
+"""How Chromium is found and launched (executable, flags, sandbox): decisions the manager applies."""
 
 from __future__ import annotations
 
@@ -17,8 +14,7 @@ from spotify_tokener.domain.errors import BrowserMissing
 from spotify_tokener.domain.proxy import ConnectTo
 
 NODE_CACHE_DIR = "spotify-tokener-node-compile-cache"
-# Every headless shell's name has this: Debian's chromium-headless-shell, Playwright's chrome-headless-shell.
-SHELL_MARK = "headless-shell"
+SHELL_MARK = "headless-shell"  # in Debian's chromium-headless-shell and Playwright's chrome-headless-shell
 HEADLESS_SHELL = f"chromium-{SHELL_MARK}"
 # Debian's binary, not its /usr/bin wrapper: the wrapper does not exec, so it would stay the browser's
 # parent and outlive a browser that was killed.
@@ -53,12 +49,9 @@ BASE_ARGS = (
 
 
 def enable_node_compile_cache() -> None:
-    """Let the Playwright driver (Node) reuse its compiled code between launches (0.29 s to start: 0.22 s).
-
-    The driver inherits this process's environment; an operator's own setting is left alone. The
-    folder is this user's, in the shared temporary folder: used only if it is ours and closed to
-    others, or another local user could plant code the driver would run.
-    """
+    """Let the Playwright driver (Node) reuse its compiled code between launches (0.29 s to start: 0.22 s),
+    unless the operator set it. The folder, in the shared temporary folder, is used only if it is ours
+    and closed to others, or another local user could plant code the driver would run."""
     if "NODE_COMPILE_CACHE" not in os.environ:
         folder = Path(tempfile.gettempdir()) / f"{NODE_CACHE_DIR}-{os.geteuid()}"
         if _private_folder(folder):
@@ -78,23 +71,12 @@ def _private_folder(folder: Path) -> bool:
 
 
 def chromium_args(extra: str, connect_to: ConnectTo) -> list[str]:
-    """Flags for every launch: quiet networking, Docker-safe /dev/shm, the connect-to overrides, then the
-    operator's extras (Chromium keeps the last of a repeated flag, so theirs win).
-
-    No ``--no-sandbox`` here: Playwright adds it whenever a launch asks for no sandbox.
-    """
-    return [*BASE_ARGS, *resolver_rules(connect_to), *shlex.split(extra)]
-
-
-def resolver_rules(connect_to: ConnectTo) -> list[str]:
-    """``TOKENER_CONNECT_TO`` as Chromium's resolver rules, for connections without a proxy.
-
-    Chromium maps a host for every port; through a proxy, the relay applies the rules instead.
-    """
-    if not connect_to:
-        return []
+    """The operator's extras last: Chromium keeps the last of a repeated flag. ``TOKENER_CONNECT_TO``
+    becomes resolver rules, for connections without a proxy (through one, the relay applies them).
+    No ``--no-sandbox``: Playwright adds it whenever a launch asks for no sandbox."""
     rules = ", ".join(f"MAP {source.host} {target}" for source, target in connect_to.items())
-    return [f"--host-resolver-rules={rules}"]
+    resolver = [f"--host-resolver-rules={rules}"] if rules else []
+    return [*BASE_ARGS, *resolver, *shlex.split(extra)]
 
 
 def wants_sandbox(mode: str, euid: int) -> bool:
@@ -105,60 +87,48 @@ def wants_sandbox(mode: str, euid: int) -> bool:
 def sandbox_refused(message: str) -> bool:
     """Whether a failed launch was Chromium unable to set up its sandbox (a container's seccomp
     profile refusing user namespaces, a kernel without them, or running as root)."""
-    text = message.lower()
-    return any(marker in text for marker in SANDBOX_REFUSALS)
+    return any(marker in message.lower() for marker in SANDBOX_REFUSALS)
 
 
 def find_executable(
     configured: Path | None, playwright_own: str, debian_shell: Path = DEBIAN_HEADLESS_SHELL
 ) -> Path:
-    """The browser to launch: the configured one; else a headless shell; else a full Chromium.
-
-    The headless shell is what Playwright itself runs headless: a full Chromium sets up a whole
-    browser profile for each fresh context, which makes every fetch slower and costlier
-    (BENCHMARKS.md, `make bench-browsers`).
-    """
-    if configured is not None:
-        if not configured.is_file():
-            raise BrowserMissing(f"TOKENER_BROWSER_PATH does not exist: {configured}")
-        return configured
+    """The configured one; else a headless shell, what Playwright itself runs headless; else a full
+    Chromium, which sets up a whole profile for each fresh context (slower: `make bench-browsers`)."""
     own = Path(playwright_own) if playwright_own else None
-    found = headless_shell(own, debian_shell) or full_chromium(own)
-    if found is None:
-        raise BrowserMissing(INSTALL_HINT)
+    found = configured or headless_shell(own, debian_shell) or full_chromium(own)
+    if found is None or not found.is_file():
+        raise BrowserMissing(missing(configured) or INSTALL_HINT)
     return found
 
 
-def installed(configured: Path | None) -> bool:
-    """Whether a Chromium is there to launch, asked without starting Playwright's driver: the
-    configured one, one :func:`find_executable` takes besides Playwright's, or any in Playwright's
+def missing(configured: Path | None) -> str | None:
+    """Why there is no Chromium to launch, asked without starting Playwright's driver: neither the
+    configured one, nor one :func:`find_executable` takes besides Playwright's, nor any in Playwright's
     download folder (``PLAYWRIGHT_BROWSERS_PATH``, else its default on Linux)."""
     if configured is not None:
-        return configured.is_file()
+        return None if configured.is_file() else f"TOKENER_BROWSER_PATH does not exist: {configured}"
     root = Path(os.environ.get("PLAYWRIGHT_BROWSERS_PATH") or Path.home() / ".cache" / "ms-playwright")
     downloads = (f"{PLAYWRIGHT_SHELL_DIR}-*/*/{PLAYWRIGHT_SHELL}", f"{PLAYWRIGHT_CHROMIUM_DIR}-*/*/chrome")
     found = any(path.is_file() for pattern in downloads for path in root.glob(pattern))
-    return found or headless_shell(None) is not None or full_chromium(None) is not None
+    return None if found or headless_shell(None) or full_chromium(None) else INSTALL_HINT
 
 
 def headless_shell(playwright_own: Path | None, debian_shell: Path = DEBIAN_HEADLESS_SHELL) -> Path | None:
     """Playwright's shell, then Debian's, then one on PATH."""
     own_shell = playwright_headless_shell(playwright_own) if playwright_own is not None else None
-    return _first_file(own_shell, debian_shell, _on_path(HEADLESS_SHELL))
+    return _first_file(own_shell, debian_shell, shutil.which(HEADLESS_SHELL))
 
 
 def full_chromium(playwright_own: Path | None) -> Path | None:
     """Playwright's full Chromium, then one on PATH: where no shell is installed, and for the tests of
     what only the full browser does (it double-forks a crash handler, which the shell never starts)."""
-    return _first_file(playwright_own, *(_on_path(name) for name in FULL_BROWSERS))
+    return _first_file(playwright_own, *(shutil.which(name) for name in FULL_BROWSERS))
 
 
 def playwright_headless_shell(chromium: Path) -> Path | None:
-    """The headless shell of the same revision beside Playwright's Chromium (Linux layout).
-
-    Playwright names only its full Chromium (``executable_path``), although it runs the shell itself
-    for headless launches; given that path explicitly, it would launch the full browser.
-    """
+    """The headless shell of the same revision beside Playwright's Chromium: Playwright names only its
+    full Chromium (``executable_path``), which, given explicitly, it would launch."""
     build = chromium.parent.parent
     name, dash, revision = build.name.partition("-")
     if name != PLAYWRIGHT_CHROMIUM_DIR or not dash:
@@ -172,10 +142,5 @@ def is_headless_shell(executable: Path) -> bool:
     return SHELL_MARK in executable.name
 
 
-def _first_file(*candidates: Path | None) -> Path | None:
-    return next((path for path in candidates if path is not None and path.is_file()), None)
-
-
-def _on_path(name: str) -> Path | None:
-    found = shutil.which(name)
-    return Path(found) if found else None
+def _first_file(*candidates: Path | str | None) -> Path | None:
+    return next((Path(path) for path in candidates if path is not None and Path(path).is_file()), None)

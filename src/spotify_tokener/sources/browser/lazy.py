@@ -1,9 +1,5 @@
-"""The browser source as the service holds it: Playwright imported at its first attempt, not at start.
-
-Playwright is an optional extra, and once imported it stays in the process's memory (BENCHMARKS.md);
-while the browserless sources serve it is never imported. Where it cannot run at all (no Playwright,
-no Chromium) :func:`unavailable` says why at start, without importing or launching anything.
-"""
+"""The browser source as the service holds it: Playwright, an optional extra that once imported stays
+in the process's memory, is imported at the browser's first attempt, never while others serve."""
 
 from __future__ import annotations
 
@@ -16,7 +12,7 @@ from spotify_tokener.domain.errors import BrowserMissing
 from spotify_tokener.domain.proxy import Proxy
 from spotify_tokener.domain.token import Token
 from spotify_tokener.settings import Settings
-from spotify_tokener.sources.browser.chromium import INSTALL_HINT, installed
+from spotify_tokener.sources.browser.chromium import missing
 
 if TYPE_CHECKING:
     from spotify_tokener.sources.browser.manager import BrowserManager
@@ -26,19 +22,12 @@ NO_PLAYWRIGHT = "Playwright is not installed (pip install 'spotify-tokener[brows
 
 
 def unavailable(settings: Settings) -> str | None:
+    """Why the browser source cannot run at all, said at start without importing or launching anything."""
     try:
         playwright = importlib.util.find_spec("playwright")
     except (ImportError, ValueError):  # a broken install, or one a test has hidden
         playwright = None
-    if playwright is None:
-        return NO_PLAYWRIGHT
-    if not installed(settings.browser_path):
-        return (
-            f"TOKENER_BROWSER_PATH does not exist: {settings.browser_path}"
-            if settings.browser_path
-            else INSTALL_HINT
-        )
-    return None
+    return NO_PLAYWRIGHT if playwright is None else missing(settings.browser_path)
 
 
 class LazyBrowser:

@@ -1,12 +1,10 @@
 """A local SOCKS5 relay in front of each proxy: the only way Chromium leaves through one.
 
 Chromium cannot give a SOCKS5 proxy a password, and through any proxy it names the host it wants,
-so ``TOKENER_CONNECT_TO`` could not reach past one. So Chromium never sees the operator's proxies:
-a context leaves through a relay on 127.0.0.1 that speaks password-less SOCKS5 to Chromium and opens
-each connection through the real proxy (http or https: its own CONNECT; socks5: python-socks), with
-its credentials, to the host asked after the connect-to override. It opens connections to Spotify's
-hosts and ports only, named strictly, so another process on this machine cannot borrow the proxy for
-anything else. TLS stays end to end between Chromium and Spotify: what Spotify sees is still Chromium.
+so ``TOKENER_CONNECT_TO`` could not reach past one. So a context leaves through a relay on 127.0.0.1
+that speaks password-less SOCKS5 to Chromium and connects through the real proxy, with its
+credentials, to the host asked after the connect-to override; to Spotify's hosts and ports only, so
+that no other local process can borrow the proxy. TLS stays end to end between Chromium and Spotify.
 """
 
 from __future__ import annotations
@@ -16,14 +14,14 @@ import base64
 import contextlib
 import ipaddress
 import logging
+import re
 import ssl
 import struct
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from python_socks import ProxyConnectionError, ProxyError, ProxyTimeoutError, ProxyType
+from python_socks import ProxyError, ProxyType
 from python_socks.async_.asyncio.v2 import Proxy as Upstream
 
 from spotify_tokener.domain.proxy import (
@@ -48,7 +46,11 @@ HTTPS_PORT = 443
 MAX_TUNNELS = 32  # Chromium's own limit of sockets per proxy server: more is not Chromium
 TUNNEL_IDLE_S = 30.0  # a tunnel silent both ways this long is cut (contexts live for seconds)
 REPLY_HEAD_CAP = 16 * 1024  # a CONNECT reply's status line and headers; a longer one is no proxy's
+STATUS_LINE = re.compile(rb"HTTP/1\.\S* (\d{3})[ \r]")
 NOT_HTTP = "did not answer its CONNECT like an HTTP proxy"
+
+
+Ends = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
 class HandshakeError(Exception):
@@ -57,14 +59,6 @@ class HandshakeError(Exception):
 
 class TunnelRefused(Exception):
     """An HTTP proxy did not open the tunnel; the message says why in our words, never its body."""
-
-
-@dataclass(frozen=True, slots=True)
-class Failure:
-    """Why the proxy let a connection down, and when (monotonic seconds)."""
-
-    why: str
-    at: float
 
 
 class Relay:
@@ -81,24 +75,11 @@ class Relay:
         max_tunnels: int = MAX_TUNNELS,
         idle_s: float = TUNNEL_IDLE_S,
     ) -> None:
-        """``tls`` verifies an https proxy's certificate (the connections through it carry their own);
-        ``connect_timeout_s`` bounds reaching the destination through the proxy, so a proxy that
-        drops connections silently leaves the attempt time to try the next one. Any local process
-        can connect to the relay: ``max_tunnels`` and ``idle_s`` bound what it can hold of the proxy."""
+        """``connect_timeout_s`` bounds reaching the destination, so that a proxy dropping connections
+        silently leaves the attempt time for the next one. Any local process can connect to the
+        relay: ``max_tunnels`` and ``idle_s`` bound what it can hold of the proxy."""
         self.proxy = proxy
         self._tls = tls if proxy.scheme == "https" else None
-        self._socks = (
-            Upstream(
-                ProxyType.SOCKS5,
-                proxy.host,
-                proxy.port,
-                proxy.username or None,
-                proxy.password or None,
-                rdns=True,  # the proxy resolves Spotify's names, as a browser behind it would have it do
-            )
-            if proxy.scheme == "socks5"
-            else None
-        )
         self._connect_to = connect_to
         self._allowed = allowed
         self._connect_timeout_s = connect_timeout_s
@@ -107,9 +88,8 @@ class Relay:
         self._server: asyncio.Server | None = None
         self._address = ""
         self._starting = asyncio.Lock()
-        self._writers: set[asyncio.StreamWriter] = set()
         self._handlers: set[asyncio.Task[None]] = set()
-        self._last_failure: Failure | None = None
+        self._failure: tuple[str, float] | None = None  # why the proxy last failed, and when (monotonic)
         self._logged: str | None = None
 
     async def address(self) -> str:
@@ -122,16 +102,17 @@ class Relay:
 
     def failure_since(self, started: float) -> str | None:
         """Why the proxy failed a connection since ``started`` (monotonic seconds), if it did."""
-        failure = self._last_failure
-        return failure.why if failure is not None and failure.at >= started else None
+        if self._failure is not None and self._failure[1] >= started:
+            return self._failure[0]
+        return None
 
     def shut(self) -> None:
         """Stop listening and end every connection now; the next :meth:`address` listens anew."""
         if self._server is not None:
             self._server.close()
             self._server = None
-        for writer in list(self._writers):
-            writer.close()
+        for handler in self._handlers:
+            handler.cancel()
 
     async def close(self) -> None:
         """:meth:`shut`, and wait for the connections' handlers to return."""
@@ -140,19 +121,16 @@ class Relay:
             await asyncio.wait(self._handlers, timeout=self._connect_timeout_s)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if len(self._handlers) >= self._max_tunnels:
+        handler = asyncio.current_task()
+        if handler is None or len(self._handlers) >= self._max_tunnels:
             writer.close()
             return
-        handler = asyncio.current_task()
-        if handler is not None:
-            self._handlers.add(handler)
-        self._writers.add(writer)
+        self._handlers.add(handler)
         try:
             await self._relay(reader, writer)
         except (HandshakeError, ConnectionError, asyncio.IncompleteReadError, TimeoutError):
             pass
         finally:
-            self._writers.discard(writer)
             writer.close()
             self._handlers.discard(handler)
 
@@ -164,32 +142,30 @@ class Relay:
             return
         try:
             async with asyncio.timeout(self._connect_timeout_s):
-                far_reader, far_writer = await self._open(self._connect_to.get(wanted, wanted))
-        except (ProxyConnectionError, ProxyTimeoutError, ProxyError, TunnelRefused, OSError) as error:
+                far = await self._open(self._connect_to.get(wanted, wanted))
+        except (ProxyError, TunnelRefused, OSError) as error:  # its timeouts are OSErrors too
             self._note_failure(error)
             await reply(writer, FAILED)
             return
         self._logged = None
-        self._writers.add(far_writer)
         try:
             await reply(writer, SUCCEEDED)
-            await _pipe_both_ways(
-                (reader, writer), (far_reader, far_writer), self._connect_timeout_s, self._idle_s
-            )
+            await _pipe_both_ways((reader, writer), far, self._connect_timeout_s, self._idle_s)
         finally:
-            self._writers.discard(far_writer)
-            far_writer.close()
+            far[1].close()
 
-    async def _open(self, target: Endpoint) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        """A connection to ``target`` through the proxy: a SOCKS5 one's, or an HTTP CONNECT tunnel."""
-        if self._socks is not None:
-            stream = await self._socks.connect(target.host, target.port)
-            return stream.reader, stream.writer
-        return await http_tunnel(self.proxy, target, self._tls)
+    async def _open(self, target: Endpoint) -> Ends:
+        if self.proxy.scheme != "socks5":
+            return await http_tunnel(self.proxy, target, self._tls)
+        proxy = self.proxy
+        # rdns: the proxy resolves Spotify's names, as a browser behind it would have it do
+        socks = Upstream(ProxyType.SOCKS5, proxy.host, proxy.port, proxy.username, proxy.password, rdns=True)
+        stream = await socks.connect(target.host, target.port)
+        return stream.reader, stream.writer
 
     def _note_failure(self, error: Exception) -> None:
         """Why the proxy let us down, in our words: a library's message could quote what it was sent."""
-        if isinstance(error, ProxyTimeoutError | TimeoutError):
+        if isinstance(error, TimeoutError):
             why = "did not answer in time"
         elif isinstance(error, TunnelRefused):
             why = str(error)
@@ -204,27 +180,24 @@ class Relay:
         if why != self._logged:  # once per reason, until a connection gets through again
             log.warning("proxy %s %s", self.proxy.label, why)
             self._logged = why
-        self._last_failure = Failure(why, time.monotonic())
+        self._failure = (why, time.monotonic())
 
 
-async def http_tunnel(
-    proxy: Proxy, target: Endpoint, tls: ssl.SSLContext | None
-) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+async def http_tunnel(proxy: Proxy, target: Endpoint, tls: ssl.SSLContext | None) -> Ends:
     """A CONNECT tunnel through an HTTP(S) proxy. Its reply is read up to the blank line however
     many pieces it comes in (python-socks parses one read, so a reply in two broke TLS and benched a
     good proxy), and what follows the blank line stays in the reader: the tunnel's first bytes."""
-    server_hostname = proxy.host if tls is not None else None
-    reader, writer = await asyncio.open_connection(
-        proxy.host, proxy.port, ssl=tls, server_hostname=server_hostname, limit=REPLY_HEAD_CAP
-    )
+    reader, writer = await asyncio.open_connection(proxy.host, proxy.port, ssl=tls, limit=REPLY_HEAD_CAP)
     try:
         writer.write(_connect_request(proxy, target))
         try:
-            status = _reply_status(await reader.readuntil(b"\r\n\r\n"))
+            status = STATUS_LINE.match(await reader.readuntil(b"\r\n\r\n"))
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError):
-            raise TunnelRefused(NOT_HTTP) from None
-        if not 200 <= status < 300:
-            raise TunnelRefused(tunnel_refused(status))
+            status = None
+        if status is None:
+            raise TunnelRefused(NOT_HTTP)
+        if not 200 <= int(status[1]) < 300:
+            raise TunnelRefused(tunnel_refused(int(status[1])))
     except BaseException:
         writer.close()
         raise
@@ -238,15 +211,6 @@ def _connect_request(proxy: Proxy, target: Endpoint) -> bytes:
         basic = base64.b64encode(f"{proxy.username}:{proxy.password}".encode("latin-1")).decode()
         lines.append(f"Proxy-Authorization: Basic {basic}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-
-
-def _reply_status(head: bytes) -> int:
-    """The status of ``HTTP/1.x NNN reason``; anything else is no HTTP proxy's reply."""
-    version, _, rest = head.partition(b" ")
-    code = rest[:3]
-    if not version.startswith(b"HTTP/1.") or not code.isdigit() or rest[3:4] not in (b" ", b"\r"):
-        raise TunnelRefused(NOT_HTTP)
-    return int(code)
 
 
 async def read_connect_request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Endpoint:
@@ -291,9 +255,6 @@ async def reply(writer: asyncio.StreamWriter, code: int) -> None:
     await writer.drain()
 
 
-Ends = tuple[asyncio.StreamReader, asyncio.StreamWriter]
-
-
 async def _pipe_both_ways(client: Ends, far: Ends, grace_s: float, idle_s: float) -> None:
     """Copy bytes both ways. An end of stream one way is passed on; the other way then has
     ``grace_s`` to end too, and whatever is left is cut (the caller closes both ends); so is a
@@ -318,16 +279,14 @@ async def _pipe_both_ways(client: Ends, far: Ends, grace_s: float, idle_s: float
             await asyncio.gather(*copies, return_exceptions=True)
 
 
-async def _copy(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, moved: Callable[[], None]
-) -> None:
+async def _copy(source: asyncio.StreamReader, sink: asyncio.StreamWriter, moved: Callable[[], None]) -> None:
     with contextlib.suppress(ConnectionError, OSError):
-        while data := await reader.read(CHUNK):
+        while data := await source.read(CHUNK):
             moved()
-            writer.write(data)
-            await writer.drain()
-        if writer.can_write_eof():
-            writer.write_eof()
+            sink.write(data)
+            await sink.drain()
+        if sink.can_write_eof():
+            sink.write_eof()
 
 
 def spotify_destinations(page_url: str, connect_to: ConnectTo) -> Callable[[Endpoint], bool]:

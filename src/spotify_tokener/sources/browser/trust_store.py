@@ -1,11 +1,8 @@
 """Chromium's trust for ``TOKENER_CA_FILE``: a private NSS database, in a home of its own.
 
 Chromium on Linux trusts the authorities in ``$HOME/.pki/nssdb`` besides its own root store, with
-every check kept: the name, the dates, the chain. (Its ``--ignore-certificate-errors-spki-list``
-would be simpler, but it waives every check for any server that merely sends a pinned certificate
-along, and certificates are public.) So the browser gets a home of its own holding a database with
-the file's certificates, made by NSS's own ``certutil``; the real home is left alone. The home's name
-starts with this process's id, so one left by a process that was killed is found and removed.
+every check kept: the name, the dates, the chain. (``--ignore-certificate-errors-spki-list`` waives
+every check for any server that merely sends a pinned certificate along, and certificates are public.)
 """
 
 from __future__ import annotations
@@ -30,10 +27,8 @@ CA_TRUST, PEER_TRUST = "C,,", "P,,"  # a trusted authority; a trusted server cer
 
 
 def home_trusting(ca_file: Path) -> Path:
-    """This process's browser home, whose NSS database trusts every certificate of ``ca_file``.
-
-    The caller removes it when the browser is closed for good.
-    """
+    """A home of this process's whose NSS database, made by NSS's own ``certutil``, trusts every
+    certificate of ``ca_file``; the caller removes it when the browser is closed for good."""
     certutil = shutil.which("certutil")
     if certutil is None:
         raise BrowserMissing(CERTUTIL_HINT)
@@ -55,9 +50,8 @@ def _fill(home: Path, certutil: str, ca_file: Path) -> None:
     _run([certutil, "-N", "--empty-password", "-d", where])
     for number, certificate in enumerate(x509.load_pem_x509_certificates(ca_file.read_bytes())):
         trust = CA_TRUST if _is_authority(certificate) else PEER_TRUST
-        pem = home / f"extra-{number}.pem"
-        pem.write_bytes(certificate.public_bytes(Encoding.PEM))
-        _run([certutil, "-A", "-n", f"tokener-extra-{number}", "-t", trust, "-i", str(pem), "-d", where])
+        pem = certificate.public_bytes(Encoding.PEM)  # on certutil's standard input
+        _run([certutil, "-A", "-n", f"tokener-extra-{number}", "-t", trust, "-a", "-d", where], pem)
 
 
 def _is_authority(certificate: x509.Certificate) -> bool:
@@ -68,8 +62,8 @@ def _is_authority(certificate: x509.Certificate) -> bool:
         return certificate.issuer == certificate.subject
 
 
-def _run(command: list[str]) -> None:
-    subprocess.run(command, check=True, capture_output=True, timeout=30)
+def _run(command: list[str], given: bytes | None = None) -> None:
+    subprocess.run(command, input=given, check=True, capture_output=True, timeout=30)
 
 
 def _why(error: Exception) -> str:

@@ -1,23 +1,32 @@
-"""What the direct source knows (a secret and the call's shape), and how it learns it from the page.
+"""What the direct source knows (a secret and the call's shape), and how the browser teaches it.
 
-With a sighting from the browser (the page's own call, its codes and its time), a candidate is proven
-offline, at no cost upstream.
+A sighting (the page's own call, its codes and its time) proves a candidate offline, at no cost
+upstream, or corrects what is known. The page's memory is read only when the scripts teach nothing,
+once per build, since it is slow and its many strings each risk a chance match. A wrong TOTP is an easy
+signal to ban on: an unproven secret gets a few tries, and past a few wrong TOTPs within the hour,
+whatever the secret's origin, nothing is sent until the hour passes or a new build is named.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from enum import Enum
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
+from spotify_tokener.core.ports import NO_STATE, Notes, StateStore
 from spotify_tokener.domain.bundle import script_urls, secret_candidates
-from spotify_tokener.domain.errors import refusal
-from spotify_tokener.domain.hashes import app_version
+from spotify_tokener.domain.clock import Clock
+from spotify_tokener.domain.errors import NotReady, TokenError, refusal
+from spotify_tokener.domain.hashes import app_version, bundle_name, bundle_url
+from spotify_tokener.domain.proxy import Proxy
 from spotify_tokener.domain.request_shape import (
     Param,
     RequestShape,
@@ -25,12 +34,15 @@ from spotify_tokener.domain.request_shape import (
     Sighting,
     first_matching,
     learn_shape,
+    matches,
     sighted_codes,
     step_of,
 )
 from spotify_tokener.domain.token import HTTP_OK
-from spotify_tokener.domain.totp import Secret
+from spotify_tokener.domain.totp import Secret, step_at
 from spotify_tokener.sources.http_client import Reply
+
+log = logging.getLogger(__name__)
 
 MAX_SCRIPTS = 16
 HANDFUL = 8
@@ -40,6 +52,17 @@ SCRIPT_HOSTS = ("spotify.com", "spotifycdn.com")
 """Only Spotify's own scripts are read: a page may also load third parties'."""
 TOTP_VERSION = re.compile(r"totp(?!.*server).*ver", re.IGNORECASE)
 """The parameter the page sends the secret's version in: totpVer; not totpServer, nor buildVer."""
+LEARNED = "learned.json"  # in the state folder: only what was proven
+
+NOTHING_LEARNED = "no secret learned yet: none in the page's scripts could be proven"
+NOTHING_ANYWHERE = "no secret learned: none in the page's scripts nor in its memory reproduces its code"
+UNPROVEN = "a likely secret awaits a second sighting: no unproven try is left"
+TOO_MANY_WRONG = "sent {} wrong TOTPs within the hour: none more until it passes or new scripts are named"
+WRONG_WINDOW_MS = 3_600_000
+LIKELY = " (likely; to be proven)"
+
+T = TypeVar("T")
+_PARSER = ThreadPoolExecutor(1, "tokener-parse")
 
 
 class Origin(Enum):
@@ -55,10 +78,9 @@ class Origin(Enum):
 
 @dataclass(frozen=True, slots=True)
 class Knowledge:
-    """``proven``, not just likely: a versioned candidate that reproduces a sighted code is (a handful
-    against a one-in-a-million match); one string among thousands is not yet, since one of them matches
-    by chance now and then: it needs a code of another 30 s step than ``step`` (the sighting's)
-    reproduced or accepted."""
+    """A versioned candidate that reproduces a sighted code is ``proven`` (a handful against a
+    one-in-a-million match); one string among thousands is only likely until a code of another 30 s
+    step than ``step`` (the sighting's) is reproduced or accepted."""
 
     secret: Secret
     shape: RequestShape
@@ -157,8 +179,7 @@ def knowledge_matching(
 ) -> Knowledge | None:
     """An unversioned candidate must reproduce every code, and is proven only if they were of two steps
     (the page's and the server's clocks either side of a step's end); a versioned one is, unless the
-    scripts were ``crowded`` with them. A few microseconds a candidate, tens of thousands of them for a
-    large bundle: run it in a thread."""
+    scripts were ``crowded`` with them. Tens of thousands of candidates: run it in a thread."""
     versioned = [candidate for candidate in candidates if candidate.version is not None]
     unversioned = [candidate for candidate in candidates if candidate.version is None]
     two_steps = len(set(sighted_codes(sighting))) > 1  # client and server codes of different steps
@@ -175,13 +196,11 @@ def candidates_in(scripts: Sequence[bytes]) -> Candidates:
     """The :data:`HANDFUL` newest versioned ones across all scripts first: those alone may be tried
     unsighted."""
     found = [secret for script in scripts for secret in secret_candidates(script.decode("utf-8", "replace"))]
-    versioned = sorted((secret for secret in found if secret.version is not None), key=_newest_first)
+    versioned = sorted(
+        (secret for secret in found if secret.version is not None), key=lambda secret: -(secret.version or 0)
+    )
     unversioned = [secret for secret in found if secret.version is None]
     return Candidates([*versioned[:HANDFUL], *unversioned], len(versioned) > HANDFUL)
-
-
-def _newest_first(secret: Secret) -> int:
-    return -(secret.version or 0)
 
 
 def _versioned(secret: Secret, sighting: Sighting) -> Secret:
@@ -194,3 +213,285 @@ def _versioned(secret: Secret, sighting: Sighting) -> Secret:
 def _spotifys(url: str) -> bool:
     host = urlsplit(url).hostname or ""
     return any(host == domain or host.endswith("." + domain) for domain in SCRIPT_HOSTS)
+
+
+async def parsed(work: Callable[..., T], *args: Any) -> T:
+    """Every parse of what Spotify sent runs in one worker thread, not on the event loop."""
+    return await asyncio.get_running_loop().run_in_executor(_PARSER, work, *args)
+
+
+ReadPage = Callable[[Proxy | None], Awaitable[PageText]]
+
+
+class Learner:
+    """A :class:`~spotify_tokener.core.ports.Pupil`; ``status`` reads what it knows, never its secret."""
+
+    def __init__(
+        self,
+        read_page: ReadPage,
+        default: RequestShape,
+        *,
+        unproven_tries: int,
+        tries_window_ms: int,
+        teach_backoff_ms: int,
+        pinned: Secret | None,
+        notes: Notes | None,
+        clock: Clock,
+        kept: StateStore = NO_STATE,
+    ) -> None:
+        """``kept`` holds what was proven across restarts; a pinned secret goes before it, and
+        another replica's knowledge (``notes``) after it, as soon as there is any."""
+        self._read_page = read_page
+        self._default = default
+        self._unproven_tries = unproven_tries
+        self._tries_window_ms = tries_window_ms
+        self._teach_backoff_ms = teach_backoff_ms
+        self._nothing_since_ms = 0  # when a teaching last found nothing anywhere
+        self._notes = notes
+        self._clock = clock
+        self._kept = kept
+        self._bundle: tuple[str, ...] = ()  # the script URLs the page named when it was last read
+        pinned_knowledge = Knowledge(pinned, default, Origin.PINNED, proven=True) if pinned else None
+        self._knowledge = pinned_knowledge or self._kept_knowledge()
+        # When what is known was learned, here or by another replica; 0 for what was kept, so that
+        # another replica's knowledge, where there is any, is taken over it.
+        self._learned_at_ms = 0
+        self._sighting: Sighting | None = None
+        # Unproven secrets sent upstream, and those Spotify turned down, each with when (epoch ms):
+        # within the window, the budget counts the first and a refused one is not sent again.
+        self._tried: dict[str, int] = {}
+        self._refused: dict[str, int] = {}
+        # Every wrong TOTP Spotify turned down (epoch ms), and the scripts named then: the hard budget,
+        # the unproven tries and one for a proven secret gone stale, whatever the secret's origin.
+        self._wrong: list[int] = []
+        self._wrong_with: tuple[str, ...] = ()
+        self._choosing = asyncio.Lock()  # concurrent attempts share one choice, and one try
+        self._background: set[asyncio.Task[None]] = set()  # relearning, sharing
+        self._relearning: asyncio.Task[None] | None = None
+        self._memory_read_for: tuple[str, ...] | None = None  # the scripts the memory was read with
+        self.wants_page_strings = False
+        self._proxy: Proxy | None = None  # the last attempt's, for learning in the background
+        self.on_learned: Callable[[], None] = lambda: None
+        self.trouble: str | None = None  # why the direct source cannot make tokens now
+
+    @property
+    def totp_version(self) -> int | None:
+        return self._knowledge.secret.version if self._knowledge else None
+
+    @property
+    def secret_origin(self) -> str | None:
+        return self._knowledge.origin.value if self._knowledge else None
+
+    @property
+    def secret_proven(self) -> bool | None:
+        return self._knowledge.proven if self._knowledge else None
+
+    @property
+    def bundle(self) -> str | None:
+        url = bundle_url(self._bundle)
+        return bundle_name(url) if url is not None else None
+
+    @property
+    def wants_teacher(self) -> bool:
+        """Whether a browser's teaching could help now: nothing proven is known, and no teaching
+        found nothing in the scripts the page names now within the back-off."""
+        if self._knowledge is not None and self._knowledge.proven and self.trouble is None:
+            return False
+        if self.trouble != NOTHING_ANYWHERE or self._memory_read_for != self._bundle:
+            return True
+        return self._clock() >= self._nothing_since_ms + self._teach_backoff_ms
+
+    async def current(self, proxy: Proxy | None) -> Knowledge:
+        """Another replica's newer knowledge, what is known, or a candidate from the scripts; an
+        unproven one only while tries are left (:class:`NotReady` otherwise, with nothing sent)."""
+        self._proxy = proxy
+        await self._adopt_shared()
+        async with self._choosing:
+            if self._knowledge is None:
+                self._knowledge = await self._learn_unsighted(proxy)
+            knowledge = self._knowledge
+            self._within_budget(knowledge)
+            if not knowledge.proven:
+                self._spend_try(knowledge)
+            return knowledge
+
+    def accepted(self, knowledge: Knowledge, called_at_ms: int) -> None:
+        """Proof, unless the accepted code is the one sighted, which a chance match reproduces too."""
+        if knowledge.proven or self._knowledge is not knowledge:
+            return
+        if knowledge.step is None or step_at(called_at_ms) != knowledge.step:
+            self._learned(replace(knowledge, proven=True))
+
+    def turned_down(self, knowledge: Knowledge, error: TokenError) -> None:
+        """Only for a 400 such as "Invalid TOTP" (a 403 or a broken connection say nothing of the
+        secret); each counts, even of attempts that ran together. The next sighting tells what is stale."""
+        self._forget_wrong_of_older_builds()
+        self._wrong.append(self._clock())
+        if self._knowledge is not knowledge:
+            return
+        if knowledge.proven:
+            log.warning("direct source: Spotify turned down what it knew (%s); relearning", error)
+        else:
+            self._refused[knowledge.secret.value] = self._clock()
+        if knowledge.origin is Origin.MEMORY:  # a chance match among the page's many strings
+            self._memory_read_for = None  # the next sighting's code tells them apart
+        self._knowledge = None
+        self.trouble = f"Spotify turned down its last call: {error}"
+
+    def teach(self, sighting: Sighting) -> asyncio.Task[None] | None:
+        self._sighting = sighting
+        known = self._knowledge
+        if known is not None and matches(known.secret, sighting):
+            proven = known.proven or known.step is None or known.step != step_of(sighting)
+            shape = learn_shape(sighting, known.secret)
+            if shape != known.shape or proven != known.proven or self.trouble:
+                self._learned(Knowledge(known.secret, shape, known.origin, proven, known.step))
+            return None
+        if self._relearning is None or self._relearning.done():
+            self._relearning = self._in_background(self._relearn(sighting))
+        return self._relearning
+
+    def teach_strings(self, sighting: Sighting, strings: list[str]) -> asyncio.Task[None]:
+        self.wants_page_strings, self._memory_read_for = False, self._bundle
+        return self._in_background(self._learn_from_memory(sighting, strings))
+
+    async def close(self) -> None:
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+
+    def _spend_try(self, knowledge: Knowledge) -> None:
+        """Attempts that run together share one try."""
+        value = knowledge.secret.value
+        tried, refused = self._recent(self._tried), self._recent(self._refused)
+        if value in tried and value not in refused:
+            return
+        if value in refused or len(tried) >= self._unproven_tries:
+            self.trouble = UNPROVEN if knowledge.step is not None else NOTHING_LEARNED
+            raise NotReady(f"the direct source has {self.trouble}")
+        self._tried[value] = self._clock()
+
+    def _within_budget(self, knowledge: Knowledge) -> None:
+        """Past the budget, a likely secret is let go, so that the next attempt reads the page again
+        and sees a new build."""
+        since = self._clock() - WRONG_WINDOW_MS
+        self._forget_wrong_of_older_builds()
+        self._wrong = [at for at in self._wrong if at > since]
+        if len(self._wrong) > self._unproven_tries:
+            if not knowledge.proven:
+                self._knowledge = None
+            self.trouble = TOO_MANY_WRONG.format(len(self._wrong))
+            raise NotReady(f"the direct source {self.trouble}")
+
+    def _forget_wrong_of_older_builds(self) -> None:
+        """A new build's secret has yet to be tried; the first scripts read are no new build."""
+        if self._wrong_with and self._bundle != self._wrong_with:
+            self._wrong = []
+        self._wrong_with = self._bundle or self._wrong_with
+
+    def _recent(self, when: dict[str, int]) -> set[str]:
+        since = self._clock() - self._tries_window_ms
+        for value in [value for value, at in when.items() if at <= since]:
+            del when[value]
+        return set(when)
+
+    async def _candidates(self, proxy: Proxy | None) -> Candidates:
+        page = await self._read_page(proxy)
+        self._bundle = page.urls
+        return await parsed(candidates_in, page.scripts)
+
+    async def _learn_unsighted(self, proxy: Proxy | None) -> Knowledge:
+        candidates, crowded = await self._candidates(proxy)
+        if self._sighting is not None:
+            knowledge = await parsed(knowledge_matching, candidates, self._sighting, Origin.PAGE, crowded)
+            if knowledge is not None:
+                self._learned(knowledge)
+                return knowledge
+        refused = self._recent(self._refused)  # one once accepted may be tried again: a fluke 400
+        fresh = [
+            secret for secret in candidates if secret.version is not None and secret.value not in refused
+        ]
+        if not fresh:
+            if self.trouble != NOTHING_ANYWHERE:
+                self.trouble = NOTHING_LEARNED
+            raise NotReady(f"the direct source has {self.trouble}")
+        return Knowledge(fresh[0], self._default, Origin.SCRIPTS, proven=False)
+
+    async def _relearn(self, sighting: Sighting) -> None:
+        """After a sighting that what is known does not reproduce."""
+        try:
+            candidates, crowded = await self._candidates(self._proxy)
+            knowledge = await parsed(knowledge_matching, candidates, sighting, Origin.PAGE, crowded)
+        except TokenError as error:
+            self._troubled(f"could not read the web player's scripts: {error}")
+            return
+        except Exception as error:  # a background task: nobody else would see it; only its type
+            self._troubled(f"learning crashed ({type(error).__name__})")
+            return
+        memory_read = self._bundle == self._memory_read_for
+        self.wants_page_strings = knowledge is None and not memory_read
+        self._learned_or_troubled(knowledge, NOTHING_ANYWHERE if memory_read else NOTHING_LEARNED)
+
+    async def _learn_from_memory(self, sighting: Sighting, strings: list[str]) -> None:
+        refused = self._recent(self._refused)
+        candidates = [Secret(value) for value in strings if value not in refused]
+        knowledge = await parsed(knowledge_matching, candidates, sighting, Origin.MEMORY)
+        self._learned_or_troubled(knowledge, NOTHING_ANYWHERE)
+
+    def _learned_or_troubled(self, knowledge: Knowledge | None, why_not: str) -> None:
+        if knowledge is None:
+            self._troubled(why_not)
+        else:
+            self._learned(knowledge)
+
+    async def _adopt_shared(self) -> None:
+        """Take what another replica proved after what is known here: one browser teaches all."""
+        if self._notes is None:
+            return
+        shared = load_knowledge(await self._notes.read_note(NOTE), self._default.endpoint)
+        if shared is not None and shared[1] > self._learned_at_ms:
+            self._knowledge, self._learned_at_ms = shared
+            self.trouble = None
+            self._keep(*shared)
+            _tell(shared[0], "from another replica")
+
+    def _learned(self, knowledge: Knowledge) -> None:
+        self._knowledge, self.trouble, self.wants_page_strings = knowledge, None, False
+        self._learned_at_ms = self._clock()
+        _tell(knowledge, f"from the {knowledge.origin.value}{'' if knowledge.proven else LIKELY}")
+        if knowledge.proven and knowledge.origin is not Origin.PINNED:
+            self._keep(knowledge, self._learned_at_ms)
+            if self._notes is not None:
+                record = dump_knowledge(knowledge, self._learned_at_ms)
+                self._in_background(self._notes.write_note(NOTE, record))
+        self.on_learned()
+
+    def _keep(self, knowledge: Knowledge, learned_at_ms: int) -> None:
+        self._kept.save(LEARNED, {**knowledge_record(knowledge, learned_at_ms), "bundle": list(self._bundle)})
+
+    def _kept_knowledge(self) -> Knowledge | None:
+        """So that the first token after a restart needs neither page nor bundle."""
+        record = self._kept.load(LEARNED)
+        kept = knowledge_from(record, self._default.endpoint, Origin.KEPT)
+        if kept is None:
+            return None
+        self._bundle = bundle_from(record)
+        _tell(kept[0], "kept from before the restart")
+        return kept[0]
+
+    def _troubled(self, why: str) -> None:
+        if why == NOTHING_ANYWHERE:
+            self._nothing_since_ms = self._clock()
+        if why != self.trouble:  # said once, not at every browser attempt while it lasts
+            log.warning("direct source: %s; the browser source carries on alone", why)
+        self.trouble = why
+
+    def _in_background(self, work: Coroutine[None, None, None]) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
+
+
+def _tell(knowledge: Knowledge, whence: str) -> None:
+    log.info("direct source: TOTP version %s, %s", knowledge.secret.version, whence)

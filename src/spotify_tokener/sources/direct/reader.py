@@ -7,17 +7,14 @@ event loop that serves cached tokens is at the upstream's mercy.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from typing import Any, TypeVar
 
 from spotify_tokener.domain.errors import UpstreamError, refusal
 from spotify_tokener.domain.hashes import HashSet, bundle_name, bundle_url, chunk_urls, operations_in
 from spotify_tokener.domain.proxy import Proxy
 from spotify_tokener.domain.token import HTTP_OK
-from spotify_tokener.sources.direct.knowledge import Page, parse_page
+from spotify_tokener.sources.direct.knowledge import Page, parse_page, parsed
 from spotify_tokener.sources.http_client import Budget, Client, Reply
 
 HTTP_NOT_FOUND = 404
@@ -30,13 +27,6 @@ SCRIPT = {
     "Sec-Fetch-Site": "cross-site",
 }
 """A script tag's load from the CDN, another site than the page's."""
-
-T = TypeVar("T")
-_PARSER = ThreadPoolExecutor(1, "tokener-parse")
-
-
-async def parsed(work: Callable[..., T], *args: Any) -> T:
-    return await asyncio.get_running_loop().run_in_executor(_PARSER, work, *args)
 
 
 class WebPlayer:

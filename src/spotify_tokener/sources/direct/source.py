@@ -1,10 +1,7 @@
-"""The direct source: the page's token call made without a browser, with what the browser taught.
-
-One attempt is a few small HTTPS calls (a page visit once per identity, for its device cookie; the
-server's time; the token call): a fraction of a browser's time (BENCHMARKS.md), and no Chromium
-in memory. What it cannot know by itself (the TOTP secret, the call's shape) its
-:class:`Learner` learns; when Spotify turns that knowledge down, the attempt fails in a way the chain
-hands to the next source, and the learner relearns from the next sighting.
+"""The direct source: the page's token call made without a browser, with what the browser taught
+its :class:`Learner` (the TOTP secret, the call's shape). One attempt is a few small HTTPS calls (a page
+visit once per identity, for its device cookie; the server's time; the token call): a fraction of a
+browser's time, and no Chromium in memory.
 """
 
 from __future__ import annotations
@@ -24,8 +21,7 @@ from spotify_tokener.domain.request_shape import default_shape
 from spotify_tokener.domain.token import ANONYMOUS, HTTP_OK, SP_DC, Token, identity_of, parse_token_response
 from spotify_tokener.domain.totp import Secret
 from spotify_tokener.settings import Settings
-from spotify_tokener.sources.direct.knowledge import Page, PageText
-from spotify_tokener.sources.direct.learner import Learner
+from spotify_tokener.sources.direct.knowledge import Learner, Page, PageText
 from spotify_tokener.sources.direct.reader import LEARNING_MAX, WebPlayer
 from spotify_tokener.sources.http_client import Budget, Client
 from spotify_tokener.sources.user_agent import agent_for
@@ -130,10 +126,10 @@ class DirectSource:
 
     async def _visit(self, identity: str, cookies: dict[str, str], proxy: Proxy | None) -> Page:
         page = await self.web.page(proxy, cookies)
-        if page.cookies.get(DEVICE_COOKIE) and identity not in self._devices:
-            self._devices[identity] = page.cookies[DEVICE_COOKIE]
+        if (device := page.cookies.get(DEVICE_COOKIE)) and identity not in self._devices:
+            self._devices[identity] = device
             if identity == ANONYMOUS:
-                self._kept.save(DEVICE, {DEVICE_COOKIE: page.cookies[DEVICE_COOKIE]})
+                self._kept.save(DEVICE, {DEVICE_COOKIE: device})
             while len(self._devices) > self._settings.remembered_identities:
                 self._devices.popitem(last=False)
         return page

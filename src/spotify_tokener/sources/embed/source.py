@@ -1,9 +1,6 @@
-"""The embed source: the token of Spotify's embed player, read from its page.
-
-A page that sites put in an iframe to play one public track carries an anonymous web-player token
-from a pool Spotify keeps: no TOTP, nothing to learn, no browser. Its tokens are anonymous only, and
-some arrive with minutes of life left; one that would not be served as fresh is not taken: the page is
-loaded again, a few times at most, before the next source answers.
+"""The embed source: the anonymous token of Spotify's embed player (the page sites put in an iframe
+to play one public track), from a pool Spotify keeps: no TOTP, nothing to learn, no browser. Some
+arrive with minutes of life left: the page is loaded again, a few times at most, for one to serve.
 """
 
 from __future__ import annotations
@@ -12,13 +9,7 @@ import asyncio
 
 from spotify_tokener.domain.clock import Clock, wall_clock_ms
 from spotify_tokener.domain.embed import embed_url, parse_embed_page
-from spotify_tokener.domain.errors import (
-    HTTP_SERVER_ERRORS,
-    AccountsDisabled,
-    FetchTimeout,
-    UpstreamError,
-    refusal,
-)
+from spotify_tokener.domain.errors import HTTP_SERVER_ERRORS, FetchTimeout, UpstreamError, refusal
 from spotify_tokener.domain.proxy import Proxy
 from spotify_tokener.domain.token import HTTP_OK, Token, parse_retry_after
 from spotify_tokener.settings import Settings
@@ -26,9 +17,7 @@ from spotify_tokener.sources.http_client import Client, Reply
 from spotify_tokener.sources.user_agent import agent_for
 
 TRIES = 3
-"""Page loads per attempt while the pool hands out tokens too short to serve."""
-MAX_PAGE_BYTES = 2 * 1024 * 1024
-"""A real embed page is a few hundred kilobytes; past this the transfer is cut (memory stays bounded)."""
+MAX_PAGE_BYTES = 2 * 1024 * 1024  # a real embed page is a few hundred kilobytes
 IFRAME = {"Sec-Fetch-Dest": "iframe", "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Site": "cross-site"}
 """How Chrome loads a page another site embeds."""
 
@@ -46,8 +35,7 @@ class EmbedSource:
         self._headers = {"User-Agent": user_agent, **IFRAME}
 
     async def attempt(self, sp_dc: str | None = None, proxy: Proxy | None = None) -> Token:
-        if sp_dc:  # the chain never asks (core/sources.py); an account must never get a pooled token
-            raise AccountsDisabled("the embed source makes anonymous tokens only")
+        """Never asked for an account: the chain leaves this source out of their attempts."""
         try:
             async with asyncio.timeout(self._timeout_s):
                 return await self._attempt(proxy)

@@ -15,19 +15,17 @@ from spotify_tokener.domain.request_shape import Sighting, default_shape
 from spotify_tokener.domain.totp import Secret, totp
 from spotify_tokener.sources.direct.knowledge import (
     NOTE,
+    NOTHING_ANYWHERE,
+    NOTHING_LEARNED,
+    WRONG_WINDOW_MS,
     Knowledge,
+    Learner,
     Origin,
     PageText,
     dump_knowledge,
     knowledge_from,
     knowledge_record,
     load_knowledge,
-)
-from spotify_tokener.sources.direct.learner import (
-    NOTHING_ANYWHERE,
-    NOTHING_LEARNED,
-    WRONG_WINDOW_MS,
-    Learner,
 )
 
 PAGE = "https://open.spotify.com/"
