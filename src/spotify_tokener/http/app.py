@@ -15,8 +15,6 @@ from functools import partial
 from time import time_ns
 from typing import Protocol
 
-import orjson
-
 from spotify_tokener.core.chain import SourceChain
 from spotify_tokener.core.hashes import HashKeeper
 from spotify_tokener.core.proxies import ProxyPool
@@ -89,20 +87,7 @@ class App:
         self._keys = ApiKeys(settings.api_keys)
         self._hot = HotAnswer(lambda: service.anonymous_token, enabled=not self._keys.enabled)
         service.watch_anonymous(self._hot.drop)
-        self.routes = self._declare_routes()
-        self.document = openapi.build_openapi(self.routes, api_keys=self._keys.enabled)
-        self._openapi = orjson.dumps(self.document)
-        self._router = Router(self.routes, guard=self._authorize if self._keys.enabled else None)
-        self.counts = RequestCounts(self._router.paths, TOKEN_PATH)
-
-    def _declare_routes(self) -> tuple[Route, ...]:
-        """Every route, once: the router serves them, the OpenAPI document describes those with a
-        document, and the metrics count them by path."""
-        swagger_files = (
-            Route(f"/swagger/{name}", "GET", partial(self.swagger_asset, name), open=True)
-            for name in openapi.SWAGGER_FILES
-        )
-        return (
+        routes = (
             Route(TOKEN_PATH, "GET", self.get_token, openapi.token_get),
             Route("/api/token/refresh", "POST", partial(self.get_token, refresh=True), openapi.token_refresh),
             Route("/api/token/status", "GET", self.status, openapi.token_status),
@@ -110,11 +95,12 @@ class App:
             Route("/api/metadata", "GET", self.metadata, openapi.metadata),
             Route("/health", "GET", self.health, openapi.health, open=True),
             Route("/metrics", "GET", self.metrics_text, openapi.metrics),
-            Route("/openapi.json", "GET", self.openapi, open=True),
-            Route("/swagger", "GET", self.swagger, open=True),
-            Route("/swagger/init.js", "GET", self.swagger_init, open=True),
-            *swagger_files,
         )
+        self.document = openapi.build_openapi(routes, api_keys=self._keys.enabled)
+        # Every route, once: the router serves them, the document describes them, the metrics count them.
+        self.routes = (*routes, *openapi.documentation_routes(self.document))
+        self._router = Router(self.routes, guard=self._authorize if self._keys.enabled else None)
+        self.counts = RequestCounts(self._router.paths, TOKEN_PATH)
 
     async def __rsgi__(self, scope: Scope, protocol: HTTPProtocol) -> None:
         """Granian's entry point.
@@ -159,13 +145,13 @@ class App:
             force = refresh or parse_force(request.query_string)
             sp_dc = parse_sp_dc(request.cookie_headers())
         except InvalidParameter as error:
-            return _invalid(error)
+            return _refusal(error, self._backoff)
         kind = kind_of(sp_dc)
         try:
             served = await self.service.get_token(force=force, sp_dc=sp_dc, left=request.left)
         except TokenError as error:
             self.counts.token_answer(kind, ERROR)
-            return _failure(error, self._backoff)
+            return _refusal(error, self._backoff)
         self.counts.token_answer(kind, HIT if served.cached else MISS)
         body = encode_token(served.token, cached=served.cached, now_ms=wall_clock_ms())
         return Response(200, body, JSON_NO_STORE)
@@ -220,37 +206,18 @@ class App:
     async def metrics_text(self, request: Request) -> Response:
         return Response(200, self.metrics.render(), [("content-type", self.metrics.content_type), NO_STORE])
 
-    async def openapi(self, request: Request) -> Response:
-        return Response(200, self._openapi, [("content-type", "application/json")])
-
-    async def swagger(self, request: Request) -> Response:
-        return Response(200, openapi.SWAGGER_HTML.encode(), [("content-type", "text/html; charset=utf-8")])
-
-    async def swagger_init(self, request: Request) -> Response:
-        return Response(200, openapi.SWAGGER_INIT.encode(), [("content-type", "text/javascript")])
-
-    async def swagger_asset(self, name: str, request: Request) -> Response:
-        headers = [("content-type", openapi.SWAGGER_FILES[name])]
-        return Response(200, headers=headers, file=str(openapi.SWAGGER_ASSETS / name))
-
 
 def _refusal(error: InvalidParameter | TokenError, backoff: Backoff) -> Response:
-    return _invalid(error) if isinstance(error, InvalidParameter) else _failure(error, backoff)
-
-
-def _invalid(error: InvalidParameter) -> Response:
-    body: ValidationErrorBody = {
-        "error": "Validation error",
-        "details": str(error),
-        "timestamp": wall_clock_ms(),
-    }
-    return json_response(400, body)
-
-
-def _failure(error: TokenError, backoff: Backoff) -> Response:
+    if isinstance(error, InvalidParameter):
+        invalid: ValidationErrorBody = {
+            "error": "Validation error",
+            "details": str(error),
+            "timestamp": wall_clock_ms(),
+        }
+        return json_response(400, invalid)
     body: FailureBody = {"success": False, "error": str(error), "timestamp": wall_clock_ms()}
-    extra: list[tuple[str, str]] = [NO_STORE]
-    if error.retry_after is not None:
-        # Rounded up: a client told to come back after 2 s, when 2.4 s are needed, is refused again.
-        extra.append(("retry-after", str(max(1, math.ceil(backoff.honoured_s(error.retry_after))))))
-    return json_response(error.status, body, *extra)
+    if error.retry_after is None:
+        return json_response(error.status, body, NO_STORE)
+    # Rounded up: a client told to come back after 2 s, when 2.4 s are needed, is refused again.
+    retry_after = max(1, math.ceil(backoff.honoured_s(error.retry_after)))
+    return json_response(error.status, body, NO_STORE, ("retry-after", str(retry_after)))

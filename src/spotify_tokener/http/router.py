@@ -27,14 +27,6 @@ NO_STORE = ("cache-control", "no-store")
 JSON_NO_STORE = [("content-type", JSON), NO_STORE]  # shared by every token answer; never mutated
 
 
-class Headers(Protocol):
-    """What handlers need of Granian's header map (a plain dict also fits, for tests)."""
-
-    def get(self, key: str, default: Any = None, /) -> Any: ...
-    def items(self) -> Iterable[tuple[str, str]]: ...
-    def __contains__(self, key: str, /) -> bool: ...
-
-
 class Scope(Protocol):
     """The parts of Granian's RSGI scope this layer reads."""
 
@@ -43,7 +35,7 @@ class Scope(Protocol):
     query_string: str
 
     @property
-    def headers(self) -> Headers: ...
+    def headers(self) -> Mapping[str, str]: ...  # Granian's header map, a dict in tests
 
 
 class HTTPProtocol(Protocol):
@@ -60,7 +52,7 @@ class Request:
     method: str
     path: str
     query_string: str
-    headers: Headers
+    headers: Mapping[str, str]
     left: Left | None = None  # resolves once the client has hung up (Granian's client_disconnect)
 
     def cookie_headers(self) -> list[str]:
@@ -101,6 +93,16 @@ def json_response(status: int, body: Mapping[str, Any], *extra: tuple[str, str])
 
 def error_response(status: int, message: str, *extra: tuple[str, str]) -> Response:
     return json_response(status, {"error": message, "timestamp": wall_clock_ms()}, *extra)
+
+
+def fixed(content_type: str, body: bytes = b"", file: str | None = None) -> Handler:
+    """A handler whose answer never changes: the API's own documentation."""
+    response = Response(200, body, [("content-type", content_type)], file)
+
+    async def answer(request: Request) -> Response:
+        return response
+
+    return answer
 
 
 class Router:
