@@ -27,7 +27,7 @@ from spotify_tokener.domain.clock import wall_clock_ms
 from spotify_tokener.domain.errors import ATTEMPT_FAILURES
 from spotify_tokener.domain.token import KINDS, Kind
 from spotify_tokener.http.counts import OTHER_ROUTE, RequestCounts
-from spotify_tokener.http.health import BrowserInfo
+from spotify_tokener.http.status import BrowserInfo
 
 ATTEMPT_OUTCOMES = (OUTCOME_OK, *(failure.outcome for failure in ATTEMPT_FAILURES))
 # Bucket bounds around the attempt durations BENCHMARKS.md reports, past the default attempt timeouts.

@@ -28,7 +28,6 @@ from spotify_tokener.http import openapi
 from spotify_tokener.http.auth import ApiKeys, presented_key
 from spotify_tokener.http.counts import ERROR, HIT, MISS, RequestCounts
 from spotify_tokener.http.encoder import HotAnswer, encode_token
-from spotify_tokener.http.health import BrowserInfo, health_body
 from spotify_tokener.http.params import InvalidParameter, parse_force, parse_one, parse_sp_dc
 from spotify_tokener.http.router import (
     JSON_NO_STORE,
@@ -43,7 +42,7 @@ from spotify_tokener.http.router import (
     json_response,
 )
 from spotify_tokener.http.schemas import FailureBody, MetadataBody, ValidationErrorBody
-from spotify_tokener.http.status import LearnerInfo, proxies_health, status_body
+from spotify_tokener.http.status import BrowserInfo, LearnerInfo, health_body, status_body
 from spotify_tokener.settings import Settings
 
 TOKEN_PATH = "/api/token"  # noqa: S105 - a path, not a secret
@@ -199,8 +198,7 @@ class App:
 
     async def health(self, request: Request) -> Response:
         uptime_s = time.monotonic() - self._started
-        body = health_body(uptime_s, self.browser, self.service.shared_store_available)
-        body["proxies"] = proxies_health(self.proxies, body["timestamp"])
+        body = health_body(uptime_s, self.browser, self.service.shared_store_available, self.proxies)
         return json_response(200, body, NO_STORE)
 
     async def metrics_text(self, request: Request) -> Response:
