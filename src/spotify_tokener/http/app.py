@@ -8,7 +8,6 @@ several side by side; ``App.lifespan`` starts and stops that background work. It
 from __future__ import annotations
 
 import contextlib
-import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
@@ -19,7 +18,6 @@ from spotify_tokener.core.chain import SourceChain
 from spotify_tokener.core.hashes import HashKeeper
 from spotify_tokener.core.proxies import ProxyPool
 from spotify_tokener.core.service import TokenService
-from spotify_tokener.domain.backoff import Backoff
 from spotify_tokener.domain.clock import wall_clock_ms
 from spotify_tokener.domain.errors import TokenError
 from spotify_tokener.domain.hashes import METADATA_TYPES, OPERATION, SHA256, hash_record
@@ -28,20 +26,23 @@ from spotify_tokener.http import openapi
 from spotify_tokener.http.auth import ApiKeys, presented_key
 from spotify_tokener.http.counts import ERROR, HIT, MISS, RequestCounts
 from spotify_tokener.http.encoder import HotAnswer, encode_token
-from spotify_tokener.http.params import InvalidParameter, parse_force, parse_one, parse_sp_dc
+from spotify_tokener.http.params import parse_force, parse_one, parse_sp_dc
 from spotify_tokener.http.router import (
     JSON_NO_STORE,
     NO_STORE,
+    Handler,
     HTTPProtocol,
     Request,
     Response,
     Route,
-    Router,
     Scope,
+    allow_header,
     error_response,
+    guarded,
     json_response,
+    ready,
 )
-from spotify_tokener.http.schemas import FailureBody, MetadataBody, ValidationErrorBody
+from spotify_tokener.http.schemas import MetadataBody
 from spotify_tokener.http.status import BrowserInfo, LearnerInfo, health_body, status_body
 from spotify_tokener.settings import Settings
 
@@ -98,8 +99,12 @@ class App:
         self.document = openapi.build_openapi(routes, api_keys=self._keys.enabled)
         # Every route, once: the router serves them, the document describes them, the metrics count them.
         self.routes = (*routes, *openapi.documentation_routes(self.document))
-        self._router = Router(self.routes, guard=self._authorize if self._keys.enabled else None)
-        self.counts = RequestCounts(self._router.paths, TOKEN_PATH)
+        self._handlers: dict[str, dict[str, Handler]] = {}
+        for route in self.routes:
+            self._handlers.setdefault(route.path, {})[route.method] = route.handler
+        self._allowed = {path: allow_header(methods) for path, methods in self._handlers.items()}
+        self._open = frozenset(route.path for route in self.routes if route.open)
+        self.counts = RequestCounts(self._handlers, TOKEN_PATH)
 
     async def __rsgi__(self, scope: Scope, protocol: HTTPProtocol) -> None:
         """Granian's entry point.
@@ -116,7 +121,15 @@ class App:
                 protocol.response_bytes(200, JSON_NO_STORE, hot.body)
                 self.counts.hot_hits += 1
                 return
-        self.counts.responded(path, await self._router(scope, protocol))
+        request = Request(scope.method, path, scope.query_string, scope.headers, protocol.client_disconnect)
+        response = await self.dispatch(request)
+        if request.method == "HEAD":
+            protocol.response_empty(response.status, response.headers)
+        elif response.file is not None:
+            protocol.response_file(response.status, response.headers, response.file)
+        else:
+            protocol.response_bytes(response.status, response.headers, response.body)
+        self.counts.responded(path, response.status)
 
     @contextlib.asynccontextmanager
     async def lifespan(self) -> AsyncIterator[App]:
@@ -128,29 +141,34 @@ class App:
             if self._closing is not None:
                 await self._closing()
 
-    def _authorize(self, request: Request) -> Response | None:
-        """Refuse a request without a valid API key (open routes never get here)."""
-        presented = presented_key(request.headers.get("authorization"), request.query_string)
-        if self._keys.accepts(presented):
-            return None
-        return error_response(401, "missing or wrong API key", ("www-authenticate", "Bearer"))
-
-    async def dispatch(self, request: Request) -> Response:
-        return await self._router.dispatch(request)
+    def dispatch(self, request: Request) -> Awaitable[Response]:
+        """The answer: the handler's (a plain function returning the awaitable: one coroutine fewer), or
+        the API key's, the path's or the method's refusal. HEAD is GET's answer without its body."""
+        if self._keys.enabled and request.path not in self._open:
+            presented = presented_key(request.headers.get("authorization"), request.query_string)
+            if not self._keys.accepts(presented):
+                return ready(error_response(401, "missing or wrong API key", ("www-authenticate", "Bearer")))
+        methods = self._handlers.get(request.path)
+        if methods is None:
+            return ready(error_response(404, "Endpoint not found"))
+        handler = methods.get("GET" if request.method == "HEAD" else request.method)
+        if handler is None:
+            allowed = self._allowed[request.path]
+            if request.method == "OPTIONS":
+                return ready(Response(204, headers=[("allow", allowed)]))
+            return ready(error_response(405, "Method not allowed", ("allow", allowed)))
+        return guarded(handler, request, self._backoff)
 
     async def get_token(self, request: Request, *, refresh: bool = False) -> Response:
         """``refresh``: the POST route, always forced, so it reads no ``force`` parameter."""
-        try:
-            force = refresh or parse_force(request.query_string)
-            sp_dc = parse_sp_dc(request.cookie_headers())
-        except InvalidParameter as error:
-            return _refusal(error, self._backoff)
+        force = refresh or parse_force(request.query_string)
+        sp_dc = parse_sp_dc(request.cookie_headers())
         kind = kind_of(sp_dc)
         try:
             served = await self.service.get_token(force=force, sp_dc=sp_dc, left=request.left)
-        except TokenError as error:
+        except TokenError:
             self.counts.token_answer(kind, ERROR)
-            return _refusal(error, self._backoff)
+            raise
         self.counts.token_answer(kind, HIT if served.cached else MISS)
         body = encode_token(served.token, cached=served.cached, now_ms=wall_clock_ms())
         return Response(200, body, JSON_NO_STORE)
@@ -163,10 +181,7 @@ class App:
 
     async def hashes(self, request: Request) -> Response:
         """Every operation's hash; ``stale``: a hash Spotify refused, read again at once if served."""
-        try:
-            served = await self._hashes.get(parse_one(request.query_string, "stale", SHA256))
-        except (InvalidParameter, TokenError) as error:
-            return _refusal(error, self._backoff)
+        served = await self._hashes.get(parse_one(request.query_string, "stale", SHA256))
         failed = self._hashes.last_error
         age = max(0, wall_clock_ms() // 1000 - served.updated_at)
         body = {**hash_record(served), "age": age, "lastError": str(failed) if failed else None}
@@ -174,13 +189,9 @@ class App:
 
     async def metadata(self, request: Request) -> Response:
         """One operation's hash, by the fork's ``type`` word or by its ``operation`` name."""
-        query = request.query_string
-        try:
-            kind = parse_one(query, "type", OPERATION)
-            name = parse_one(query, "operation", OPERATION) or METADATA_TYPES.get(kind or "")
-            served = await self._hashes.get() if name else None
-        except (InvalidParameter, TokenError) as error:
-            return _refusal(error, self._backoff)
+        kind = parse_one(request.query_string, "type", OPERATION)
+        name = parse_one(request.query_string, "operation", OPERATION) or METADATA_TYPES.get(kind or "")
+        served = await self._hashes.get() if name else None
         if served is None or name is None or name not in served.operations:
             return error_response(
                 404, f"no such operation: give type ({', '.join(METADATA_TYPES)}) or operation"
@@ -203,19 +214,3 @@ class App:
 
     async def metrics_text(self, request: Request) -> Response:
         return Response(200, self.metrics.render(), [("content-type", self.metrics.content_type), NO_STORE])
-
-
-def _refusal(error: InvalidParameter | TokenError, backoff: Backoff) -> Response:
-    if isinstance(error, InvalidParameter):
-        invalid: ValidationErrorBody = {
-            "error": "Validation error",
-            "details": str(error),
-            "timestamp": wall_clock_ms(),
-        }
-        return json_response(400, invalid)
-    body: FailureBody = {"success": False, "error": str(error), "timestamp": wall_clock_ms()}
-    if error.retry_after is None:
-        return json_response(error.status, body, NO_STORE)
-    # Rounded up: a client told to come back after 2 s, when 2.4 s are needed, is refused again.
-    retry_after = max(1, math.ceil(backoff.honoured_s(error.retry_after)))
-    return json_response(error.status, body, NO_STORE, ("retry-after", str(retry_after)))

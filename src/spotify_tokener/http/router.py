@@ -1,14 +1,14 @@
-"""A deliberately tiny RSGI routing layer: fixed paths, JSON bodies, nothing else.
+"""What the HTTP layer is made of: the request and the answer, the route, and the rules every answer
+follows (JSON bodies; a client's mistake or a failure is a JSON error, a bug never a traceback).
 
-Each route is declared once (:class:`Route`): served, documented, counted, and known open or not. A
-handful of fixed routes on Granian's RSGI is the fastest way to serve them (BENCHMARKS.md); a framework
-would cost much of that speed for features we do not use. A client's mistake gets a JSON error, never a
-traceback.
+A handful of fixed routes on Granian's RSGI is the fastest way to serve them (BENCHMARKS.md); a framework
+would cost much of that speed for features we do not use.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import traceback
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -17,8 +17,11 @@ from typing import Any, Protocol
 import orjson
 
 from spotify_tokener.core.ports import Left
+from spotify_tokener.domain.backoff import Backoff
 from spotify_tokener.domain.clock import wall_clock_ms
+from spotify_tokener.domain.errors import TokenError
 from spotify_tokener.http.params import InvalidParameter
+from spotify_tokener.http.schemas import FailureBody, ValidationErrorBody
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +78,6 @@ class Response:
 
 
 Handler = Callable[[Request], Awaitable[Response]]
-Guard = Callable[[Request], "Response | None"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,65 +107,36 @@ def fixed(content_type: str, body: bytes = b"", file: str | None = None) -> Hand
     return answer
 
 
-class Router:
-    """Maps (path, method) to a handler; HEAD is served by GET handlers with the body dropped."""
-
-    def __init__(self, routes: Iterable[Route], guard: Guard | None = None) -> None:
-        """``guard`` may refuse a request (its answer) before any routing, unless its route is open."""
-        routes = tuple(routes)
-        self._routes: dict[str, dict[str, Handler]] = {}
-        for route in routes:
-            self._routes.setdefault(route.path, {})[route.method] = route.handler
-        self._open = frozenset(route.path for route in routes if route.open)
-        self._guard = guard
-        self._allowed = {path: _allow_header(methods) for path, methods in self._routes.items()}
-        self.paths = frozenset(self._routes)
-
-    async def __call__(self, scope: Scope, protocol: HTTPProtocol) -> int:
-        """Answer the request; returns the status sent, for the metrics."""
-        request = Request(
-            scope.method, scope.path, scope.query_string, scope.headers, protocol.client_disconnect
-        )
-        response = await self.dispatch(request)
-        if request.method == "HEAD":
-            protocol.response_empty(response.status, response.headers)
-        elif response.file is not None:
-            protocol.response_file(response.status, response.headers, response.file)
-        else:
-            protocol.response_bytes(response.status, response.headers, response.body)
-        return response.status
-
-    def dispatch(self, request: Request) -> Awaitable[Response]:
-        """The handler's answer (a plain function returning the awaitable: one coroutine fewer)."""
-        guard = self._guard
-        if guard is not None and request.path not in self._open and (refused := guard(request)) is not None:
-            return _ready(refused)
-        methods = self._routes.get(request.path)
-        if methods is None:
-            return _ready(error_response(404, "Endpoint not found"))
-        handler = methods.get("GET" if request.method == "HEAD" else request.method)
-        if handler is None:
-            allowed = self._allowed[request.path]
-            if request.method == "OPTIONS":
-                return _ready(Response(204, headers=[("allow", allowed)]))
-            return _ready(error_response(405, "Method not allowed", ("allow", allowed)))
-        return _guarded(handler, request)
+def allow_header(methods: Iterable[str]) -> str:
+    methods = set(methods)
+    implied = {"OPTIONS", "HEAD"} if "GET" in methods else {"OPTIONS"}
+    return ", ".join(sorted({*methods, *implied}))
 
 
-async def _ready(response: Response) -> Response:
+async def ready(response: Response) -> Response:
     return response
 
 
-async def _guarded(handler: Handler, request: Request) -> Response:
+async def guarded(handler: Handler, request: Request, backoff: Backoff) -> Response:
+    """The handler's answer; a bad parameter is a 400, a failure its status, anything else a 500."""
     try:
         return await handler(request)
+    except InvalidParameter as error:
+        invalid: ValidationErrorBody = {
+            "error": "Validation error",
+            "details": str(error),
+            "timestamp": wall_clock_ms(),
+        }
+        return json_response(400, invalid)
+    except TokenError as error:
+        body: FailureBody = {"success": False, "error": str(error), "timestamp": wall_clock_ms()}
+        if error.retry_after is None:
+            return json_response(error.status, body, NO_STORE)
+        # Rounded up: a client told to come back after 2 s, when 2.4 s are needed, is refused again.
+        retry_after = max(1, math.ceil(backoff.honoured_s(error.retry_after)))
+        return json_response(error.status, body, NO_STORE, ("retry-after", str(retry_after)))
     except Exception as error:
         # The stack, not the message: a message may quote a token or a cookie.
         stack = "".join(traceback.format_tb(error.__traceback__))
         log.error("unhandled %s on %s %s\n%s", type(error).__name__, request.method, request.path, stack)
         return error_response(500, "Internal server error")
-
-
-def _allow_header(methods: Mapping[str, Handler]) -> str:
-    implied = {"OPTIONS", "HEAD"} if "GET" in methods else {"OPTIONS"}
-    return ", ".join(sorted({*methods, *implied}))
