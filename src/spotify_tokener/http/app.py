@@ -65,13 +65,13 @@ class App:
         service: TokenService,
         settings: Settings,
         metrics: Exposition,
-        browser: BrowserInfo | None = None,
-        closing: Callable[[], Awaitable[None]] | None = None,
+        browser: BrowserInfo | None,
+        closing: Callable[[], Awaitable[None]],
         *,
         hashes: HashKeeper,
-        proxies: ProxyPool | None = None,
-        sources: SourceChain | None = None,
-        learner: LearnerInfo | None = None,
+        proxies: ProxyPool | None,
+        sources: SourceChain,
+        learner: LearnerInfo | None,
     ) -> None:
         """``closing`` is what the lifespan closes after the service (the browser it owns)."""
         self.service = service
@@ -138,8 +138,7 @@ class App:
             yield self
         finally:
             await self.service.stop()
-            if self._closing is not None:
-                await self._closing()
+            await self._closing()
 
     def dispatch(self, request: Request) -> Awaitable[Response]:
         """The answer: the handler's (a plain function returning the awaitable: one coroutine fewer), or

@@ -52,7 +52,7 @@ class LearnerInfo(Protocol):
 def status_body(
     service: TokenService,
     proxies: ProxyPool | None,
-    chain: SourceChain | None,
+    chain: SourceChain,
     learner: LearnerInfo | None,
     browser: BrowserInfo | None,
     *,
@@ -80,9 +80,7 @@ def status_body(
             else [{"proxy": one.proxy.label, **_standing(one, now_ms)} for one in proxies.states()],
             "allProxiesCoolingDown": proxies.all_cooling_down() if proxies else None,
             "tokenSource": state.token_source,
-            "sources": [{"source": one.name, **_standing(one, now_ms)} for one in chain.states()]
-            if chain
-            else [],
+            "sources": [{"source": one.name, **_standing(one, now_ms)} for one in chain.states()],
             "direct": None
             if learner is None
             else {
