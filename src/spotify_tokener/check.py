@@ -62,16 +62,17 @@ async def run(settings: Settings) -> Findings:
         tried = [await _token(named.name, named.source) for named in sources.chain.sources]
         proxy = next(iter(sources.proxies.order(ANONYMOUS)), None) if sources.proxies else None
         hashes, hashes_error, hashes_ms = await _hashes(web, proxy)
-        for result, token in tried:
-            await _validate(result, token, web, hashes or hashes_error or "", proxy)
+        for row, token in tried:
+            if token is not None:
+                await _validate(row, token, web, hashes or hashes_error, proxy)
         browser = sources.browser.version if sources.browser else None
         pool = sources.proxies.states() if sources.proxies else None
     finally:
         await sources.close()
-    results = [result for result, _ in tried]
-    names = [one["source"] for one in results]
-    if sources.browser is not None and sources.browser.unavailable and "browser" not in names:
-        results.append(_row("browser", error=f"not run: {sources.browser.unavailable}", skipped=True))
+    results = [row for row, _ in tried]
+    unavailable = sources.browser.unavailable if sources.browser else None
+    if unavailable and "browser" not in [one["source"] for one in results]:
+        results.append(_row("browser", error=f"not run: {unavailable}", skipped=True))
     learner = sources.direct.learner if sources.direct else None
     working = [one["ok"] for one in results if not one["skipped"]]
     return {
@@ -153,12 +154,10 @@ async def _hashes(web: WebPlayer, proxy: Proxy | None) -> tuple[HashSet | None, 
 
 
 async def _validate(
-    row: dict[str, Any], token: Token | None, web: WebPlayer, hashes: HashSet | str, proxy: Proxy | None
+    row: dict[str, Any], token: Token, web: WebPlayer, hashes: HashSet | str | None, proxy: Proxy | None
 ) -> None:
     """One read-only pathfinder call with the token (``hashes``: the page's, or why there are none);
     ``row`` says what Spotify made of it."""
-    if token is None:
-        return
     sha = hashes.operations.get(OPERATION) if isinstance(hashes, HashSet) else None
     if not isinstance(hashes, HashSet) or sha is None:
         row["error"] = f"not validated: {hashes or f'the scripts name no {OPERATION} hash'}"
