@@ -23,10 +23,9 @@ from spotify_tokener.domain.errors import TokenError
 from spotify_tokener.domain.hashes import METADATA_TYPES, OPERATION, SHA256, hash_record
 from spotify_tokener.domain.token import kind_of
 from spotify_tokener.http import openapi
-from spotify_tokener.http.auth import ApiKeys, presented_key
 from spotify_tokener.http.counts import ERROR, HIT, MISS, RequestCounts
 from spotify_tokener.http.encoder import HotAnswer, encode_token
-from spotify_tokener.http.params import parse_force, parse_one, parse_sp_dc
+from spotify_tokener.http.params import ApiKeys, parse_force, parse_one, parse_sp_dc, presented_key
 from spotify_tokener.http.router import (
     JSON_NO_STORE,
     NO_STORE,
