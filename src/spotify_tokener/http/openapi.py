@@ -61,30 +61,26 @@ def _pattern(regex: str) -> dict[str, Any]:
     return {"type": "string", "pattern": f"^(?:{regex})$"}
 
 
+def _parameter(name: str, description: str, schema: dict[str, Any], where: str = "query") -> dict[str, Any]:
+    return {"name": name, "in": where, "description": description, "schema": schema}
+
+
 _FORCE_WORDS = sorted(TRUE_WORDS) + sorted(FALSE_WORDS)
-_FORCE = {
-    "name": "force",
-    "in": "query",
-    "required": False,
-    "description": "Fetch a new token even if the cached one is fresh: 1, true or yes (any case). "
+_FORCE = _parameter(
+    "force",
+    "Fetch a new token even if the cached one is fresh: 1, true or yes (any case). "
     "0, false, no and empty mean no; anything else is a 400.",
-    "schema": _pattern("|".join(_any_case(word) for word in _FORCE_WORDS)),
-    "examples": {word or "empty": {"value": word} for word in ("1", "true", "0", "")},
-}
+    _pattern("|".join(_any_case(word) for word in _FORCE_WORDS)),
+) | {"required": False, "examples": {word or "empty": {"value": word} for word in ("1", "true", "0", "")}}
 _SP_DC_OCTETS = f"{COOKIE_OCTETS.pattern.removesuffix('+')}{{1,{MAX_COOKIE_SIZE - len(SP_DC)}}}"
-_SP_DC = {
-    "name": SP_DC,
-    "in": "cookie",
-    "required": False,
-    "description": "A logged-in Spotify session (what LavaSrc sends when `spDc` is set): the answer is "
+_SP_DC = _parameter(
+    SP_DC,
+    "A logged-in Spotify session (what LavaSrc sends when `spDc` is set): the answer is "
     "that account's token. Other cookies are ignored. A value that is empty, too long or not made of "
     "cookie characters (RFC 6265, optionally in double quotes) is a 400.",
-    "schema": _pattern(f'{_SP_DC_OCTETS}|"{_SP_DC_OCTETS}"'),
-}
-
-
-def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
-    return {"name": name, "in": "query", "description": description, "schema": schema}
+    _pattern(f'{_SP_DC_OCTETS}|"{_SP_DC_OCTETS}"'),
+    "cookie",
+) | {"required": False}
 
 
 _RETRY_AFTER = {
@@ -164,7 +160,7 @@ token_status = {
 hashes = {
     "summary": "The web player's persisted-query hashes and app version",
     "parameters": [
-        _query(
+        _parameter(
             "stale",
             "A hash Spotify refused (PersistedQueryNotFound): if it is served, the page is read again "
             "before answering (at most once per TOKENER_HASHES_MIN_INTERVAL, whoever reports).",
@@ -178,12 +174,12 @@ hashes = {
 metadata = {
     "summary": "One operation's hash and the app version",
     "parameters": [
-        _query(
+        _parameter(
             "type",
             f"One of: {', '.join(f'{word} ({name})' for word, name in METADATA_TYPES.items())}",
             {"type": "string", "enum": list(METADATA_TYPES)},
         ),
-        _query("operation", "Any operation's name (wins over type)", _pattern(OPERATION.pattern)),
+        _parameter("operation", "Any operation's name (wins over type)", _pattern(OPERATION.pattern)),
     ],
     "responses": _hash_failures(
         {
