@@ -1,23 +1,33 @@
-"""The HTTP API: the RSGI entry point, its hot answer, and the handlers of every route.
+"""The HTTP API: a request and its answer, the RSGI entry point and its hot answer, the routing, and the
+handlers of every route.
 
-An :class:`App` is self-contained (its service, its counts, its background work), so tests can run
-several side by side; ``App.lifespan`` starts and stops that background work. It is assembled by
-``spotify_tokener.wiring.create_app``.
+A handful of fixed routes on Granian's RSGI is the fastest way to serve them (BENCHMARKS.md); a framework
+would cost much of that speed for features we do not use. A client's mistake or a failure is a JSON
+answer, a bug a 500 without a traceback. An :class:`App` is self-contained (its service, its counts, its
+background work), so tests can run several side by side; ``wiring.create_app`` assembles it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
+import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+import traceback
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from functools import partial
 from time import time_ns
-from typing import Protocol
+from typing import Any, Protocol
+
+import orjson
 
 from spotify_tokener.core.chain import SourceChain
 from spotify_tokener.core.hashes import HashKeeper
+from spotify_tokener.core.ports import Left
 from spotify_tokener.core.proxies import ProxyPool
 from spotify_tokener.core.service import TokenService
+from spotify_tokener.domain.backoff import Backoff
 from spotify_tokener.domain.clock import wall_clock_ms
 from spotify_tokener.domain.errors import TokenError
 from spotify_tokener.domain.hashes import METADATA_TYPES, OPERATION, SHA256, hash_record
@@ -25,27 +35,44 @@ from spotify_tokener.domain.token import kind_of
 from spotify_tokener.http import openapi
 from spotify_tokener.http.counts import ERROR, HIT, MISS, RequestCounts
 from spotify_tokener.http.encoder import HotAnswer, encode_token
-from spotify_tokener.http.params import ApiKeys, parse_force, parse_one, parse_sp_dc, presented_key
-from spotify_tokener.http.router import (
-    JSON_NO_STORE,
-    NO_STORE,
-    Handler,
-    HTTPProtocol,
-    Request,
-    Response,
-    Route,
-    Scope,
-    allow_header,
-    error_response,
-    guarded,
-    json_response,
-    ready,
+from spotify_tokener.http.params import (
+    ApiKeys,
+    InvalidParameter,
+    parse_force,
+    parse_one,
+    parse_sp_dc,
+    presented_key,
 )
-from spotify_tokener.http.schemas import MetadataBody
+from spotify_tokener.http.schemas import FailureBody, MetadataBody, ValidationErrorBody
 from spotify_tokener.http.status import BrowserInfo, LearnerInfo, health_body, status_body
 from spotify_tokener.settings import Settings
 
+log = logging.getLogger(__name__)
+
 TOKEN_PATH = "/api/token"  # noqa: S105 - a path, not a secret
+JSON = "application/json"
+NO_STORE = ("cache-control", "no-store")
+JSON_NO_STORE = [("content-type", JSON), NO_STORE]  # shared by every token answer; never mutated
+
+
+class Scope(Protocol):
+    """The parts of Granian's RSGI scope this layer reads."""
+
+    method: str
+    path: str
+    query_string: str
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...  # Granian's header map, a dict in tests
+
+
+class HTTPProtocol(Protocol):
+    """The parts of Granian's RSGI HTTP protocol this layer answers with."""
+
+    def response_empty(self, status: int, headers: list[tuple[str, str]], /) -> None: ...
+    def response_bytes(self, status: int, headers: list[tuple[str, str]], body: bytes, /) -> None: ...
+    def response_file(self, status: int, headers: list[tuple[str, str]], file: str, /) -> None: ...
+    async def client_disconnect(self) -> None: ...
 
 
 class Exposition(Protocol):
@@ -54,6 +81,45 @@ class Exposition(Protocol):
     content_type: str
 
     def render(self) -> bytes: ...
+
+
+@dataclass(slots=True)
+class Request:
+    method: str
+    path: str
+    query_string: str
+    headers: Mapping[str, str]
+    left: Left | None = None  # resolves once the client has hung up (Granian's client_disconnect)
+
+    def cookie_headers(self) -> list[str]:
+        """Every Cookie header (HTTP/2 may split cookies over several). Granian hides values that are not
+        UTF-8 from ``get`` and ``items`` but not from ``in``: such a Cookie is refused, not taken for none."""
+        if "cookie" not in self.headers:
+            return []
+        values = [value for name, value in self.headers.items() if name.lower() == "cookie"]
+        if not values:
+            raise InvalidParameter("the Cookie header is not valid UTF-8")
+        return values
+
+
+@dataclass(slots=True)  # not frozen: built on every request, and a frozen one cost ~0.5 µs to build
+class Response:
+    status: int
+    body: bytes = b""
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    file: str | None = None
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    path: str
+    method: str
+    handler: Handler
+    document: Mapping[str, Any] | None = None  # its OpenAPI operation; None: not part of the API
+    open: bool = False  # answered without an API key: health checks and the API's own documentation
 
 
 class App:
@@ -96,12 +162,14 @@ class App:
             Route("/metrics", "GET", self.metrics_text, openapi.metrics),
         )
         self.document = openapi.build_openapi(routes, api_keys=self._keys.enabled)
-        # Every route, once: the router serves them, the document describes them, the metrics count them.
-        self.routes = (*routes, *openapi.documentation_routes(self.document))
+        # The document and the Swagger UI that reads it are open to anyone: nothing in them is secret.
+        pages = {"/openapi.json": (JSON, orjson.dumps(self.document), None), **openapi.SWAGGER_PAGES}
+        documentation = (Route(path, "GET", _fixed(*page), open=True) for path, page in pages.items())
+        # Every route, once: served here, described if part of the API, counted by path.
+        self.routes = (*routes, *documentation)
         self._handlers: dict[str, dict[str, Handler]] = {}
         for route in self.routes:
             self._handlers.setdefault(route.path, {})[route.method] = route.handler
-        self._allowed = {path: allow_header(methods) for path, methods in self._handlers.items()}
         self._open = frozenset(route.path for route in self.routes if route.open)
         self.counts = RequestCounts(self._handlers, TOKEN_PATH)
 
@@ -109,9 +177,9 @@ class App:
         """Granian's entry point.
 
         LavaSrc's call, a bare ``GET /api/token`` while a fresh anonymous token is cached, is nearly
-        all the traffic. It is answered here from the hot answer, without the router's objects and
-        without a call, which measurably mattered (BENCHMARKS.md). Anything else, including that call
-        when a fetch is needed, takes the router and is counted after it.
+        all the traffic. It is answered here from the hot answer, without a Request, a Response or a
+        call, which measurably mattered (BENCHMARKS.md). Anything else, including that call when a fetch
+        is needed, is dispatched and counted after it.
         """
         path = scope.path
         if path == TOKEN_PATH and scope.method == "GET" and not scope.query_string:
@@ -145,17 +213,17 @@ class App:
         if self._keys.enabled and request.path not in self._open:
             presented = presented_key(request.headers.get("authorization"), request.query_string)
             if not self._keys.accepts(presented):
-                return ready(error_response(401, "missing or wrong API key", ("www-authenticate", "Bearer")))
+                return _ready(error_response(401, "missing or wrong API key", ("www-authenticate", "Bearer")))
         methods = self._handlers.get(request.path)
         if methods is None:
-            return ready(error_response(404, "Endpoint not found"))
+            return _ready(error_response(404, "Endpoint not found"))
         handler = methods.get("GET" if request.method == "HEAD" else request.method)
         if handler is None:
-            allowed = self._allowed[request.path]
+            allowed = _allow_header(methods)
             if request.method == "OPTIONS":
-                return ready(Response(204, headers=[("allow", allowed)]))
-            return ready(error_response(405, "Method not allowed", ("allow", allowed)))
-        return guarded(handler, request, self._backoff)
+                return _ready(Response(204, headers=[("allow", allowed)]))
+            return _ready(error_response(405, "Method not allowed", ("allow", allowed)))
+        return _guarded(handler, request, self._backoff)
 
     async def get_token(self, request: Request, *, refresh: bool = False) -> Response:
         """``refresh``: the POST route, always forced, so it reads no ``force`` parameter."""
@@ -212,3 +280,55 @@ class App:
 
     async def metrics_text(self, request: Request) -> Response:
         return Response(200, self.metrics.render(), [("content-type", self.metrics.content_type), NO_STORE])
+
+
+def json_response(status: int, body: Mapping[str, Any], *extra: tuple[str, str]) -> Response:
+    return Response(status, orjson.dumps(body), [("content-type", JSON), *extra])
+
+
+def error_response(status: int, message: str, *extra: tuple[str, str]) -> Response:
+    return json_response(status, {"error": message, "timestamp": wall_clock_ms()}, *extra)
+
+
+def _fixed(content_type: str, body: bytes, file: str | None) -> Handler:
+    """A handler whose answer never changes: the API's own documentation."""
+    response = Response(200, body, [("content-type", content_type)], file)
+
+    async def answer(request: Request) -> Response:
+        return response
+
+    return answer
+
+
+def _allow_header(methods: Mapping[str, Handler]) -> str:
+    implied = {"OPTIONS", "HEAD"} if "GET" in methods else {"OPTIONS"}
+    return ", ".join(sorted({*methods, *implied}))
+
+
+async def _ready(response: Response) -> Response:
+    return response
+
+
+async def _guarded(handler: Handler, request: Request, backoff: Backoff) -> Response:
+    """The handler's answer; a bad parameter is a 400, a failure its status, anything else a 500."""
+    try:
+        return await handler(request)
+    except InvalidParameter as error:
+        invalid: ValidationErrorBody = {
+            "error": "Validation error",
+            "details": str(error),
+            "timestamp": wall_clock_ms(),
+        }
+        return json_response(400, invalid)
+    except TokenError as error:
+        body: FailureBody = {"success": False, "error": str(error), "timestamp": wall_clock_ms()}
+        if error.retry_after is None:
+            return json_response(error.status, body, NO_STORE)
+        # Rounded up: a client told to come back after 2 s, when 2.4 s are needed, is refused again.
+        retry_after = max(1, math.ceil(backoff.honoured_s(error.retry_after)))
+        return json_response(error.status, body, NO_STORE, ("retry-after", str(retry_after)))
+    except Exception as error:
+        # The stack, not the message: a message may quote a token or a cookie.
+        stack = "".join(traceback.format_tb(error.__traceback__))
+        log.error("unhandled %s on %s %s\n%s", type(error).__name__, request.method, request.path, stack)
+        return error_response(500, "Internal server error")

@@ -8,12 +8,11 @@ rules ``http/params.py`` applies, and the API key's 401 is added to every route 
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
-import orjson
 
 from spotify_tokener import __version__
 from spotify_tokener.domain.errors import FAILURES, CallerLeft
@@ -21,7 +20,9 @@ from spotify_tokener.domain.hashes import METADATA_TYPES, OPERATION, SHA256
 from spotify_tokener.domain.token import SP_DC
 from spotify_tokener.http import schemas
 from spotify_tokener.http.params import COOKIE_OCTETS, FALSE_WORDS, MAX_COOKIE_SIZE, TRUE_WORDS
-from spotify_tokener.http.router import JSON, Route, fixed
+
+if TYPE_CHECKING:
+    from spotify_tokener.http.app import Route
 
 
 def _swagger_assets() -> Path:
@@ -50,6 +51,12 @@ SWAGGER_HTML = """<!doctype html>
 </body></html>
 """
 SWAGGER_INIT = 'window.ui = SwaggerUIBundle({url: "/openapi.json", dom_id: "#swagger-ui"});\n'
+# By path: the content type, and the bytes or the file served.
+SWAGGER_PAGES: dict[str, tuple[str, bytes, str | None]] = {
+    "/swagger": ("text/html; charset=utf-8", SWAGGER_HTML.encode(), None),
+    "/swagger/init.js": ("text/javascript", SWAGGER_INIT.encode(), None),
+    **{f"/swagger/{name}": (kind, b"", str(SWAGGER_ASSETS / name)) for name, kind in SWAGGER_FILES.items()},
+}
 
 
 def _any_case(word: str) -> str:
@@ -226,17 +233,3 @@ def build_openapi(routes: Iterable[Route], *, api_keys: bool = False) -> dict[st
         document["components"]["securitySchemes"] = _SECURITY_SCHEMES
         document["security"] = [{"bearer": []}, {"key": []}]
     return document
-
-
-def documentation_routes(document: Mapping[str, Any]) -> tuple[Route, ...]:
-    """The document and the Swagger UI that reads it, open to anyone: nothing in them is secret."""
-    files = (
-        Route(f"/swagger/{name}", "GET", fixed(kind, file=str(SWAGGER_ASSETS / name)), open=True)
-        for name, kind in SWAGGER_FILES.items()
-    )
-    return (
-        Route("/openapi.json", "GET", fixed(JSON, orjson.dumps(document)), open=True),
-        Route("/swagger", "GET", fixed("text/html; charset=utf-8", SWAGGER_HTML.encode()), open=True),
-        Route("/swagger/init.js", "GET", fixed("text/javascript", SWAGGER_INIT.encode()), open=True),
-        *files,
-    )
