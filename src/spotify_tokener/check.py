@@ -47,7 +47,6 @@ PARTNER_CALL = {
     "Sec-Fetch-Site": "same-site",
 }
 NOT_FOUND = "PersistedQueryNotFound"
-HTTP_REFUSALS = (401, 403)
 CREDENTIALS = re.compile(r"://[^/@\s]*@")
 COLUMNS = ("source", "ok", "validated", "token ms", "partner ms", "expires in s", "error")
 
@@ -116,7 +115,7 @@ def verdict(status: int, body: bytes) -> tuple[bool, str | None]:
     errors = errors if isinstance(errors, list) else []
     if any(isinstance(error, dict) and error.get("message") == NOT_FOUND for error in errors):
         return False, f"{NOT_FOUND}: the partner API does not take the {OPERATION} hash the page names"
-    if status in HTTP_REFUSALS:
+    if status in (401, 403):
         return True, f"partner API refused the token: {status}"
     if status != HTTP_OK:
         return False, f"partner API answered HTTP {status}"
@@ -244,14 +243,13 @@ def masked_settings(settings: Settings) -> dict[str, str]:
 
 
 def _masked(name: str, value: object) -> str:
-    if name == "proxy" and isinstance(value, Hidden):
-        proxies = parse_proxies(value.get_secret_value())
-        return ",".join(
-            f"{proxy.label}{' (with credentials)' if proxy.username else ''}" for proxy in proxies
-        )
-    if name == "redis_url" and isinstance(value, Hidden):
-        return CREDENTIALS.sub("://***@", value.get_secret_value()).split("?")[0]
-    return "***" if isinstance(value, Hidden) else CREDENTIALS.sub("://***@", str(value))
+    shown = value.get_secret_value() if isinstance(value, Hidden) else str(value)
+    if name == "proxy":
+        proxies = parse_proxies(shown)
+        return ",".join(f"{one.label}{' (with credentials)' if one.username else ''}" for one in proxies)
+    if name == "redis_url":
+        return CREDENTIALS.sub("://***@", shown).split("?")[0]
+    return "***" if isinstance(value, Hidden) else CREDENTIALS.sub("://***@", shown)
 
 
 def write_textfile(findings: Findings, path: Path) -> None:

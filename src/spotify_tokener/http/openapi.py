@@ -25,16 +25,12 @@ if TYPE_CHECKING:
     from spotify_tokener.http.app import Route
 
 
-def _swagger_assets() -> Path:
-    """Swagger UI 5 (it reads OpenAPI 3.1) from the swagger-ui-py distribution, found without
-    importing it: its import pulls Jinja2 and PyYAML, and serving its files needs neither."""
-    spec = importlib.util.find_spec("swagger_ui")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("swagger-ui-py is not installed")
-    return Path(next(iter(spec.submodule_search_locations))) / "static"
-
-
-SWAGGER_ASSETS = _swagger_assets()
+# Swagger UI 5 (it reads OpenAPI 3.1) from the swagger-ui-py distribution, found without importing it:
+# its import pulls Jinja2 and PyYAML, and serving its files needs neither.
+_SWAGGER_UI = importlib.util.find_spec("swagger_ui")
+if _SWAGGER_UI is None or _SWAGGER_UI.origin is None:
+    raise RuntimeError("swagger-ui-py is not installed")
+SWAGGER_ASSETS = Path(_SWAGGER_UI.origin).parent / "static"
 SWAGGER_FILES = {
     "swagger-ui.css": "text/css",
     "swagger-ui-bundle.js": "text/javascript",
