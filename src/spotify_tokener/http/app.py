@@ -123,8 +123,6 @@ class Route:
 
 
 class App:
-    """An RSGI application; Granian calls ``__rsgi__`` for every request."""
-
     def __init__(
         self,
         service: TokenService,
