@@ -238,9 +238,7 @@ class App:
         return Response(200, body, JSON_NO_STORE)
 
     async def status(self, request: Request) -> Response:
-        body = status_body(
-            self.service, self.proxies, self.sources, self._learner, self.browser, now_ms=wall_clock_ms()
-        )
+        body = status_body(self.service, self.proxies, self.sources, self._learner, self.browser)
         return json_response(200, body, NO_STORE)
 
     async def hashes(self, request: Request) -> Response:
@@ -291,11 +289,7 @@ def error_response(status: int, message: str, *extra: tuple[str, str]) -> Respon
 def _fixed(content_type: str, body: bytes, file: str | None) -> Handler:
     """A handler whose answer never changes: the API's own documentation."""
     response = Response(200, body, [("content-type", content_type)], file)
-
-    async def answer(request: Request) -> Response:
-        return response
-
-    return answer
+    return lambda request: _ready(response)
 
 
 def _allow_header(methods: Mapping[str, Handler]) -> str:

@@ -55,10 +55,8 @@ def status_body(
     chain: SourceChain,
     learner: LearnerInfo | None,
     browser: BrowserInfo | None,
-    *,
-    now_ms: int,
 ) -> StatusBody:
-    state = service.status()
+    state, now_ms = service.status(), wall_clock_ms()
     return {
         "success": True,
         "status": {
