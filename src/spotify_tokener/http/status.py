@@ -1,7 +1,5 @@
-"""``GET /api/token/status`` and ``GET /health``, built in this one place from what the core knows: the
-anonymous token's state, each proxy's and each source's standing (last success, last failure and its
-cause), the direct source's knowledge (never its secret, never a proxy's credentials) and the bundle it
-read, whether the browser can run, and the memory of the service and of the browser it spawned."""
+"""``GET /api/token/status`` and ``GET /health``, built in this one place from what the core and the
+sources know: never a token, the direct source's secret or a proxy's credentials."""
 
 from __future__ import annotations
 
