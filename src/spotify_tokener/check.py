@@ -47,7 +47,6 @@ PARTNER_CALL = {
     "Sec-Fetch-Site": "same-site",
 }
 NOT_FOUND = "PersistedQueryNotFound"
-HTTP_REFUSALS = (401, 403)
 CREDENTIALS = re.compile(r"://[^/@\s]*@")
 COLUMNS = ("source", "ok", "validated", "token ms", "partner ms", "expires in s", "error")
 
@@ -62,16 +61,17 @@ async def run(settings: Settings) -> Findings:
         tried = [await _token(named.name, named.source) for named in sources.chain.sources]
         proxy = next(iter(sources.proxies.order(ANONYMOUS)), None) if sources.proxies else None
         hashes, hashes_error, hashes_ms = await _hashes(web, proxy)
-        for result, token in tried:
-            await _validate(result, token, web, hashes or hashes_error or "", proxy)
+        for row, token in tried:
+            if token is not None:
+                await _validate(row, token, web, hashes or hashes_error, proxy)
         browser = sources.browser.version if sources.browser else None
         pool = sources.proxies.states() if sources.proxies else None
     finally:
         await sources.close()
-    results = [result for result, _ in tried]
-    names = [one["source"] for one in results]
-    if sources.browser is not None and sources.browser.unavailable and "browser" not in names:
-        results.append(_row("browser", error=f"not run: {sources.browser.unavailable}", skipped=True))
+    results = [row for row, _ in tried]
+    unavailable = sources.browser.unavailable if sources.browser else None
+    if unavailable and "browser" not in [one["source"] for one in results]:
+        results.append(_row("browser", error=f"not run: {unavailable}", skipped=True))
     learner = sources.direct.learner if sources.direct else None
     working = [one["ok"] for one in results if not one["skipped"]]
     return {
@@ -115,7 +115,7 @@ def verdict(status: int, body: bytes) -> tuple[bool, str | None]:
     errors = errors if isinstance(errors, list) else []
     if any(isinstance(error, dict) and error.get("message") == NOT_FOUND for error in errors):
         return False, f"{NOT_FOUND}: the partner API does not take the {OPERATION} hash the page names"
-    if status in HTTP_REFUSALS:
+    if status in (401, 403):
         return True, f"partner API refused the token: {status}"
     if status != HTTP_OK:
         return False, f"partner API answered HTTP {status}"
@@ -153,12 +153,10 @@ async def _hashes(web: WebPlayer, proxy: Proxy | None) -> tuple[HashSet | None, 
 
 
 async def _validate(
-    row: dict[str, Any], token: Token | None, web: WebPlayer, hashes: HashSet | str, proxy: Proxy | None
+    row: dict[str, Any], token: Token, web: WebPlayer, hashes: HashSet | str | None, proxy: Proxy | None
 ) -> None:
     """One read-only pathfinder call with the token (``hashes``: the page's, or why there are none);
     ``row`` says what Spotify made of it."""
-    if token is None:
-        return
     sha = hashes.operations.get(OPERATION) if isinstance(hashes, HashSet) else None
     if not isinstance(hashes, HashSet) or sha is None:
         row["error"] = f"not validated: {hashes or f'the scripts name no {OPERATION} hash'}"
@@ -245,14 +243,13 @@ def masked_settings(settings: Settings) -> dict[str, str]:
 
 
 def _masked(name: str, value: object) -> str:
-    if name == "proxy" and isinstance(value, Hidden):
-        proxies = parse_proxies(value.get_secret_value())
-        return ",".join(
-            f"{proxy.label}{' (with credentials)' if proxy.username else ''}" for proxy in proxies
-        )
-    if name == "redis_url" and isinstance(value, Hidden):
-        return CREDENTIALS.sub("://***@", value.get_secret_value()).split("?")[0]
-    return "***" if isinstance(value, Hidden) else CREDENTIALS.sub("://***@", str(value))
+    shown = value.get_secret_value() if isinstance(value, Hidden) else str(value)
+    if name == "proxy":
+        proxies = parse_proxies(shown)
+        return ",".join(f"{one.label}{' (with credentials)' if one.username else ''}" for one in proxies)
+    if name == "redis_url":
+        return CREDENTIALS.sub("://***@", shown).split("?")[0]
+    return "***" if isinstance(value, Hidden) else CREDENTIALS.sub("://***@", shown)
 
 
 def write_textfile(findings: Findings, path: Path) -> None:

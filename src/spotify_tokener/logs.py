@@ -13,13 +13,6 @@ from pythonjsonlogger.orjson import OrjsonFormatter
 
 LogFormat = Literal["text", "json"]
 
-FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
-# JSON lines: these record attributes under shorter names, plus "time" (RFC 3339, UTC) and, when
-# there is one, "exc_info" (the formatted traceback). Fields passed with ``extra=`` are kept too.
-JSON_FIELDS = ("levelname", "name", "message")
-JSON_NAMES = {"levelname": "level", "name": "logger"}
-JSON_TIME_FIELD = "time"
-
 GRANIAN_LOGGING: dict[str, Any] = {
     "loggers": {
         "_granian": {"handlers": [], "propagate": True},
@@ -28,15 +21,15 @@ GRANIAN_LOGGING: dict[str, Any] = {
 }
 
 
-def log_formatter(log_format: LogFormat) -> logging.Formatter:
-    if log_format == "json":
-        return OrjsonFormatter(JSON_FIELDS, rename_fields=JSON_NAMES, timestamp=JSON_TIME_FIELD)
-    return logging.Formatter(FORMAT)
-
-
 def configure_logging(level: str, log_format: LogFormat = "text", stream: IO[str] | None = None) -> None:
-    """Replace whatever handlers the root logger has with one on ``stream`` (stderr by default)."""
+    """Replace whatever handlers the root logger has with one on ``stream`` (stderr by default).
+
+    A JSON line has "level", "logger", "message", "time" (RFC 3339, UTC), "exc_info" (the formatted
+    traceback) when there is one, and the fields passed with ``extra=``."""
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(log_formatter(log_format))
+    names = {"levelname": "level", "name": "logger"}
+    json = OrjsonFormatter([*names, "message"], rename_fields=names, timestamp="time")
+    text = logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    handler.setFormatter(json if log_format == "json" else text)
     logging.basicConfig(level=level, handlers=[handler], force=True)
     logging.getLogger("asyncio").setLevel(logging.WARNING)

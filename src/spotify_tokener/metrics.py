@@ -12,9 +12,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import partial
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, Info, ProcessCollector, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
-from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from spotify_tokener import __version__
 from spotify_tokener.core.chain import SourceChain
@@ -27,7 +27,7 @@ from spotify_tokener.domain.clock import wall_clock_ms
 from spotify_tokener.domain.errors import ATTEMPT_FAILURES
 from spotify_tokener.domain.token import KINDS, Kind
 from spotify_tokener.http.counts import OTHER_ROUTE, RequestCounts
-from spotify_tokener.http.health import BrowserInfo
+from spotify_tokener.http.status import BrowserInfo
 
 ATTEMPT_OUTCOMES = (OUTCOME_OK, *(failure.outcome for failure in ATTEMPT_FAILURES))
 # Bucket bounds around the attempt durations BENCHMARKS.md reports, past the default attempt timeouts.
@@ -99,21 +99,10 @@ class StateCollector:
     service: TokenService
     browser: BrowserInfo | None
     proxies: ProxyPool | None
-    sources: SourceChain | None
-    hashes: HashKeeper | None
+    sources: SourceChain
+    hashes: HashKeeper
 
     def collect(self) -> Iterator[Metric]:
-        yield from self._requests()
-        yield from self._token_state()
-        yield from self._browser_state()
-        yield from self._cooling_down()
-        if self.hashes is not None:
-            yield from _hash_state(self.hashes)
-        build = InfoMetricFamily("tokener_build", "The running version.")
-        build.add_metric([], {"version": __version__})
-        yield build
-
-    def _requests(self) -> Iterator[Metric]:
         http = CounterMetricFamily(
             "tokener_http_requests",
             f"HTTP requests answered, by route ({OTHER_ROUTE!r}: any path not served) and status.",
@@ -131,14 +120,11 @@ class StateCollector:
         for (kind, result), value in self.counts.token_answers().items():
             answers.add_metric([kind, result], value)
         yield answers
-
-    def _token_state(self) -> Iterator[Metric]:
         state = self.service.status()
-        left_ms = max(state.ms_until_expiry or 0, 0)
         yield GaugeMetricFamily(
             "tokener_token_expires_in_seconds",
             "Seconds until the cached anonymous token expires; 0 when there is none.",
-            value=left_ms / 1000,
+            value=max(state.ms_until_expiry or 0, 0) / 1000,
         )
         yield GaugeMetricFamily(
             "tokener_token_valid",
@@ -154,21 +140,16 @@ class StateCollector:
                 "1 while Redis (TOKENER_REDIS_URL) answers; 0 while this replica fetches on its own.",
                 value=int(state.shared_store_available),
             )
-
-    def _browser_state(self) -> Iterator[Metric]:
-        browser = self.browser
         yield GaugeMetricFamily(
             "tokener_browser_running",
             "1 while Chromium is running (it is closed after TOKENER_BROWSER_IDLE).",
-            value=int(browser is not None and browser.running),
+            value=int(self.browser is not None and self.browser.running),
         )
         yield CounterMetricFamily(
             "tokener_browser_launches",
             "Times Chromium was started (on demand, after idleness or a crash).",
-            value=browser.launches if browser is not None else 0,
+            value=self.browser.launches if self.browser is not None else 0,
         )
-
-    def _cooling_down(self) -> Iterator[Metric]:
         if self.proxies is not None:
             proxies = {state.proxy.label: state for state in self.proxies.states()}
             doc = "1 while a proxy cools down after failing (TOKENER_PROXY_COOLDOWN), by proxy."
@@ -176,36 +157,33 @@ class StateCollector:
             yield _cooling_down(
                 "tokener_exit_benched", "Deprecated: tokener_proxy_cooling_down.", "exit", proxies
             )
-        if self.sources is not None:
-            sources = {state.name: state for state in self.sources.states()}
-            doc = "1 while a token source cools down after falling through (TOKENER_SOURCE_COOLDOWN)."
-            yield _cooling_down("tokener_source_cooling_down", doc, "source", sources)
-            yield _cooling_down(
-                "tokener_source_benched", "Deprecated: tokener_source_cooling_down.", "source", sources
-            )
-
-
-def _hash_state(hashes: HashKeeper) -> Iterator[Metric]:
-    if hashes.current is not None:
-        yield GaugeMetricFamily(
-            "tokener_hashes_age_seconds",
-            "Seconds since the web player's page last showed the bundle the served hashes come from.",
-            value=max(0.0, wall_clock_ms() / 1000 - hashes.current.updated_at),
+        sources = {state.name: state for state in self.sources.states()}
+        doc = "1 while a token source cools down after falling through (TOKENER_SOURCE_COOLDOWN)."
+        yield _cooling_down("tokener_source_cooling_down", doc, "source", sources)
+        yield _cooling_down(
+            "tokener_source_benched", "Deprecated: tokener_source_cooling_down.", "source", sources
         )
-    relearns = CounterMetricFamily(
-        "tokener_hashes_relearns",
-        "Readings of the hashes, by outcome: learned (a new bundle), unchanged (the same bundle), "
-        "replica (another replica's newer set), failed.",
-        labels=["outcome"],
-    )
-    for outcome in OUTCOMES:
-        relearns.add_metric([outcome], hashes.relearns[outcome])
-    yield relearns
-    yield CounterMetricFamily(
-        "tokener_hashes_stale_reports",
-        "Hashes clients reported refused (GET /api/hashes?stale=), served or not.",
-        value=hashes.stale_reports,
-    )
+        hashes = self.hashes
+        if hashes.current is not None:
+            yield GaugeMetricFamily(
+                "tokener_hashes_age_seconds",
+                "Seconds since the web player's page last showed the bundle the served hashes come from.",
+                value=max(0.0, wall_clock_ms() / 1000 - hashes.current.updated_at),
+            )
+        relearns = CounterMetricFamily(
+            "tokener_hashes_relearns",
+            "Readings of the hashes, by outcome: learned (a new bundle), unchanged (the same bundle), "
+            "replica (another replica's newer set), failed.",
+            labels=["outcome"],
+        )
+        for outcome in OUTCOMES:
+            relearns.add_metric([outcome], hashes.relearns[outcome])
+        yield relearns
+        yield CounterMetricFamily(
+            "tokener_hashes_stale_reports",
+            "Hashes clients reported refused (GET /api/hashes?stale=), served or not.",
+            value=hashes.stale_reports,
+        )
 
 
 def _cooling_down(name: str, documentation: str, label: str, standings: Mapping[str, Standing]) -> Metric:
@@ -225,16 +203,17 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.fetches = FetchMetrics(self.registry)
         ProcessCollector(registry=self.registry)
+        Info("tokener_build", "The running version.", registry=self.registry).info({"version": __version__})
 
     def watch(
         self,
         counts: RequestCounts,
         service: TokenService,
         browser: BrowserInfo | None,
-        proxies: ProxyPool | None = None,
-        sources: SourceChain | None = None,
+        proxies: ProxyPool | None,
+        sources: SourceChain,
         *,
-        hashes: HashKeeper | None = None,
+        hashes: HashKeeper,
     ) -> None:
         self.registry.register(StateCollector(counts, service, browser, proxies, sources, hashes))
 

@@ -1,24 +1,30 @@
-"""The HTTP API: the RSGI entry point, its hot answer, and the handlers of every route.
+"""The HTTP API: a request and its answer, the RSGI entry point and its hot answer, the routing, and the
+handlers of every route.
 
-An :class:`App` is self-contained (its service, its counts, its background work), so tests can run
-several side by side; ``App.lifespan`` starts and stops that background work. It is assembled by
-``spotify_tokener.wiring.create_app``.
+A handful of fixed routes on Granian's RSGI is the fastest way to serve them (BENCHMARKS.md); a framework
+would cost much of that speed for features we do not use. A client's mistake or a failure is a JSON
+answer, a bug a 500 without a traceback. An :class:`App` is self-contained (its service, its counts, its
+background work), so tests can run several side by side; ``wiring.create_app`` assembles it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+import traceback
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from functools import partial
 from time import time_ns
-from typing import Protocol
+from typing import Any, Protocol
 
 import orjson
 
 from spotify_tokener.core.chain import SourceChain
 from spotify_tokener.core.hashes import HashKeeper
+from spotify_tokener.core.ports import Left
 from spotify_tokener.core.proxies import ProxyPool
 from spotify_tokener.core.service import TokenService
 from spotify_tokener.domain.backoff import Backoff
@@ -27,28 +33,46 @@ from spotify_tokener.domain.errors import TokenError
 from spotify_tokener.domain.hashes import METADATA_TYPES, OPERATION, SHA256, hash_record
 from spotify_tokener.domain.token import kind_of
 from spotify_tokener.http import openapi
-from spotify_tokener.http.auth import ApiKeys, presented_key
 from spotify_tokener.http.counts import ERROR, HIT, MISS, RequestCounts
 from spotify_tokener.http.encoder import HotAnswer, encode_token
-from spotify_tokener.http.health import BrowserInfo, health_body
-from spotify_tokener.http.params import InvalidParameter, parse_force, parse_one, parse_sp_dc
-from spotify_tokener.http.router import (
-    JSON_NO_STORE,
-    NO_STORE,
-    HTTPProtocol,
-    Request,
-    Response,
-    Route,
-    Router,
-    Scope,
-    error_response,
-    json_response,
+from spotify_tokener.http.params import (
+    ApiKeys,
+    InvalidParameter,
+    parse_force,
+    parse_one,
+    parse_sp_dc,
+    presented_key,
 )
 from spotify_tokener.http.schemas import FailureBody, MetadataBody, ValidationErrorBody
-from spotify_tokener.http.status import LearnerInfo, proxies_health, status_body
+from spotify_tokener.http.status import BrowserInfo, LearnerInfo, health_body, status_body
 from spotify_tokener.settings import Settings
 
+log = logging.getLogger(__name__)
+
 TOKEN_PATH = "/api/token"  # noqa: S105 - a path, not a secret
+JSON = "application/json"
+NO_STORE = ("cache-control", "no-store")
+JSON_NO_STORE = [("content-type", JSON), NO_STORE]  # shared by every token answer; never mutated
+
+
+class Scope(Protocol):
+    """The parts of Granian's RSGI scope this layer reads."""
+
+    method: str
+    path: str
+    query_string: str
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...  # Granian's header map, a dict in tests
+
+
+class HTTPProtocol(Protocol):
+    """The parts of Granian's RSGI HTTP protocol this layer answers with."""
+
+    def response_empty(self, status: int, headers: list[tuple[str, str]], /) -> None: ...
+    def response_bytes(self, status: int, headers: list[tuple[str, str]], body: bytes, /) -> None: ...
+    def response_file(self, status: int, headers: list[tuple[str, str]], file: str, /) -> None: ...
+    async def client_disconnect(self) -> None: ...
 
 
 class Exposition(Protocol):
@@ -59,21 +83,58 @@ class Exposition(Protocol):
     def render(self) -> bytes: ...
 
 
-class App:
-    """An RSGI application; Granian calls ``__rsgi__`` for every request."""
+@dataclass(slots=True)
+class Request:
+    method: str
+    path: str
+    query_string: str
+    headers: Mapping[str, str]
+    left: Left | None = None  # resolves once the client has hung up (Granian's client_disconnect)
 
+    def cookie_headers(self) -> list[str]:
+        """Every Cookie header (HTTP/2 may split cookies over several). Granian hides values that are not
+        UTF-8 from ``get`` and ``items`` but not from ``in``: such a Cookie is refused, not taken for none."""
+        if "cookie" not in self.headers:
+            return []
+        values = [value for name, value in self.headers.items() if name.lower() == "cookie"]
+        if not values:
+            raise InvalidParameter("the Cookie header is not valid UTF-8")
+        return values
+
+
+@dataclass(slots=True)  # not frozen: built on every request, and a frozen one cost ~0.5 µs to build
+class Response:
+    status: int
+    body: bytes = b""
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    file: str | None = None
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    path: str
+    method: str
+    handler: Handler
+    document: Mapping[str, Any] | None = None  # its OpenAPI operation; None: not part of the API
+    open: bool = False  # answered without an API key: health checks and the API's own documentation
+
+
+class App:
     def __init__(
         self,
         service: TokenService,
         settings: Settings,
         metrics: Exposition,
-        browser: BrowserInfo | None = None,
-        closing: Callable[[], Awaitable[None]] | None = None,
+        browser: BrowserInfo | None,
+        closing: Callable[[], Awaitable[None]],
         *,
         hashes: HashKeeper,
-        proxies: ProxyPool | None = None,
-        sources: SourceChain | None = None,
-        learner: LearnerInfo | None = None,
+        proxies: ProxyPool | None,
+        sources: SourceChain,
+        learner: LearnerInfo | None,
     ) -> None:
         """``closing`` is what the lifespan closes after the service (the browser it owns)."""
         self.service = service
@@ -89,20 +150,7 @@ class App:
         self._keys = ApiKeys(settings.api_keys)
         self._hot = HotAnswer(lambda: service.anonymous_token, enabled=not self._keys.enabled)
         service.watch_anonymous(self._hot.drop)
-        self.routes = self._declare_routes()
-        self.document = openapi.build_openapi(self.routes, api_keys=self._keys.enabled)
-        self._openapi = orjson.dumps(self.document)
-        self._router = Router(self.routes, guard=self._authorize if self._keys.enabled else None)
-        self.counts = RequestCounts(self._router.paths, TOKEN_PATH)
-
-    def _declare_routes(self) -> tuple[Route, ...]:
-        """Every route, once: the router serves them, the OpenAPI document describes those with a
-        document, and the metrics count them by path."""
-        swagger_files = (
-            Route(f"/swagger/{name}", "GET", partial(self.swagger_asset, name), open=True)
-            for name in openapi.SWAGGER_FILES
-        )
-        return (
+        routes = (
             Route(TOKEN_PATH, "GET", self.get_token, openapi.token_get),
             Route("/api/token/refresh", "POST", partial(self.get_token, refresh=True), openapi.token_refresh),
             Route("/api/token/status", "GET", self.status, openapi.token_status),
@@ -110,19 +158,26 @@ class App:
             Route("/api/metadata", "GET", self.metadata, openapi.metadata),
             Route("/health", "GET", self.health, openapi.health, open=True),
             Route("/metrics", "GET", self.metrics_text, openapi.metrics),
-            Route("/openapi.json", "GET", self.openapi, open=True),
-            Route("/swagger", "GET", self.swagger, open=True),
-            Route("/swagger/init.js", "GET", self.swagger_init, open=True),
-            *swagger_files,
         )
+        self.document = openapi.build_openapi(routes, api_keys=self._keys.enabled)
+        # The document and the Swagger UI that reads it are open to anyone: nothing in them is secret.
+        pages = {"/openapi.json": (JSON, orjson.dumps(self.document), None), **openapi.SWAGGER_PAGES}
+        documentation = (Route(path, "GET", _fixed(*page), open=True) for path, page in pages.items())
+        # Every route, once: served here, described if part of the API, counted by path.
+        self.routes = (*routes, *documentation)
+        self._handlers: dict[str, dict[str, Handler]] = {}
+        for route in self.routes:
+            self._handlers.setdefault(route.path, {})[route.method] = route.handler
+        self._open = frozenset(route.path for route in self.routes if route.open)
+        self.counts = RequestCounts(self._handlers, TOKEN_PATH)
 
     async def __rsgi__(self, scope: Scope, protocol: HTTPProtocol) -> None:
         """Granian's entry point.
 
         LavaSrc's call, a bare ``GET /api/token`` while a fresh anonymous token is cached, is nearly
-        all the traffic. It is answered here from the hot answer, without the router's objects and
-        without a call, which measurably mattered (BENCHMARKS.md). Anything else, including that call
-        when a fetch is needed, takes the router and is counted after it.
+        all the traffic. It is answered here from the hot answer, without a Request, a Response or a
+        call, which measurably mattered (BENCHMARKS.md). Anything else, including that call when a fetch
+        is needed, is dispatched and counted after it.
         """
         path = scope.path
         if path == TOKEN_PATH and scope.method == "GET" and not scope.query_string:
@@ -131,7 +186,15 @@ class App:
                 protocol.response_bytes(200, JSON_NO_STORE, hot.body)
                 self.counts.hot_hits += 1
                 return
-        self.counts.responded(path, await self._router(scope, protocol))
+        request = Request(scope.method, path, scope.query_string, scope.headers, protocol.client_disconnect)
+        response = await self.dispatch(request)
+        if request.method == "HEAD":
+            protocol.response_empty(response.status, response.headers)
+        elif response.file is not None:
+            protocol.response_file(response.status, response.headers, response.file)
+        else:
+            protocol.response_bytes(response.status, response.headers, response.body)
+        self.counts.responded(path, response.status)
 
     @contextlib.asynccontextmanager
     async def lifespan(self) -> AsyncIterator[App]:
@@ -140,48 +203,47 @@ class App:
             yield self
         finally:
             await self.service.stop()
-            if self._closing is not None:
-                await self._closing()
+            await self._closing()
 
-    def _authorize(self, request: Request) -> Response | None:
-        """Refuse a request without a valid API key (open routes never get here)."""
-        presented = presented_key(request.headers.get("authorization"), request.query_string)
-        if self._keys.accepts(presented):
-            return None
-        return error_response(401, "missing or wrong API key", ("www-authenticate", "Bearer"))
-
-    async def dispatch(self, request: Request) -> Response:
-        return await self._router.dispatch(request)
+    def dispatch(self, request: Request) -> Awaitable[Response]:
+        """The answer: the handler's (a plain function returning the awaitable: one coroutine fewer), or
+        the API key's, the path's or the method's refusal. HEAD is GET's answer without its body."""
+        if self._keys.enabled and request.path not in self._open:
+            presented = presented_key(request.headers.get("authorization"), request.query_string)
+            if not self._keys.accepts(presented):
+                return _ready(error_response(401, "missing or wrong API key", ("www-authenticate", "Bearer")))
+        methods = self._handlers.get(request.path)
+        if methods is None:
+            return _ready(error_response(404, "Endpoint not found"))
+        handler = methods.get("GET" if request.method == "HEAD" else request.method)
+        if handler is None:
+            allowed = _allow_header(methods)
+            if request.method == "OPTIONS":
+                return _ready(Response(204, headers=[("allow", allowed)]))
+            return _ready(error_response(405, "Method not allowed", ("allow", allowed)))
+        return _guarded(handler, request, self._backoff)
 
     async def get_token(self, request: Request, *, refresh: bool = False) -> Response:
         """``refresh``: the POST route, always forced, so it reads no ``force`` parameter."""
-        try:
-            force = refresh or parse_force(request.query_string)
-            sp_dc = parse_sp_dc(request.cookie_headers())
-        except InvalidParameter as error:
-            return _invalid(error)
+        force = refresh or parse_force(request.query_string)
+        sp_dc = parse_sp_dc(request.cookie_headers())
         kind = kind_of(sp_dc)
         try:
             served = await self.service.get_token(force=force, sp_dc=sp_dc, left=request.left)
-        except TokenError as error:
+        except TokenError:
             self.counts.token_answer(kind, ERROR)
-            return _failure(error, self._backoff)
+            raise
         self.counts.token_answer(kind, HIT if served.cached else MISS)
         body = encode_token(served.token, cached=served.cached, now_ms=wall_clock_ms())
         return Response(200, body, JSON_NO_STORE)
 
     async def status(self, request: Request) -> Response:
-        body = status_body(
-            self.service, self.proxies, self.sources, self._learner, self.browser, now_ms=wall_clock_ms()
-        )
+        body = status_body(self.service, self.proxies, self.sources, self._learner, self.browser)
         return json_response(200, body, NO_STORE)
 
     async def hashes(self, request: Request) -> Response:
         """Every operation's hash; ``stale``: a hash Spotify refused, read again at once if served."""
-        try:
-            served = await self._hashes.get(parse_one(request.query_string, "stale", SHA256))
-        except (InvalidParameter, TokenError) as error:
-            return _refusal(error, self._backoff)
+        served = await self._hashes.get(parse_one(request.query_string, "stale", SHA256))
         failed = self._hashes.last_error
         age = max(0, wall_clock_ms() // 1000 - served.updated_at)
         body = {**hash_record(served), "age": age, "lastError": str(failed) if failed else None}
@@ -189,13 +251,9 @@ class App:
 
     async def metadata(self, request: Request) -> Response:
         """One operation's hash, by the fork's ``type`` word or by its ``operation`` name."""
-        query = request.query_string
-        try:
-            kind = parse_one(query, "type", OPERATION)
-            name = parse_one(query, "operation", OPERATION) or METADATA_TYPES.get(kind or "")
-            served = await self._hashes.get() if name else None
-        except (InvalidParameter, TokenError) as error:
-            return _refusal(error, self._backoff)
+        kind = parse_one(request.query_string, "type", OPERATION)
+        name = parse_one(request.query_string, "operation", OPERATION) or METADATA_TYPES.get(kind or "")
+        served = await self._hashes.get() if name else None
         if served is None or name is None or name not in served.operations:
             return error_response(
                 404, f"no such operation: give type ({', '.join(METADATA_TYPES)}) or operation"
@@ -213,44 +271,56 @@ class App:
 
     async def health(self, request: Request) -> Response:
         uptime_s = time.monotonic() - self._started
-        body = health_body(uptime_s, self.browser, self.service.shared_store_available)
-        body["proxies"] = proxies_health(self.proxies, body["timestamp"])
+        body = health_body(uptime_s, self.browser, self.service.shared_store_available, self.proxies)
         return json_response(200, body, NO_STORE)
 
     async def metrics_text(self, request: Request) -> Response:
         return Response(200, self.metrics.render(), [("content-type", self.metrics.content_type), NO_STORE])
 
-    async def openapi(self, request: Request) -> Response:
-        return Response(200, self._openapi, [("content-type", "application/json")])
 
-    async def swagger(self, request: Request) -> Response:
-        return Response(200, openapi.SWAGGER_HTML.encode(), [("content-type", "text/html; charset=utf-8")])
-
-    async def swagger_init(self, request: Request) -> Response:
-        return Response(200, openapi.SWAGGER_INIT.encode(), [("content-type", "text/javascript")])
-
-    async def swagger_asset(self, name: str, request: Request) -> Response:
-        headers = [("content-type", openapi.SWAGGER_FILES[name])]
-        return Response(200, headers=headers, file=str(openapi.SWAGGER_ASSETS / name))
+def json_response(status: int, body: Mapping[str, Any], *extra: tuple[str, str]) -> Response:
+    return Response(status, orjson.dumps(body), [("content-type", JSON), *extra])
 
 
-def _refusal(error: InvalidParameter | TokenError, backoff: Backoff) -> Response:
-    return _invalid(error) if isinstance(error, InvalidParameter) else _failure(error, backoff)
+def error_response(status: int, message: str, *extra: tuple[str, str]) -> Response:
+    return json_response(status, {"error": message, "timestamp": wall_clock_ms()}, *extra)
 
 
-def _invalid(error: InvalidParameter) -> Response:
-    body: ValidationErrorBody = {
-        "error": "Validation error",
-        "details": str(error),
-        "timestamp": wall_clock_ms(),
-    }
-    return json_response(400, body)
+def _fixed(content_type: str, body: bytes, file: str | None) -> Handler:
+    """A handler whose answer never changes: the API's own documentation."""
+    response = Response(200, body, [("content-type", content_type)], file)
+    return lambda request: _ready(response)
 
 
-def _failure(error: TokenError, backoff: Backoff) -> Response:
-    body: FailureBody = {"success": False, "error": str(error), "timestamp": wall_clock_ms()}
-    extra: list[tuple[str, str]] = [NO_STORE]
-    if error.retry_after is not None:
+def _allow_header(methods: Mapping[str, Handler]) -> str:
+    implied = {"OPTIONS", "HEAD"} if "GET" in methods else {"OPTIONS"}
+    return ", ".join(sorted({*methods, *implied}))
+
+
+async def _ready(response: Response) -> Response:
+    return response
+
+
+async def _guarded(handler: Handler, request: Request, backoff: Backoff) -> Response:
+    """The handler's answer; a bad parameter is a 400, a failure its status, anything else a 500."""
+    try:
+        return await handler(request)
+    except InvalidParameter as error:
+        invalid: ValidationErrorBody = {
+            "error": "Validation error",
+            "details": str(error),
+            "timestamp": wall_clock_ms(),
+        }
+        return json_response(400, invalid)
+    except TokenError as error:
+        body: FailureBody = {"success": False, "error": str(error), "timestamp": wall_clock_ms()}
+        if error.retry_after is None:
+            return json_response(error.status, body, NO_STORE)
         # Rounded up: a client told to come back after 2 s, when 2.4 s are needed, is refused again.
-        extra.append(("retry-after", str(max(1, math.ceil(backoff.honoured_s(error.retry_after))))))
-    return json_response(error.status, body, *extra)
+        retry_after = max(1, math.ceil(backoff.honoured_s(error.retry_after)))
+        return json_response(error.status, body, NO_STORE, ("retry-after", str(retry_after)))
+    except Exception as error:
+        # The stack, not the message: a message may quote a token or a cookie.
+        stack = "".join(traceback.format_tb(error.__traceback__))
+        log.error("unhandled %s on %s %s\n%s", type(error).__name__, request.method, request.path, stack)
+        return error_response(500, "Internal server error")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -20,19 +20,17 @@ from spotify_tokener.domain.hashes import METADATA_TYPES, OPERATION, SHA256
 from spotify_tokener.domain.token import SP_DC
 from spotify_tokener.http import schemas
 from spotify_tokener.http.params import COOKIE_OCTETS, FALSE_WORDS, MAX_COOKIE_SIZE, TRUE_WORDS
-from spotify_tokener.http.router import Route
+
+if TYPE_CHECKING:
+    from spotify_tokener.http.app import Route
 
 
-def _swagger_assets() -> Path:
-    """Swagger UI 5 (it reads OpenAPI 3.1) from the swagger-ui-py distribution, found without
-    importing it: its import pulls Jinja2 and PyYAML, and serving its files needs neither."""
-    spec = importlib.util.find_spec("swagger_ui")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("swagger-ui-py is not installed")
-    return Path(next(iter(spec.submodule_search_locations))) / "static"
-
-
-SWAGGER_ASSETS = _swagger_assets()
+# Swagger UI 5 (it reads OpenAPI 3.1) from the swagger-ui-py distribution, found without importing it:
+# its import pulls Jinja2 and PyYAML, and serving its files needs neither.
+_SWAGGER_UI = importlib.util.find_spec("swagger_ui")
+if _SWAGGER_UI is None or _SWAGGER_UI.origin is None:
+    raise RuntimeError("swagger-ui-py is not installed")
+SWAGGER_ASSETS = Path(_SWAGGER_UI.origin).parent / "static"
 SWAGGER_FILES = {
     "swagger-ui.css": "text/css",
     "swagger-ui-bundle.js": "text/javascript",
@@ -49,6 +47,12 @@ SWAGGER_HTML = """<!doctype html>
 </body></html>
 """
 SWAGGER_INIT = 'window.ui = SwaggerUIBundle({url: "/openapi.json", dom_id: "#swagger-ui"});\n'
+# By path: the content type, and the bytes or the file served.
+SWAGGER_PAGES: dict[str, tuple[str, bytes, str | None]] = {
+    "/swagger": ("text/html; charset=utf-8", SWAGGER_HTML.encode(), None),
+    "/swagger/init.js": ("text/javascript", SWAGGER_INIT.encode(), None),
+    **{f"/swagger/{name}": (kind, b"", str(SWAGGER_ASSETS / name)) for name, kind in SWAGGER_FILES.items()},
+}
 
 
 def _any_case(word: str) -> str:
@@ -60,30 +64,26 @@ def _pattern(regex: str) -> dict[str, Any]:
     return {"type": "string", "pattern": f"^(?:{regex})$"}
 
 
+def _parameter(name: str, description: str, schema: dict[str, Any], where: str = "query") -> dict[str, Any]:
+    return {"name": name, "in": where, "description": description, "schema": schema}
+
+
 _FORCE_WORDS = sorted(TRUE_WORDS) + sorted(FALSE_WORDS)
-_FORCE = {
-    "name": "force",
-    "in": "query",
-    "required": False,
-    "description": "Fetch a new token even if the cached one is fresh: 1, true or yes (any case). "
+_FORCE = _parameter(
+    "force",
+    "Fetch a new token even if the cached one is fresh: 1, true or yes (any case). "
     "0, false, no and empty mean no; anything else is a 400.",
-    "schema": _pattern("|".join(_any_case(word) for word in _FORCE_WORDS)),
-    "examples": {word or "empty": {"value": word} for word in ("1", "true", "0", "")},
-}
+    _pattern("|".join(_any_case(word) for word in _FORCE_WORDS)),
+) | {"required": False, "examples": {word or "empty": {"value": word} for word in ("1", "true", "0", "")}}
 _SP_DC_OCTETS = f"{COOKIE_OCTETS.pattern.removesuffix('+')}{{1,{MAX_COOKIE_SIZE - len(SP_DC)}}}"
-_SP_DC = {
-    "name": SP_DC,
-    "in": "cookie",
-    "required": False,
-    "description": "A logged-in Spotify session (what LavaSrc sends when `spDc` is set): the answer is "
+_SP_DC = _parameter(
+    SP_DC,
+    "A logged-in Spotify session (what LavaSrc sends when `spDc` is set): the answer is "
     "that account's token. Other cookies are ignored. A value that is empty, too long or not made of "
     "cookie characters (RFC 6265, optionally in double quotes) is a 400.",
-    "schema": _pattern(f'{_SP_DC_OCTETS}|"{_SP_DC_OCTETS}"'),
-}
-
-
-def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
-    return {"name": name, "in": "query", "description": description, "schema": schema}
+    _pattern(f'{_SP_DC_OCTETS}|"{_SP_DC_OCTETS}"'),
+    "cookie",
+) | {"required": False}
 
 
 _RETRY_AFTER = {
@@ -163,7 +163,7 @@ token_status = {
 hashes = {
     "summary": "The web player's persisted-query hashes and app version",
     "parameters": [
-        _query(
+        _parameter(
             "stale",
             "A hash Spotify refused (PersistedQueryNotFound): if it is served, the page is read again "
             "before answering (at most once per TOKENER_HASHES_MIN_INTERVAL, whoever reports).",
@@ -177,12 +177,12 @@ hashes = {
 metadata = {
     "summary": "One operation's hash and the app version",
     "parameters": [
-        _query(
+        _parameter(
             "type",
             f"One of: {', '.join(f'{word} ({name})' for word, name in METADATA_TYPES.items())}",
             {"type": "string", "enum": list(METADATA_TYPES)},
         ),
-        _query("operation", "Any operation's name (wins over type)", _pattern(OPERATION.pattern)),
+        _parameter("operation", "Any operation's name (wins over type)", _pattern(OPERATION.pattern)),
     ],
     "responses": _hash_failures(
         {

@@ -1,7 +1,9 @@
-"""Parsing of the few request parameters the API accepts. Pure, so every rule is unit-tested."""
+"""What a request carries: its few parameters, its sp_dc cookie, its API key. Pure, so every rule is
+unit-tested."""
 
 from __future__ import annotations
 
+import hmac
 import re
 from collections.abc import Iterable
 from urllib.parse import parse_qsl
@@ -14,6 +16,7 @@ MAX_QUERY_LENGTH = 2048
 MAX_COOKIE_SIZE = 4096  # name and value together: Chromium refuses a longer cookie (RFC 6265bis)
 HTTP_WHITESPACE = " \t"
 COOKIE_OCTETS = re.compile(r"[\x21\x23-\x2B\x2D-\x3A\x3C-\x5B\x5D-\x7E]+")  # RFC 6265 cookie-octet
+BEARER = "bearer "
 
 
 class InvalidParameter(ValueError):
@@ -80,3 +83,28 @@ def _sp_dc_values(header: str) -> list[str]:
             value = value[1:-1]
         found.append(value)
     return found
+
+
+def presented_key(authorization: str | None, query_string: str) -> str | None:
+    """The key a request carries: the Bearer credential, else the ``key`` query parameter (LavaSrc can
+    only be given a URL)."""
+    if authorization and authorization[: len(BEARER)].lower() == BEARER:
+        return authorization[len(BEARER) :].strip() or None
+    if "key=" not in query_string:
+        return None
+    keys = [value for name, value in parse_qsl(query_string, keep_blank_values=True) if name == "key"]
+    return keys[0] if len(keys) == 1 and keys[0] else None
+
+
+class ApiKeys:
+    """Optional API keys: compared in constant time, never logged, never echoed."""
+
+    def __init__(self, keys: Iterable[str]) -> None:
+        self._keys = tuple(key.encode() for key in keys)
+        self.enabled = bool(self._keys)
+
+    def accepts(self, presented: str | None) -> bool:
+        if presented is None:
+            return False
+        matches = [hmac.compare_digest(presented.encode(), key) for key in self._keys]
+        return any(matches)  # every key compared first, so timing tells nothing

@@ -1,18 +1,35 @@
-"""``GET /api/token/status`` and the proxies' part of ``/health``, built in this one place from what the
-core knows: the anonymous token's state, each proxy's and each source's standing (last success, last
-failure and its cause), the direct source's knowledge (never its secret, never a proxy's credentials)
-and the bundle it read, whether the browser can run."""
+"""``GET /api/token/status`` and ``GET /health``, built in this one place from what the core and the
+sources know: never a token, the direct source's secret or a proxy's credentials."""
 
 from __future__ import annotations
 
+import contextlib
+from pathlib import Path
 from typing import Protocol
 
+import psutil
+
+from spotify_tokener import __version__
 from spotify_tokener.core.chain import SourceChain
 from spotify_tokener.core.proxies import ProxyPool
 from spotify_tokener.core.service import TokenService
 from spotify_tokener.core.standing import Standing
-from spotify_tokener.http.health import BrowserInfo, browser_fields
-from spotify_tokener.http.schemas import DirectFields, ProxiesHealth, StandingFields, StatusBody
+from spotify_tokener.domain.clock import wall_clock_ms
+from spotify_tokener.http.schemas import BrowserFields, HealthBody, ProxiesHealth, StandingFields, StatusBody
+
+
+class BrowserInfo(Protocol):
+    """What /health and the metrics show of the browser source, without depending on it."""
+
+    @property
+    def running(self) -> bool: ...
+    @property
+    def launches(self) -> int: ...
+    @property
+    def executable(self) -> Path | None: ...
+    @property
+    def unavailable(self) -> str | None:
+        """Why the browser source cannot run here (no Playwright, no Chromium); None when it can."""
 
 
 class LearnerInfo(Protocol):
@@ -20,16 +37,12 @@ class LearnerInfo(Protocol):
 
     @property
     def totp_version(self) -> int | None: ...
-
     @property
     def secret_origin(self) -> str | None: ...
-
     @property
     def secret_proven(self) -> bool | None: ...
-
     @property
     def trouble(self) -> str | None: ...
-
     @property
     def bundle(self) -> str | None: ...
 
@@ -37,13 +50,11 @@ class LearnerInfo(Protocol):
 def status_body(
     service: TokenService,
     proxies: ProxyPool | None,
-    chain: SourceChain | None,
+    chain: SourceChain,
     learner: LearnerInfo | None,
     browser: BrowserInfo | None,
-    *,
-    now_ms: int,
 ) -> StatusBody:
-    state = service.status()
+    state, now_ms = service.status(), wall_clock_ms()
     return {
         "success": True,
         "status": {
@@ -65,21 +76,53 @@ def status_body(
             else [{"proxy": one.proxy.label, **_standing(one, now_ms)} for one in proxies.states()],
             "allProxiesCoolingDown": proxies.all_cooling_down() if proxies else None,
             "tokenSource": state.token_source,
-            "sources": [{"source": one.name, **_standing(one, now_ms)} for one in chain.states()]
-            if chain
-            else [],
-            "direct": _direct(learner),
+            "sources": [{"source": one.name, **_standing(one, now_ms)} for one in chain.states()],
+            "direct": None
+            if learner is None
+            else {
+                "totpVersion": learner.totp_version,
+                "secretOrigin": learner.secret_origin,
+                "secretProven": learner.secret_proven,
+                "trouble": learner.trouble,
+                "bundle": learner.bundle,
+            },
             "browser": browser_fields(browser) if browser is not None else None,
         },
         "timestamp": now_ms,
     }
 
 
-def proxies_health(pool: ProxyPool | None, now_ms: int) -> ProxiesHealth | None:
-    if pool is None:
-        return None
-    usable = sum(state.usable(now_ms) for state in pool.states())
-    return {"total": len(pool.states()), "usable": usable, "allCoolingDown": usable == 0}
+def health_body(
+    uptime_s: float, browser: BrowserInfo | None, redis_available: bool | None, pool: ProxyPool | None
+) -> HealthBody:
+    me, now_ms = psutil.Process(), wall_clock_ms()
+    own, children = me.memory_info().rss, 0
+    for child in me.children(recursive=True):
+        with contextlib.suppress(psutil.Error):  # one that vanished meanwhile counts as zero
+            children += child.memory_info().rss
+    proxies: ProxiesHealth | None = None
+    if pool is not None:
+        usable = sum(state.usable(now_ms) for state in pool.states())
+        proxies = {"total": len(pool.states()), "usable": usable, "allCoolingDown": usable == 0}
+    return {
+        "status": "healthy",
+        "version": __version__,
+        "uptime": round(uptime_s, 3),
+        "memory": {"rss": own, "browserRss": children, "totalRss": own + children},
+        "browser": browser_fields(browser),
+        "redis": None if redis_available is None else {"available": redis_available},
+        "proxies": proxies,
+        "timestamp": now_ms,
+    }
+
+
+def browser_fields(browser: BrowserInfo | None) -> BrowserFields:
+    return {
+        "running": browser is not None and browser.running,
+        "launches": browser.launches if browser is not None else 0,
+        "executable": str(browser.executable) if browser and browser.executable else None,
+        "unavailable": browser.unavailable if browser is not None else None,
+    }
 
 
 def _standing(standing: Standing, now_ms: int) -> StandingFields:
@@ -91,16 +134,4 @@ def _standing(standing: Standing, now_ms: int) -> StandingFields:
         "lastError": standing.last_error,
         "lastFailureAt": standing.last_failure_ms,
         "lastSuccessAt": standing.last_success_ms,
-    }
-
-
-def _direct(learner: LearnerInfo | None) -> DirectFields | None:
-    if learner is None:
-        return None
-    return {
-        "totpVersion": learner.totp_version,
-        "secretOrigin": learner.secret_origin,
-        "secretProven": learner.secret_proven,
-        "trouble": learner.trouble,
-        "bundle": learner.bundle,
     }

@@ -10,9 +10,8 @@ import orjson
 import pytest
 
 from spotify_tokener.domain.errors import UpstreamError
-from spotify_tokener.http.app import App
+from spotify_tokener.http.app import App, Request, Response
 from spotify_tokener.http.params import InvalidParameter
-from spotify_tokener.http.router import Request, Response
 from spotify_tokener.settings import Settings
 from spotify_tokener.wiring import create_app
 from tests.scripted import ScriptedSource, scripted_hashes

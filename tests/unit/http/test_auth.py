@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from spotify_tokener.http.auth import ApiKeys, presented_key
+from spotify_tokener.http.params import ApiKeys, presented_key
 
 
 @pytest.mark.parametrize(
