@@ -205,17 +205,5 @@ class Metrics:
         ProcessCollector(registry=self.registry)
         Info("tokener_build", "The running version.", registry=self.registry).info({"version": __version__})
 
-    def watch(
-        self,
-        counts: RequestCounts,
-        service: TokenService,
-        browser: BrowserInfo | None,
-        proxies: ProxyPool | None,
-        sources: SourceChain,
-        *,
-        hashes: HashKeeper,
-    ) -> None:
-        self.registry.register(StateCollector(counts, service, browser, proxies, sources, hashes))
-
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -30,7 +30,7 @@ from spotify_tokener.domain.errors import UpstreamError
 from spotify_tokener.domain.hashes import HashSet
 from spotify_tokener.domain.token import ANONYMOUS
 from spotify_tokener.http.app import App
-from spotify_tokener.metrics import FetchMetrics, Metrics
+from spotify_tokener.metrics import FetchMetrics, Metrics, StateCollector
 from spotify_tokener.settings import Settings
 from spotify_tokener.sources.browser.lazy import LazyBrowser
 from spotify_tokener.sources.user_agent import agent_for
@@ -110,7 +110,8 @@ def create_app(
         sources=sources.chain,
         learner=sources.direct.learner if sources.direct else None,
     )
-    metrics.watch(app.counts, service, sources.browser, sources.proxies, sources.chain, hashes=keeper)
+    state = StateCollector(app.counts, service, sources.browser, sources.proxies, sources.chain, keeper)
+    metrics.registry.register(state)
     return app
 
 
