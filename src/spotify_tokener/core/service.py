@@ -30,16 +30,13 @@ from spotify_tokener.core.ports import (
 from spotify_tokener.core.slot import CachedToken, Served, TokenSlot, Watcher
 from spotify_tokener.domain.backoff import Backoff
 from spotify_tokener.domain.clock import Clock, Sleep, real_sleep, wall_clock_ms
-from spotify_tokener.domain.errors import AccountsDisabled, CookieRejected, TokenError, UpstreamError
+from spotify_tokener.domain.errors import AccountsDisabled, CookieRejected, TokenError
 from spotify_tokener.domain.freshness import Freshness
-from spotify_tokener.domain.token import ANONYMOUS, Token, token_from_payload, token_payload
+from spotify_tokener.domain.token import ANONYMOUS, Token, read_token_record, token_record
 
 log = logging.getLogger(__name__)
 
 ANONYMOUS_DOCUMENT = "token.json"
-LONGEST_LIFE_MS = 2 * 3600 * 1000
-"""Spotify's tokens last an hour: a kept one said to last longer than this is not believed."""
-MAX_TOKEN_CHARS = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,8 +204,7 @@ class TokenService:
             log.info("anonymous token kept from before the restart, expiring at %d ms", kept[0].expires_at_ms)
 
     def _keep(self, cached: CachedToken) -> None:
-        record = {**token_payload(cached.token), "fetchedAtMs": cached.fetched_at_ms}
-        self._kept.save(ANONYMOUS_DOCUMENT, record)
+        self._kept.save(ANONYMOUS_DOCUMENT, token_record(cached.token, cached.fetched_at_ms))
 
     async def _refresh_forever(self) -> None:
         """Renew the anonymous token; accounts are only renewed when their owners ask again."""
@@ -245,22 +241,6 @@ def _fetched_at(slot: TokenSlot) -> int | None:
 def kept_token(
     document: dict[str, Any] | None, now_ms: int, freshness: Freshness
 ) -> tuple[Token, int] | None:
-    """A kept token and when it was fetched, read as warily as an answer from the network: an
-    anonymous one, servable now, neither fetched in the future nor expiring implausibly far ahead."""
-    try:
-        token, fetched_at = token_from_payload(document or {}), (document or {}).get("fetchedAtMs")
-    except UpstreamError:
-        return None
-    if isinstance(fetched_at, bool) or not isinstance(fetched_at, int):
-        return None
-    text = token.access_token + token.client_id + (token.source or "")
-    plausible = (
-        token.is_anonymous
-        and freshness.is_servable(token, now_ms)
-        and token.remaining_ms(now_ms) <= LONGEST_LIFE_MS
-        and now_ms - LONGEST_LIFE_MS <= fetched_at <= now_ms
-        and len(text) <= MAX_TOKEN_CHARS
-        and text.isascii()
-        and text.isprintable()
-    )
-    return (token, fetched_at) if plausible else None
+    """A kept token and when it was fetched, if anonymous, plausible and servable now."""
+    kept = read_token_record(document, now_ms)
+    return kept if kept and kept[0].is_anonymous and freshness.is_servable(kept[0], now_ms) else None

@@ -9,41 +9,14 @@ from __future__ import annotations
 
 import math
 import secrets
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import orjson
 
 from spotify_tokener.domain.errors import TokenError, UpstreamError, error_named, failure_of
-from spotify_tokener.domain.token import Token, is_plausible, token_from_payload, token_payload
 
 MAX_MESSAGE = 200  # a shared failure's message goes into HTTP bodies: keep it a short cause
 UNKNOWN_FAILURE = "another replica's fetch failed"
-
-
-@dataclass(frozen=True, slots=True)
-class SharedToken:
-    token: Token
-    fetched_at_ms: int
-
-
-def dump_shared_token(token: Token, fetched_at_ms: int) -> bytes:
-    return orjson.dumps({**token_payload(token), "fetchedAtMs": fetched_at_ms})
-
-
-def load_shared_token(raw: bytes | str | None, now_ms: int) -> SharedToken | None:
-    """The token another replica shared, if it can be Spotify's at ``now_ms`` (``is_plausible``)."""
-    if raw is None:
-        return None
-    try:
-        payload = orjson.loads(raw)
-        fetched_at = payload["fetchedAtMs"]
-        if isinstance(fetched_at, bool) or not isinstance(fetched_at, int):
-            return None
-        token = token_from_payload(payload)
-    except (orjson.JSONDecodeError, TypeError, KeyError, UpstreamError):
-        return None
-    return SharedToken(token, fetched_at) if is_plausible(token, fetched_at, now_ms) else None
 
 
 def dump_failure(error: TokenError) -> bytes:

@@ -18,6 +18,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable
 
+import orjson
 from redis.asyncio import Redis
 from redis.asyncio.lock import Lock
 from redis.asyncio.retry import Retry
@@ -27,14 +28,8 @@ from redis.exceptions import LockError, RedisError
 from spotify_tokener.core.ports import Fetch, Wanted
 from spotify_tokener.domain.clock import Clock, wall_clock_ms
 from spotify_tokener.domain.errors import FetchTimeout, TokenError, failure_of
-from spotify_tokener.domain.token import Token
-from spotify_tokener.replicas.records import (
-    dump_failure,
-    dump_shared_token,
-    load_failure,
-    load_shared_token,
-    redacted,
-)
+from spotify_tokener.domain.token import Token, read_token_record, token_record
+from spotify_tokener.replicas.records import dump_failure, load_failure, redacted
 from spotify_tokener.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -165,7 +160,7 @@ class RedisCoordinator:
             raise
         else:
             now = self._clock()
-            record = dump_shared_token(token, now)
+            record = orjson.dumps(token_record(token, now))
             life_ms = max(1, token.expires_at_ms - now)  # PX, not PXAT: Redis before 6.2 has no PXAT
             await self._quietly(self._redis.set(self._key("token", identity), record, px=life_ms))
             return token
@@ -215,9 +210,9 @@ class RedisCoordinator:
 def _outcome(wanted: Wanted, before: Records, now: Records, now_ms: int) -> Token | TokenError | None:
     """What to take from Redis, if anything: a token the core wants, or a failure recorded since we
     began waiting (so waiters share the holder's failure instead of each trying again)."""
-    shared = load_shared_token(now[0], now_ms)
-    if shared is not None and wanted(shared.token, shared.fetched_at_ms):
-        return shared.token
+    shared = read_token_record(now[0], now_ms)
+    if shared is not None and wanted(*shared):
+        return shared[0]
     if now[1] is not None and now[1] != before[1]:
         return load_failure(now[1])
     return None

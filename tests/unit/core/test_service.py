@@ -13,7 +13,7 @@ from spotify_tokener.core.slot import TokenSlot
 from spotify_tokener.domain.clock import wall_clock_ms
 from spotify_tokener.domain.errors import BrowserMissing, RateLimited, ShuttingDown, TokenError, UpstreamError
 from spotify_tokener.domain.freshness import Freshness
-from spotify_tokener.domain.token import ANONYMOUS, Token, account_identity, token_payload
+from spotify_tokener.domain.token import ANONYMOUS, Token, account_identity, token_record
 from spotify_tokener.settings import Settings
 from spotify_tokener.wiring import core_config
 from tests.scripted import ScriptedSource
@@ -426,7 +426,7 @@ FRESHNESS = Freshness.from_seconds(300, 600, 30)
 def kept(**changes: Any) -> dict[str, Any]:
     """A token record as the service writes it, fetched a minute ago with 50 minutes left."""
     token = Token("BQ-kept", NOW + 50 * 60_000, "client", is_anonymous=True, source="direct")
-    return {**token_payload(token), "fetchedAtMs": NOW - 60_000, **changes}
+    return {**token_record(token, NOW - 60_000), **changes}
 
 
 @pytest.mark.parametrize(
@@ -437,7 +437,8 @@ def kept(**changes: Any) -> dict[str, Any]:
         (kept(isAnonymous=False), False),  # an account's token is never kept, nor believed
         (kept(accessTokenExpirationTimestampMs=NOW + 200_000), False),  # inside the buffer
         (kept(accessTokenExpirationTimestampMs=NOW + 3 * 3600_000), False),  # implausibly far ahead
-        (kept(fetchedAtMs=NOW + 1), False),  # fetched in the future
+        (kept(fetchedAtMs=NOW + 60_000), False),  # fetched in the future
+        (kept(fetchedAtMs=NOW - 3 * 3600_000), False),  # hours ago, still servable: a clock gone wrong
         (kept(fetchedAtMs=True), False),
         (kept(fetchedAtMs="1"), False),
         (kept(accessToken=""), False),
