@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
-from tenacity.wait import wait_base
 
 from spotify_tokener.core.places import Places
 from spotify_tokener.core.ports import OUTCOME_OK, FetchObserver, TokenSource
@@ -39,18 +38,17 @@ Awaited = Callable[[], bool]
 left, the fetch ends with its last failure."""
 
 
-class RetryAfterWait(wait_base):
+def backoff_wait(
+    backoff: Backoff, draw: Callable[[], float] = random.random
+) -> Callable[[RetryCallState], float]:
     """The backoff's delays, as tenacity asks for them, with the jitter drawn here."""
 
-    def __init__(self, backoff: Backoff, draw: Callable[[], float] = random.random) -> None:
-        self._backoff = backoff
-        self._draw = draw
-
-    def __call__(self, retry_state: RetryCallState) -> float:
-        outcome = retry_state.outcome
-        error = outcome.exception() if outcome is not None else None
+    def wait(state: RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome is not None else None
         retry_after = error.retry_after if isinstance(error, TokenError) else None
-        return self._backoff.delay_s(retry_state.attempt_number, retry_after, self._draw())
+        return backoff.delay_s(state.attempt_number, retry_after, draw())
+
+    return wait
 
 
 class Fetcher:
@@ -80,7 +78,7 @@ class Fetcher:
         and while ``awaited`` says someone still waits for it."""
         retrying = AsyncRetrying(
             stop=lambda state: state.attempt_number > self._backoff.retries or not awaited(),
-            wait=RetryAfterWait(self._backoff),
+            wait=backoff_wait(self._backoff),
             retry=retry_if_exception(
                 lambda error: isinstance(error, TokenError) and failure_of(error).retried
             ),
@@ -104,29 +102,28 @@ class Fetcher:
         raise AssertionError("tenacity stops by raising")  # pragma: no cover
 
     async def _attempt(self, number: int, sp_dc: str | None) -> Token:
+        """One attempt in its place, logged as one line. Unexpected errors become client-safe ones."""
         kind = kind_of(sp_dc)
         async with self._places.place(kind):
-            return await self._logged_attempt(number, sp_dc, kind)
-
-    async def _logged_attempt(self, number: int, sp_dc: str | None, kind: Kind) -> Token:
-        """One attempt, logged as one line. Unexpected errors become client-safe ones."""
-        attempt = f"token attempt {number}/{self._backoff.retries + 1}"
-        started = time.perf_counter()
-        try:
-            token = self._checked(await self._source.attempt(sp_dc), kind)
-        except TokenError as error:
-            self._observer.attempt_ended(kind, error.outcome, time.perf_counter() - started, number)
-            log.warning("%s failed: %s, %.0f ms: %s", attempt, kind, _ms_since(started), error)
-            raise
-        except Exception as error:
-            # Only the type: a library's message could quote the cookie it was handed.
-            self._observer.attempt_ended(kind, InternalError.outcome, time.perf_counter() - started, number)
-            log.error("%s crashed: %s: %s", attempt, kind, type(error).__name__)
-            raise InternalError("unexpected error while fetching a token") from None
-        self._observer.attempt_ended(kind, OUTCOME_OK, time.perf_counter() - started, number)
-        remaining_s = token.remaining_ms(self._clock()) // 1000
-        log.info("%s ok: %s, %.0f ms, expires in %d s", attempt, kind, _ms_since(started), remaining_s)
-        return token
+            attempt = f"token attempt {number}/{self._backoff.retries + 1}"
+            started = time.perf_counter()
+            try:
+                token = self._checked(await self._source.attempt(sp_dc), kind)
+            except TokenError as error:
+                self._observer.attempt_ended(kind, error.outcome, time.perf_counter() - started, number)
+                log.warning("%s failed: %s, %.0f ms: %s", attempt, kind, _ms_since(started), error)
+                raise
+            except Exception as error:
+                # Only the type: a library's message could quote the cookie it was handed.
+                self._observer.attempt_ended(
+                    kind, InternalError.outcome, time.perf_counter() - started, number
+                )
+                log.error("%s crashed: %s: %s", attempt, kind, type(error).__name__)
+                raise InternalError("unexpected error while fetching a token") from None
+            self._observer.attempt_ended(kind, OUTCOME_OK, time.perf_counter() - started, number)
+            remaining_s = token.remaining_ms(self._clock()) // 1000
+            log.info("%s ok: %s, %.0f ms, expires in %d s", attempt, kind, _ms_since(started), remaining_s)
+            return token
 
     def _checked(self, token: Token, wanted: Kind) -> Token:
         """Never an account token for an anonymous caller nor the reverse; never one stale on arrival
