@@ -139,45 +139,37 @@ class ThroughProxies:
 
     async def attempt(self, sp_dc: str | None = None) -> Token:
         identity = identity_of(sp_dc)
-        tried: list[tuple[Proxy | None, int]] = []  # each proxy tried, and when
+        last: TokenError | None = None
         try:
             async with asyncio.timeout(self._timeout_s):
-                return await self._through_proxies(identity, sp_dc, tried)
+                for proxy in self._pool.order(identity):
+                    started_ms = self._clock()
+                    try:
+                        token = await self._source.attempt(sp_dc, proxy)
+                    except TokenError as error:
+                        rule = failure_of(error).proxy
+                        # Spotify's 429s and 403s on an account's request may be about the account, not
+                        # the address: a handful of bad cookies must not cool every proxy down for all.
+                        account_refused = rule is ProxyRule.NEXT_IF_ANONYMOUS and sp_dc is not None
+                        if proxy is None or rule is ProxyRule.INNOCENT or account_refused:
+                            self._report(proxy, error.outcome)
+                            if proxy is not None and account_refused:  # its retry moves on
+                                self._pool.move_on(identity, proxy)
+                            raise
+                        self._failed(proxy, started_ms, error)
+                        if rule is ProxyRule.SPENT:
+                            raise
+                        last = error
+                        continue
+                    self._report(proxy, OUTCOME_OK)
+                    if proxy is not None:
+                        self._pool.succeeded(proxy, identity, started_ms)
+                    return token
         except TimeoutError:
             timeout = FetchTimeout.after(self._timeout_s)
-            if tried:
-                self._failed(*tried[-1], timeout)
+            self._failed(proxy, started_ms, timeout)  # the order is never empty: one was tried
             raise timeout from None
-
-    async def _through_proxies(
-        self, identity: str, sp_dc: str | None, tried: list[tuple[Proxy | None, int]]
-    ) -> Token:
-        last: TokenError | None = None
-        for proxy in self._pool.order(identity):
-            started_ms = self._clock()
-            tried.append((proxy, started_ms))
-            try:
-                token = await self._source.attempt(sp_dc, proxy)
-            except TokenError as error:
-                rule = failure_of(error).proxy
-                # Spotify's 429s and 403s on an account's request may be about the account, not the
-                # address: a handful of bad cookies must not cool every proxy down for every caller.
-                account_refused = rule is ProxyRule.NEXT_IF_ANONYMOUS and sp_dc is not None
-                if proxy is None or rule is ProxyRule.INNOCENT or account_refused:
-                    self._report(proxy, error.outcome)
-                    if proxy is not None and account_refused:  # its retry moves on
-                        self._pool.move_on(identity, proxy)
-                    raise
-                self._failed(proxy, started_ms, error)
-                if rule is ProxyRule.SPENT:
-                    raise
-                last = error
-                continue
-            self._report(proxy, OUTCOME_OK)
-            if proxy is not None:
-                self._pool.succeeded(proxy, identity, started_ms)
-            return token
-        assert last is not None  # the order is never empty, and each proxy either returned or failed
+        assert last is not None  # each proxy in the order either returned or failed
         raise last
 
     def _failed(self, proxy: Proxy | None, started_ms: int, error: TokenError) -> None:
