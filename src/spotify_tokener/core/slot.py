@@ -110,27 +110,25 @@ class TokenSlot:
         during a cool-down, when it gets the error that started it.
         """
         cached, now = self.cached, self._clock()
-        if cached is not None:
-            if force and self._freshness.satisfies_force(cached.fetched_at_ms, now):
-                return Served(cached.token, cached=True)  # one client must not make us hammer Spotify
-            if not force and now < cached.serve_until_ms:
-                return Served(cached.token, cached=True)
-        if self.cooling_down(now):  # forcing too: clients must not turn an outage into a storm
-            stale = None if force else self._usable_stale(now)
-            if stale is not None:
-                return Served(stale, cached=True)
-            raise self._error_until_retry(now)
-        if not force and self.failures:
-            stale = self._usable_stale(now)
-            if stale is not None:
+        if cached is not None and (
+            self._freshness.satisfies_force(cached.fetched_at_ms, now)
+            if force
+            else now < cached.serve_until_ms
+        ):
+            return Served(cached.token, cached=True)  # forced: one client must not make us hammer Spotify
+        stale = self._usable_stale(now, force)
+        if stale is not None and self.failures:
+            if not self.cooling_down(now):
                 self.refresh_in_background(fetch)
-                return Served(stale, cached=True)
+            return Served(stale, cached=True)
+        if self.cooling_down(now):  # forcing too: clients must not turn an outage into a storm
+            raise self._error_until_retry(now)
         try:
             return Served(await self._join(fetch, left), cached=False)
         except CallerLeft:
             raise
         except TokenError:
-            stale = None if force else self._usable_stale(self._clock())
+            stale = self._usable_stale(self._clock(), force)
             if stale is None:
                 raise
             return Served(stale, cached=True)
@@ -160,9 +158,10 @@ class TokenSlot:
             flight.cancel()
             await asyncio.gather(flight, return_exceptions=True)
 
-    def _usable_stale(self, now_ms: int) -> Token | None:
+    def _usable_stale(self, now_ms: int, force: bool) -> Token | None:
+        """A token to serve while renewal fails; never to a caller who forced a new one."""
         token = self.token
-        return token if self._freshness.is_usable_stale(token, now_ms) else None
+        return token if not force and self._freshness.is_usable_stale(token, now_ms) else None
 
     def _error_until_retry(self, now_ms: int) -> TokenError:
         """The failure that started the cool-down, telling the client when the next try is due."""
