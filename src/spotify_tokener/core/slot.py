@@ -110,12 +110,11 @@ class TokenSlot:
         during a cool-down, when it gets the error that started it.
         """
         cached, now = self.cached, self._clock()
-        if cached is not None and (
-            self._freshness.satisfies_force(cached.fetched_at_ms, now)
-            if force
-            else now < cached.serve_until_ms
-        ):
-            return Served(cached.token, cached=True)  # forced: one client must not make us hammer Spotify
+        if cached is not None:
+            if force and self._freshness.satisfies_force(cached.fetched_at_ms, now):
+                return Served(cached.token, cached=True)  # one client must not make us hammer Spotify
+            if not force and now < cached.serve_until_ms:
+                return Served(cached.token, cached=True)
         stale = self._usable_stale(now, force)
         if stale is not None and self.failures:
             if not self.cooling_down(now):
