@@ -16,7 +16,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import TypeVar
 
 import orjson
 from redis.asyncio import Redis
@@ -37,6 +39,7 @@ log = logging.getLogger(__name__)
 REDIS_ERRORS = (RedisError, OSError)
 WAIT_POLL_S = 0.1  # how often a waiting replica looks for the result: unnoticeable next to a fetch
 Raw = bytes | str | None
+T = TypeVar("T")
 Records = tuple[Raw, Raw]  # what Redis holds for one identity: (token record, failure record)
 
 
@@ -71,32 +74,31 @@ class RedisCoordinator:
             await self._redis.aclose()
 
     async def fetch(self, identity: str, fetch_here: Fetch, wanted: Wanted) -> Token:
-        if self._said_down:
+        claim = await self._ask(partial(self._claim, identity, wanted))
+        if claim is None:
             return await fetch_here()
-        try:
-            claim = await self._claim(identity, wanted)
-        except REDIS_ERRORS as error:
-            self._went_down(error)
-            return await fetch_here()
-        self._came_back()
         if isinstance(claim, Token):
             return claim
         return await self._fetch_and_share(identity, fetch_here, claim)
 
     async def read_note(self, name: str) -> bytes | None:
+        value = await self._ask(partial(self._redis.get, self._key("note", name)))
+        return value if isinstance(value, bytes) else None
+
+    async def write_note(self, name: str, value: bytes) -> None:
+        await self._ask(partial(self._redis.set, self._key("note", name), value))
+
+    async def _ask(self, work: Callable[[], Awaitable[T]]) -> T | None:
+        """Redis's answer, or None if it fails or is known down (not asked until its PING answers)."""
         if self._said_down:
             return None
         try:
-            value = await self._redis.get(self._key("note", name))
+            answer = await work()
         except REDIS_ERRORS as error:
             self._went_down(error)
             return None
         self._came_back()
-        return value if isinstance(value, bytes) else None
-
-    async def write_note(self, name: str, value: bytes) -> None:
-        if not self._said_down:
-            await self._quietly(self._redis.set(self._key("note", name), value))
+        return answer
 
     async def _watch(self) -> None:
         """Keep ``available`` true within a lock's lifetime for /health and the metrics, fetches or not."""
