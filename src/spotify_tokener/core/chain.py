@@ -1,11 +1,9 @@
 """Several token sources tried in order within one attempt: the light one first, the browser behind it.
 
-A source that fails where another might not (a rejected TOTP, an unreadable answer, a broken transport,
-nothing learned yet) hands the attempt on at once, unseen by the client, and cools down for a doubling
-while; the last is never skipped, so the service answers at worst as that source alone would. A failure
-about Spotify (a 429, a 5xx) ends the attempt: one attempt, one upstream call, the fetcher's retry rules
-as with one source; so does a cookie a source is sure is dead (the direct source, with a proven
-secret). A source of anonymous tokens only (the embed page's) sits out an account's attempt.
+A failure whose ``FAILURES`` row says ``next_source`` hands the attempt on at once, unseen by the client,
+and cools the source down for a doubling while; the last is never skipped, so the service answers at
+worst as that source alone would. A source of anonymous tokens only (the embed page's) sits out an
+account's attempt.
 """
 
 from __future__ import annotations

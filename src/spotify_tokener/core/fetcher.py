@@ -11,6 +11,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
@@ -27,8 +28,10 @@ from spotify_tokener.domain.errors import (
     UpstreamError,
     failure_of,
 )
-from spotify_tokener.domain.freshness import Freshness
 from spotify_tokener.domain.token import Kind, Token, kind_of
+
+if TYPE_CHECKING:
+    from spotify_tokener.core.service import CoreConfig
 
 log = logging.getLogger(__name__)
 
@@ -55,20 +58,12 @@ class Fetcher:
     """Fetches for every slot of a service: retries, logging and checks in one place."""
 
     def __init__(
-        self,
-        source: TokenSource,
-        *,
-        places: Places,
-        backoff: Backoff,
-        freshness: Freshness,
-        clock: Clock,
-        sleep: Sleep,
-        observer: FetchObserver,
+        self, source: TokenSource, config: CoreConfig, *, clock: Clock, sleep: Sleep, observer: FetchObserver
     ) -> None:
         self._source = source
-        self._places = places
-        self._backoff = backoff
-        self._freshness = freshness
+        self._places = Places(config.max_contexts, config.queue_size, config.queue_timeout, sleep)
+        self._backoff = config.backoff
+        self._freshness = config.freshness
         self._clock = clock
         self._sleep = sleep
         self._observer = observer

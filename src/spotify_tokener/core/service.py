@@ -15,7 +15,6 @@ from typing import Any
 
 from spotify_tokener.core.accounts import AccountSlots
 from spotify_tokener.core.fetcher import Fetcher
-from spotify_tokener.core.places import Places
 from spotify_tokener.core.ports import (
     NO_OBSERVER,
     NO_STATE,
@@ -95,16 +94,7 @@ class TokenService:
         self._sleep = sleep
         self._coordinator: Coordinator = coordinator or LocalCoordinator()
         self.freshness = freshness = config.freshness
-        self.places = Places(config.max_contexts, config.queue_size, config.queue_timeout, sleep)
-        self._fetcher = Fetcher(
-            source,
-            places=self.places,
-            backoff=config.backoff,
-            freshness=freshness,
-            clock=clock,
-            sleep=sleep,
-            observer=observer,
-        )
+        self._fetcher = Fetcher(source, config, clock=clock, sleep=sleep, observer=observer)
         self._anonymous = TokenSlot(ANONYMOUS, "anonymous", freshness, config.backoff, clock)
         self._fetch_anonymous = self._coordinated(self._anonymous, self._fetcher.fetch)
         self._force_anonymous = self._coordinated(self._anonymous, self._fetcher.fetch, force=True)
@@ -225,12 +215,8 @@ class TokenService:
     def _seconds_until_next_check(self, slot: TokenSlot) -> float:
         """Exactly until renewal is due, or until the cool-down after a failure ends."""
         now = self._clock()
-        retry_at = slot.retry_at_ms(now)
-        if retry_at is not None:
-            wait_ms = retry_at - now
-        else:
-            wait_ms = self.freshness.ms_until_refresh(slot.token, _fetched_at(slot), now)
-        return min(max(wait_ms, 0) / 1000, self._config.refresh_interval)
+        due_ms = slot.retry_at_ms(now) or self.freshness.refresh_due_ms(slot.token, _fetched_at(slot))
+        return min(max(due_ms - now, 0) / 1000, self._config.refresh_interval)
 
 
 def _fetched_at(slot: TokenSlot) -> int | None:

@@ -1,14 +1,10 @@
 """The cached token and the single in-flight fetch for one identity.
 
-Every caller that needs a fetch while one is running joins it (``asyncio.shield`` keeps a
-caller's disconnect from cancelling the fetch the others wait on), so any burst costs Spotify
-exactly one token request. After a failed fetch the slot cools down (backoff, ``Retry-After``):
-until then callers get the old token or the last error at once, and nothing new is sent upstream.
-The fetch is handed in by each caller rather than kept, so a slot for an account never holds that
-account's cookie.
-
-What the slot holds is published as one immutable :class:`CachedToken`, replaced whole when a new
-token arrives; watchers (the HTTP hot answer) are told at that moment.
+Every caller that needs a fetch while one is running joins it (``asyncio.shield`` keeps a caller's
+disconnect from cancelling the fetch the others wait on), so any burst costs Spotify exactly one token
+request. After a failed fetch the slot cools down (backoff, ``Retry-After``): until then callers get the
+old token or the last error at once. The fetch is handed in by each caller rather than kept, so a slot
+for an account never holds that account's cookie.
 """
 
 from __future__ import annotations
@@ -27,7 +23,7 @@ from spotify_tokener.domain.token import Kind, Token
 
 @dataclass(frozen=True, slots=True)
 class CachedToken:
-    """A token as the cache holds it: served from the cache while the clock is before ``serve_until_ms``."""
+    """A token as the cache holds it, replaced whole when a new one arrives (watchers are told then)."""
 
     token: Token
     serve_until_ms: int  # Freshness.serve_until_ms of the token, the one serving cutoff
@@ -82,11 +78,9 @@ class TokenSlot:
         return self.failures > 0 and self._flight is None and now_ms < self._retry_at_ms
 
     def retry_at_ms(self, now_ms: int) -> int | None:
-        """When the cool-down ends, while there is one."""
         return self._retry_at_ms if self.cooling_down(now_ms) else None
 
     def watch(self, watcher: Watcher) -> None:
-        """Call ``watcher`` with every new token, as soon as the slot holds it."""
         self._watchers.append(watcher)
 
     def accepts(self, token: Token, fetched_at_ms: int, *, requested_at_ms: int, force: bool) -> bool:
@@ -103,12 +97,8 @@ class TokenSlot:
 
     async def get(self, fetch: Fetch, *, force: bool = False, left: Left | None = None) -> Served:
         """The token to hand out: cached if fresh, else from a (shared) fetch, waited for until the
-        caller has ``left``.
-
-        While renewal keeps failing, a token still above the stale margin is served without making
-        the caller wait for the browser; a forced call tries, and gets the error if it fails, except
-        during a cool-down, when it gets the error that started it.
-        """
+        caller has ``left``. While renewal fails, a token above the stale margin is served at once; a
+        forced call gets the error (during a cool-down, the one that started it)."""
         cached, now = self.cached, self._clock()
         if cached is not None:
             if force and self._freshness.satisfies_force(cached.fetched_at_ms, now):
