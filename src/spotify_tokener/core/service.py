@@ -98,14 +98,7 @@ class TokenService:
         self._anonymous = TokenSlot(ANONYMOUS, "anonymous", freshness, config.backoff, clock)
         self._fetch_anonymous = self._coordinated(self._anonymous, self._fetcher.fetch)
         self._force_anonymous = self._coordinated(self._anonymous, self._fetcher.fetch, force=True)
-        self._accounts = AccountSlots(
-            config.max_accounts,
-            freshness,
-            config.backoff,
-            clock,
-            new_per_minute=config.new_accounts_per_minute,
-            rejected_for_ms=round(config.rejected_cookie_memory * 1000),
-        )
+        self._accounts = AccountSlots(config, clock)
         self._refresher: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
