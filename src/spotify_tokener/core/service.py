@@ -120,7 +120,6 @@ class TokenService:
 
     @property
     def shared_store_available(self) -> bool | None:
-        """Whether Redis answered last time it was asked; None when there is none."""
         return self._coordinator.available
 
     @property
@@ -161,14 +160,15 @@ class TokenService:
     def status(self) -> TokenStatus:
         slot, now = self._anonymous, self._clock()
         token, fetched_at = slot.token, _fetched_at(slot)
+        until_refresh = max(self.freshness.refresh_due_ms(token, fetched_at) - now, 0)
         return TokenStatus(
             has_token=token is not None,
             is_valid=self.freshness.is_servable(token, now),
-            should_refresh=self.freshness.wants_refresh(token, fetched_at, now),
+            should_refresh=until_refresh == 0,
             expires_at_ms=token.expires_at_ms if token else None,
             refreshing=slot.refreshing,
             ms_until_expiry=token.remaining_ms(now) if token else None,
-            ms_until_refresh=self.freshness.ms_until_refresh(token, fetched_at, now) if token else None,
+            ms_until_refresh=until_refresh if token else None,
             last_error=str(slot.last_error) if slot.last_error else None,
             consecutive_failures=slot.failures,
             refreshed_at_ms=fetched_at,
@@ -190,12 +190,11 @@ class TokenService:
         self._kept.save(ANONYMOUS_DOCUMENT, token_record(cached.token, cached.fetched_at_ms))
 
     async def _refresh_forever(self) -> None:
-        """Renew the anonymous token; accounts are only renewed when their owners ask again."""
+        """Renew the anonymous token when due, or once the cool-down after a failure ends; accounts are
+        only renewed when their owners ask again."""
         slot = self._anonymous
         while True:
-            now = self._clock()
-            due = self.freshness.wants_refresh(slot.token, _fetched_at(slot), now)
-            if due and not slot.cooling_down(now):
+            if self._ms_until_due(slot) == 0:
                 try:
                     await asyncio.shield(slot.refresh_in_background(self._fetch_anonymous))
                 except TokenError:
@@ -203,13 +202,12 @@ class TokenService:
                 except Exception:
                     log.exception("the refresher hit an unexpected error; it keeps running")
             self._accounts.drop_expired()
-            await self._sleep(self._seconds_until_next_check(slot))
+            await self._sleep(min(self._ms_until_due(slot) / 1000, self._config.refresh_interval))
 
-    def _seconds_until_next_check(self, slot: TokenSlot) -> float:
-        """Exactly until renewal is due, or until the cool-down after a failure ends."""
+    def _ms_until_due(self, slot: TokenSlot) -> int:
         now = self._clock()
         due_ms = slot.retry_at_ms(now) or self.freshness.refresh_due_ms(slot.token, _fetched_at(slot))
-        return min(max(due_ms - now, 0) / 1000, self._config.refresh_interval)
+        return max(due_ms - now, 0)
 
 
 def _fetched_at(slot: TokenSlot) -> int | None:
