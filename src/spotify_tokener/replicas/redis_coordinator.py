@@ -19,6 +19,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 import orjson
 from redis.asyncio import Redis
@@ -29,9 +30,14 @@ from redis.exceptions import LockError, RedisError
 
 from spotify_tokener.core.ports import Fetch, Wanted
 from spotify_tokener.domain.clock import Clock, wall_clock_ms
-from spotify_tokener.domain.errors import FetchTimeout, TokenError, failure_of
+from spotify_tokener.domain.errors import (
+    FetchTimeout,
+    TokenError,
+    failure_of,
+    failure_record,
+    read_failure_record,
+)
 from spotify_tokener.domain.token import Token, read_token_record, token_record
-from spotify_tokener.replicas.records import dump_failure, load_failure, redacted
 from spotify_tokener.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -155,10 +161,9 @@ class RedisCoordinator:
             token = await fetch_here()
         except TokenError as error:
             if failure_of(error).shared:  # a replica's own trouble (its browser) is not the others' fate
-                record = dump_failure(error)
-                await self._quietly(
-                    self._redis.set(self._key("failure", identity), record, px=round(self._lock_ttl * 1000))
-                )
+                record = orjson.dumps(failure_record(error))
+                lifetime = round(self._lock_ttl * 1000)
+                await self._quietly(self._redis.set(self._key("failure", identity), record, px=lifetime))
             raise
         else:
             now = self._clock()
@@ -216,8 +221,14 @@ def _outcome(wanted: Wanted, before: Records, now: Records, now_ms: int) -> Toke
     if shared is not None and wanted(*shared):
         return shared[0]
     if now[1] is not None and now[1] != before[1]:
-        return load_failure(now[1])
+        return read_failure_record(now[1])
     return None
+
+
+def redacted(url: str) -> str:
+    """Where Redis is, for logs: host, port and database, never the password or the query."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or 'localhost'}:{parts.port or 6379}{parts.path}"
 
 
 def _raise_if_cancelled() -> None:
