@@ -1,8 +1,6 @@
 """A fetch: attempts at the token source, retried with backoff, each one logged and reported.
 
 An *attempt* is one call to the source; a *fetch* is up to 1 + retries of them, fewer once nobody waits.
-Every attempt first takes a place (:class:`Places`), and its token is checked here before anyone sees
-it: the kind it was asked for, and enough life left to be served.
 """
 
 from __future__ import annotations

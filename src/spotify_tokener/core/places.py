@@ -2,10 +2,8 @@
 the anonymous token.
 
 Each attempt holds a browser context (tens of megabytes, a share of two cores); without a cap a burst
-of accounts opened hundreds and starved every fetch, the anonymous renewal included. So accounts share
-every place but one, which the anonymous token (one fetch at a time) always has. An account attempt
-that finds the places taken queues with its own budget (its timeout starts once it has a place); a full
-queue or a spent budget refuses it with a time to come back.
+of accounts opened hundreds and starved every fetch, the anonymous renewal included. A queued attempt's
+timeout starts once it has a place; a full queue or a spent budget refuses it with a time to come back.
 """
 
 from __future__ import annotations

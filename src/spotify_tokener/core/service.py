@@ -1,8 +1,6 @@
-"""Keeps a good token on hand: the slots, and the refresher that renews the anonymous token early.
-
-The service knows nothing about HTTP, browsers or Redis: it calls a :class:`TokenSource` through its
-fetcher, shares fetches through a :class:`Coordinator`, and answers the HTTP layer's questions. That
-keeps every rule here testable with an in-memory source and injected time.
+"""Keeps a good token on hand: the slots, and the refresher that renews the anonymous token early. It
+knows nothing of HTTP, browsers or Redis (only ``ports``), so every rule here is tested with an
+in-memory source and injected time.
 """
 
 from __future__ import annotations

@@ -1,14 +1,10 @@
-"""Several replicas, one token: the cache and the single flight kept in Redis.
+"""Several replicas, one token: the cache and the single flight kept in Redis, consulted only when a
+replica needs a fetch. The lock's holder extends it while it lives, so a replica that dies mid-fetch
+loses it within ``TOKENER_REDIS_LOCK_TTL``.
 
-Every replica still serves from its own memory; Redis is consulted only when a replica needs a
-fetch. It then adopts a newer token another replica stored, waits while another replica holds the
-fetch lock, or takes the lock and fetches itself. The holder extends the lock while it lives, so a
-replica that dies mid-fetch loses it within ``TOKENER_REDIS_LOCK_TTL`` and another takes over.
-
-Redis going away must never fail a request: the replica then fetches on its own, says so once, and
-shares again as soon as Redis answers its background PING. Until then Redis is not asked at all: a
-Redis that is silent rather than down would otherwise cost every fetch its timeouts. Keys hold
-identities as the service names them (an account's is a hash of its cookie), never a cookie.
+Redis going away must never fail a request: the replica fetches on its own and asks Redis nothing until
+its background PING answers (a Redis silent rather than down would cost every fetch its timeouts).
+Keys hold identities (an account's is a hash of its cookie), never a cookie.
 """
 
 from __future__ import annotations
