@@ -15,7 +15,7 @@ from spotify_tokener.core.slot import TokenSlot
 from spotify_tokener.domain.clock import Clock
 from spotify_tokener.domain.errors import COOKIE_REJECTED, CookieRejected, Overloaded
 from spotify_tokener.domain.rate import RateLimit
-from spotify_tokener.domain.token import account_identity
+from spotify_tokener.domain.token import identity_of
 
 if TYPE_CHECKING:
     from spotify_tokener.core.service import CoreConfig
@@ -37,7 +37,7 @@ class AccountSlots:
     def slot_for(self, sp_dc: str) -> TokenSlot:
         """This account's slot, made most recently used; the least recently used idle one goes if full."""
         self.drop_expired()
-        identity = account_identity(sp_dc)
+        identity = identity_of(sp_dc)
         if identity in self._rejected:
             raise CookieRejected(COOKIE_REJECTED)
         slot = self._slots.get(identity) or self._admit(identity)

@@ -51,8 +51,6 @@ class SourceChain:
     def __init__(
         self, sources: Sequence[NamedSource], cooldown: Backoff, clock: Clock, observer: SourceObserver
     ) -> None:
-        if not sources:
-            raise ValueError("a chain needs at least one source")
         self._sources = list(sources)
         self._states = {named.name: SourceState(name=named.name) for named in sources}
         self._cooldown = cooldown

@@ -32,13 +32,9 @@ def kind_of(sp_dc: str | None) -> Kind:
 
 
 def identity_of(sp_dc: str | None) -> str:
-    """Who a request's token is for, as replicas share it: its account's, or the anonymous token."""
-    return account_identity(sp_dc) if sp_dc else ANONYMOUS
-
-
-def account_identity(sp_dc: str) -> str:
-    """An account's identity: a hash of its cookie, never the cookie."""
-    return f"account:{hashlib.sha256(sp_dc.encode()).hexdigest()}"
+    """Who a request's token is for, as replicas share it: an account's is a hash of its cookie, never
+    the cookie."""
+    return f"account:{hashlib.sha256(sp_dc.encode()).hexdigest()}" if sp_dc else ANONYMOUS
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from spotify_tokener.core.slot import TokenSlot
 from spotify_tokener.domain.clock import wall_clock_ms
 from spotify_tokener.domain.errors import BrowserMissing, RateLimited, ShuttingDown, TokenError, UpstreamError
 from spotify_tokener.domain.freshness import Freshness
-from spotify_tokener.domain.token import ANONYMOUS, Token, account_identity, token_record
+from spotify_tokener.domain.token import ANONYMOUS, Token, identity_of, token_record
 from spotify_tokener.settings import Settings
 from spotify_tokener.wiring import core_config
 from tests.scripted import ScriptedSource
@@ -366,7 +366,7 @@ async def test_fetches_go_through_the_coordinator_by_identity_never_by_cookie(
     account = await service.get_token(sp_dc="cookie-value")
     assert anonymous.token == again.token == shared
     assert source.calls == ["cookie-value"]
-    assert coordinator.asked == [ANONYMOUS, ANONYMOUS, account_identity("cookie-value")]
+    assert coordinator.asked == [ANONYMOUS, ANONYMOUS, identity_of("cookie-value")]
     assert account.token.is_anonymous is False
 
 
