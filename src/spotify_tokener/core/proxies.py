@@ -139,10 +139,10 @@ class ThroughProxies:
 
     async def attempt(self, sp_dc: str | None = None) -> Token:
         identity = identity_of(sp_dc)
-        last: TokenError | None = None
+        order = self._pool.order(identity)
         try:
             async with asyncio.timeout(self._timeout_s):
-                for proxy in self._pool.order(identity):
+                for proxy in order:
                     started_ms = self._clock()
                     try:
                         token = await self._source.attempt(sp_dc, proxy)
@@ -157,9 +157,8 @@ class ThroughProxies:
                                 self._pool.move_on(identity, proxy)
                             raise
                         self._failed(proxy, started_ms, error)
-                        if rule is ProxyRule.SPENT:
+                        if rule is ProxyRule.SPENT or proxy is order[-1]:
                             raise
-                        last = error
                         continue
                     self._report(proxy, OUTCOME_OK)
                     if proxy is not None:
@@ -169,8 +168,7 @@ class ThroughProxies:
             timeout = FetchTimeout.after(self._timeout_s)
             self._failed(proxy, started_ms, timeout)  # the order is never empty: one was tried
             raise timeout from None
-        assert last is not None  # each proxy in the order either returned or failed
-        raise last
+        raise AssertionError("the last proxy of the order returns or raises")  # pragma: no cover
 
     def _failed(self, proxy: Proxy | None, started_ms: int, error: TokenError) -> None:
         self._report(proxy, error.outcome)
