@@ -208,21 +208,6 @@ def failure_of(error: TokenError) -> Failure:
     return FAILURES[error.kind]
 
 
-def failure_table() -> str:
-    """``FAILURES`` as the Markdown table docs/operations.md holds."""
-    lines = [
-        "| failure | status | retried | next source | next proxy | shared | cool-down |",
-        "| --- " * 7 + "|",
-    ]
-    for kind, row in list(FAILURES.items())[1:]:  # not the base's
-        flags = (row.retried, row.next_source, row.proxy.value, row.shared, row.cools_down)
-        cells = [flag if isinstance(flag, str) else ("yes" if flag else "no") for flag in flags]
-        shown = cells if row.ends in ("attempt", "fetch") else ["—"] * len(cells)
-        counted = f" (counted as `{row.counted_as}`)" if row.counted_as else ""
-        lines.append(f"| `{kind}`: {row.when}{counted} | {row.status} | {' | '.join(shown)} |")
-    return "\n".join(lines) + "\n"
-
-
 HTTP_SERVER_ERRORS = 500
 MAX_MESSAGE = 200  # a shared failure's message goes into HTTP bodies: keep it a short cause
 UNKNOWN_FAILURE = "another replica's fetch failed"
