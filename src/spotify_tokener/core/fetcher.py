@@ -53,8 +53,6 @@ def backoff_wait(
 
 
 class Fetcher:
-    """Fetches for every slot of a service: retries, logging and checks in one place."""
-
     def __init__(
         self, source: TokenSource, config: CoreConfig, *, clock: Clock, sleep: Sleep, observer: FetchObserver
     ) -> None:
@@ -67,8 +65,6 @@ class Fetcher:
         self._observer = observer
 
     async def fetch(self, sp_dc: str | None = None, awaited: Awaited = lambda: True) -> Token:
-        """A token for the anonymous caller, or with ``sp_dc`` for that account, after retries if needed
-        and while ``awaited`` says someone still waits for it."""
         retrying = AsyncRetrying(
             stop=lambda state: state.attempt_number > self._backoff.retries or not awaited(),
             wait=backoff_wait(self._backoff),

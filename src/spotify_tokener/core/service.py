@@ -72,8 +72,6 @@ class TokenStatus:
 
 
 class TokenService:
-    """The anonymous token kept fresh in the background, and account tokens kept on demand."""
-
     def __init__(
         self,
         source: TokenSource,
@@ -125,7 +123,6 @@ class TokenService:
         return self._anonymous.cached
 
     def watch_anonymous(self, watcher: Watcher) -> None:
-        """Call ``watcher`` with each new anonymous token as soon as it is held (the HTTP hot answer)."""
         self._anonymous.watch(watcher)
 
     async def get_token(
@@ -178,7 +175,6 @@ class TokenService:
         )
 
     def _resume(self) -> None:
-        """The anonymous token kept from before a restart, while it is still servable: no fetch."""
         kept = kept_token(self._kept.load(ANONYMOUS_DOCUMENT), self._clock(), self.freshness)
         if kept is not None:
             self._anonymous.hold(*kept)

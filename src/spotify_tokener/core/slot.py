@@ -84,8 +84,7 @@ class TokenSlot:
         self._watchers.append(watcher)
 
     def accepts(self, token: Token, fetched_at_ms: int, *, requested_at_ms: int, force: bool) -> bool:
-        """Whether a token someone else fetched (another replica) will do for a request made at
-        ``requested_at_ms``: the right kind, servable, newer than ours, and if forced, recent enough."""
+        """Whether a token another replica fetched will do for a request made at ``requested_at_ms``."""
         now = self._clock()
         known = self.token
         return (
@@ -111,7 +110,10 @@ class TokenSlot:
                 self.refresh_in_background(fetch)
             return Served(stale, cached=True)
         if self.cooling_down(now):  # forcing too: clients must not turn an outage into a storm
-            raise self._error_until_retry(now)
+            error = self.last_error
+            assert error is not None, "cooling down implies a recorded failure"
+            retry_after = max(self._retry_at_ms - now, 0) / 1000  # when the next try is due
+            raise type(error)(str(error), retry_after=retry_after, kind=error.kind)
         try:
             return Served(await self._join(fetch, left), cached=False)
         except CallerLeft:
@@ -123,8 +125,7 @@ class TokenSlot:
             return Served(stale, cached=True)
 
     def refresh_in_background(self, fetch: Fetch) -> asyncio.Task[Token]:
-        """Start a fetch unless one is already running; either way return the running one, which
-        is now wanted whether or not anyone waits for it."""
+        """The fetch under way, or a new one: either way wanted now, whether or not anyone waits for it."""
         self._wanted_alone = True
         return self._start(fetch)
 
@@ -151,12 +152,6 @@ class TokenSlot:
         """A token to serve while renewal fails; never to a caller who forced a new one."""
         token = self.token
         return token if not force and self._freshness.is_usable_stale(token, now_ms) else None
-
-    def _error_until_retry(self, now_ms: int) -> TokenError:
-        """The failure that started the cool-down, telling the client when the next try is due."""
-        error = self.last_error
-        assert error is not None, "cooling down implies a recorded failure"
-        return type(error)(str(error), retry_after=max(self._retry_at_ms - now_ms, 0) / 1000, kind=error.kind)
 
     async def _join(self, fetch: Fetch, left: Left | None) -> Token:
         flight = self._start(fetch)

@@ -32,8 +32,7 @@ def kind_of(sp_dc: str | None) -> Kind:
 
 
 def identity_of(sp_dc: str | None) -> str:
-    """Who a request's token is for, as replicas share it: an account's is a hash of its cookie, never
-    the cookie."""
+    """Who a request's token is for, as replicas share it: an account's cookie's hash, never the cookie."""
     return f"account:{hashlib.sha256(sp_dc.encode()).hexdigest()}" if sp_dc else ANONYMOUS
 
 
@@ -89,8 +88,7 @@ def parse_token_response(status: int, headers: Mapping[str, str], body: bytes, *
 
 
 def token_record(token: Token, fetched_at_ms: int) -> dict[str, Any]:
-    """The token in Spotify's own shape and when it was fetched: what replicas share, and what a
-    restart finds (:func:`read_token_record` reads it back)."""
+    """The token in Spotify's own shape and when it was fetched: what replicas share and a restart finds."""
     return {
         "accessToken": token.access_token,
         "accessTokenExpirationTimestampMs": token.expires_at_ms,
@@ -102,10 +100,9 @@ def token_record(token: Token, fetched_at_ms: int) -> dict[str, Any]:
 
 
 def read_token_record(record: object, now_ms: int) -> tuple[Token, int] | None:
-    """A token another process wrote (another replica, or this one before a restart) and when it was
-    fetched, if it can be Spotify's: fetched neither in the future nor hours ago, expiring at most
-    :data:`LONGEST_LIFE_MS` ahead, short plain text. A record that says otherwise (tampered with, or
-    from a clock gone wrong) would be adopted even by forced requests and renewed in years."""
+    """A token another process wrote (another replica, or this one before a restart), if it can be
+    Spotify's. A record that says otherwise (tampered with, or from a clock gone wrong) would be adopted
+    even by forced requests and renewed in years."""
     try:
         payload: Any = orjson.loads(record) if isinstance(record, bytes | str) else record
         token = token_from_payload(payload if isinstance(payload, dict) else {})

@@ -115,11 +115,8 @@ class RedisCoordinator:
             await asyncio.sleep(self._lock_ttl)
 
     async def _claim(self, identity: str, wanted: Wanted) -> Token | Lock:
-        """A token to adopt, or the fetch lock.
-
-        A failure the lock holder records while we wait is raised here, so N replicas waiting on one
-        failed fetch do not each try again at once. Waiting ends when the holder's fetch must have.
-        """
+        """A token to adopt, or the fetch lock; a failure the holder records while we wait is raised, so N
+        replicas waiting on one failed fetch do not each try again. Waiting ends when its fetch must have."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._wait_s
         lock = self._redis.lock(
