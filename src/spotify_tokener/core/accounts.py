@@ -2,8 +2,7 @@
 itself, so neither a memory dump nor the status endpoint can give a session away.
 
 So that a stranger with a list of cookies cannot take the service from its bots, accounts are admitted,
-not just cached: new ones at a bounded rate, a cookie Spotify refused is refused again from memory for a
-while, and a slot whose fetch is running is never evicted (its next request would start a second fetch).
+not just cached: new ones at a bounded rate, and a cookie Spotify refused is refused from memory a while.
 """
 
 from __future__ import annotations
@@ -82,7 +81,8 @@ class AccountSlots:
         return slot
 
     def _evict(self, keep: str) -> None:
-        """Least recently used first, never a slot whose fetch is running; over capacity until one ends."""
+        """Least recently used first; never a slot whose fetch runs (its next request would start a second
+        one): over capacity until one ends."""
         excess = len(self._slots) - self._config.max_accounts
         if excess <= 0:
             return

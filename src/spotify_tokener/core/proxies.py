@@ -1,10 +1,8 @@
 """Leaving through proxies: which proxy an attempt takes, and cooling down the ones that fail.
 
 Spotify's firewall turns some addresses away (429s, 403s) while it serves others, and a proxy can die.
-So an identity keeps its proxy while it works (a session that jumps between addresses looks stolen), a
-failing proxy cools down for a doubling while, and the attempt moves on to the next usable one at once,
-unseen by the client. With every proxy cooling down, the one back first is used: never none, unless
-the operator allowed it (``TOKENER_PROXY_OPTIONAL``).
+So an identity keeps its proxy while it works (a session that jumps between addresses looks stolen), and
+a failing one cools down while the attempt moves on to the next at once, unseen by the client.
 """
 
 from __future__ import annotations
@@ -60,7 +58,8 @@ class ProxyPool:
         self._next = 0  # where the next identity without a proxy starts looking, to spread them
 
     def order(self, identity: str) -> list[Proxy | None]:
-        """The proxies one attempt for ``identity`` tries, in turn, until one is not to blame."""
+        """The proxies one attempt for ``identity`` tries, in turn, until one is not to blame; with every
+        one cooling down, the one back first: never none, unless the operator allowed it."""
         now, stuck = self._clock(), self._stuck.get(identity)
         rotation = self._states[self._next :] + self._states[: self._next]
         usable = [state.proxy for state in rotation if state.usable(now)]

@@ -2,8 +2,7 @@
 a shared one travels to other replicas in.
 
 Every message is ours, safe for an HTTP body: no upstream body, token or cookie is ever put in one.
-An error carries its kind, message and ``Retry-After``; its status, retries, next source or proxy,
-sharing and cool-down are read from ``FAILURES`` alone, which docs/operations.md shows (tested).
+An error carries its kind, message and ``Retry-After``; what it does is read from ``FAILURES`` alone.
 """
 
 from __future__ import annotations
