@@ -34,11 +34,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-Awaited = Callable[[], bool]
-"""Whether anyone still waits for a fetch's token: retries are for someone, so once every waiter has
-left, the fetch ends with its last failure."""
-
-
 def backoff_wait(
     backoff: Backoff, draw: Callable[[], float] = random.random
 ) -> Callable[[RetryCallState], float]:
@@ -64,7 +59,8 @@ class Fetcher:
         self._sleep = sleep
         self._observer = observer
 
-    async def fetch(self, sp_dc: str | None = None, awaited: Awaited = lambda: True) -> Token:
+    async def fetch(self, sp_dc: str | None = None, awaited: Callable[[], bool] = lambda: True) -> Token:
+        """Retries are for someone: once ``awaited`` says all waiters left, it ends with its last failure."""
         retrying = AsyncRetrying(
             stop=lambda state: state.attempt_number > self._backoff.retries or not awaited(),
             wait=backoff_wait(self._backoff),
