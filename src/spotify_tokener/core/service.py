@@ -9,7 +9,6 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
 
 from spotify_tokener.core.accounts import AccountSlots
 from spotify_tokener.core.fetcher import Fetcher
@@ -175,8 +174,10 @@ class TokenService:
         )
 
     def _resume(self) -> None:
-        kept = kept_token(self._kept.load(ANONYMOUS_DOCUMENT), self._clock(), self.freshness)
-        if kept is not None:
+        """The anonymous token kept from before a restart, if plausible and still servable: no fetch."""
+        now = self._clock()
+        kept = read_token_record(self._kept.load(ANONYMOUS_DOCUMENT), now)
+        if kept is not None and kept[0].is_anonymous and self.freshness.is_servable(kept[0], now):
             self._anonymous.hold(*kept)
             log.info("anonymous token kept from before the restart, expiring at %d ms", kept[0].expires_at_ms)
 
@@ -207,11 +208,3 @@ class TokenService:
 def _fetched_at(slot: TokenSlot) -> int | None:
     cached = slot.cached
     return cached.fetched_at_ms if cached else None
-
-
-def kept_token(
-    document: dict[str, Any] | None, now_ms: int, freshness: Freshness
-) -> tuple[Token, int] | None:
-    """A kept token and when it was fetched, if anonymous, plausible and servable now."""
-    kept = read_token_record(document, now_ms)
-    return kept if kept and kept[0].is_anonymous and freshness.is_servable(kept[0], now_ms) else None

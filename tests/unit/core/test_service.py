@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -8,7 +9,7 @@ from typing import Any
 import pytest
 
 from spotify_tokener.core.ports import Fetch, Wanted
-from spotify_tokener.core.service import TokenService, kept_token
+from spotify_tokener.core.service import TokenService
 from spotify_tokener.core.slot import TokenSlot
 from spotify_tokener.domain.clock import wall_clock_ms
 from spotify_tokener.domain.errors import BrowserMissing, RateLimited, ShuttingDown, TokenError, UpstreamError
@@ -448,13 +449,19 @@ def kept(**changes: Any) -> dict[str, Any]:
         ({"fetchedAtMs": NOW}, False),
     ],
 )
-def test_a_kept_token_is_believed_only_if_anonymous_servable_and_plausible(
-    document: dict[str, Any] | None, believed: bool
+async def test_a_kept_token_is_believed_only_if_anonymous_servable_and_plausible(
+    document: dict[str, Any] | None, believed: bool, unit_settings: SettingsMaker, stopper: list[TokenService]
 ) -> None:
-    found = kept_token(document, NOW, FRESHNESS)
+    config = dataclasses.replace(core_config(unit_settings()), freshness=FRESHNESS)
+    state = MemoryState(**({"token": document} if document is not None else {}))
+    service = TokenService(ScriptedSource(), config, clock=lambda: NOW, kept=state)
+    stopper.append(service)
+    await service.start()  # resumes what was kept; the refresher's first fetch has not begun
+    found = service.anonymous_token
     assert (found is not None) == believed
     if found is not None:
-        assert found == (Token("BQ-kept", NOW + 50 * 60_000, "client", True, "direct"), NOW - 60_000)
+        kept_token = Token("BQ-kept", NOW + 50 * 60_000, "client", True, "direct")
+        assert (found.token, found.fetched_at_ms) == (kept_token, NOW - 60_000)
 
 
 async def test_a_kept_token_is_served_without_a_fetch_and_each_new_anonymous_one_is_kept(
