@@ -77,7 +77,8 @@ class SourceChain:
                 failure = error if isinstance(error, TokenError) else self._crashed(named.name, error)
                 self._observer.source_ended(named.name, kind, failure.outcome)
                 if last or not failure_of(failure).next_source:
-                    self._failed(state, failure)
+                    if not isinstance(failure, CookieRejected):  # the cookie's fault, not the source's
+                        state.last_error, state.last_failure_ms = str(failure), self._clock()
                     raise
                 self._cool_down(state, failure)
                 continue
@@ -112,14 +113,9 @@ class SourceChain:
         log.error("token source %s crashed: %s", name, type(error).__name__)
         return InternalError(f"the {name} source crashed")
 
-    def _failed(self, state: SourceState, error: TokenError) -> None:
-        if isinstance(error, CookieRejected):  # the cookie's fault, not the source's
-            return
-        state.last_error, state.last_failure_ms = str(error), self._clock()
-
     def _cool_down(self, state: SourceState, error: TokenError) -> None:
         state.failures += 1
-        self._failed(state, error)
+        state.last_error, state.last_failure_ms = str(error), self._clock()
         seconds = self._cooldown.cooldown_s(state.failures, None)
         state.retry_at_ms = self._clock() + round(seconds * 1000)
         log.warning(
