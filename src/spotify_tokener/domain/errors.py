@@ -234,9 +234,8 @@ def failure_record(error: TokenError) -> dict[str, Any]:
 
 
 def read_failure_record(raw: bytes | str) -> TokenError:
-    """A failure another replica recorded, read as warily as any input (another process, maybe of
-    another version, maybe tampered with): anything unexpected is a generic upstream failure, and only
-    a failure about Spotify (a ``shared`` row) is taken as it is."""
+    """A failure another replica recorded (maybe of another version, maybe tampered with): anything
+    unexpected is a generic upstream failure, and only one about Spotify (``shared``) is taken as it is."""
     try:
         record = orjson.loads(raw)
         name = str(record["error"] if "error" in record else record["kind"])  # "kind": written by 0.1.0
@@ -248,8 +247,7 @@ def read_failure_record(raw: bytes | str) -> TokenError:
 
 
 def _seconds(value: object) -> float | None:
-    """A wait as replicas write it: a finite number of seconds, not negative, or none; ``"nan"``,
-    ``"-inf"`` or ``true`` is a broken record (ValueError), not a wait."""
+    """A wait as replicas write it, or none; anything else is a broken record (ValueError)."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:

@@ -103,8 +103,7 @@ def hash_record(served: HashSet) -> dict[str, Any]:
 
 
 def load_hash_record(record: object) -> HashSet | None:
-    """A set's record from Redis or the state folder, read back like any input: if every part of it is
-    what this service writes."""
+    """A set's record from Redis or the state folder, if every part of it is what this service writes."""
     try:
         record = orjson.loads(record) if isinstance(record, bytes) else record
     except orjson.JSONDecodeError:
