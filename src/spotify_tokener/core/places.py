@@ -55,14 +55,13 @@ class Places:
         budget = asyncio.ensure_future(self._sleep(self._wait_s))
         try:
             await asyncio.wait((turn, budget), return_when=asyncio.FIRST_COMPLETED)
+            if not turn.done():
+                raise self._refusal()
         except BaseException:
             self._give_up(turn)
             raise
         finally:
             budget.cancel()
-        if not turn.done():
-            self._give_up(turn)
-            raise self._refusal()
 
     def _leave(self) -> None:
         while self._queue:
