@@ -1,11 +1,9 @@
-"""The state folder (``TOKENER_STATE_DIR``): what was learned, kept across restarts.
+"""The state folder (``TOKENER_STATE_DIR``): named JSON documents, what was learned, kept across restarts.
 
-Named JSON documents, each owned by one part of the service. Only this process's user may read them:
-the folder is 0700 (a looser one of ours is tightened; another user's is not used), each file 0600,
-written whole (a temporary file, fsync, rename) so that a crash leaves the old file or the new one.
-A file that is missing, unreadable, another user's or not a JSON object reads as nothing, with one
-warning: the service then learns again as on a first start. Writes run in a thread, after the answer
-that caused them; the last one of each document wins.
+Only this process's user may read them: the folder is 0700 (a looser one of ours is tightened; another
+user's is not used), each file 0600, written whole (a temporary file, fsync, rename) so that a crash
+leaves the old file or the new one. Anything wrong reads as nothing, with one warning: the service
+then learns again as on a first start.
 """
 
 from __future__ import annotations

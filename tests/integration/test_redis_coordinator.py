@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from functools import partial
 from typing import Any
 
+import orjson
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -17,8 +18,7 @@ from spotify_tokener.core.ports import Wanted
 from spotify_tokener.core.slot import TokenSlot
 from spotify_tokener.domain.clock import wall_clock_ms
 from spotify_tokener.domain.errors import BrowserError, FetchTimeout, RateLimited
-from spotify_tokener.domain.token import Token
-from spotify_tokener.replicas.records import dump_shared_token
+from spotify_tokener.domain.token import Token, token_record
 from spotify_tokener.replicas.redis_coordinator import Records, RedisCoordinator
 from spotify_tokener.settings import Settings
 from tests.conftest import free_port
@@ -309,7 +309,7 @@ async def test_an_account_token_under_the_anonymous_identity_is_never_adopted(
     coordinators: Callable[..., RedisCoordinator], raw: Redis, redis_prefix: str
 ) -> None:
     account = Token("BQ-someones-account", wall_clock_ms() + 3_600_000, "client", False)
-    await raw.set(f"{redis_prefix}token:{KEY}", dump_shared_token(account, wall_clock_ms()))
+    await raw.set(f"{redis_prefix}token:{KEY}", orjson.dumps(token_record(account, wall_clock_ms())))
     fetch_here = Fetches()
     assert (await coordinators().fetch(KEY, fetch_here, await wanted())).is_anonymous
     assert fetch_here.calls == 1

@@ -1,11 +1,9 @@
 """Several token sources tried in order within one attempt: the light one first, the browser behind it.
 
-A source that fails where another might not (a rejected TOTP, an unreadable answer, a broken transport,
-nothing learned yet) hands the attempt on at once, unseen by the client, and cools down for a doubling
-while; the last is never skipped, so the service answers at worst as that source alone would. A failure
-about Spotify (a 429, a 5xx) ends the attempt: one attempt, one upstream call, the fetcher's retry rules
-as with one source; so does a cookie a source is sure is dead (the direct source, with a proven
-secret). A source of anonymous tokens only (the embed page's) sits out an account's attempt.
+A failure whose ``FAILURES`` row says ``next_source`` hands the attempt on at once, unseen by the client,
+and cools the source down for a doubling while; the last is never skipped, so the service answers at
+worst as that source alone would. A source of anonymous tokens only (the embed page's) sits out an
+account's attempt.
 """
 
 from __future__ import annotations
@@ -26,7 +24,7 @@ from spotify_tokener.domain.errors import (
     TokenError,
     failure_of,
 )
-from spotify_tokener.domain.token import Kind, Token, kind_of
+from spotify_tokener.domain.token import Token, kind_of
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +51,6 @@ class SourceChain:
     def __init__(
         self, sources: Sequence[NamedSource], cooldown: Backoff, clock: Clock, observer: SourceObserver
     ) -> None:
-        if not sources:
-            raise ValueError("a chain needs at least one source")
         self._sources = list(sources)
         self._states = {named.name: SourceState(name=named.name) for named in sources}
         self._cooldown = cooldown
@@ -69,43 +65,34 @@ class SourceChain:
         sources = [named for named in self._sources if named.accounts] if sp_dc else self._sources
         if not sources:
             raise AccountsDisabled(NO_ACCOUNT_SOURCE)
-        *before, last = sources
-        for named in before:
-            if self._states[named.name].usable(self._clock()):
-                token = await self._try(named, sp_dc, kind)
-                if token is not None:
-                    return self._answered(named is not sources[0], token)
-        try:
-            token = await last.source.attempt(sp_dc)
-        except TokenError as error:
-            self._observer.source_ended(last.name, kind, error.outcome)
-            self._failed(self._states[last.name], error)
-            raise
-        return self._answered(len(sources) > 1, self._succeeded(last.name, kind, token))
-
-    def _answered(self, fell_back: bool, token: Token) -> Token:
-        if fell_back and token.is_anonymous and token.source is not None:
-            self.fell_back(token.source)
-        return token
-
-    async def _try(self, named: NamedSource, sp_dc: str | None, kind: Kind) -> Token | None:
-        """A source before the last: its token, or None for the next source to answer."""
-        state = self._states[named.name]
-        try:
-            token = await named.source.attempt(sp_dc)
-        except Exception as error:  # a bug in one source must not cost the client its token either
-            failure = error if isinstance(error, TokenError) else self._crashed(named.name, error)
-            self._observer.source_ended(named.name, kind, failure.outcome)
-            if not failure_of(failure).next_source:
-                self._failed(state, failure)
-                raise
-            self._cool_down(state, failure)
-            return None
-        if sp_dc and token.is_anonymous:
-            # A dead cookie, or a call this source got wrong for accounts: only the last can say.
-            self._observer.source_ended(named.name, kind, CookieRejected.outcome)
-            return None
-        return self._succeeded(named.name, kind, token)
+        for named in sources:
+            state, last = self._states[named.name], named is sources[-1]
+            if not last and not state.usable(self._clock()):
+                continue
+            try:
+                token = await named.source.attempt(sp_dc)
+            except Exception as error:
+                if last and not isinstance(error, TokenError):
+                    raise  # the fetcher reports it; a bug in one before must not cost the client its token
+                failure = error if isinstance(error, TokenError) else self._crashed(named.name, error)
+                self._observer.source_ended(named.name, kind, failure.outcome)
+                if last or not failure_of(failure).next_source:
+                    if not isinstance(failure, CookieRejected):  # the cookie's fault, not the source's
+                        state.last_error, state.last_failure_ms = str(failure), self._clock()
+                    raise
+                self._cool_down(state, failure)
+                continue
+            if sp_dc and token.is_anonymous and not last:
+                # A dead cookie, or a call this source got wrong for accounts: only the last can say.
+                self._observer.source_ended(named.name, kind, CookieRejected.outcome)
+                continue
+            state.failures, state.retry_at_ms = 0, 0
+            state.last_success_ms = self._clock()
+            self._observer.source_ended(named.name, kind, OUTCOME_OK)
+            if named is not sources[0] and token.is_anonymous:
+                self.fell_back(named.name)
+            return dataclasses.replace(token, source=named.name)
+        raise AssertionError("the last source returns or raises")  # pragma: no cover
 
     def restore(self, name: str) -> None:
         """``name`` learned what it lacked: its cool-down ends now, not when its time is up."""
@@ -121,26 +108,14 @@ class SourceChain:
     def states(self) -> list[SourceState]:
         return list(self._states.values())
 
-    def _succeeded(self, name: str, kind: Kind, token: Token) -> Token:
-        state = self._states[name]
-        state.failures, state.retry_at_ms = 0, 0
-        state.last_success_ms = self._clock()
-        self._observer.source_ended(name, kind, OUTCOME_OK)
-        return dataclasses.replace(token, source=name)
-
     @staticmethod
     def _crashed(name: str, error: Exception) -> InternalError:
         log.error("token source %s crashed: %s", name, type(error).__name__)
         return InternalError(f"the {name} source crashed")
 
-    def _failed(self, state: SourceState, error: TokenError) -> None:
-        if isinstance(error, CookieRejected):  # the cookie's fault, not the source's
-            return
-        state.last_error, state.last_failure_ms = str(error), self._clock()
-
     def _cool_down(self, state: SourceState, error: TokenError) -> None:
         state.failures += 1
-        self._failed(state, error)
+        state.last_error, state.last_failure_ms = str(error), self._clock()
         seconds = self._cooldown.cooldown_s(state.failures, None)
         state.retry_at_ms = self._clock() + round(seconds * 1000)
         log.warning(

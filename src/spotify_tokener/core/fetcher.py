@@ -1,8 +1,6 @@
 """A fetch: attempts at the token source, retried with backoff, each one logged and reported.
 
 An *attempt* is one call to the source; a *fetch* is up to 1 + retries of them, fewer once nobody waits.
-Every attempt first takes a place (:class:`Places`), and its token is checked here before anyone sees
-it: the kind it was asked for, and enough life left to be served.
 """
 
 from __future__ import annotations
@@ -11,9 +9,9 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
-from tenacity.wait import wait_base
 
 from spotify_tokener.core.places import Places
 from spotify_tokener.core.ports import OUTCOME_OK, FetchObserver, TokenSource
@@ -28,59 +26,44 @@ from spotify_tokener.domain.errors import (
     UpstreamError,
     failure_of,
 )
-from spotify_tokener.domain.freshness import Freshness
 from spotify_tokener.domain.token import Kind, Token, kind_of
+
+if TYPE_CHECKING:
+    from spotify_tokener.core.service import CoreConfig
 
 log = logging.getLogger(__name__)
 
 
-Awaited = Callable[[], bool]
-"""Whether anyone still waits for a fetch's token: retries are for someone, so once every waiter has
-left, the fetch ends with its last failure."""
-
-
-class RetryAfterWait(wait_base):
+def backoff_wait(
+    backoff: Backoff, draw: Callable[[], float] = random.random
+) -> Callable[[RetryCallState], float]:
     """The backoff's delays, as tenacity asks for them, with the jitter drawn here."""
 
-    def __init__(self, backoff: Backoff, draw: Callable[[], float] = random.random) -> None:
-        self._backoff = backoff
-        self._draw = draw
-
-    def __call__(self, retry_state: RetryCallState) -> float:
-        outcome = retry_state.outcome
-        error = outcome.exception() if outcome is not None else None
+    def wait(state: RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome is not None else None
         retry_after = error.retry_after if isinstance(error, TokenError) else None
-        return self._backoff.delay_s(retry_state.attempt_number, retry_after, self._draw())
+        return backoff.delay_s(state.attempt_number, retry_after, draw())
+
+    return wait
 
 
 class Fetcher:
-    """Fetches for every slot of a service: retries, logging and checks in one place."""
-
     def __init__(
-        self,
-        source: TokenSource,
-        *,
-        places: Places,
-        backoff: Backoff,
-        freshness: Freshness,
-        clock: Clock,
-        sleep: Sleep,
-        observer: FetchObserver,
+        self, source: TokenSource, config: CoreConfig, *, clock: Clock, sleep: Sleep, observer: FetchObserver
     ) -> None:
         self._source = source
-        self._places = places
-        self._backoff = backoff
-        self._freshness = freshness
+        self._places = Places(config.max_contexts, config.queue_size, config.queue_timeout, sleep)
+        self._backoff = config.backoff
+        self._freshness = config.freshness
         self._clock = clock
         self._sleep = sleep
         self._observer = observer
 
-    async def fetch(self, sp_dc: str | None = None, awaited: Awaited = lambda: True) -> Token:
-        """A token for the anonymous caller, or with ``sp_dc`` for that account, after retries if needed
-        and while ``awaited`` says someone still waits for it."""
+    async def fetch(self, sp_dc: str | None = None, awaited: Callable[[], bool] = lambda: True) -> Token:
+        """Retries are for someone: once ``awaited`` says all waiters left, it ends with its last failure."""
         retrying = AsyncRetrying(
             stop=lambda state: state.attempt_number > self._backoff.retries or not awaited(),
-            wait=RetryAfterWait(self._backoff),
+            wait=backoff_wait(self._backoff),
             retry=retry_if_exception(
                 lambda error: isinstance(error, TokenError) and failure_of(error).retried
             ),
@@ -104,29 +87,28 @@ class Fetcher:
         raise AssertionError("tenacity stops by raising")  # pragma: no cover
 
     async def _attempt(self, number: int, sp_dc: str | None) -> Token:
+        """One attempt in its place, logged as one line. Unexpected errors become client-safe ones."""
         kind = kind_of(sp_dc)
         async with self._places.place(kind):
-            return await self._logged_attempt(number, sp_dc, kind)
-
-    async def _logged_attempt(self, number: int, sp_dc: str | None, kind: Kind) -> Token:
-        """One attempt, logged as one line. Unexpected errors become client-safe ones."""
-        attempt = f"token attempt {number}/{self._backoff.retries + 1}"
-        started = time.perf_counter()
-        try:
-            token = self._checked(await self._source.attempt(sp_dc), kind)
-        except TokenError as error:
-            self._observer.attempt_ended(kind, error.outcome, time.perf_counter() - started, number)
-            log.warning("%s failed: %s, %.0f ms: %s", attempt, kind, _ms_since(started), error)
-            raise
-        except Exception as error:
-            # Only the type: a library's message could quote the cookie it was handed.
-            self._observer.attempt_ended(kind, InternalError.outcome, time.perf_counter() - started, number)
-            log.error("%s crashed: %s: %s", attempt, kind, type(error).__name__)
-            raise InternalError("unexpected error while fetching a token") from None
-        self._observer.attempt_ended(kind, OUTCOME_OK, time.perf_counter() - started, number)
-        remaining_s = token.remaining_ms(self._clock()) // 1000
-        log.info("%s ok: %s, %.0f ms, expires in %d s", attempt, kind, _ms_since(started), remaining_s)
-        return token
+            attempt = f"token attempt {number}/{self._backoff.retries + 1}"
+            started = time.perf_counter()
+            try:
+                token = self._checked(await self._source.attempt(sp_dc), kind)
+            except TokenError as error:
+                self._observer.attempt_ended(kind, error.outcome, time.perf_counter() - started, number)
+                log.warning("%s failed: %s, %.0f ms: %s", attempt, kind, _ms_since(started), error)
+                raise
+            except Exception as error:
+                # Only the type: a library's message could quote the cookie it was handed.
+                self._observer.attempt_ended(
+                    kind, InternalError.outcome, time.perf_counter() - started, number
+                )
+                log.error("%s crashed: %s: %s", attempt, kind, type(error).__name__)
+                raise InternalError("unexpected error while fetching a token") from None
+            self._observer.attempt_ended(kind, OUTCOME_OK, time.perf_counter() - started, number)
+            remaining_s = token.remaining_ms(self._clock()) // 1000
+            log.info("%s ok: %s, %.0f ms, expires in %d s", attempt, kind, _ms_since(started), remaining_s)
+            return token
 
     def _checked(self, token: Token, wanted: Kind) -> Token:
         """Never an account token for an anonymous caller nor the reverse; never one stale on arrival

@@ -1,10 +1,8 @@
 """The persisted-query hashes served to clients of the web player's own API.
 
-Learned when first asked for, then again when the page names another bundle (a deploy, seen on the
-token path's visits or once the set is ``max_age`` old) or a client reports a served hash refused.
-Every reason shares one flight and one pace (at most one learning per ``min_interval``), so a flood of
-reports costs one reading; while learning fails, the last set is served with its age. Never on the
-tokens' path, never with a browser.
+Learned when first asked for, then when the page names another bundle (a deploy) or a client reports a
+served hash refused. Every reason shares one flight and one pace (``min_interval``), so a flood of
+reports costs one reading. Never on the tokens' path, never with a browser.
 """
 
 from __future__ import annotations

@@ -2,10 +2,8 @@
 the anonymous token.
 
 Each attempt holds a browser context (tens of megabytes, a share of two cores); without a cap a burst
-of accounts opened hundreds and starved every fetch, the anonymous renewal included. So accounts share
-every place but one, which the anonymous token (one fetch at a time) always has. An account attempt
-that finds the places taken queues with its own budget (its timeout starts once it has a place); a full
-queue or a spent budget refuses it with a time to come back.
+of accounts opened hundreds and starved every fetch, the anonymous renewal included. A queued attempt's
+timeout starts once it has a place; a full queue or a spent budget refuses it with a time to come back.
 """
 
 from __future__ import annotations
@@ -57,14 +55,13 @@ class Places:
         budget = asyncio.ensure_future(self._sleep(self._wait_s))
         try:
             await asyncio.wait((turn, budget), return_when=asyncio.FIRST_COMPLETED)
+            if not turn.done():
+                raise self._refusal()
         except BaseException:
             self._give_up(turn)
             raise
         finally:
             budget.cancel()
-        if not turn.done():
-            self._give_up(turn)
-            raise self._refusal()
 
     def _leave(self) -> None:
         while self._queue:

@@ -142,11 +142,5 @@ class NoObserver:
     def attempt_ended(self, kind: Kind, outcome: str, seconds: float, attempt: int) -> None:
         return None
 
-    def proxy_ended(self, proxy_label: str, outcome: str) -> None:
-        return None
-
-    def source_ended(self, source: str, kind: Kind, outcome: str) -> None:
-        return None
-
 
 NO_OBSERVER = NoObserver()

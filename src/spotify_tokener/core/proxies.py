@@ -1,10 +1,8 @@
 """Leaving through proxies: which proxy an attempt takes, and cooling down the ones that fail.
 
 Spotify's firewall turns some addresses away (429s, 403s) while it serves others, and a proxy can die.
-So an identity keeps its proxy while it works (a session that jumps between addresses looks stolen), a
-failing proxy cools down for a doubling while, and the attempt moves on to the next usable one at once,
-unseen by the client. With every proxy cooling down, the one back first is used: never none, unless
-the operator allowed it (``TOKENER_PROXY_OPTIONAL``).
+So an identity keeps its proxy while it works (a session that jumps between addresses looks stolen), and
+a failing one cools down while the attempt moves on to the next at once, unseen by the client.
 """
 
 from __future__ import annotations
@@ -60,7 +58,8 @@ class ProxyPool:
         self._next = 0  # where the next identity without a proxy starts looking, to spread them
 
     def order(self, identity: str) -> list[Proxy | None]:
-        """The proxies one attempt for ``identity`` tries, in turn, until one is not to blame."""
+        """The proxies one attempt for ``identity`` tries, in turn, until one is not to blame; with every
+        one cooling down, the one back first: never none, unless the operator allowed it."""
         now, stuck = self._clock(), self._stuck.get(identity)
         rotation = self._states[self._next :] + self._states[: self._next]
         usable = [state.proxy for state in rotation if state.usable(now)]
@@ -139,46 +138,36 @@ class ThroughProxies:
 
     async def attempt(self, sp_dc: str | None = None) -> Token:
         identity = identity_of(sp_dc)
-        tried: list[tuple[Proxy | None, int]] = []  # each proxy tried, and when
+        order = self._pool.order(identity)
         try:
             async with asyncio.timeout(self._timeout_s):
-                return await self._through_proxies(identity, sp_dc, tried)
+                for proxy in order:
+                    started_ms = self._clock()
+                    try:
+                        token = await self._source.attempt(sp_dc, proxy)
+                    except TokenError as error:
+                        rule = failure_of(error).proxy
+                        # Spotify's 429s and 403s on an account's request may be about the account, not
+                        # the address: a handful of bad cookies must not cool every proxy down for all.
+                        account_refused = rule is ProxyRule.NEXT_IF_ANONYMOUS and sp_dc is not None
+                        if proxy is None or rule is ProxyRule.INNOCENT or account_refused:
+                            self._report(proxy, error.outcome)
+                            if proxy is not None and account_refused:  # its retry moves on
+                                self._pool.move_on(identity, proxy)
+                            raise
+                        self._failed(proxy, started_ms, error)
+                        if rule is ProxyRule.SPENT or proxy is order[-1]:
+                            raise
+                        continue
+                    self._report(proxy, OUTCOME_OK)
+                    if proxy is not None:
+                        self._pool.succeeded(proxy, identity, started_ms)
+                    return token
         except TimeoutError:
             timeout = FetchTimeout.after(self._timeout_s)
-            if tried:
-                self._failed(*tried[-1], timeout)
+            self._failed(proxy, started_ms, timeout)  # the order is never empty: one was tried
             raise timeout from None
-
-    async def _through_proxies(
-        self, identity: str, sp_dc: str | None, tried: list[tuple[Proxy | None, int]]
-    ) -> Token:
-        last: TokenError | None = None
-        for proxy in self._pool.order(identity):
-            started_ms = self._clock()
-            tried.append((proxy, started_ms))
-            try:
-                token = await self._source.attempt(sp_dc, proxy)
-            except TokenError as error:
-                rule = failure_of(error).proxy
-                # Spotify's 429s and 403s on an account's request may be about the account, not the
-                # address: a handful of bad cookies must not cool every proxy down for every caller.
-                account_refused = rule is ProxyRule.NEXT_IF_ANONYMOUS and sp_dc is not None
-                if proxy is None or rule is ProxyRule.INNOCENT or account_refused:
-                    self._report(proxy, error.outcome)
-                    if proxy is not None and account_refused:  # its retry moves on
-                        self._pool.move_on(identity, proxy)
-                    raise
-                self._failed(proxy, started_ms, error)
-                if rule is ProxyRule.SPENT:
-                    raise
-                last = error
-                continue
-            self._report(proxy, OUTCOME_OK)
-            if proxy is not None:
-                self._pool.succeeded(proxy, identity, started_ms)
-            return token
-        assert last is not None  # the order is never empty, and each proxy either returned or failed
-        raise last
+        raise AssertionError("the last proxy of the order returns or raises")  # pragma: no cover
 
     def _failed(self, proxy: Proxy | None, started_ms: int, error: TokenError) -> None:
         self._report(proxy, error.outcome)

@@ -1,8 +1,6 @@
-"""Keeps a good token on hand: the slots, and the refresher that renews the anonymous token early.
-
-The service knows nothing about HTTP, browsers or Redis: it calls a :class:`TokenSource` through its
-fetcher, shares fetches through a :class:`Coordinator`, and answers the HTTP layer's questions. That
-keeps every rule here testable with an in-memory source and injected time.
+"""Keeps a good token on hand: the slots, and the refresher that renews the anonymous token early. It
+knows nothing of HTTP, browsers or Redis (only ``ports``), so every rule here is tested with an
+in-memory source and injected time.
 """
 
 from __future__ import annotations
@@ -11,11 +9,9 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
 
 from spotify_tokener.core.accounts import AccountSlots
 from spotify_tokener.core.fetcher import Fetcher
-from spotify_tokener.core.places import Places
 from spotify_tokener.core.ports import (
     NO_OBSERVER,
     NO_STATE,
@@ -30,16 +26,13 @@ from spotify_tokener.core.ports import (
 from spotify_tokener.core.slot import CachedToken, Served, TokenSlot, Watcher
 from spotify_tokener.domain.backoff import Backoff
 from spotify_tokener.domain.clock import Clock, Sleep, real_sleep, wall_clock_ms
-from spotify_tokener.domain.errors import AccountsDisabled, CookieRejected, TokenError, UpstreamError
+from spotify_tokener.domain.errors import AccountsDisabled, CookieRejected, TokenError
 from spotify_tokener.domain.freshness import Freshness
-from spotify_tokener.domain.token import ANONYMOUS, Token, token_from_payload, token_payload
+from spotify_tokener.domain.token import ANONYMOUS, Token, read_token_record, token_record
 
 log = logging.getLogger(__name__)
 
 ANONYMOUS_DOCUMENT = "token.json"
-LONGEST_LIFE_MS = 2 * 3600 * 1000
-"""Spotify's tokens last an hour: a kept one said to last longer than this is not believed."""
-MAX_TOKEN_CHARS = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,8 +71,6 @@ class TokenStatus:
 
 
 class TokenService:
-    """The anonymous token kept fresh in the background, and account tokens kept on demand."""
-
     def __init__(
         self,
         source: TokenSource,
@@ -98,27 +89,11 @@ class TokenService:
         self._sleep = sleep
         self._coordinator: Coordinator = coordinator or LocalCoordinator()
         self.freshness = freshness = config.freshness
-        self.places = Places(config.max_contexts, config.queue_size, config.queue_timeout, sleep)
-        self._fetcher = Fetcher(
-            source,
-            places=self.places,
-            backoff=config.backoff,
-            freshness=freshness,
-            clock=clock,
-            sleep=sleep,
-            observer=observer,
-        )
+        self._fetcher = Fetcher(source, config, clock=clock, sleep=sleep, observer=observer)
         self._anonymous = TokenSlot(ANONYMOUS, "anonymous", freshness, config.backoff, clock)
         self._fetch_anonymous = self._coordinated(self._anonymous, self._fetcher.fetch)
         self._force_anonymous = self._coordinated(self._anonymous, self._fetcher.fetch, force=True)
-        self._accounts = AccountSlots(
-            config.max_accounts,
-            freshness,
-            config.backoff,
-            clock,
-            new_per_minute=config.new_accounts_per_minute,
-            rejected_for_ms=round(config.rejected_cookie_memory * 1000),
-        )
+        self._accounts = AccountSlots(config, clock)
         self._refresher: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -140,7 +115,6 @@ class TokenService:
 
     @property
     def shared_store_available(self) -> bool | None:
-        """Whether Redis answered last time it was asked; None when there is none."""
         return self._coordinator.available
 
     @property
@@ -148,7 +122,6 @@ class TokenService:
         return self._anonymous.cached
 
     def watch_anonymous(self, watcher: Watcher) -> None:
-        """Call ``watcher`` with each new anonymous token as soon as it is held (the HTTP hot answer)."""
         self._anonymous.watch(watcher)
 
     async def get_token(
@@ -181,14 +154,15 @@ class TokenService:
     def status(self) -> TokenStatus:
         slot, now = self._anonymous, self._clock()
         token, fetched_at = slot.token, _fetched_at(slot)
+        until_refresh = max(self.freshness.refresh_due_ms(token, fetched_at) - now, 0)
         return TokenStatus(
             has_token=token is not None,
             is_valid=self.freshness.is_servable(token, now),
-            should_refresh=self.freshness.wants_refresh(token, fetched_at, now),
+            should_refresh=until_refresh == 0,
             expires_at_ms=token.expires_at_ms if token else None,
             refreshing=slot.refreshing,
             ms_until_expiry=token.remaining_ms(now) if token else None,
-            ms_until_refresh=self.freshness.ms_until_refresh(token, fetched_at, now) if token else None,
+            ms_until_refresh=until_refresh if token else None,
             last_error=str(slot.last_error) if slot.last_error else None,
             consecutive_failures=slot.failures,
             refreshed_at_ms=fetched_at,
@@ -200,23 +174,22 @@ class TokenService:
         )
 
     def _resume(self) -> None:
-        """The anonymous token kept from before a restart, while it is still servable: no fetch."""
-        kept = kept_token(self._kept.load(ANONYMOUS_DOCUMENT), self._clock(), self.freshness)
-        if kept is not None:
+        """The anonymous token kept from before a restart, if plausible and still servable: no fetch."""
+        now = self._clock()
+        kept = read_token_record(self._kept.load(ANONYMOUS_DOCUMENT), now)
+        if kept is not None and kept[0].is_anonymous and self.freshness.is_servable(kept[0], now):
             self._anonymous.hold(*kept)
             log.info("anonymous token kept from before the restart, expiring at %d ms", kept[0].expires_at_ms)
 
     def _keep(self, cached: CachedToken) -> None:
-        record = {**token_payload(cached.token), "fetchedAtMs": cached.fetched_at_ms}
-        self._kept.save(ANONYMOUS_DOCUMENT, record)
+        self._kept.save(ANONYMOUS_DOCUMENT, token_record(cached.token, cached.fetched_at_ms))
 
     async def _refresh_forever(self) -> None:
-        """Renew the anonymous token; accounts are only renewed when their owners ask again."""
+        """Renew the anonymous token when due, or once the cool-down after a failure ends; accounts are
+        only renewed when their owners ask again."""
         slot = self._anonymous
         while True:
-            now = self._clock()
-            due = self.freshness.wants_refresh(slot.token, _fetched_at(slot), now)
-            if due and not slot.cooling_down(now):
+            if self._ms_until_due(slot) == 0:
                 try:
                     await asyncio.shield(slot.refresh_in_background(self._fetch_anonymous))
                 except TokenError:
@@ -224,43 +197,14 @@ class TokenService:
                 except Exception:
                     log.exception("the refresher hit an unexpected error; it keeps running")
             self._accounts.drop_expired()
-            await self._sleep(self._seconds_until_next_check(slot))
+            await self._sleep(min(self._ms_until_due(slot) / 1000, self._config.refresh_interval))
 
-    def _seconds_until_next_check(self, slot: TokenSlot) -> float:
-        """Exactly until renewal is due, or until the cool-down after a failure ends."""
+    def _ms_until_due(self, slot: TokenSlot) -> int:
         now = self._clock()
-        retry_at = slot.retry_at_ms(now)
-        if retry_at is not None:
-            wait_ms = retry_at - now
-        else:
-            wait_ms = self.freshness.ms_until_refresh(slot.token, _fetched_at(slot), now)
-        return min(max(wait_ms, 0) / 1000, self._config.refresh_interval)
+        due_ms = slot.retry_at_ms(now) or self.freshness.refresh_due_ms(slot.token, _fetched_at(slot))
+        return max(due_ms - now, 0)
 
 
 def _fetched_at(slot: TokenSlot) -> int | None:
     cached = slot.cached
     return cached.fetched_at_ms if cached else None
-
-
-def kept_token(
-    document: dict[str, Any] | None, now_ms: int, freshness: Freshness
-) -> tuple[Token, int] | None:
-    """A kept token and when it was fetched, read as warily as an answer from the network: an
-    anonymous one, servable now, neither fetched in the future nor expiring implausibly far ahead."""
-    try:
-        token, fetched_at = token_from_payload(document or {}), (document or {}).get("fetchedAtMs")
-    except UpstreamError:
-        return None
-    if isinstance(fetched_at, bool) or not isinstance(fetched_at, int):
-        return None
-    text = token.access_token + token.client_id + (token.source or "")
-    plausible = (
-        token.is_anonymous
-        and freshness.is_servable(token, now_ms)
-        and token.remaining_ms(now_ms) <= LONGEST_LIFE_MS
-        and now_ms - LONGEST_LIFE_MS <= fetched_at <= now_ms
-        and len(text) <= MAX_TOKEN_CHARS
-        and text.isascii()
-        and text.isprintable()
-    )
-    return (token, fetched_at) if plausible else None

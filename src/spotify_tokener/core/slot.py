@@ -1,14 +1,10 @@
 """The cached token and the single in-flight fetch for one identity.
 
-Every caller that needs a fetch while one is running joins it (``asyncio.shield`` keeps a
-caller's disconnect from cancelling the fetch the others wait on), so any burst costs Spotify
-exactly one token request. After a failed fetch the slot cools down (backoff, ``Retry-After``):
-until then callers get the old token or the last error at once, and nothing new is sent upstream.
-The fetch is handed in by each caller rather than kept, so a slot for an account never holds that
-account's cookie.
-
-What the slot holds is published as one immutable :class:`CachedToken`, replaced whole when a new
-token arrives; watchers (the HTTP hot answer) are told at that moment.
+Every caller that needs a fetch while one is running joins it (``asyncio.shield`` keeps a caller's
+disconnect from cancelling the fetch the others wait on), so any burst costs Spotify exactly one token
+request. After a failed fetch the slot cools down (backoff, ``Retry-After``): until then callers get the
+old token or the last error at once. The fetch is handed in by each caller rather than kept, so a slot
+for an account never holds that account's cookie.
 """
 
 from __future__ import annotations
@@ -27,7 +23,7 @@ from spotify_tokener.domain.token import Kind, Token
 
 @dataclass(frozen=True, slots=True)
 class CachedToken:
-    """A token as the cache holds it: served from the cache while the clock is before ``serve_until_ms``."""
+    """A token as the cache holds it, replaced whole when a new one arrives (watchers are told then)."""
 
     token: Token
     serve_until_ms: int  # Freshness.serve_until_ms of the token, the one serving cutoff
@@ -82,16 +78,13 @@ class TokenSlot:
         return self.failures > 0 and self._flight is None and now_ms < self._retry_at_ms
 
     def retry_at_ms(self, now_ms: int) -> int | None:
-        """When the cool-down ends, while there is one."""
         return self._retry_at_ms if self.cooling_down(now_ms) else None
 
     def watch(self, watcher: Watcher) -> None:
-        """Call ``watcher`` with every new token, as soon as the slot holds it."""
         self._watchers.append(watcher)
 
     def accepts(self, token: Token, fetched_at_ms: int, *, requested_at_ms: int, force: bool) -> bool:
-        """Whether a token someone else fetched (another replica) will do for a request made at
-        ``requested_at_ms``: the right kind, servable, newer than ours, and if forced, recent enough."""
+        """Whether a token another replica fetched will do for a request made at ``requested_at_ms``."""
         now = self._clock()
         known = self.token
         return (
@@ -103,41 +96,36 @@ class TokenSlot:
 
     async def get(self, fetch: Fetch, *, force: bool = False, left: Left | None = None) -> Served:
         """The token to hand out: cached if fresh, else from a (shared) fetch, waited for until the
-        caller has ``left``.
-
-        While renewal keeps failing, a token still above the stale margin is served without making
-        the caller wait for the browser; a forced call tries, and gets the error if it fails, except
-        during a cool-down, when it gets the error that started it.
-        """
+        caller has ``left``. While renewal fails, a token above the stale margin is served at once; a
+        forced call gets the error (during a cool-down, the one that started it)."""
         cached, now = self.cached, self._clock()
         if cached is not None:
             if force and self._freshness.satisfies_force(cached.fetched_at_ms, now):
                 return Served(cached.token, cached=True)  # one client must not make us hammer Spotify
             if not force and now < cached.serve_until_ms:
                 return Served(cached.token, cached=True)
-        if self.cooling_down(now):  # forcing too: clients must not turn an outage into a storm
-            stale = None if force else self._usable_stale(now)
-            if stale is not None:
-                return Served(stale, cached=True)
-            raise self._error_until_retry(now)
-        if not force and self.failures:
-            stale = self._usable_stale(now)
-            if stale is not None:
+        stale = self._usable_stale(now, force)
+        if stale is not None and self.failures:
+            if not self.cooling_down(now):
                 self.refresh_in_background(fetch)
-                return Served(stale, cached=True)
+            return Served(stale, cached=True)
+        if self.cooling_down(now):  # forcing too: clients must not turn an outage into a storm
+            error = self.last_error
+            assert error is not None, "cooling down implies a recorded failure"
+            retry_after = max(self._retry_at_ms - now, 0) / 1000  # when the next try is due
+            raise type(error)(str(error), retry_after=retry_after, kind=error.kind)
         try:
             return Served(await self._join(fetch, left), cached=False)
         except CallerLeft:
             raise
         except TokenError:
-            stale = None if force else self._usable_stale(self._clock())
+            stale = self._usable_stale(self._clock(), force)
             if stale is None:
                 raise
             return Served(stale, cached=True)
 
     def refresh_in_background(self, fetch: Fetch) -> asyncio.Task[Token]:
-        """Start a fetch unless one is already running; either way return the running one, which
-        is now wanted whether or not anyone waits for it."""
+        """The fetch under way, or a new one: either way wanted now, whether or not anyone waits for it."""
         self._wanted_alone = True
         return self._start(fetch)
 
@@ -160,15 +148,10 @@ class TokenSlot:
             flight.cancel()
             await asyncio.gather(flight, return_exceptions=True)
 
-    def _usable_stale(self, now_ms: int) -> Token | None:
+    def _usable_stale(self, now_ms: int, force: bool) -> Token | None:
+        """A token to serve while renewal fails; never to a caller who forced a new one."""
         token = self.token
-        return token if self._freshness.is_usable_stale(token, now_ms) else None
-
-    def _error_until_retry(self, now_ms: int) -> TokenError:
-        """The failure that started the cool-down, telling the client when the next try is due."""
-        error = self.last_error
-        assert error is not None, "cooling down implies a recorded failure"
-        return type(error)(str(error), retry_after=max(self._retry_at_ms - now_ms, 0) / 1000, kind=error.kind)
+        return token if not force and self._freshness.is_usable_stale(token, now_ms) else None
 
     async def _join(self, fetch: Fetch, left: Left | None) -> Token:
         flight = self._start(fetch)

@@ -1,6 +1,5 @@
-"""What is known of something that can fail and cool down for a while (a proxy, a token source).
-Each keeps its own rule for how long; what is recorded, and what ``status`` and the metrics read of
-it, is the same for both."""
+"""What is known of something that can fail and cool down for a while (a proxy, a token source): each
+keeps its own rule for how long, and what ``status`` and the metrics read of them is the same."""
 
 from __future__ import annotations
 

@@ -2,8 +2,7 @@
 
 Every extractor tuned to one way of writing the secret has broken within months. So this module offers
 many *candidates* and never decides: one becomes the secret only once it reproduces a code the page
-sent, or Spotify accepts it. Secrets written next to their version come first, newest first; then
-every other string or list of character codes, to be checked offline against a sighted code.
+sent, or Spotify accepts it.
 """
 
 from __future__ import annotations
@@ -45,34 +44,31 @@ def script_urls(html: str, page_url: str) -> list[str]:
 
 def secret_candidates(script: str) -> list[Secret]:
     """Versioned secrets (newest first), then every unversioned string worth a check, deduplicated."""
-    versioned: dict[str, Secret] = {}
+    versions: dict[str, int] = {}
     for pattern in (_SECRET_FIRST, _VERSION_FIRST):
         for match in pattern.finditer(script):
             value = _decoded(match["value"])
-            if value is not None and MIN_LENGTH <= len(value) <= MAX_LENGTH:
-                version = int(match["version"])
-                known = versioned.get(value)
-                if known is None or (known.version or 0) < version:
-                    versioned[value] = Secret(value, version)
-    ordered = sorted(versioned.values(), key=lambda secret: -(secret.version or 0))
+            if value is not None:
+                versions[value] = max(versions.get(value, 0), int(match["version"]))
+    newest_first = sorted(versions.items(), key=lambda item: -item[1])
     others: dict[str, None] = {}
     for match in _ANY_VALUE.finditer(script):
         value = _decoded(match["value"])
-        if value is not None and MIN_LENGTH <= len(value) <= MAX_LENGTH and value not in versioned:
+        if value is not None and value not in versions:
             others[value] = None
             if len(others) >= MAX_CANDIDATES:
                 break
-    return [*ordered, *(Secret(value) for value in others)]
+    return [*(Secret(value, version) for value, version in newest_first), *map(Secret, others)]
 
 
 def _decoded(literal: str) -> str | None:
-    """A JS string literal's value, or a list of character codes as a string; None if neither."""
+    """A JS string literal's value, or a list of character codes as a string, if it is a secret's length."""
     if literal[0] in "\"'`":
-        return _ESCAPE.sub(_unescape, literal[1:-1])
-    codes = [int(code) for code in re.findall(r"\d+", literal)]
-    if not codes or not all(PRINTABLE.start <= code < PRINTABLE.stop for code in codes):
-        return None
-    return "".join(map(chr, codes))
+        value = _ESCAPE.sub(_unescape, literal[1:-1])
+    else:
+        codes = [int(code) for code in re.findall(r"\d+", literal)]
+        value = "".join(map(chr, codes)) if all(code in PRINTABLE for code in codes) else ""
+    return value if MIN_LENGTH <= len(value) <= MAX_LENGTH else None
 
 
 def _unescape(match: re.Match[str]) -> str:

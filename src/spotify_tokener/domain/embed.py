@@ -1,6 +1,6 @@
 """Spotify's embed page (``/embed/<type>/<id>``) and the anonymous token its Next.js data carries: a
 player for one public entity, whose ``__NEXT_DATA__`` holds a session token from a pool Spotify keeps
-(no TOTP involved). Each way a page can be wrong is told by its own cause.
+(no TOTP involved).
 """
 
 from __future__ import annotations

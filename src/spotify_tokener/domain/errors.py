@@ -1,16 +1,20 @@
-"""Failures a client may be told about, and the one table of what each does (``FAILURES``).
+"""Failures a client may be told about, the one table of what each does (``FAILURES``), and the record
+a shared one travels to other replicas in.
 
 Every message is ours, safe for an HTTP body: no upstream body, token or cookie is ever put in one.
-An error carries its kind, message and ``Retry-After``; its status, retries, next source or proxy,
-sharing and cool-down are read from ``FAILURES`` alone, which docs/operations.md shows (tested).
+An error carries its kind, message and ``Retry-After``; what it does is read from ``FAILURES`` alone.
 """
 
 from __future__ import annotations
 
+import math
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
+
+import orjson
 
 T = TypeVar("T")
 
@@ -203,22 +207,9 @@ def failure_of(error: TokenError) -> Failure:
     return FAILURES[error.kind]
 
 
-def failure_table() -> str:
-    """``FAILURES`` as the Markdown table docs/operations.md holds."""
-    lines = [
-        "| failure | status | retried | next source | next proxy | shared | cool-down |",
-        "| --- " * 7 + "|",
-    ]
-    for kind, row in list(FAILURES.items())[1:]:  # not the base's
-        flags = (row.retried, row.next_source, row.proxy.value, row.shared, row.cools_down)
-        cells = [flag if isinstance(flag, str) else ("yes" if flag else "no") for flag in flags]
-        shown = cells if row.ends in ("attempt", "fetch") else ["—"] * len(cells)
-        counted = f" (counted as `{row.counted_as}`)" if row.counted_as else ""
-        lines.append(f"| `{kind}`: {row.when}{counted} | {row.status} | {' | '.join(shown)} |")
-    return "\n".join(lines) + "\n"
-
-
 HTTP_SERVER_ERRORS = 500
+MAX_MESSAGE = 200  # a shared failure's message goes into HTTP bodies: keep it a short cause
+UNKNOWN_FAILURE = "another replica's fetch failed"
 
 
 def refusal(status: int, what: str, retry_after: float | None = None) -> UpstreamError:
@@ -232,9 +223,36 @@ def refusal(status: int, what: str, retry_after: float | None = None) -> Upstrea
     return Rejected(f"Spotify answered {what} with HTTP {status}")
 
 
-def error_named(name: str, message: str, retry_after: float | None = None) -> TokenError:
-    """Rebuild a failure another replica recorded by its class name (unknown names: upstream errors)."""
-    return _BY_NAME.get(name, UpstreamError)(message, retry_after=retry_after)
+def failure_record(error: TokenError) -> dict[str, Any]:
+    """A failure as waiting replicas rebuild it; the nonce tells two identical failures apart."""
+    return {
+        "error": type(error).__name__,
+        "message": str(error),
+        "retryAfter": error.retry_after,
+        "nonce": secrets.token_hex(8),
+    }
+
+
+def read_failure_record(raw: bytes | str) -> TokenError:
+    """A failure another replica recorded (maybe of another version, maybe tampered with): anything
+    unexpected is a generic upstream failure, and only one about Spotify (``shared``) is taken as it is."""
+    try:
+        record = orjson.loads(raw)
+        name = str(record["error"] if "error" in record else record["kind"])  # "kind": written by 0.1.0
+        kind = _BY_NAME.get(name, UpstreamError)  # a name this version does not know: an upstream error
+        error = kind(str(record["message"])[:MAX_MESSAGE], retry_after=_seconds(record.get("retryAfter")))
+    except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError):
+        return UpstreamError(UNKNOWN_FAILURE)
+    return error if failure_of(error).shared else UpstreamError(UNKNOWN_FAILURE)
+
+
+def _seconds(value: object) -> float | None:
+    """A wait as replicas write it, or none; anything else is a broken record (ValueError)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+        raise ValueError("not a wait in seconds")
+    return float(value)
 
 
 def _subclasses(kind: type[TokenError]) -> list[type[TokenError]]:

@@ -48,9 +48,3 @@ class Freshness:
     def satisfies_force(self, fetched_at_ms: int, requested_at_ms: int) -> bool:
         """Whether a token fetched at ``fetched_at_ms`` answers a request forced at ``requested_at_ms``."""
         return fetched_at_ms > requested_at_ms - self.force_gap_ms
-
-    def wants_refresh(self, token: Token | None, fetched_at_ms: int | None, now_ms: int) -> bool:
-        return now_ms >= self.refresh_due_ms(token, fetched_at_ms)
-
-    def ms_until_refresh(self, token: Token | None, fetched_at_ms: int | None, now_ms: int) -> int:
-        return max(0, self.refresh_due_ms(token, fetched_at_ms) - now_ms)

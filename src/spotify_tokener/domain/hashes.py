@@ -3,8 +3,7 @@
 Pathfinder takes an operation's name and the sha256 of its query, which only the player's scripts carry
 and Spotify retires at its deploys: the main bundle holds some as ``"getTrack","query","<64 hex>"``,
 webpack chunks the rest, named by two maps in the bundle (chunk id to name, to content hash). The app
-version is base64 JSON in ``<script id="appServerConfig">``. A set's record (the API's answer, what
-replicas share and a restart finds) is read back like any input.
+version is base64 JSON in ``<script id="appServerConfig">``.
 """
 
 from __future__ import annotations
@@ -94,18 +93,17 @@ def operations_in(scripts: Iterable[bytes]) -> dict[str, str]:
 
 def hash_record(served: HashSet) -> dict[str, Any]:
     """In the shape the hosted hash workers use (``version`` 1), with the app version."""
-    at, operations = served.updated_at, dict(served.operations)
     return {
         "version": 1,
-        "updated_at": at,
+        "updated_at": served.updated_at,
         "bundle": served.bundle,
         "appVersion": served.app_version,
-        "operations": operations,
+        "operations": dict(served.operations),
     }
 
 
 def load_hash_record(record: object) -> HashSet | None:
-    """A record from Redis or the state folder, if every part of it is what this service writes."""
+    """A set's record from Redis or the state folder, if every part of it is what this service writes."""
     try:
         record = orjson.loads(record) if isinstance(record, bytes) else record
     except orjson.JSONDecodeError:

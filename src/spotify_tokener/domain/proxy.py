@@ -136,9 +136,7 @@ def _check_credentials(scheme: str, username: str, password: str, where: str) ->
 def parse_connect_to(text: str) -> ConnectTo:
     """Comma-separated ``HOST:PORT:TARGET_HOST:TARGET_PORT`` entries; empty means none."""
     rules: ConnectTo = {}
-    for entry in (part.strip() for part in text.split(",")):
-        if not entry:
-            continue
+    for entry in [part.strip() for part in text.split(",") if part.strip()]:
         fields = entry.split(":")
         if len(fields) != 4 or not fields[0] or not fields[2]:
             raise ValueError(f"entry {entry!r} is not HOST:PORT:TARGET_HOST:TARGET_PORT")

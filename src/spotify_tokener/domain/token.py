@@ -17,6 +17,7 @@ HTTP_OK = 200
 LONGEST_LIFE_MS = 2 * 3600 * 1000
 """Spotify's tokens live an hour: one said to live past two hours from now is not one of its."""
 CLOCK_SKEW_MS = 2000  # how far replicas' clocks may disagree (NTP keeps them within milliseconds)
+MAX_TOKEN_CHARS = 4096
 
 Kind = Literal["anonymous", "account"]
 """A token's kind: anonymous (no cookie), or an account's (a ``sp_dc`` cookie)."""
@@ -31,13 +32,8 @@ def kind_of(sp_dc: str | None) -> Kind:
 
 
 def identity_of(sp_dc: str | None) -> str:
-    """Who a request's token is for, as replicas share it: its account's, or the anonymous token."""
-    return account_identity(sp_dc) if sp_dc else ANONYMOUS
-
-
-def account_identity(sp_dc: str) -> str:
-    """An account's identity: a hash of its cookie, never the cookie."""
-    return f"account:{hashlib.sha256(sp_dc.encode()).hexdigest()}"
+    """Who a request's token is for, as replicas share it: an account's cookie's hash, never the cookie."""
+    return f"account:{hashlib.sha256(sp_dc.encode()).hexdigest()}" if sp_dc else ANONYMOUS
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,13 +54,6 @@ class Token:
     def is_alive(self, now_ms: int) -> bool:
         """Not yet expired: worth keeping and counting, whether or not it may still be served."""
         return self.remaining_ms(now_ms) > 0
-
-
-def is_plausible(token: Token, fetched_at_ms: int, now_ms: int) -> bool:
-    """Whether a token another process hands over can be Spotify's: fetched no later than now,
-    expiring at most :data:`LONGEST_LIFE_MS` ahead. A record that says otherwise (tampered with, or
-    from a clock gone wrong) would be adopted even by forced requests and renewed in years."""
-    return fetched_at_ms <= now_ms + CLOCK_SKEW_MS and token.expires_at_ms <= now_ms + LONGEST_LIFE_MS
 
 
 def parse_retry_after(value: str | None, now_s: float) -> float | None:
@@ -98,15 +87,38 @@ def parse_token_response(status: int, headers: Mapping[str, str], body: bytes, *
     return token_from_payload(payload)
 
 
-def token_payload(token: Token) -> dict[str, Any]:
-    """The token in Spotify's own shape, so replicas can share it (and :func:`token_from_payload` read it)."""
+def token_record(token: Token, fetched_at_ms: int) -> dict[str, Any]:
+    """The token in Spotify's own shape and when it was fetched: what replicas share and a restart finds."""
     return {
         "accessToken": token.access_token,
         "accessTokenExpirationTimestampMs": token.expires_at_ms,
         "clientId": token.client_id,
         "isAnonymous": token.is_anonymous,
         "source": token.source,
+        "fetchedAtMs": fetched_at_ms,
     }
+
+
+def read_token_record(record: object, now_ms: int) -> tuple[Token, int] | None:
+    """A token another process wrote (another replica, or this one before a restart), if it can be
+    Spotify's. A record that says otherwise (tampered with, or from a clock gone wrong) would be adopted
+    even by forced requests and renewed in years."""
+    try:
+        payload: Any = orjson.loads(record) if isinstance(record, bytes | str) else record
+        token = token_from_payload(payload if isinstance(payload, dict) else {})
+    except (orjson.JSONDecodeError, UpstreamError):
+        return None
+    fetched_at = payload.get("fetchedAtMs")
+    text = token.access_token + token.client_id + (token.source or "")
+    plausible = (
+        type(fetched_at) is int
+        and now_ms - LONGEST_LIFE_MS <= fetched_at <= now_ms + CLOCK_SKEW_MS
+        and token.expires_at_ms <= now_ms + LONGEST_LIFE_MS
+        and len(text) <= MAX_TOKEN_CHARS
+        and text.isascii()
+        and text.isprintable()
+    )
+    return (token, fetched_at) if plausible else None
 
 
 def token_from_payload(payload: Mapping[str, Any], what: str = "Spotify's token response") -> Token:

@@ -23,11 +23,7 @@ class Secret:
 
     @property
     def key(self) -> bytes:
-        return derive_key(self.value)
-
-
-def derive_key(secret: str) -> bytes:
-    return "".join(str(ord(char) ^ ((index % 33) + 9)) for index, char in enumerate(secret)).encode()
+        return "".join(str(ord(char) ^ ((index % 33) + 9)) for index, char in enumerate(self.value)).encode()
 
 
 def step_at(at_ms: int) -> int:

@@ -1,1 +1,1 @@
-"""Several replicas sharing one token: the Redis coordinator and the records it shares."""
+"""Several replicas sharing one token through Redis."""

@@ -1,14 +1,10 @@
-"""Several replicas, one token: the cache and the single flight kept in Redis.
+"""Several replicas, one token: the cache and the single flight kept in Redis, consulted only when a
+replica needs a fetch. The lock's holder extends it while it lives, so a replica that dies mid-fetch
+loses it within ``TOKENER_REDIS_LOCK_TTL``.
 
-Every replica still serves from its own memory; Redis is consulted only when a replica needs a
-fetch. It then adopts a newer token another replica stored, waits while another replica holds the
-fetch lock, or takes the lock and fetches itself. The holder extends the lock while it lives, so a
-replica that dies mid-fetch loses it within ``TOKENER_REDIS_LOCK_TTL`` and another takes over.
-
-Redis going away must never fail a request: the replica then fetches on its own, says so once, and
-shares again as soon as Redis answers its background PING. Until then Redis is not asked at all: a
-Redis that is silent rather than down would otherwise cost every fetch its timeouts. Keys hold
-identities as the service names them (an account's is a hash of its cookie), never a cookie.
+Redis going away must never fail a request: the replica fetches on its own and asks Redis nothing until
+its background PING answers (a Redis silent rather than down would cost every fetch its timeouts).
+Keys hold identities (an account's is a hash of its cookie), never a cookie.
 """
 
 from __future__ import annotations
@@ -16,8 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import TypeVar
+from urllib.parse import urlsplit
 
+import orjson
 from redis.asyncio import Redis
 from redis.asyncio.lock import Lock
 from redis.asyncio.retry import Retry
@@ -26,15 +26,14 @@ from redis.exceptions import LockError, RedisError
 
 from spotify_tokener.core.ports import Fetch, Wanted
 from spotify_tokener.domain.clock import Clock, wall_clock_ms
-from spotify_tokener.domain.errors import FetchTimeout, TokenError, failure_of
-from spotify_tokener.domain.token import Token
-from spotify_tokener.replicas.records import (
-    dump_failure,
-    dump_shared_token,
-    load_failure,
-    load_shared_token,
-    redacted,
+from spotify_tokener.domain.errors import (
+    FetchTimeout,
+    TokenError,
+    failure_of,
+    failure_record,
+    read_failure_record,
 )
+from spotify_tokener.domain.token import Token, read_token_record, token_record
 from spotify_tokener.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -42,6 +41,7 @@ log = logging.getLogger(__name__)
 REDIS_ERRORS = (RedisError, OSError)
 WAIT_POLL_S = 0.1  # how often a waiting replica looks for the result: unnoticeable next to a fetch
 Raw = bytes | str | None
+T = TypeVar("T")
 Records = tuple[Raw, Raw]  # what Redis holds for one identity: (token record, failure record)
 
 
@@ -76,32 +76,31 @@ class RedisCoordinator:
             await self._redis.aclose()
 
     async def fetch(self, identity: str, fetch_here: Fetch, wanted: Wanted) -> Token:
-        if self._said_down:
+        claim = await self._ask(partial(self._claim, identity, wanted))
+        if claim is None:
             return await fetch_here()
-        try:
-            claim = await self._claim(identity, wanted)
-        except REDIS_ERRORS as error:
-            self._went_down(error)
-            return await fetch_here()
-        self._came_back()
         if isinstance(claim, Token):
             return claim
         return await self._fetch_and_share(identity, fetch_here, claim)
 
     async def read_note(self, name: str) -> bytes | None:
+        value = await self._ask(partial(self._redis.get, self._key("note", name)))
+        return value if isinstance(value, bytes) else None
+
+    async def write_note(self, name: str, value: bytes) -> None:
+        await self._ask(partial(self._redis.set, self._key("note", name), value))
+
+    async def _ask(self, work: Callable[[], Awaitable[T]]) -> T | None:
+        """Redis's answer, or None if it fails or is known down (not asked until its PING answers)."""
         if self._said_down:
             return None
         try:
-            value = await self._redis.get(self._key("note", name))
+            answer = await work()
         except REDIS_ERRORS as error:
             self._went_down(error)
             return None
         self._came_back()
-        return value if isinstance(value, bytes) else None
-
-    async def write_note(self, name: str, value: bytes) -> None:
-        if not self._said_down:
-            await self._quietly(self._redis.set(self._key("note", name), value))
+        return answer
 
     async def _watch(self) -> None:
         """Keep ``available`` true within a lock's lifetime for /health and the metrics, fetches or not."""
@@ -116,11 +115,8 @@ class RedisCoordinator:
             await asyncio.sleep(self._lock_ttl)
 
     async def _claim(self, identity: str, wanted: Wanted) -> Token | Lock:
-        """A token to adopt, or the fetch lock.
-
-        A failure the lock holder records while we wait is raised here, so N replicas waiting on one
-        failed fetch do not each try again at once. Waiting ends when the holder's fetch must have.
-        """
+        """A token to adopt, or the fetch lock; a failure the holder records while we wait is raised, so N
+        replicas waiting on one failed fetch do not each try again. Waiting ends when its fetch must have."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._wait_s
         lock = self._redis.lock(
@@ -158,14 +154,13 @@ class RedisCoordinator:
             token = await fetch_here()
         except TokenError as error:
             if failure_of(error).shared:  # a replica's own trouble (its browser) is not the others' fate
-                record = dump_failure(error)
-                await self._quietly(
-                    self._redis.set(self._key("failure", identity), record, px=round(self._lock_ttl * 1000))
-                )
+                record = orjson.dumps(failure_record(error))
+                lifetime = round(self._lock_ttl * 1000)
+                await self._quietly(self._redis.set(self._key("failure", identity), record, px=lifetime))
             raise
         else:
             now = self._clock()
-            record = dump_shared_token(token, now)
+            record = orjson.dumps(token_record(token, now))
             life_ms = max(1, token.expires_at_ms - now)  # PX, not PXAT: Redis before 6.2 has no PXAT
             await self._quietly(self._redis.set(self._key("token", identity), record, px=life_ms))
             return token
@@ -215,12 +210,18 @@ class RedisCoordinator:
 def _outcome(wanted: Wanted, before: Records, now: Records, now_ms: int) -> Token | TokenError | None:
     """What to take from Redis, if anything: a token the core wants, or a failure recorded since we
     began waiting (so waiters share the holder's failure instead of each trying again)."""
-    shared = load_shared_token(now[0], now_ms)
-    if shared is not None and wanted(shared.token, shared.fetched_at_ms):
-        return shared.token
+    shared = read_token_record(now[0], now_ms)
+    if shared is not None and wanted(*shared):
+        return shared[0]
     if now[1] is not None and now[1] != before[1]:
-        return load_failure(now[1])
+        return read_failure_record(now[1])
     return None
+
+
+def redacted(url: str) -> str:
+    """Where Redis is, for logs: host, port and database, never the password or the query."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or 'localhost'}:{parts.port or 6379}{parts.path}"
 
 
 def _raise_if_cancelled() -> None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable
 
 import pytest
@@ -11,8 +12,9 @@ from spotify_tokener.core.slot import TokenSlot
 from spotify_tokener.domain.backoff import Backoff
 from spotify_tokener.domain.errors import AccountsDisabled, CookieRejected, Overloaded, UpstreamError
 from spotify_tokener.domain.freshness import Freshness
-from spotify_tokener.domain.token import ANONYMOUS, Token, account_identity, identity_of
+from spotify_tokener.domain.token import ANONYMOUS, Token, identity_of
 from spotify_tokener.settings import Settings
+from spotify_tokener.wiring import core_config
 from tests.scripted import ScriptedSource
 from tests.unit.core.conftest import scripted, service_with
 from tests.virtual_time import VirtualTime
@@ -23,12 +25,9 @@ NO_COOLDOWN = Backoff(base_s=0, retries=0, retry_after_max_s=0, cooldown_max_s=0
 MINUTE_COOLDOWN = Backoff(base_s=60, retries=0, retry_after_max_s=60, cooldown_max_s=60)
 
 
-def slots_of(
-    capacity: int, backoff: Backoff, clock: ManualClock, *, per_minute: int = 1000, rejected_for_ms: int = 0
-) -> AccountSlots:
-    return AccountSlots(
-        capacity, RULES, backoff, clock, new_per_minute=per_minute, rejected_for_ms=rejected_for_ms
-    )
+def slots_of(capacity: int, backoff: Backoff, clock: ManualClock, *, per_minute: int = 1000) -> AccountSlots:
+    settings = Settings(max_accounts=capacity, new_accounts_per_minute=per_minute, rejected_cookie_memory=0)
+    return AccountSlots(dataclasses.replace(core_config(settings), freshness=RULES, backoff=backoff), clock)
 
 
 async def hold(slot: TokenSlot, token: Token) -> None:
@@ -47,12 +46,11 @@ class ManualClock:
 
 
 def test_the_identity_is_a_hash_not_the_cookie() -> None:
-    identity = account_identity("AQ-secret-cookie")
+    identity = identity_of("AQ-secret-cookie")
     assert "secret" not in identity
     assert identity.startswith("account:")
     assert len(identity.removeprefix("account:")) == 64
-    assert identity == account_identity("AQ-secret-cookie") != account_identity("AQ-other")
-    assert identity_of("AQ-secret-cookie") == identity
+    assert identity == identity_of("AQ-secret-cookie") != identity_of("AQ-other")
     assert identity_of(None) == identity_of("") == ANONYMOUS
 
 

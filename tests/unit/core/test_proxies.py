@@ -20,7 +20,7 @@ from spotify_tokener.domain.errors import (
     UpstreamError,
 )
 from spotify_tokener.domain.proxy import Proxy
-from spotify_tokener.domain.token import ANONYMOUS, Token, account_identity
+from spotify_tokener.domain.token import ANONYMOUS, Token, identity_of
 
 A, B, C = (Proxy("http", host, 3128, "user", "topsecret") for host in ("a", "b", "c"))
 BENCH = Backoff(30.0, 0, 900.0, 900.0)
@@ -233,7 +233,7 @@ async def test_an_accounts_429_or_403_cools_nothing_down_but_its_network_failure
     with pytest.raises(Refused):
         await route.attempt("AQ-cookie")  # maybe the account: other callers keep proxy A...
     assert pool.order(ANONYMOUS)[0] == A
-    assert pool.order(account_identity("AQ-cookie"))[0] == B  # ...while its own retry moves on
+    assert pool.order(identity_of("AQ-cookie"))[0] == B  # ...while its own retry moves on
     route, _ = through_proxies(
         ByProxy({A: PageUnreachable("the proxy http://a:3128 could not be reached")}), pool
     )
@@ -285,7 +285,7 @@ async def test_an_account_is_kept_on_the_proxy_that_served_it() -> None:
         await route.attempt("AQ-cookie")
     proxies = {proxy for sp_dc, proxy in source.tries}
     assert len(proxies) == 1
-    assert pool.order(account_identity("AQ-cookie"))[0] in proxies
+    assert pool.order(identity_of("AQ-cookie"))[0] in proxies
 
 
 async def test_a_direct_try_is_counted_as_direct() -> None:

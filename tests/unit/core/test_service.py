@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -8,12 +9,12 @@ from typing import Any
 import pytest
 
 from spotify_tokener.core.ports import Fetch, Wanted
-from spotify_tokener.core.service import TokenService, kept_token
+from spotify_tokener.core.service import TokenService
 from spotify_tokener.core.slot import TokenSlot
 from spotify_tokener.domain.clock import wall_clock_ms
 from spotify_tokener.domain.errors import BrowserMissing, RateLimited, ShuttingDown, TokenError, UpstreamError
 from spotify_tokener.domain.freshness import Freshness
-from spotify_tokener.domain.token import ANONYMOUS, Token, account_identity, token_payload
+from spotify_tokener.domain.token import ANONYMOUS, Token, identity_of, token_record
 from spotify_tokener.settings import Settings
 from spotify_tokener.wiring import core_config
 from tests.scripted import ScriptedSource
@@ -366,7 +367,7 @@ async def test_fetches_go_through_the_coordinator_by_identity_never_by_cookie(
     account = await service.get_token(sp_dc="cookie-value")
     assert anonymous.token == again.token == shared
     assert source.calls == ["cookie-value"]
-    assert coordinator.asked == [ANONYMOUS, ANONYMOUS, account_identity("cookie-value")]
+    assert coordinator.asked == [ANONYMOUS, ANONYMOUS, identity_of("cookie-value")]
     assert account.token.is_anonymous is False
 
 
@@ -426,7 +427,7 @@ FRESHNESS = Freshness.from_seconds(300, 600, 30)
 def kept(**changes: Any) -> dict[str, Any]:
     """A token record as the service writes it, fetched a minute ago with 50 minutes left."""
     token = Token("BQ-kept", NOW + 50 * 60_000, "client", is_anonymous=True, source="direct")
-    return {**token_payload(token), "fetchedAtMs": NOW - 60_000, **changes}
+    return {**token_record(token, NOW - 60_000), **changes}
 
 
 @pytest.mark.parametrize(
@@ -437,7 +438,8 @@ def kept(**changes: Any) -> dict[str, Any]:
         (kept(isAnonymous=False), False),  # an account's token is never kept, nor believed
         (kept(accessTokenExpirationTimestampMs=NOW + 200_000), False),  # inside the buffer
         (kept(accessTokenExpirationTimestampMs=NOW + 3 * 3600_000), False),  # implausibly far ahead
-        (kept(fetchedAtMs=NOW + 1), False),  # fetched in the future
+        (kept(fetchedAtMs=NOW + 60_000), False),  # fetched in the future
+        (kept(fetchedAtMs=NOW - 3 * 3600_000), False),  # hours ago, still servable: a clock gone wrong
         (kept(fetchedAtMs=True), False),
         (kept(fetchedAtMs="1"), False),
         (kept(accessToken=""), False),
@@ -447,13 +449,19 @@ def kept(**changes: Any) -> dict[str, Any]:
         ({"fetchedAtMs": NOW}, False),
     ],
 )
-def test_a_kept_token_is_believed_only_if_anonymous_servable_and_plausible(
-    document: dict[str, Any] | None, believed: bool
+async def test_a_kept_token_is_believed_only_if_anonymous_servable_and_plausible(
+    document: dict[str, Any] | None, believed: bool, unit_settings: SettingsMaker, stopper: list[TokenService]
 ) -> None:
-    found = kept_token(document, NOW, FRESHNESS)
+    config = dataclasses.replace(core_config(unit_settings()), freshness=FRESHNESS)
+    state = MemoryState(**({"token": document} if document is not None else {}))
+    service = TokenService(ScriptedSource(), config, clock=lambda: NOW, kept=state)
+    stopper.append(service)
+    await service.start()  # resumes what was kept; the refresher's first fetch has not begun
+    found = service.anonymous_token
     assert (found is not None) == believed
     if found is not None:
-        assert found == (Token("BQ-kept", NOW + 50 * 60_000, "client", True, "direct"), NOW - 60_000)
+        kept_token = Token("BQ-kept", NOW + 50 * 60_000, "client", True, "direct")
+        assert (found.token, found.fetched_at_ms) == (kept_token, NOW - 60_000)
 
 
 async def test_a_kept_token_is_served_without_a_fetch_and_each_new_anonymous_one_is_kept(

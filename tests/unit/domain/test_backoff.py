@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from tenacity import AsyncRetrying, RetryCallState, RetryError, stop_after_attempt
 
-from spotify_tokener.core.fetcher import RetryAfterWait
+from spotify_tokener.core.fetcher import backoff_wait
 from spotify_tokener.domain.backoff import Backoff
 from spotify_tokener.domain.errors import RateLimited, UpstreamError
 
@@ -47,7 +47,7 @@ async def test_tenacity_sees_the_same_schedule() -> None:
         number[0] += 1
         raise errors[number[0] - 1]
 
-    retrying = AsyncRetrying(stop=stop_after_attempt(4), wait=RetryAfterWait(RULES), sleep=no_sleep)
+    retrying = AsyncRetrying(stop=stop_after_attempt(4), wait=backoff_wait(RULES), sleep=no_sleep)
     with pytest.raises(RetryError):
         await retrying(failing, [0])
     assert waits == [1.0, 7.0, 4.0]
@@ -70,7 +70,7 @@ def test_jitter_only_stretches_and_the_worst_case_counts_it() -> None:
 def test_fetches_that_failed_together_retry_apart() -> None:
     jittery = Backoff(base_s=1.0, retries=3, retry_after_max_s=60, cooldown_max_s=300, jitter=0.5)
     draws = iter([0.0, 0.5, 1.0])
-    wait = RetryAfterWait(jittery, draw=lambda: next(draws))
+    wait = backoff_wait(jittery, draw=lambda: next(draws))
     state = RetryCallState(AsyncRetrying(), fn=None, args=(), kwargs={})
     state.attempt_number = 1
     assert [wait(state) for _ in range(3)] == [1.0, 1.25, 1.5]

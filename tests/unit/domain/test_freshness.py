@@ -14,8 +14,7 @@ def token_with(remaining_s: float, now_ms: int = 0) -> Token:
 def test_no_token_is_never_servable_and_always_due() -> None:
     assert not RULES.is_servable(None, 0)
     assert not RULES.is_usable_stale(None, 0)
-    assert RULES.wants_refresh(None, None, 0)
-    assert RULES.ms_until_refresh(None, None, 0) == 0
+    assert RULES.refresh_due_ms(None, None) == 0
 
 
 def test_a_token_is_served_only_above_the_buffer() -> None:
@@ -26,10 +25,6 @@ def test_a_token_is_served_only_above_the_buffer() -> None:
 def test_renewal_is_due_when_the_window_opens() -> None:
     hour = token_with(3600)
     assert RULES.refresh_due_ms(hour, 0) == 3000 * 1000
-    assert not RULES.wants_refresh(hour, 0, 3000 * 1000 - 1)
-    assert RULES.wants_refresh(hour, 0, 3000 * 1000)
-    assert RULES.ms_until_refresh(hour, 0, 0) == 3_000_000
-    assert RULES.ms_until_refresh(hour, 0, 4_000_000) == 0
 
 
 def test_a_short_lived_token_is_not_due_at_once() -> None:
@@ -37,7 +32,7 @@ def test_a_short_lived_token_is_not_due_at_once() -> None:
     short = token_with(480)
     due = RULES.refresh_due_ms(short, 0)
     assert due == (480 - 300) * 1000 // 2
-    assert not RULES.wants_refresh(short, 0, due - 1)
+    assert due > 0
     assert due < (480 - 300) * 1000  # still renewed while it is servable
 
 

@@ -4,7 +4,14 @@ import orjson
 import pytest
 
 from spotify_tokener.domain.errors import ProxyRule, RateLimited, Refused, UpstreamError, failure_of
-from spotify_tokener.domain.token import Token, kind_of, parse_retry_after, parse_token_response
+from spotify_tokener.domain.token import (
+    Token,
+    kind_of,
+    parse_retry_after,
+    parse_token_response,
+    read_token_record,
+    token_record,
+)
 
 NOW_MS = 1_800_000_000_000
 HOUR_MS = 3_600_000
@@ -112,3 +119,34 @@ def test_a_token_is_alive_until_its_expiry_millisecond() -> None:
     token = Token("BQ-test", expires_at_ms=1_000, client_id="client", is_anonymous=True)
     assert token.is_alive(999)
     assert not token.is_alive(1_000)
+
+
+@pytest.mark.parametrize("anonymous", [True, False])
+def test_a_shared_token_reads_back_unchanged(anonymous: bool) -> None:
+    token = Token("BQshared", NOW_MS + 3_600_000, "client", anonymous)
+    shared = read_token_record(orjson.dumps(token_record(token, NOW_MS - 1000)), NOW_MS)
+    assert shared == (token, NOW_MS - 1000)
+
+
+TEN_YEARS_MS = 10 * 365 * 86_400_000
+
+
+@pytest.mark.parametrize(
+    ("expires_at_ms", "fetched_at_ms"),
+    [
+        (NOW_MS + TEN_YEARS_MS, NOW_MS),  # adopted even by force=1, renewal due in years
+        (NOW_MS + 2 * 3_600_000 + 1, NOW_MS),
+        (NOW_MS + 3_600_000, NOW_MS + 60_000),  # fetched in the future: satisfies every forced request
+    ],
+)
+def test_a_token_record_that_cannot_be_spotifys_is_no_token(expires_at_ms: int, fetched_at_ms: int) -> None:
+    token = Token("BQfrom-a-tampered-record", expires_at_ms, "client", True)
+    assert read_token_record(orjson.dumps(token_record(token, fetched_at_ms)), NOW_MS) is None
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [None, b"", b"[]", b'{"accessToken": ""}', b"\xff", b'{"accessToken": "BQ", "fetchedAtMs": true}'],
+)
+def test_something_else_in_the_shared_store_is_no_token(raw: bytes | None) -> None:
+    assert read_token_record(raw, NOW_MS) is None

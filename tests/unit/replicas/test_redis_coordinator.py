@@ -7,7 +7,7 @@ import asyncio
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from spotify_tokener.replicas.redis_coordinator import RedisCoordinator
+from spotify_tokener.replicas.redis_coordinator import RedisCoordinator, redacted
 from spotify_tokener.settings import Settings
 
 
@@ -38,3 +38,8 @@ async def test_a_stop_during_a_ping_is_not_held_up_by_the_watchers_next_sleep() 
     await stand_in.pinged.wait()
     async with asyncio.timeout(1):  # not the 60 s the watcher would otherwise sleep
         await coordinator.close()
+
+
+def test_the_address_in_logs_has_no_password() -> None:
+    assert redacted("redis://user:pw@cache.internal:6380/2?password=x") == "redis://cache.internal:6380/2"
+    assert redacted("redis://localhost") == "redis://localhost:6379"
