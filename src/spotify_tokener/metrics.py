@@ -120,25 +120,26 @@ class StateCollector:
         for (kind, result), value in self.counts.token_answers().items():
             answers.add_metric([kind, result], value)
         yield answers
-        state = self.service.status()
+        token, now_ms = self.service.anonymous.token, wall_clock_ms()
         yield GaugeMetricFamily(
             "tokener_token_expires_in_seconds",
             "Seconds until the cached anonymous token expires; 0 when there is none.",
-            value=max(state.ms_until_expiry or 0, 0) / 1000,
+            value=max(token.remaining_ms(now_ms), 0) / 1000 if token else 0,
         )
         yield GaugeMetricFamily(
             "tokener_token_valid",
             "1 while the anonymous token is served from the cache (more than TOKENER_EXPIRY_BUFFER left).",
-            value=int(state.is_valid),
+            value=int(self.service.freshness.is_servable(token, now_ms)),
         )
         yield GaugeMetricFamily(
-            "tokener_accounts_cached", "Accounts with a cached token.", value=state.accounts_cached
+            "tokener_accounts_cached", "Accounts with a cached token.", value=self.service.accounts.count()
         )
-        if state.shared_store_available is not None:
+        redis_available = self.service.coordinator.available
+        if redis_available is not None:
             yield GaugeMetricFamily(
                 "tokener_redis_available",
                 "1 while Redis (TOKENER_REDIS_URL) answers; 0 while this replica fetches on its own.",
-                value=int(state.shared_store_available),
+                value=int(redis_available),
             )
         yield GaugeMetricFamily(
             "tokener_browser_running",

@@ -23,7 +23,7 @@ from spotify_tokener.core.ports import (
     StateStore,
     TokenSource,
 )
-from spotify_tokener.core.slot import CachedToken, Served, TokenSlot, Watcher
+from spotify_tokener.core.slot import CachedToken, Served, TokenSlot
 from spotify_tokener.domain.backoff import Backoff
 from spotify_tokener.domain.clock import Clock, Sleep, real_sleep, wall_clock_ms
 from spotify_tokener.domain.errors import AccountsDisabled, CookieRejected, TokenError
@@ -51,26 +51,10 @@ class CoreConfig:
     refresh_interval: float
 
 
-@dataclass(frozen=True, slots=True)
-class TokenStatus:
-    has_token: bool
-    is_valid: bool
-    should_refresh: bool
-    expires_at_ms: int | None
-    refreshing: bool
-    ms_until_expiry: int | None
-    ms_until_refresh: int | None
-    last_error: str | None
-    consecutive_failures: int
-    refreshed_at_ms: int | None
-    accounts_cached: int
-    cooling_down: bool
-    retry_at_ms: int | None
-    shared_store_available: bool | None
-    token_source: str | None
-
-
 class TokenService:
+    """``anonymous``, ``accounts`` and ``coordinator`` are read by the status answer and the metrics
+    (``http/status.py`` builds the answer): only the service fetches through them."""
+
     def __init__(
         self,
         source: TokenSource,
@@ -87,20 +71,20 @@ class TokenService:
         self._kept = kept
         self._clock = clock
         self._sleep = sleep
-        self._coordinator: Coordinator = coordinator or LocalCoordinator()
+        self.coordinator: Coordinator = coordinator or LocalCoordinator()
         self.freshness = freshness = config.freshness
         self._fetcher = Fetcher(source, config, clock=clock, sleep=sleep, observer=observer)
-        self._anonymous = TokenSlot(ANONYMOUS, "anonymous", freshness, config.backoff, clock)
-        self._fetch_anonymous = self._coordinated(self._anonymous, self._fetcher.fetch)
-        self._force_anonymous = self._coordinated(self._anonymous, self._fetcher.fetch, force=True)
-        self._accounts = AccountSlots(config, clock)
+        self.anonymous = TokenSlot(ANONYMOUS, "anonymous", freshness, config.backoff, clock)
+        self._fetch_anonymous = self._coordinated(self.anonymous, self._fetcher.fetch)
+        self._force_anonymous = self._coordinated(self.anonymous, self._fetcher.fetch, force=True)
+        self.accounts = AccountSlots(config, clock)
         self._refresher: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Begin renewing in the background; the first fetch starts at once."""
-        await self._coordinator.start()
+        await self.coordinator.start()
         self._resume()
-        self._anonymous.watch(self._keep)
+        self.anonymous.watch(self._keep)
         self._refresher = asyncio.get_running_loop().create_task(self._refresh_forever())
 
     async def stop(self) -> None:
@@ -109,20 +93,9 @@ class TokenService:
             self._refresher.cancel()
             await asyncio.gather(self._refresher, return_exceptions=True)
             self._refresher = None
-        await self._anonymous.cancel()
-        await self._accounts.cancel()
-        await self._coordinator.close()
-
-    @property
-    def shared_store_available(self) -> bool | None:
-        return self._coordinator.available
-
-    @property
-    def anonymous_token(self) -> CachedToken | None:
-        return self._anonymous.cached
-
-    def watch_anonymous(self, watcher: Watcher) -> None:
-        self._anonymous.watch(watcher)
+        await self.anonymous.cancel()
+        await self.accounts.cancel()
+        await self.coordinator.close()
 
     async def get_token(
         self, *, force: bool = False, sp_dc: str | None = None, left: Left | None = None
@@ -131,15 +104,15 @@ class TokenService:
         whose ``left`` resolves stops waiting for a fetch (:class:`CallerLeft`)."""
         if sp_dc is None:
             fetch = self._force_anonymous if force else self._fetch_anonymous
-            return await self._anonymous.get(fetch, force=force, left=left)
+            return await self.anonymous.get(fetch, force=force, left=left)
         if not self._config.allow_accounts:
             raise AccountsDisabled("account tokens (sp_dc cookie) are disabled on this service")
-        slot = self._accounts.slot_for(sp_dc)
+        slot = self.accounts.slot_for(sp_dc)
         fetch = self._coordinated(slot, partial(self._fetcher.fetch, sp_dc, slot.awaited), force=force)
         try:
             return await slot.get(fetch, force=force, left=left)
         except CookieRejected:
-            self._accounts.reject(slot)
+            self.accounts.reject(slot)
             raise
 
     def _coordinated(self, slot: TokenSlot, fetch_here: Fetch, *, force: bool = False) -> Fetch:
@@ -147,38 +120,21 @@ class TokenService:
 
         async def fetch() -> Token:
             wanted = partial(slot.accepts, requested_at_ms=self._clock(), force=force)
-            return await self._coordinator.fetch(slot.identity, fetch_here, wanted)
+            return await self.coordinator.fetch(slot.identity, fetch_here, wanted)
 
         return fetch
 
-    def status(self) -> TokenStatus:
-        slot, now = self._anonymous, self._clock()
-        token, fetched_at = slot.token, _fetched_at(slot)
-        until_refresh = max(self.freshness.refresh_due_ms(token, fetched_at) - now, 0)
-        return TokenStatus(
-            has_token=token is not None,
-            is_valid=self.freshness.is_servable(token, now),
-            should_refresh=until_refresh == 0,
-            expires_at_ms=token.expires_at_ms if token else None,
-            refreshing=slot.refreshing,
-            ms_until_expiry=token.remaining_ms(now) if token else None,
-            ms_until_refresh=until_refresh if token else None,
-            last_error=str(slot.last_error) if slot.last_error else None,
-            consecutive_failures=slot.failures,
-            refreshed_at_ms=fetched_at,
-            accounts_cached=self._accounts.count(),
-            cooling_down=slot.cooling_down(now),
-            retry_at_ms=slot.retry_at_ms(now),
-            shared_store_available=self.shared_store_available,
-            token_source=token.source if token else None,
-        )
+    def renewal_due_ms(self) -> int:
+        """When the anonymous token is due for renewal (epoch ms; 0: now), a cool-down aside."""
+        cached = self.anonymous.cached
+        return self.freshness.refresh_due_ms(cached.token, cached.fetched_at_ms) if cached else 0
 
     def _resume(self) -> None:
         """The anonymous token kept from before a restart, if plausible and still servable: no fetch."""
         now = self._clock()
         kept = read_token_record(self._kept.load(ANONYMOUS_DOCUMENT), now)
         if kept is not None and kept[0].is_anonymous and self.freshness.is_servable(kept[0], now):
-            self._anonymous.hold(*kept)
+            self.anonymous.hold(*kept)
             log.info("anonymous token kept from before the restart, expiring at %d ms", kept[0].expires_at_ms)
 
     def _keep(self, cached: CachedToken) -> None:
@@ -187,24 +143,17 @@ class TokenService:
     async def _refresh_forever(self) -> None:
         """Renew the anonymous token when due, or once the cool-down after a failure ends; accounts are
         only renewed when their owners ask again."""
-        slot = self._anonymous
         while True:
-            if self._ms_until_due(slot) == 0:
+            if self._ms_until_due() == 0:
                 try:
-                    await asyncio.shield(slot.refresh_in_background(self._fetch_anonymous))
+                    await asyncio.shield(self.anonymous.refresh_in_background(self._fetch_anonymous))
                 except TokenError:
                     pass  # recorded by the slot, which now cools down
                 except Exception:
                     log.exception("the refresher hit an unexpected error; it keeps running")
-            self._accounts.drop_expired()
-            await self._sleep(min(self._ms_until_due(slot) / 1000, self._config.refresh_interval))
+            self.accounts.drop_expired()
+            await self._sleep(min(self._ms_until_due() / 1000, self._config.refresh_interval))
 
-    def _ms_until_due(self, slot: TokenSlot) -> int:
+    def _ms_until_due(self) -> int:
         now = self._clock()
-        due_ms = slot.retry_at_ms(now) or self.freshness.refresh_due_ms(slot.token, _fetched_at(slot))
-        return max(due_ms - now, 0)
-
-
-def _fetched_at(slot: TokenSlot) -> int | None:
-    cached = slot.cached
-    return cached.fetched_at_ms if cached else None
+        return max((self.anonymous.retry_at_ms(now) or self.renewal_due_ms()) - now, 0)

@@ -148,8 +148,8 @@ class App:
         self._backoff = settings.backoff
         self._started = time.monotonic()
         self._keys = ApiKeys(settings.api_keys)
-        self._hot = HotAnswer(lambda: service.anonymous_token, enabled=not self._keys.enabled)
-        service.watch_anonymous(self._hot.drop)
+        self._hot = HotAnswer(lambda: service.anonymous.cached, enabled=not self._keys.enabled)
+        service.anonymous.watch(self._hot.drop)
         routes = (
             Route(TOKEN_PATH, "GET", self.get_token, openapi.token_get),
             Route("/api/token/refresh", "POST", partial(self.get_token, refresh=True), openapi.token_refresh),
@@ -271,7 +271,7 @@ class App:
 
     async def health(self, request: Request) -> Response:
         uptime_s = time.monotonic() - self._started
-        body = health_body(uptime_s, self.browser, self.service.shared_store_available, self.proxies)
+        body = health_body(uptime_s, self.browser, self.service.coordinator.available, self.proxies)
         return json_response(200, body, NO_STORE)
 
     async def metrics_text(self, request: Request) -> Response:

@@ -54,28 +54,30 @@ def status_body(
     learner: LearnerInfo | None,
     browser: BrowserInfo | None,
 ) -> StatusBody:
-    state, now_ms = service.status(), wall_clock_ms()
+    slot, now_ms = service.anonymous, wall_clock_ms()
+    token, cached = slot.token, slot.cached
+    until_refresh = max(service.renewal_due_ms() - now_ms, 0)
     return {
         "success": True,
         "status": {
-            "hasToken": state.has_token,
-            "isValid": state.is_valid,
-            "shouldProactivelyRefresh": state.should_refresh,
-            "expiresAt": state.expires_at_ms,
-            "isRefreshing": state.refreshing,
-            "timeUntilExpiry": state.ms_until_expiry,
-            "timeUntilProactiveRefresh": state.ms_until_refresh,
-            "lastError": state.last_error,
-            "consecutiveFailures": state.consecutive_failures,
-            "lastRefreshAt": state.refreshed_at_ms,
-            "accountsCached": state.accounts_cached,
-            "coolingDown": state.cooling_down,
-            "retryAt": state.retry_at_ms,
+            "hasToken": token is not None,
+            "isValid": service.freshness.is_servable(token, now_ms),
+            "shouldProactivelyRefresh": until_refresh == 0,
+            "expiresAt": token.expires_at_ms if token else None,
+            "isRefreshing": slot.refreshing,
+            "timeUntilExpiry": token.remaining_ms(now_ms) if token else None,
+            "timeUntilProactiveRefresh": until_refresh if token else None,
+            "lastError": str(slot.last_error) if slot.last_error else None,
+            "consecutiveFailures": slot.failures,
+            "lastRefreshAt": cached.fetched_at_ms if cached else None,
+            "accountsCached": service.accounts.count(),
+            "coolingDown": slot.cooling_down(now_ms),
+            "retryAt": slot.retry_at_ms(now_ms),
             "proxies": None
             if proxies is None
             else [{"proxy": one.proxy.label, **_standing(one, now_ms)} for one in proxies.states()],
             "allProxiesCoolingDown": proxies.all_cooling_down() if proxies else None,
-            "tokenSource": state.token_source,
+            "tokenSource": token.source if token else None,
             "sources": [{"source": one.name, **_standing(one, now_ms)} for one in chain.states()],
             "direct": None
             if learner is None

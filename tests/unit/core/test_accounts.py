@@ -105,7 +105,7 @@ async def test_each_account_and_the_anonymous_token_are_apart(
     assert all(s.token.is_anonymous for s in served[:10])
     assert not any(s.token.is_anonymous for s in served[10:])
     assert sorted(map(str, source.calls)) == ["None", "cookie-a", "cookie-b"]
-    assert service.status().accounts_cached == 2
+    assert service.accounts.count() == 2
 
 
 async def test_a_cached_account_token_is_reused(
@@ -129,7 +129,7 @@ async def test_a_dead_cookie_is_refused_not_swapped(
     with pytest.raises(CookieRejected, match="sp_dc cookie was not accepted"):
         await service.get_token(sp_dc="dead")
     assert source.calls == ["dead"]  # not retried
-    assert service.status().has_token is False  # the anonymous answer went nowhere
+    assert service.anonymous.token is None  # the anonymous answer went nowhere
 
 
 async def test_an_account_token_never_reaches_an_anonymous_caller(
@@ -160,7 +160,7 @@ async def test_the_refresher_leaves_accounts_alone(
     await time.advance(2 * 3600)
     assert source.calls.count("cookie-a") == 1
     assert source.calls.count(None) > 1  # the anonymous token was renewed meanwhile
-    assert service.status().accounts_cached == 0  # dropped once its token expired
+    assert service.accounts.count() == 0  # dropped once its token expired
 
 
 async def test_a_slot_whose_fetch_is_running_is_never_evicted(

@@ -95,8 +95,8 @@ async def test_after_the_last_retry_the_error_reaches_the_caller(
     with pytest.raises(UpstreamError, match="HTTP 500"):
         await service.get_token()
     assert len(source.calls) == 3
-    assert service.status().consecutive_failures == 1
-    assert service.status().last_error == "Spotify answered HTTP 500"
+    assert service.anonymous.failures == 1
+    assert str(service.anonymous.last_error) == "Spotify answered HTTP 500"
 
 
 async def test_non_retryable_failures_are_not_retried(
@@ -234,7 +234,7 @@ async def test_the_refresher_fetches_at_start_and_renews_in_the_window(
     await service.start()
     await time.advance(0)
     assert len(source.calls) == 1
-    assert service.status().has_token
+    assert service.anonymous.token is not None
     await time.advance(50 * 60 - 0.001)  # the window (10 min) opens 50 minutes into an hour's token
     assert len(source.calls) == 1
     await time.advance(0.001)
@@ -285,25 +285,6 @@ async def test_stopping_answers_waiters_with_shutting_down(
         await waiter
 
 
-async def test_status_reports_the_seed_fields(
-    unit_settings: SettingsMaker, stopper: list[TokenService]
-) -> None:
-    service = service_with(ScriptedSource(), unit_settings(), stopper)
-    empty = service.status()
-    assert (empty.has_token, empty.is_valid, empty.should_refresh, empty.expires_at_ms) == (
-        False,
-        False,
-        True,
-        None,
-    )
-    await service.get_token()
-    state = service.status()
-    assert state.has_token and state.is_valid and not state.should_refresh
-    assert state.ms_until_expiry is not None and 3_590_000 < state.ms_until_expiry <= 3_600_000
-    assert state.ms_until_refresh is not None
-    assert state.ms_until_refresh == pytest.approx(state.ms_until_expiry - 600_000, abs=5)
-
-
 async def test_forced_fetches_are_rate_limited(
     unit_settings: SettingsMaker, stopper: list[TokenService], time: VirtualTime
 ) -> None:
@@ -328,11 +309,9 @@ async def test_cool_down_is_capped(
     service = service_with(source, settings, stopper, time)
     with pytest.raises(RateLimited):
         await service.get_token()
-    state = service.status()
-    assert state.cooling_down
-    assert state.retry_at_ms == time.now_ms + 20_000
+    assert service.anonymous.retry_at_ms(time.now_ms) == time.now_ms + 20_000
     await time.advance(20)
-    assert not service.status().cooling_down
+    assert not service.anonymous.cooling_down(time.now_ms)
 
 
 class SharingCoordinator:
@@ -457,7 +436,7 @@ async def test_a_kept_token_is_believed_only_if_anonymous_servable_and_plausible
     service = TokenService(ScriptedSource(), config, clock=lambda: NOW, kept=state)
     stopper.append(service)
     await service.start()  # resumes what was kept; the refresher's first fetch has not begun
-    found = service.anonymous_token
+    found = service.anonymous.cached
     assert (found is not None) == believed
     if found is not None:
         kept_token = Token("BQ-kept", NOW + 50 * 60_000, "client", True, "direct")

@@ -33,6 +33,12 @@ def body(response: Response) -> dict[str, object]:
     return parsed
 
 
+async def status_of(app: App) -> dict[str, Any]:
+    state = body(await app.dispatch(request("/api/token/status")))["status"]
+    assert isinstance(state, dict)
+    return state
+
+
 @pytest.fixture
 def app(unit_settings: Callable[..., Settings]) -> App:
     return app_with(ScriptedSource(), unit_settings())
@@ -99,7 +105,7 @@ async def test_a_bug_is_a_500_without_a_traceback(
     def broken() -> object:
         raise RuntimeError(f"internal detail {secret}")
 
-    monkeypatch.setattr(app.service, "status", broken)
+    monkeypatch.setattr(app.service, "renewal_due_ms", broken)
     response = await app.dispatch(request("/api/token/status"))
     assert response.status == 500
     assert body(response)["error"] == "Internal server error"
@@ -167,7 +173,7 @@ async def test_without_a_fresh_token_the_fast_path_steps_aside(
 
 
 def serve_until_ms(app: App) -> int:
-    cached = app.service.anonymous_token
+    cached = app.service.anonymous.cached
     assert cached is not None
     return cached.serve_until_ms
 
@@ -252,14 +258,29 @@ async def test_status_says_when_it_is_cooling_down(unit_settings: Callable[..., 
     app = app_with(source, unit_settings(retries=0, retry_base_delay=5))
     first = await app.dispatch(request("/api/token"))
     fast = await app.dispatch(request("/api/token"))
-    state = body(await app.dispatch(request("/api/token/status")))["status"]
-    assert isinstance(state, dict)
+    state = await status_of(app)
     assert (first.status, fast.status) == (502, 502)
     assert len(source.calls) == 1  # the second answer came from the cool-down, at once
     retry_after = dict(fast.headers)["retry-after"]
     assert 1 <= int(retry_after) <= 5
     assert state["coolingDown"] is True
     assert isinstance(state["retryAt"], int)
+
+
+async def test_status_follows_the_anonymous_token(app: App) -> None:
+    empty = await status_of(app)
+    assert (empty["hasToken"], empty["isValid"], empty["shouldProactivelyRefresh"], empty["expiresAt"]) == (
+        False,
+        False,
+        True,
+        None,
+    )
+    await app.dispatch(request("/api/token"))
+    state = await status_of(app)
+    assert state["hasToken"] and state["isValid"] and not state["shouldProactivelyRefresh"]
+    assert 3_590_000 < state["timeUntilExpiry"] <= 3_600_000
+    assert state["timeUntilProactiveRefresh"] == state["timeUntilExpiry"] - 600_000
+    assert (state["consecutiveFailures"], state["lastError"], state["tokenSource"]) == (0, None, "injected")
 
 
 class HiddenValueHeaders(dict[str, str]):
