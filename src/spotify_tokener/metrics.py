@@ -17,17 +17,15 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from spotify_tokener import __version__
-from spotify_tokener.core.chain import SourceChain
-from spotify_tokener.core.hashes import OUTCOMES, HashKeeper
+from spotify_tokener.core.hashes import OUTCOMES
 from spotify_tokener.core.ports import OUTCOME_OK
-from spotify_tokener.core.proxies import NO_PROXY, ProxyPool
-from spotify_tokener.core.service import TokenService
+from spotify_tokener.core.proxies import NO_PROXY
 from spotify_tokener.core.standing import Standing
 from spotify_tokener.domain.clock import wall_clock_ms
 from spotify_tokener.domain.errors import ATTEMPT_FAILURES
 from spotify_tokener.domain.token import KINDS, Kind
-from spotify_tokener.http.counts import OTHER_ROUTE, RequestCounts
-from spotify_tokener.http.status import BrowserInfo
+from spotify_tokener.http.app import App
+from spotify_tokener.http.counts import OTHER_ROUTE
 
 ATTEMPT_OUTCOMES = (OUTCOME_OK, *(failure.outcome for failure in ATTEMPT_FAILURES))
 # Bucket bounds around the attempt durations BENCHMARKS.md reports, past the default attempt timeouts.
@@ -95,20 +93,18 @@ class FetchMetrics:
 
 @dataclass(frozen=True, slots=True)
 class StateCollector:
-    counts: RequestCounts
-    service: TokenService
-    browser: BrowserInfo | None
-    proxies: ProxyPool | None
-    sources: SourceChain
-    hashes: HashKeeper
+    """What one app shows, read when Prometheus scrapes."""
+
+    app: App
 
     def collect(self) -> Iterator[Metric]:
+        app, service, browser = self.app, self.app.service, self.app.browser
         http = CounterMetricFamily(
             "tokener_http_requests",
             f"HTTP requests answered, by route ({OTHER_ROUTE!r}: any path not served) and status.",
             labels=["route", "status"],
         )
-        for (route, status), value in sorted(self.counts.responses().items()):
+        for (route, status), value in sorted(app.counts.responses().items()):
             http.add_metric([route, str(status)], value)
         yield http
         answers = CounterMetricFamily(
@@ -117,10 +113,10 @@ class StateCollector:
             "hit (answered from the cache), miss (waited for a fetch), error (no token given).",
             labels=["kind", "result"],
         )
-        for (kind, result), value in self.counts.token_answers().items():
+        for (kind, result), value in app.counts.token_answers().items():
             answers.add_metric([kind, result], value)
         yield answers
-        token, now_ms = self.service.anonymous.token, wall_clock_ms()
+        token, now_ms = service.anonymous.token, wall_clock_ms()
         yield GaugeMetricFamily(
             "tokener_token_expires_in_seconds",
             "Seconds until the cached anonymous token expires; 0 when there is none.",
@@ -129,12 +125,12 @@ class StateCollector:
         yield GaugeMetricFamily(
             "tokener_token_valid",
             "1 while the anonymous token is served from the cache (more than TOKENER_EXPIRY_BUFFER left).",
-            value=int(self.service.freshness.is_servable(token, now_ms)),
+            value=int(service.freshness.is_servable(token, now_ms)),
         )
         yield GaugeMetricFamily(
-            "tokener_accounts_cached", "Accounts with a cached token.", value=self.service.accounts.count()
+            "tokener_accounts_cached", "Accounts with a cached token.", value=service.accounts.count()
         )
-        redis_available = self.service.coordinator.available
+        redis_available = service.coordinator.available
         if redis_available is not None:
             yield GaugeMetricFamily(
                 "tokener_redis_available",
@@ -144,27 +140,27 @@ class StateCollector:
         yield GaugeMetricFamily(
             "tokener_browser_running",
             "1 while Chromium is running (it is closed after TOKENER_BROWSER_IDLE).",
-            value=int(self.browser is not None and self.browser.running),
+            value=int(browser is not None and browser.running),
         )
         yield CounterMetricFamily(
             "tokener_browser_launches",
             "Times Chromium was started (on demand, after idleness or a crash).",
-            value=self.browser.launches if self.browser is not None else 0,
+            value=browser.launches if browser is not None else 0,
         )
-        if self.proxies is not None:
-            proxies = {state.proxy.label: state for state in self.proxies.states()}
+        if app.proxies is not None:
+            proxies = {state.proxy.label: state for state in app.proxies.states()}
             doc = "1 while a proxy cools down after failing (TOKENER_PROXY_COOLDOWN), by proxy."
             yield _cooling_down("tokener_proxy_cooling_down", doc, "proxy", proxies)
             yield _cooling_down(
                 "tokener_exit_benched", "Deprecated: tokener_proxy_cooling_down.", "exit", proxies
             )
-        sources = {state.name: state for state in self.sources.states()}
+        sources = {state.name: state for state in app.sources.states()}
         doc = "1 while a token source cools down after falling through (TOKENER_SOURCE_COOLDOWN)."
         yield _cooling_down("tokener_source_cooling_down", doc, "source", sources)
         yield _cooling_down(
             "tokener_source_benched", "Deprecated: tokener_source_cooling_down.", "source", sources
         )
-        hashes = self.hashes
+        hashes = app.hash_keeper
         if hashes.current is not None:
             yield GaugeMetricFamily(
                 "tokener_hashes_age_seconds",
@@ -196,7 +192,8 @@ def _cooling_down(name: str, documentation: str, label: str, standings: Mapping[
 
 
 class Metrics:
-    """One app instance's registry: fetch metrics from the start, the rest once it watches an app."""
+    """One app instance's registry: fetch metrics from the start, the rest once ``StateCollector`` reads
+    the app."""
 
     content_type = CONTENT_TYPE_PLAIN_0_0_4  # the classic text format every Prometheus reads
 

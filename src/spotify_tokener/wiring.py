@@ -110,8 +110,7 @@ def create_app(
         sources=sources.chain,
         learner=sources.direct.learner if sources.direct else None,
     )
-    state = StateCollector(app.counts, service, sources.browser, sources.proxies, sources.chain, keeper)
-    metrics.registry.register(state)
+    metrics.registry.register(StateCollector(app))
     return app
 
 

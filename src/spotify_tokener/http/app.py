@@ -143,7 +143,7 @@ class App:
         self.proxies = proxies
         self.sources = sources
         self._learner = learner
-        self._hashes = hashes
+        self.hash_keeper = hashes
         self._closing = closing
         self._backoff = settings.backoff
         self._started = time.monotonic()
@@ -243,8 +243,8 @@ class App:
 
     async def hashes(self, request: Request) -> Response:
         """Every operation's hash; ``stale``: a hash Spotify refused, read again at once if served."""
-        served = await self._hashes.get(parse_one(request.query_string, "stale", SHA256))
-        failed = self._hashes.last_error
+        served = await self.hash_keeper.get(parse_one(request.query_string, "stale", SHA256))
+        failed = self.hash_keeper.last_error
         age = max(0, wall_clock_ms() // 1000 - served.updated_at)
         body = {**hash_record(served), "age": age, "lastError": str(failed) if failed else None}
         return json_response(200, body, NO_STORE)
@@ -253,7 +253,7 @@ class App:
         """One operation's hash, by the fork's ``type`` word or by its ``operation`` name."""
         kind = parse_one(request.query_string, "type", OPERATION)
         name = parse_one(request.query_string, "operation", OPERATION) or METADATA_TYPES.get(kind or "")
-        served = await self._hashes.get() if name else None
+        served = await self.hash_keeper.get() if name else None
         if served is None or name is None or name not in served.operations:
             return error_response(
                 404, f"no such operation: give type ({', '.join(METADATA_TYPES)}) or operation"
