@@ -141,7 +141,7 @@ async def first_token_after_restart(fake: FakeSpotify, state_dir: Path, kept: st
     async with app.lifespan():
         await app.service.get_token()
         first_ms = (time.perf_counter() - started) * 1000
-        launches = app.browser.launches if app.browser is not None else 0
+        launches = app.shown.browser.launches if app.shown.browser is not None else 0
     counts = (fake.count(what) - was for what, was in zip(COUNTED, before, strict=True))
     return first_ms, *counts, launches
 

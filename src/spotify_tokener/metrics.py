@@ -98,7 +98,7 @@ class StateCollector:
     app: App
 
     def collect(self) -> Iterator[Metric]:
-        app, service, browser = self.app, self.app.service, self.app.browser
+        app, service, browser = self.app, self.app.shown.service, self.app.shown.browser
         http = CounterMetricFamily(
             "tokener_http_requests",
             f"HTTP requests answered, by route ({OTHER_ROUTE!r}: any path not served) and status.",
@@ -147,14 +147,14 @@ class StateCollector:
             "Times Chromium was started (on demand, after idleness or a crash).",
             value=browser.launches if browser is not None else 0,
         )
-        if app.proxies is not None:
-            proxies = {state.proxy.label: state for state in app.proxies.states()}
+        if app.shown.proxies is not None:
+            proxies = {state.proxy.label: state for state in app.shown.proxies.states()}
             doc = "1 while a proxy cools down after failing (TOKENER_PROXY_COOLDOWN), by proxy."
             yield _cooling_down("tokener_proxy_cooling_down", doc, "proxy", proxies)
             yield _cooling_down(
                 "tokener_exit_benched", "Deprecated: tokener_proxy_cooling_down.", "exit", proxies
             )
-        sources = {state.name: state for state in app.sources.states()}
+        sources = {state.name: state for state in app.shown.chain.states()}
         doc = "1 while a token source cools down after falling through (TOKENER_SOURCE_COOLDOWN)."
         yield _cooling_down("tokener_source_cooling_down", doc, "source", sources)
         yield _cooling_down(

@@ -30,6 +30,7 @@ from spotify_tokener.domain.errors import UpstreamError
 from spotify_tokener.domain.hashes import HashSet
 from spotify_tokener.domain.token import ANONYMOUS
 from spotify_tokener.http.app import App
+from spotify_tokener.http.status import Shown
 from spotify_tokener.metrics import FetchMetrics, Metrics, StateCollector
 from spotify_tokener.settings import Settings
 from spotify_tokener.sources.browser.lazy import LazyBrowser
@@ -99,17 +100,9 @@ def create_app(
     if source is not None and hashes is None:
         hashes = _no_web_player
     keeper = _hash_keeper(settings, sources, store, kept, hashes)
-    app = App(
-        service,
-        settings,
-        metrics,
-        sources.browser,
-        sources.close,
-        hashes=keeper,
-        proxies=sources.proxies,
-        sources=sources.chain,
-        learner=sources.direct.learner if sources.direct else None,
-    )
+    learner = sources.direct.learner if sources.direct else None
+    shown = Shown(service, sources.chain, sources.proxies, learner, sources.browser)
+    app = App(shown, settings, metrics, keeper, sources.close)
     metrics.registry.register(StateCollector(app))
     return app
 

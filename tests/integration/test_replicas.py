@@ -36,7 +36,7 @@ def shared(make_settings: SettingsMaker, redis: RedisServer, prefix: str, **over
 
 
 def launches(group: list[Running]) -> int:
-    return sum(each.app.browser.launches for each in group if each.app.browser is not None)
+    return sum(each.app.shown.browser.launches for each in group if each.app.shown.browser is not None)
 
 
 @pytest.mark.parametrize("count", [2, 3])

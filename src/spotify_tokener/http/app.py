@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import time
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -22,11 +21,8 @@ from typing import Any, Protocol
 
 import orjson
 
-from spotify_tokener.core.chain import SourceChain
 from spotify_tokener.core.hashes import HashKeeper
 from spotify_tokener.core.ports import Left
-from spotify_tokener.core.proxies import ProxyPool
-from spotify_tokener.core.service import TokenService
 from spotify_tokener.domain.backoff import Backoff
 from spotify_tokener.domain.clock import wall_clock_ms
 from spotify_tokener.domain.errors import TokenError
@@ -44,7 +40,7 @@ from spotify_tokener.http.params import (
     presented_key,
 )
 from spotify_tokener.http.schemas import FailureBody, MetadataBody, ValidationErrorBody
-from spotify_tokener.http.status import BrowserInfo, LearnerInfo, health_body, status_body
+from spotify_tokener.http.status import Shown, health_body, status_body
 from spotify_tokener.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -125,28 +121,19 @@ class Route:
 class App:
     def __init__(
         self,
-        service: TokenService,
+        shown: Shown,
         settings: Settings,
         metrics: Exposition,
-        browser: BrowserInfo | None,
-        closing: Callable[[], Awaitable[None]],
-        *,
         hashes: HashKeeper,
-        proxies: ProxyPool | None,
-        sources: SourceChain,
-        learner: LearnerInfo | None,
+        closing: Callable[[], Awaitable[None]],
     ) -> None:
         """``closing`` is what the lifespan closes after the service (the browser it owns)."""
-        self.service = service
+        self.shown = shown
+        self.service = service = shown.service
         self.metrics = metrics
-        self.browser = browser
-        self.proxies = proxies
-        self.sources = sources
-        self._learner = learner
         self.hash_keeper = hashes
         self._closing = closing
         self._backoff = settings.backoff
-        self._started = time.monotonic()
         self._keys = ApiKeys(settings.api_keys)
         self._hot = HotAnswer(lambda: service.anonymous.cached, enabled=not self._keys.enabled)
         service.anonymous.watch(self._hot.drop)
@@ -238,8 +225,7 @@ class App:
         return Response(200, body, JSON_NO_STORE)
 
     async def status(self, request: Request) -> Response:
-        body = status_body(self.service, self.proxies, self.sources, self._learner, self.browser)
-        return json_response(200, body, NO_STORE)
+        return json_response(200, status_body(self.shown), NO_STORE)
 
     async def hashes(self, request: Request) -> Response:
         """Every operation's hash; ``stale``: a hash Spotify refused, read again at once if served."""
@@ -270,9 +256,7 @@ class App:
         return json_response(200, body, NO_STORE)
 
     async def health(self, request: Request) -> Response:
-        uptime_s = time.monotonic() - self._started
-        body = health_body(uptime_s, self.browser, self.service.coordinator.available, self.proxies)
-        return json_response(200, body, NO_STORE)
+        return json_response(200, health_body(self.shown), NO_STORE)
 
     async def metrics_text(self, request: Request) -> Response:
         return Response(200, self.metrics.render(), [("content-type", self.metrics.content_type), NO_STORE])

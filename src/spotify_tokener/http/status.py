@@ -4,6 +4,8 @@ sources know: never a token, the direct source's secret or a proxy's credentials
 from __future__ import annotations
 
 import contextlib
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -47,13 +49,20 @@ class LearnerInfo(Protocol):
     def bundle(self) -> str | None: ...
 
 
-def status_body(
-    service: TokenService,
-    proxies: ProxyPool | None,
-    chain: SourceChain,
-    learner: LearnerInfo | None,
-    browser: BrowserInfo | None,
-) -> StatusBody:
+@dataclass(frozen=True, slots=True)
+class Shown:
+    """What an instance shows of itself in its status, /health and metrics, read at each request."""
+
+    service: TokenService
+    chain: SourceChain
+    proxies: ProxyPool | None
+    learner: LearnerInfo | None
+    browser: BrowserInfo | None
+    started: float = field(default_factory=time.monotonic)
+
+
+def status_body(shown: Shown) -> StatusBody:
+    service, proxies, learner, browser = shown.service, shown.proxies, shown.learner, shown.browser
     slot, now_ms = service.anonymous, wall_clock_ms()
     token, cached = slot.token, slot.cached
     until_refresh = max(service.renewal_due_ms() - now_ms, 0)
@@ -78,7 +87,7 @@ def status_body(
             else [{"proxy": one.proxy.label, **_standing(one, now_ms)} for one in proxies.states()],
             "allProxiesCoolingDown": proxies.all_cooling_down() if proxies else None,
             "tokenSource": token.source if token else None,
-            "sources": [{"source": one.name, **_standing(one, now_ms)} for one in chain.states()],
+            "sources": [{"source": one.name, **_standing(one, now_ms)} for one in shown.chain.states()],
             "direct": None
             if learner is None
             else {
@@ -94,14 +103,13 @@ def status_body(
     }
 
 
-def health_body(
-    uptime_s: float, browser: BrowserInfo | None, redis_available: bool | None, pool: ProxyPool | None
-) -> HealthBody:
-    me, now_ms = psutil.Process(), wall_clock_ms()
+def health_body(shown: Shown) -> HealthBody:
+    me, now_ms, pool = psutil.Process(), wall_clock_ms(), shown.proxies
     own, children = me.memory_info().rss, 0
     for child in me.children(recursive=True):
         with contextlib.suppress(psutil.Error):  # one that vanished meanwhile counts as zero
             children += child.memory_info().rss
+    redis = shown.service.coordinator.available
     proxies: ProxiesHealth | None = None
     if pool is not None:
         usable = sum(state.usable(now_ms) for state in pool.states())
@@ -109,10 +117,10 @@ def health_body(
     return {
         "status": "healthy",
         "version": __version__,
-        "uptime": round(uptime_s, 3),
+        "uptime": round(time.monotonic() - shown.started, 3),
         "memory": {"rss": own, "browserRss": children, "totalRss": own + children},
-        "browser": browser_fields(browser),
-        "redis": None if redis_available is None else {"available": redis_available},
+        "browser": browser_fields(shown.browser),
+        "redis": None if redis is None else {"available": redis},
         "proxies": proxies,
         "timestamp": now_ms,
     }
