@@ -10,7 +10,7 @@ import itertools
 from spotify_tokener.domain.clock import Clock, Sleep, real_sleep, wall_clock_ms
 from spotify_tokener.domain.errors import TokenError
 from spotify_tokener.domain.hashes import METADATA_TYPES, HashSet
-from spotify_tokener.domain.token import Token
+from spotify_tokener.domain.token import Kind, Token
 
 Outcome = TokenError | float  # an error to raise, or the lifetime in seconds of the token to return
 
@@ -49,6 +49,13 @@ class ScriptedSource:
         anonymous = (sp_dc is None or sp_dc in self.dead_cookies) and not self.leaks_accounts
         owner = "anon" if sp_dc is None else sp_dc
         return Token(f"BQ-{owner}-{next(self._serial)}", expires, "client", anonymous)
+
+
+class Unobserved:
+    """The service's observer in tests of what it serves rather than what it reports."""
+
+    def attempt_ended(self, kind: Kind, outcome: str, seconds: float, attempt: int) -> None:
+        return None
 
 
 HASHES = HashSet(

@@ -136,11 +136,3 @@ class SourceObserver(Protocol):
     """Told how each token source's part of an attempt ended; the metrics again."""
 
     def source_ended(self, source: str, kind: Kind, outcome: str) -> None: ...
-
-
-class NoObserver:
-    def attempt_ended(self, kind: Kind, outcome: str, seconds: float, attempt: int) -> None:
-        return None
-
-
-NO_OBSERVER = NoObserver()

@@ -13,7 +13,6 @@ from functools import partial
 from spotify_tokener.core.accounts import AccountSlots
 from spotify_tokener.core.fetcher import Fetcher
 from spotify_tokener.core.ports import (
-    NO_OBSERVER,
     NO_STATE,
     Coordinator,
     Fetch,
@@ -60,10 +59,10 @@ class TokenService:
         source: TokenSource,
         config: CoreConfig,
         *,
+        observer: FetchObserver,
         clock: Clock = wall_clock_ms,
         sleep: Sleep = real_sleep,
         coordinator: Coordinator | None = None,
-        observer: FetchObserver = NO_OBSERVER,
         kept: StateStore = NO_STATE,
     ) -> None:
         """``kept`` holds the anonymous token across restarts (never an account's)."""

@@ -10,7 +10,7 @@ import pytest
 from spotify_tokener.core.service import TokenService
 from spotify_tokener.settings import Settings
 from spotify_tokener.wiring import core_config
-from tests.scripted import Outcome, ScriptedSource
+from tests.scripted import Outcome, ScriptedSource, Unobserved
 from tests.virtual_time import VirtualTime
 
 
@@ -31,10 +31,11 @@ def service_with(
     source: ScriptedSource, settings: Settings, stopper: list[TokenService], time: VirtualTime | None = None
 ) -> TokenService:
     """A service on real time, or on ``time``'s (then ``source`` must share it), stopped after the test."""
+    observer = Unobserved()
     service = (
-        TokenService(source, core_config(settings), clock=time.clock, sleep=time.sleep)
+        TokenService(source, core_config(settings), observer=observer, clock=time.clock, sleep=time.sleep)
         if time is not None
-        else TokenService(source, core_config(settings))
+        else TokenService(source, core_config(settings), observer=observer)
     )
     stopper.append(service)
     return service

@@ -17,7 +17,7 @@ from spotify_tokener.domain.freshness import Freshness
 from spotify_tokener.domain.token import ANONYMOUS, Token, identity_of, token_record
 from spotify_tokener.settings import Settings
 from spotify_tokener.wiring import core_config
-from tests.scripted import ScriptedSource
+from tests.scripted import ScriptedSource, Unobserved
 from tests.unit.core.conftest import scripted, service_with
 from tests.virtual_time import VirtualTime
 
@@ -339,7 +339,9 @@ async def test_fetches_go_through_the_coordinator_by_identity_never_by_cookie(
 ) -> None:
     shared = Token("BQ-from-another-replica", wall_clock_ms() + 3_600_000, "client", True)
     coordinator, source = SharingCoordinator(shared), ScriptedSource()
-    service = TokenService(source, core_config(unit_settings()), coordinator=coordinator)
+    service = TokenService(
+        source, core_config(unit_settings()), observer=Unobserved(), coordinator=coordinator
+    )
     stopper.append(service)
     anonymous = await service.get_token()
     again = await service.get_token(force=True)
@@ -433,7 +435,7 @@ async def test_a_kept_token_is_believed_only_if_anonymous_servable_and_plausible
 ) -> None:
     config = dataclasses.replace(core_config(unit_settings()), freshness=FRESHNESS)
     state = MemoryState(**({"token": document} if document is not None else {}))
-    service = TokenService(ScriptedSource(), config, clock=lambda: NOW, kept=state)
+    service = TokenService(ScriptedSource(), config, observer=Unobserved(), clock=lambda: NOW, kept=state)
     stopper.append(service)
     await service.start()  # resumes what was kept; the refresher's first fetch has not begun
     found = service.anonymous.cached
@@ -449,7 +451,7 @@ async def test_a_kept_token_is_served_without_a_fetch_and_each_new_anonymous_one
     now = wall_clock_ms()
     state = MemoryState(token=kept(accessTokenExpirationTimestampMs=now + 50 * 60_000, fetchedAtMs=now))
     source = ScriptedSource()
-    service = TokenService(source, core_config(unit_settings()), kept=state)
+    service = TokenService(source, core_config(unit_settings()), observer=Unobserved(), kept=state)
     stopper.append(service)
     await service.start()
     served = await service.get_token()
