@@ -188,10 +188,9 @@ def table(findings: Findings, markdown: bool = False) -> str:
     if markdown:
         rows.insert(1, ("---",) * len(COLUMNS))
         return "\n".join(f"| {' | '.join(row)} |" for row in rows)
-    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS) - 1)]
-    return "\n".join(
-        "  ".join([*(c.ljust(w) for c, w in zip(row, widths, strict=False)), row[-1]]) for row in rows
-    )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
+    lines = ("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in rows)
+    return "\n".join(line.rstrip() for line in lines)
 
 
 def _cells(one: dict[str, Any]) -> tuple[str, ...]:
@@ -234,12 +233,8 @@ def report(findings: Findings, settings: Settings) -> str:
 
 def masked_settings(settings: Settings) -> dict[str, str]:
     """Each setting not at its default, by its variable's name; no password, key or secret."""
-    shown = {}
-    for name in FIELDS:
-        value = getattr(settings, name)
-        if value != default(name):
-            shown[variable(name)] = _masked(name, value)
-    return shown
+    values = {name: getattr(settings, name) for name in FIELDS}
+    return {variable(name): _masked(name, value) for name, value in values.items() if value != default(name)}
 
 
 def _masked(name: str, value: object) -> str:
