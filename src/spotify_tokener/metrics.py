@@ -1,13 +1,14 @@
 """Prometheus metrics for one app instance, on a registry of its own.
 
-Counting is split by cost: what happens on every request is counted by the HTTP layer in plain ints
-(``http.counts``) and turned into families only when Prometheus scrapes; fetch attempts are rare, so
-they use the library's Counter and Histogram; state is read at scrape time. Every label value is a
-fixed word or one of the API's own paths: never a token, a cookie, or a path a client made up.
+Counting is split by cost: what happens on every request is counted by the app in plain ints and
+turned into families only when Prometheus scrapes; fetch attempts are rare, so they use the library's
+Counter and Histogram; state is read at scrape time. Every label value is a fixed word or one of the
+API's own paths: never a token, a cookie, or a path a client made up.
 """
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -24,8 +25,7 @@ from spotify_tokener.core.standing import Standing
 from spotify_tokener.domain.clock import wall_clock_ms
 from spotify_tokener.domain.errors import ATTEMPT_FAILURES
 from spotify_tokener.domain.token import KINDS, Kind
-from spotify_tokener.http.app import App
-from spotify_tokener.http.counts import OTHER_ROUTE
+from spotify_tokener.http.app import ERROR, HIT, MISS, OTHER_ROUTE, TOKEN_PATH, App
 
 ATTEMPT_OUTCOMES = (OUTCOME_OK, *(failure.outcome for failure in ATTEMPT_FAILURES))
 # Bucket bounds around the attempt durations BENCHMARKS.md reports, past the default attempt timeouts.
@@ -104,7 +104,8 @@ class StateCollector:
             f"HTTP requests answered, by route ({OTHER_ROUTE!r}: any path not served) and status.",
             labels=["route", "status"],
         )
-        for (route, status), value in sorted(app.counts.responses().items()):
+        responses = app.responses + collections.Counter({(TOKEN_PATH, 200): app.hot_answers})
+        for (route, status), value in sorted(responses.items()):
             http.add_metric([route, str(status)], value)
         yield http
         answers = CounterMetricFamily(
@@ -113,7 +114,9 @@ class StateCollector:
             "hit (answered from the cache), miss (waited for a fetch), error (no token given).",
             labels=["kind", "result"],
         )
-        for (kind, result), value in app.counts.token_answers().items():
+        answered = {(kind, result): 0 for kind in KINDS for result in (HIT, MISS, ERROR)} | app.token_answers
+        answered["anonymous", HIT] += app.hot_answers
+        for (kind, result), value in answered.items():
             answers.add_metric([kind, result], value)
         yield answers
         token, now_ms = service.anonymous.token, wall_clock_ms()

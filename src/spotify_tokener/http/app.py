@@ -13,6 +13,7 @@ import contextlib
 import logging
 import math
 import traceback
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -27,9 +28,8 @@ from spotify_tokener.domain.backoff import Backoff
 from spotify_tokener.domain.clock import wall_clock_ms
 from spotify_tokener.domain.errors import TokenError
 from spotify_tokener.domain.hashes import METADATA_TYPES, OPERATION, SHA256, hash_record
-from spotify_tokener.domain.token import kind_of
+from spotify_tokener.domain.token import Kind, kind_of
 from spotify_tokener.http import openapi
-from spotify_tokener.http.counts import ERROR, HIT, MISS, RequestCounts
 from spotify_tokener.http.encoder import HotAnswer, encode_token
 from spotify_tokener.http.params import (
     ApiKeys,
@@ -49,6 +49,8 @@ TOKEN_PATH = "/api/token"  # noqa: S105 - a path, not a secret
 JSON = "application/json"
 NO_STORE = ("cache-control", "no-store")
 JSON_NO_STORE = [("content-type", JSON), NO_STORE]  # shared by every token answer; never mutated
+OTHER_ROUTE = "other"  # counted for every path the API does not serve: a scanner cannot add series
+HIT, MISS, ERROR = "hit", "miss", "error"  # a token answer from the cache, after a fetch, or none
 
 
 class Scope(Protocol):
@@ -156,7 +158,11 @@ class App:
         for route in self.routes:
             self._handlers.setdefault(route.path, {})[route.method] = route.handler
         self._open = frozenset(route.path for route in self.routes if route.open)
-        self.counts = RequestCounts(self._handlers, TOKEN_PATH)
+        # Plain ints, which the metrics read when scraped: prometheus_client's counters take a lock per
+        # increment, which the hot answer cannot afford. Only the event loop writes them.
+        self.responses: Counter[tuple[str, int]] = Counter()  # by (route, status), hot answers aside
+        self.token_answers: Counter[tuple[Kind, str]] = Counter()  # by (kind, result), hot answers aside
+        self.hot_answers = 0  # each a 200 on TOKEN_PATH and an anonymous HIT
 
     async def __rsgi__(self, scope: Scope, protocol: HTTPProtocol) -> None:
         """Granian's entry point.
@@ -171,7 +177,7 @@ class App:
             hot, now = self._hot, time_ns()
             if (now < hot.until_ns or hot.reheat(now)) and "cookie" not in scope.headers:
                 protocol.response_bytes(200, JSON_NO_STORE, hot.body)
-                self.counts.hot_hits += 1
+                self.hot_answers += 1
                 return
         request = Request(scope.method, path, scope.query_string, scope.headers, protocol.client_disconnect)
         response = await self.dispatch(request)
@@ -181,7 +187,7 @@ class App:
             protocol.response_file(response.status, response.headers, response.file)
         else:
             protocol.response_bytes(response.status, response.headers, response.body)
-        self.counts.responded(path, response.status)
+        self.responses[path if path in self._handlers else OTHER_ROUTE, response.status] += 1
 
     @contextlib.asynccontextmanager
     async def lifespan(self) -> AsyncIterator[App]:
@@ -218,9 +224,9 @@ class App:
         try:
             served = await self.service.get_token(force=force, sp_dc=sp_dc, left=request.left)
         except TokenError:
-            self.counts.token_answer(kind, ERROR)
+            self.token_answers[kind, ERROR] += 1
             raise
-        self.counts.token_answer(kind, HIT if served.cached else MISS)
+        self.token_answers[kind, HIT if served.cached else MISS] += 1
         body = encode_token(served.token, cached=served.cached, now_ms=wall_clock_ms())
         return Response(200, body, JSON_NO_STORE)
 

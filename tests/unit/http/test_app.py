@@ -308,5 +308,5 @@ async def test_a_client_that_hangs_up_stops_waiting(unit_settings: Callable[...,
     await settle()
     assert waiting.done()
     assert protocol.sent[0][0] == 499  # to nobody: counted, as nginx does
-    assert app.counts.responses()[("/api/token", 499)] == 1
+    assert app.responses[("/api/token", 499)] == 1
     await app.service.stop()
