@@ -3,6 +3,7 @@ every layer (sources, replicas, core, HTTP, metrics) and connects them through t
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import logging
@@ -26,9 +27,9 @@ from spotify_tokener.core.proxies import ProxyPool, ThroughProxies
 from spotify_tokener.core.service import CoreConfig, TokenService
 from spotify_tokener.core.teaching import Teaching
 from spotify_tokener.domain.clock import wall_clock_ms
-from spotify_tokener.domain.errors import UpstreamError
+from spotify_tokener.domain.errors import FetchTimeout, UpstreamError
 from spotify_tokener.domain.hashes import HashSet
-from spotify_tokener.domain.token import ANONYMOUS
+from spotify_tokener.domain.token import ANONYMOUS, Token
 from spotify_tokener.http.app import App
 from spotify_tokener.metrics import FetchMetrics, Metrics, StateCollector
 from spotify_tokener.settings import Settings
@@ -230,9 +231,23 @@ def _embed_source(settings: Settings) -> EmbedSource:
 def _through(
     proxies: ProxyPool | None, source: ProxiedSource, timeout_s: float, observer: FetchMetrics
 ) -> TokenSource:
+    """Within the source's timeout, through the proxies or without them."""
     if proxies is None:
-        return source
+        return _Timed(source, timeout_s)
     return ThroughProxies(source, proxies, observer, timeout_s, wall_clock_ms)
+
+
+@dataclass(frozen=True, slots=True)
+class _Timed:
+    source: ProxiedSource
+    timeout_s: float
+
+    async def attempt(self, sp_dc: str | None = None) -> Token:
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                return await self.source.attempt(sp_dc)
+        except TimeoutError:
+            raise FetchTimeout.after(self.timeout_s) from None
 
 
 def _proxy_pool(settings: Settings) -> ProxyPool | None:

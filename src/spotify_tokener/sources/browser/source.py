@@ -19,13 +19,7 @@ from playwright.async_api import Error as PlaywrightError
 
 from spotify_tokener.core.ports import Pupil
 from spotify_tokener.domain.clock import Clock, wall_clock_ms
-from spotify_tokener.domain.errors import (
-    BrowserError,
-    FetchTimeout,
-    PageUnreachable,
-    TokenError,
-    refusal,
-)
+from spotify_tokener.domain.errors import BrowserError, PageUnreachable, TokenError, refusal
 from spotify_tokener.domain.proxy import Proxy
 from spotify_tokener.domain.request_shape import Sighting
 from spotify_tokener.domain.token import SP_DC, Token, parse_retry_after, parse_token_response
@@ -59,20 +53,13 @@ class BrowserSource:
         self._reading_own = asyncio.Lock()
         self._teaching: asyncio.Task[None] | None = None  # one at a time
 
-    async def attempt(self, sp_dc: str | None = None, proxy: Proxy | None = None) -> Token:
-        try:
-            async with asyncio.timeout(self._settings.fetch_timeout):
-                return await self._attempt(sp_dc, proxy)
-        except TimeoutError:
-            raise FetchTimeout.after(self._settings.fetch_timeout) from None
-
     async def close(self) -> None:
         """Before the browser closes: a teaching under way holds a context."""
         if self._teaching is not None:
             self._teaching.cancel()
             await asyncio.wait([self._teaching])
 
-    async def _attempt(self, sp_dc: str | None, proxy: Proxy | None) -> Token:
+    async def attempt(self, sp_dc: str | None = None, proxy: Proxy | None = None) -> Token:
         started = time.monotonic()
         async with AsyncExitStack() as stack:
             context = await stack.enter_async_context(self._browser.context(self._settings.user_agent, proxy))

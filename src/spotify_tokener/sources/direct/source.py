@@ -6,7 +6,6 @@ browser's time, and no Chromium in memory.
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections import OrderedDict
 from email.utils import parsedate_to_datetime
@@ -15,7 +14,7 @@ import orjson
 
 from spotify_tokener.core.ports import NO_STATE, Notes, StateStore
 from spotify_tokener.domain.clock import Clock, wall_clock_ms
-from spotify_tokener.domain.errors import COOKIE_REJECTED, CookieRejected, FetchTimeout, Rejected
+from spotify_tokener.domain.errors import COOKIE_REJECTED, CookieRejected, Rejected
 from spotify_tokener.domain.proxy import Proxy
 from spotify_tokener.domain.request_shape import default_shape
 from spotify_tokener.domain.token import ANONYMOUS, HTTP_OK, SP_DC, Token, identity_of, parse_token_response
@@ -82,17 +81,6 @@ class DirectSource:
         self._scripts = PageText((), [])  # the last build's, kept while the page names the same
 
     async def attempt(self, sp_dc: str | None = None, proxy: Proxy | None = None) -> Token:
-        try:
-            async with asyncio.timeout(self._settings.direct_timeout):
-                return await self._attempt(sp_dc, proxy)
-        except TimeoutError:
-            raise FetchTimeout.after(self._settings.direct_timeout) from None
-
-    async def close(self) -> None:
-        await self.learner.close()
-        await self._client.close()
-
-    async def _attempt(self, sp_dc: str | None, proxy: Proxy | None) -> Token:
         identity = identity_of(sp_dc)
         knowledge = await self.learner.current(proxy)
         device = await self._device(identity, sp_dc, proxy)
@@ -114,6 +102,10 @@ class DirectSource:
             # making the same call, would say so at the cost of a context.
             raise CookieRejected(COOKIE_REJECTED)
         return token
+
+    async def close(self) -> None:
+        await self.learner.close()
+        await self._client.close()
 
     async def _device(self, identity: str, sp_dc: str | None, proxy: Proxy | None) -> str | None:
         """From the identity's own first visit of the page; if it set none, the next attempt visits again."""

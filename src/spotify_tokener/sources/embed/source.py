@@ -9,7 +9,7 @@ import asyncio
 
 from spotify_tokener.domain.clock import Clock, wall_clock_ms
 from spotify_tokener.domain.embed import embed_url, parse_embed_page
-from spotify_tokener.domain.errors import HTTP_SERVER_ERRORS, FetchTimeout, UpstreamError, refusal
+from spotify_tokener.domain.errors import HTTP_SERVER_ERRORS, UpstreamError, refusal
 from spotify_tokener.domain.proxy import Proxy
 from spotify_tokener.domain.token import HTTP_OK, Token, parse_retry_after
 from spotify_tokener.settings import Settings
@@ -28,7 +28,6 @@ class EmbedSource:
     def __init__(self, settings: Settings, client: Client, clock: Clock = wall_clock_ms) -> None:
         self._client = client
         self._clock = clock
-        self._timeout_s = settings.embed_timeout
         self._freshness = settings.freshness
         self._url = embed_url(settings.spotify_url, settings.embed_entity)
         user_agent = agent_for(settings.user_agent, client.chrome_version)
@@ -36,16 +35,6 @@ class EmbedSource:
 
     async def attempt(self, sp_dc: str | None = None, proxy: Proxy | None = None) -> Token:
         """Never asked for an account: the chain leaves this source out of their attempts."""
-        try:
-            async with asyncio.timeout(self._timeout_s):
-                return await self._attempt(proxy)
-        except TimeoutError:
-            raise FetchTimeout.after(self._timeout_s) from None
-
-    async def close(self) -> None:
-        await self._client.close()
-
-    async def _attempt(self, proxy: Proxy | None) -> Token:
         for _ in range(TRIES):
             reply = await self._client.get(
                 self._url, cookies={}, headers=self._headers, proxy=proxy, limit=MAX_PAGE_BYTES
@@ -56,6 +45,9 @@ class EmbedSource:
             if self._freshness.is_servable(token, self._clock()):
                 return token
         raise UpstreamError(f"the embed page's tokens had too little life left to serve, {TRIES} times")
+
+    async def close(self) -> None:
+        await self._client.close()
 
     def _refusal(self, reply: Reply) -> UpstreamError:
         """A 5xx is this page's own trouble (the token call may well work): the next source answers.
