@@ -34,15 +34,12 @@ from spotify_tokener.http.app import App
 from spotify_tokener.metrics import FetchMetrics, Metrics, StateCollector
 from spotify_tokener.settings import Settings
 from spotify_tokener.sources.browser.lazy import LazyBrowser
-from spotify_tokener.sources.user_agent import agent_for
 from spotify_tokener.state import StateFolder
 
 if TYPE_CHECKING:
     from spotify_tokener.sources.browser.manager import BrowserManager
     from spotify_tokener.sources.direct.reader import WebPlayer
     from spotify_tokener.sources.direct.source import DirectSource
-    from spotify_tokener.sources.embed.source import EmbedSource
-    from spotify_tokener.sources.http_client import Client
 
 log = logging.getLogger(__name__)
 
@@ -149,11 +146,12 @@ async def _no_web_player(known: HashSet | None) -> HashSet:
 
 
 def _web_player(settings: Settings, closers: list[Closing]) -> WebPlayer:
+    """Imported only when needed, as each browserless source is: curl_cffi's library is large."""
     from spotify_tokener.sources.direct.reader import WebPlayer  # noqa: PLC0415
 
-    client = _client(settings, settings.direct_timeout)
-    closers.append(client.close)
-    return WebPlayer(client, settings.spotify_url, agent_for(settings.user_agent, client.chrome_version))
+    web = WebPlayer(settings)
+    closers.append(web.client.close)
+    return web
 
 
 def standalone_sources(settings: Settings) -> tuple[Sources, WebPlayer]:
@@ -178,9 +176,13 @@ def _sources(
     direct = embed = browser = None
     built: dict[str, ProxiedSource] = {}
     if "direct" in names:
-        built["direct"] = direct = _direct_source(settings, notes, kept)
+        from spotify_tokener.sources.direct.source import DirectSource  # noqa: PLC0415
+
+        built["direct"] = direct = DirectSource(settings, notes=notes, kept=kept)
     if "embed" in names:
-        built["embed"] = embed = _embed_source(settings)
+        from spotify_tokener.sources.embed.source import EmbedSource  # noqa: PLC0415
+
+        built["embed"] = embed = EmbedSource(settings)
     if "browser" in names:
         built["browser"] = browser = LazyBrowser(settings, direct.learner if direct else None, lent)
         if browser.unavailable is not None and len(names) > 1:
@@ -205,27 +207,6 @@ def _sources(
             chain.fell_back = teaching.offer
             closers.append(teaching.close)  # closed first (a stack): before the browser under it
     return Sources(chain, direct, browser, proxies, closers)
-
-
-def _client(settings: Settings, timeout_s: float) -> Client:
-    """Imported only when a browserless source is configured: curl_cffi's library is large
-    (BENCHMARKS.md)."""
-    from spotify_tokener.sources.http_client import Client  # noqa: PLC0415
-
-    return Client(settings.connect_to_rules, settings.ca_file, timeout_s, settings.proxy_connect_timeout)
-
-
-def _direct_source(settings: Settings, notes: Notes, kept: StateStore) -> DirectSource:
-    from spotify_tokener.sources.direct.source import DirectSource  # noqa: PLC0415
-
-    client = _client(settings, settings.direct_timeout)
-    return DirectSource(settings, client, pinned=settings.pinned_secret, notes=notes, kept=kept)
-
-
-def _embed_source(settings: Settings) -> EmbedSource:
-    from spotify_tokener.sources.embed.source import EmbedSource  # noqa: PLC0415
-
-    return EmbedSource(settings, _client(settings, settings.embed_timeout))
 
 
 def _through(

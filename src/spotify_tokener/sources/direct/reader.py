@@ -14,6 +14,7 @@ from spotify_tokener.domain.errors import UpstreamError, refusal
 from spotify_tokener.domain.hashes import HashSet, bundle_name, bundle_url, chunk_urls, operations_in
 from spotify_tokener.domain.proxy import Proxy
 from spotify_tokener.domain.token import HTTP_OK
+from spotify_tokener.settings import Settings
 from spotify_tokener.sources.direct.knowledge import Page, parse_page, parsed
 from spotify_tokener.sources.http_client import Budget, Client, Reply
 
@@ -32,12 +33,12 @@ SCRIPT = {
 class WebPlayer:
     """Asks as the page's own loads do, so that it looks like a visitor's browser."""
 
-    def __init__(self, client: Client, page_url: str, user_agent: str) -> None:
-        self.client, self.page_url, self.user_agent = client, page_url, user_agent
+    def __init__(self, settings: Settings) -> None:
+        self.client, self.page_url = Client(settings, settings.direct_timeout), settings.spotify_url
         self.on_page: Callable[[Page], None] = lambda page: None  # every visit, whatever its reason
 
     async def page(self, proxy: Proxy | None, cookies: Mapping[str, str] | None = None) -> Page:
-        headers = {"User-Agent": self.user_agent}  # a navigation: the impersonated browser's own
+        headers = {"User-Agent": self.client.user_agent}  # a navigation: the impersonated browser's own
         reply = await self.client.get(self.page_url, cookies=cookies or {}, headers=headers, proxy=proxy)
         page = await parsed(parse_page, reply, self.page_url)
         self.on_page(page)
@@ -49,7 +50,7 @@ class WebPlayer:
         )
 
     def headers(self, kind: Mapping[str, str]) -> dict[str, str]:
-        return {"User-Agent": self.user_agent, "Referer": self.page_url, **kind}
+        return {"User-Agent": self.client.user_agent, "Referer": self.page_url, **kind}
 
     async def hashes(self, known: HashSet | None, proxy: Proxy | None, now_s: int) -> HashSet:
         """The set the page shows now: ``known`` again, dated now, while it names the same bundle."""

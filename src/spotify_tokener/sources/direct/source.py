@@ -18,12 +18,10 @@ from spotify_tokener.domain.errors import COOKIE_REJECTED, CookieRejected, Rejec
 from spotify_tokener.domain.proxy import Proxy
 from spotify_tokener.domain.request_shape import default_shape
 from spotify_tokener.domain.token import ANONYMOUS, HTTP_OK, SP_DC, Token, identity_of, parse_token_response
-from spotify_tokener.domain.totp import Secret
 from spotify_tokener.settings import Settings
 from spotify_tokener.sources.direct.knowledge import Learner, Page, PageText
 from spotify_tokener.sources.direct.reader import LEARNING_MAX, WebPlayer
-from spotify_tokener.sources.http_client import Budget, Client
-from spotify_tokener.sources.user_agent import agent_for
+from spotify_tokener.sources.http_client import Budget
 
 DEVICE_COOKIE = "sp_t"
 DEVICE = "device.json"  # in the state folder: the anonymous device cookie (an account's is never kept)
@@ -44,9 +42,7 @@ class DirectSource:
     def __init__(
         self,
         settings: Settings,
-        client: Client,
         *,
-        pinned: Secret | None = None,
         notes: Notes | None = None,
         clock: Clock = wall_clock_ms,
         kept: StateStore = NO_STATE,
@@ -54,12 +50,9 @@ class DirectSource:
         """``notes`` is where replicas share what they learned (Redis, through its coordinator);
         ``kept``, what this one learned and the anonymous device, across restarts."""
         self._settings = settings
-        self._client = client
         self._clock = clock
-        # The Chrome that curl_cffi impersonates, so the user agent agrees with the TLS handshake
-        # and the client hints (the browser source names its own Chromium's version).
-        user_agent = agent_for(settings.user_agent, client.chrome_version)
-        self.web = WebPlayer(client, settings.spotify_url, user_agent)
+        self.web = WebPlayer(settings)
+        self._client = self.web.client
         shape = default_shape(settings.spotify_url)
         self._server_time_url = shape.endpoint.rsplit("/", 1)[0] + "/server-time"
         self.learner = Learner(
@@ -68,7 +61,7 @@ class DirectSource:
             unproven_tries=settings.direct_unproven_tries,
             tries_window_ms=round(settings.source_cooldown_max * 1000),
             teach_backoff_ms=round(settings.teach_backoff * 1000),
-            pinned=pinned,
+            pinned=settings.pinned_secret,
             notes=notes,
             clock=clock,
             kept=kept,

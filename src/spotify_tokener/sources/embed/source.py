@@ -14,7 +14,6 @@ from spotify_tokener.domain.proxy import Proxy
 from spotify_tokener.domain.token import HTTP_OK, Token, parse_retry_after
 from spotify_tokener.settings import Settings
 from spotify_tokener.sources.http_client import Client, Reply
-from spotify_tokener.sources.user_agent import agent_for
 
 TRIES = 3
 MAX_PAGE_BYTES = 2 * 1024 * 1024  # a real embed page is a few hundred kilobytes
@@ -25,13 +24,12 @@ IFRAME = {"Sec-Fetch-Dest": "iframe", "Sec-Fetch-Mode": "navigate", "Sec-Fetch-S
 class EmbedSource:
     """An :class:`~spotify_tokener.core.ports.ProxiedSource` for anonymous tokens only."""
 
-    def __init__(self, settings: Settings, client: Client, clock: Clock = wall_clock_ms) -> None:
-        self._client = client
+    def __init__(self, settings: Settings, clock: Clock = wall_clock_ms) -> None:
+        self._client = client = Client(settings, settings.embed_timeout)
         self._clock = clock
         self._freshness = settings.freshness
         self._url = embed_url(settings.spotify_url, settings.embed_entity)
-        user_agent = agent_for(settings.user_agent, client.chrome_version)
-        self._headers = {"User-Agent": user_agent, **IFRAME}
+        self._headers = {"User-Agent": client.user_agent, **IFRAME}
 
     async def attempt(self, sp_dc: str | None = None, proxy: Proxy | None = None) -> Token:
         """Never asked for an account: the chain leaves this source out of their attempts."""
