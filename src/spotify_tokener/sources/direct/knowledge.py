@@ -34,9 +34,7 @@ from spotify_tokener.domain.request_shape import (
     Sighting,
     first_matching,
     learn_shape,
-    matches,
     sighted_codes,
-    step_of,
 )
 from spotify_tokener.domain.token import HTTP_OK
 from spotify_tokener.domain.totp import Secret, step_at
@@ -187,7 +185,7 @@ def knowledge_matching(
         candidate = first_matching(group, sighting, every_code=group is unversioned)
         if candidate is not None:
             secret = candidate if group is versioned else _versioned(candidate, sighting)
-            step = step_of(sighting)
+            step = step_at(sighting.at_ms)
             return Knowledge(secret, learn_shape(sighting, secret), origin, proven=proven, step=step)
     return None
 
@@ -341,8 +339,8 @@ class Learner:
     def teach(self, sighting: Sighting) -> asyncio.Task[None] | None:
         self._sighting = sighting
         known = self._knowledge
-        if known is not None and matches(known.secret, sighting):
-            proven = known.proven or known.step is None or known.step != step_of(sighting)
+        if known is not None and first_matching([known.secret], sighting) is not None:
+            proven = known.proven or known.step is None or known.step != step_at(sighting.at_ms)
             shape = learn_shape(sighting, known.secret)
             if shape != known.shape or proven != known.proven or self.trouble:
                 self._learned(Knowledge(known.secret, shape, known.origin, proven, known.step))
