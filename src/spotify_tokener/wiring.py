@@ -34,10 +34,10 @@ from spotify_tokener.http.app import App
 from spotify_tokener.metrics import FetchMetrics, Metrics, StateCollector
 from spotify_tokener.settings import Settings
 from spotify_tokener.sources.browser.lazy import LazyBrowser
+from spotify_tokener.sources.browser.manager import BrowserManager
 from spotify_tokener.state import StateFolder
 
 if TYPE_CHECKING:
-    from spotify_tokener.sources.browser.manager import BrowserManager
     from spotify_tokener.sources.direct.reader import WebPlayer
     from spotify_tokener.sources.direct.source import DirectSource
 
@@ -52,7 +52,7 @@ class Sources:
 
     chain: SourceChain
     direct: DirectSource | None
-    browser: LazyBrowser | None
+    browser: BrowserManager | None
     proxies: ProxyPool | None
     closers: list[Closing]
 
@@ -83,8 +83,7 @@ def create_app(
         chain = SourceChain(
             [NamedSource("injected", source)], settings.source_cooldown_rule, wall_clock_ms, metrics.fetches
         )
-        lent = LazyBrowser(settings, None, browser) if browser is not None else None
-        sources = Sources(chain, None, lent, None, [])
+        sources = Sources(chain, None, browser, None, [])
     else:
         sources = _sources(settings, metrics.fetches, browser, store, kept)
     if folder is not None:
@@ -173,7 +172,7 @@ def _sources(
     """The configured sources in their order, each leaving through the proxies when there are any;
     the browser left out where it cannot run (said once), unless nothing else is configured."""
     names = settings.source_names
-    direct = embed = browser = None
+    direct = embed = browser = lazy = None
     built: dict[str, ProxiedSource] = {}
     if "direct" in names:
         from spotify_tokener.sources.direct.source import DirectSource  # noqa: PLC0415
@@ -184,7 +183,9 @@ def _sources(
 
         built["embed"] = embed = EmbedSource(settings)
     if "browser" in names:
-        built["browser"] = browser = LazyBrowser(settings, direct.learner if direct else None, lent)
+        browser = lent or BrowserManager(settings)
+        pupil = direct.learner if direct else None
+        built["browser"] = lazy = LazyBrowser(settings, browser, pupil, owned=lent is None)
         if browser.unavailable is not None and len(names) > 1:
             names = tuple(name for name in names if name != "browser")
             log.warning(
@@ -192,7 +193,7 @@ def _sources(
                 browser.unavailable,
                 ", ".join(names),
             )
-    closers: list[Closing] = [one.close for one in (direct, embed, browser) if one is not None]
+    closers: list[Closing] = [one.close for one in (direct, embed, lazy) if one is not None]
     proxies = _proxy_pool(settings)
     timeouts = settings.source_timeouts
     named = {
