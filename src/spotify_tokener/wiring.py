@@ -177,7 +177,7 @@ def _sources(
     if "direct" in names:
         from spotify_tokener.sources.direct.source import DirectSource  # noqa: PLC0415
 
-        built["direct"] = direct = DirectSource(settings, notes=notes, kept=kept)
+        built["direct"] = direct = DirectSource(settings, notes, kept)
     if "embed" in names:
         from spotify_tokener.sources.embed.source import EmbedSource  # noqa: PLC0415
 

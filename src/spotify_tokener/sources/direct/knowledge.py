@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
-from spotify_tokener.core.ports import NO_STATE, Notes, StateStore
+from spotify_tokener.core.ports import Notes, StateStore
 from spotify_tokener.domain.bundle import script_urls, secret_candidates
 from spotify_tokener.domain.clock import Clock
 from spotify_tokener.domain.errors import NotReady, TokenError, refusal
@@ -32,12 +32,14 @@ from spotify_tokener.domain.request_shape import (
     RequestShape,
     Role,
     Sighting,
+    default_shape,
     first_matching,
     learn_shape,
     sighted_codes,
 )
 from spotify_tokener.domain.token import HTTP_OK
 from spotify_tokener.domain.totp import Secret, step_at
+from spotify_tokener.settings import Settings
 from spotify_tokener.sources.http_client import Reply
 
 log = logging.getLogger(__name__)
@@ -225,31 +227,22 @@ class Learner:
     """A :class:`~spotify_tokener.core.ports.Pupil`; ``status`` reads what it knows, never its secret."""
 
     def __init__(
-        self,
-        read_page: ReadPage,
-        default: RequestShape,
-        *,
-        unproven_tries: int,
-        tries_window_ms: int,
-        teach_backoff_ms: int,
-        pinned: Secret | None,
-        notes: Notes | None,
-        clock: Clock,
-        kept: StateStore = NO_STATE,
+        self, read_page: ReadPage, settings: Settings, *, notes: Notes | None, clock: Clock, kept: StateStore
     ) -> None:
         """``kept`` holds what was proven across restarts; a pinned secret goes before it, and
         another replica's knowledge (``notes``) after it, as soon as there is any."""
         self._read_page = read_page
-        self._default = default
-        self._unproven_tries = unproven_tries
-        self._tries_window_ms = tries_window_ms
-        self._teach_backoff_ms = teach_backoff_ms
+        self._default = default_shape(settings.spotify_url)
+        self._unproven_tries = settings.direct_unproven_tries
+        self._tries_window_ms = round(settings.source_cooldown_max * 1000)
+        self._teach_backoff_ms = round(settings.teach_backoff * 1000)
         self._nothing_since_ms = 0  # when a teaching last found nothing anywhere
         self._notes = notes
         self._clock = clock
         self._kept = kept
         self._bundle: tuple[str, ...] = ()  # the script URLs the page named when it was last read
-        pinned_knowledge = Knowledge(pinned, default, Origin.PINNED, proven=True) if pinned else None
+        pinned = settings.pinned_secret
+        pinned_knowledge = Knowledge(pinned, self._default, Origin.PINNED, proven=True) if pinned else None
         self._knowledge = pinned_knowledge or self._kept_knowledge()
         # When what is known was learned, here or by another replica; 0 for what was kept, so that
         # another replica's knowledge, where there is any, is taken over it.

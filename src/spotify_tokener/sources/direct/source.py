@@ -9,14 +9,14 @@ from __future__ import annotations
 import re
 from collections import OrderedDict
 from email.utils import parsedate_to_datetime
+from urllib.parse import urljoin
 
 import orjson
 
-from spotify_tokener.core.ports import NO_STATE, Notes, StateStore
-from spotify_tokener.domain.clock import Clock, wall_clock_ms
+from spotify_tokener.core.ports import Notes, StateStore
+from spotify_tokener.domain.clock import wall_clock_ms
 from spotify_tokener.domain.errors import COOKIE_REJECTED, CookieRejected, Rejected
 from spotify_tokener.domain.proxy import Proxy
-from spotify_tokener.domain.request_shape import default_shape
 from spotify_tokener.domain.token import ANONYMOUS, HTTP_OK, SP_DC, Token, identity_of, parse_token_response
 from spotify_tokener.settings import Settings
 from spotify_tokener.sources.direct.knowledge import Learner, Page, PageText
@@ -39,33 +39,15 @@ API_CALL = {
 class DirectSource:
     """An :class:`~spotify_tokener.core.ports.ProxiedSource` that needs no browser."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        notes: Notes | None = None,
-        clock: Clock = wall_clock_ms,
-        kept: StateStore = NO_STATE,
-    ) -> None:
+    def __init__(self, settings: Settings, notes: Notes, kept: StateStore) -> None:
         """``notes`` is where replicas share what they learned (Redis, through its coordinator);
         ``kept``, what this one learned and the anonymous device, across restarts."""
         self._settings = settings
-        self._clock = clock
+        self._clock = wall_clock_ms
         self.web = WebPlayer(settings)
         self._client = self.web.client
-        shape = default_shape(settings.spotify_url)
-        self._server_time_url = shape.endpoint.rsplit("/", 1)[0] + "/server-time"
-        self.learner = Learner(
-            self._read_page,
-            shape,
-            unproven_tries=settings.direct_unproven_tries,
-            tries_window_ms=round(settings.source_cooldown_max * 1000),
-            teach_backoff_ms=round(settings.teach_backoff * 1000),
-            pinned=settings.pinned_secret,
-            notes=notes,
-            clock=clock,
-            kept=kept,
-        )
+        self._server_time_url = urljoin(settings.spotify_url, "/api/server-time")  # beside the token call
+        self.learner = Learner(self._read_page, settings, notes=notes, clock=wall_clock_ms, kept=kept)
         self._kept = kept
         self._devices: OrderedDict[str, str] = OrderedDict()  # identity -> its sp_t
         device = (kept.load(DEVICE) or {}).get(DEVICE_COOKIE)
