@@ -13,19 +13,18 @@ import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from enum import Enum
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
 from spotify_tokener.core.ports import Notes, StateStore
-from spotify_tokener.domain.bundle import script_urls, secret_candidates
+from spotify_tokener.domain.bundle import secret_candidates
 from spotify_tokener.domain.clock import Clock
-from spotify_tokener.domain.errors import NotReady, TokenError, refusal
-from spotify_tokener.domain.hashes import app_version, bundle_name, bundle_url
+from spotify_tokener.domain.errors import NotReady, TokenError
+from spotify_tokener.domain.hashes import bundle_name, bundle_url
 from spotify_tokener.domain.proxy import Proxy
 from spotify_tokener.domain.request_shape import (
     Param,
@@ -37,19 +36,15 @@ from spotify_tokener.domain.request_shape import (
     learn_shape,
     sighted_codes,
 )
-from spotify_tokener.domain.token import HTTP_OK
 from spotify_tokener.domain.totp import Secret, step_at
 from spotify_tokener.settings import Settings
-from spotify_tokener.sources.http_client import Reply
+from spotify_tokener.sources.direct.reader import MAX_SCRIPTS, PageText, parsed
 
 log = logging.getLogger(__name__)
 
-MAX_SCRIPTS = 16
 HANDFUL = 8
 """Versioned candidates kept, newest first: a build names a few (the current and its elders); one
 naming many more is built to make a decoy match the page's code by chance."""
-SCRIPT_HOSTS = ("spotify.com", "spotifycdn.com")
-"""Only Spotify's own scripts are read: a page may also load third parties'."""
 TOTP_VERSION = re.compile(r"totp(?!.*server).*ver", re.IGNORECASE)
 """The parameter the page sends the secret's version in: totpVer; not totpServer, nor buildVer."""
 LEARNED = "learned.json"  # in the state folder: only what was proven
@@ -60,9 +55,6 @@ UNPROVEN = "a likely secret awaits a second sighting: no unproven try is left"
 TOO_MANY_WRONG = "sent {} wrong TOTPs within the hour: none more until it passes or new scripts are named"
 WRONG_WINDOW_MS = 3_600_000
 LIKELY = " (likely; to be proven)"
-
-T = TypeVar("T")
-_PARSER = ThreadPoolExecutor(1, "tokener-parse")
 
 
 class Origin(Enum):
@@ -148,27 +140,6 @@ def _count(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-@dataclass(frozen=True, slots=True)
-class PageText:
-    urls: tuple[str, ...]
-    scripts: list[bytes]
-
-
-@dataclass(frozen=True, slots=True)
-class Page:
-    cookies: dict[str, str]
-    scripts: tuple[str, ...]
-    app_version: str | None = None
-
-
-def parse_page(reply: Reply, page_url: str) -> Page:
-    if reply.status != HTTP_OK:
-        raise refusal(reply.status, "the web player page")
-    html = reply.body.decode("utf-8", "replace")
-    scripts = tuple(url for url in script_urls(html, page_url) if _spotifys(url))[:MAX_SCRIPTS]
-    return Page(dict(reply.cookies), scripts, app_version(html))
-
-
 class Candidates(NamedTuple):
     secrets: list[Secret]
     crowded: bool  # the scripts named more versioned ones than the handful kept
@@ -208,16 +179,6 @@ def _versioned(secret: Secret, sighting: Sighting) -> Secret:
         if TOTP_VERSION.fullmatch(name) and value.isdigit():
             return Secret(secret.value, int(value))
     return secret
-
-
-def _spotifys(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    return any(host == domain or host.endswith("." + domain) for domain in SCRIPT_HOSTS)
-
-
-async def parsed(work: Callable[..., T], *args: Any) -> T:
-    """Every parse of what Spotify sent runs in one worker thread, not on the event loop."""
-    return await asyncio.get_running_loop().run_in_executor(_PARSER, work, *args)
 
 
 ReadPage = Callable[[Proxy | None], Awaitable[PageText]]

@@ -17,11 +17,10 @@ from spotify_tokener.core.ports import Notes, StateStore
 from spotify_tokener.domain.clock import wall_clock_ms
 from spotify_tokener.domain.errors import COOKIE_REJECTED, CookieRejected, Rejected
 from spotify_tokener.domain.proxy import Proxy
-from spotify_tokener.domain.token import ANONYMOUS, HTTP_OK, SP_DC, Token, identity_of, parse_token_response
+from spotify_tokener.domain.token import ANONYMOUS, SP_DC, Token, identity_of, parse_token_response
 from spotify_tokener.settings import Settings
-from spotify_tokener.sources.direct.knowledge import Learner, Page, PageText
-from spotify_tokener.sources.direct.reader import LEARNING_MAX, WebPlayer
-from spotify_tokener.sources.http_client import Budget
+from spotify_tokener.sources.direct.knowledge import Learner
+from spotify_tokener.sources.direct.reader import Page, PageText, WebPlayer
 
 DEVICE_COOKIE = "sp_t"
 DEVICE = "device.json"  # in the state folder: the anonymous device cookie (an account's is never kept)
@@ -53,7 +52,6 @@ class DirectSource:
         device = (kept.load(DEVICE) or {}).get(DEVICE_COOKIE)
         if isinstance(device, str) and COOKIE_VALUE.fullmatch(device):
             self._devices[ANONYMOUS] = device
-        self._scripts = PageText((), [])  # the last build's, kept while the page names the same
 
     async def attempt(self, sp_dc: str | None = None, proxy: Proxy | None = None) -> Token:
         identity = identity_of(sp_dc)
@@ -103,15 +101,7 @@ class DirectSource:
 
     async def _read_page(self, proxy: Proxy | None) -> PageText:
         """The visit also gives the anonymous device."""
-        page = await self._visit(ANONYMOUS, {}, proxy)
-        if page.scripts == self._scripts.urls:  # a build's scripts never change under their URLs
-            return self._scripts
-        budget = Budget(LEARNING_MAX)
-        replies = [await self.web.script(url, proxy, budget) for url in page.scripts]
-        text = PageText(page.scripts, [reply.body for reply in replies if reply.status == HTTP_OK])
-        if len(text.scripts) == len(page.scripts):  # kept only whole: a failed load is tried again
-            self._scripts = text
-        return text
+        return await self.web.text(await self._visit(ANONYMOUS, {}, proxy), proxy)
 
     async def _server_time(self, proxy: Proxy | None) -> float:
         """Spotify's clock: its server-time answer, else its ``Date`` header, else ours."""

@@ -23,12 +23,12 @@ from spotify_tokener.sources.direct.knowledge import (
     Knowledge,
     Learner,
     Origin,
-    PageText,
     dump_knowledge,
     knowledge_from,
     knowledge_record,
     load_knowledge,
 )
+from spotify_tokener.sources.direct.reader import PageText
 
 PAGE = "https://open.spotify.com/"
 SHAPE = default_shape(PAGE)
