@@ -51,7 +51,7 @@ class SourceChain:
     def __init__(
         self, sources: Sequence[NamedSource], cooldown: Backoff, clock: Clock, observer: SourceObserver
     ) -> None:
-        self._sources = list(sources)
+        self.sources = tuple(sources)  # in their order
         self._states = {named.name: SourceState(name=named.name) for named in sources}
         self._cooldown = cooldown
         self._clock = clock
@@ -62,7 +62,7 @@ class SourceChain:
 
     async def attempt(self, sp_dc: str | None = None) -> Token:
         kind = kind_of(sp_dc)
-        sources = [named for named in self._sources if named.accounts] if sp_dc else self._sources
+        sources = tuple(named for named in self.sources if named.accounts) if sp_dc else self.sources
         if not sources:
             raise AccountsDisabled(NO_ACCOUNT_SOURCE)
         for named in sources:
@@ -100,10 +100,6 @@ class SourceChain:
         if state.failures or state.retry_at_ms:
             log.info("token source %s is back", name)
         state.failures, state.retry_at_ms = 0, 0
-
-    @property
-    def sources(self) -> list[NamedSource]:
-        return list(self._sources)
 
     def states(self) -> list[SourceState]:
         return list(self._states.values())

@@ -33,7 +33,7 @@ class LazyBrowser:
         if self._source is None:
             from spotify_tokener.sources.browser.source import BrowserSource  # noqa: PLC0415
 
-            self._source = BrowserSource(self._settings, self._manager, pupil=self._pupil)
+            self._source = BrowserSource(self._settings, self._manager, self._pupil)
         return await self._source.attempt(sp_dc, proxy)
 
     async def close(self) -> None:

@@ -18,7 +18,7 @@ from playwright.async_api import BrowserContext, Page, Response, Route
 from playwright.async_api import Error as PlaywrightError
 
 from spotify_tokener.core.ports import Pupil
-from spotify_tokener.domain.clock import Clock, wall_clock_ms
+from spotify_tokener.domain.clock import wall_clock_ms
 from spotify_tokener.domain.errors import BrowserError, PageUnreachable, TokenError, refusal
 from spotify_tokener.domain.proxy import Proxy
 from spotify_tokener.domain.request_shape import Sighting
@@ -38,16 +38,10 @@ SP_DC_DOMAIN = "." + TOKEN_HOST.split(".", 1)[1]
 class BrowserSource:
     """A :class:`~spotify_tokener.core.ports.TokenSource`: one fresh browser context per attempt."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        browser: BrowserManager,
-        clock: Clock = wall_clock_ms,
-        pupil: Pupil | None = None,
-    ) -> None:
+    def __init__(self, settings: Settings, browser: BrowserManager, pupil: Pupil | None) -> None:
         self._settings = settings
         self._browser = browser
-        self._clock = clock
+        self._clock = wall_clock_ms
         self._pupil = pupil
         self._browsers_own: tuple[int, frozenset[str]] | None = None  # (for which launch, strings)
         self._reading_own = asyncio.Lock()
@@ -105,20 +99,19 @@ class BrowserSource:
         if not pupil.wants_page_strings or asyncio.get_running_loop().time() >= deadline:
             return
         started = time.monotonic()
+        strings: list[str] = []  # a read too long: as if it held nothing, not read again until new scripts
         try:
             async with asyncio.timeout_at(deadline):
                 own = await self._browsers_own_strings()
                 strings = await page_strings(context, page, own)
-        except TimeoutError:  # as if it held nothing: not read again at every attempt, but for new scripts
+            log.info(
+                "read %d strings from the page's memory in %.0f ms, besides the %d an empty page holds",
+                len(strings),
+                (time.monotonic() - started) * 1000,
+                len(own),
+            )
+        except TimeoutError:
             log.warning("reading the page's memory took longer than %.0f s; not for this build", limit)
-            pupil.teach_strings(sighting, [])
-            return
-        log.info(
-            "read %d strings from the page's memory in %.0f ms, besides the %d an empty page holds",
-            len(strings),
-            (time.monotonic() - started) * 1000,
-            len(own),
-        )
         pupil.teach_strings(sighting, strings)
 
     async def _browsers_own_strings(self) -> frozenset[str]:
