@@ -41,7 +41,6 @@ class BrowserSource:
     def __init__(self, settings: Settings, browser: BrowserManager, pupil: Pupil | None) -> None:
         self._settings = settings
         self._browser = browser
-        self._clock = wall_clock_ms
         self._pupil = pupil
         self._browsers_own: tuple[int, frozenset[str]] | None = None  # (for which launch, strings)
         self._reading_own = asyncio.Lock()
@@ -69,9 +68,9 @@ class BrowserSource:
                 body = await response.body()
             except PlaywrightError as error:
                 raise self._failure(error, proxy, started) from None
-            token = parse_token_response(response.status, response.headers, body, now_ms=self._clock())
+            token = parse_token_response(response.status, response.headers, body, now_ms=wall_clock_ms())
             if self._pupil is not None and (self._teaching is None or self._teaching.done()):
-                sighting = Sighting(response.request.url, self._clock())
+                sighting = Sighting(response.request.url, wall_clock_ms())
                 teaching = self._teach(self._pupil, sighting, context, page, stack.pop_all())
                 self._teaching = asyncio.get_running_loop().create_task(teaching)
             return token
@@ -131,7 +130,7 @@ class BrowserSource:
         async with page.expect_response(lambda r: is_token_request(r.url), timeout=0) as caught:
             document = await page.goto(self._settings.spotify_url, wait_until="commit")
             if document is not None and document.status >= HTTP_ERROR_FLOOR:
-                retry_after = parse_retry_after(document.headers.get("retry-after"), self._clock() / 1000)
+                retry_after = parse_retry_after(document.headers.get("retry-after"), wall_clock_ms() / 1000)
                 raise refusal(document.status, "the web player page", retry_after)
         return await caught.value
 

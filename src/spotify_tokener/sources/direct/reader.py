@@ -42,6 +42,13 @@ SCRIPT = {
     "Sec-Fetch-Site": "cross-site",
 }
 """A script tag's load from the CDN, another site than the page's."""
+API_CALL = {
+    "Accept": "application/json",
+    "Sec-Fetch-Dest": "empty",
+    "Sec-Fetch-Mode": "cors",
+    "Sec-Fetch-Site": "same-origin",
+}
+"""The page's fetch() of its own API (the server time, the token), as Chrome marks it."""
 
 T = TypeVar("T")
 _PARSER = ThreadPoolExecutor(1, "tokener-parse")
@@ -90,6 +97,9 @@ class WebPlayer:
         return await self.client.get(
             url, cookies={}, headers=self.headers(SCRIPT), proxy=proxy, limit=SCRIPT_MAX, budget=budget
         )
+
+    async def api(self, url: str, cookies: Mapping[str, str], proxy: Proxy | None) -> Reply:
+        return await self.client.get(url, cookies=cookies, headers=self.headers(API_CALL), proxy=proxy)
 
     def headers(self, kind: Mapping[str, str]) -> dict[str, str]:
         return {"User-Agent": self.client.user_agent, "Referer": self.page_url, **kind}

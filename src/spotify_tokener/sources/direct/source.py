@@ -26,13 +26,6 @@ DEVICE_COOKIE = "sp_t"
 DEVICE = "device.json"  # in the state folder: the anonymous device cookie (an account's is never kept)
 COOKIE_VALUE = re.compile(r"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]{1,256}")
 """RFC 6265's cookie-octets, of a sensible length: what a kept device cookie must be."""
-API_CALL = {
-    "Accept": "application/json",
-    "Sec-Fetch-Dest": "empty",
-    "Sec-Fetch-Mode": "cors",
-    "Sec-Fetch-Site": "same-origin",
-}
-"""The page's fetch() of its own API (the server time, the token), as Chrome marks it."""
 
 
 class DirectSource:
@@ -42,9 +35,7 @@ class DirectSource:
         """``notes`` is where replicas share what they learned (Redis, through its coordinator);
         ``kept``, what this one learned and the anonymous device, across restarts."""
         self._settings = settings
-        self._clock = wall_clock_ms
         self.web = WebPlayer(settings)
-        self._client = self.web.client
         self._server_time_url = urljoin(settings.spotify_url, "/api/server-time")  # beside the token call
         self.learner = Learner(self._read_page, settings, notes=notes, clock=wall_clock_ms, kept=kept)
         self._kept = kept
@@ -61,11 +52,11 @@ class DirectSource:
         if sp_dc:
             cookies[SP_DC] = sp_dc
         server_s = await self._server_time(proxy)
-        called_at_ms = self._clock()
+        called_at_ms = wall_clock_ms()
         url = knowledge.shape.render(knowledge.secret, called_at_ms / 1000, server_s)
-        reply = await self._client.get(url, cookies=cookies, headers=self.web.headers(API_CALL), proxy=proxy)
+        reply = await self.web.api(url, cookies, proxy)
         try:
-            token = parse_token_response(reply.status, reply.headers, reply.body, now_ms=self._clock())
+            token = parse_token_response(reply.status, reply.headers, reply.body, now_ms=wall_clock_ms())
         except Rejected as error:  # the call itself was wrong: its secret or its shape is stale
             self.learner.turned_down(knowledge, error)
             raise
@@ -78,7 +69,7 @@ class DirectSource:
 
     async def close(self) -> None:
         await self.learner.close()
-        await self._client.close()
+        await self.web.client.close()
 
     async def _device(self, identity: str, sp_dc: str | None, proxy: Proxy | None) -> str | None:
         """From the identity's own first visit of the page; if it set none, the next attempt visits again."""
@@ -105,9 +96,7 @@ class DirectSource:
 
     async def _server_time(self, proxy: Proxy | None) -> float:
         """Spotify's clock: its server-time answer, else its ``Date`` header, else ours."""
-        reply = await self._client.get(
-            self._server_time_url, cookies={}, headers=self.web.headers(API_CALL), proxy=proxy
-        )
+        reply = await self.web.api(self._server_time_url, {}, proxy)
         try:
             value = orjson.loads(reply.body)["serverTime"]
             if isinstance(value, int | float) and not isinstance(value, bool):
@@ -117,4 +106,4 @@ class DirectSource:
         try:
             return parsedate_to_datetime(reply.headers["date"]).timestamp()
         except (KeyError, TypeError, ValueError, IndexError):
-            return self._clock() / 1000
+            return wall_clock_ms() / 1000

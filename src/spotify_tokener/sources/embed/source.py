@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 
-from spotify_tokener.domain.clock import Clock, wall_clock_ms
+from spotify_tokener.domain.clock import wall_clock_ms
 from spotify_tokener.domain.embed import embed_url, parse_embed_page
 from spotify_tokener.domain.errors import HTTP_SERVER_ERRORS, UpstreamError, refusal
 from spotify_tokener.domain.proxy import Proxy
@@ -24,9 +24,8 @@ IFRAME = {"Sec-Fetch-Dest": "iframe", "Sec-Fetch-Mode": "navigate", "Sec-Fetch-S
 class EmbedSource:
     """An :class:`~spotify_tokener.core.ports.ProxiedSource` for anonymous tokens only."""
 
-    def __init__(self, settings: Settings, clock: Clock = wall_clock_ms) -> None:
+    def __init__(self, settings: Settings) -> None:
         self._client = client = Client(settings, settings.embed_timeout)
-        self._clock = clock
         self._freshness = settings.freshness
         self._url = embed_url(settings.spotify_url, settings.embed_entity)
         self._headers = {"User-Agent": client.user_agent, **IFRAME}
@@ -40,7 +39,7 @@ class EmbedSource:
             if reply.status != HTTP_OK:
                 raise self._refusal(reply)
             token = await asyncio.to_thread(parse_embed_page, reply.body)  # up to 2 MB of JSON
-            if self._freshness.is_servable(token, self._clock()):
+            if self._freshness.is_servable(token, wall_clock_ms()):
                 return token
         raise UpstreamError(f"the embed page's tokens had too little life left to serve, {TRIES} times")
 
@@ -52,5 +51,5 @@ class EmbedSource:
         Any other refusal means what it means for any call (a 429: the address or the pace)."""
         if reply.status >= HTTP_SERVER_ERRORS:
             return UpstreamError(f"Spotify answered the embed page with HTTP {reply.status}")
-        retry_after = parse_retry_after(reply.headers.get("retry-after"), self._clock() / 1000)
+        retry_after = parse_retry_after(reply.headers.get("retry-after"), wall_clock_ms() / 1000)
         return refusal(reply.status, "the embed page", retry_after)
