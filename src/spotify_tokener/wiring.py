@@ -84,6 +84,7 @@ def create_app(
             [NamedSource("injected", source)], settings.source_cooldown_rule, wall_clock_ms, metrics.fetches
         )
         sources = Sources(chain, None, browser, None, [])
+        hashes = hashes or _no_web_player
     else:
         sources = _sources(settings, metrics.fetches, browser, store, kept)
     if folder is not None:
@@ -93,8 +94,6 @@ def create_app(
     service = TokenService(
         sources.chain, core_config(settings), coordinator=store, observer=metrics.fetches, kept=kept_token
     )
-    if source is not None and hashes is None:
-        hashes = _no_web_player
     keeper = _hash_keeper(settings, sources, store, kept, hashes)
     app = App(
         service,
@@ -184,8 +183,7 @@ def _sources(
         built["embed"] = embed = EmbedSource(settings)
     if "browser" in names:
         browser = lent or BrowserManager(settings)
-        pupil = direct.learner if direct else None
-        built["browser"] = lazy = LazyBrowser(settings, browser, pupil, owned=lent is None)
+        built["browser"] = lazy = LazyBrowser(settings, browser, direct.learner if direct else None)
         if browser.unavailable is not None and len(names) > 1:
             names = tuple(name for name in names if name != "browser")
             log.warning(
@@ -193,7 +191,9 @@ def _sources(
                 browser.unavailable,
                 ", ".join(names),
             )
-    closers: list[Closing] = [one.close for one in (direct, embed, lazy) if one is not None]
+    owned = None if lent else browser  # a lent browser is its owner's to close
+    # Closed as a stack: the browser source, whose teaching holds a context, before the browser.
+    closers: list[Closing] = [one.close for one in (direct, embed, owned, lazy) if one is not None]
     proxies = _proxy_pool(settings)
     timeouts = settings.source_timeouts
     named = {
@@ -233,11 +233,10 @@ class _Timed:
 
 
 def _proxy_pool(settings: Settings) -> ProxyPool | None:
-    proxies = settings.proxies
-    if not proxies:
+    if not settings.proxies:
         return None
     return ProxyPool(
-        proxies,
+        settings.proxies,
         settings.proxy_cooldown_rule,
         wall_clock_ms,
         optional=settings.proxy_optional,

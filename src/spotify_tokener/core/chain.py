@@ -76,9 +76,9 @@ class SourceChain:
                     raise  # the fetcher reports it; a bug in one before must not cost the client its token
                 failure = error if isinstance(error, TokenError) else self._crashed(named.name, error)
                 self._observer.source_ended(named.name, kind, failure.outcome)
+                if not isinstance(failure, CookieRejected):  # the cookie's fault, not the source's
+                    state.last_error, state.last_failure_ms = str(failure), self._clock()
                 if last or not failure_of(failure).next_source:
-                    if not isinstance(failure, CookieRejected):  # the cookie's fault, not the source's
-                        state.last_error, state.last_failure_ms = str(failure), self._clock()
                     raise
                 self._cool_down(state, failure)
                 continue
@@ -111,7 +111,6 @@ class SourceChain:
 
     def _cool_down(self, state: SourceState, error: TokenError) -> None:
         state.failures += 1
-        state.last_error, state.last_failure_ms = str(error), self._clock()
         seconds = self._cooldown.cooldown_s(state.failures, None)
         state.retry_at_ms = self._clock() + round(seconds * 1000)
         log.warning(

@@ -19,12 +19,10 @@ if TYPE_CHECKING:
 class LazyBrowser:
     """An :class:`~spotify_tokener.core.ports.ProxiedSource`."""
 
-    def __init__(self, settings: Settings, manager: BrowserManager, pupil: Pupil | None, owned: bool) -> None:
-        """``owned``: closed with the source; a browser someone else runs (tests) is theirs to close."""
+    def __init__(self, settings: Settings, manager: BrowserManager, pupil: Pupil | None) -> None:
         self._settings = settings
         self._manager = manager
         self._pupil = pupil
-        self._owned = owned
         self._source: BrowserSource | None = None
 
     async def attempt(self, sp_dc: str | None = None, proxy: Proxy | None = None) -> Token:
@@ -37,7 +35,6 @@ class LazyBrowser:
         return await self._source.attempt(sp_dc, proxy)
 
     async def close(self) -> None:
+        """Before the browser's: its teaching holds a context."""
         if self._source is not None:
-            await self._source.close()  # first: its teaching holds a context
-        if self._owned:
-            await self._manager.close()
+            await self._source.close()
