@@ -117,12 +117,11 @@ def _hash_keeper(
     """The hashes, read by the direct source's reader (with the browser alone, by one made at the
     first need: curl_cffi is imported only then); the direct source's page visits show deploys."""
     web = [sources.direct.web] if sources.direct else []
-    proxies = sources.proxies
 
     async def read(known: HashSet | None) -> HashSet:
         if not web:
             web.append(_web_player(settings, sources.closers))
-        proxy = next(iter(proxies.order(ANONYMOUS)), None) if proxies else None
+        proxy = next(iter(sources.proxies.order(ANONYMOUS)), None) if sources.proxies else None
         return await web[0].hashes(known, proxy, wall_clock_ms() // 1000)
 
     keeper = HashKeeper(

@@ -163,7 +163,8 @@ class BrowserManager:
                     log.warning("browser is gone (crashed or killed); relaunching")
                     await self._teardown()
                 self._launching = asyncio.get_running_loop().create_task(self._launch())
-                self._launching.add_done_callback(_retrieve)
+                # A launch nobody waits for any more must not warn that its error went unseen.
+                self._launching.add_done_callback(lambda task: task.cancelled() or task.exception())
             launching = self._launching
         return await asyncio.shield(launching)
 
@@ -273,12 +274,6 @@ async def _new_context(browser: Browser, user_agent: str, proxy_server: str | No
     agent = agent_for(user_agent, browser.version)
     proxy: ProxySettings | None = {"server": proxy_server} if proxy_server else None
     return await browser.new_context(user_agent=agent, service_workers="block", proxy=proxy)
-
-
-def _retrieve(task: asyncio.Task[Browser]) -> None:
-    """A launch nobody waits for any more must not warn that its error went unseen."""
-    if not task.cancelled():
-        task.exception()
 
 
 def _first_line(error: BaseException) -> str:
