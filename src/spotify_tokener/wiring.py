@@ -3,6 +3,7 @@ every layer (sources, replicas, core, HTTP, metrics) and connects them through t
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import logging
@@ -26,23 +27,20 @@ from spotify_tokener.core.proxies import ProxyPool, ThroughProxies
 from spotify_tokener.core.service import CoreConfig, TokenService
 from spotify_tokener.core.teaching import Teaching
 from spotify_tokener.domain.clock import wall_clock_ms
-from spotify_tokener.domain.errors import UpstreamError
+from spotify_tokener.domain.errors import FetchTimeout, UpstreamError
 from spotify_tokener.domain.hashes import HashSet
-from spotify_tokener.domain.token import ANONYMOUS
+from spotify_tokener.domain.token import ANONYMOUS, Token
 from spotify_tokener.http.app import App
 from spotify_tokener.http.status import Shown
 from spotify_tokener.metrics import FetchMetrics, Metrics, StateCollector
 from spotify_tokener.settings import Settings
 from spotify_tokener.sources.browser.lazy import LazyBrowser
-from spotify_tokener.sources.user_agent import agent_for
+from spotify_tokener.sources.browser.manager import BrowserManager
 from spotify_tokener.state import StateFolder
 
 if TYPE_CHECKING:
-    from spotify_tokener.sources.browser.manager import BrowserManager
     from spotify_tokener.sources.direct.reader import WebPlayer
     from spotify_tokener.sources.direct.source import DirectSource
-    from spotify_tokener.sources.embed.source import EmbedSource
-    from spotify_tokener.sources.http_client import Client
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +53,7 @@ class Sources:
 
     chain: SourceChain
     direct: DirectSource | None
-    browser: LazyBrowser | None
+    browser: BrowserManager | None
     proxies: ProxyPool | None
     closers: list[Closing]
 
@@ -86,8 +84,8 @@ def create_app(
         chain = SourceChain(
             [NamedSource("injected", source)], settings.source_cooldown_rule, wall_clock_ms, metrics.fetches
         )
-        lent = LazyBrowser(settings, None, browser) if browser is not None else None
-        sources = Sources(chain, None, lent, None, [])
+        sources = Sources(chain, None, browser, None, [])
+        hashes = hashes or _no_web_player
     else:
         sources = _sources(settings, metrics.fetches, browser, store, kept)
     if folder is not None:
@@ -97,8 +95,6 @@ def create_app(
     service = TokenService(
         sources.chain, core_config(settings), coordinator=store, observer=metrics.fetches, kept=kept_token
     )
-    if source is not None and hashes is None:
-        hashes = _no_web_player
     keeper = _hash_keeper(settings, sources, store, kept, hashes)
     learner = sources.direct.learner if sources.direct else None
     shown = Shown(service, sources.chain, sources.proxies, learner, sources.browser)
@@ -113,12 +109,11 @@ def _hash_keeper(
     """The hashes, read by the direct source's reader (with the browser alone, by one made at the
     first need: curl_cffi is imported only then); the direct source's page visits show deploys."""
     web = [sources.direct.web] if sources.direct else []
-    proxies = sources.proxies
 
     async def read(known: HashSet | None) -> HashSet:
         if not web:
             web.append(_web_player(settings, sources.closers))
-        proxy = next(iter(proxies.order(ANONYMOUS)), None) if proxies else None
+        proxy = next(iter(sources.proxies.order(ANONYMOUS)), None) if sources.proxies else None
         return await web[0].hashes(known, proxy, wall_clock_ms() // 1000)
 
     keeper = HashKeeper(
@@ -140,11 +135,12 @@ async def _no_web_player(known: HashSet | None) -> HashSet:
 
 
 def _web_player(settings: Settings, closers: list[Closing]) -> WebPlayer:
+    """Imported only when needed, as each browserless source is: curl_cffi's library is large."""
     from spotify_tokener.sources.direct.reader import WebPlayer  # noqa: PLC0415
 
-    client = _client(settings, settings.direct_timeout)
-    closers.append(client.close)
-    return WebPlayer(client, settings.spotify_url, agent_for(settings.user_agent, client.chrome_version))
+    web = WebPlayer(settings)
+    closers.append(web.client.close)
+    return web
 
 
 def standalone_sources(settings: Settings) -> tuple[Sources, WebPlayer]:
@@ -166,14 +162,19 @@ def _sources(
     """The configured sources in their order, each leaving through the proxies when there are any;
     the browser left out where it cannot run (said once), unless nothing else is configured."""
     names = settings.source_names
-    direct = embed = browser = None
+    direct = embed = browser = lazy = None
     built: dict[str, ProxiedSource] = {}
     if "direct" in names:
-        built["direct"] = direct = _direct_source(settings, notes, kept)
+        from spotify_tokener.sources.direct.source import DirectSource  # noqa: PLC0415
+
+        built["direct"] = direct = DirectSource(settings, notes, kept)
     if "embed" in names:
-        built["embed"] = embed = _embed_source(settings)
+        from spotify_tokener.sources.embed.source import EmbedSource  # noqa: PLC0415
+
+        built["embed"] = embed = EmbedSource(settings)
     if "browser" in names:
-        built["browser"] = browser = LazyBrowser(settings, direct.learner if direct else None, lent)
+        browser = lent or BrowserManager(settings)
+        built["browser"] = lazy = LazyBrowser(settings, browser, direct.learner if direct else None)
         if browser.unavailable is not None and len(names) > 1:
             names = tuple(name for name in names if name != "browser")
             log.warning(
@@ -181,7 +182,9 @@ def _sources(
                 browser.unavailable,
                 ", ".join(names),
             )
-    closers: list[Closing] = [one.close for one in (direct, embed, browser) if one is not None]
+    owned = None if lent else browser  # a lent browser is its owner's to close
+    # Closed as a stack: the browser source, whose teaching holds a context, before the browser.
+    closers: list[Closing] = [one.close for one in (direct, embed, owned, lazy) if one is not None]
     proxies = _proxy_pool(settings)
     timeouts = settings.source_timeouts
     named = {
@@ -198,41 +201,33 @@ def _sources(
     return Sources(chain, direct, browser, proxies, closers)
 
 
-def _client(settings: Settings, timeout_s: float) -> Client:
-    """Imported only when a browserless source is configured: curl_cffi's library is large
-    (BENCHMARKS.md)."""
-    from spotify_tokener.sources.http_client import Client  # noqa: PLC0415
-
-    return Client(settings.connect_to_rules, settings.ca_file, timeout_s, settings.proxy_connect_timeout)
-
-
-def _direct_source(settings: Settings, notes: Notes, kept: StateStore) -> DirectSource:
-    from spotify_tokener.sources.direct.source import DirectSource  # noqa: PLC0415
-
-    client = _client(settings, settings.direct_timeout)
-    return DirectSource(settings, client, pinned=settings.pinned_secret, notes=notes, kept=kept)
-
-
-def _embed_source(settings: Settings) -> EmbedSource:
-    from spotify_tokener.sources.embed.source import EmbedSource  # noqa: PLC0415
-
-    return EmbedSource(settings, _client(settings, settings.embed_timeout))
-
-
 def _through(
     proxies: ProxyPool | None, source: ProxiedSource, timeout_s: float, observer: FetchMetrics
 ) -> TokenSource:
+    """Within the source's timeout, through the proxies or without them."""
     if proxies is None:
-        return source
+        return _Timed(source, timeout_s)
     return ThroughProxies(source, proxies, observer, timeout_s, wall_clock_ms)
 
 
+@dataclass(frozen=True, slots=True)
+class _Timed:
+    source: ProxiedSource
+    timeout_s: float
+
+    async def attempt(self, sp_dc: str | None = None) -> Token:
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                return await self.source.attempt(sp_dc)
+        except TimeoutError:
+            raise FetchTimeout.after(self.timeout_s) from None
+
+
 def _proxy_pool(settings: Settings) -> ProxyPool | None:
-    proxies = settings.proxies
-    if not proxies:
+    if not settings.proxies:
         return None
     return ProxyPool(
-        proxies,
+        settings.proxies,
         settings.proxy_cooldown_rule,
         wall_clock_ms,
         optional=settings.proxy_optional,

@@ -13,7 +13,7 @@ import pytest
 
 from spotify_tokener.core.chain import NO_ACCOUNT_SOURCE
 from spotify_tokener.settings import Settings
-from spotify_tokener.sources.browser.lazy import NO_PLAYWRIGHT
+from spotify_tokener.sources.browser.chromium import NO_PLAYWRIGHT
 from tests.conftest import Running, Serve, running_server, status_of, wait_for_status
 from tests.fake_spotify import FakeSpotify
 from tests.fake_spotify.server import UPSTREAM_SECRET_MARKER, EmbedPage

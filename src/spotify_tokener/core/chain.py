@@ -51,7 +51,7 @@ class SourceChain:
     def __init__(
         self, sources: Sequence[NamedSource], cooldown: Backoff, clock: Clock, observer: SourceObserver
     ) -> None:
-        self._sources = list(sources)
+        self.sources = tuple(sources)  # in their order
         self._states = {named.name: SourceState(name=named.name) for named in sources}
         self._cooldown = cooldown
         self._clock = clock
@@ -62,7 +62,7 @@ class SourceChain:
 
     async def attempt(self, sp_dc: str | None = None) -> Token:
         kind = kind_of(sp_dc)
-        sources = [named for named in self._sources if named.accounts] if sp_dc else self._sources
+        sources = tuple(named for named in self.sources if named.accounts) if sp_dc else self.sources
         if not sources:
             raise AccountsDisabled(NO_ACCOUNT_SOURCE)
         for named in sources:
@@ -76,9 +76,9 @@ class SourceChain:
                     raise  # the fetcher reports it; a bug in one before must not cost the client its token
                 failure = error if isinstance(error, TokenError) else self._crashed(named.name, error)
                 self._observer.source_ended(named.name, kind, failure.outcome)
+                if not isinstance(failure, CookieRejected):  # the cookie's fault, not the source's
+                    state.last_error, state.last_failure_ms = str(failure), self._clock()
                 if last or not failure_of(failure).next_source:
-                    if not isinstance(failure, CookieRejected):  # the cookie's fault, not the source's
-                        state.last_error, state.last_failure_ms = str(failure), self._clock()
                     raise
                 self._cool_down(state, failure)
                 continue
@@ -101,10 +101,6 @@ class SourceChain:
             log.info("token source %s is back", name)
         state.failures, state.retry_at_ms = 0, 0
 
-    @property
-    def sources(self) -> list[NamedSource]:
-        return list(self._sources)
-
     def states(self) -> list[SourceState]:
         return list(self._states.values())
 
@@ -115,7 +111,6 @@ class SourceChain:
 
     def _cool_down(self, state: SourceState, error: TokenError) -> None:
         state.failures += 1
-        state.last_error, state.last_failure_ms = str(error), self._clock()
         seconds = self._cooldown.cooldown_s(state.failures, None)
         state.retry_at_ms = self._clock() + round(seconds * 1000)
         log.warning(

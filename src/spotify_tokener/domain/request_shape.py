@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from enum import Enum
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from spotify_tokener.domain.totp import DIGITS, NEIGHBOURS, PERIOD_S, Secret, reproduces, step_at, totp
+from spotify_tokener.domain.totp import DIGITS, NEIGHBOURS, PERIOD_S, Secret, reproduces, totp
 
 DAY_S = 86_400
 CODE_SKEW_STEPS = 10
@@ -88,17 +88,9 @@ def default_shape(page_url: str) -> RequestShape:
     )
 
 
-def step_of(sighting: Sighting) -> int:
-    return step_at(sighting.at_ms)
-
-
 def sighted_codes(sighting: Sighting) -> list[str]:
     """The six-digit values of a sighting: what a candidate secret must reproduce."""
     return [value for _, value in parse_qsl(urlsplit(sighting.url).query) if CODE.fullmatch(value)]
-
-
-def matches(secret: Secret, sighting: Sighting) -> bool:
-    return first_matching([secret], sighting) is not None
 
 
 def first_matching(

@@ -27,8 +27,10 @@ from curl_cffi.requests.impersonate import resolve_latest_browser_type
 from curl_cffi.utils import CurlCffiWarning
 
 from spotify_tokener.domain.errors import FetchTimeout, PageUnreachable, UpstreamError
-from spotify_tokener.domain.proxy import ConnectTo, Proxy, credentials_refused, tunnel_refused
+from spotify_tokener.domain.proxy import Proxy, credentials_refused, tunnel_refused
+from spotify_tokener.settings import Settings
 from spotify_tokener.sources.trust import sweep_dead, temp_prefix
+from spotify_tokener.sources.user_agent import agent_for
 
 warnings.filterwarnings("ignore", category=CurlCffiWarning)  # its advice on https proxies, each call
 IMPERSONATE: str = resolve_latest_browser_type("chrome")  # type: ignore[no-untyped-call]
@@ -58,20 +60,20 @@ class Reply:
 class Client:
     """One connection pool to Spotify for every identity; each call names its cookies and proxy."""
 
-    def __init__(
-        self, connect_to: ConnectTo, ca_file: Path | None, timeout_s: float, proxy_connect_timeout_s: float
-    ) -> None:
+    def __init__(self, settings: Settings, timeout_s: float) -> None:
+        # The operator's user agent, or the impersonated Chrome's: headers agree with the TLS handshake.
+        self.user_agent = agent_for(settings.user_agent, self.chrome_version)
         self._timeout_s = timeout_s
         # Through a proxy, curl's (connect, rest) pair of the same sum: a proxy that never answers
         # leaves the rest of the attempt to the next one.
-        connect_s = min(proxy_connect_timeout_s, timeout_s)
+        connect_s = min(settings.proxy_connect_timeout, timeout_s)
         self._proxy_timeouts = (connect_s, timeout_s - connect_s)
         self._connect_to = ffi.NULL
-        for a, b in connect_to.items():
+        for a, b in settings.connect_to_rules.items():
             entry = f"{a.host}:{a.port}:{b.host}:{b.port}".encode()
             self._connect_to = lib.curl_slist_append(self._connect_to, entry)
         sweep_dead(TRUST_PREFIX)  # bundles of processes killed before their close
-        self._bundle = _trust_bundle(ca_file) if ca_file is not None else None
+        self._bundle = _trust_bundle(settings.ca_file) if settings.ca_file is not None else None
         self._session: AsyncSession[Any] | None = None
 
     @property

@@ -11,7 +11,6 @@ from spotify_tokener.domain.request_shape import (
     default_shape,
     first_matching,
     learn_shape,
-    matches,
     sighted_codes,
 )
 from spotify_tokener.domain.totp import Secret, totp
@@ -73,9 +72,9 @@ def test_the_default_is_the_call_context_describes() -> None:
 
 def test_only_the_right_secret_confirms_a_sighting() -> None:
     assert sighted_codes(page_call()) == [totp(SECRET.key, AT_S)] * 2
-    assert matches(SECRET, page_call())
-    assert not matches(Secret("not-the-secret", 61), page_call())
-    assert not matches(SECRET, sighting("reason=init"))
+    assert first_matching([SECRET], page_call()) == SECRET
+    assert first_matching([Secret("not-the-secret", 61)], page_call()) is None
+    assert first_matching([SECRET], sighting("reason=init")) is None
 
 
 def test_a_string_that_gives_one_code_of_two_steps_is_not_taken_when_every_code_is_asked_for() -> None:

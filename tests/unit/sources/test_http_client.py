@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import trustme
 
+from spotify_tokener.settings import Settings
 from spotify_tokener.sources.http_client import TRUST_PREFIX, Client
 
 
@@ -36,7 +37,7 @@ async def test_bundles_left_by_killed_processes_are_swept_at_start_and_the_livin
 ) -> None:
     pem = tmp_path / "extra.pem"
     trustme.CA().cert_pem.write_to_path(str(pem))
-    client = Client({}, pem, timeout_s=1, proxy_connect_timeout_s=1)
+    client = Client(Settings.build(ca_file=pem, proxy_connect_timeout=1), timeout_s=1)
     (ours,) = bundles(tmp_path) - {living}
     await client.close()
     assert ours.name.startswith(f"{TRUST_PREFIX}{os.getpid()}-")

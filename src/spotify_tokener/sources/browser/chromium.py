@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import shlex
 import shutil
@@ -29,6 +30,7 @@ INSTALL_HINT = (
     "no Chromium found: run `make setup`, or `apt-get install -y chromium-headless-shell` (or "
     "chromium), or `python -m playwright install --only-shell chromium`, or set TOKENER_BROWSER_PATH"
 )
+NO_PLAYWRIGHT = "Playwright is not installed (pip install 'spotify-tokener[browser]')"
 SANDBOX_REFUSALS = (
     "no usable sandbox",
     "failed to move to new namespace",
@@ -112,6 +114,15 @@ def missing(configured: Path | None) -> str | None:
     downloads = (f"{PLAYWRIGHT_SHELL_DIR}-*/*/{PLAYWRIGHT_SHELL}", f"{PLAYWRIGHT_CHROMIUM_DIR}-*/*/chrome")
     found = any(path.is_file() for pattern in downloads for path in root.glob(pattern))
     return None if found or headless_shell(None) or full_chromium(None) else INSTALL_HINT
+
+
+def unavailable(configured: Path | None) -> str | None:
+    """Why the browser cannot run at all, said at start without importing or launching anything."""
+    try:
+        playwright = importlib.util.find_spec("playwright")
+    except (ImportError, ValueError):  # a broken install, or one a test has hidden
+        playwright = None
+    return NO_PLAYWRIGHT if playwright is None else missing(configured)
 
 
 def headless_shell(playwright_own: Path | None, debian_shell: Path = DEBIAN_HEADLESS_SHELL) -> Path | None:

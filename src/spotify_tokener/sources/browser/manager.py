@@ -3,7 +3,8 @@
 Launching is slow and an idle Chromium is large (BENCHMARKS.md), so the browser lives only while
 attempts happen: the first attempt starts the Playwright driver and Chromium, the last one
 arms an idle timer, and the timer closes both. A crashed browser or driver is noticed on the next
-attempt and replaced.
+attempt and replaced. The manager exists from the start, for ``status`` to read; Playwright, which
+once imported stays in the process's memory, only from the first attempt.
 """
 
 from __future__ import annotations
@@ -17,9 +18,6 @@ from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from playwright.async_api import Browser, BrowserContext, Playwright, ProxySettings, async_playwright
-from playwright.async_api import Error as PlaywrightError
-
 from spotify_tokener.domain.errors import BrowserError, BrowserMissing
 from spotify_tokener.domain.proxy import Proxy
 from spotify_tokener.settings import Settings
@@ -28,19 +26,25 @@ from spotify_tokener.sources.browser.chromium import (
     enable_node_compile_cache,
     find_executable,
     sandbox_refused,
+    unavailable,
     wants_sandbox,
 )
 from spotify_tokener.sources.user_agent import agent_for
 
 if TYPE_CHECKING:
+    from playwright.async_api import Browser, BrowserContext, Playwright, ProxySettings
+
     from spotify_tokener.sources.browser.relay import Relay
 
 log = logging.getLogger(__name__)
 
 
 class BrowserManager:
+    """Also what ``/health``, ``status`` and the metrics show of the browser, from the start."""
+
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
+        self.unavailable = unavailable(settings.browser_path)  # why it cannot run at all, said at start
         self._args = chromium_args(settings.browser_args, settings.connect_to_rules)
         self._home: Path | None = None  # Chromium's own home when TOKENER_CA_FILE is set
         self._relays: dict[Proxy, Relay] = {}
@@ -134,6 +138,8 @@ class BrowserManager:
         Playwright learns of a killed Chromium a moment after the attempt it broke has failed, so the
         next attempt can find it still "connected"; that attempt gets a new browser, not a second error.
         """
+        from playwright.async_api import Error as PlaywrightError  # noqa: PLC0415
+
         browser = await self._ensure_browser()
         try:
             return await _new_context(browser, user_agent, server)
@@ -157,11 +163,14 @@ class BrowserManager:
                     log.warning("browser is gone (crashed or killed); relaunching")
                     await self._teardown()
                 self._launching = asyncio.get_running_loop().create_task(self._launch())
-                self._launching.add_done_callback(_retrieve)
+                # A launch nobody waits for any more must not warn that its error went unseen.
+                self._launching.add_done_callback(lambda task: task.cancelled() or task.exception())
             launching = self._launching
         return await asyncio.shield(launching)
 
     async def _launch(self) -> Browser:
+        from playwright.async_api import async_playwright  # noqa: PLC0415
+
         enable_node_compile_cache()
         try:
             if self._settings.ca_file is not None and self._home is None:
@@ -194,6 +203,8 @@ class BrowserManager:
 
     async def _start_chromium(self, playwright: Playwright, executable: Path) -> Browser:
         """Sandboxed when wanted; in ``auto`` mode, without it (said once) where it cannot start."""
+        from playwright.async_api import Error as PlaywrightError  # noqa: PLC0415
+
         try:
             return await self._launch_chromium(playwright, executable)
         except PlaywrightError as error:
@@ -236,6 +247,8 @@ class BrowserManager:
 
     async def _quietly(self, closing: Awaitable[None]) -> None:
         """What is closed may be dead already."""
+        from playwright.async_api import Error as PlaywrightError  # noqa: PLC0415
+
         with contextlib.suppress(PlaywrightError, TimeoutError, OSError):
             async with asyncio.timeout(self._settings.shutdown_timeout):
                 await closing
@@ -261,12 +274,6 @@ async def _new_context(browser: Browser, user_agent: str, proxy_server: str | No
     agent = agent_for(user_agent, browser.version)
     proxy: ProxySettings | None = {"server": proxy_server} if proxy_server else None
     return await browser.new_context(user_agent=agent, service_workers="block", proxy=proxy)
-
-
-def _retrieve(task: asyncio.Task[Browser]) -> None:
-    """A launch nobody waits for any more must not warn that its error went unseen."""
-    if not task.cancelled():
-        task.exception()
 
 
 def _first_line(error: BaseException) -> str:

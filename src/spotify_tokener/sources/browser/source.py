@@ -18,14 +18,8 @@ from playwright.async_api import BrowserContext, Page, Response, Route
 from playwright.async_api import Error as PlaywrightError
 
 from spotify_tokener.core.ports import Pupil
-from spotify_tokener.domain.clock import Clock, wall_clock_ms
-from spotify_tokener.domain.errors import (
-    BrowserError,
-    FetchTimeout,
-    PageUnreachable,
-    TokenError,
-    refusal,
-)
+from spotify_tokener.domain.clock import wall_clock_ms
+from spotify_tokener.domain.errors import BrowserError, PageUnreachable, TokenError, refusal
 from spotify_tokener.domain.proxy import Proxy
 from spotify_tokener.domain.request_shape import Sighting
 from spotify_tokener.domain.token import SP_DC, Token, parse_retry_after, parse_token_response
@@ -44,27 +38,13 @@ SP_DC_DOMAIN = "." + TOKEN_HOST.split(".", 1)[1]
 class BrowserSource:
     """A :class:`~spotify_tokener.core.ports.TokenSource`: one fresh browser context per attempt."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        browser: BrowserManager,
-        clock: Clock = wall_clock_ms,
-        pupil: Pupil | None = None,
-    ) -> None:
+    def __init__(self, settings: Settings, browser: BrowserManager, pupil: Pupil | None) -> None:
         self._settings = settings
         self._browser = browser
-        self._clock = clock
         self._pupil = pupil
         self._browsers_own: tuple[int, frozenset[str]] | None = None  # (for which launch, strings)
         self._reading_own = asyncio.Lock()
         self._teaching: asyncio.Task[None] | None = None  # one at a time
-
-    async def attempt(self, sp_dc: str | None = None, proxy: Proxy | None = None) -> Token:
-        try:
-            async with asyncio.timeout(self._settings.fetch_timeout):
-                return await self._attempt(sp_dc, proxy)
-        except TimeoutError:
-            raise FetchTimeout.after(self._settings.fetch_timeout) from None
 
     async def close(self) -> None:
         """Before the browser closes: a teaching under way holds a context."""
@@ -72,7 +52,7 @@ class BrowserSource:
             self._teaching.cancel()
             await asyncio.wait([self._teaching])
 
-    async def _attempt(self, sp_dc: str | None, proxy: Proxy | None) -> Token:
+    async def attempt(self, sp_dc: str | None = None, proxy: Proxy | None = None) -> Token:
         started = time.monotonic()
         async with AsyncExitStack() as stack:
             context = await stack.enter_async_context(self._browser.context(self._settings.user_agent, proxy))
@@ -88,9 +68,9 @@ class BrowserSource:
                 body = await response.body()
             except PlaywrightError as error:
                 raise self._failure(error, proxy, started) from None
-            token = parse_token_response(response.status, response.headers, body, now_ms=self._clock())
+            token = parse_token_response(response.status, response.headers, body, now_ms=wall_clock_ms())
             if self._pupil is not None and (self._teaching is None or self._teaching.done()):
-                sighting = Sighting(response.request.url, self._clock())
+                sighting = Sighting(response.request.url, wall_clock_ms())
                 teaching = self._teach(self._pupil, sighting, context, page, stack.pop_all())
                 self._teaching = asyncio.get_running_loop().create_task(teaching)
             return token
@@ -118,20 +98,19 @@ class BrowserSource:
         if not pupil.wants_page_strings or asyncio.get_running_loop().time() >= deadline:
             return
         started = time.monotonic()
+        strings: list[str] = []  # a read too long: as if it held nothing, not read again until new scripts
         try:
             async with asyncio.timeout_at(deadline):
                 own = await self._browsers_own_strings()
                 strings = await page_strings(context, page, own)
-        except TimeoutError:  # as if it held nothing: not read again at every attempt, but for new scripts
+            log.info(
+                "read %d strings from the page's memory in %.0f ms, besides the %d an empty page holds",
+                len(strings),
+                (time.monotonic() - started) * 1000,
+                len(own),
+            )
+        except TimeoutError:
             log.warning("reading the page's memory took longer than %.0f s; not for this build", limit)
-            pupil.teach_strings(sighting, [])
-            return
-        log.info(
-            "read %d strings from the page's memory in %.0f ms, besides the %d an empty page holds",
-            len(strings),
-            (time.monotonic() - started) * 1000,
-            len(own),
-        )
         pupil.teach_strings(sighting, strings)
 
     async def _browsers_own_strings(self) -> frozenset[str]:
@@ -151,7 +130,7 @@ class BrowserSource:
         async with page.expect_response(lambda r: is_token_request(r.url), timeout=0) as caught:
             document = await page.goto(self._settings.spotify_url, wait_until="commit")
             if document is not None and document.status >= HTTP_ERROR_FLOOR:
-                retry_after = parse_retry_after(document.headers.get("retry-after"), self._clock() / 1000)
+                retry_after = parse_retry_after(document.headers.get("retry-after"), wall_clock_ms() / 1000)
                 raise refusal(document.status, "the web player page", retry_after)
         return await caught.value
 

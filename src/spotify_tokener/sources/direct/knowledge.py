@@ -13,43 +13,38 @@ import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from enum import Enum
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
-from spotify_tokener.core.ports import NO_STATE, Notes, StateStore
-from spotify_tokener.domain.bundle import script_urls, secret_candidates
+from spotify_tokener.core.ports import Notes, StateStore
+from spotify_tokener.domain.bundle import secret_candidates
 from spotify_tokener.domain.clock import Clock
-from spotify_tokener.domain.errors import NotReady, TokenError, refusal
-from spotify_tokener.domain.hashes import app_version, bundle_name, bundle_url
+from spotify_tokener.domain.errors import NotReady, TokenError
+from spotify_tokener.domain.hashes import bundle_name, bundle_url
 from spotify_tokener.domain.proxy import Proxy
 from spotify_tokener.domain.request_shape import (
     Param,
     RequestShape,
     Role,
     Sighting,
+    default_shape,
     first_matching,
     learn_shape,
-    matches,
     sighted_codes,
-    step_of,
 )
-from spotify_tokener.domain.token import HTTP_OK
 from spotify_tokener.domain.totp import Secret, step_at
-from spotify_tokener.sources.http_client import Reply
+from spotify_tokener.settings import Settings
+from spotify_tokener.sources.direct.reader import MAX_SCRIPTS, PageText, parsed
 
 log = logging.getLogger(__name__)
 
-MAX_SCRIPTS = 16
 HANDFUL = 8
 """Versioned candidates kept, newest first: a build names a few (the current and its elders); one
 naming many more is built to make a decoy match the page's code by chance."""
-SCRIPT_HOSTS = ("spotify.com", "spotifycdn.com")
-"""Only Spotify's own scripts are read: a page may also load third parties'."""
 TOTP_VERSION = re.compile(r"totp(?!.*server).*ver", re.IGNORECASE)
 """The parameter the page sends the secret's version in: totpVer; not totpServer, nor buildVer."""
 LEARNED = "learned.json"  # in the state folder: only what was proven
@@ -60,9 +55,6 @@ UNPROVEN = "a likely secret awaits a second sighting: no unproven try is left"
 TOO_MANY_WRONG = "sent {} wrong TOTPs within the hour: none more until it passes or new scripts are named"
 WRONG_WINDOW_MS = 3_600_000
 LIKELY = " (likely; to be proven)"
-
-T = TypeVar("T")
-_PARSER = ThreadPoolExecutor(1, "tokener-parse")
 
 
 class Origin(Enum):
@@ -148,27 +140,6 @@ def _count(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-@dataclass(frozen=True, slots=True)
-class PageText:
-    urls: tuple[str, ...]
-    scripts: list[bytes]
-
-
-@dataclass(frozen=True, slots=True)
-class Page:
-    cookies: dict[str, str]
-    scripts: tuple[str, ...]
-    app_version: str | None = None
-
-
-def parse_page(reply: Reply, page_url: str) -> Page:
-    if reply.status != HTTP_OK:
-        raise refusal(reply.status, "the web player page")
-    html = reply.body.decode("utf-8", "replace")
-    scripts = tuple(url for url in script_urls(html, page_url) if _spotifys(url))[:MAX_SCRIPTS]
-    return Page(dict(reply.cookies), scripts, app_version(html))
-
-
 class Candidates(NamedTuple):
     secrets: list[Secret]
     crowded: bool  # the scripts named more versioned ones than the handful kept
@@ -187,7 +158,7 @@ def knowledge_matching(
         candidate = first_matching(group, sighting, every_code=group is unversioned)
         if candidate is not None:
             secret = candidate if group is versioned else _versioned(candidate, sighting)
-            step = step_of(sighting)
+            step = step_at(sighting.at_ms)
             return Knowledge(secret, learn_shape(sighting, secret), origin, proven=proven, step=step)
     return None
 
@@ -210,16 +181,6 @@ def _versioned(secret: Secret, sighting: Sighting) -> Secret:
     return secret
 
 
-def _spotifys(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    return any(host == domain or host.endswith("." + domain) for domain in SCRIPT_HOSTS)
-
-
-async def parsed(work: Callable[..., T], *args: Any) -> T:
-    """Every parse of what Spotify sent runs in one worker thread, not on the event loop."""
-    return await asyncio.get_running_loop().run_in_executor(_PARSER, work, *args)
-
-
 ReadPage = Callable[[Proxy | None], Awaitable[PageText]]
 
 
@@ -227,31 +188,22 @@ class Learner:
     """A :class:`~spotify_tokener.core.ports.Pupil`; ``status`` reads what it knows, never its secret."""
 
     def __init__(
-        self,
-        read_page: ReadPage,
-        default: RequestShape,
-        *,
-        unproven_tries: int,
-        tries_window_ms: int,
-        teach_backoff_ms: int,
-        pinned: Secret | None,
-        notes: Notes | None,
-        clock: Clock,
-        kept: StateStore = NO_STATE,
+        self, read_page: ReadPage, settings: Settings, *, notes: Notes | None, clock: Clock, kept: StateStore
     ) -> None:
         """``kept`` holds what was proven across restarts; a pinned secret goes before it, and
         another replica's knowledge (``notes``) after it, as soon as there is any."""
         self._read_page = read_page
-        self._default = default
-        self._unproven_tries = unproven_tries
-        self._tries_window_ms = tries_window_ms
-        self._teach_backoff_ms = teach_backoff_ms
+        self._default = default_shape(settings.spotify_url)
+        self._unproven_tries = settings.direct_unproven_tries
+        self._tries_window_ms = round(settings.source_cooldown_max * 1000)
+        self._teach_backoff_ms = round(settings.teach_backoff * 1000)
         self._nothing_since_ms = 0  # when a teaching last found nothing anywhere
         self._notes = notes
         self._clock = clock
         self._kept = kept
         self._bundle: tuple[str, ...] = ()  # the script URLs the page named when it was last read
-        pinned_knowledge = Knowledge(pinned, default, Origin.PINNED, proven=True) if pinned else None
+        pinned = settings.pinned_secret
+        pinned_knowledge = Knowledge(pinned, self._default, Origin.PINNED, proven=True) if pinned else None
         self._knowledge = pinned_knowledge or self._kept_knowledge()
         # When what is known was learned, here or by another replica; 0 for what was kept, so that
         # another replica's knowledge, where there is any, is taken over it.
@@ -341,8 +293,8 @@ class Learner:
     def teach(self, sighting: Sighting) -> asyncio.Task[None] | None:
         self._sighting = sighting
         known = self._knowledge
-        if known is not None and matches(known.secret, sighting):
-            proven = known.proven or known.step is None or known.step != step_of(sighting)
+        if known is not None and first_matching([known.secret], sighting) is not None:
+            proven = known.proven or known.step is None or known.step != step_at(sighting.at_ms)
             shape = learn_shape(sighting, known.secret)
             if shape != known.shape or proven != known.proven or self.trouble:
                 self._learned(Knowledge(known.secret, shape, known.origin, proven, known.step))

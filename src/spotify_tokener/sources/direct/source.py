@@ -6,93 +6,45 @@ browser's time, and no Chromium in memory.
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections import OrderedDict
 from email.utils import parsedate_to_datetime
+from urllib.parse import urljoin
 
 import orjson
 
-from spotify_tokener.core.ports import NO_STATE, Notes, StateStore
-from spotify_tokener.domain.clock import Clock, wall_clock_ms
-from spotify_tokener.domain.errors import COOKIE_REJECTED, CookieRejected, FetchTimeout, Rejected
+from spotify_tokener.core.ports import Notes, StateStore
+from spotify_tokener.domain.clock import wall_clock_ms
+from spotify_tokener.domain.errors import COOKIE_REJECTED, CookieRejected, Rejected
 from spotify_tokener.domain.proxy import Proxy
-from spotify_tokener.domain.request_shape import default_shape
-from spotify_tokener.domain.token import ANONYMOUS, HTTP_OK, SP_DC, Token, identity_of, parse_token_response
-from spotify_tokener.domain.totp import Secret
+from spotify_tokener.domain.token import ANONYMOUS, SP_DC, Token, identity_of, parse_token_response
 from spotify_tokener.settings import Settings
-from spotify_tokener.sources.direct.knowledge import Learner, Page, PageText
-from spotify_tokener.sources.direct.reader import LEARNING_MAX, WebPlayer
-from spotify_tokener.sources.http_client import Budget, Client
-from spotify_tokener.sources.user_agent import agent_for
+from spotify_tokener.sources.direct.knowledge import Learner
+from spotify_tokener.sources.direct.reader import Page, PageText, WebPlayer
 
 DEVICE_COOKIE = "sp_t"
 DEVICE = "device.json"  # in the state folder: the anonymous device cookie (an account's is never kept)
 COOKIE_VALUE = re.compile(r"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]{1,256}")
 """RFC 6265's cookie-octets, of a sensible length: what a kept device cookie must be."""
-API_CALL = {
-    "Accept": "application/json",
-    "Sec-Fetch-Dest": "empty",
-    "Sec-Fetch-Mode": "cors",
-    "Sec-Fetch-Site": "same-origin",
-}
-"""The page's fetch() of its own API (the server time, the token), as Chrome marks it."""
 
 
 class DirectSource:
     """An :class:`~spotify_tokener.core.ports.ProxiedSource` that needs no browser."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        client: Client,
-        *,
-        pinned: Secret | None = None,
-        notes: Notes | None = None,
-        clock: Clock = wall_clock_ms,
-        kept: StateStore = NO_STATE,
-    ) -> None:
+    def __init__(self, settings: Settings, notes: Notes, kept: StateStore) -> None:
         """``notes`` is where replicas share what they learned (Redis, through its coordinator);
         ``kept``, what this one learned and the anonymous device, across restarts."""
         self._settings = settings
-        self._client = client
-        self._clock = clock
-        # The Chrome that curl_cffi impersonates, so the user agent agrees with the TLS handshake
-        # and the client hints (the browser source names its own Chromium's version).
-        user_agent = agent_for(settings.user_agent, client.chrome_version)
-        self.web = WebPlayer(client, settings.spotify_url, user_agent)
-        shape = default_shape(settings.spotify_url)
-        self._server_time_url = shape.endpoint.rsplit("/", 1)[0] + "/server-time"
-        self.learner = Learner(
-            self._read_page,
-            shape,
-            unproven_tries=settings.direct_unproven_tries,
-            tries_window_ms=round(settings.source_cooldown_max * 1000),
-            teach_backoff_ms=round(settings.teach_backoff * 1000),
-            pinned=pinned,
-            notes=notes,
-            clock=clock,
-            kept=kept,
-        )
+        self.web = WebPlayer(settings)
+        self._server_time_url = urljoin(settings.spotify_url, "/api/server-time")  # beside the token call
+        self.learner = Learner(self._read_page, settings, notes=notes, clock=wall_clock_ms, kept=kept)
         self._kept = kept
         self._devices: OrderedDict[str, str] = OrderedDict()  # identity -> its sp_t
         device = (kept.load(DEVICE) or {}).get(DEVICE_COOKIE)
         if isinstance(device, str) and COOKIE_VALUE.fullmatch(device):
             self._devices[ANONYMOUS] = device
-        self._scripts = PageText((), [])  # the last build's, kept while the page names the same
 
     async def attempt(self, sp_dc: str | None = None, proxy: Proxy | None = None) -> Token:
-        try:
-            async with asyncio.timeout(self._settings.direct_timeout):
-                return await self._attempt(sp_dc, proxy)
-        except TimeoutError:
-            raise FetchTimeout.after(self._settings.direct_timeout) from None
-
-    async def close(self) -> None:
-        await self.learner.close()
-        await self._client.close()
-
-    async def _attempt(self, sp_dc: str | None, proxy: Proxy | None) -> Token:
         identity = identity_of(sp_dc)
         knowledge = await self.learner.current(proxy)
         device = await self._device(identity, sp_dc, proxy)
@@ -100,11 +52,11 @@ class DirectSource:
         if sp_dc:
             cookies[SP_DC] = sp_dc
         server_s = await self._server_time(proxy)
-        called_at_ms = self._clock()
+        called_at_ms = wall_clock_ms()
         url = knowledge.shape.render(knowledge.secret, called_at_ms / 1000, server_s)
-        reply = await self._client.get(url, cookies=cookies, headers=self.web.headers(API_CALL), proxy=proxy)
+        reply = await self.web.api(url, cookies, proxy)
         try:
-            token = parse_token_response(reply.status, reply.headers, reply.body, now_ms=self._clock())
+            token = parse_token_response(reply.status, reply.headers, reply.body, now_ms=wall_clock_ms())
         except Rejected as error:  # the call itself was wrong: its secret or its shape is stale
             self.learner.turned_down(knowledge, error)
             raise
@@ -114,6 +66,10 @@ class DirectSource:
             # making the same call, would say so at the cost of a context.
             raise CookieRejected(COOKIE_REJECTED)
         return token
+
+    async def close(self) -> None:
+        await self.learner.close()
+        await self.web.client.close()
 
     async def _device(self, identity: str, sp_dc: str | None, proxy: Proxy | None) -> str | None:
         """From the identity's own first visit of the page; if it set none, the next attempt visits again."""
@@ -136,21 +92,11 @@ class DirectSource:
 
     async def _read_page(self, proxy: Proxy | None) -> PageText:
         """The visit also gives the anonymous device."""
-        page = await self._visit(ANONYMOUS, {}, proxy)
-        if page.scripts == self._scripts.urls:  # a build's scripts never change under their URLs
-            return self._scripts
-        budget = Budget(LEARNING_MAX)
-        replies = [await self.web.script(url, proxy, budget) for url in page.scripts]
-        text = PageText(page.scripts, [reply.body for reply in replies if reply.status == HTTP_OK])
-        if len(text.scripts) == len(page.scripts):  # kept only whole: a failed load is tried again
-            self._scripts = text
-        return text
+        return await self.web.text(await self._visit(ANONYMOUS, {}, proxy), proxy)
 
     async def _server_time(self, proxy: Proxy | None) -> float:
         """Spotify's clock: its server-time answer, else its ``Date`` header, else ours."""
-        reply = await self._client.get(
-            self._server_time_url, cookies={}, headers=self.web.headers(API_CALL), proxy=proxy
-        )
+        reply = await self.web.api(self._server_time_url, {}, proxy)
         try:
             value = orjson.loads(reply.body)["serverTime"]
             if isinstance(value, int | float) and not isinstance(value, bool):
@@ -160,4 +106,4 @@ class DirectSource:
         try:
             return parsedate_to_datetime(reply.headers["date"]).timestamp()
         except (KeyError, TypeError, ValueError, IndexError):
-            return self._clock() / 1000
+            return wall_clock_ms() / 1000

@@ -20,7 +20,7 @@ from spotify_tokener.sources.browser.chromium import (
     sandbox_refused,
     wants_sandbox,
 )
-from spotify_tokener.sources.user_agent import desktop_user_agent
+from spotify_tokener.sources.user_agent import agent_for
 
 
 def test_args_quiet_the_network_and_split_extras_like_a_shell() -> None:
@@ -62,10 +62,11 @@ def test_a_sandbox_refusal_is_told_from_other_launch_failures(log: str, refused:
     assert sandbox_refused(f"BrowserType.launch: {log}") is refused
 
 
-def test_user_agent_follows_the_browser_and_never_says_headless() -> None:
-    agent = desktop_user_agent("156.0.8078.79")
+def test_user_agent_follows_the_browser_and_never_says_headless_unless_the_operator_says_so() -> None:
+    agent = agent_for("", "156.0.8078.79")
     assert "Chrome/156.0.0.0" in agent
     assert "Headless" not in agent
+    assert agent_for("HeadlessChrome/1", "156.0.8078.79") == "HeadlessChrome/1"
 
 
 def executable(path: Path) -> Path:

@@ -9,10 +9,12 @@ from typing import Any
 
 import pytest
 
+from spotify_tokener.core.ports import NO_STATE
 from spotify_tokener.domain.errors import NotReady, Rejected
 from spotify_tokener.domain.proxy import Proxy
 from spotify_tokener.domain.request_shape import Sighting, default_shape
 from spotify_tokener.domain.totp import Secret, totp
+from spotify_tokener.settings import Settings
 from spotify_tokener.sources.direct.knowledge import (
     NOTE,
     NOTHING_ANYWHERE,
@@ -21,20 +23,20 @@ from spotify_tokener.sources.direct.knowledge import (
     Knowledge,
     Learner,
     Origin,
-    PageText,
     dump_knowledge,
     knowledge_from,
     knowledge_record,
     load_knowledge,
 )
+from spotify_tokener.sources.direct.reader import PageText
 
 PAGE = "https://open.spotify.com/"
 SHAPE = default_shape(PAGE)
 SECRET = Secret("=n:b#OuEfH\\fE])e*K", 61)
 WRITTEN = json.dumps(SECRET.value)  # as a script writes it, its backslash escaped
 NOW_MS = 1_800_000_000_000
-WINDOW_MS = 1_800_000  # TOKENER_SOURCE_COOLDOWN_MAX
-TEACH_BACKOFF_MS = 21_600_000  # TOKENER_TEACH_BACKOFF
+WINDOW_MS = round(Settings().source_cooldown_max * 1000)  # of the unproven tries
+TEACH_BACKOFF_MS = round(Settings().teach_backoff * 1000)
 
 
 class Scripts:
@@ -78,16 +80,8 @@ class Clock:
 def learner_of(
     scripts: Scripts, *, tries: int = 2, notes: Notes | None = None, clock: Clock | None = None
 ) -> Learner:
-    return Learner(
-        scripts,
-        SHAPE,
-        unproven_tries=tries,
-        tries_window_ms=WINDOW_MS,
-        teach_backoff_ms=TEACH_BACKOFF_MS,
-        pinned=None,
-        notes=notes,
-        clock=clock or Clock(),
-    )
+    settings = Settings.build(direct_unproven_tries=tries)
+    return Learner(scripts, settings, notes=notes, clock=clock or Clock(), kept=NO_STATE)
 
 
 async def taught(learner: Learner, seen: Sighting) -> None:
@@ -278,17 +272,7 @@ class State:
 
 
 def kept_learner(scripts: Scripts, state: State, notes: Notes | None = None) -> Learner:
-    return Learner(
-        scripts,
-        SHAPE,
-        unproven_tries=2,
-        tries_window_ms=WINDOW_MS,
-        teach_backoff_ms=TEACH_BACKOFF_MS,
-        pinned=None,
-        notes=notes,
-        clock=Clock(),
-        kept=state,
-    )
+    return Learner(scripts, Settings(), notes=notes, clock=Clock(), kept=state)
 
 
 async def test_what_was_proven_is_kept_with_its_bundle_and_used_after_a_restart_without_a_page() -> None:
@@ -388,17 +372,8 @@ async def test_wrong_totps_of_any_origin_stop_at_the_budget_until_the_hour_passe
 
 async def test_concurrent_wrong_totps_all_count_and_new_scripts_start_a_new_budget() -> None:
     clock, scripts = Clock(), Scripts(f"x={{secret:{WRITTEN},version:61}}")
-    pinned = Secret("a-pinned-secret", 70)
-    learner = Learner(
-        scripts,
-        SHAPE,
-        unproven_tries=1,
-        tries_window_ms=WINDOW_MS,
-        teach_backoff_ms=TEACH_BACKOFF_MS,
-        pinned=pinned,
-        notes=None,
-        clock=clock,
-    )
+    pinned = Settings.build(direct_unproven_tries=1, totp_secret="a-pinned-secret", totp_version=70)
+    learner = Learner(scripts, pinned, notes=None, clock=clock, kept=NO_STATE)
     together = [await learner.current(None) for _ in range(2)]  # two attempts with what was pinned
     for knowledge in together:
         learner.turned_down(knowledge, INVALID_TOTP)
