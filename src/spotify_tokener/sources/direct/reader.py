@@ -8,6 +8,7 @@ event loop that serves cached tokens is at the upstream's mercy.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -25,7 +26,7 @@ from spotify_tokener.domain.hashes import (
     operations_in,
 )
 from spotify_tokener.domain.proxy import Proxy
-from spotify_tokener.domain.token import HTTP_OK
+from spotify_tokener.domain.token import HTTP_OK, parse_retry_after
 from spotify_tokener.settings import Settings
 from spotify_tokener.sources.http_client import Budget, Client, Reply
 
@@ -131,7 +132,8 @@ class WebPlayer:
 
 def parse_page(reply: Reply, page_url: str) -> Page:
     if reply.status != HTTP_OK:
-        raise refusal(reply.status, "the web player page")
+        retry_after = parse_retry_after(reply.headers.get("retry-after"), time.time())
+        raise refusal(reply.status, "the web player page", retry_after)
     html = reply.body.decode("utf-8", "replace")
     scripts = tuple(url for url in script_urls(html, page_url) if _spotifys(url))[:MAX_SCRIPTS]
     return Page(dict(reply.cookies), scripts, app_version(html))
