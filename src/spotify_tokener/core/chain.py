@@ -22,7 +22,6 @@ from spotify_tokener.domain.errors import (
     CookieRejected,
     InternalError,
     TokenError,
-    failure_of,
 )
 from spotify_tokener.domain.token import Token, kind_of
 
@@ -78,7 +77,7 @@ class SourceChain:
                 self._observer.source_ended(named.name, kind, failure.outcome)
                 if not isinstance(failure, CookieRejected):  # the cookie's fault, not the source's
                     state.last_error, state.last_failure_ms = str(failure), self._clock()
-                if last or not failure_of(failure).next_source:
+                if last or not failure.failure.next_source:
                     raise
                 self._cool_down(state, failure)
                 continue

@@ -24,7 +24,6 @@ from spotify_tokener.domain.errors import (
     Overloaded,
     TokenError,
     UpstreamError,
-    failure_of,
 )
 from spotify_tokener.domain.token import Kind, Token, kind_of
 
@@ -64,9 +63,7 @@ class Fetcher:
         retrying = AsyncRetrying(
             stop=lambda state: state.attempt_number > self._backoff.retries or not awaited(),
             wait=backoff_wait(self._backoff),
-            retry=retry_if_exception(
-                lambda error: isinstance(error, TokenError) and failure_of(error).retried
-            ),
+            retry=retry_if_exception(lambda error: isinstance(error, TokenError) and error.failure.retried),
             sleep=self._sleep,
             reraise=True,
         )

@@ -17,7 +17,7 @@ from spotify_tokener.core.ports import OUTCOME_OK, ProxiedSource, ProxyObserver
 from spotify_tokener.core.standing import Standing
 from spotify_tokener.domain.backoff import Backoff
 from spotify_tokener.domain.clock import Clock
-from spotify_tokener.domain.errors import FetchTimeout, ProxyRule, TokenError, failure_of
+from spotify_tokener.domain.errors import FetchTimeout, ProxyRule, TokenError
 from spotify_tokener.domain.proxy import Proxy
 from spotify_tokener.domain.token import Token, identity_of
 
@@ -146,7 +146,7 @@ class ThroughProxies:
                     try:
                         token = await self._source.attempt(sp_dc, proxy)
                     except TokenError as error:
-                        rule = failure_of(error).proxy
+                        rule = error.failure.proxy
                         # Spotify's 429s and 403s on an account's request may be about the account, not
                         # the address: a handful of bad cookies must not cool every proxy down for all.
                         account_refused = rule is ProxyRule.NEXT_IF_ANONYMOUS and sp_dc is not None

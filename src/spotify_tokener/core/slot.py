@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from spotify_tokener.core.ports import Fetch, Left
 from spotify_tokener.domain.backoff import Backoff
 from spotify_tokener.domain.clock import Clock
-from spotify_tokener.domain.errors import CallerLeft, ShuttingDown, TokenError, failure_of
+from spotify_tokener.domain.errors import CallerLeft, ShuttingDown, TokenError
 from spotify_tokener.domain.freshness import Freshness
 from spotify_tokener.domain.token import Kind, Token
 
@@ -113,7 +113,7 @@ class TokenSlot:
             error = self.last_error
             assert error is not None, "cooling down implies a recorded failure"
             retry_after = max(self._retry_at_ms - now, 0) / 1000  # when the next try is due
-            raise type(error)(str(error), retry_after=retry_after, kind=error.kind)
+            raise type(error)(str(error), retry_after=retry_after)
         try:
             return Served(await self._join(fetch, left), cached=False)
         except CallerLeft:
@@ -172,7 +172,7 @@ class TokenSlot:
         try:
             token = await fetch()
         except TokenError as error:
-            if failure_of(error).cools_down:  # not when the service was merely busy: no record either
+            if error.failure.cools_down:  # not when the service was merely busy: no record either
                 self.last_error = error.kept()
                 self.failures += 1
                 cooldown_s = self._backoff.cooldown_s(self.failures, error.retry_after)

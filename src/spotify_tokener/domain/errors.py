@@ -9,147 +9,11 @@ from __future__ import annotations
 
 import math
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 import orjson
-
-T = TypeVar("T")
-
-
-class _Read(Generic[T]):
-    """What ``FAILURES`` says of a failure, read on its class or on an instance."""
-
-    def __init__(self, read: Callable[[str, Failure], T]) -> None:
-        self._read = read
-
-    def __get__(self, error: TokenError | None, cls: type[TokenError]) -> T:
-        kind = (error or cls).kind
-        return self._read(kind, FAILURES[kind])
-
-
-class TokenError(Exception):
-    """A token could not be obtained; ``str(self)`` is a short, client-safe cause. ``kind`` names its
-    row of ``FAILURES``: its class's, or one the raiser names (a 5xx: an ``UpstreamError`` of its own)."""
-
-    kind = "error"
-    status = _Read(lambda kind, row: row.status)  # the HTTP status the API answers with
-    outcome = _Read(lambda kind, row: row.counted_as or kind)  # the metric word an attempt ended with
-
-    def __init__(self, message: str, *, retry_after: float | None = None, kind: str | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-        if kind is not None:
-            self.kind = kind
-
-    def kept(self) -> TokenError:
-        """Itself without what it was raised through: a stored traceback keeps every frame's locals
-        alive, such as a failed read's 10 MB body, until the next failure replaces it."""
-        self.__context__ = self.__cause__ = None
-        return self.with_traceback(None)
-
-
-class UpstreamError(TokenError):
-    """Spotify answered, but not with a usable token (bad status, bad body, short-lived token)."""
-
-    kind = "upstream"
-
-
-class Rejected(UpstreamError):
-    """Spotify found the request itself wrong (a 4xx such as 400 "Invalid TOTP"): a stale secret or
-    request shape, which another source, or a relearn, can get right."""
-
-    kind = "rejected"
-
-
-class PageUnreachable(UpstreamError):
-    """The web player did not load (a network error): Spotify's trouble, or this replica's network."""
-
-    kind = "unreachable"
-
-
-class InternalError(TokenError):
-    """A bug of ours surfaced during a fetch; retrying the same code will not help."""
-
-    kind = "internal"
-
-
-class RateLimited(UpstreamError):
-    """Spotify answered 429; ``retry_after`` carries its ``Retry-After`` when it sent one."""
-
-    kind = "rate_limited"
-
-
-class Refused(UpstreamError):
-    """Spotify answered 403: its firewall turns some addresses and fingerprints away."""
-
-    kind = "refused"
-
-
-class FetchTimeout(TokenError):
-    """No token in time: a source ran out of its share of an attempt, or a replica waited out the
-    fetch another one holds the lock for."""
-
-    kind = "timeout"
-
-    @classmethod
-    def after(cls, seconds: float) -> FetchTimeout:
-        return cls(f"no token from Spotify within {seconds:g} s")
-
-
-class BrowserError(TokenError):
-    """The browser crashed, disconnected or failed to start; a relaunch may fix it."""
-
-    kind = "browser"
-
-
-class BrowserMissing(BrowserError):
-    """No Chromium is installed; retrying cannot help until an operator installs one."""
-
-    kind = "browser_missing"
-
-
-class NotReady(TokenError):
-    """A source that cannot try yet: the direct source with no secret it may send (nothing learned,
-    or only a likely one and no unproven try left). Nothing was sent upstream."""
-
-    kind = "not_ready"
-
-
-class ShuttingDown(TokenError):
-    """The service is stopping and abandoned the fetch this request waited on."""
-
-    kind = "shutting_down"
-
-
-class CallerLeft(TokenError):
-    """The caller hung up while waiting for a fetch; its answer goes nowhere (499, nginx's word)."""
-
-    kind = "left"
-
-
-class Overloaded(TokenError):
-    """Refused before any attempt: the browser's places and their queue are taken, or too many new
-    accounts came at once. ``retry_after`` says when asking again is worth it."""
-
-    kind = "overloaded"
-
-
-COOKIE_REJECTED = "sp_dc cookie was not accepted"
-
-
-class CookieRejected(TokenError):
-    """Spotify answered a ``sp_dc`` request with an anonymous token: the cookie is dead or wrong."""
-
-    kind = "cookie_rejected"
-
-
-class AccountsDisabled(TokenError):
-    """The operator turned account tokens off (``TOKENER_ALLOW_ACCOUNTS=false``)."""
-
-    kind = "accounts_disabled"
 
 
 class ProxyRule(Enum):
@@ -203,8 +67,106 @@ FAILURES: dict[str, Failure] = {
 }
 
 
-def failure_of(error: TokenError) -> Failure:
-    return FAILURES[error.kind]
+class TokenError(Exception):
+    """A token could not be obtained; ``str(self)`` is a short, client-safe cause. Each class names its
+    row of ``FAILURES`` (``class X(TokenError, kind=...)``), which it reads on the class or an error."""
+
+    kind = "error"
+    failure = FAILURES[kind]
+    status = failure.status  # the HTTP status the API answers with
+    outcome = kind  # the metric word an attempt ended with
+
+    def __init_subclass__(cls, kind: str, **rest: Any) -> None:
+        super().__init_subclass__(**rest)
+        cls.kind = kind
+        cls.failure = FAILURES[kind]
+        cls.status = cls.failure.status
+        cls.outcome = cls.failure.counted_as or kind
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    def kept(self) -> TokenError:
+        """Itself without what it was raised through: a stored traceback keeps every frame's locals
+        alive, such as a failed read's 10 MB body, until the next failure replaces it."""
+        self.__context__ = self.__cause__ = None
+        return self.with_traceback(None)
+
+
+class UpstreamError(TokenError, kind="upstream"):
+    """Spotify answered, but not with a usable token (bad status, bad body, short-lived token)."""
+
+
+class ServerError(UpstreamError, kind="server_error"):
+    """Spotify answered 5xx: its own trouble, which another source would meet as well."""
+
+
+class Rejected(UpstreamError, kind="rejected"):
+    """Spotify found the request itself wrong (a 4xx such as 400 "Invalid TOTP"): a stale secret or
+    request shape, which another source, or a relearn, can get right."""
+
+
+class PageUnreachable(UpstreamError, kind="unreachable"):
+    """The web player did not load (a network error): Spotify's trouble, or this replica's network."""
+
+
+class InternalError(TokenError, kind="internal"):
+    """A bug of ours surfaced during a fetch; retrying the same code will not help."""
+
+
+class RateLimited(UpstreamError, kind="rate_limited"):
+    """Spotify answered 429; ``retry_after`` carries its ``Retry-After`` when it sent one."""
+
+
+class Refused(UpstreamError, kind="refused"):
+    """Spotify answered 403: its firewall turns some addresses and fingerprints away."""
+
+
+class FetchTimeout(TokenError, kind="timeout"):
+    """No token in time: a source ran out of its share of an attempt, or a replica waited out the
+    fetch another one holds the lock for."""
+
+    @classmethod
+    def after(cls, seconds: float) -> FetchTimeout:
+        return cls(f"no token from Spotify within {seconds:g} s")
+
+
+class BrowserError(TokenError, kind="browser"):
+    """The browser crashed, disconnected or failed to start; a relaunch may fix it."""
+
+
+class BrowserMissing(BrowserError, kind="browser_missing"):
+    """No Chromium is installed; retrying cannot help until an operator installs one."""
+
+
+class NotReady(TokenError, kind="not_ready"):
+    """A source that cannot try yet: the direct source with no secret it may send (nothing learned,
+    or only a likely one and no unproven try left). Nothing was sent upstream."""
+
+
+class ShuttingDown(TokenError, kind="shutting_down"):
+    """The service is stopping and abandoned the fetch this request waited on."""
+
+
+class CallerLeft(TokenError, kind="left"):
+    """The caller hung up while waiting for a fetch; its answer goes nowhere (499, nginx's word)."""
+
+
+class Overloaded(TokenError, kind="overloaded"):
+    """Refused before any attempt: the browser's places and their queue are taken, or too many new
+    accounts came at once. ``retry_after`` says when asking again is worth it."""
+
+
+COOKIE_REJECTED = "sp_dc cookie was not accepted"
+
+
+class CookieRejected(TokenError, kind="cookie_rejected"):
+    """Spotify answered a ``sp_dc`` request with an anonymous token: the cookie is dead or wrong."""
+
+
+class AccountsDisabled(TokenError, kind="accounts_disabled"):
+    """The operator turned account tokens off (``TOKENER_ALLOW_ACCOUNTS=false``)."""
 
 
 HTTP_SERVER_ERRORS = 500
@@ -219,7 +181,7 @@ def refusal(status: int, what: str, retry_after: float | None = None) -> Upstrea
     if status == 403:
         return Refused(f"Spotify refused {what} (403)")
     if status >= HTTP_SERVER_ERRORS:
-        return UpstreamError(f"Spotify answered {what} with HTTP {status}", kind="server_error")
+        return ServerError(f"Spotify answered {what} with HTTP {status}")
     return Rejected(f"Spotify answered {what} with HTTP {status}")
 
 
@@ -243,7 +205,7 @@ def read_failure_record(raw: bytes | str) -> TokenError:
         error = kind(str(record["message"])[:MAX_MESSAGE], retry_after=_seconds(record.get("retryAfter")))
     except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError):
         return UpstreamError(UNKNOWN_FAILURE)
-    return error if failure_of(error).shared else UpstreamError(UNKNOWN_FAILURE)
+    return error if error.failure.shared else UpstreamError(UNKNOWN_FAILURE)
 
 
 def _seconds(value: object) -> float | None:
@@ -260,5 +222,5 @@ def _subclasses(kind: type[TokenError]) -> list[type[TokenError]]:
 
 
 _BY_NAME = {kind.__name__: kind for kind in _subclasses(TokenError)}
-ATTEMPT_FAILURES = tuple(kind for kind in _BY_NAME.values() if FAILURES[kind.kind].ends == "attempt")
+ATTEMPT_FAILURES = tuple(kind for kind in _BY_NAME.values() if kind.failure.ends == "attempt")
 """What one attempt can end with, so that its metric series exist before the first failure."""

@@ -26,13 +26,7 @@ from redis.exceptions import LockError, RedisError
 
 from spotify_tokener.core.ports import Fetch, Wanted
 from spotify_tokener.domain.clock import Clock, wall_clock_ms
-from spotify_tokener.domain.errors import (
-    FetchTimeout,
-    TokenError,
-    failure_of,
-    failure_record,
-    read_failure_record,
-)
+from spotify_tokener.domain.errors import FetchTimeout, TokenError, failure_record, read_failure_record
 from spotify_tokener.domain.token import Token, read_token_record, token_record
 from spotify_tokener.settings import Settings
 
@@ -153,7 +147,7 @@ class RedisCoordinator:
         try:
             token = await fetch_here()
         except TokenError as error:
-            if failure_of(error).shared:  # a replica's own trouble (its browser) is not the others' fate
+            if error.failure.shared:  # a replica's own trouble (its browser) is not the others' fate
                 record = orjson.dumps(failure_record(error))
                 lifetime = round(self._lock_ttl * 1000)
                 await self._quietly(self._redis.set(self._key("failure", identity), record, px=lifetime))

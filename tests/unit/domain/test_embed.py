@@ -7,7 +7,7 @@ import json
 import pytest
 
 from spotify_tokener.domain.embed import ENTITY, embed_url, parse_embed_page
-from spotify_tokener.domain.errors import UpstreamError, failure_of
+from spotify_tokener.domain.errors import UpstreamError
 from tests.fake_spotify.assets import render_embed
 
 ENTITY_PATH = "track/11dFghVXANMlKmJXsNCbNl"
@@ -46,7 +46,7 @@ def test_the_script_is_found_whatever_its_attributes_order() -> None:
 def test_a_wrong_page_is_an_upstream_error_naming_its_cause(page: bytes, cause: str) -> None:
     with pytest.raises(UpstreamError, match=cause) as raised:
         parse_embed_page(page)
-    assert failure_of(raised.value).next_source
+    assert raised.value.failure.next_source
     assert "BQ-embed" not in str(raised.value)
 
 

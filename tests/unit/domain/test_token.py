@@ -3,7 +3,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from spotify_tokener.domain.errors import ProxyRule, RateLimited, Refused, UpstreamError, failure_of
+from spotify_tokener.domain.errors import ProxyRule, RateLimited, Refused, UpstreamError
 from spotify_tokener.domain.token import (
     Token,
     kind_of,
@@ -70,13 +70,13 @@ def test_unusable_answers_are_rejected_with_a_safe_cause(raw: bytes, message: st
 def test_http_failures_name_only_the_status(status: int) -> None:
     with pytest.raises(UpstreamError, match=f"HTTP {status}$") as caught:
         parse(status=status, raw=b"<h1>upstream page</h1>")
-    assert failure_of(caught.value).proxy is ProxyRule.INNOCENT  # a proxy does not make a 5xx go away
+    assert caught.value.failure.proxy is ProxyRule.INNOCENT  # a proxy does not make a 5xx go away
 
 
 def test_a_refusal_is_told_apart_as_one_a_different_exit_may_not_get() -> None:
     with pytest.raises(Refused, match=r"^Spotify refused the token request \(403\)$") as caught:
         parse(status=403, raw=b"<h1>blocked, request id 123</h1>")
-    assert failure_of(caught.value).proxy is not ProxyRule.INNOCENT
+    assert caught.value.failure.proxy is not ProxyRule.INNOCENT
 
 
 def test_rate_limit_carries_retry_after() -> None:
