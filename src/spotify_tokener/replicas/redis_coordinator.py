@@ -84,13 +84,14 @@ class RedisCoordinator:
     async def write_note(self, name: str, value: bytes) -> None:
         await self._ask(partial(self._redis.set, self._key("note", name), value))
 
-    async def _ask(self, work: Callable[[], Awaitable[T]]) -> T | None:
-        """Redis's answer, or None if it fails or is known down (not asked until its PING answers)."""
-        if self._said_down:
+    async def _ask(self, work: Callable[[], Awaitable[T]], *, even_if_down: bool = False) -> T | None:
+        """Redis's answer, or None if it fails or is known down (then only the watcher's PING asks)."""
+        if self._said_down and not even_if_down:
             return None
         try:
             answer = await work()
         except REDIS_ERRORS as error:
+            _raise_if_cancelled()
             self._went_down(error)
             return None
         self._came_back()
@@ -99,13 +100,7 @@ class RedisCoordinator:
     async def _watch(self) -> None:
         """Keep ``available`` true within a lock's lifetime for /health and the metrics, fetches or not."""
         while True:
-            try:
-                await self._redis.ping()
-            except REDIS_ERRORS as error:
-                _raise_if_cancelled()
-                self._went_down(error)
-            else:
-                self._came_back()
+            await self._ask(self._redis.ping, even_if_down=True)
             await asyncio.sleep(self._lock_ttl)
 
     async def _claim(self, identity: str, wanted: Wanted) -> Token | Lock:
@@ -220,7 +215,7 @@ def redacted(url: str) -> str:
 
 def _raise_if_cancelled() -> None:
     """redis-py can turn a cancellation that arrives mid-command into a connection error; the task
-    must still end, or a stop would wait out the watcher's next sleep."""
+    must still end, or a stop would wait out the watcher's next sleep, or fetch here instead."""
     task = asyncio.current_task()
     if task is not None and task.cancelling():
         raise asyncio.CancelledError

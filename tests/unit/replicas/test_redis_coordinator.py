@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from spotify_tokener.domain.token import Token
 from spotify_tokener.replicas.redis_coordinator import RedisCoordinator, redacted
 from spotify_tokener.settings import Settings
 
 
 class SwallowingRedis:
-    """A PING that never returns, and that turns its cancellation into a connection error, as
+    """Commands that never return, and that turn their cancellation into a connection error, as
     redis-py can when a task is cancelled mid-command."""
 
     def __init__(self) -> None:
@@ -26,6 +28,13 @@ class SwallowingRedis:
             raise RedisConnectionError("Connection closed by server.") from None
         return True
 
+    def lock(self, *args: object, **kwargs: object) -> object:
+        return object()
+
+    async def mget(self, *keys: str) -> list[bytes | None]:
+        await self.ping()
+        return [None for _ in keys]
+
     async def aclose(self) -> None:
         return None
 
@@ -38,6 +47,24 @@ async def test_a_stop_during_a_ping_is_not_held_up_by_the_watchers_next_sleep() 
     await stand_in.pinged.wait()
     async with asyncio.timeout(1):  # not the 60 s the watcher would otherwise sleep
         await coordinator.close()
+
+
+async def test_a_stop_during_a_claim_does_not_fetch_here_instead() -> None:
+    coordinator = RedisCoordinator(Settings.build(redis_url="redis://127.0.0.1:1/0"))
+    stand_in = SwallowingRedis()
+    coordinator._redis = stand_in  # type: ignore[assignment]
+    fetched_here: list[str] = []
+
+    async def fetch_here() -> Token:
+        fetched_here.append("anonymous")
+        raise AssertionError("fetched during a stop")
+
+    fetching = asyncio.create_task(coordinator.fetch("anonymous", fetch_here, lambda *_: True))
+    await stand_in.pinged.wait()
+    fetching.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await fetching
+    assert fetched_here == []
 
 
 def test_the_address_in_logs_has_no_password() -> None:
