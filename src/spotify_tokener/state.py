@@ -64,18 +64,16 @@ class StateFolder:
             await asyncio.gather(self._writer, return_exceptions=True)
 
     async def _drain(self) -> None:
-        while self._pending:  # checked on the loop, where ``save`` adds: none is left behind
-            await asyncio.to_thread(self._write_pending)
+        while self._pending:  # taken on the loop, where ``save`` adds: none is left behind
+            await asyncio.to_thread(self._write, *self._pending.popitem())
 
-    def _write_pending(self) -> None:
-        while self._pending:
-            name, raw = self._pending.popitem()  # atomic, while ``save`` may add on the loop
-            if not self._ready():
-                continue
-            try:
-                _replace(self._file(name), raw)
-            except OSError as error:
-                self._warn(name, f"{self._file(name)} could not be written: {error.strerror or error}")
+    def _write(self, name: str, raw: bytes) -> None:
+        if not self._ready():
+            return
+        try:
+            _replace(self._file(name), raw)
+        except OSError as error:
+            self._warn(name, f"{self._file(name)} could not be written: {error.strerror or error}")
 
     def _file(self, name: str) -> Path:
         if not NAME.fullmatch(name):
