@@ -112,8 +112,7 @@ def _quiet_driver_death(server: TokenerServer, loop: AbstractEventLoop, context:
 
 
 def _check(settings: Settings, args: argparse.Namespace) -> int:
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        findings = runner.run(check.run(settings))
+    findings = uvloop.run(check.run(settings))
     if args.textfile is not None:
         check.write_textfile(findings, args.textfile)
     return check.print_findings(findings, settings, args.json, args.report)
@@ -138,8 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "check":
         return _check(settings, args)
     try:
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(_serve(settings))
+        uvloop.run(_serve(settings))
     except OSError as error:
         report(
             f"spotify-tokener: cannot serve on {settings.host}:{settings.port}: {error}", settings.log_format
