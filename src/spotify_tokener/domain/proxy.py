@@ -39,9 +39,6 @@ class Proxy:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{self.scheme}://{host}:{self.port}"
 
-    def __str__(self) -> str:
-        return self.label
-
 
 @dataclass(frozen=True, slots=True)
 class Endpoint:
