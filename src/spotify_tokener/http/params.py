@@ -52,7 +52,15 @@ def parse_one(query_string: str, name: str, pattern: re.Pattern[str] | None = No
 def parse_sp_dc(cookie_headers: Iterable[str]) -> str | None:
     """The ``sp_dc`` cookie of the request's Cookie header(s), or None (other cookies are ignored);
     messages say what is wrong with it without ever quoting it."""
-    values = [value for header in cookie_headers for value in _sp_dc_values(header)]
+    values = []
+    for pair in ";".join(cookie_headers).split(";"):
+        name, equals, value = pair.strip(HTTP_WHITESPACE).partition("=")
+        if name.strip(HTTP_WHITESPACE) != SP_DC:
+            continue
+        if not equals:
+            raise InvalidParameter("the sp_dc cookie has no '=' and no value")
+        value = value.strip(HTTP_WHITESPACE)  # only what may surround a cookie value
+        values.append(value[1:-1] if len(value) >= 2 and value[0] == value[-1] == '"' else value)
     if not values:
         return None
     if len(set(values)) > 1:
@@ -68,21 +76,6 @@ def parse_sp_dc(cookie_headers: Iterable[str]) -> str | None:
     if not COOKIE_OCTETS.fullmatch(value):
         raise InvalidParameter("the sp_dc cookie contains characters a cookie value may not")
     return value
-
-
-def _sp_dc_values(header: str) -> list[str]:
-    found = []
-    for pair in header.split(";"):
-        name, equals, value = pair.strip(HTTP_WHITESPACE).partition("=")
-        if name.strip(HTTP_WHITESPACE) != SP_DC:
-            continue
-        if not equals:
-            raise InvalidParameter("the sp_dc cookie has no '=' and no value")
-        value = value.strip(HTTP_WHITESPACE)  # only what may surround a cookie value
-        if len(value) >= 2 and value[0] == value[-1] == '"':
-            value = value[1:-1]
-        found.append(value)
-    return found
 
 
 def presented_key(authorization: str | None, query_string: str) -> str | None:
