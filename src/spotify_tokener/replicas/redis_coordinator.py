@@ -14,7 +14,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import orjson
@@ -85,11 +85,14 @@ class RedisCoordinator:
         await self._ask(partial(self._redis.set, self._key("note", name), value))
 
     async def _ask(self, work: Callable[[], Awaitable[T]], *, even_if_down: bool = False) -> T | None:
-        """Redis's answer, or None if it fails or is known down (then only the watcher's PING asks)."""
+        """Redis's answer, or None if it fails or is known down (then only the watcher's PING asks,
+        and a fetch under way: its lock, and its outcome to share)."""
         if self._said_down and not even_if_down:
             return None
         try:
             answer = await work()
+        except LockError:
+            raise  # not Redis's trouble: the lock expired, and may be someone else's now
         except REDIS_ERRORS as error:
             _raise_if_cancelled()
             self._went_down(error)
@@ -118,11 +121,11 @@ class RedisCoordinator:
                 found = _outcome(wanted, before, await self._records(identity), self._clock())
             except BaseException:
                 if acquired:
-                    await asyncio.shield(self._quietly(lock.release()))
+                    await asyncio.shield(self._quietly(lock.release))
                 raise
             if found is not None:
                 if acquired:
-                    await self._quietly(lock.release())
+                    await self._quietly(lock.release)
                 if isinstance(found, TokenError):
                     raise found
                 return found
@@ -143,39 +146,32 @@ class RedisCoordinator:
             token = await fetch_here()
         except TokenError as error:
             if error.failure.shared:  # a replica's own trouble (its browser) is not the others' fate
-                record = orjson.dumps(failure_record(error))
-                lifetime = round(self._lock_ttl * 1000)
-                await self._quietly(self._redis.set(self._key("failure", identity), record, px=lifetime))
+                await self._share("failure", identity, failure_record(error), round(self._lock_ttl * 1000))
             raise
         else:
             now = self._clock()
-            record = orjson.dumps(token_record(token, now))
-            life_ms = max(1, token.expires_at_ms - now)  # PX, not PXAT: Redis before 6.2 has no PXAT
-            await self._quietly(self._redis.set(self._key("token", identity), record, px=life_ms))
+            await self._share("token", identity, token_record(token, now), token.expires_at_ms - now)
             return token
         finally:
             keeping.cancel()
-            await asyncio.shield(self._quietly(lock.release()))
+            await asyncio.shield(self._quietly(lock.release))
+
+    async def _share(self, record: str, identity: str, value: dict[str, Any], life_ms: int) -> None:
+        """For waiters to find, best effort; PX, not PXAT: Redis before 6.2 has no PXAT."""
+        raw = orjson.dumps(value)
+        await self._quietly(partial(self._redis.set, self._key(record, identity), raw, px=max(1, life_ms)))
 
     async def _keep(self, lock: Lock) -> None:
         """Extend the lock while the fetch runs; if it expired anyway, it may be someone else's now."""
-        while True:
-            await asyncio.sleep(self._lock_ttl / 3)
-            try:
-                await lock.reacquire()
-            except LockError:
-                return
-            except REDIS_ERRORS as error:
-                self._went_down(error)
+        with contextlib.suppress(LockError):
+            while True:
+                await asyncio.sleep(self._lock_ttl / 3)
+                await self._ask(lock.reacquire, even_if_down=True)
 
-    async def _quietly(self, work: Awaitable[object]) -> None:
+    async def _quietly(self, work: Callable[[], Awaitable[object]]) -> None:
         """Best effort: Redis failing here must not fail a fetch that has its outcome already."""
-        try:
-            await work
-        except LockError:
-            pass  # the lock expired: there is nothing of ours to release
-        except REDIS_ERRORS as error:
-            self._went_down(error)
+        with contextlib.suppress(LockError):  # the lock expired: there is nothing of ours to release
+            await self._ask(work, even_if_down=True)
 
     def _key(self, record: str, identity: str) -> str:
         return f"{self._prefix}{record}:{identity}"
