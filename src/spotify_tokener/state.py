@@ -83,12 +83,7 @@ class StateFolder:
     def _ready(self) -> bool:
         """Whether the folder is there, ours and ours alone (created or tightened if need be)."""
         if self._usable is None:
-            problem = _prepare(self.path)
-            self._usable = problem is None
-            if problem is not None:
-                log.warning(
-                    "state folder %s is not used: %s; nothing is kept across restarts", self.path, problem
-                )
+            self._usable = _prepare(self.path)
         return self._usable
 
     def _warn(self, name: str, message: str) -> None:
@@ -116,7 +111,7 @@ def refusal(mode: int, owner: int, uid: int, *, folder: bool = False) -> str | N
     return "writable by other users" if mode & 0o022 and not folder else None
 
 
-def _prepare(path: Path) -> str | None:
+def _prepare(path: Path) -> bool:
     try:
         path.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
         found = path.stat()
@@ -125,8 +120,10 @@ def _prepare(path: Path) -> str | None:
             path.chmod(FOLDER_MODE)
             log.warning("state folder %s was open to other users; now %o", path, FOLDER_MODE)
     except OSError as error:
-        return error.strerror or str(error)
-    return problem
+        problem = error.strerror or str(error)
+    if problem is not None:
+        log.warning("state folder %s is not used: %s; nothing is kept across restarts", path, problem)
+    return problem is None
 
 
 def _read(file: Path) -> bytes:

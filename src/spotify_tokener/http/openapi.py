@@ -68,12 +68,11 @@ def _parameter(name: str, description: str, schema: dict[str, Any], where: str =
     return {"name": name, "in": where, "description": description, "schema": schema}
 
 
-_FORCE_WORDS = sorted(TRUE_WORDS) + sorted(FALSE_WORDS)
 _FORCE = _parameter(
     "force",
     "Fetch a new token even if the cached one is fresh: 1, true or yes (any case). "
     "0, false, no and empty mean no; anything else is a 400.",
-    _pattern("|".join(_any_case(word) for word in _FORCE_WORDS)),
+    _pattern("|".join(_any_case(word) for word in sorted(TRUE_WORDS) + sorted(FALSE_WORDS))),
 ) | {"required": False, "examples": {word or "empty": {"value": word} for word in ("1", "true", "0", "")}}
 _SP_DC_OCTETS = f"{COOKIE_OCTETS.pattern.removesuffix('+')}{{1,{MAX_COOKIE_SIZE - len(SP_DC)}}}"
 _SP_DC = _parameter(
