@@ -41,15 +41,12 @@ class StateFolder:
         """The document, or None (missing: silently; anything else wrong: one warning)."""
         file = self._file(name)
         try:
-            document = parse_document(_read(file)) if self._ready() else None
+            return parse_document(_read(file)) if self._ready() else None
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as error:
             self._warn(name, f"{file} is ignored: {getattr(error, 'strerror', None) or error}")
             return None
-        if document is None and self._usable:
-            self._warn(name, f"{file} is ignored: not a JSON object of at most {MAX_DOCUMENT} bytes")
-        return document
 
     def save(self, name: str, document: dict[str, Any]) -> None:
         """Returns at once: the write happens in a thread."""
@@ -92,13 +89,12 @@ class StateFolder:
             log.warning("state: %s", message)
 
 
-def parse_document(raw: bytes) -> dict[str, Any] | None:
-    """A document as read back: a JSON object within the size bound, or None."""
-    try:
-        document = orjson.loads(raw) if len(raw) <= MAX_DOCUMENT else None
-    except orjson.JSONDecodeError:
-        return None
-    return document if isinstance(document, dict) else None
+def parse_document(raw: bytes) -> dict[str, Any]:
+    """A document as read back: a JSON object within the size bound; else a ValueError saying why."""
+    document = orjson.loads(raw) if len(raw) <= MAX_DOCUMENT else None  # garbled: orjson's ValueError
+    if not isinstance(document, dict):
+        raise ValueError(f"not a JSON object of at most {MAX_DOCUMENT} bytes")
+    return document
 
 
 def refusal(mode: int, owner: int, uid: int, *, folder: bool = False) -> str | None:
