@@ -85,11 +85,10 @@ class TokenSlot:
 
     def accepts(self, token: Token, fetched_at_ms: int, *, requested_at_ms: int, force: bool) -> bool:
         """Whether a token another replica fetched will do for a request made at ``requested_at_ms``."""
-        now = self._clock()
         known = self.token
         return (
             token.kind == self.kind
-            and self._freshness.is_servable(token, now)
+            and self._freshness.is_servable(token, self._clock())
             and (known is None or token.expires_at_ms > known.expires_at_ms)
             and (not force or self._freshness.satisfies_force(fetched_at_ms, requested_at_ms))
         )
@@ -116,11 +115,9 @@ class TokenSlot:
             raise type(error)(str(error), retry_after=retry_after)
         try:
             return Served(await self._join(fetch, left), cached=False)
-        except CallerLeft:
-            raise
-        except TokenError:
+        except TokenError as error:
             stale = self._usable_stale(self._clock(), force)
-            if stale is None:
+            if stale is None or isinstance(error, CallerLeft):  # nobody is left to serve it to
                 raise
             return Served(stale, cached=True)
 
