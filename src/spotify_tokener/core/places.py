@@ -28,10 +28,6 @@ class Places:
         self._sleep = sleep
         self._queue: deque[asyncio.Future[None]] = deque()
 
-    @property
-    def queued(self) -> int:
-        return len(self._queue)
-
     @contextlib.asynccontextmanager
     async def place(self, kind: Kind) -> AsyncIterator[None]:
         """Hold a place for one attempt; raises :class:`Overloaded` instead of waiting past the budget."""

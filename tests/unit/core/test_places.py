@@ -28,7 +28,7 @@ async def test_accounts_share_every_place_but_one_then_queue_then_are_refused(ti
     holders = [asyncio.create_task(occupy(places, release)) for _ in range(2)]
     queued = asyncio.create_task(occupy(places, release))
     await settle()
-    assert places.queued == 1
+    assert not queued.done()  # waiting in the queue, which is now full:
     with pytest.raises(Overloaded) as refused:  # at once: no wait
         async with places.place("account"):
             pass
@@ -37,7 +37,8 @@ async def test_accounts_share_every_place_but_one_then_queue_then_are_refused(ti
         pass
     release.set()
     await asyncio.gather(*holders, queued)
-    assert places.queued == 0
+    async with places.place("account"):  # the queue is empty again: a place at once
+        pass
 
 
 async def test_a_queued_attempt_gives_up_at_its_budget_and_its_turn_passes_on(time: VirtualTime) -> None:
@@ -63,9 +64,11 @@ async def test_a_cancelled_waiter_leaves_the_queue(time: VirtualTime) -> None:
     await settle()
     leaving.cancel()
     await settle()
-    assert places.queued == 0
+    waiting = asyncio.create_task(occupy(places, release))
+    await settle()
+    assert not waiting.done()  # queued where the one who left was, not refused
     release.set()
-    await holder
+    await asyncio.gather(holder, waiting)
     async with places.place("account"):  # the place came back
         pass
 
@@ -128,8 +131,7 @@ async def test_a_waiter_cancelled_as_it_is_handed_a_place_passes_it_on(time: Vir
     await asyncio.gather(holder, handed, return_exceptions=True)
     entering = asyncio.create_task(occupy(places, release))
     await settle()
-    assert entering.done()  # the place came back: no wait, no refusal
-    assert places.queued == 0
+    assert entering.done()  # the place came back, and the queue is empty: no wait, no refusal
 
 
 async def test_retries_stop_when_the_last_waiter_leaves_during_the_wait_before_one(
