@@ -65,7 +65,6 @@ class RedisCoordinator:
         if self._watching is not None:
             self._watching.cancel()
             await asyncio.gather(self._watching, return_exceptions=True)
-            self._watching = None
         with contextlib.suppress(*REDIS_ERRORS):
             await self._redis.aclose()
 
@@ -95,9 +94,18 @@ class RedisCoordinator:
             raise  # not Redis's trouble: the lock expired, and may be someone else's now
         except REDIS_ERRORS as error:
             _raise_if_cancelled()
-            self._went_down(error)
+            if not self._said_down:
+                log.warning(
+                    "Redis at %s failed (%s: down, or refusing commands); "
+                    "this replica fetches on its own until it answers again",
+                    self.address,
+                    type(error).__name__,
+                )
+            self.available, self._said_down = False, True
             return None
-        self._came_back()
+        if self._said_down:
+            log.info("Redis at %s is back; sharing tokens again", self.address)
+        self.available, self._said_down = True, False
         return answer
 
     async def _watch(self) -> None:
@@ -175,21 +183,6 @@ class RedisCoordinator:
 
     def _key(self, record: str, identity: str) -> str:
         return f"{self._prefix}{record}:{identity}"
-
-    def _went_down(self, error: BaseException) -> None:
-        if not self._said_down:
-            log.warning(
-                "Redis at %s failed (%s: down, or refusing commands); "
-                "this replica fetches on its own until it answers again",
-                self.address,
-                type(error).__name__,
-            )
-        self.available, self._said_down = False, True
-
-    def _came_back(self) -> None:
-        if self._said_down:
-            log.info("Redis at %s is back; sharing tokens again", self.address)
-        self.available, self._said_down = True, False
 
 
 def _outcome(wanted: Wanted, before: Records, now: Records, now_ms: int) -> Token | TokenError | None:
