@@ -111,13 +111,6 @@ def _quiet_driver_death(server: TokenerServer, loop: AbstractEventLoop, context:
     loop.default_exception_handler(context)
 
 
-def _check(settings: Settings, args: argparse.Namespace) -> int:
-    findings = uvloop.run(check.run(settings))
-    if args.textfile is not None:
-        check.write_textfile(findings, args.textfile)
-    return check.print_findings(findings, settings, args.json, args.report)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
@@ -135,7 +128,10 @@ def main(argv: list[str] | None = None) -> int:
         log.warning("%s", stray)
     forget_environment()
     if args.command == "check":
-        return _check(settings, args)
+        findings = uvloop.run(check.run(settings))
+        if args.textfile is not None:
+            check.write_textfile(findings, args.textfile)
+        return check.print_findings(findings, settings, args.json, args.report)
     try:
         uvloop.run(_serve(settings))
     except OSError as error:
