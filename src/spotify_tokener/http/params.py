@@ -83,8 +83,6 @@ def presented_key(authorization: str | None, query_string: str) -> str | None:
     only be given a URL)."""
     if authorization and authorization[: len(BEARER)].lower() == BEARER:
         return authorization[len(BEARER) :].strip() or None
-    if "key=" not in query_string:
-        return None
     keys = [value for name, value in parse_qsl(query_string, keep_blank_values=True) if name == "key"]
     return keys[0] if len(keys) == 1 and keys[0] else None
 
