@@ -74,10 +74,8 @@ class Fetcher:
                     raise last
                 try:
                     return await self._attempt(attempt.retry_state.attempt_number, sp_dc)
-                except Overloaded:
-                    if last is None:
-                        raise
-                    raise last from None  # a retry that found no place: the failure before it is the cause
+                except Overloaded as busy:  # a retry that found no place: the failure before it is the cause
+                    raise last or busy from None
                 except TokenError as error:
                     last = error
                     raise
