@@ -146,16 +146,16 @@ class ThroughProxies:
                     try:
                         token = await self._source.attempt(sp_dc, proxy)
                     except TokenError as error:
+                        self._report(proxy, error.outcome)
                         rule = error.failure.proxy
+                        if proxy is None or rule is ProxyRule.INNOCENT:
+                            raise
                         # Spotify's 429s and 403s on an account's request may be about the account, not
                         # the address: a handful of bad cookies must not cool every proxy down for all.
-                        account_refused = rule is ProxyRule.NEXT_IF_ANONYMOUS and sp_dc is not None
-                        if proxy is None or rule is ProxyRule.INNOCENT or account_refused:
-                            self._report(proxy, error.outcome)
-                            if proxy is not None and account_refused:  # its retry moves on
-                                self._pool.move_on(identity, proxy)
+                        if rule is ProxyRule.NEXT_IF_ANONYMOUS and sp_dc is not None:
+                            self._pool.move_on(identity, proxy)  # its retry moves on
                             raise
-                        self._failed(proxy, started_ms, error)
+                        self._cool_down(proxy, started_ms, error)
                         if rule is ProxyRule.SPENT or proxy is order[-1]:
                             raise
                         continue
@@ -165,15 +165,15 @@ class ThroughProxies:
                     return token
         except TimeoutError:
             timeout = FetchTimeout.after(self._timeout_s)
-            self._failed(proxy, started_ms, timeout)  # the order is never empty: one was tried
+            self._report(proxy, timeout.outcome)  # the order is never empty: one was tried
+            if proxy is not None:
+                self._cool_down(proxy, started_ms, timeout)
             raise timeout from None
         raise AssertionError("the last proxy of the order returns or raises")  # pragma: no cover
 
-    def _failed(self, proxy: Proxy | None, started_ms: int, error: TokenError) -> None:
-        self._report(proxy, error.outcome)
-        if proxy is not None:
-            seconds = self._pool.failed(proxy, error, started_ms)
-            log.warning("proxy %s cools down for %.0f s: %s", proxy.label, seconds, error)
+    def _cool_down(self, proxy: Proxy, started_ms: int, error: TokenError) -> None:
+        seconds = self._pool.failed(proxy, error, started_ms)
+        log.warning("proxy %s cools down for %.0f s: %s", proxy.label, seconds, error)
 
     def _report(self, proxy: Proxy | None, outcome: str) -> None:
         self._observer.proxy_ended(proxy.label if proxy else NO_PROXY, outcome)
