@@ -65,10 +65,9 @@ class StateFolder:
             await asyncio.to_thread(self._write, *self._pending.popitem())
 
     def _write(self, name: str, raw: bytes) -> None:
-        if not self._ready():
-            return
         try:
-            _replace(self._file(name), raw)
+            if self._ready():
+                _replace(self._file(name), raw)
         except OSError as error:
             self._warn(name, f"{self._file(name)} could not be written: {error.strerror or error}")
 
