@@ -125,20 +125,19 @@ class RedisCoordinator:
         before = await self._records(identity)
         while True:
             acquired = await lock.acquire()
+            held = False
             try:
                 found = _outcome(wanted, before, await self._records(identity), self._clock())
-            except BaseException:
-                if acquired:
+                held = acquired and found is None
+            finally:
+                if acquired and not held:  # what Redis holds is taken, or could not be read
                     await asyncio.shield(self._quietly(lock.release))
-                raise
-            if found is not None:
-                if acquired:
-                    await self._quietly(lock.release)
-                if isinstance(found, TokenError):
-                    raise found
-                return found
-            if acquired:
+            if held:
                 return lock
+            if isinstance(found, TokenError):
+                raise found
+            if found is not None:
+                return found
             if loop.time() >= deadline:
                 raise FetchTimeout(f"no token from the replica fetching it within {self._wait_s:g} s")
             await asyncio.sleep(WAIT_POLL_S)
