@@ -67,6 +67,9 @@ FAILURES: dict[str, Failure] = {
 }
 
 
+_BY_NAME: dict[str, type[TokenError]] = {}  # every error class, by the name a replica's record gives it
+
+
 class TokenError(Exception):
     """A token could not be obtained; ``str(self)`` is a short, client-safe cause. Each class names its
     row of ``FAILURES`` (``class X(TokenError, kind=...)``), which it reads on the class or an error."""
@@ -82,6 +85,7 @@ class TokenError(Exception):
         cls.failure = FAILURES[kind]
         cls.status = cls.failure.status
         cls.outcome = cls.failure.counted_as or kind
+        _BY_NAME[cls.__name__] = cls
 
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
@@ -217,10 +221,5 @@ def _seconds(value: object) -> float | None:
     return float(value)
 
 
-def _subclasses(kind: type[TokenError]) -> list[type[TokenError]]:
-    return [kind, *(sub for child in kind.__subclasses__() for sub in _subclasses(child))]
-
-
-_BY_NAME = {kind.__name__: kind for kind in _subclasses(TokenError)}
 ATTEMPT_FAILURES = tuple(kind for kind in _BY_NAME.values() if kind.failure.ends == "attempt")
 """What one attempt can end with, so that its metric series exist before the first failure."""
