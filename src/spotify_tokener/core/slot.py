@@ -182,11 +182,10 @@ class TokenSlot:
 
     def hold(self, token: Token, fetched_at_ms: int) -> None:
         """Also how a token kept from before a restart is resumed (the core judged it servable)."""
-        cached = CachedToken(token, self._freshness.serve_until_ms(token), fetched_at_ms)
-        self.cached = cached
+        self.cached = CachedToken(token, self._freshness.serve_until_ms(token), fetched_at_ms)
         self.last_error, self.failures, self._retry_at_ms = None, 0, 0
         for watcher in self._watchers:
-            watcher(cached)
+            watcher(self.cached)
 
 
 async def _until_left(flight: asyncio.Task[Token], left: Left) -> Token:

@@ -39,6 +39,5 @@ class Backoff:
 
     def worst_fetch_s(self, attempt_timeout_s: float) -> float:
         """The longest a fetch can take: every attempt timing out, every wait at its longest."""
-        longest = self.retry_after_max_s
-        waits = sum(self.delay_s(n, longest, draw=1.0) for n in range(1, self.retries + 1))
+        waits = sum(self.delay_s(n, self.retry_after_max_s, draw=1.0) for n in range(1, self.retries + 1))
         return (self.retries + 1) * attempt_timeout_s + waits
