@@ -301,7 +301,10 @@ def _no_path_when_empty(value: str) -> str | None:
 
 def _yes_or_no(value: str) -> str:
     """The other words pydantic-settings took for a boolean, still taken."""
-    return {"yes": "true", "on": "true", "no": "false", "off": "false"}.get(value.strip().lower(), value)
+    word = value.strip().lower()
+    return (
+        "true" if word in {"yes", "y", "t", "on"} else "false" if word in {"no", "n", "f", "off"} else value
+    )
 
 
 def _ca_file_holds_certificates(value: Path | None) -> None:

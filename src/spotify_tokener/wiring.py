@@ -194,8 +194,14 @@ def _sources(
     chain = SourceChain(list(named.values()), settings.source_cooldown_rule, wall_clock_ms, observer)
     if direct is not None:
         direct.learner.on_learned = partial(chain.restore, "direct")
-        if "browser" in named:
-            teaching = Teaching(named["browser"].source, lambda: direct.learner.wants_teacher, observer)
+        if "browser" in named and lazy is not None:
+            pupil, teacher = direct.learner, lazy
+
+            def wanted() -> bool:
+                """Only while the direct source could learn, and no teaching runs behind an answer."""
+                return pupil.wants_teacher and not teacher.teaching
+
+            teaching = Teaching(named["browser"].source, wanted, observer)
             chain.fell_back = teaching.offer
             closers.append(teaching.close)  # closed first (a stack): before the browser under it
     return Sources(chain, direct, browser, proxies, closers)

@@ -17,6 +17,7 @@ from playwright.async_api import CDPSession
 from redis.asyncio import Redis
 
 from spotify_tokener.domain.request_shape import default_shape
+from spotify_tokener.domain.token import Token
 from spotify_tokener.domain.totp import Secret
 from spotify_tokener.settings import Settings
 from spotify_tokener.sources.browser.heap import empty_page_strings, page_strings
@@ -385,6 +386,28 @@ async def test_the_token_comes_before_a_memory_read_that_times_out_and_that_read
     assert read.events in (["read", "token", "read ended"], ["token", "read", "read ended"])
     assert teachings.started == before + 1  # the second answer's teaching ran, and did not read
     assert "memory" in state["direct"]["trouble"]  # the read that timed out was told as holding nothing
+
+
+async def test_while_a_teaching_reads_the_pages_memory_another_fallback_loads_no_page(
+    make_settings: SettingsMaker, fake: FakeSpotify, serve: Serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The embed page answers for the direct source; the browser teaches behind it, one at a time
+    including the memory read after its own answer."""
+    read, attempts = EndlessRead(), []
+    monkeypatch.setattr("spotify_tokener.sources.browser.source.page_strings", read)
+    attempt = BrowserSource.attempt
+
+    async def counted(source: BrowserSource, *args: Any) -> Token:
+        attempts.append(1)
+        return await attempt(source, *args)
+
+    monkeypatch.setattr(BrowserSource, "attempt", counted)
+    fake.write_secret_as("assembled")
+    async with serve(make_settings(sources="direct,embed,browser")) as running:
+        await token(running)
+        await until(lambda: "read" in read.events)  # the background attempt answered; its read runs
+        await token(running, force=True)  # the embed page answers again, for the same direct source
+    assert len(attempts) == 1
 
 
 async def test_a_memory_read_under_way_is_cancelled_when_the_service_stops(

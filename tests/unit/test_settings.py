@@ -327,6 +327,9 @@ def test_a_mistyped_setting_is_named_with_the_closest_one_and_never_its_value() 
     ]
 
 
-@pytest.mark.parametrize(("written", "value"), [("true", True), ("1", True), ("Yes", True), ("off", False)])
+@pytest.mark.parametrize(
+    ("written", "value"),
+    [("true", True), ("1", True), ("Yes", True), ("y", True), ("off", False), ("F", False)],
+)
 def test_a_switch_takes_the_words_it_always_took(written: str, value: bool) -> None:
     assert Settings.build(allow_accounts=written).allow_accounts is value

@@ -1,8 +1,9 @@
 """The browser teaching the direct source in the background, while another source serves clients.
 
 When a later source (the embed page) answers for the direct one, the client gets that token at once and
-the browser's attempt, which teaches the direct source, runs behind it, one at a time. Only while the
-pupil says it could help: where nothing can be learned, there is no Chromium per refresh.
+the browser's attempt, which teaches the direct source, runs behind it, one at a time (the teaching
+after the browser's own answer included: ``wanted`` says so). Only while the pupil says it could help:
+where nothing can be learned, there is no Chromium per refresh.
 """
 
 from __future__ import annotations

@@ -34,6 +34,11 @@ class LazyBrowser:
             self._source = BrowserSource(self._settings, self._manager, self._pupil)
         return await self._source.attempt(sp_dc, proxy)
 
+    @property
+    def teaching(self) -> bool:
+        """Whether a teaching runs behind an answer already: another would only load the page again."""
+        return self._source is not None and self._source.teaching
+
     async def close(self) -> None:
         """Before the browser's: its teaching holds a context."""
         if self._source is not None:

@@ -45,12 +45,19 @@ class BrowserSource:
         self._browsers_own: tuple[int, frozenset[str]] | None = None  # (for which launch, strings)
         self._reading_own = asyncio.Lock()
         self._teaching: asyncio.Task[None] | None = None  # one at a time
+        self._holding = AsyncExitStack()  # the teaching's context
+
+    @property
+    def teaching(self) -> bool:
+        return self._teaching is not None and not self._teaching.done()
 
     async def close(self) -> None:
-        """Before the browser closes: a teaching under way holds a context."""
+        """Before the browser closes: a teaching under way holds a context (closed here even if the
+        task was cancelled before it began)."""
         if self._teaching is not None:
             self._teaching.cancel()
             await asyncio.wait([self._teaching])
+        await self._holding.aclose()
 
     async def attempt(self, sp_dc: str | None = None, proxy: Proxy | None = None) -> Token:
         started = time.monotonic()
@@ -69,10 +76,15 @@ class BrowserSource:
             except PlaywrightError as error:
                 raise self._failure(error, proxy, started) from None
             token = parse_token_response(response.status, response.headers, body, now_ms=wall_clock_ms())
-            if self._pupil is not None and (self._teaching is None or self._teaching.done()):
-                sighting = Sighting(response.request.url, wall_clock_ms())
-                teaching = self._teach(self._pupil, sighting, context, page, stack.pop_all())
-                self._teaching = asyncio.get_running_loop().create_task(teaching)
+            if self._pupil is None:
+                return token
+            sighting = Sighting(response.request.url, wall_clock_ms())
+            if self.teaching:  # this one's sighting still counts; the page's memory waits its turn
+                self._pupil.teach(sighting)
+                return token
+            self._holding = stack.pop_all()
+            teaching = self._teach(self._pupil, sighting, context, page, self._holding)
+            self._teaching = asyncio.get_running_loop().create_task(teaching)
             return token
 
     async def _teach(
@@ -110,12 +122,12 @@ class BrowserSource:
                 len(own),
             )
         except TimeoutError:
-            log.warning("reading the page's memory took longer than %.0f s; not for this build", limit)
+            log.warning("teaching took longer than %.0f s with the page's memory; not for this build", limit)
         pupil.teach_strings(sighting, strings)
 
     async def _browsers_own_strings(self) -> frozenset[str]:
         """Read once per launch of the browser, in a context of its own: for a moment, one more than the
-        attempts' places."""
+        attempts' places and the teaching's."""
         async with self._reading_own:
             if self._browsers_own is None or self._browsers_own[0] != self._browser.launches:
                 async with self._browser.context(self._settings.user_agent) as context:
