@@ -388,6 +388,8 @@ class Learner:
         refused = self._recent(self._refused)
         candidates = [Secret(value) for value in strings if value not in refused]
         knowledge = await parsed(knowledge_matching, candidates, sighting, Origin.MEMORY)
+        if self._learned_at_ms > sighting.at_ms:  # the read ends after the answer: its page may be old news
+            return
         self._learned_or_troubled(knowledge, NOTHING_ANYWHERE)
 
     def _learned_or_troubled(self, knowledge: Knowledge | None, why_not: str) -> None:

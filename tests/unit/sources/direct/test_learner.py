@@ -140,6 +140,17 @@ async def test_memory_is_asked_for_once_per_set_of_scripts_that_taught_nothing()
     assert learner.secret_proven is True
 
 
+async def test_a_memory_read_does_not_overrule_what_was_learned_after_its_page_was_seen() -> None:
+    """The read ends after the browser's answer: a newer build may have been learned meanwhile."""
+    clock, older = Clock(), Secret("an-older-builds-secret-x")
+    learner = learner_of(Scripts(f'const parts = [{WRITTEN}, "another-string-x"];'), tries=0, clock=clock)
+    seen_first = sighting(older)
+    clock.now_ms += 1_000
+    await taught(learner, Sighting(sighting().url, clock.now_ms))
+    await learner.teach_strings(seen_first, [older.value])
+    assert (learner.totp_version, learner.secret_origin) == (61, "page")
+
+
 async def test_a_likely_secret_is_tried_within_the_budget_and_else_awaits_a_second_sighting() -> None:
     learner = learner_of(Scripts("nothing(here)"), tries=1)
     await taught(learner, sighting())
