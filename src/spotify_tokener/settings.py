@@ -280,10 +280,8 @@ def _decoded(kind: type, value: Any) -> object:
     """The types msgspec leaves to us: a path, and a hidden value."""
     if isinstance(value, kind):
         return value
-    if kind is Path and isinstance(value, str):
-        return Path(value)
-    if kind is Hidden and isinstance(value, str):
-        return Hidden(value)
+    if kind in (Path, Hidden) and isinstance(value, str):
+        return kind(value)
     raise NotImplementedError
 
 
@@ -421,7 +419,6 @@ def _is_loopback(host: str) -> bool:
 
 
 def variable(field: str) -> str:
-    """The environment variable that sets the setting ``field``."""
     return PREFIX + field.upper()
 
 

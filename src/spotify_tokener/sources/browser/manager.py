@@ -66,7 +66,6 @@ class BrowserManager:
 
     @property
     def version(self) -> str | None:
-        """The running Chromium's (None while none runs)."""
         return self._browser.version if self._browser is not None and self.running else None
 
     @contextlib.asynccontextmanager
@@ -114,7 +113,6 @@ class BrowserManager:
             self._home = None
 
     def proxy_failure(self, proxy: Proxy, since: float) -> str | None:
-        """Why ``proxy`` failed a connection since ``since`` (monotonic), if it did."""
         relay = self._relays.get(proxy)
         return relay.failure_since(since) if relay is not None else None
 

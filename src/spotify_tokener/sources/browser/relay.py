@@ -115,7 +115,6 @@ class Relay:
             handler.cancel()
 
     async def close(self) -> None:
-        """:meth:`shut`, and wait for the connections' handlers to return."""
         self.shut()
         if self._handlers:
             await asyncio.wait(self._handlers, timeout=self._connect_timeout_s)
