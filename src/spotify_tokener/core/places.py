@@ -69,9 +69,8 @@ class Places:
         """Leave the queue; a place handed over at that very moment is passed on, not lost."""
         if turn.done():
             self._leave()
-            return
-        turn.cancel()
-        self._queue.remove(turn)
+        else:
+            self._queue.remove(turn)  # nothing awaits it any more
 
     def _refusal(self) -> Overloaded:
         return Overloaded(

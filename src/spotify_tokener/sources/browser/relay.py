@@ -102,9 +102,8 @@ class Relay:
 
     def failure_since(self, started: float) -> str | None:
         """Why the proxy failed a connection since ``started`` (monotonic seconds), if it did."""
-        if self._failure is not None and self._failure[1] >= started:
-            return self._failure[0]
-        return None
+        failure = self._failure
+        return failure[0] if failure is not None and failure[1] >= started else None
 
     def shut(self) -> None:
         """Stop listening and end every connection now; the next :meth:`address` listens anew."""
