@@ -262,8 +262,7 @@ def default(name: str) -> object:
 
 def _converted(name: str, value: object) -> object:
     """``value`` as the setting ``name`` holds it, or ValueError saying why not (never echoing it)."""
-    field = FIELDS.get(name)
-    if field is None:
+    if (field := FIELDS.get(name)) is None:
         raise ValueError("is not a setting")
     if isinstance(value, str) and name in NORMALIZED:
         value = NORMALIZED[name](value)

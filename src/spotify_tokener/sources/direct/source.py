@@ -76,8 +76,7 @@ class DirectSource:
         """From the identity's own first visit of the page; if it set none, the next attempt visits again."""
         if identity not in self._devices:
             await self._visit(identity, {SP_DC: sp_dc} if sp_dc else {}, proxy)
-        device = self._devices.get(identity)
-        if device is not None:
+        if (device := self._devices.get(identity)) is not None:
             self._devices.move_to_end(identity)
         return device
 
