@@ -136,8 +136,7 @@ async def _token(name: str, source: TokenSource) -> tuple[dict[str, Any], Token 
     except Exception as error:  # a crash is a finding too
         cause = str(error) if isinstance(error, TokenError) else f"crashed ({type(error).__name__})"
         return _row(name, ms=_ms_since(started), error=cause), None
-    expires = (token.expires_at_ms - wall_clock_ms()) // 1000
-    return _row(name, ms=_ms_since(started), expiresInS=expires), token
+    return _row(name, ms=_ms_since(started), expiresInS=token.remaining_ms(wall_clock_ms()) // 1000), token
 
 
 async def _hashes(web: WebPlayer, proxy: Proxy | None) -> tuple[HashSet | None, str | None, int]:

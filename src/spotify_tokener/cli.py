@@ -68,11 +68,9 @@ def describe(error: InvalidSettings) -> str:
     """One line per bad setting, naming its variable; the offending value is not echoed."""
     lines = []
     for field, problem in error.problems.items():
-        if not field:  # a rule across settings: its message names them
-            lines.append(f"invalid settings: {problem}")
-            continue
         name = f"{field.upper()} (or {variable(field)})" if field in BARE else variable(field)
-        lines.append(f"invalid setting {name}: {problem}")
+        # No field: a rule across settings, whose message names them.
+        lines.append(f"invalid setting {name}: {problem}" if field else f"invalid settings: {problem}")
     return "\n".join(lines)
 
 

@@ -133,8 +133,7 @@ class StateCollector:
         yield GaugeMetricFamily(
             "tokener_accounts_cached", "Accounts with a cached token.", value=service.accounts.count()
         )
-        redis_available = service.coordinator.available
-        if redis_available is not None:
+        if (redis_available := service.coordinator.available) is not None:
             yield GaugeMetricFamily(
                 "tokener_redis_available",
                 "1 while Redis (TOKENER_REDIS_URL) answers; 0 while this replica fetches on its own.",

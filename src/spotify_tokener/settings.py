@@ -262,8 +262,7 @@ def default(name: str) -> object:
 
 def _converted(name: str, value: object) -> object:
     """``value`` as the setting ``name`` holds it, or ValueError saying why not (never echoing it)."""
-    field = FIELDS.get(name)
-    if field is None:
+    if (field := FIELDS.get(name)) is None:
         raise ValueError("is not a setting")
     if isinstance(value, str) and name in NORMALIZED:
         value = NORMALIZED[name](value)
@@ -280,10 +279,8 @@ def _decoded(kind: type, value: Any) -> object:
     """The types msgspec leaves to us: a path, and a hidden value."""
     if isinstance(value, kind):
         return value
-    if kind is Path and isinstance(value, str):
-        return Path(value)
-    if kind is Hidden and isinstance(value, str):
-        return Hidden(value)
+    if kind in (Path, Hidden) and isinstance(value, str):
+        return kind(value)
     raise NotImplementedError
 
 
@@ -421,7 +418,6 @@ def _is_loopback(host: str) -> bool:
 
 
 def variable(field: str) -> str:
-    """The environment variable that sets the setting ``field``."""
     return PREFIX + field.upper()
 
 

@@ -210,7 +210,6 @@ def _sources(
 def _through(
     proxies: ProxyPool | None, source: ProxiedSource, timeout_s: float, observer: FetchMetrics
 ) -> TokenSource:
-    """Within the source's timeout, through the proxies or without them."""
     if proxies is None:
         return _Timed(source, timeout_s)
     return ThroughProxies(source, proxies, observer, timeout_s, wall_clock_ms)

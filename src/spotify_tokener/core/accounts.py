@@ -84,8 +84,6 @@ class AccountSlots:
         """Least recently used first; never a slot whose fetch runs (its next request would start a second
         one): over capacity until one ends."""
         excess = len(self._slots) - self._config.max_accounts
-        if excess <= 0:
-            return
         idle = [id_ for id_, slot in self._slots.items() if id_ != keep and not slot.refreshing]
-        for identity in idle[:excess]:
+        for identity in idle[: max(excess, 0)]:
             del self._slots[identity]

@@ -59,8 +59,7 @@ class HashKeeper:
         if stale is not None:
             self.stale_reports += 1
         if known is None or (stale is not None and known.serves(stale)):
-            flight = self._begin(stale)
-            if flight is not None:
+            if (flight := self._begin(stale)) is not None:
                 await asyncio.shield(flight)
         elif self._clock() / 1000 - known.updated_at >= self._max_age_s:
             self._begin(None)

@@ -60,20 +60,17 @@ class Places:
             budget.cancel()
 
     def _leave(self) -> None:
-        while self._queue:
-            turn = self._queue.popleft()
-            if not turn.done():
-                turn.set_result(None)
-                return
-        self._free += 1
+        if self._queue:  # every turn in it waits: one given up is taken out with it (_give_up)
+            self._queue.popleft().set_result(None)
+        else:
+            self._free += 1
 
     def _give_up(self, turn: asyncio.Future[None]) -> None:
         """Leave the queue; a place handed over at that very moment is passed on, not lost."""
         if turn.done():
             self._leave()
-            return
-        turn.cancel()
-        self._queue.remove(turn)
+        else:
+            self._queue.remove(turn)  # nothing awaits it any more
 
     def _refusal(self) -> Overloaded:
         return Overloaded(

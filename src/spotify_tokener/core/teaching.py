@@ -32,9 +32,7 @@ class Teaching:
     def offer(self, answered_by: str) -> None:
         """A source after the first answered an anonymous attempt: teach, unless the teacher itself
         answered (it taught then), a teaching runs already, or it could not help."""
-        if answered_by == TEACHER or (self.task is not None and not self.task.done()):
-            return
-        if self._wanted():
+        if answered_by != TEACHER and (self.task is None or self.task.done()) and self._wanted():
             self.task = asyncio.get_running_loop().create_task(self._teach())
 
     async def close(self) -> None:

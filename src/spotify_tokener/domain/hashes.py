@@ -110,9 +110,7 @@ def load_hash_record(record: object) -> HashSet | None:
         return None
     if not isinstance(record, dict) or record.get("version") != 1:
         return None
-    bundle, version, at, ops = (
-        record.get(key) for key in ("bundle", "appVersion", "updated_at", "operations")
-    )
+    bundle, version, at, ops = map(record.get, ("bundle", "appVersion", "updated_at", "operations"))
     if not (
         isinstance(bundle, str)
         and _BUNDLE.fullmatch(bundle)

@@ -210,7 +210,8 @@ class App:
             return _ready(error_response(404, "Endpoint not found"))
         handler = methods.get("GET" if request.method == "HEAD" else request.method)
         if handler is None:
-            allowed = _allow_header(methods)
+            implied = {"OPTIONS", "HEAD"} if "GET" in methods else {"OPTIONS"}
+            allowed = ", ".join(sorted({*methods, *implied}))
             if request.method == "OPTIONS":
                 return _ready(Response(204, headers=[("allow", allowed)]))
             return _ready(error_response(405, "Method not allowed", ("allow", allowed)))
@@ -280,11 +281,6 @@ def _fixed(content_type: str, body: bytes, file: str | None) -> Handler:
     """A handler whose answer never changes: the API's own documentation."""
     response = Response(200, body, [("content-type", content_type)], file)
     return lambda request: _ready(response)
-
-
-def _allow_header(methods: Mapping[str, Handler]) -> str:
-    implied = {"OPTIONS", "HEAD"} if "GET" in methods else {"OPTIONS"}
-    return ", ".join(sorted({*methods, *implied}))
 
 
 async def _ready(response: Response) -> Response:

@@ -30,8 +30,7 @@ class BrowserInfo(Protocol):
     @property
     def executable(self) -> Path | None: ...
     @property
-    def unavailable(self) -> str | None:
-        """Why the browser source cannot run here (no Playwright, no Chromium); None when it can."""
+    def unavailable(self) -> str | None: ...  # why the browser source cannot run here, if it cannot
 
 
 class LearnerInfo(Protocol):

@@ -24,7 +24,6 @@ def tls_context(ca_file: Path | None) -> ssl.SSLContext:
 
 
 def temp_prefix(kind: str) -> str:
-    """This process's name prefix for a temporary file or folder of ``kind``."""
     return f"{kind}{os.getpid()}-"
 
 

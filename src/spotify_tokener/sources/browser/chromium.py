@@ -126,7 +126,6 @@ def unavailable(configured: Path | None) -> str | None:
 
 
 def headless_shell(playwright_own: Path | None, debian_shell: Path = DEBIAN_HEADLESS_SHELL) -> Path | None:
-    """Playwright's shell, then Debian's, then one on PATH."""
     own_shell = playwright_headless_shell(playwright_own) if playwright_own is not None else None
     return _first_file(own_shell, debian_shell, shutil.which(HEADLESS_SHELL))
 

@@ -22,10 +22,9 @@ def is_token_request(url: str) -> bool:
 
 def should_block(resource_type: str, url: str) -> bool:
     """The token does not depend on pixels, fonts, styles and analytics."""
-    if resource_type in BLOCKED_RESOURCE_TYPES:
-        return True
     parts = urlsplit(url)
-    host = parts.hostname or ""
-    if any(part in host for part in BEACON_HOST_PARTS):
-        return True
-    return not BEACON_PATH_SEGMENTS.isdisjoint(parts.path.split("/"))
+    return (
+        resource_type in BLOCKED_RESOURCE_TYPES
+        or any(part in (parts.hostname or "") for part in BEACON_HOST_PARTS)
+        or not BEACON_PATH_SEGMENTS.isdisjoint(parts.path.split("/"))
+    )

@@ -66,7 +66,6 @@ class BrowserManager:
 
     @property
     def version(self) -> str | None:
-        """The running Chromium's (None while none runs)."""
         return self._browser.version if self._browser is not None and self.running else None
 
     @contextlib.asynccontextmanager
@@ -99,10 +98,9 @@ class BrowserManager:
         """Waits for a launch under way so that its processes are not orphaned."""
         self._closed = True
         self._cancel_idle_timer()
-        launching = self._launching
-        if launching is not None:
+        if self._launching is not None:
             with contextlib.suppress(Exception, asyncio.CancelledError):
-                await asyncio.wait_for(asyncio.shield(launching), self._settings.fetch_timeout)
+                await asyncio.wait_for(asyncio.shield(self._launching), self._settings.fetch_timeout)
         if self._background:
             await asyncio.wait(self._background, timeout=self._settings.shutdown_timeout)
         async with self._launch_lock:
@@ -114,7 +112,6 @@ class BrowserManager:
             self._home = None
 
     def proxy_failure(self, proxy: Proxy, since: float) -> str | None:
-        """Why ``proxy`` failed a connection since ``since`` (monotonic), if it did."""
         relay = self._relays.get(proxy)
         return relay.failure_since(since) if relay is not None else None
 
@@ -141,8 +138,10 @@ class BrowserManager:
         from playwright.async_api import Error as PlaywrightError  # noqa: PLC0415
 
         browser = await self._ensure_browser()
+        agent = agent_for(user_agent, browser.version)
+        proxy: ProxySettings | None = {"server": server} if server else None
         try:
-            return await _new_context(browser, user_agent, server)
+            return await browser.new_context(user_agent=agent, service_workers="block", proxy=proxy)
         except PlaywrightError as error:
             async with self._launch_lock:
                 if self._browser is browser:  # not replaced by another attempt meanwhile
@@ -220,16 +219,13 @@ class BrowserManager:
         return await self._launch_chromium(playwright, executable)
 
     async def _launch_chromium(self, playwright: Playwright, executable: Path) -> Browser:
-        env: dict[str, str | float | bool] | None = None
-        if self._home is not None:
-            env = {**os.environ, "HOME": str(self._home)}
         return await playwright.chromium.launch(
             executable_path=executable,
             args=self._args,
             headless=True,
             chromium_sandbox=self._sandbox,
             timeout=self._settings.fetch_timeout * 1000,
-            env=env,
+            env={**os.environ, "HOME": str(self._home)} if self._home is not None else None,
         )
 
     async def _teardown(self) -> None:
@@ -268,12 +264,6 @@ class BrowserManager:
             if self._active == 0:  # no await since the check: no attempt can be holding an address
                 for relay in self._relays.values():
                     relay.shut()  # with the browser: nothing else may use them while it is away
-
-
-async def _new_context(browser: Browser, user_agent: str, proxy_server: str | None) -> BrowserContext:
-    agent = agent_for(user_agent, browser.version)
-    proxy: ProxySettings | None = {"server": proxy_server} if proxy_server else None
-    return await browser.new_context(user_agent=agent, service_workers="block", proxy=proxy)
 
 
 def _first_line(error: BaseException) -> str:

@@ -86,7 +86,6 @@ class Relay:
         self._max_tunnels = max_tunnels
         self._idle_s = idle_s
         self._server: asyncio.Server | None = None
-        self._address = ""
         self._starting = asyncio.Lock()
         self._handlers: set[asyncio.Task[None]] = set()
         self._failure: tuple[str, float] | None = None  # why the proxy last failed, and when (monotonic)
@@ -97,14 +96,12 @@ class Relay:
         async with self._starting:
             if self._server is None:
                 self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-                self._address = f"socks5://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
-        return self._address
+            return f"socks5://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
 
     def failure_since(self, started: float) -> str | None:
         """Why the proxy failed a connection since ``started`` (monotonic seconds), if it did."""
-        if self._failure is not None and self._failure[1] >= started:
-            return self._failure[0]
-        return None
+        failure = self._failure
+        return failure[0] if failure is not None and failure[1] >= started else None
 
     def shut(self) -> None:
         """Stop listening and end every connection now; the next :meth:`address` listens anew."""
@@ -115,7 +112,6 @@ class Relay:
             handler.cancel()
 
     async def close(self) -> None:
-        """:meth:`shut`, and wait for the connections' handlers to return."""
         self.shut()
         if self._handlers:
             await asyncio.wait(self._handlers, timeout=self._connect_timeout_s)

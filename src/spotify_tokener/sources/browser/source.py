@@ -104,8 +104,7 @@ class BrowserSource:
         """Within TOKENER_FETCH_TIMEOUT, relearning and the memory read together."""
         limit = self._settings.fetch_timeout
         deadline = asyncio.get_running_loop().time() + limit
-        learning = pupil.teach(sighting)
-        if learning is not None:
+        if (learning := pupil.teach(sighting)) is not None:
             await asyncio.wait([learning], timeout=limit)  # it goes on if time runs out
         if not pupil.wants_page_strings or asyncio.get_running_loop().time() >= deadline:
             return

@@ -145,5 +145,4 @@ def _spotifys(url: str) -> bool:
 
 
 async def parsed(work: Callable[..., T], *args: Any) -> T:
-    """Every parse of what Spotify sent runs in one worker thread, not on the event loop."""
     return await asyncio.get_running_loop().run_in_executor(_PARSER, work, *args)

@@ -6,6 +6,7 @@ browser's time, and no Chromium in memory.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections import OrderedDict
 from email.utils import parsedate_to_datetime
@@ -75,8 +76,7 @@ class DirectSource:
         """From the identity's own first visit of the page; if it set none, the next attempt visits again."""
         if identity not in self._devices:
             await self._visit(identity, {SP_DC: sp_dc} if sp_dc else {}, proxy)
-        device = self._devices.get(identity)
-        if device is not None:
+        if (device := self._devices.get(identity)) is not None:
             self._devices.move_to_end(identity)
         return device
 
@@ -97,12 +97,10 @@ class DirectSource:
     async def _server_time(self, proxy: Proxy | None) -> float:
         """Spotify's clock: its server-time answer, else its ``Date`` header, else ours."""
         reply = await self.web.api(self._server_time_url, {}, proxy)
-        try:
+        with contextlib.suppress(orjson.JSONDecodeError, KeyError, TypeError):
             value = orjson.loads(reply.body)["serverTime"]
             if isinstance(value, int | float) and not isinstance(value, bool):
                 return float(value)
-        except (orjson.JSONDecodeError, KeyError, TypeError):
-            pass
         try:
             return parsedate_to_datetime(reply.headers["date"]).timestamp()
         except (KeyError, TypeError, ValueError, IndexError):
