@@ -103,15 +103,16 @@ class RedisCoordinator:
                 )
             self.available, self._said_down = False, True
             return None
-        if self._said_down:
-            log.info("Redis at %s is back; sharing tokens again", self.address)
-        self.available, self._said_down = True, False
+        self.available = not self._said_down
         return answer
 
     async def _watch(self) -> None:
         """Keep ``available`` true within a lock's lifetime for /health and the metrics, fetches or not."""
         while True:
-            await self._ask(self._redis.ping, even_if_down=True)
+            # The only way back: a command sent before Redis went down may still be answered after.
+            if await self._ask(self._redis.ping, even_if_down=True) and self._said_down:
+                log.info("Redis at %s is back; sharing tokens again", self.address)
+                self.available, self._said_down = True, False
             await asyncio.sleep(self._lock_ttl)
 
     async def _claim(self, identity: str, wanted: Wanted) -> Token | Lock:

@@ -70,3 +70,40 @@ async def test_a_stop_during_a_claim_does_not_fetch_here_instead() -> None:
 def test_the_address_in_logs_has_no_password() -> None:
     assert redacted("redis://user:pw@cache.internal:6380/2?password=x") == "redis://cache.internal:6380/2"
     assert redacted("redis://localhost") == "redis://localhost:6379"
+
+
+class FallenRedis:
+    """Down for new commands; a write sent before the fall is still answered after it."""
+
+    def __init__(self) -> None:
+        self.up = False
+
+    async def get(self, key: str) -> bytes | None:
+        raise RedisConnectionError("Connection refused.")
+
+    async def set(self, *args: object, **kwargs: object) -> bool:
+        return True
+
+    async def ping(self) -> bool:
+        if not self.up:
+            raise RedisConnectionError("Connection refused.")
+        return True
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_only_the_watchers_ping_says_redis_is_back() -> None:
+    """A late answer to a fetch's share must not make the replica flap back and forth."""
+    coordinator = RedisCoordinator(Settings.build(redis_url="redis://127.0.0.1:1/0", redis_lock_ttl=60))
+    stand_in = FallenRedis()
+    coordinator._redis = stand_in  # type: ignore[assignment]
+    assert await coordinator.read_note("anything") is None  # Redis is known down from here
+    await coordinator._share("token", "anonymous", {"accessToken": "late"}, 1000)
+    assert coordinator.available is False
+    stand_in.up = True
+    await coordinator.start()
+    async with asyncio.timeout(1):
+        while not coordinator.available:  # noqa: ASYNC110 - the watcher pings at once
+            await asyncio.sleep(0)
+    await coordinator.close()
