@@ -30,6 +30,8 @@ from spotify_tokener.domain.totp import Secret
 from spotify_tokener.logs import LogFormat
 
 Seconds = float
+PositiveSeconds = Annotated[Seconds, Meta(gt=0)]
+NonNegativeSeconds = Annotated[Seconds, Meta(ge=0)]
 PREFIX = "TOKENER_"
 BARE = frozenset({"host", "port"})
 """Also read without the prefix, as the original project read them; the prefixed name wins."""
@@ -92,32 +94,32 @@ class Settings(Struct, frozen=True, kw_only=True):
     browser_args: str = ""
     browser_sandbox: Literal["auto", "on", "off"] = "auto"
 
-    fetch_timeout: Annotated[Seconds, Meta(gt=0)] = 20.0
-    browser_idle: Annotated[Seconds, Meta(gt=0)] = 60.0
-    shutdown_timeout: Annotated[Seconds, Meta(gt=0)] = 5.0
+    fetch_timeout: PositiveSeconds = 20.0
+    browser_idle: PositiveSeconds = 60.0
+    shutdown_timeout: PositiveSeconds = 5.0
 
-    expiry_buffer: Annotated[Seconds, Meta(ge=0)] = 300.0
-    refresh_window: Annotated[Seconds, Meta(ge=0)] = 600.0
-    refresh_interval: Annotated[Seconds, Meta(gt=0)] = 300.0
-    stale_margin: Annotated[Seconds, Meta(ge=0)] = 30.0
+    expiry_buffer: NonNegativeSeconds = 300.0
+    refresh_window: NonNegativeSeconds = 600.0
+    refresh_interval: PositiveSeconds = 300.0
+    stale_margin: NonNegativeSeconds = 30.0
 
-    cooldown_max: Annotated[Seconds, Meta(gt=0)] = 300.0
-    force_min_interval: Annotated[Seconds, Meta(ge=0)] = 10.0
+    cooldown_max: PositiveSeconds = 300.0
+    force_min_interval: NonNegativeSeconds = 10.0
 
     retries: Annotated[int, Meta(ge=0, le=10)] = 3
-    retry_base_delay: Annotated[Seconds, Meta(gt=0)] = 1.0
-    retry_after_max: Annotated[Seconds, Meta(ge=0)] = 60.0
+    retry_base_delay: PositiveSeconds = 1.0
+    retry_after_max: NonNegativeSeconds = 60.0
 
     api_key: Hidden = Hidden("")
 
     allow_accounts: bool = True
     max_accounts: Annotated[int, Meta(ge=1)] = 50
     new_accounts_per_minute: Annotated[int, Meta(ge=1)] = 30
-    rejected_cookie_memory: Annotated[Seconds, Meta(ge=0)] = 600.0
+    rejected_cookie_memory: NonNegativeSeconds = 600.0
 
     max_contexts: Annotated[int, Meta(ge=2, le=64)] = 4
     queue_size: Annotated[int, Meta(ge=0)] = 8
-    queue_timeout: Annotated[Seconds, Meta(gt=0)] = 10.0
+    queue_timeout: PositiveSeconds = 10.0
     retry_jitter: Annotated[float, Meta(ge=0, le=1)] = 0.5
 
     sources: str = "direct,embed,browser"
@@ -127,25 +129,25 @@ class Settings(Struct, frozen=True, kw_only=True):
     totp_version: Annotated[int, Meta(ge=1)] | None = None
     embed_timeout: Annotated[Seconds, Meta(gt=0, le=60)] = 10.0
     embed_entity: str = "track/11dFghVXANMlKmJXsNCbNl"
-    teach_backoff: Annotated[Seconds, Meta(gt=0)] = 21600.0
-    source_cooldown: Annotated[Seconds, Meta(gt=0)] = 30.0
-    source_cooldown_max: Annotated[Seconds, Meta(gt=0)] = 1800.0
+    teach_backoff: PositiveSeconds = 21600.0
+    source_cooldown: PositiveSeconds = 30.0
+    source_cooldown_max: PositiveSeconds = 1800.0
 
     proxy: Hidden = Hidden("")
     proxy_optional: bool = False
-    proxy_connect_timeout: Annotated[Seconds, Meta(gt=0)] = 3.0
-    proxy_cooldown: Annotated[Seconds, Meta(gt=0)] = 30.0
-    proxy_cooldown_max: Annotated[Seconds, Meta(gt=0)] = 900.0
+    proxy_connect_timeout: PositiveSeconds = 3.0
+    proxy_cooldown: PositiveSeconds = 30.0
+    proxy_cooldown_max: PositiveSeconds = 900.0
     ca_file: Path | None = None
     connect_to: str = ""
 
-    hashes_min_interval: Annotated[Seconds, Meta(ge=0)] = 60.0
-    hashes_max_age: Annotated[Seconds, Meta(gt=0)] = 3600.0
+    hashes_min_interval: NonNegativeSeconds = 60.0
+    hashes_max_age: PositiveSeconds = 3600.0
 
     redis_url: Hidden = Hidden("")
     redis_prefix: str = "spotify-tokener:"
-    redis_lock_ttl: Annotated[Seconds, Meta(gt=0)] = 10.0
-    redis_timeout: Annotated[Seconds, Meta(gt=0)] = 1.0
+    redis_lock_ttl: PositiveSeconds = 10.0
+    redis_timeout: PositiveSeconds = 1.0
 
     state_dir: Path | None = msgspec.field(default_factory=lambda: default_state_dir(os.environ))
 
