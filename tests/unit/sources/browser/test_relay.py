@@ -4,14 +4,18 @@ relaying through real proxies is an integration test (test_proxies.py)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 import struct
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
 from spotify_tokener.domain.proxy import Endpoint, Proxy, parse_connect_to
 from spotify_tokener.sources.browser.relay import (
+    MAX_TUNNELS,
+    TUNNEL_IDLE_S,
     HandshakeError,
     Relay,
     read_connect_request,
@@ -116,6 +120,30 @@ async def relayed(relay: Relay, host: bytes, port: int) -> bytes:
     return answer
 
 
+ConnectProxy = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+@contextlib.asynccontextmanager
+async def relay_before(
+    connect_proxy: ConnectProxy,
+    connect_timeout_s: float,
+    *,
+    max_tunnels: int = MAX_TUNNELS,
+    idle_s: float = TUNNEL_IDLE_S,
+) -> AsyncIterator[Relay]:
+    """A relay to Spotify's destinations through a local HTTP proxy that answers with ``connect_proxy``."""
+    server = await asyncio.start_server(connect_proxy, "127.0.0.1", 0)
+    proxy = Proxy("http", "127.0.0.1", server.sockets[0].getsockname()[1])
+    allowed = spotify_destinations("https://open.spotify.com/", {})
+    tls = ssl.create_default_context()
+    relay = Relay(proxy, {}, allowed, tls, connect_timeout_s, max_tunnels=max_tunnels, idle_s=idle_s)
+    try:
+        yield relay
+    finally:
+        await relay.close()
+        server.close()
+
+
 async def test_the_relay_refuses_what_it_must_not_reach_and_names_a_dead_proxy() -> None:
     dead = Proxy("http", "127.0.0.1", free_port(), "user", "topsecret")  # nothing listens there
     allowed = spotify_destinations("https://open.spotify.com/", {})
@@ -141,22 +169,17 @@ async def test_a_connection_whose_far_end_never_closes_is_cut_after_the_grace() 
         writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
         quiet.append(writer)  # kept open, never answering, never closing
 
-    server = await asyncio.start_server(connect_proxy, "127.0.0.1", 0)
-    proxy = Proxy("http", "127.0.0.1", server.sockets[0].getsockname()[1])
-    allowed = spotify_destinations("https://open.spotify.com/", {})
-    relay = Relay(proxy, {}, allowed, ssl.create_default_context(), connect_timeout_s=0.2)
     try:
-        address = (await relay.address()).removeprefix("socks5://")
-        reader, writer = await asyncio.open_connection(*address.rsplit(":", 1))
-        writer.write(connect(3, bytes([16]) + b"open.spotify.com"))
-        assert await reader.readexactly(12) == bytes([5, 0, 5, 0, 0, 1, 0, 0, 0, 0, 0, 0])
-        writer.write_eof()
-        async with asyncio.timeout(2):  # cut after the 0.2 s grace, not left open
-            assert await reader.read() == b""
-        writer.close()
+        async with relay_before(connect_proxy, 0.2) as relay:
+            address = (await relay.address()).removeprefix("socks5://")
+            reader, writer = await asyncio.open_connection(*address.rsplit(":", 1))
+            writer.write(connect(3, bytes([16]) + b"open.spotify.com"))
+            assert await reader.readexactly(12) == bytes([5, 0, 5, 0, 0, 1, 0, 0, 0, 0, 0, 0])
+            writer.write_eof()
+            async with asyncio.timeout(2):  # cut after the 0.2 s grace, not left open
+                assert await reader.read() == b""
+            writer.close()
     finally:
-        await relay.close()
-        server.close()
         for held in quiet:
             held.close()
 
@@ -174,12 +197,7 @@ async def tunnel_through(reply_pieces: list[bytes]) -> bytes:
                 await asyncio.sleep(0)
         writer.close()
 
-    server = await asyncio.start_server(connect_proxy, "127.0.0.1", 0)
-    proxy = Proxy("http", "127.0.0.1", server.sockets[0].getsockname()[1])
-    relay = Relay(
-        proxy, {}, spotify_destinations("https://open.spotify.com/", {}), ssl.create_default_context(), 2
-    )
-    try:
+    async with relay_before(connect_proxy, 2) as relay:
         address = (await relay.address()).removeprefix("socks5://")
         reader, writer = await asyncio.open_connection(*address.rsplit(":", 1))
         writer.write(connect(3, bytes([16]) + b"open.spotify.com"))
@@ -187,9 +205,6 @@ async def tunnel_through(reply_pieces: list[bytes]) -> bytes:
             answer = await reader.read()
         writer.close()
         return answer
-    finally:
-        await relay.close()
-        server.close()
 
 
 SOCKS_OK = bytes([5, 0, 5, 0, 0, 1, 0, 0, 0, 0, 0, 0])
@@ -232,21 +247,15 @@ async def test_a_connect_reply_that_opens_no_tunnel_is_named_in_our_words(reply:
         await writer.drain()
         writer.close()
 
-    server = await asyncio.start_server(connect_proxy, "127.0.0.1", 0)
-    proxy = Proxy("http", "127.0.0.1", server.sockets[0].getsockname()[1])
-    relay = Relay(
-        proxy, {}, spotify_destinations("https://open.spotify.com/", {}), ssl.create_default_context(), 2
-    )
-    try:
+    async with relay_before(connect_proxy, 2) as relay:
         assert (await relayed(relay, b"open.spotify.com", 443))[:4] == bytes([5, 0, 5, 1])
         assert relay.failure_since(started) == why
-    finally:
-        await relay.close()
-        server.close()
 
 
-async def quiet_tunnels(count: int, *, read_to_end: bool, **limits: int | float) -> list[bytes]:
-    """What each of ``count`` clients reads from a relay (with ``limits``) in front of a CONNECT proxy
+async def quiet_tunnels(
+    count: int, *, read_to_end: bool, max_tunnels: int = MAX_TUNNELS, idle_s: float = TUNNEL_IDLE_S
+) -> list[bytes]:
+    """What each of ``count`` clients reads from a relay (with these limits) in front of a CONNECT proxy
     that opens every tunnel and never says a word more: the reply, or up to the end of stream."""
     held: list[asyncio.StreamWriter] = []
 
@@ -255,26 +264,21 @@ async def quiet_tunnels(count: int, *, read_to_end: bool, **limits: int | float)
         writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
         held.append(writer)
 
-    server = await asyncio.start_server(connect_proxy, "127.0.0.1", 0)
-    proxy = Proxy("http", "127.0.0.1", server.sockets[0].getsockname()[1])
-    allowed = spotify_destinations("https://open.spotify.com/", {})
-    relay = Relay(proxy, {}, allowed, ssl.create_default_context(), 5, **limits)  # type: ignore[arg-type]
-    address = (await relay.address()).removeprefix("socks5://").rsplit(":", 1)
     answers = []
     try:
-        for _ in range(count):
-            reader, writer = await asyncio.open_connection(*address)
-            writer.write(connect(3, bytes([16]) + b"open.spotify.com"))
-            async with asyncio.timeout(3):  # well within the relay's 5 s connect timeout
-                try:
-                    answers.append(
-                        await (reader.read() if read_to_end else reader.readexactly(len(SOCKS_OK)))
-                    )
-                except (ConnectionResetError, asyncio.IncompleteReadError):
-                    answers.append(b"")  # hung up on
+        async with relay_before(connect_proxy, 5, max_tunnels=max_tunnels, idle_s=idle_s) as relay:
+            address = (await relay.address()).removeprefix("socks5://").rsplit(":", 1)
+            for _ in range(count):
+                reader, writer = await asyncio.open_connection(*address)
+                writer.write(connect(3, bytes([16]) + b"open.spotify.com"))
+                async with asyncio.timeout(3):  # well within the relay's 5 s connect timeout
+                    try:
+                        answers.append(
+                            await (reader.read() if read_to_end else reader.readexactly(len(SOCKS_OK)))
+                        )
+                    except (ConnectionResetError, asyncio.IncompleteReadError):
+                        answers.append(b"")  # hung up on
     finally:
-        await relay.close()
-        server.close()
         for writer in held:
             writer.close()
     return answers
